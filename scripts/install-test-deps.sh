@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the real upstream servers the integration tests start on loopback:
+# Dovecot (IMAP, submission, LMTP), Radicale (CalDAV/CardDAV), fail2ban (for
+# fail2ban-regex against postern's log lines). Services are never started here:
+# the tests start their own instances with config and data in a temp dir.
+set -euo pipefail
+
+PACKAGES=(dovecot-core dovecot-imapd dovecot-submissiond dovecot-lmtpd radicale fail2ban openssl)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "test dependencies already installed"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# Keep package scripts from starting system services inside containers/CI.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "installed: ${missing[*]}"

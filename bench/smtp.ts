@@ -1,0 +1,6 @@
+/** Placeholder until the smtp benchmark section lands. */
+import type { BenchRow } from './table.js';
+
+export async function run(): Promise<BenchRow[]> {
+  return [];
+}

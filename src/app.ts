@@ -1,0 +1,53 @@
+/**
+ * The one place modules are wired together: store, key, authentication service, TLS material
+ * and the configured protocol listeners. No logic of its own; importing it has no side effects.
+ */
+import type { ResolvedConfig } from './config/load.js';
+import { readKeyFile } from './crypto/keys.js';
+import { createAuthService, type AuthService } from './auth/index.js';
+import type { Logger } from './log.js';
+import { TlsMaterial } from './net/tls-material.js';
+import type { BoundAddress, ProtocolDeps, ProtocolService } from './net/service.js';
+import { openStore, type Store } from './store/index.js';
+import { startImap } from './imap/index.js';
+import { startSmtp } from './smtp/index.js';
+import { startDav } from './dav/index.js';
+
+export interface App {
+  store: Store;
+  auth: AuthService;
+  tls: TlsMaterial;
+  addresses: BoundAddress[];
+  reloadTls(): void;
+  close(): Promise<void>;
+}
+
+export async function startApp(config: ResolvedConfig, log: Logger): Promise<App> {
+  const digestKey = readKeyFile(config.keyFile);
+  const tls = new TlsMaterial(config.tls.cert, config.tls.key, config.tls.minVersion);
+  const store = openStore(config.database.path);
+  const auth = createAuthService(config, store, digestKey, log);
+  const deps = (name: string): ProtocolDeps => ({ auth, tls, log: log.child({ protocol: name }) });
+  const services: ProtocolService[] = [];
+  const close = async () => {
+    await Promise.allSettled(services.map((s) => s.close()));
+    await auth.close();
+    store.close();
+  };
+  try {
+    if (config.imap) services.push(await startImap(config.imap, deps('imap')));
+    if (config.smtp) services.push(await startSmtp(config.smtp, deps('smtp')));
+    if (config.dav) services.push(await startDav(config.dav, deps('dav')));
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  const addresses = services.flatMap((s) => s.addresses);
+  for (const a of addresses) log.info({ event: 'listener.started', listener: a.name, host: a.host, port: a.port }, `listening ${a.name} on ${a.host}:${a.port}`);
+  let closing: Promise<void> | null = null;
+  return {
+    store, auth, tls, addresses,
+    reloadTls: () => tls.reload(),
+    close: () => (closing ??= close()),
+  };
+}

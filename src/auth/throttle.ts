@@ -1,0 +1,29 @@
+/**
+ * Brute-force throttle interface. The policy (growing delays per client address and per account,
+ * temporary blocks, repeats of the same wrong password not penalised again, trusted networks)
+ * lives in the implementation; the service only asks before and reports after.
+ */
+export interface ThrottleGate {
+  /** Refuse without checking the password (answered exactly like a wrong password). */
+  blocked: boolean;
+}
+
+export interface ThrottleVerdict {
+  /** How long to hold the failure answer back. */
+  delayMs: number;
+  /** True when neither the address nor the account had recent failures before this one. */
+  cleanRecord: boolean;
+}
+
+export interface Throttle {
+  before(clientAddress: string, login: string): ThrottleGate;
+  failed(clientAddress: string, login: string, password: string): ThrottleVerdict;
+  succeeded(clientAddress: string, login: string): void;
+}
+
+/** No throttling: for unit tests of other parts. */
+export const noThrottle: Throttle = {
+  before: () => ({ blocked: false }),
+  failed: () => ({ delayMs: 0, cleanRecord: true }),
+  succeeded: () => {},
+};

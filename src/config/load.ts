@@ -1,0 +1,86 @@
+/**
+ * Loads the YAML config once at start-up: parse, validate, resolve relative paths against the
+ * config file's folder, read secrets from files or the environment, freeze. Every problem is
+ * reported with its key path; a wrong config never starts a half-working proxy.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { PosternError } from '../errors.js';
+import { configSchema, type Config } from './schema.js';
+
+/** Config with paths made absolute and the master password (if any) read from its source. */
+export type ResolvedConfig = Readonly<Config & { configPath: string | null; masterPassword: string | null }>;
+
+export const DEFAULT_CONFIG_PATH = 'config/postern.yaml';
+
+export function loadConfigFile(configPath: string, env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
+  if (!existsSync(configPath)) {
+    throw new PosternError('CONFIG_NOT_FOUND', `configuration file not found: ${configPath} (run "postern init")`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(readFileSync(configPath, 'utf8')) ?? {};
+  } catch (err) {
+    throw new PosternError('CONFIG_INVALID', `${configPath}: not valid YAML: ${(err as Error).message}`, { cause: err });
+  }
+  return resolveConfig(raw, path.resolve(configPath), env);
+}
+
+export function resolveConfig(raw: unknown, configPath: string | null, env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) throw new PosternError('CONFIG_INVALID', formatIssues(configPath, parsed.error.issues));
+  const config = resolvePaths(parsed.data, process.cwd());
+  const masterPassword = readMasterPassword(config, env);
+  return deepFreeze({ ...config, configPath, masterPassword });
+}
+
+function formatIssues(configPath: string | null, issues: z.core.$ZodIssue[]): string {
+  const where = configPath ?? 'configuration';
+  const lines = issues.map((issue) => `  ${issue.path.length ? issue.path.join('.') : '(top level)'}: ${issue.message}`);
+  return `${where} is invalid:\n${lines.join('\n')}`;
+}
+
+/**
+ * Relative paths are resolved against the working directory, like the CLI's own path arguments;
+ * the documented defaults (`data/…`, `certs/…`) assume postern runs from its install folder
+ * (the Docker image's WORKDIR). Use absolute paths in a system-wide config.
+ */
+function resolvePaths(config: Config, base: string): Config {
+  const abs = (p: string) => path.resolve(base, p);
+  const absOpt = (p: string | undefined) => (p === undefined ? undefined : abs(p));
+  return {
+    ...config,
+    database: { path: abs(config.database.path) },
+    keyFile: abs(config.keyFile),
+    tls: { ...config.tls, cert: abs(config.tls.cert), key: abs(config.tls.key) },
+    master: config.master && { ...config.master, passwordFile: absOpt(config.master.passwordFile) },
+    imap: config.imap && { ...config.imap, upstream: { ...config.imap.upstream, caFile: absOpt(config.imap.upstream.caFile) } },
+    smtp: config.smtp && { ...config.smtp, upstream: { ...config.smtp.upstream, caFile: absOpt(config.smtp.upstream.caFile) } },
+    dav: config.dav && { ...config.dav, caFile: absOpt(config.dav.caFile) },
+  };
+}
+
+function readMasterPassword(config: Config, env: NodeJS.ProcessEnv): string | null {
+  if (!config.master) return null;
+  const fromEnv = env.POSTERN_MASTER_PASSWORD;
+  if (fromEnv) return fromEnv;
+  if (config.master.passwordFile) {
+    try {
+      return readFileSync(config.master.passwordFile, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new PosternError('CONFIG_INVALID', `master.passwordFile: cannot read ${config.master.passwordFile}`, { cause: err });
+    }
+  }
+  if (config.master.password) return config.master.password;
+  throw new PosternError('CONFIG_INVALID', 'master: set passwordFile, password or POSTERN_MASTER_PASSWORD');
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const inner of Object.values(value)) deepFreeze(inner);
+  }
+  return value;
+}

@@ -1,0 +1,23 @@
+/** What app.ts hands each protocol, and what each protocol hands back. */
+import type { Authenticator } from '../auth/types.js';
+import type { Logger } from '../log.js';
+import type { TlsMaterial } from './tls-material.js';
+
+export interface ProtocolDeps {
+  auth: Authenticator;
+  tls: TlsMaterial;
+  log: Logger;
+}
+
+export interface BoundAddress {
+  /** Listener name, e.g. `imap.implicitTls`, `smtp.starttls`, `dav`. */
+  name: string;
+  host: string;
+  port: number;
+}
+
+export interface ProtocolService {
+  readonly addresses: readonly BoundAddress[];
+  /** Stops listening and ends live sessions; idempotent. */
+  close(): Promise<void>;
+}

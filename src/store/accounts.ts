@@ -1,0 +1,96 @@
+/** Prepared statements for the accounts table. No rules here: those live in src/accounts/. */
+import type { Db } from './database.js';
+import type { AccountRow, UpstreamMode, UpstreamStatus } from './types.js';
+
+const COLUMNS = `id, login, upstream_mode AS upstreamMode, upstream_user AS upstreamUser,
+  primary_hash AS primaryHash, primary_salt AS primarySalt, dek_primary AS dekPrimary,
+  secret_box AS secretBox, upstream_status AS upstreamStatus, upstream_status_at AS upstreamStatusAt,
+  created_at AS createdAt, primary_changed_at AS primaryChangedAt`;
+
+export interface NewAccount {
+  login: string;
+  upstreamMode: UpstreamMode;
+  upstreamUser: string;
+  primaryHash: string;
+  primarySalt: Buffer | null;
+  dekPrimary: Buffer | null;
+  now: number;
+}
+
+export interface PrimaryUpdate {
+  primaryHash: string;
+  primarySalt: Buffer | null;
+  dekPrimary: Buffer | null;
+  secretBox: Buffer | null;
+  now: number;
+}
+
+export class AccountRepo {
+  private readonly byLogin;
+  private readonly byId;
+  private readonly all;
+  private readonly insertStmt;
+  private readonly secretStmt;
+  private readonly primaryStmt;
+  private readonly upstreamStmt;
+  private readonly statusStmt;
+  private readonly deleteStmt;
+
+  constructor(db: Db) {
+    this.byLogin = db.prepare<[string], AccountRow>(`SELECT ${COLUMNS} FROM accounts WHERE login = ?`);
+    this.byId = db.prepare<[number], AccountRow>(`SELECT ${COLUMNS} FROM accounts WHERE id = ?`);
+    this.all = db.prepare<[], AccountRow>(`SELECT ${COLUMNS} FROM accounts ORDER BY login`);
+    this.insertStmt = db.prepare(
+      `INSERT INTO accounts (login, upstream_mode, upstream_user, primary_hash, primary_salt, dek_primary, created_at, primary_changed_at)
+       VALUES (@login, @upstreamMode, @upstreamUser, @primaryHash, @primarySalt, @dekPrimary, @now, @now)`,
+    );
+    this.secretStmt = db.prepare(`UPDATE accounts SET secret_box = ? WHERE id = ?`);
+    this.primaryStmt = db.prepare(
+      `UPDATE accounts SET primary_hash = @primaryHash, primary_salt = @primarySalt, dek_primary = @dekPrimary,
+         secret_box = @secretBox, primary_changed_at = @now WHERE id = @id`,
+    );
+    this.upstreamStmt = db.prepare(
+      `UPDATE accounts SET upstream_mode = @upstreamMode, upstream_user = @upstreamUser, primary_salt = @primarySalt,
+         dek_primary = @dekPrimary, secret_box = @secretBox, upstream_status = 'unknown', upstream_status_at = @now WHERE id = @id`,
+    );
+    this.statusStmt = db.prepare(`UPDATE accounts SET upstream_status = ?, upstream_status_at = ? WHERE id = ? AND upstream_status != ?`);
+    this.deleteStmt = db.prepare(`DELETE FROM accounts WHERE id = ?`);
+  }
+
+  findByLogin(login: string): AccountRow | undefined {
+    return this.byLogin.get(login);
+  }
+
+  get(id: number): AccountRow | undefined {
+    return this.byId.get(id);
+  }
+
+  list(): AccountRow[] {
+    return this.all.all();
+  }
+
+  insert(account: NewAccount): number {
+    return Number(this.insertStmt.run(account).lastInsertRowid);
+  }
+
+  setSecretBox(id: number, box: Buffer | null): void {
+    this.secretStmt.run(box, id);
+  }
+
+  setPrimary(id: number, update: PrimaryUpdate): void {
+    this.primaryStmt.run({ ...update, id });
+  }
+
+  setUpstream(id: number, u: { upstreamMode: UpstreamMode; upstreamUser: string; primarySalt: Buffer | null; dekPrimary: Buffer | null; secretBox: Buffer | null; now: number }): void {
+    this.upstreamStmt.run({ ...u, id });
+  }
+
+  /** Returns true when the status actually changed (so callers log a flip once, not per login). */
+  setUpstreamStatus(id: number, status: UpstreamStatus, now: number): boolean {
+    return this.statusStmt.run(status, now, id, status).changes > 0;
+  }
+
+  remove(id: number): boolean {
+    return this.deleteStmt.run(id).changes > 0;
+  }
+}

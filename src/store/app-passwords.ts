@@ -1,0 +1,142 @@
+/**
+ * Prepared statements for app-specific passwords. `findByDigest` is the hot path of every login
+ * in every protocol: one lookup on the UNIQUE digest index, joined to its account. Nothing here
+ * caches a row: a revoke is in force the instant its transaction commits.
+ */
+import type { Db } from './database.js';
+import type { AccountRow, AppPasswordRow, Protocol, RevokeReason } from './types.js';
+
+const COLUMNS = `p.id, p.public_id AS publicId, p.account_id AS accountId, p.label, p.scopes,
+  p.created_at AS createdAt, p.expires_at AS expiresAt, p.revoked_at AS revokedAt,
+  p.revoked_reason AS revokedReason, p.last_used_at AS lastUsedAt, p.last_used_protocol AS lastUsedProtocol,
+  p.last_used_address AS lastUsedAddress, p.dek_salt AS dekSalt, p.dek_box AS dekBox`;
+
+type RawRow = Omit<AppPasswordRow, 'scopes'> & { scopes: string };
+
+export interface NewAppPassword {
+  publicId: string;
+  accountId: number;
+  digest: Buffer;
+  label: string;
+  scopes: Protocol[];
+  createdAt: number;
+  expiresAt: number | null;
+  dekSalt: Buffer | null;
+  dekBox: Buffer | null;
+}
+
+export interface DigestMatch {
+  password: AppPasswordRow;
+  account: Pick<AccountRow, 'id' | 'login' | 'upstreamMode' | 'upstreamUser' | 'secretBox'>;
+}
+
+export interface PasswordState {
+  id: number;
+  revokedAt: number | null;
+  revokedReason: RevokeReason | null;
+  expiresAt: number | null;
+}
+
+function toRow(raw: RawRow): AppPasswordRow {
+  return { ...raw, scopes: raw.scopes.split(',').filter(Boolean) as Protocol[] };
+}
+
+export class AppPasswordRepo {
+  private readonly digestStmt;
+  private readonly insertStmt;
+  private readonly activeCountStmt;
+  private readonly listStmt;
+  private readonly byPublicIdStmt;
+  private readonly revokeStmt;
+  private readonly revokeAllStmt;
+  private readonly usedStmt;
+  private readonly expireStmt;
+  private readonly stateStmt;
+
+  constructor(private readonly db: Db) {
+    this.digestStmt = db.prepare<[Buffer], RawRow & { aId: number; aLogin: string; aMode: string; aUser: string; aBox: Buffer | null }>(
+      `SELECT ${COLUMNS}, a.id AS aId, a.login AS aLogin, a.upstream_mode AS aMode, a.upstream_user AS aUser, a.secret_box AS aBox
+       FROM app_passwords p JOIN accounts a ON a.id = p.account_id WHERE p.digest = ?`,
+    );
+    this.insertStmt = db.prepare(
+      `INSERT INTO app_passwords (public_id, account_id, digest, label, scopes, created_at, expires_at, dek_salt, dek_box)
+       VALUES (@publicId, @accountId, @digest, @label, @scopes, @createdAt, @expiresAt, @dekSalt, @dekBox)`,
+    );
+    this.activeCountStmt = db.prepare<[number, number], { n: number }>(
+      `SELECT count(*) AS n FROM app_passwords WHERE account_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)`,
+    );
+    this.listStmt = db.prepare<[number], RawRow>(`SELECT ${COLUMNS} FROM app_passwords p WHERE p.account_id = ? ORDER BY p.created_at, p.id`);
+    this.byPublicIdStmt = db.prepare<[string], RawRow>(`SELECT ${COLUMNS} FROM app_passwords p WHERE p.public_id = ?`);
+    // A revoked password keeps its row for the history, but loses its sealed data key.
+    this.revokeStmt = db.prepare(
+      `UPDATE app_passwords SET revoked_at = ?, revoked_reason = ?, dek_box = NULL, dek_salt = NULL WHERE id = ? AND revoked_at IS NULL`,
+    );
+    this.revokeAllStmt = db.prepare<[number, string, number], { id: number; publicId: string }>(
+      `UPDATE app_passwords SET revoked_at = ?, revoked_reason = ?, dek_box = NULL, dek_salt = NULL
+       WHERE account_id = ? AND revoked_at IS NULL RETURNING id, public_id AS publicId`,
+    );
+    this.usedStmt = db.prepare(`UPDATE app_passwords SET last_used_at = ?, last_used_protocol = ?, last_used_address = ? WHERE id = ?`);
+    this.expireStmt = db.prepare<[number, number | null], { id: number; publicId: string; accountId: number }>(
+      `UPDATE app_passwords SET revoked_at = expires_at, revoked_reason = 'expiry', dek_box = NULL, dek_salt = NULL
+       WHERE revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= ? AND account_id = coalesce(?, account_id)
+       RETURNING id, public_id AS publicId, account_id AS accountId`,
+    );
+    this.stateStmt = db.prepare<[string], PasswordState>(
+      `SELECT p.id, p.revoked_at AS revokedAt, p.revoked_reason AS revokedReason, p.expires_at AS expiresAt
+       FROM app_passwords p WHERE p.id IN (SELECT value FROM json_each(?))`,
+    );
+  }
+
+  findByDigest(digest: Buffer): DigestMatch | undefined {
+    const raw = this.digestStmt.get(digest);
+    if (!raw) return undefined;
+    const { aId, aLogin, aMode, aUser, aBox, ...password } = raw;
+    return {
+      password: toRow(password),
+      account: { id: aId, login: aLogin, upstreamMode: aMode as 'password' | 'master', upstreamUser: aUser, secretBox: aBox },
+    };
+  }
+
+  insert(p: NewAppPassword): number {
+    return Number(this.insertStmt.run({ ...p, scopes: p.scopes.join(',') }).lastInsertRowid);
+  }
+
+  countActive(accountId: number, now: number): number {
+    return this.activeCountStmt.get(accountId, now)!.n;
+  }
+
+  listForAccount(accountId: number): AppPasswordRow[] {
+    return this.listStmt.all(accountId).map(toRow);
+  }
+
+  findByPublicId(publicId: string): AppPasswordRow | undefined {
+    const raw = this.byPublicIdStmt.get(publicId);
+    return raw && toRow(raw);
+  }
+
+  revoke(id: number, reason: RevokeReason, now: number): boolean {
+    return this.revokeStmt.run(now, reason, id).changes > 0;
+  }
+
+  revokeAll(accountId: number, reason: RevokeReason, now: number): Array<{ id: number; publicId: string }> {
+    return this.revokeAllStmt.all(now, reason, accountId);
+  }
+
+  markUsed(id: number, now: number, protocol: Protocol, address: string): void {
+    this.usedStmt.run(now, protocol, address, id);
+  }
+
+  /** Marks passwords past their expiry as revoked for the history (login checks expires_at itself). */
+  expireDue(now: number, accountId: number | null = null): Array<{ id: number; publicId: string; accountId: number }> {
+    return this.expireStmt.all(now, accountId);
+  }
+
+  /** Current state of the given passwords; ids missing from the result were deleted with their account. */
+  states(ids: readonly number[]): PasswordState[] {
+    return this.stateStmt.all(JSON.stringify(ids)) as PasswordState[];
+  }
+
+  get database(): Db {
+    return this.db;
+  }
+}

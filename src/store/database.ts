@@ -1,0 +1,49 @@
+/**
+ * Opens the single SQLite file shared by the running proxy and admin commands (separate
+ * processes): WAL so readers never block the writer, a busy timeout so concurrent writers wait
+ * instead of failing, foreign keys on, versioned migrations applied in one transaction each.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { PosternError } from '../errors.js';
+import { MIGRATIONS } from './migrations.js';
+
+export type Db = Database.Database;
+
+export function openDatabase(file: string, options: { readonly?: boolean } = {}): Db {
+  let db: Db;
+  try {
+    if (file !== ':memory:' && !options.readonly) mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    db = new Database(file, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
+  } catch (err) {
+    throw new PosternError('STORE_OPEN_FAILED', `cannot open database ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  db.pragma('busy_timeout = 5000');
+  db.pragma('foreign_keys = ON');
+  if (!options.readonly) {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    migrate(db);
+  }
+  return db;
+}
+
+export function schemaVersion(db: Db): number {
+  return db.pragma('user_version', { simple: true }) as number;
+}
+
+function migrate(db: Db): void {
+  // BEGIN IMMEDIATE: two processes starting at once must not both apply the same migration.
+  const apply = db.transaction(() => {
+    for (let v = schemaVersion(db); v < MIGRATIONS.length; v++) {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    }
+  });
+  try {
+    apply.immediate();
+  } catch (err) {
+    throw new PosternError('STORE_MIGRATION_FAILED', `database migration failed: ${(err as Error).message}`, { cause: err });
+  }
+}

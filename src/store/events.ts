@@ -1,0 +1,49 @@
+/** The append-only history: who did what, when, from where. Never holds a secret. */
+import type { Db } from './database.js';
+import type { EventRow, EventType } from './types.js';
+
+export interface NewEvent {
+  type: EventType;
+  at: number;
+  accountId?: number | null;
+  login?: string | null;
+  passwordId?: string | null;
+  protocol?: string | null;
+  address?: string | null;
+  detail?: Record<string, unknown> | null;
+}
+
+type RawEvent = Omit<EventRow, 'detail'> & { detail: string | null };
+
+export class EventRepo {
+  private readonly insertStmt;
+  private readonly byAccountStmt;
+
+  constructor(db: Db) {
+    this.insertStmt = db.prepare(
+      `INSERT INTO events (at, type, account_id, login, password_id, protocol, address, detail)
+       VALUES (@at, @type, @accountId, @login, @passwordId, @protocol, @address, @detail)`,
+    );
+    this.byAccountStmt = db.prepare<[number, number], RawEvent>(
+      `SELECT id, at, type, account_id AS accountId, login, password_id AS passwordId, protocol, address, detail
+       FROM events WHERE account_id = ? ORDER BY at DESC, id DESC LIMIT ?`,
+    );
+  }
+
+  append(e: NewEvent): void {
+    this.insertStmt.run({
+      at: e.at,
+      type: e.type,
+      accountId: e.accountId ?? null,
+      login: e.login ?? null,
+      passwordId: e.passwordId ?? null,
+      protocol: e.protocol ?? null,
+      address: e.address ?? null,
+      detail: e.detail ? JSON.stringify(e.detail) : null,
+    });
+  }
+
+  listForAccount(accountId: number, limit = 200): EventRow[] {
+    return this.byAccountStmt.all(accountId, limit).map((r) => ({ ...r, detail: r.detail ? (JSON.parse(r.detail) as Record<string, unknown>) : null }));
+  }
+}

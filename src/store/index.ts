@@ -1,0 +1,39 @@
+/**
+ * The store: one database handle and its repositories. Opening it is explicit (no module-level
+ * side effects); the proxy and each admin command open their own, and SQLite's WAL mode and busy
+ * timeout make them safe side by side.
+ */
+import { openDatabase, type Db } from './database.js';
+import { AccountRepo } from './accounts.js';
+import { AppPasswordRepo } from './app-passwords.js';
+import { EventRepo } from './events.js';
+
+export * from './types.js';
+export type { Db } from './database.js';
+
+export interface Store {
+  db: Db;
+  accounts: AccountRepo;
+  passwords: AppPasswordRepo;
+  events: EventRepo;
+  /** Runs fn in one IMMEDIATE transaction (takes the write lock up front: no upgrade deadlocks). */
+  transaction<T>(fn: () => T): T;
+  close(): void;
+}
+
+export function openStore(file: string): Store {
+  const db = openDatabase(file);
+  let closed = false;
+  return {
+    db,
+    accounts: new AccountRepo(db),
+    passwords: new AppPasswordRepo(db),
+    events: new EventRepo(db),
+    transaction: <T>(fn: () => T) => db.transaction(fn).immediate(),
+    close: () => {
+      if (closed) return;
+      closed = true;
+      db.close();
+    },
+  };
+}

@@ -1,0 +1,57 @@
+/**
+ * Versioned schema. Entry N upgrades user_version N to N+1; never edit an entry once released,
+ * append a new one. Times are milliseconds since the epoch (UTC).
+ */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE accounts (
+    id                 INTEGER PRIMARY KEY,
+    login              TEXT NOT NULL UNIQUE,          -- trimmed, lower-cased
+    upstream_mode      TEXT NOT NULL CHECK (upstream_mode IN ('password', 'master')),
+    upstream_user      TEXT NOT NULL,
+    primary_hash       TEXT NOT NULL,                 -- bcrypt, to recognise and refuse it
+    primary_salt       BLOB,                          -- scrypt salt (mode password)
+    dek_primary        BLOB,                          -- data key sealed under the primary password
+    secret_box         BLOB,                          -- upstream secret sealed under the data key
+    upstream_status    TEXT NOT NULL DEFAULT 'unknown' CHECK (upstream_status IN ('unknown', 'ok', 'rejected')),
+    upstream_status_at INTEGER,
+    created_at         INTEGER NOT NULL,
+    primary_changed_at INTEGER NOT NULL
+  );
+
+  CREATE TABLE app_passwords (
+    id                 INTEGER PRIMARY KEY,
+    public_id          TEXT NOT NULL UNIQUE,
+    account_id         INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    digest             BLOB NOT NULL UNIQUE,          -- HMAC-SHA256 under the server key
+    label              TEXT NOT NULL,
+    scopes             TEXT NOT NULL,                 -- comma-separated protocols
+    created_at         INTEGER NOT NULL,
+    expires_at         INTEGER,
+    revoked_at         INTEGER,
+    revoked_reason     TEXT,
+    last_used_at       INTEGER,
+    last_used_protocol TEXT,
+    last_used_address  TEXT,
+    dek_salt           BLOB,
+    dek_box            BLOB                           -- data key sealed under this password
+  );
+  CREATE INDEX app_passwords_by_account ON app_passwords (account_id, revoked_at);
+
+  -- Append-only history. No foreign key: history outlives a removed account.
+  CREATE TABLE events (
+    id          INTEGER PRIMARY KEY,
+    at          INTEGER NOT NULL,
+    type        TEXT NOT NULL,
+    account_id  INTEGER,
+    login       TEXT,
+    password_id TEXT,
+    protocol    TEXT,
+    address     TEXT,
+    detail      TEXT
+  );
+  CREATE INDEX events_by_account ON events (account_id, at);
+  CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+  `,
+];

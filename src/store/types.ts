@@ -1,0 +1,69 @@
+/** Row shapes the store hands out. Buffers are sealed boxes or digests, never plaintext. */
+
+export const PROTOCOLS = ['imap', 'smtp', 'caldav', 'carddav'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+
+export type UpstreamMode = 'password' | 'master';
+export type UpstreamStatus = 'unknown' | 'ok' | 'rejected';
+
+export type RevokeReason = 'admin' | 'revoke-all' | 'primary-password-change' | 'expiry' | 'account-removed';
+
+export interface AccountRow {
+  id: number;
+  login: string;
+  upstreamMode: UpstreamMode;
+  upstreamUser: string;
+  primaryHash: string;
+  primarySalt: Buffer | null;
+  dekPrimary: Buffer | null;
+  secretBox: Buffer | null;
+  upstreamStatus: UpstreamStatus;
+  upstreamStatusAt: number | null;
+  createdAt: number;
+  primaryChangedAt: number;
+}
+
+export interface AppPasswordRow {
+  id: number;
+  publicId: string;
+  accountId: number;
+  label: string;
+  scopes: Protocol[];
+  createdAt: number;
+  expiresAt: number | null;
+  revokedAt: number | null;
+  revokedReason: RevokeReason | null;
+  lastUsedAt: number | null;
+  lastUsedProtocol: string | null;
+  lastUsedAddress: string | null;
+  dekSalt: Buffer | null;
+  dekBox: Buffer | null;
+}
+
+export type EventType =
+  | 'account.created'
+  | 'account.removed'
+  | 'account.upstream_changed'
+  | 'account.upstream_rejected'
+  | 'password.created'
+  | 'password.used'
+  | 'password.revoked'
+  | 'primary.changed'
+  | 'primary.refused'
+  | 'login.failed';
+
+export interface EventRow {
+  id: number;
+  at: number;
+  type: EventType;
+  accountId: number | null;
+  login: string | null;
+  passwordId: string | null;
+  protocol: string | null;
+  address: string | null;
+  detail: Record<string, unknown> | null;
+}
+
+export function isActive(p: Pick<AppPasswordRow, 'revokedAt' | 'expiresAt'>, now: number): boolean {
+  return p.revokedAt === null && (p.expiresAt === null || p.expiresAt > now);
+}

@@ -1,0 +1,94 @@
+/**
+ * Starts a real postern in-process for integration tests: temp folder with a fresh SQLite file,
+ * key file and self-signed certificate, listeners on 127.0.0.1 port 0, logs captured. Accounts
+ * and app passwords are made through the same AccountService the CLI uses. At stop, the captured
+ * logs are scanned for every secret the test handed out.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { AccountService, type NewPasswordRequest, type UpstreamSettings } from '../../src/accounts/service.js';
+import { startApp, type App } from '../../src/app.js';
+import { resolveConfig, type ResolvedConfig } from '../../src/config/load.js';
+import { createKeyFile, readKeyFile } from '../../src/crypto/keys.js';
+import { generateSelfSigned, writeCertFiles } from '../../src/net/certs.js';
+import { assertNoSecrets, createLogSink, type LogSink } from './log-sink.js';
+
+export interface PosternHarness {
+  app: App;
+  config: ResolvedConfig;
+  dir: string;
+  dbPath: string;
+  keyFile: string;
+  /** PEM of postern's own self-signed certificate (what clients must trust). */
+  caPem: string;
+  logs: LogSink;
+  accounts: AccountService;
+  /** Port of a named listener (`imap.implicitTls`, `imap.starttls`, `smtp.implicitTls`, `smtp.starttls`, `dav`). */
+  port(name: string): number;
+  /** Creates an account (mode password unless `upstream` says otherwise) and remembers its secrets. */
+  addUser(login: string, primary: string, upstream?: Partial<UpstreamSettings>): void;
+  /** Creates an app password and returns it (remembered as a secret). */
+  newPassword(login: string, primary: string, request?: Partial<NewPasswordRequest>): { password: string; publicId: string };
+  /** Adds a string that must never appear in logs. */
+  rememberSecret(secret: string): void;
+  stop(): Promise<void>;
+}
+
+export interface PosternOptions {
+  /** Raw config (as it would be in YAML) merged over the harness defaults. */
+  config?: Record<string, unknown>;
+  /** Extra secrets that must never appear in logs (e.g. upstream passwords). */
+  secrets?: string[];
+}
+
+const FAST_THROTTLE = { baseDelayMs: 0, maxDelayMs: 0, blockAfterFailures: 1000, blockMs: 0, windowMs: 60_000 };
+
+export async function startPostern(options: PosternOptions = {}): Promise<PosternHarness> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'postern-test-'));
+  const dbPath = path.join(dir, 'postern.db');
+  const keyFile = path.join(dir, 'postern.key');
+  const cert = generateSelfSigned(['localhost', '127.0.0.1']);
+  writeCertFiles(path.join(dir, 'postern.crt'), path.join(dir, 'postern-key.pem'), cert);
+  createKeyFile(keyFile);
+  const raw = {
+    database: { path: dbPath },
+    keyFile,
+    tls: { cert: path.join(dir, 'postern.crt'), key: path.join(dir, 'postern-key.pem') },
+    auth: { throttle: FAST_THROTTLE },
+    ...options.config,
+  };
+  const config = resolveConfig(raw, null, {});
+  const logs = createLogSink();
+  const secrets = new Set(options.secrets ?? []);
+  const app = await startApp(config, logs.logger);
+  const accounts = new AccountService(app.store, readKeyFile(keyFile));
+  let stopped = false;
+  return {
+    app, config, dir, dbPath, keyFile, caPem: cert.certPem, logs, accounts,
+    port(name) {
+      const found = app.addresses.find((a) => a.name === name);
+      if (!found) throw new Error(`no listener ${name}; have ${app.addresses.map((a) => a.name).join(', ')}`);
+      return found.port;
+    },
+    addUser(login, primary, upstream) {
+      secrets.add(primary);
+      const settings: UpstreamSettings = { mode: upstream?.mode ?? 'password', user: upstream?.user, secret: upstream?.secret ?? (upstream?.mode === 'master' ? undefined : primary) };
+      if (settings.secret) secrets.add(settings.secret);
+      accounts.addAccount(login, primary, settings);
+    },
+    newPassword(login, primary, request) {
+      const created = accounts.createPassword(login, primary, { label: request?.label ?? 'test client', scopes: request?.scopes, expires: request?.expires });
+      secrets.add(created.password);
+      return { password: created.password, publicId: created.publicId };
+    },
+    rememberSecret: (s) => void secrets.add(s),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await app.close();
+      rmSync(dir, { recursive: true, force: true });
+      assertNoSecrets(logs.lines, secrets, 'postern logs');
+    },
+  };
+}

@@ -85,7 +85,7 @@ export class AuthService implements Authenticator {
     const { password, account } = match;
     const now = this.clock();
     if (password.revokedAt !== null || (password.expiresAt !== null && password.expiresAt <= now)) return null;
-    if (!password.scopes.includes(attempt.protocol)) return null;
+    if (!(attempt.acceptScopes ?? [attempt.protocol]).some((scope) => password.scopes.includes(scope))) return null;
     const credential = this.unsealCredential(match, normalized);
     if (!credential) return { kind: 'credential-unusable' };
     this.recordUse(password.id, attempt, now);

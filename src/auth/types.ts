@@ -11,6 +11,11 @@ export interface AuthAttempt {
   protocol: Protocol;
   /** Client IP address as seen by the listener (no port). */
   clientAddress: string;
+  /**
+   * Scopes any one of which admits the password; defaults to `[protocol]`. DAV uses it for paths
+   * a shared CalDAV+CardDAV server serves to both (see src/dav/routes.ts).
+   */
+  acceptScopes?: readonly Protocol[];
 }
 
 /**

@@ -1,0 +1,30 @@
+// Vitest globalSetup: the integration tests need real Dovecot, Radicale and fail2ban-regex. When one is
+// missing the run must fail loudly with the fix, never skip: a green CI without the servers proves nothing.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { findDovecot } from './dovecot.js';
+import { findRadicalePython } from './radicale.js';
+
+const run = promisify(execFile);
+const FIX = 'Install them with scripts/install-test-deps.sh (Debian/Ubuntu, needs root or sudo)';
+
+async function missing(): Promise<string[]> {
+  const checks: Array<[string, () => Promise<unknown>]> = [
+    [
+      'dovecot (dovecot-core, dovecot-imapd, dovecot-submissiond, dovecot-lmtpd)',
+      async () => run(await findDovecot(), ['--version']),
+    ],
+    ['radicale (python3 -c "import radicale")', () => findRadicalePython()],
+    ['fail2ban-regex (fail2ban)', () => run('fail2ban-regex', ['--version'])],
+    ['openssl', () => run('openssl', ['version'])],
+  ];
+  const results = await Promise.all(checks.map(([name, check]) => check().then(() => null, () => name)));
+  return results.filter((name): name is string => name !== null);
+}
+
+export default async function setup(): Promise<void> {
+  const absent = await missing();
+  if (absent.length > 0) {
+    throw new Error(`Integration test dependencies missing: ${absent.join('; ')}. ${FIX}.`);
+  }
+}

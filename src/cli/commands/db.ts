@@ -1,0 +1,62 @@
+/**
+ * `postern db backup | check`. Backups use SQLite's online backup API, so they are consistent
+ * while the proxy keeps writing. A backup holds no secret in clear, but it is only useful with
+ * the key file (app-password digests are keyed by it), so it says so.
+ */
+import { existsSync, chmodSync } from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { schemaVersion } from '../../store/database.js';
+import { MIGRATIONS } from '../../store/migrations.js';
+import { withStore } from '../context.js';
+import { refused } from '../errors.js';
+import { fields, json } from '../format.js';
+import type { CliIo } from '../io.js';
+import { globals } from './user.js';
+
+export function registerDbCommands(program: Command, io: CliIo): void {
+  const db = program.command('db').description('database maintenance');
+
+  db.command('backup').description('write a consistent copy of the database (safe while postern runs)').argument('<file>')
+    .action(async (file: string, _opts: unknown, cmd: Command) => withStore(globals(cmd), io, async ({ config, store }) => {
+      const target = path.resolve(file);
+      if (existsSync(target)) throw refused(`${target} exists already; choose a new file name`);
+      if (target === config.database.path) throw refused('the backup must not overwrite the database itself');
+      await store.db.backup(target);
+      chmodSync(target, 0o600);
+      io.stdout.write(`backed up ${config.database.path} to ${target}\n`);
+      io.stdout.write(`keep the key file (${config.keyFile}) with it, separately secured: app-specific passwords cannot be checked without it\n`);
+    }));
+
+  db.command('check').description('check the integrity and schema version of the database')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }, cmd: Command) => withStore(globals(cmd), io, ({ config, store }) => {
+      const integrity = (store.db.pragma('integrity_check') as Array<{ integrity_check: string }>).map((r) => r.integrity_check);
+      const foreignKeyProblems = (store.db.pragma('foreign_key_check') as unknown[]).length;
+      const count = (table: string) => (store.db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+      const report = {
+        file: config.database.path,
+        ok: integrity.length === 1 && integrity[0] === 'ok' && foreignKeyProblems === 0,
+        integrity,
+        foreignKeyProblems,
+        schemaVersion: schemaVersion(store.db),
+        latestSchemaVersion: MIGRATIONS.length,
+        journalMode: store.db.pragma('journal_mode', { simple: true }) as string,
+        accounts: count('accounts'),
+        appPasswords: count('app_passwords'),
+        events: count('events'),
+      };
+      if (opts.json) io.stdout.write(json(report));
+      else {
+        io.stdout.write(fields([
+          ['file', report.file],
+          ['integrity', report.integrity.join('; ')],
+          ['foreign keys', report.foreignKeyProblems === 0 ? 'ok' : `${report.foreignKeyProblems} problems`],
+          ['schema version', `${report.schemaVersion} (latest ${report.latestSchemaVersion})`],
+          ['journal mode', report.journalMode],
+          ['rows', `${report.accounts} accounts, ${report.appPasswords} app-specific passwords, ${report.events} events`],
+        ]));
+      }
+      if (!report.ok) throw refused(`database ${report.file} failed its integrity check`);
+    }));
+}

@@ -1,0 +1,172 @@
+/**
+ * `postern user add | list | show | remove | set-password | set-upstream`: accounts and how
+ * postern logs in upstream for them. The upstream status flag (`rejected`, set by the proxies
+ * when the provider refuses the stored credentials) is shown prominently: it is the one thing an
+ * admin must act on.
+ */
+import { createInterface } from 'node:readline/promises';
+import { Option, type Command } from 'commander';
+import { normalizeLogin } from '../../accounts/validation.js';
+import type { AccountRow, UpstreamMode } from '../../store/index.js';
+import { withStore, type GlobalOptions, type StoreContext } from '../context.js';
+import {
+  addSecretOptions, checkUpstream, readUpstreamSecret, requireMasterConfigured, wantsDistinctSecret, type SecretOptions,
+} from '../credentials.js';
+import { refused, usage } from '../errors.js';
+import { fields, isoOrNull, json, safe, table, time } from '../format.js';
+import type { CliIo } from '../io.js';
+import { secretReader } from '../secrets.js';
+
+interface AddOptions extends SecretOptions { mode: UpstreamMode; upstreamUser?: string }
+interface SetUpstreamOptions extends SecretOptions { mode?: UpstreamMode; upstreamUser?: string }
+
+const modeOption = () => new Option('--mode <mode>', 'how postern logs in upstream').choices(['password', 'master']);
+const REJECTED_HINT = 'the upstream REFUSED the stored credentials: fix them with "postern user set-upstream"';
+
+export function registerUserCommands(program: Command, io: CliIo): void {
+  const user = program.command('user').description('manage accounts');
+
+  addSecretOptions(
+    user.command('add').description('add an account (prompts for its primary password)').argument('<login>', 'login name clients will use')
+      .addOption(modeOption().default('password'))
+      .option('--upstream-user <name>', 'login name at the upstream (default: the login)'),
+    'primary password',
+  ).action(async (login: string, opts: AddOptions, cmd: Command) => addUser(login, opts, globals(cmd), io));
+
+  user.command('list').description('list accounts').option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }, cmd: Command) => withStore(globals(cmd), io, (ctx) => listUsers(ctx, io, opts.json)));
+
+  user.command('show').description('show one account').argument('<login>').option('--json', 'machine-readable output')
+    .action(async (login: string, opts: { json?: boolean }, cmd: Command) => withStore(globals(cmd), io, (ctx) => showUser(ctx, io, login, opts.json)));
+
+  user.command('remove').description('remove an account and all its app-specific passwords').argument('<login>')
+    .option('-y, --yes', 'do not ask for confirmation')
+    .action(async (login: string, opts: { yes?: boolean }, cmd: Command) => removeUser(login, opts, globals(cmd), io));
+
+  addSecretOptions(
+    user.command('set-password').description('set a new primary password (revokes every app-specific password)').argument('<login>'),
+    'new primary password',
+  ).action(async (login: string, opts: SecretOptions, cmd: Command) => setPassword(login, opts, globals(cmd), io));
+
+  addSecretOptions(
+    user.command('set-upstream').description('change how postern logs in upstream (prompts for the primary password)').argument('<login>')
+      .addOption(modeOption())
+      .option('--upstream-user <name>', 'login name at the upstream'),
+    'primary password',
+  ).action(async (login: string, opts: SetUpstreamOptions, cmd: Command) => setUpstream(login, opts, globals(cmd), io));
+}
+
+export function globals(cmd: Command): GlobalOptions {
+  return cmd.optsWithGlobals<GlobalOptions>();
+}
+
+async function addUser(loginInput: string, opts: AddOptions, g: GlobalOptions, io: CliIo): Promise<void> {
+  wantsDistinctSecret(opts, opts.mode);
+  const login = normalizeLogin(loginInput);
+  await withStore(g, io, async ({ config, store, accounts }) => {
+    if (opts.mode === 'master') requireMasterConfigured(config);
+    if (store.accounts.findByLogin(login)) throw refused(`account "${login}" already exists`);
+    const reader = secretReader(io, Boolean(opts.passwordStdin));
+    const primary = await reader.read({ name: 'primary password', confirm: true });
+    const secret = await readUpstreamSecret(reader, opts, opts.mode, primary);
+    const upstreamUser = opts.upstreamUser?.trim() || login;
+    if (opts.check) await checkUpstream(config, io, login, opts.mode, upstreamUser, secret);
+    const row = accounts.addAccount(login, primary, { mode: opts.mode, user: upstreamUser, secret });
+    io.stdout.write(`added account ${safe(row.login)} (upstream mode ${row.upstreamMode}, upstream user ${safe(row.upstreamUser)})\n`);
+    io.stdout.write(`next: postern password new ${safe(row.login)} --label "Mail on my laptop"\n`);
+  });
+}
+
+function accountJson(a: AccountRow, activePasswords: number) {
+  return {
+    login: a.login, upstreamMode: a.upstreamMode, upstreamUser: a.upstreamUser, upstreamStatus: a.upstreamStatus,
+    upstreamStatusAt: isoOrNull(a.upstreamStatusAt), activePasswords, createdAt: isoOrNull(a.createdAt), primaryChangedAt: isoOrNull(a.primaryChangedAt),
+  };
+}
+
+function listUsers({ store, accounts }: StoreContext, io: CliIo, asJson?: boolean): void {
+  accounts.expireDue();
+  const now = io.clock();
+  const rows = accounts.listAccounts().map((a) => accountJson(a, store.passwords.countActive(a.id, now)));
+  if (asJson) return void io.stdout.write(json(rows));
+  if (rows.length === 0) return void io.stdout.write('no accounts yet: add one with "postern user add <login>"\n');
+  io.stdout.write(table(
+    ['LOGIN', 'MODE', 'UPSTREAM USER', 'UPSTREAM', 'ACTIVE PASSWORDS', 'CREATED'],
+    rows.map((r) => [r.login, r.upstreamMode, r.upstreamUser, r.upstreamStatus === 'rejected' ? 'REJECTED' : r.upstreamStatus, String(r.activePasswords), time(Date.parse(r.createdAt!))]),
+  ));
+  if (rows.some((r) => r.upstreamStatus === 'rejected')) io.stdout.write(`\nwarning: REJECTED means ${REJECTED_HINT}\n`);
+}
+
+function showUser({ store, accounts }: StoreContext, io: CliIo, login: string, asJson?: boolean): void {
+  const account = accounts.getAccount(login);
+  accounts.expireDue(account.id);
+  const active = store.passwords.countActive(account.id, io.clock());
+  if (asJson) return void io.stdout.write(json(accountJson(account, active)));
+  const status = account.upstreamStatus === 'rejected' ? `REJECTED since ${time(account.upstreamStatusAt)}`
+    : account.upstreamStatus === 'ok' ? `ok (last confirmed ${time(account.upstreamStatusAt)})` : 'unknown (no login upstream yet)';
+  io.stdout.write(fields([
+    ['login', account.login],
+    ['upstream mode', account.upstreamMode],
+    ['upstream user', account.upstreamUser],
+    ['upstream status', status],
+    ['active passwords', `${active} of 25`],
+    ['created', time(account.createdAt)],
+    ['primary changed', time(account.primaryChangedAt)],
+  ]));
+  if (account.upstreamStatus === 'rejected') io.stdout.write(`\nwarning: ${REJECTED_HINT}\n`);
+}
+
+async function removeUser(login: string, opts: { yes?: boolean }, g: GlobalOptions, io: CliIo): Promise<void> {
+  await withStore(g, io, async ({ store, accounts }) => {
+    const account = accounts.getAccount(login);
+    const active = store.passwords.countActive(account.id, io.clock());
+    if (!opts.yes) {
+      if (!io.isTTY) throw usage('stdin is not a terminal: confirm with --yes');
+      if (!(await confirm(io, `Remove account ${safe(account.login)} and its ${active} active app-specific passwords? [y/N] `))) {
+        throw refused('not confirmed; nothing removed');
+      }
+    }
+    accounts.removeAccount(account.login);
+    io.stdout.write(`removed account ${safe(account.login)}; ${active} app-specific passwords stopped working (open sessions are signed out)\n`);
+  });
+}
+
+async function confirm(io: CliIo, question: string): Promise<boolean> {
+  const rl = createInterface({ input: io.stdin, output: io.stderr, terminal: false });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
+}
+
+async function setPassword(login: string, opts: SecretOptions, g: GlobalOptions, io: CliIo): Promise<void> {
+  await withStore(g, io, async ({ config, accounts }) => {
+    const account = accounts.getAccount(login);
+    wantsDistinctSecret(opts, account.upstreamMode);
+    const reader = secretReader(io, Boolean(opts.passwordStdin));
+    const primary = await reader.read({ name: 'new primary password', confirm: true });
+    const secret = await readUpstreamSecret(reader, opts, account.upstreamMode, primary);
+    if (opts.check) await checkUpstream(config, io, account.login, account.upstreamMode, account.upstreamUser, secret);
+    const revoked = accounts.setPrimaryPassword(account.login, primary, secret);
+    io.stdout.write(`primary password of ${safe(account.login)} changed; ${revoked.length} app-specific passwords revoked${revoked.length ? ': ' + revoked.join(', ') : ''}\n`);
+  });
+}
+
+async function setUpstream(login: string, opts: SetUpstreamOptions, g: GlobalOptions, io: CliIo): Promise<void> {
+  await withStore(g, io, async ({ config, accounts }) => {
+    const account = accounts.getAccount(login);
+    const mode = opts.mode ?? account.upstreamMode;
+    wantsDistinctSecret(opts, mode);
+    if (mode === 'master') requireMasterConfigured(config);
+    const reader = secretReader(io, Boolean(opts.passwordStdin));
+    const primary = await reader.read({ name: 'primary password' });
+    accounts.verifyPrimary(account, primary);
+    const secret = await readUpstreamSecret(reader, opts, mode, primary);
+    const upstreamUser = opts.upstreamUser?.trim() || account.upstreamUser;
+    if (opts.check) await checkUpstream(config, io, account.login, mode, upstreamUser, secret);
+    const revoked = accounts.setUpstream(account.login, primary, { mode, user: upstreamUser, secret });
+    io.stdout.write(`upstream of ${safe(account.login)} set: mode ${mode}, user ${safe(upstreamUser)}; status reset to unknown\n`);
+    if (revoked.length) io.stdout.write(`the mode changed, so ${revoked.length} app-specific passwords were revoked: ${revoked.join(', ')}\n`);
+  });
+}

@@ -2,20 +2,23 @@
 import type { ResolvedConfig } from '../config/load.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/index.js';
-import { inlinePrimaryChecker } from './primary-checker.js';
+import { bcryptPool } from './bcrypt-pool.js';
+import { PenaltyThrottle } from './penalty-throttle.js';
 import { AuthService } from './service.js';
-import { noThrottle } from './throttle.js';
 
 export { AuthService } from './service.js';
 export * from './types.js';
 
 export function createAuthService(config: ResolvedConfig, store: Store, digestKey: Buffer, log: Logger): AuthService {
+  const authLog = log.child({ component: 'auth' });
+  // The throttle first: it validates auth.trustedNetworks, and a bad entry must not leak a pool.
+  const throttle = new PenaltyThrottle({ ...config.auth.throttle, trustedNetworks: config.auth.trustedNetworks, log: authLog });
   return new AuthService({
     store,
     digestKey,
-    primaryChecker: inlinePrimaryChecker(),
-    throttle: noThrottle,
-    log: log.child({ component: 'auth' }),
+    primaryChecker: bcryptPool({ workers: config.auth.bcryptWorkers }),
+    throttle,
+    log: authLog,
     master: config.master && config.masterPassword ? { user: config.master.user, password: config.masterPassword } : null,
     primaryPasswordHint: config.auth.primaryPasswordHint,
   });

@@ -4,7 +4,9 @@
  * Success path: normalise, one indexed lookup by keyed digest, checks, unseal the upstream
  * credential. No bcrypt, no cache of positive answers: a revoke is in force when it commits.
  * Failure path: one bcrypt compare (primary password?) off the event loop, the throttle, one
- * history event and one fail2ban-friendly log line. Unknown users pay the same bcrypt (dummy hash).
+ * history event and one fail2ban-friendly log line. Unknown users pay the same bcrypt (dummy hash),
+ * so neither the answer nor its timing tells whether an account exists. Attempts from a blocked
+ * address skip the check entirely (and the bcrypt): they are refused, held back, and logged.
  */
 import { normalizeAppPassword } from '../crypto/app-password.js';
 import { digestAppPassword } from '../crypto/keys.js';
@@ -31,11 +33,18 @@ export interface AuthServiceDeps {
 
 /** At most one `password.used` write per password per minute: logins stay read-only. */
 const USE_RECORD_INTERVAL_MS = 60_000;
+const CHECKER_WARNING_INTERVAL_MS = 60_000;
+
+/** Why a login was refused, for the log and the history only: the wire answer is the same. */
+type Refusal = 'bad_password' | 'password_revoked' | 'password_expired' | 'out_of_scope' | 'invalid_login';
+type Reason = Refusal | 'unknown_user' | 'primary_password' | 'throttled';
 
 export class AuthService implements Authenticator {
   private readonly watcher: RevocationWatcher;
   private readonly lastUseWrite = new Map<number, number>();
   private readonly clock: () => number;
+  private readonly held = new Set<() => void>();
+  private lastCheckerWarning = -Infinity;
 
   constructor(private readonly deps: AuthServiceDeps) {
     this.clock = deps.clock ?? Date.now;
@@ -44,15 +53,16 @@ export class AuthService implements Authenticator {
 
   async authenticate(attempt: AuthAttempt): Promise<AuthOutcome> {
     const login = safeLogin(attempt.login);
-    const gate = login === null ? { blocked: false } : this.deps.throttle.before(attempt.clientAddress, login);
-    if (!gate.blocked && login !== null) {
-      const outcome = this.verifyAppPassword(login, attempt);
-      if (outcome) {
-        if (outcome.kind === 'accepted') this.deps.throttle.succeeded(attempt.clientAddress, login);
-        return outcome;
-      }
+    // Invalid login names are throttled too, under the empty name: they still cost a bcrypt.
+    const gate = this.deps.throttle.before(attempt.clientAddress, login ?? '');
+    if (gate.blocked) return this.refuseThrottled(login, attempt);
+    if (gate.delayMs) await this.sleep(gate.delayMs);
+    const checked = login === null ? { refusal: 'invalid_login' as const } : this.verifyAppPassword(login, attempt);
+    if ('kind' in checked) {
+      if (checked.kind === 'accepted') this.deps.throttle.succeeded(attempt.clientAddress, login!);
+      return checked;
     }
-    return this.fail(login, attempt, gate.blocked);
+    return this.fail(login, attempt, checked.refusal);
   }
 
   reportUpstreamRejected(accepted: AcceptedAuth, protocol: Protocol): void {
@@ -73,23 +83,28 @@ export class AuthService implements Authenticator {
 
   async close(): Promise<void> {
     this.watcher.stop();
+    for (const release of [...this.held]) release();
     await this.deps.primaryChecker.close();
   }
 
-  /** The hot path. Returns null for anything that is not a valid app password for this login. */
-  private verifyAppPassword(login: string, attempt: AuthAttempt): AcceptedAuth | { kind: 'credential-unusable' } | null {
+  /** The hot path. Anything that is not a valid app password for this login comes back as a refusal reason (for the log only). */
+  private verifyAppPassword(login: string, attempt: AuthAttempt): AcceptedAuth | { kind: 'credential-unusable' } | { refusal: Refusal } {
     const normalized = normalizeAppPassword(attempt.password);
-    if (!normalized) return null;
+    if (!normalized) return { refusal: 'bad_password' };
     const match = this.deps.store.passwords.findByDigest(digestAppPassword(this.deps.digestKey, normalized));
-    if (!match || match.account.login !== login) return null;
+    // Another account's app password is just a wrong password for this one.
+    if (!match || match.account.login !== login) return { refusal: 'bad_password' };
     const { password, account } = match;
     const now = this.clock();
-    if (password.revokedAt !== null || (password.expiresAt !== null && password.expiresAt <= now)) return null;
-    if (!(attempt.acceptScopes ?? [attempt.protocol]).some((scope) => password.scopes.includes(scope))) return null;
+    // Checked on every login, against the clock: a password stops working at its expiry instant.
+    if (password.revokedAt !== null) return { refusal: 'password_revoked' };
+    if (password.expiresAt !== null && password.expiresAt <= now) return { refusal: 'password_expired' };
+    if (!(attempt.acceptScopes ?? [attempt.protocol]).some((scope) => password.scopes.includes(scope))) return { refusal: 'out_of_scope' };
     const credential = this.unsealCredential(match, normalized);
     if (!credential) return { kind: 'credential-unusable' };
     this.recordUse(password.id, attempt, now);
-    this.deps.log.info({ event: 'auth.ok', protocol: attempt.protocol, user: login, ip: attempt.clientAddress, passwordId: password.publicId }, 'authenticated');
+    this.deps.log.info({ event: 'auth.ok', protocol: attempt.protocol, ip: attempt.clientAddress, user: login, passwordId: password.publicId },
+      `authenticated ip=${attempt.clientAddress} protocol=${attempt.protocol} password_id=${password.publicId} user=${JSON.stringify(login)}`);
     return { kind: 'accepted', accountId: account.id, login, passwordId: password.id, publicId: password.publicId, credential };
   }
 
@@ -124,29 +139,85 @@ export class AuthService implements Authenticator {
     }
   }
 
-  private async fail(login: string | null, attempt: AuthAttempt, blocked: boolean): Promise<AuthOutcome> {
+  private async fail(login: string | null, attempt: AuthAttempt, refusal: Refusal): Promise<AuthOutcome> {
     const account = login === null ? undefined : this.deps.store.accounts.findByLogin(login);
     // Exactly one bcrypt per failure, dummy hash for unknown users: same cost either way.
-    const isPrimary = await this.deps.primaryChecker.compare(attempt.password, account?.primaryHash ?? DUMMY_HASH);
-    const primary = isPrimary && account !== undefined;
+    const primary = (await this.isPrimaryPassword(attempt.password, account?.primaryHash ?? DUMMY_HASH)) && account !== undefined;
     const verdict = this.deps.throttle.failed(attempt.clientAddress, login ?? '', attempt.password);
-    const reason = blocked ? 'throttled' : primary ? 'primary_password' : account ? 'bad_password' : 'unknown_user';
-    this.deps.log.warn({ event: primary ? 'auth.primary_refused' : 'auth.refused', protocol: attempt.protocol, user: login ?? '', ip: attempt.clientAddress, reason },
-      `authentication failed for user=${JSON.stringify(login ?? '')} ip=${attempt.clientAddress} protocol=${attempt.protocol} reason=${reason}`);
+    const reason: Reason = primary ? 'primary_password' : account ? refusal : login === null ? 'invalid_login' : 'unknown_user';
+    this.logFailure(primary ? 'auth.primary_refused' : 'auth.refused', login, account !== undefined, attempt, reason);
     this.recordFailure(account, attempt, primary ? 'primary.refused' : 'login.failed', reason);
-    await sleep(verdict.delayMs);
-    if (blocked) return { kind: 'throttled' };
+    await this.sleep(verdict.delayMs);
     if (primary) return { kind: 'primary-refused', hint: (this.deps.primaryPasswordHint ?? true) && verdict.cleanRecord };
     return { kind: 'failed' };
   }
 
-  private recordFailure(account: { id: number; login: string } | undefined, attempt: AuthAttempt, type: 'primary.refused' | 'login.failed', reason: string): void {
-    if (!account) return;
+  /**
+   * A blocked address is refused without looking at the password, and without a bcrypt: a flood
+   * from it must not keep the workers busy. The answer is held back as long as the longest delay.
+   */
+  private async refuseThrottled(login: string | null, attempt: AuthAttempt): Promise<AuthOutcome> {
+    const verdict = this.deps.throttle.failed(attempt.clientAddress, login ?? '', attempt.password);
+    const account = login === null ? undefined : this.deps.store.accounts.findByLogin(login);
+    this.logFailure('auth.refused', login, account !== undefined, attempt, 'throttled');
+    this.recordFailure(account, attempt, 'login.failed', 'throttled');
+    await this.sleep(verdict.delayMs);
+    return { kind: 'throttled' };
+  }
+
+  private async isPrimaryPassword(password: string, hash: string): Promise<boolean> {
     try {
-      this.deps.store.events.append({ type, at: this.clock(), accountId: account.id, login: account.login, protocol: attempt.protocol, address: attempt.clientAddress, detail: { reason } });
+      return await this.deps.primaryChecker.compare(password, hash);
     } catch (err) {
-      this.deps.log.warn({ event: 'store.event_failed', err }, 'could not record failed login');
+      // Pool saturated or closing: answer "wrong password" (no hint) rather than fail the protocol.
+      const now = this.clock();
+      if (now - this.lastCheckerWarning >= CHECKER_WARNING_INTERVAL_MS) {
+        this.lastCheckerWarning = now;
+        this.deps.log.warn({ event: 'auth.primary_check_unavailable', err: (err as Error).message }, 'primary-password check could not run (bcrypt pool saturated?); answering as a wrong password');
+      }
+      return false;
     }
+  }
+
+  /**
+   * The one line per failure that fail2ban reads (config/fail2ban/filter.d/postern.conf). Field
+   * order is part of the contract: event, protocol and ip come before the user-controlled login,
+   * in the JSON and in the human msg, so no login can forge the address a filter extracts
+   * (logins never contain whitespace or control characters; JSON.stringify quotes the rest).
+   * Nothing derived from the password is logged. A login typed where the password belongs looks
+   * like an app password: for unknown users that shape is not logged either.
+   */
+  private logFailure(event: 'auth.refused' | 'auth.primary_refused', login: string | null, known: boolean, attempt: AuthAttempt, reason: Reason): void {
+    const user = login === null ? '' : !known && normalizeAppPassword(login) !== null ? '[looks like an app password]' : login;
+    this.deps.log.warn({ event, protocol: attempt.protocol, ip: attempt.clientAddress, user, reason },
+      `authentication failed ip=${attempt.clientAddress} protocol=${attempt.protocol} reason=${reason} user=${JSON.stringify(user)}`);
+  }
+
+  /** History for known accounts, written after the answer so that it cannot be timed. */
+  private recordFailure(account: { id: number; login: string } | undefined, attempt: AuthAttempt, type: 'primary.refused' | 'login.failed', reason: Reason): void {
+    if (!account) return;
+    const at = this.clock();
+    setImmediate(() => {
+      try {
+        this.deps.store.events.append({ type, at, accountId: account.id, login: account.login, protocol: attempt.protocol, address: attempt.clientAddress, detail: { reason } });
+      } catch (err) {
+        this.deps.log.warn({ event: 'store.event_failed', err }, 'could not record failed login');
+      }
+    });
+  }
+
+  /** Holds an answer back; close() lets every held answer go at once so shutdown is not delayed. */
+  private sleep(ms: number): Promise<void> {
+    if (ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const release = () => {
+        clearTimeout(timer);
+        this.held.delete(release);
+        resolve();
+      };
+      const timer = setTimeout(release, ms);
+      this.held.add(release);
+    });
   }
 }
 
@@ -158,6 +229,3 @@ function safeLogin(input: string): string | null {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve();
-}

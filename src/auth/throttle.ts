@@ -1,11 +1,16 @@
 /**
  * Brute-force throttle interface. The policy (growing delays per client address and per account,
  * temporary blocks, repeats of the same wrong password not penalised again, trusted networks)
- * lives in the implementation; the service only asks before and reports after.
+ * lives in the implementation (penalty-throttle.ts); the service only asks before and reports after.
  */
 export interface ThrottleGate {
   /** Refuse without checking the password (answered exactly like a wrong password). */
   blocked: boolean;
+  /**
+   * Hold the attempt this long before checking it: the rest of this address's penalty. Holding
+   * only the failure answer would not slow an attacker who hangs up after 50 ms and reconnects.
+   */
+  delayMs?: number;
 }
 
 export interface ThrottleVerdict {

@@ -1,0 +1,70 @@
+/**
+ * Client addresses as the throttle sees them. Two concerns: which networks are trusted (exempt
+ * from throttling, from config `auth.trustedNetworks`), and which key an address is counted under.
+ *
+ * IPv4-mapped IPv6 (`::ffff:192.0.2.1`, what a dual-stack listener reports) counts as the IPv4
+ * address, or one client could be counted twice. Native IPv6 is counted per /64: one subscriber
+ * line gets a whole /64 (RFC 6177), so per-address counting would let one attacker rotate through
+ * 2^64 fresh addresses. Anything that is not an IP (it should not happen) is used as it is.
+ */
+import { BlockList, isIP, isIPv6 } from 'node:net';
+import { PosternError } from '../errors.js';
+
+const V4_MAPPED = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i;
+
+/** The address without IPv4 mapping or an IPv6 zone id. */
+export function plainAddress(address: string): string {
+  const noZone = address.replace(/%.*$/, '');
+  const mapped = V4_MAPPED.exec(noZone);
+  return mapped ? mapped[1]! : noZone;
+}
+
+/** The key failures are counted under: the IPv4 address, or the IPv6 /64 prefix. */
+export function throttleKey(address: string): string {
+  const plain = plainAddress(address);
+  if (!isIPv6(plain)) return plain;
+  return `${expandIPv6(plain).slice(0, 4).join(':')}::/64`;
+}
+
+function expandIPv6(address: string): string[] {
+  let text = address.toLowerCase();
+  // A trailing dotted quad (::1.2.3.4) is two hextets.
+  const quad = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (quad) {
+    const [a, b, c, d] = quad.slice(1).map(Number) as [number, number, number, number];
+    text = text.slice(0, quad.index) + `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail !== undefined && tail !== '' ? tail.split(':') : [];
+  const fill = tail === undefined ? [] : new Array<string>(8 - left.length - right.length).fill('0');
+  return [...left, ...fill, ...right].map((h) => h.replace(/^0+(?=.)/, ''));
+}
+
+export interface TrustedNetworks {
+  has(address: string): boolean;
+}
+
+/**
+ * Parses `auth.trustedNetworks` (CIDRs or single addresses). A wrong entry stops start-up with its
+ * path: a typo must not silently leave a monitoring host throttled, or worse, trust too much.
+ */
+export function parseTrustedNetworks(entries: readonly string[]): TrustedNetworks {
+  const list = new BlockList();
+  entries.forEach((entry, i) => {
+    const [ip = '', bits, extra] = entry.trim().split('/');
+    const family = isIP(ip);
+    const prefix = bits === undefined ? (family === 6 ? 128 : 32) : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
+    if (family === 0 || extra !== undefined || !(prefix >= 0 && prefix <= (family === 6 ? 128 : 32))) {
+      throw new PosternError('CONFIG_INVALID', `auth.trustedNetworks.${i}: "${entry}" is not an IP address or CIDR (e.g. 192.0.2.0/24, 2001:db8::/32)`);
+    }
+    list.addSubnet(ip, prefix, family === 6 ? 'ipv6' : 'ipv4');
+  });
+  return {
+    has(address) {
+      const plain = plainAddress(address);
+      const family = isIP(plain);
+      return family !== 0 && list.check(plain, family === 6 ? 'ipv6' : 'ipv4');
+    },
+  };
+}

@@ -1,0 +1,102 @@
+/**
+ * A real authentication service on a real SQLite file in a temp folder, accounts made through the
+ * AccountService the CLI uses, logs captured, and bcrypt calls counted through a wrapped checker.
+ * Every secret the fixture hands out is remembered; `close()` fails if one reached the logs.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { AccountService } from '../../src/accounts/service.js';
+import type { PrimaryChecker } from '../../src/auth/primary-checker.js';
+import { AuthService } from '../../src/auth/service.js';
+import { noThrottle, type Throttle } from '../../src/auth/throttle.js';
+import type { AuthAttempt } from '../../src/auth/types.js';
+import { openStore, type Store } from '../../src/store/index.js';
+import { assertNoSecrets, createLogSink, type LogSink } from '../helpers/log-sink.js';
+
+export interface CountingChecker extends PrimaryChecker {
+  calls: number;
+}
+
+/** Counts compares and passes them on to the real checker. */
+export function counting(inner: PrimaryChecker): CountingChecker {
+  const wrapped: CountingChecker = {
+    calls: 0,
+    compare(password, hash) {
+      wrapped.calls++;
+      return inner.compare(password, hash);
+    },
+    close: () => inner.close(),
+  };
+  return wrapped;
+}
+
+export interface AuthFixture {
+  dir: string;
+  dbPath: string;
+  digestKey: Buffer;
+  store: Store;
+  accounts: AccountService;
+  auth: AuthService;
+  logs: LogSink;
+  secrets: Set<string>;
+  /** Adds an account (upstream mode password, secret = `upstream-<primary>`) and returns nothing. */
+  addUser(login: string, primary: string): void;
+  newPassword(login: string, primary: string, options?: { scopes?: string; expires?: string }): { password: string; publicId: string };
+  attempt(login: string, password: string, clientAddress?: string, protocol?: AuthAttempt['protocol']): Promise<Awaited<ReturnType<AuthService['authenticate']>>>;
+  close(): Promise<void>;
+}
+
+export interface FixtureOptions {
+  checker: PrimaryChecker;
+  throttle?: Throttle;
+  clock?: () => number;
+  primaryPasswordHint?: boolean;
+}
+
+export function createAuthFixture(options: FixtureOptions): AuthFixture {
+  const dir = mkdtempSync(path.join(tmpdir(), 'postern-auth-'));
+  const dbPath = path.join(dir, 'postern.db');
+  const digestKey = randomBytes(32);
+  const store = openStore(dbPath);
+  const accounts = new AccountService(store, digestKey, options.clock);
+  const logs = createLogSink();
+  const secrets = new Set<string>();
+  const auth = new AuthService({
+    store, digestKey,
+    primaryChecker: options.checker,
+    throttle: options.throttle ?? noThrottle,
+    log: logs.logger.child({ component: 'auth' }),
+    clock: options.clock,
+    primaryPasswordHint: options.primaryPasswordHint,
+  });
+  let closed = false;
+  return {
+    dir, dbPath, digestKey, store, accounts, auth, logs, secrets,
+    addUser(login, primary) {
+      secrets.add(primary);
+      secrets.add(`upstream-${primary}`);
+      accounts.addAccount(login, primary, { mode: 'password', secret: `upstream-${primary}` });
+    },
+    newPassword(login, primary, extra) {
+      const created = accounts.createPassword(login, primary, { label: 'test', scopes: extra?.scopes, expires: extra?.expires });
+      secrets.add(created.password);
+      return { password: created.password, publicId: created.publicId };
+    },
+    attempt(login, password, clientAddress = '192.0.2.10', protocol = 'imap') {
+      if (password.length >= 6) secrets.add(password);
+      return auth.authenticate({ login, password, clientAddress, protocol });
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await auth.close();
+      // History writes are deferred past the answer; let them land before the file goes.
+      await new Promise((resolve) => setImmediate(resolve));
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+      assertNoSecrets(logs.lines, secrets, 'auth logs');
+    },
+  };
+}

@@ -1,7 +1,78 @@
-/** Placeholder until the imap proxy lands. */
-import type { ImapConfig } from '../config/schema.js';
+/**
+ * The IMAP proxy service: its listeners (implicit TLS and/or plaintext with STARTTLS), the live
+ * session registry, and the upstream connector, wired from config. Sessions do the protocol.
+ */
+import type net from 'node:net';
+import type { ImapConfig, ListenerConfig } from '../config/schema.js';
+import { ConnectionRegistry } from '../net/connection-registry.js';
+import { listen, reloadableSecureContext, type Listener } from '../net/listener.js';
 import type { ProtocolDeps, ProtocolService } from '../net/service.js';
+import { connectImapUpstream } from '../upstream/imap/client.js';
+import { sessionLimits } from './limits.js';
+import { ImapSession } from './session.js';
 
-export async function startImap(_config: ImapConfig, _deps: ProtocolDeps): Promise<ProtocolService> {
-  throw new Error('imap proxy not implemented yet');
+export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise<ProtocolService> {
+  const limits = sessionLimits(config.limits);
+  const registry = new ConnectionRegistry();
+  const starttlsContext = reloadableSecureContext(deps.tls);
+  const listeners: Listener[] = [];
+  let connectionCounter = 0;
+  if (config.upstream.security === 'plain') {
+    deps.log.warn({ event: 'upstream.plaintext', host: config.upstream.host }, 'IMAP upstream is plaintext: real credentials travel unencrypted');
+  }
+  if (!config.upstream.rejectUnauthorized) {
+    deps.log.warn({ event: 'upstream.unverified', host: config.upstream.host }, 'IMAP upstream certificate is NOT verified (rejectUnauthorized: false)');
+  }
+
+  const accept = (socket: net.Socket, secure: boolean, listenerName: string) => {
+    const clientAddress = normalizeAddress(socket.remoteAddress);
+    const log = deps.log.child({ conn: ++connectionCounter, ip: clientAddress, listener: listenerName });
+    let done = () => {};
+    const session = new ImapSession(socket, clientAddress, secure, {
+      auth: deps.auth,
+      log,
+      limits,
+      connectUpstream: () => connectImapUpstream(config.upstream),
+      starttlsContext: secure ? null : starttlsContext.current,
+      onClosed: () => done(),
+    });
+    done = registry.add(session);
+    session.start();
+  };
+
+  const open = async (name: string, listener: ListenerConfig | undefined, implicit: boolean) => {
+    if (!listener) return;
+    listeners.push(await listen({
+      name, host: listener.host, port: listener.port, log: deps.log,
+      implicitTls: implicit ? deps.tls : null,
+      onConnection: (socket, secure) => accept(socket, secure, name),
+    }));
+  };
+
+  try {
+    await open('imap.implicitTls', config.implicitTls, true);
+    await open('imap.starttls', config.starttls, false);
+  } catch (err) {
+    await Promise.all(listeners.map((l) => l.close()));
+    starttlsContext.dispose();
+    throw err;
+  }
+
+  let closing: Promise<void> | null = null;
+  return {
+    addresses: listeners.map((l) => l.address),
+    close: () =>
+      (closing ??= (async () => {
+        const stopped = Promise.all(listeners.map((l) => l.close()));
+        await registry.closeAll();
+        await stopped;
+        starttlsContext.dispose();
+      })()),
+  };
+}
+
+/** `::ffff:127.0.0.1` → `127.0.0.1`, so throttling and history see one form per client. */
+function normalizeAddress(address: string | undefined): string {
+  if (!address) return 'unknown';
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }

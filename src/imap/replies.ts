@@ -1,0 +1,74 @@
+/**
+ * Every line postern itself says to an IMAP client, and the one mapping from authentication
+ * outcomes and upstream faults to the wire (RFC 9051 §7.1, response codes of RFC 5530).
+ * Internal error text never gets here: refusals all read alike (a wrong password, an unknown user
+ * and a throttled attempt are indistinguishable), faults say UNAVAILABLE.
+ */
+import { PRIMARY_PASSWORD_REFUSED_TEXT, type AuthOutcome } from '../auth/types.js';
+import { isPosternError } from '../errors.js';
+import type { RevokeReason } from '../store/types.js';
+
+export const AUTH_FAILED_TEXT = 'Authentication failed.';
+
+export const reply = {
+  greeting: (caps: string) => `* OK [CAPABILITY ${caps}] Postern IMAP proxy ready.`,
+  capability: (caps: string) => `* CAPABILITY ${caps}`,
+  ok: (tag: string, text: string) => `${tag} OK ${text}`,
+  no: (tag: string, text: string) => `${tag} NO ${text}`,
+  bad: (tag: string | null, text: string) => `${tag ?? '*'} BAD ${text}`,
+  tooBig: (tag: string | null, text: string) => `${tag ?? '*'} BAD [TOOBIG] ${text}`,
+  continuation: (text = 'Ready for literal data') => `+ ${text}`,
+  unknownCommand: (tag: string) => `${tag} BAD Unknown command, or not allowed before authentication.`,
+  privacyRequired: (tag: string) => `${tag} NO [PRIVACYREQUIRED] Log in only after STARTTLS; passwords are never accepted in clear.`,
+  loggedIn: (tag: string, caps: string) => `${tag} OK [CAPABILITY ${caps}] Logged in.`,
+  bye: (text: string) => `* BYE ${text}`,
+} as const;
+
+export const bye = {
+  logout: 'Logging out.',
+  idle: 'Autologout; idle for too long.',
+  tooManyFailures: 'Too many failed authentication attempts.',
+  tooManyBad: 'Too many invalid commands.',
+  shutdown: 'Server shutting down.',
+  upstreamLost: 'Connection to the mail server was lost.',
+  protocol: 'Protocol error; closing the connection.',
+} as const;
+
+/** The answer to a LOGIN/AUTHENTICATE that did not get accepted. */
+export function refusalReply(tag: string, outcome: Exclude<AuthOutcome, { kind: 'accepted' }>): string {
+  switch (outcome.kind) {
+    case 'primary-refused':
+      return outcome.hint
+        ? `${tag} NO [AUTHENTICATIONFAILED] ${PRIMARY_PASSWORD_REFUSED_TEXT}`
+        : `${tag} NO [AUTHENTICATIONFAILED] ${AUTH_FAILED_TEXT}`;
+    case 'failed':
+    case 'throttled':
+      return `${tag} NO [AUTHENTICATIONFAILED] ${AUTH_FAILED_TEXT}`;
+    case 'credential-unusable':
+      return `${tag} NO [UNAVAILABLE] This account cannot be used right now; please try again later.`;
+  }
+}
+
+/** The answer when the app password was right but logging in upstream failed. */
+export function upstreamFaultReply(tag: string, err: unknown): string {
+  if (isPosternError(err, 'UPSTREAM_AUTH_REJECTED')) {
+    return `${tag} NO [UNAVAILABLE] The mail server refused the credentials postern holds for this account; the administrator has been notified.`;
+  }
+  return `${tag} NO [UNAVAILABLE] The mail server cannot be reached right now; please try again later.`;
+}
+
+export function authzRefusedReply(tag: string): string {
+  return `${tag} NO [AUTHORIZATIONFAILED] ${AUTH_FAILED_TEXT}`;
+}
+
+const REVOKED_TEXT: Record<RevokeReason, string> = {
+  admin: 'This app-specific password has been revoked; signing out.',
+  'revoke-all': 'All app-specific passwords of this account have been revoked; signing out.',
+  'primary-password-change': 'The account password changed, which revoked every app-specific password; signing out.',
+  expiry: 'This app-specific password has expired; signing out.',
+  'account-removed': 'This account has been removed; signing out.',
+};
+
+export function revokedBye(reason: RevokeReason): string {
+  return reply.bye(REVOKED_TEXT[reason] ?? REVOKED_TEXT.admin);
+}

@@ -1,0 +1,422 @@
+/**
+ * One client connection, from greeting to relay: the state machine that owns the socket and the
+ * timers, feeds bytes to the sans-I/O receiver, answers the pre-authentication commands itself
+ * (RFC 9051 §6.1–6.2: CAPABILITY, NOOP, LOGOUT, ID, STARTTLS, LOGIN, AUTHENTICATE), asks the
+ * Authenticator, logs in upstream and hands both sockets to the relay.
+ *
+ * Must not: log anything the client sends before authentication (no protocol trace, no
+ * passwords), keep reading while an authentication is in flight (the socket is paused, so
+ * pipelined commands wait in the kernel, bounded by TCP), or let a STARTTLS client's plaintext
+ * pipelined after the command reach the TLS session (CVE-2011-0411).
+ */
+import type net from 'node:net';
+import tls from 'node:tls';
+import type { AcceptedAuth, Authenticator } from '../auth/types.js';
+import { isPosternError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { TrackedConnection } from '../net/connection-registry.js';
+import type { PreAuthUpstream } from '../upstream/imap/client.js';
+import type { RevokeReason } from '../store/types.js';
+import { postLoginCapabilities, preAuthCapabilities } from './capabilities.js';
+import { astringValue, type Arg } from './grammar.js';
+import { ID_RESPONSE, parseIdArgs, type IdParams } from './id.js';
+import type { SessionLimits } from './limits.js';
+import { CommandReceiver, type ReceiverResult } from './receiver.js';
+import { Relay, type RelayEnd } from './relay.js';
+import { authzRefusedReply, bye, refusalReply, reply, revokedBye, upstreamFaultReply } from './replies.js';
+import { SaslExchange, SASL_MECHANISMS, type SaslMechanism, type SaslStep } from './sasl.js';
+
+export interface SessionDeps {
+  auth: Authenticator;
+  log: Logger;
+  limits: SessionLimits;
+  /** Opens a fresh upstream connection (greeting read, TLS in place). */
+  connectUpstream(): Promise<PreAuthUpstream>;
+  /** Server TLS context for STARTTLS; null on an implicit-TLS listener. */
+  starttlsContext: (() => tls.SecureContext) | null;
+  /** Called once when the session has fully ended. */
+  onClosed(): void;
+}
+
+type State = 'pre-auth' | 'sasl' | 'busy' | 'relay' | 'closed';
+
+type Command = Extract<ReceiverResult, { type: 'command' }>;
+
+export class ImapSession implements TrackedConnection {
+  private state: State = 'pre-auth';
+  private readonly receiver: CommandReceiver;
+  private secure: boolean;
+  private failures = 0;
+  private badCommands = 0;
+  private clientId: IdParams | null = null;
+  private sasl: { tag: string; exchange: SaslExchange } | null = null;
+  private upstream: Promise<PreAuthUpstream | null> | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private relay: Relay | null = null;
+  private unwatch: (() => void) | null = null;
+  private readonly startedAt = Date.now();
+  private readonly onData = (chunk: Buffer) => {
+    this.receiver.push(chunk);
+    this.pump();
+  };
+
+  constructor(
+    private socket: net.Socket,
+    private readonly clientAddress: string,
+    secure: boolean,
+    private readonly deps: SessionDeps,
+  ) {
+    this.secure = secure;
+    this.receiver = new CommandReceiver(deps.limits);
+  }
+
+  start(): void {
+    this.attach(this.socket);
+    this.upstream = this.openUpstream();
+    this.write(reply.greeting(this.capabilities()));
+    this.armIdleTimer();
+  }
+
+  /** Server shutdown. */
+  shutdown(): void {
+    if (this.relay) this.relay.terminate(reply.bye(bye.shutdown));
+    else this.closeWith(reply.bye(bye.shutdown));
+  }
+
+  // ---- input ---------------------------------------------------------------------------------
+
+  private attach(socket: net.Socket): void {
+    socket.on('data', this.onData);
+    socket.on('error', (err) => this.onSocketError(err));
+    socket.on('close', () => this.state !== 'relay' && this.teardown('client closed'));
+  }
+
+  private pump(): void {
+    while (this.state === 'pre-auth' || this.state === 'sasl') {
+      const result = this.receiver.next();
+      if (result.type === 'needs-more-data') return;
+      this.armIdleTimer();
+      this.handle(result);
+    }
+  }
+
+  private handle(result: Exclude<ReceiverResult, { type: 'needs-more-data' }>): void {
+    switch (result.type) {
+      case 'needs-literal':
+        this.write(reply.continuation());
+        return;
+      case 'error': {
+        const tag = this.sasl?.tag ?? result.tag;
+        this.write(result.tooBig ? reply.tooBig(tag, result.text) : reply.bad(tag, result.text));
+        if (result.fatal) return this.closeWith(reply.bye(bye.protocol));
+        if (this.sasl) this.endSasl();
+        return this.countBad();
+      }
+      case 'sasl-line':
+        return this.onSaslLine(result.line);
+      case 'command':
+        return this.onCommand(result);
+    }
+  }
+
+  private onCommand(cmd: Command): void {
+    const { tag, name, args } = cmd;
+    switch (name) {
+      case 'CAPABILITY':
+        if (args.length) return this.badSyntax(tag);
+        this.write(reply.capability(this.capabilities()));
+        return this.write(reply.ok(tag, 'CAPABILITY completed.'));
+      case 'NOOP':
+        if (args.length) return this.badSyntax(tag);
+        return this.write(reply.ok(tag, 'NOOP completed.'));
+      case 'LOGOUT':
+        if (args.length) return this.badSyntax(tag);
+        this.write(reply.bye(bye.logout));
+        this.write(reply.ok(tag, 'LOGOUT completed.'));
+        return this.closeWith(null);
+      case 'ID':
+        return this.onId(tag, args);
+      case 'STARTTLS':
+        if (args.length) return this.badSyntax(tag);
+        return this.onStartTls(tag);
+      case 'LOGIN':
+        return this.onLogin(tag, args);
+      case 'AUTHENTICATE':
+        return this.onAuthenticate(tag, args);
+      default:
+        this.write(reply.unknownCommand(tag));
+        return this.countBad();
+    }
+  }
+
+  private badSyntax(tag: string): void {
+    this.write(reply.bad(tag, 'Invalid arguments.'));
+    this.countBad();
+  }
+
+  private countBad(): void {
+    if (++this.badCommands >= this.deps.limits.maxBadCommands) this.closeWith(reply.bye(bye.tooManyBad));
+  }
+
+  private onId(tag: string, args: Arg[]): void {
+    const params = parseIdArgs(args, this.deps.limits);
+    if (params === null) return this.badSyntax(tag);
+    this.clientId = params;
+    this.write(ID_RESPONSE);
+    this.write(reply.ok(tag, 'ID completed.'));
+  }
+
+  // ---- STARTTLS (RFC 9051 §6.2.1) ------------------------------------------------------------
+
+  private onStartTls(tag: string): void {
+    const context = this.deps.starttlsContext;
+    if (!context || this.secure) {
+      this.write(reply.bad(tag, 'STARTTLS is not available on this connection.'));
+      return this.countBad();
+    }
+    this.state = 'busy';
+    // Whatever the client pipelined after STARTTLS came in clear and may be an attacker's.
+    this.receiver.reset();
+    const plain = this.socket;
+    plain.off('data', this.onData);
+    plain.pause();
+    plain.write(`${reply.ok(tag, 'Begin TLS negotiation now.')}\r\n`, () => this.upgrade(plain, context()));
+  }
+
+  private upgrade(plain: net.Socket, secureContext: tls.SecureContext): void {
+    if (this.state === 'closed') return;
+    plain.removeAllListeners('data');
+    const secure = new tls.TLSSocket(plain, { isServer: true, secureContext });
+    secure.on('error', (err) => this.onSocketError(err));
+    secure.once('secure', () => {
+      if (this.state === 'closed') return void secure.destroy();
+      this.socket = secure;
+      this.secure = true;
+      this.receiver.reset();
+      secure.on('data', this.onData);
+      secure.on('close', () => this.state !== 'relay' && this.teardown('client closed'));
+      this.state = 'pre-auth';
+      this.pump();
+    });
+  }
+
+  // ---- LOGIN and AUTHENTICATE ------------------------------------------------------------------
+
+  private onLogin(tag: string, args: Arg[]): void {
+    if (!this.secure) return this.write(reply.privacyRequired(tag));
+    const login = astringValue(args[0]);
+    const password = astringValue(args[1]);
+    if (args.length !== 2 || login === null || password === null) return this.badSyntax(tag);
+    void this.authenticate(tag, login, password);
+  }
+
+  private onAuthenticate(tag: string, args: Arg[]): void {
+    if (!this.secure) return this.write(reply.privacyRequired(tag));
+    const [mechArg, irArg] = args;
+    if (!mechArg || mechArg.kind !== 'atom' || args.length > 2 || (irArg && irArg.kind !== 'atom')) return this.badSyntax(tag);
+    const mechanism = mechArg.value.toUpperCase() as SaslMechanism;
+    if (!SASL_MECHANISMS.includes(mechanism)) return this.write(reply.no(tag, 'Unsupported authentication mechanism.'));
+    const exchange = new SaslExchange(mechanism);
+    this.sasl = { tag, exchange };
+    this.state = 'sasl';
+    this.receiver.setMode('sasl');
+    this.onSaslStep(exchange.start(irArg?.kind === 'atom' ? irArg.value : undefined));
+  }
+
+  private onSaslLine(line: string): void {
+    if (!this.sasl) return;
+    this.onSaslStep(this.sasl.exchange.respond(line));
+  }
+
+  private onSaslStep(step: SaslStep): void {
+    const tag = this.sasl!.tag;
+    switch (step.kind) {
+      case 'challenge':
+        return this.write(`+ ${step.challenge}`);
+      case 'cancelled':
+        this.endSasl();
+        return this.write(reply.bad(tag, 'AUTHENTICATE cancelled.'));
+      case 'bad':
+        this.endSasl();
+        this.write(reply.bad(tag, step.text));
+        return this.countBad();
+      case 'authz-refused':
+        this.endSasl();
+        this.write(authzRefusedReply(tag));
+        return this.countFailure();
+      case 'done':
+        this.endSasl();
+        void this.authenticate(tag, step.login, step.password);
+    }
+  }
+
+  private endSasl(): void {
+    this.sasl = null;
+    this.receiver.setMode('command');
+    if (this.state === 'sasl') this.state = 'pre-auth';
+  }
+
+  private countFailure(): void {
+    if (++this.failures >= this.deps.limits.maxAuthFailures) this.closeWith(reply.bye(bye.tooManyFailures));
+  }
+
+  private async authenticate(tag: string, login: string, password: string): Promise<void> {
+    this.state = 'busy';
+    this.socket.pause();
+    this.clearIdleTimer();
+    try {
+      const outcome = await this.deps.auth.authenticate({ login, password, protocol: 'imap', clientAddress: this.clientAddress });
+      if (this.isClosed()) return;
+      if (outcome.kind === 'accepted') {
+        await this.loginUpstream(tag, outcome);
+      } else {
+        this.write(refusalReply(tag, outcome));
+        if (outcome.kind !== 'credential-unusable') this.countFailure();
+      }
+    } catch (err) {
+      this.deps.log.error({ event: 'imap.internal_error', err }, 'authentication failed with an internal error');
+      if (!this.isClosed()) this.write(reply.no(tag, '[UNAVAILABLE] Internal error; please try again later.'));
+    }
+    this.resumePreAuth();
+  }
+
+  /** A method, not a field test: the state changes across awaits. */
+  private isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  private resumePreAuth(): void {
+    if (this.state !== 'busy') return;
+    this.state = 'pre-auth';
+    this.armIdleTimer();
+    this.socket.resume();
+    this.pump();
+  }
+
+  // ---- upstream --------------------------------------------------------------------------------
+
+  /** Started at connect so the login costs no extra handshake; failures surface at login time. */
+  private openUpstream(): Promise<PreAuthUpstream | null> {
+    return this.deps.connectUpstream().then(
+      (up) => {
+        if (this.state === 'closed') up.close();
+        return up;
+      },
+      (err: unknown) => {
+        this.deps.log.debug({ event: 'upstream.preconnect_failed', code: isPosternError(err) ? err.code : undefined }, 'early upstream connection failed; retrying at login');
+        return null;
+      },
+    );
+  }
+
+  /** The early connection if it is still good, else a fresh one (the upstream may have timed it out). */
+  private async takeUpstream(): Promise<PreAuthUpstream> {
+    const early = await this.upstream;
+    this.upstream = null;
+    if (early?.usable()) return early;
+    early?.close();
+    return this.deps.connectUpstream();
+  }
+
+  private async loginUpstream(tag: string, accepted: AcceptedAuth): Promise<void> {
+    let upstream: PreAuthUpstream | null = null;
+    try {
+      upstream = await this.takeUpstream();
+      if (this.isClosed()) return upstream.close();
+      const loggedIn = await upstream.login({ credential: accepted.credential, id: this.clientId, clientAddress: this.clientAddress });
+      if (this.isClosed()) return void loggedIn.socket.destroy();
+      this.deps.auth.reportUpstreamAccepted(accepted);
+      this.startRelay(tag, accepted, loggedIn.socket, loggedIn.capabilities, loggedIn.leftover);
+    } catch (err) {
+      upstream?.close();
+      if (this.isClosed()) return;
+      this.onUpstreamFault(tag, accepted, err);
+      this.upstream = this.openUpstream();
+    }
+  }
+
+  private onUpstreamFault(tag: string, accepted: AcceptedAuth, err: unknown): void {
+    const code = isPosternError(err) ? err.code : 'INTERNAL';
+    if (isPosternError(err, 'UPSTREAM_AUTH_REJECTED')) {
+      this.deps.auth.reportUpstreamRejected(accepted, 'imap');
+    } else {
+      this.deps.log.error({ event: 'upstream.fault', code, user: accepted.login, detail: err instanceof Error ? err.message : String(err) }, 'could not log in to the upstream IMAP server');
+    }
+    this.write(upstreamFaultReply(tag, err));
+  }
+
+  private startRelay(tag: string, accepted: AcceptedAuth, upstream: net.Socket, capabilities: string[], leftover: Buffer): void {
+    this.state = 'relay';
+    this.socket.off('data', this.onData);
+    // Many clients ignore untagged CAPABILITY after login; the tagged OK carries it (RFC 9051 §6.2.3).
+    this.write(reply.loggedIn(tag, postLoginCapabilities(capabilities)));
+    if (leftover.length) this.socket.write(leftover);
+    const pipelined = this.receiver.takeRemaining();
+    if (pipelined.length) upstream.write(pipelined);
+    this.deps.log.info({ event: 'session.started', user: accepted.login, passwordId: accepted.publicId }, 'IMAP session relayed to upstream');
+    this.relay = new Relay(this.socket, upstream, (end) => this.onRelayEnd(end));
+    this.unwatch = this.deps.auth.watchRevocation(accepted.passwordId, (reason) => this.onRevoked(reason, accepted));
+    this.relay.start();
+  }
+
+  private onRevoked(reason: RevokeReason, accepted: AcceptedAuth): void {
+    this.deps.log.info({ event: 'session.revoked', user: accepted.login, passwordId: accepted.publicId, reason }, 'app-specific password no longer valid; session ended');
+    this.relay?.terminate(revokedBye(reason));
+  }
+
+  private onRelayEnd(end: RelayEnd): void {
+    if (end.by === 'upstream') this.deps.log.warn({ event: 'upstream.closed', code: end.error ? (end.error as NodeJS.ErrnoException).code : undefined }, 'upstream closed the session');
+    this.teardown(`relay ended by ${end.by}`);
+  }
+
+  // ---- output, timers, teardown ---------------------------------------------------------------
+
+  private capabilities(): string {
+    return preAuthCapabilities({ secure: this.secure, starttlsOffered: !this.secure && this.deps.starttlsContext !== null });
+  }
+
+  private write(line: string): void {
+    if (this.state === 'closed' || this.socket.destroyed) return;
+    this.socket.write(`${line}\r\n`);
+  }
+
+  private armIdleTimer(): void {
+    this.clearIdleTimer();
+    this.idleTimer = setTimeout(() => this.closeWith(reply.bye(bye.idle)), this.deps.limits.idleMs);
+    this.idleTimer.unref();
+  }
+
+  private clearIdleTimer(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+  }
+
+  /** Last words (if any), then close; the socket is destroyed if the client does not go. */
+  private closeWith(line: string | null): void {
+    if (this.state === 'closed') return;
+    if (line) this.write(line);
+    const socket = this.socket;
+    this.teardown('closed by postern');
+    socket.end();
+    setTimeout(() => socket.destroy(), 1_000).unref();
+  }
+
+  private onSocketError(err: Error): void {
+    this.deps.log.debug({ event: 'imap.socket_error', code: (err as NodeJS.ErrnoException).code }, 'client socket error');
+    if (this.state !== 'relay') this.teardown('client socket error');
+    this.socket.destroy();
+  }
+
+  private teardown(why: string): void {
+    if (this.state === 'closed') return;
+    const wasRelay = this.state === 'relay';
+    this.state = 'closed';
+    this.clearIdleTimer();
+    this.unwatch?.();
+    this.unwatch = null;
+    void this.upstream?.then((up) => up?.close());
+    this.upstream = null;
+    this.deps.log.info({ event: 'session.closed', why, relayed: wasRelay, bytesIn: this.socket.bytesRead, bytesOut: this.socket.bytesWritten, ms: Date.now() - this.startedAt }, 'IMAP connection closed');
+    this.deps.onClosed();
+  }
+}

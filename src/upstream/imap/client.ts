@@ -1,0 +1,244 @@
+/**
+ * The upstream half of an IMAP session before authentication: connect (implicit TLS, STARTTLS,
+ * or plaintext only when configured), read the greeting, and — once postern has accepted the
+ * client — log in with the account's real credentials and hand the raw socket to the relay.
+ *
+ * Why hand-written rather than imapflow + unbind(): postern needs exactly four commands
+ * (STARTTLS, CAPABILITY, ID, LOGIN/AUTHENTICATE PLAIN), the raw tagged answer of the login (its
+ * CAPABILITY code is what the client gets), every byte the upstream sent after it, and a
+ * connection that is opened when the client connects but logged in only later. imapflow issues
+ * its own post-login commands (CAPABILITY, NAMESPACE, ENABLE, COMPRESS) that would change the
+ * session state the client believes it is in, and connects and logs in as one step.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import type { UpstreamCredential } from '../../auth/types.js';
+import type { MailUpstreamConfig } from '../../config/schema.js';
+import { PosternError } from '../../errors.js';
+import { upstreamTlsOptions } from '../tls-options.js';
+import { ResponseReader } from './response-reader.js';
+import { capabilitiesFrom, codeName, hasCapability, idList, isQuotable, parseStatus, quote, type StatusResponse } from './wire.js';
+
+export type IdPairs = ReadonlyArray<readonly [string, string | null]>;
+
+export interface LoginRequest {
+  credential: UpstreamCredential;
+  /** The client's ID parameters, if it sent ID (RFC 2971). */
+  id: IdPairs | null;
+  clientAddress: string;
+}
+
+export interface LoggedIn {
+  socket: net.Socket;
+  /** Post-login capabilities, for the client's tagged OK. */
+  capabilities: string[];
+  /** Bytes the upstream sent after the login response (forward to the client as they are). */
+  leftover: Buffer;
+}
+
+export interface PreAuthUpstream {
+  login(request: LoginRequest): Promise<LoggedIn>;
+  /** True while the connection is open and not yet used. */
+  usable(): boolean;
+  close(): void;
+}
+
+export async function connectImapUpstream(config: MailUpstreamConfig): Promise<PreAuthUpstream> {
+  const socket = await openSocket(config);
+  const reader = new ResponseReader(socket);
+  try {
+    const greeting = parseStatus(await reader.read(config.greetingTimeoutMs));
+    if (!greeting || greeting.tag !== '*' || greeting.status !== 'OK') {
+      throw new PosternError(greeting?.status === 'BYE' ? 'UPSTREAM_UNAVAILABLE' : 'UPSTREAM_PROTOCOL', 'upstream greeting was not * OK');
+    }
+    const session = new UpstreamSession(socket, reader, config, capabilitiesFrom(greeting, null));
+    if (config.security === 'starttls') await session.startTls();
+    return session;
+  } catch (err) {
+    socket.destroy();
+    throw err;
+  }
+}
+
+function openSocket(config: MailUpstreamConfig): Promise<net.Socket> {
+  const implicit = config.security === 'tls';
+  return new Promise((resolve, reject) => {
+    const socket = implicit
+      ? tls.connect({ host: config.host, port: config.port, ...upstreamTlsOptions(config) })
+      : net.connect({ host: config.host, port: config.port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new PosternError('UPSTREAM_TIMEOUT', `connecting to upstream took longer than ${config.connectTimeoutMs} ms`));
+    }, config.connectTimeoutMs);
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(connectError(err, implicit));
+    });
+    socket.once(implicit ? 'secureConnect' : 'connect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      socket.on('error', () => undefined); // the reader reports errors from here on
+      resolve(socket);
+    });
+  });
+}
+
+function connectError(err: Error & { code?: string }, tlsInvolved: boolean): PosternError {
+  const tlsFailure = tlsInvolved && (/^ERR_TLS|^ERR_SSL|CERT|SELF_SIGNED|UNABLE_TO/.test(err.code ?? '') || /SSL|TLS|certificate/i.test(err.message));
+  return new PosternError(tlsFailure ? 'UPSTREAM_TLS_FAILED' : 'UPSTREAM_UNAVAILABLE', `upstream connection failed: ${err.code ?? err.message}`, { cause: err });
+}
+
+class UpstreamSession implements PreAuthUpstream {
+  private tagCounter = 0;
+  private used = false;
+  private closed = false;
+
+  constructor(
+    private socket: net.Socket,
+    private readonly reader: ResponseReader,
+    private readonly config: MailUpstreamConfig,
+    private capabilities: string[] | null,
+  ) {
+    socket.once('close', () => (this.closed = true));
+  }
+
+  usable(): boolean {
+    return !this.used && !this.closed && !this.socket.destroyed;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.socket.destroy();
+  }
+
+  /** RFC 9051 §6.2.1; capabilities learnt before TLS are forgotten. */
+  async startTls(): Promise<void> {
+    const done = await this.exchange('STARTTLS');
+    if (done.status !== 'OK') throw new PosternError('UPSTREAM_PROTOCOL', 'upstream refused STARTTLS');
+    const plain = this.socket;
+    this.reader.detach(false);
+    const secure = await new Promise<tls.TLSSocket>((resolve, reject) => {
+      const s = tls.connect({ socket: plain, ...upstreamTlsOptions(this.config) });
+      const timer = setTimeout(() => reject(new PosternError('UPSTREAM_TIMEOUT', 'upstream TLS handshake timed out')), this.config.connectTimeoutMs);
+      s.once('error', (err) => (clearTimeout(timer), reject(connectError(err, true))));
+      s.once('secureConnect', () => (clearTimeout(timer), resolve(s)));
+    });
+    secure.removeAllListeners('error');
+    secure.on('error', () => undefined);
+    secure.once('close', () => (this.closed = true));
+    this.socket = secure;
+    this.reader.rebind(secure);
+    this.capabilities = null;
+  }
+
+  async login(request: LoginRequest): Promise<LoggedIn> {
+    if (!this.usable()) throw new PosternError('UPSTREAM_UNAVAILABLE', 'upstream connection is no longer usable');
+    this.used = true;
+    try {
+      return await this.doLogin(request);
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+  }
+
+  private async doLogin(request: LoginRequest): Promise<LoggedIn> {
+    const caps = this.capabilities ?? (await this.fetchCapabilities());
+    const idTag = this.sendId(request);
+    const { status, untaggedCaps } = await this.authenticate(request.credential, caps, idTag);
+    if (status.status !== 'OK') throw loginRefusal(status);
+    const capabilities = capabilitiesFrom(status, untaggedCaps) ?? (await this.fetchCapabilities());
+    const leftover = this.reader.detach();
+    return { socket: this.socket, capabilities, leftover };
+  }
+
+  /** Sent without waiting: its answer is skipped while reading the login's. */
+  private sendId(request: LoginRequest): string | null {
+    const pairs: Array<readonly [string, string | null]> = (request.id ?? []).filter(([k]) => !/^x-originating-|^x-connected-/i.test(k));
+    if (this.config.trusted) pairs.push(['x-originating-ip', request.clientAddress]);
+    if (request.id === null && !this.config.trusted) return null;
+    const tag = this.nextTag();
+    this.socket.write(`${tag} ID ${idList(pairs)}\r\n`);
+    return tag;
+  }
+
+  private async authenticate(credential: UpstreamCredential, caps: string[], idTag: string | null): Promise<{ status: StatusResponse; untaggedCaps: string | null }> {
+    const parts = loginParts(credential, caps);
+    const tag = this.nextTag();
+    this.socket.write(`${tag} ${parts[0]}\r\n`);
+    let next = 1;
+    let untaggedCaps: string | null = null;
+    for (;;) {
+      const line = await this.reader.read(this.config.greetingTimeoutMs);
+      if (line.startsWith('+')) {
+        const part = parts[next++];
+        if (part === undefined) throw new PosternError('UPSTREAM_PROTOCOL', 'unexpected continuation from upstream during login');
+        this.socket.write(`${part}\r\n`);
+        continue;
+      }
+      if (/^\* CAPABILITY /i.test(line)) untaggedCaps = line;
+      const status = parseStatus(line);
+      if (status?.tag === '*' && status.status === 'BYE') throw new PosternError('UPSTREAM_UNAVAILABLE', 'upstream said BYE during login');
+      if (status && status.tag === tag) return { status, untaggedCaps };
+      if (status && status.tag !== '*' && status.tag !== idTag) throw new PosternError('UPSTREAM_PROTOCOL', 'upstream answered an unknown tag');
+    }
+  }
+
+  private async fetchCapabilities(): Promise<string[]> {
+    let caps: string[] | null = null;
+    const done = await this.exchange('CAPABILITY', (line) => (caps = capabilitiesFrom(null, line) ?? caps));
+    if (done.status !== 'OK' || !caps) throw new PosternError('UPSTREAM_PROTOCOL', 'upstream CAPABILITY failed');
+    return caps;
+  }
+
+  private async exchange(command: string, onUntagged?: (line: string) => void): Promise<StatusResponse> {
+    const tag = this.nextTag();
+    this.socket.write(`${tag} ${command}\r\n`);
+    for (;;) {
+      const line = await this.reader.read(this.config.greetingTimeoutMs);
+      const status = parseStatus(line);
+      if (status?.tag === tag) return status;
+      if (status?.tag === '*' && status.status === 'BYE') throw new PosternError('UPSTREAM_UNAVAILABLE', 'upstream said BYE');
+      onUntagged?.(line);
+    }
+  }
+
+  private nextTag(): string {
+    return `P${++this.tagCounter}`;
+  }
+}
+
+/**
+ * The login command and its continuation parts. Master-user credentials need SASL PLAIN with an
+ * authorization identity (RFC 4616); so does an upstream that advertises LOGINDISABLED. LOGIN
+ * uses quoted strings, or literals for values a quoted string cannot carry.
+ */
+function loginParts(credential: UpstreamCredential, caps: string[]): string[] {
+  if (credential.authzid !== undefined || hasCapability(caps, 'LOGINDISABLED')) {
+    const payload = Buffer.from(`${credential.authzid ?? ''}\0${credential.username}\0${credential.password}`, 'utf8').toString('base64');
+    return hasCapability(caps, 'SASL-IR') ? [`AUTHENTICATE PLAIN ${payload}`] : ['AUTHENTICATE PLAIN', payload];
+  }
+  const nonSync = hasCapability(caps, 'LITERAL+');
+  const parts: string[] = ['LOGIN'];
+  for (const value of [credential.username, credential.password]) {
+    if (isQuotable(value)) {
+      parts[parts.length - 1] += ` ${quote(value)}`;
+    } else {
+      const size = Buffer.byteLength(value, 'utf8');
+      parts[parts.length - 1] += ` {${size}${nonSync ? '+' : ''}}`;
+      if (nonSync) parts[parts.length - 1] += `\r\n${value}`;
+      else parts.push(value);
+    }
+  }
+  return parts;
+}
+
+function loginRefusal(status: StatusResponse): PosternError {
+  const code = codeName(status.code);
+  if (status.status === 'NO' && code !== 'UNAVAILABLE' && code !== 'SERVERBUG' && code !== 'LIMIT' && code !== 'INUSE') {
+    return new PosternError('UPSTREAM_AUTH_REJECTED', `upstream refused the login${code ? ` [${code}]` : ''}`);
+  }
+  return new PosternError(status.status === 'NO' ? 'UPSTREAM_UNAVAILABLE' : 'UPSTREAM_PROTOCOL', `upstream answered ${status.status}${code ? ` [${code}]` : ''} to the login`);
+}
+

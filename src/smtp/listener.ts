@@ -1,0 +1,122 @@
+/**
+ * One SMTP submission listener (implicit TLS, or plaintext with STARTTLS) on smtp-server, wired to
+ * SubmissionSession. smtp-server owns the client-side protocol: parsing, STARTTLS, SASL exchanges,
+ * SIZE, recipient limit, idle timeout, early talkers, HTTP lines sent to a mail port.
+ *
+ * What postern adds before authentication (RFC 6409 §4, RFC 3207 §4, RFC 4954 §4): AUTH is neither
+ * advertised nor accepted before TLS, so a client set up without TLS never sends its password in
+ * clear; commands outside RFC 6409's pre-auth set (VRFY and sendmail's jokes, XCLIENT/XFORWARD) are
+ * disabled. The server must never fall back to smtp-server's bundled certificate: the TLS material
+ * is always passed in, and reloads (SIGHUP) rebuild the server's contexts.
+ */
+import { hostname } from 'node:os';
+import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import type { SmtpConfig } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import type { ProtocolDeps } from '../net/service.js';
+import type { SmtpUpstreamTarget } from '../upstream/smtp/connection.js';
+import { settle } from './adapt.js';
+import * as replies from './replies.js';
+import { SubmissionSession } from './session.js';
+
+const DISABLED_ALWAYS = ['VRFY', 'EXPN', 'WIZ', 'SHELL', 'KILL', 'XCLIENT', 'XFORWARD'];
+const DISABLED_BEFORE_TLS = [...DISABLED_ALWAYS, 'AUTH'];
+
+export interface SmtpListener {
+  server: SMTPServer;
+  port: number;
+  host: string;
+  /** Ends every live session with 421 and stops listening. */
+  close(): Promise<void>;
+}
+
+interface ListenerSpec {
+  name: string;
+  implicitTls: boolean;
+  host: string;
+  port: number;
+}
+
+export async function startListener(spec: ListenerSpec, config: SmtpConfig, target: SmtpUpstreamTarget, deps: ProtocolDeps): Promise<SmtpListener> {
+  const log = deps.log.child({ listener: spec.name });
+  const sessions = new Map<string, SubmissionSession>();
+  const server: SMTPServer = new SMTPServer(serverOptions(spec, config, deps, log, sessions, target, () => server));
+  server.on('error', (err) => log.debug({ event: 'smtp.connection_error', err }, 'client connection error'));
+  const stopReload = deps.tls.onReload((options) => server.updateSecureContext(options));
+  const port = await listen(server, spec);
+  let closing: Promise<void> | null = null;
+  const close = () =>
+    (closing ??= new Promise<void>((resolve) => {
+      stopReload();
+      server.close(() => resolve());
+      for (const session of sessions.values()) session.terminate(replies.shuttingDown());
+      for (const connection of server.connections) connection.close();
+    }));
+  return { server, port, host: spec.host, close };
+}
+
+function serverOptions(
+  spec: ListenerSpec, config: SmtpConfig, deps: ProtocolDeps, log: Logger,
+  sessions: Map<string, SubmissionSession>, target: SmtpUpstreamTarget, server: () => SMTPServer,
+): SMTPServerOptions {
+  const { limits } = config;
+  const sessionOf = (session: SMTPServerSession): SubmissionSession => {
+    const found = sessions.get(session.id);
+    if (!found) throw new replies.SmtpReplyError(421, '4.3.0 Session state lost; closing connection.');
+    return found;
+  };
+  return {
+    ...deps.tls.secureContextOptions(),
+    secure: spec.implicitTls,
+    name: hostname(),
+    banner: 'postern submission',
+    size: limits.maxMessageBytes,
+    rejectOversized: true,
+    maxRecipients: limits.maxRecipients,
+    socketTimeout: limits.idleTimeoutMs,
+    closeTimeout: 1_000,
+    authMethods: ['PLAIN', 'LOGIN'],
+    allowInsecureAuth: false,
+    disabledCommands: DISABLED_ALWAYS,
+    disableReverseLookup: true,
+    hideENHANCEDSTATUSCODES: true, // the texts carry their own (see replies.ts)
+    hideDSN: true,
+    hideREQUIRETLS: true,
+    logger: false,
+    onConnect(session, callback) {
+      const connection = [...server().connections].find((c) => c.session === session);
+      if (!connection) return callback(new replies.SmtpReplyError(421, '4.3.0 Try again later'));
+      const connLog = log.child({ cid: session.id, ip: session.remoteAddress });
+      sessions.set(session.id, new SubmissionSession(
+        { send: (code, text) => connection.send(code, text) },
+        { auth: deps.auth, target, maxAuthFailures: limits.maxAuthFailures, maxMessageBytes: limits.maxMessageBytes, log: connLog },
+        connLog,
+      ));
+      if (!session.secure) session.disabledCommands = DISABLED_BEFORE_TLS;
+      callback();
+    },
+    onSecure(_socket, session, callback) {
+      session.disabledCommands = DISABLED_ALWAYS;
+      callback();
+    },
+    onAuth: (auth, session, callback) => settle(() => sessionOf(session).authenticate(auth, session), callback, log, 'onAuth'),
+    onMailFrom: (address, session, callback) => settle(() => sessionOf(session).mailFrom(address, session), callback, log, 'onMailFrom'),
+    onRcptTo: (address, session, callback) => settle(() => sessionOf(session).rcptTo(address), callback, log, 'onRcptTo'),
+    onData: (stream, session, callback) => settle(() => sessionOf(session).data(stream), callback, log, 'onData'),
+    onClose(session) {
+      sessions.get(session.id)?.end();
+      sessions.delete(session.id);
+    },
+  };
+}
+
+function listen(server: SMTPServer, spec: ListenerSpec): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.server.once('error', reject);
+    server.listen(spec.port, spec.host, () => {
+      server.server.removeListener('error', reject);
+      const address = server.server.address();
+      resolve(typeof address === 'object' && address ? address.port : spec.port);
+    });
+  });
+}

@@ -1,0 +1,80 @@
+/**
+ * Every answer postern itself gives an SMTP client, in one place: authentication outcomes,
+ * upstream faults, session ends. Replies that come from the upstream are relayed with the
+ * upstream's own code and text (`relayed`). Internal error text never reaches the wire.
+ *
+ * smtp-server runs with enhanced status codes hidden, so it writes `code text` verbatim; the
+ * enhanced codes (RFC 3463) are part of the texts here, and of the upstream's relayed texts.
+ */
+import { PRIMARY_PASSWORD_REFUSED_TEXT, type AuthOutcome } from '../auth/types.js';
+import { isPositive, replyText, type SmtpReply } from '../upstream/smtp/reply-parser.js';
+
+/** An error smtp-server turns into `responseCode message` on the wire. 421 also closes the connection. */
+export class SmtpReplyError extends Error {
+  constructor(readonly responseCode: number, message: string) {
+    super(message);
+    this.name = 'SmtpReplyError';
+  }
+}
+
+const reply = (code: number, text: string) => new SmtpReplyError(code, text);
+
+/** RFC 4954 §6: 535 5.7.8 for bad credentials; unknown user, throttled and hint-less primary look the same. */
+export function authRefusal(outcome: Exclude<AuthOutcome, { kind: 'accepted' }>): SmtpReplyError {
+  switch (outcome.kind) {
+    case 'primary-refused':
+      return outcome.hint ? reply(535, `5.7.8 ${PRIMARY_PASSWORD_REFUSED_TEXT}`) : authenticationFailed();
+    case 'credential-unusable':
+      return reply(454, '4.7.0 Temporary authentication failure: the stored account credentials cannot be used; contact the administrator.');
+    case 'failed':
+    case 'throttled':
+      return authenticationFailed();
+  }
+}
+
+export const authenticationFailed = () => reply(535, '5.7.8 Authentication failed');
+
+/** RFC 4954 §6: 454 4.7.0 Temporary authentication failure. */
+export const upstreamUnavailableAtAuth = () =>
+  reply(454, '4.7.0 Temporary authentication failure: the mail provider cannot be reached right now; try again later.');
+
+/**
+ * The app password was right but the provider refused the real credentials postern holds. 454 (not
+ * 535): a 535 would make the client ask its user for a new password, which cannot help.
+ */
+export const upstreamRefusedStoredCredentials = () =>
+  reply(454, '4.7.0 Temporary authentication failure: the mail provider refused the credentials stored for this account; the administrator must update them.');
+
+/** Mid-session (reconnecting for a new transaction) the provider could not be reached. */
+export const upstreamUnavailable = () => reply(451, '4.4.1 The mail provider cannot be reached right now; try again later.');
+
+/** The upstream connection broke during a message: nothing was delivered, the client may retry. */
+export const upstreamLostDuringMessage = () => reply(451, '4.4.2 The connection to the mail provider was lost; the message was not sent, try again.');
+
+export const upstreamLostClosing = () => reply(421, '4.4.2 The connection to the mail provider was lost; closing connection.');
+
+export const tooManyAuthFailures = () => reply(421, '4.7.0 Too many failed authentication attempts; closing connection.');
+
+export const passwordRevoked = () => reply(421, '4.7.0 The app-specific password of this session is no longer valid; closing connection.');
+
+export const shuttingDown = () => reply(421, '4.3.2 Service shutting down; closing connection.');
+
+/** RFC 3207 §4: before TLS, nothing but EHLO, STARTTLS, NOOP, RSET, QUIT, HELP. */
+export const tlsRequired = () => reply(530, '5.7.0 Must issue a STARTTLS command first');
+
+/** RFC 4954 §6. */
+export const authRequired = () => reply(530, '5.7.0 Authentication required');
+
+export const identityMismatch = () => reply(535, '5.7.8 Authentication failed: acting for another identity is not allowed');
+
+export const parameterUnsupported = (name: string) => reply(555, `5.5.4 ${name} is not supported by the mail provider`);
+
+export const messageTooBig = (limit: number) => reply(552, `5.3.4 Message exceeds the maximum size of ${limit} bytes`);
+
+export const internalError = () => reply(451, '4.3.0 Internal error; try again later.');
+
+/** The upstream's reply, relayed: text for a positive one, an error carrying its own code otherwise. */
+export function relayed(upstream: SmtpReply): string {
+  if (isPositive(upstream)) return replyText(upstream);
+  throw reply(upstream.code, replyText(upstream) || 'Refused by the mail provider');
+}

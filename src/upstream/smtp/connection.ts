@@ -1,0 +1,295 @@
+/**
+ * A small SMTP client for the upstream submission server: connect (implicit TLS, STARTTLS or an
+ * explicitly configured plain connection), EHLO, AUTH, then one command at a time.
+ *
+ * Why not nodemailer's SMTPConnection: it sends a whole envelope at once and reports a summary,
+ * but postern relays *in step* — each MAIL, RCPT and DATA goes upstream when the client sends it
+ * and the client gets the upstream's own reply to it. That needs a client whose unit is one
+ * command and one reply. No pipelining (RFC 2920) on purpose: one outstanding command keeps the
+ * mapping from client command to upstream reply trivial.
+ *
+ * It must not: write a command containing CR or LF (a client-controlled address would otherwise
+ * inject commands into an authenticated session), accept plaintext queued before the STARTTLS
+ * handshake (RFC 3207 §6, the CVE-2011-1575 class), or log anything it sends (AUTH carries the
+ * real credentials).
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import { PosternError } from '../../errors.js';
+import type { UpstreamCredential } from '../../auth/types.js';
+import { ReplyParser, type SmtpReply } from './reply-parser.js';
+
+export interface SmtpUpstreamTarget {
+  host: string;
+  port: number;
+  security: 'tls' | 'starttls' | 'plain';
+  tls: tls.ConnectionOptions;
+  connectTimeoutMs: number;
+  greetingTimeoutMs: number;
+  /** Name postern gives in EHLO. */
+  clientName: string;
+  /** Per command (RFC 5321 §4.5.3.2 allows 5 minutes for MAIL and RCPT). */
+  commandTimeoutMs?: number;
+  /** For the reply to the final dot (RFC 5321 §4.5.3.2: 10 minutes). */
+  dataEndTimeoutMs?: number;
+}
+
+export type UpstreamLogin =
+  | { kind: 'ready'; connection: SmtpUpstream }
+  /** The upstream refused the credentials (5yz to AUTH). */
+  | { kind: 'rejected'; reply: SmtpReply };
+
+const DEFAULT_COMMAND_TIMEOUT_MS = 5 * 60_000;
+const DEFAULT_DATA_END_TIMEOUT_MS = 10 * 60_000;
+const QUIT_TIMEOUT_MS = 2_000;
+const UNSAFE_IN_COMMAND = /[\r\n\0]/;
+
+/** Connects, greets, authenticates. Throws PosternError (UPSTREAM_*) for faults, never for a refusal. */
+export async function openUpstreamSmtp(target: SmtpUpstreamTarget, credential: UpstreamCredential): Promise<UpstreamLogin> {
+  const socket = await connectSocket(target);
+  const connection = new SmtpUpstream(socket, target);
+  try {
+    await connection.greet();
+    const reply = await connection.authenticate(credential);
+    if (reply.code === 235) return { kind: 'ready', connection };
+    connection.destroy();
+    if (reply.code >= 500) return { kind: 'rejected', reply };
+    throw new PosternError('UPSTREAM_UNAVAILABLE', `upstream SMTP answered AUTH with ${reply.code}`);
+  } catch (err) {
+    connection.destroy();
+    throw err;
+  }
+}
+
+function connectSocket(target: SmtpUpstreamTarget): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const implicit = target.security === 'tls';
+    const socket = implicit
+      ? tls.connect({ ...target.tls, host: target.host, port: target.port })
+      : net.connect({ host: target.host, port: target.port });
+    let connected = false;
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new PosternError('UPSTREAM_TIMEOUT', `upstream SMTP ${target.host}:${target.port} did not connect in time`));
+    }, target.connectTimeoutMs);
+    const fail = (err: Error) => {
+      clearTimeout(timer);
+      socket.destroy();
+      const code = connected && implicit ? 'UPSTREAM_TLS_FAILED' : 'UPSTREAM_UNAVAILABLE';
+      reject(new PosternError(code, `upstream SMTP ${target.host}:${target.port}: ${err.message}`, { cause: err }));
+    };
+    socket.once('error', fail);
+    socket.once('connect', () => (connected = true));
+    socket.once(implicit ? 'secureConnect' : 'connect', () => {
+      clearTimeout(timer);
+      socket.removeListener('error', fail);
+      resolve(socket);
+    });
+  });
+}
+
+interface Waiter {
+  resolve(reply: SmtpReply): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+export class SmtpUpstream {
+  /** EHLO keywords (upper case) → their parameters. */
+  capabilities = new Map<string, string>();
+  private parser = new ReplyParser();
+  private waiter: Waiter | null = null;
+  private failure: Error | null = null;
+  private readonly closeListeners = new Set<(err: Error) => void>();
+
+  constructor(private socket: net.Socket, private readonly target: SmtpUpstreamTarget) {
+    this.attach(socket);
+  }
+
+  get isOpen(): boolean {
+    return this.failure === null;
+  }
+
+  /** Whether the upstream announced an EHLO extension, e.g. `8BITMIME`. */
+  supports(keyword: string): boolean {
+    return this.capabilities.has(keyword.toUpperCase());
+  }
+
+  /** Called once when the connection ends for any reason (including destroy()). */
+  onClose(listener: (err: Error) => void): () => void {
+    if (this.failure) {
+      const failure = this.failure;
+      queueMicrotask(() => listener(failure));
+      return () => undefined;
+    }
+    this.closeListeners.add(listener);
+    return () => this.closeListeners.delete(listener);
+  }
+
+  /** One command, its reply. `line` is without CRLF and must not contain CR, LF or NUL. */
+  command(line: string, timeoutMs = this.target.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS): Promise<SmtpReply> {
+    if (UNSAFE_IN_COMMAND.test(line)) return Promise.reject(new PosternError('INPUT_INVALID', 'SMTP command contains CR, LF or NUL'));
+    if (this.failure) return Promise.reject(this.failure);
+    this.socket.write(`${line}\r\n`);
+    return this.read(timeoutMs);
+  }
+
+  /** Raw DATA bytes (already dot-stuffed). False: wait for drained() before writing more. */
+  write(bytes: Buffer): boolean {
+    if (this.failure) throw this.failure;
+    return this.socket.write(bytes);
+  }
+
+  drained(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (!this.socket.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const onClose = (err: Error) => (this.socket.removeListener('drain', onDrain), reject(err));
+      const onDrain = () => (unsubscribe(), resolve());
+      const unsubscribe = this.onClose(onClose);
+      this.socket.once('drain', onDrain);
+    });
+  }
+
+  /** Writes the end of the message and waits for the upstream's verdict on it. */
+  finishData(tail: Buffer): Promise<SmtpReply> {
+    if (this.failure) return Promise.reject(this.failure);
+    this.socket.write(tail);
+    return this.read(this.target.dataEndTimeoutMs ?? DEFAULT_DATA_END_TIMEOUT_MS);
+  }
+
+  /** Polite end: QUIT, then close whatever the answer. Never throws. */
+  async quit(): Promise<void> {
+    if (this.failure) return;
+    await this.command('QUIT', QUIT_TIMEOUT_MS).catch(() => undefined);
+    this.destroy();
+  }
+
+  destroy(): void {
+    this.fail(new PosternError('UPSTREAM_UNAVAILABLE', 'upstream SMTP connection closed'));
+  }
+
+  /** @internal Greeting, EHLO and, for `starttls`, the upgrade and a second EHLO. */
+  async greet(): Promise<void> {
+    const greeting = await this.read(this.target.greetingTimeoutMs);
+    if (greeting.code !== 220) throw new PosternError('UPSTREAM_UNAVAILABLE', `upstream SMTP greeted with ${greeting.code}`);
+    await this.ehlo();
+    if (this.target.security !== 'starttls') return;
+    if (!this.supports('STARTTLS')) throw new PosternError('UPSTREAM_TLS_FAILED', 'upstream SMTP does not offer STARTTLS');
+    const ready = await this.command('STARTTLS', this.target.greetingTimeoutMs);
+    if (ready.code !== 220) throw new PosternError('UPSTREAM_TLS_FAILED', `upstream SMTP answered STARTTLS with ${ready.code}`);
+    await this.upgrade();
+    await this.ehlo(); // RFC 3207 §4.2: forget everything learnt before TLS
+  }
+
+  /** @internal SASL PLAIN (with authzid for master users, RFC 4616) or LOGIN; returns the final reply. */
+  async authenticate(credential: UpstreamCredential): Promise<SmtpReply> {
+    const mechanisms = (this.capabilities.get('AUTH') ?? '').toUpperCase().split(/\s+/);
+    const timeout = this.target.greetingTimeoutMs;
+    if (mechanisms.includes('PLAIN')) {
+      const token = Buffer.from(`${credential.authzid ?? ''}\0${credential.username}\0${credential.password}`, 'utf8').toString('base64');
+      const reply = await this.command(`AUTH PLAIN ${token}`, timeout);
+      return reply.code === 334 ? this.command(token, timeout) : reply;
+    }
+    if (mechanisms.includes('LOGIN') && !credential.authzid) {
+      const step = await this.command('AUTH LOGIN', timeout);
+      if (step.code !== 334) return step;
+      const next = await this.command(Buffer.from(credential.username, 'utf8').toString('base64'), timeout);
+      if (next.code !== 334) return next;
+      return this.command(Buffer.from(credential.password, 'utf8').toString('base64'), timeout);
+    }
+    throw new PosternError('UPSTREAM_PROTOCOL', 'upstream SMTP offers no usable AUTH mechanism (need PLAIN, or LOGIN without a master user)');
+  }
+
+  private async ehlo(): Promise<void> {
+    const reply = await this.command(`EHLO ${this.target.clientName}`, this.target.greetingTimeoutMs);
+    if (reply.code !== 250) throw new PosternError('UPSTREAM_PROTOCOL', `upstream SMTP answered EHLO with ${reply.code}`);
+    this.capabilities = new Map();
+    for (const line of reply.lines.slice(1)) {
+      const [keyword = '', ...params] = line.trim().split(/\s+/);
+      if (keyword) this.capabilities.set(keyword.toUpperCase(), params.join(' '));
+    }
+  }
+
+  private async upgrade(): Promise<void> {
+    if (this.parser.midReply) {
+      throw new PosternError('UPSTREAM_PROTOCOL', 'upstream SMTP sent data after its STARTTLS reply (possible injection)');
+    }
+    const plain = this.socket;
+    plain.removeAllListeners('data');
+    plain.removeAllListeners('close');
+    plain.removeAllListeners('error');
+    plain.on('error', () => undefined);
+    const secure = await new Promise<tls.TLSSocket>((resolve, reject) => {
+      const socket = tls.connect({ ...this.target.tls, socket: plain });
+      const timer = setTimeout(() => socket.destroy(new Error('TLS handshake timed out')), this.target.greetingTimeoutMs);
+      socket.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new PosternError('UPSTREAM_TLS_FAILED', `upstream SMTP STARTTLS: ${err.message}`, { cause: err }));
+      });
+      socket.once('secureConnect', () => (clearTimeout(timer), resolve(socket)));
+    }).catch((err: Error) => {
+      this.fail(err);
+      throw err;
+    });
+    secure.removeAllListeners('error');
+    this.socket = secure;
+    this.parser = new ReplyParser();
+    this.attach(secure);
+  }
+
+  private attach(socket: net.Socket): void {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.fail(new PosternError('UPSTREAM_UNAVAILABLE', `upstream SMTP: ${err.message}`, { cause: err })));
+    socket.on('close', () => this.fail(new PosternError('UPSTREAM_UNAVAILABLE', 'upstream SMTP closed the connection')));
+  }
+
+  private onData(chunk: Buffer): void {
+    let replies: SmtpReply[];
+    try {
+      replies = this.parser.push(chunk);
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    for (const reply of replies) {
+      const waiter = this.waiter;
+      if (waiter) {
+        this.waiter = null;
+        clearTimeout(waiter.timer);
+        waiter.resolve(reply);
+      } else {
+        // One command in flight at most, so a reply nobody asked for is a shutdown notice (421)
+        // or a desynchronised upstream; either way the connection is no longer trustworthy.
+        const code = reply.code === 421 ? 'UPSTREAM_UNAVAILABLE' : 'UPSTREAM_PROTOCOL';
+        this.fail(new PosternError(code, `upstream SMTP sent an unsolicited ${reply.code} reply`));
+        return;
+      }
+    }
+  }
+
+  private read(timeoutMs: number): Promise<SmtpReply> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.fail(new PosternError('UPSTREAM_TIMEOUT', `upstream SMTP did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiter = { resolve, reject, timer };
+    });
+  }
+
+  private fail(err: Error): void {
+    if (this.failure) return;
+    this.failure = err;
+    this.socket.destroy();
+    const waiter = this.waiter;
+    this.waiter = null;
+    if (waiter) {
+      clearTimeout(waiter.timer);
+      waiter.reject(err);
+    }
+    for (const listener of this.closeListeners) listener(err);
+    this.closeListeners.clear();
+  }
+}

@@ -1,7 +1,100 @@
-/** Placeholder until the dav proxy lands. */
+/**
+ * The CalDAV/CardDAV listener: HTTPS (HTTP/1.1, keep-alive) in front of the provider's DAV
+ * server(s). Builds the routing table and upstream client from config, then hands every request
+ * to handler.ts. Certificates renew on SIGHUP without dropping connections (setSecureContext).
+ *
+ * Module map: routes.ts (path → upstream and scope), basic-auth.ts (Authorization parsing),
+ * handler.ts (per-request flow), forward.ts (relay and streaming rewrite), headers.ts (what
+ * crosses), origin-rewrite.ts (absolute URL rewriting), replies.ts (postern's own answers),
+ * connections.ts (revocation closes keep-alive connections), src/upstream/http.ts (upstream client).
+ */
+import type { AddressInfo } from 'node:net';
+import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import type { DavConfig } from '../config/schema.js';
 import type { ProtocolDeps, ProtocolService } from '../net/service.js';
+import { PosternError } from '../errors.js';
+import { HttpUpstream } from '../upstream/http.js';
+import { ConnectionWatches } from './connections.js';
+import { createDavHandler } from './handler.js';
+import { normalizeOrigin } from './public-origin.js';
+import { DavRoutes } from './routes.js';
 
-export async function startDav(_config: DavConfig, _deps: ProtocolDeps): Promise<ProtocolService> {
-  throw new Error('dav proxy not implemented yet');
+/** Idle keep-alive connections are kept this long (DAV clients sync in bursts). */
+const KEEP_ALIVE_TIMEOUT_MS = 30_000;
+/** The whole request head must arrive within this (slowloris, RFC 9112 has no limit of its own). */
+const HEADERS_TIMEOUT_MS = 20_000;
+
+export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<ProtocolService> {
+  const log = deps.log.child({ listener: 'dav' });
+  const routes = DavRoutes.fromConfig(config);
+  const aliases = config.upstreamAliases.map((alias) => normalizeOrigin(alias));
+  const upstream = new HttpUpstream({ caFile: config.caFile, rejectUnauthorized: config.rejectUnauthorized, timeoutMs: config.upstreamTimeoutMs });
+  if (!config.rejectUnauthorized) log.warn({ event: 'config.insecure_upstream' }, 'dav.rejectUnauthorized is false: the DAV upstream certificate is NOT verified');
+  for (const target of routes.targets) {
+    if (target.origin.startsWith('http:')) log.warn({ event: 'config.plain_upstream', upstream: target.origin }, 'DAV upstream uses plain http: real credentials cross the network unencrypted unless it is local');
+  }
+  const watches = new ConnectionWatches(deps.auth, log);
+  const server = https.createServer({
+    ...deps.tls.secureContextOptions(),
+    keepAlive: true,
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    headersTimeout: HEADERS_TIMEOUT_MS,
+    // Long uploads are bounded by the upstream timeout (idle), not by a total request time.
+    requestTimeout: 0,
+  });
+  let bound = { host: config.listener.host, port: config.listener.port };
+  const handler = createDavHandler({
+    auth: deps.auth,
+    routes,
+    upstream,
+    watches,
+    log,
+    realm: config.realm,
+    publicOrigin: config.publicOrigin ? normalizeOrigin(config.publicOrigin) : undefined,
+    fallbackOrigin: () => `https://${bound.host.includes(':') ? `[${bound.host}]` : bound.host}:${bound.port}`,
+    upstreamOrigins: [...new Set([...routes.origins(), ...aliases])],
+    trusted: config.trusted,
+  });
+  server.on('request', (req, res) => handler(req, res));
+  server.on('checkContinue', (req, res) => handler(req, res, true));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    log.debug({ event: 'dav.client_error', code: err.code }, 'malformed HTTP from client');
+    if (socket.writable && !(err.code === 'ECONNRESET')) {
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    } else socket.destroy();
+  });
+  server.on('tlsClientError', (err: NodeJS.ErrnoException) => log.debug({ event: 'dav.tls_error', code: err.code }, 'TLS handshake with client failed'));
+  server.on('secureConnection', (socket: TLSSocket) => socket.on('error', () => undefined));
+  const stopReload = deps.tls.onReload((options) => server.setSecureContext(options));
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => reject(new PosternError('CONFIG_INVALID', `dav.listener: cannot listen on ${config.listener.host}:${config.listener.port}: ${err.message}`, { cause: err }));
+    server.once('error', onError);
+    server.listen(config.listener.port, config.listener.host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  }).catch((err: unknown) => {
+    stopReload();
+    upstream.close();
+    throw err;
+  });
+  server.on('error', (err) => log.error({ event: 'dav.server_error', err }, 'DAV listener error'));
+  const address = server.address() as AddressInfo;
+  bound = { host: address.address, port: address.port };
+
+  let closing: Promise<void> | null = null;
+  return {
+    addresses: [{ name: 'dav', host: address.address, port: address.port }],
+    close: () =>
+      (closing ??= new Promise<void>((resolve) => {
+        stopReload();
+        watches.releaseAll();
+        server.close(() => resolve());
+        server.closeAllConnections();
+        upstream.close();
+      })),
+  };
 }

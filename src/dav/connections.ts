@@ -1,0 +1,53 @@
+/**
+ * Revocation for keep-alive connections. HTTP clients send the password with every request and
+ * each one is verified afresh, so the next request after a revoke is refused anyway; what this
+ * adds is that a connection which carried a now-revoked password — idle between requests, or in
+ * the middle of a long download — is closed within the watcher's interval (well under 1 s), so
+ * nothing already authorised keeps flowing. One watch per (connection, password), removed when
+ * the connection closes.
+ */
+import type { Socket } from 'node:net';
+import type { Authenticator } from '../auth/types.js';
+import type { Logger } from '../log.js';
+
+interface Watched {
+  unsubscribe(): void;
+}
+
+export class ConnectionWatches {
+  private readonly sockets = new Map<Socket, Map<number, Watched>>();
+
+  constructor(
+    private readonly auth: Authenticator,
+    private readonly log: Logger,
+  ) {}
+
+  /** Closes `socket` when `passwordId` is revoked; a no-op if already watched on this socket. */
+  watch(socket: Socket, passwordId: number, user: string, publicId: string): void {
+    let watches = this.sockets.get(socket);
+    if (!watches) {
+      if (socket.destroyed) return;
+      watches = new Map();
+      this.sockets.set(socket, watches);
+      socket.once('close', () => this.release(socket));
+    }
+    if (watches.has(passwordId)) return;
+    const unsubscribe = this.auth.watchRevocation(passwordId, (reason) => {
+      this.log.info({ event: 'session.revoked', user, passwordId: publicId, reason }, 'app password revoked; closing its DAV connection');
+      socket.destroy();
+    });
+    watches.set(passwordId, { unsubscribe });
+  }
+
+  /** Ends every watch (service shutdown); idempotent. */
+  releaseAll(): void {
+    for (const socket of [...this.sockets.keys()]) this.release(socket);
+  }
+
+  private release(socket: Socket): void {
+    const watches = this.sockets.get(socket);
+    if (!watches) return;
+    this.sockets.delete(socket);
+    for (const w of watches.values()) w.unsubscribe();
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Relays one authenticated request to the upstream and its answer back.
+ *
+ * Streaming: request bodies are piped to the upstream and response bodies to the client, with
+ * back-pressure, so a large calendar or vCard PUT/GET never sits in memory. Two exceptions:
+ * - XML request bodies (PROPFIND, REPORT, PROPPATCH, MKCOL, MKCALENDAR, LOCK…) may name postern's
+ *   public origin in `<href>`s that the upstream must see as its own; they are small by nature,
+ *   so they are buffered up to MAX_XML_REQUEST_BYTES (413 beyond), rewritten, and sent with an
+ *   exact Content-Length (some DAV servers, Radicale among them, do not take chunked bodies).
+ * - XML response bodies are rewritten upstream → public origin as a stream (origin-rewrite.ts);
+ *   a compressed one is decompressed on the way and sent uncompressed.
+ * Everything else (PUT of text/calendar or text/vcard included) passes byte for byte.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline, type Transform } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import type { AcceptedAuth, Authenticator } from '../auth/types.js';
+import type { Logger } from '../log.js';
+import type { HttpUpstream } from '../upstream/http.js';
+import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { bodyRewriter, rewriteUrl, type OriginTable } from './origin-rewrite.js';
+import { REPLY_TEXT, sendText, sendUpstreamFault } from './replies.js';
+import { routingPath, type DavRoutes, type DavScope, type UpstreamTarget } from './routes.js';
+
+/** Far above any real PROPFIND/REPORT body (a multiget of 10 000 hrefs is under 1 MiB). */
+export const MAX_XML_REQUEST_BYTES = 4 * 1024 * 1024;
+
+export interface ForwardContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  target: UpstreamTarget;
+  scope: DavScope;
+  accepted: AcceptedAuth;
+  clientAddress: string;
+  publicOrigin: string;
+  /** Upstream origins whose absolute URLs become the public origin (targets and aliases). */
+  upstreamOrigins: readonly string[];
+  trusted: boolean;
+  routes: DavRoutes;
+  upstream: HttpUpstream;
+  auth: Authenticator;
+  log: Logger;
+  onUpstreamAccepted(accepted: AcceptedAuth): void;
+}
+
+const XML = /^[^;]*[/+]xml\s*(?:;|$)/i;
+
+export async function forward(ctx: ForwardContext): Promise<void> {
+  const { req, res, target } = ctx;
+  const destination = rewriteDestination(ctx);
+  if (destination === 'bad') return sendText(req, res, 400, REPLY_TEXT.badRequest);
+  if (destination === 'elsewhere') return sendText(req, res, 502, REPLY_TEXT.destinationElsewhere);
+  const body = await requestBody(ctx);
+  if (body === 'too-large') return sendText(req, res, 413, REPLY_TEXT.tooLarge);
+  const headers = upstreamRequestHeaders(req.headers, {
+    credential: ctx.accepted.credential,
+    clientAddress: ctx.clientAddress,
+    trusted: ctx.trusted,
+    bodyLength: Buffer.isBuffer(body) ? body.length : undefined,
+  });
+  if (destination) headers.destination = destination;
+  let exchange;
+  try {
+    exchange = await ctx.upstream.send({ origin: target.origin, path: req.url ?? '/', method: req.method ?? 'GET', headers, body });
+  } catch (err) {
+    ctx.log.warn({ event: 'upstream.fault', code: (err as { code?: string }).code, upstream: target.origin, cause: String((err as Error).cause ?? '') }, 'DAV upstream request failed');
+    return sendUpstreamFault(req, res, err);
+  }
+  res.once('close', () => {
+    if (!res.writableFinished) exchange.abort();
+  });
+  relayResponse(ctx, exchange.response);
+}
+
+function relayResponse(ctx: ForwardContext, response: IncomingMessage): void {
+  const { req, res } = ctx;
+  if (response.statusCode === 401) {
+    // Postern sent the account's stored credentials and the upstream refused them.
+    response.resume();
+    ctx.auth.reportUpstreamRejected(ctx.accepted, ctx.scope);
+    return sendText(req, res, 502, REPLY_TEXT.upstreamRejected);
+  }
+  ctx.onUpstreamAccepted(ctx.accepted);
+  const table: OriginTable = { from: ctx.upstreamOrigins, to: ctx.publicOrigin };
+  const decoder = bodyMayBeRewritten(req, response) ? decoderFor(response.headers['content-encoding']) : null;
+  const headers = clientResponseHeaders(response.headers, { url: (v) => rewriteUrl(v, table), bodyRewritten: decoder !== null });
+  res.writeHead(response.statusCode ?? 502, response.statusMessage, headers);
+  const stages: Transform[] = decoder ? [...(decoder === 'identity' ? [] : [decoder]), bodyRewriter(table).stream()] : [];
+  pipeline([response, ...stages, res], (err) => {
+    if (err && !res.writableFinished) {
+      ctx.log.debug({ event: 'upstream.stream_aborted', code: (err as { code?: string }).code }, 'DAV response stream ended early');
+      res.destroy();
+    }
+  });
+}
+
+function bodyMayBeRewritten(req: IncomingMessage, response: IncomingMessage): boolean {
+  const status = response.statusCode ?? 0;
+  if (req.method === 'HEAD' || status === 204 || status === 304 || status < 200) return false;
+  return XML.test(String(response.headers['content-type'] ?? ''));
+}
+
+/** A decoder for the body's Content-Encoding, 'identity' for none, null when we cannot decode it. */
+function decoderFor(encoding: string | undefined): Transform | 'identity' | null {
+  switch ((encoding ?? 'identity').trim().toLowerCase()) {
+    case 'identity':
+    case '':
+      return 'identity';
+    case 'gzip':
+    case 'x-gzip':
+      return createGunzip();
+    case 'deflate':
+      return createInflate();
+    case 'br':
+      return createBrotliDecompress();
+    default:
+      return null;
+  }
+}
+
+type Body = Buffer | IncomingMessage | null;
+
+async function requestBody(ctx: ForwardContext): Promise<Body | 'too-large'> {
+  const { req } = ctx;
+  const length = req.headers['content-length'];
+  const hasBody = (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
+  if (!hasBody) return null;
+  if (req.method === 'PUT' || !XML.test(String(req.headers['content-type'] ?? ''))) return req;
+  if (length !== undefined && Number(length) > MAX_XML_REQUEST_BYTES) return 'too-large';
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > MAX_XML_REQUEST_BYTES) return 'too-large';
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('latin1');
+  return Buffer.from(bodyRewriter({ from: [ctx.publicOrigin], to: ctx.target.origin }).text(text), 'latin1');
+}
+
+/**
+ * MOVE/COPY name their target in Destination (RFC 4918 §10.3), absolute or as a path. Postern's
+ * public origin becomes the upstream's; a destination on another server, or on an upstream other
+ * than the source's, is refused with 502 as RFC 4918 §9.9.4 prescribes.
+ */
+function rewriteDestination(ctx: ForwardContext): string | undefined | 'bad' | 'elsewhere' {
+  const raw = ctx.req.headers.destination;
+  if (raw === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw, ctx.publicOrigin);
+  } catch {
+    return 'bad';
+  }
+  const sameServer = url.origin === ctx.publicOrigin || url.origin === ctx.target.origin;
+  if (!sameServer) return 'elsewhere';
+  const path = routingPath(url.pathname);
+  if (path === null) return 'bad';
+  const destTarget = ctx.routes.targetFor(path);
+  // Moving from a calendar tree into an address-book tree would need a scope not checked here.
+  if (!destTarget || destTarget.origin !== ctx.target.origin || !destTarget.scopes.includes(ctx.scope)) return 'elsewhere';
+  return ctx.target.origin + url.pathname + url.search;
+}

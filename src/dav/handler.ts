@@ -1,0 +1,123 @@
+/**
+ * One DAV request, start to end: route → credentials → authenticate → watch for revocation →
+ * forward. Every request is verified afresh through the authentication service (HTTP clients
+ * send the password each time); there is no session and no cache of positive answers, so a
+ * revoke is in force for the very next request.
+ *
+ * Nothing reaches the upstream without a verified app password, not even OPTIONS or the
+ * well-known URLs: the upstream is never exposed to anonymous traffic through postern.
+ * A request with `Expect: 100-continue` gets its 100 only after authentication, so unauthenticated
+ * clients cannot make postern read large bodies (RFC 9110 §10.1.1).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AcceptedAuth, Authenticator } from '../auth/types.js';
+import type { Logger } from '../log.js';
+import type { HttpUpstream } from '../upstream/http.js';
+import { parseBasicAuthorization } from './basic-auth.js';
+import type { ConnectionWatches } from './connections.js';
+import { forward } from './forward.js';
+import { publicOriginFor } from './public-origin.js';
+import { REPLY_TEXT, sendChallenge, sendRefusal, sendText } from './replies.js';
+import { routingPath, type DavRoutes } from './routes.js';
+
+export interface DavHandlerDeps {
+  auth: Authenticator;
+  routes: DavRoutes;
+  upstream: HttpUpstream;
+  watches: ConnectionWatches;
+  log: Logger;
+  realm: string;
+  /** Configured public origin, normalised; undefined → derived per request. */
+  publicOrigin: string | undefined;
+  /** Origin of the listener itself, when neither config nor Host can say. */
+  fallbackOrigin(): string;
+  /** Upstream origins rewritten to the public one: every target plus `upstreamAliases`. */
+  upstreamOrigins: readonly string[];
+  trusted: boolean;
+}
+
+export type DavHandler = (req: IncomingMessage, res: ServerResponse, expectContinue?: boolean) => void;
+
+/** Upstream-accepted marks are a database write; once a minute per account is plenty. */
+const ACCEPTED_REPORT_INTERVAL_MS = 60_000;
+
+export function createDavHandler(deps: DavHandlerDeps): DavHandler {
+  const lastAcceptedReport = new Map<number, number>();
+  const onUpstreamAccepted = (accepted: AcceptedAuth) => {
+    const now = Date.now();
+    const last = lastAcceptedReport.get(accepted.accountId);
+    if (last !== undefined && now - last < ACCEPTED_REPORT_INTERVAL_MS) return;
+    lastAcceptedReport.set(accepted.accountId, now);
+    deps.auth.reportUpstreamAccepted(accepted);
+  };
+  return (req, res, expectContinue = false) => {
+    const started = performance.now();
+    res.once('finish', () => {
+      deps.log.debug({ event: 'dav.request', method: req.method, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'dav request');
+    });
+    handle(deps, req, res, expectContinue, onUpstreamAccepted).catch((err: unknown) => {
+      deps.log.error({ event: 'dav.internal_error', err }, 'DAV request failed inside postern');
+      if (!res.headersSent) sendText(req, res, 500, 'Internal server error.');
+      else res.destroy();
+    });
+  };
+}
+
+async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerResponse, expectContinue: boolean, onUpstreamAccepted: (a: AcceptedAuth) => void): Promise<void> {
+  const rawPath = (req.url ?? '').split('?')[0]!;
+  const path = routingPath(rawPath);
+  if (path === null) return sendText(req, res, 400, REPLY_TEXT.badRequest);
+  const method = req.method ?? 'GET';
+  const route = deps.routes.route({ method, path, contentType: req.headers['content-type'] });
+  if (route.kind === 'none') return sendText(req, res, 404, REPLY_TEXT.notFound);
+
+  const credentials = parseBasicAuthorization(req.headers.authorization);
+  if (credentials.kind !== 'basic') {
+    if (credentials.kind === 'malformed') deps.log.info({ event: 'auth.malformed', reason: credentials.reason, ip: clientAddressOf(req) }, 'malformed Authorization header');
+    return sendChallenge(req, res, deps.realm);
+  }
+  const clientAddress = clientAddressOf(req);
+  const outcome = await deps.auth.authenticate({
+    login: credentials.login,
+    password: credentials.password,
+    protocol: route.scopes[0]!,
+    acceptScopes: route.scopes,
+    clientAddress,
+  });
+  if (outcome.kind !== 'accepted') return sendRefusal(req, res, outcome, deps.realm);
+  if (outcome.credential.authzid !== undefined) {
+    // Basic carries no authorization identity, so SASL-style master login cannot be expressed.
+    deps.log.error({ event: 'upstream.mode_unsupported', user: outcome.login, protocol: 'dav' }, 'accounts in master mode cannot use DAV: HTTP Basic has no authorization identity; give the account upstream mode "password"');
+    return sendText(req, res, 503, REPLY_TEXT.unavailable);
+  }
+  deps.watches.watch(req.socket, outcome.passwordId, outcome.login, outcome.publicId);
+
+  const publicOrigin = publicOriginFor(req, deps.publicOrigin, deps.fallbackOrigin());
+  if (route.kind === 'redirect') {
+    res.writeHead(301, { location: publicOrigin + route.location, 'content-length': '0', 'cache-control': 'no-store' });
+    res.end();
+    return;
+  }
+  if (expectContinue) res.writeContinue();
+  await forward({
+    req, res,
+    target: route.target,
+    scope: route.scopes[0]!,
+    accepted: outcome,
+    clientAddress,
+    publicOrigin,
+    upstreamOrigins: deps.upstreamOrigins,
+    trusted: deps.trusted,
+    routes: deps.routes,
+    upstream: deps.upstream,
+    auth: deps.auth,
+    log: deps.log.child({ user: outcome.login }),
+    onUpstreamAccepted,
+  });
+}
+
+/** The peer address without the IPv4-mapped prefix (what throttling and history should see). */
+function clientAddressOf(req: IncomingMessage): string {
+  const address = req.socket.remoteAddress ?? '';
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}

@@ -1,0 +1,61 @@
+/**
+ * Every answer postern itself gives on the DAV listener, in one place: refusals are 401 with the
+ * Basic challenge (RFC 7617; clients send credentials only after it), faults are 502/504 with a
+ * short text body. Internal error text never reaches the wire.
+ *
+ * Unknown user, wrong password, out-of-scope password, throttled, and the primary password when
+ * the hint is off all get the identical answer, so none of them can be told apart.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PRIMARY_PASSWORD_REFUSED_TEXT, type AuthOutcome } from '../auth/types.js';
+import { isPosternError } from '../errors.js';
+import { basicChallenge } from './basic-auth.js';
+
+const TEXT = 'text/plain; charset=utf-8';
+
+export const REPLY_TEXT = {
+  unauthorized: 'Authentication required: use your login and an app-specific password.',
+  badRequest: 'Bad request.',
+  notFound: 'Not found.',
+  tooLarge: 'Request body too large.',
+  badGateway: 'Bad gateway: the calendar and contacts server could not be reached.',
+  gatewayTimeout: 'Gateway timeout: the calendar and contacts server did not answer in time.',
+  upstreamRejected: 'Bad gateway: the calendar and contacts server refused this account; the administrator has been told.',
+  unavailable: 'Service unavailable: this account cannot be used for calendars and contacts right now.',
+  destinationElsewhere: 'Bad gateway: the destination is on another server.',
+} as const;
+
+export function sendText(req: IncomingMessage, res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = Buffer.from(`${text}\n`, 'utf8');
+  // A refused request whose body is still arriving: close rather than read it all (RFC 9112 §9.6).
+  if (!req.complete) res.shouldKeepAlive = false;
+  res.writeHead(status, { ...headers, 'content-type': TEXT, 'content-length': String(body.length), 'cache-control': 'no-store' });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+export function sendChallenge(req: IncomingMessage, res: ServerResponse, realm: string, text: string = REPLY_TEXT.unauthorized): void {
+  sendText(req, res, 401, text, { 'www-authenticate': basicChallenge(realm) });
+}
+
+/** A non-accepted authentication outcome on the wire. */
+export function sendRefusal(req: IncomingMessage, res: ServerResponse, outcome: Exclude<AuthOutcome, { kind: 'accepted' }>, realm: string): void {
+  switch (outcome.kind) {
+    case 'primary-refused':
+      return sendChallenge(req, res, realm, outcome.hint ? PRIMARY_PASSWORD_REFUSED_TEXT : REPLY_TEXT.unauthorized);
+    case 'credential-unusable':
+      return sendText(req, res, 503, REPLY_TEXT.unavailable);
+    case 'failed':
+    case 'throttled':
+      return sendChallenge(req, res, realm);
+  }
+}
+
+/** An upstream transport fault (see src/upstream/http.ts classify) on the wire. */
+export function sendUpstreamFault(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+  if (isPosternError(err, 'UPSTREAM_TIMEOUT')) sendText(req, res, 504, REPLY_TEXT.gatewayTimeout);
+  else sendText(req, res, 502, REPLY_TEXT.badGateway);
+}

@@ -12,6 +12,7 @@ import type { PrimaryChecker } from '../../src/auth/primary-checker.js';
 import { AuthService } from '../../src/auth/service.js';
 import { noThrottle, type Throttle } from '../../src/auth/throttle.js';
 import type { AuthAttempt } from '../../src/auth/types.js';
+import type { Logger } from '../../src/log.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import { assertNoSecrets, createLogSink, type LogSink } from '../helpers/log-sink.js';
 
@@ -50,7 +51,8 @@ export interface AuthFixture {
 
 export interface FixtureOptions {
   checker: PrimaryChecker;
-  throttle?: Throttle;
+  /** A throttle, or a factory given the fixture's auth logger. */
+  throttle?: Throttle | ((log: Logger) => Throttle);
   clock?: () => number;
   primaryPasswordHint?: boolean;
 }
@@ -63,11 +65,13 @@ export function createAuthFixture(options: FixtureOptions): AuthFixture {
   const accounts = new AccountService(store, digestKey, options.clock);
   const logs = createLogSink();
   const secrets = new Set<string>();
+  const log = logs.logger.child({ component: 'auth' });
+  const throttle = typeof options.throttle === 'function' ? options.throttle(log) : options.throttle ?? noThrottle;
   const auth = new AuthService({
     store, digestKey,
     primaryChecker: options.checker,
-    throttle: options.throttle ?? noThrottle,
-    log: logs.logger.child({ component: 'auth' }),
+    throttle,
+    log,
     clock: options.clock,
     primaryPasswordHint: options.primaryPasswordHint,
   });

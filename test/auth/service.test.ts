@@ -1,0 +1,207 @@
+/**
+ * The authentication service on a real SQLite file with the real bcrypt worker pool. Pins:
+ * - a successful login runs no bcrypt; every failure runs exactly one (unknown users and
+ *   malformed logins included); an attempt from a blocked address runs none;
+ * - the upstream credential comes back unsealed; revoked, expired and out-of-scope passwords fail;
+ * - a password stops working at its expiry instant, without a restart;
+ * - the primary-password sentence only on a clean record, and never when config turns it off;
+ * - each failure is one log line with event, protocol, ip, user, reason — never a secret
+ *   (the fixture scans every log line for every password used at close).
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { bcryptPool, type BcryptPool } from '../../src/auth/bcrypt-pool.js';
+import { PenaltyThrottle } from '../../src/auth/penalty-throttle.js';
+import type { PrimaryChecker } from '../../src/auth/primary-checker.js';
+import { counting, createAuthFixture, type AuthFixture, type CountingChecker } from './fixture.js';
+
+const PRIMARY = 'correct horse battery staple';
+const FAST = { baseDelayMs: 0, maxDelayMs: 0, blockAfterFailures: 5, blockMs: 60_000, windowMs: 60_000 };
+
+let pool: BcryptPool;
+let fixture: AuthFixture | undefined;
+
+beforeAll(() => {
+  pool = bcryptPool({ workers: 1 });
+});
+afterAll(async () => {
+  await pool.close();
+});
+afterEach(async () => {
+  await fixture?.close();
+  fixture = undefined;
+});
+
+/** The shared pool, counted per test; the fixture must not close it. */
+function countedPool(): CountingChecker {
+  const shared: PrimaryChecker = { compare: (p, h) => pool.compare(p, h), close: async () => {} };
+  return counting(shared);
+}
+
+function setup(options: Partial<Parameters<typeof createAuthFixture>[0]> = {}) {
+  const checker = countedPool();
+  fixture = createAuthFixture({ checker, ...options });
+  return { f: fixture, checker };
+}
+
+describe('success path', () => {
+  it('accepts an app password with no bcrypt and returns the unsealed upstream credential', async () => {
+    const { f, checker } = setup();
+    f.addUser('alice@example.test', PRIMARY);
+    const { password, publicId } = f.newPassword('alice@example.test', PRIMARY);
+    for (const typed of [password, password.toUpperCase(), password.replace(/-/g, ''), ` ${password.replace(/-/g, ' ')} `]) {
+      const outcome = await f.attempt('Alice@Example.test', typed);
+      expect(outcome).toMatchObject({ kind: 'accepted', login: 'alice@example.test', publicId, credential: { username: 'alice@example.test', password: `upstream-${PRIMARY}` } });
+    }
+    expect(checker.calls).toBe(0);
+    const ok = f.logs.events('auth.ok');
+    expect(ok).toHaveLength(4);
+    expect(ok[0]).toMatchObject({ protocol: 'imap', ip: '192.0.2.10', user: 'alice@example.test', passwordId: publicId });
+  });
+
+  it('admits only the scopes the password was made for', async () => {
+    const { f, checker } = setup();
+    f.addUser('bob', PRIMARY);
+    const { password } = f.newPassword('bob', PRIMARY, { scopes: 'smtp' });
+    expect((await f.attempt('bob', password, '192.0.2.10', 'smtp')).kind).toBe('accepted');
+    expect(checker.calls).toBe(0);
+    expect((await f.attempt('bob', password, '192.0.2.10', 'imap')).kind).toBe('failed');
+    expect(checker.calls).toBe(1);
+    expect(f.logs.events('auth.refused').at(-1)).toMatchObject({ reason: 'out_of_scope' });
+  });
+});
+
+describe('failure path', () => {
+  it('runs exactly one bcrypt per failure, whatever the failure', async () => {
+    const { f, checker } = setup();
+    f.addUser('carol', PRIMARY);
+    f.addUser('dave', PRIMARY);
+    const daves = f.newPassword('dave', PRIMARY);
+    const revoked = f.newPassword('carol', PRIMARY);
+    f.accounts.revokePassword('carol', revoked.publicId);
+    const cases: Array<[string, string, string]> = [
+      ['carol', 'not-the-password', 'bad_password'],
+      ['carol', 'abcd-efgh-ijkl-mnop', 'bad_password'],
+      ['carol', daves.password, 'bad_password'],
+      ['carol', revoked.password, 'password_revoked'],
+      ['nobody@example.test', 'whatever-it-is', 'unknown_user'],
+      ['has space', 'whatever-it-is', 'invalid_login'],
+      ['', 'whatever-it-is', 'invalid_login'],
+      ['carol', '', 'bad_password'],
+      ['carol', 'x'.repeat(100_000), 'bad_password'],
+    ];
+    for (const [login, password, reason] of cases) {
+      const before = checker.calls;
+      expect(await f.attempt(login, password)).toEqual({ kind: 'failed' });
+      expect(checker.calls - before, `${login} / ${reason}`).toBe(1);
+      expect(f.logs.events('auth.refused').at(-1)).toMatchObject({ reason });
+    }
+  });
+
+  it('refuses a blocked address without a bcrypt, answering like a failure', async () => {
+    const { f, checker } = setup({ throttle: (log) => new PenaltyThrottle({ ...FAST, blockAfterFailures: 3, log }) });
+    f.addUser('erin', PRIMARY);
+    const { password } = f.newPassword('erin', PRIMARY);
+    for (let i = 0; i < 3; i++) await f.attempt('erin', `guess-number-${i}`, '198.51.100.9');
+    expect(checker.calls).toBe(3);
+    // Even the right password is refused from the blocked address — without looking at it.
+    expect(await f.attempt('erin', password, '198.51.100.9')).toEqual({ kind: 'throttled' });
+    expect(await f.attempt('erin', 'guess-number-4', '198.51.100.9')).toEqual({ kind: 'throttled' });
+    expect(checker.calls).toBe(3);
+    expect(f.logs.events('auth.refused').at(-1)).toMatchObject({ reason: 'throttled', ip: '198.51.100.9' });
+    expect(f.logs.events('auth.blocked')).toHaveLength(1);
+    // The owner, from a clean address, still gets in.
+    expect((await f.attempt('erin', password, '203.0.113.5')).kind).toBe('accepted');
+  });
+
+  it('holds the failure answer back for the penalty', async () => {
+    const { f } = setup({ throttle: new PenaltyThrottle({ ...FAST, baseDelayMs: 300, maxDelayMs: 300 }) });
+    f.addUser('frank', PRIMARY);
+    const started = Date.now();
+    await f.attempt('frank', 'wrong-password-1');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+  });
+
+  it('an expired password stops working at its expiry instant, without a restart', async () => {
+    const clock = { now: Date.parse('2030-01-01T00:00:00Z') };
+    const { f } = setup({ clock: () => clock.now });
+    f.addUser('gina', PRIMARY);
+    const { password, publicId } = f.newPassword('gina', PRIMARY, { expires: '30m' });
+    const expiresAt = clock.now + 30 * 60_000;
+    const fired: string[] = [];
+    const outcome = await f.attempt('gina', password);
+    expect(outcome.kind).toBe('accepted');
+    f.auth.watchRevocation((outcome as { passwordId: number }).passwordId, (reason) => fired.push(reason));
+    clock.now = expiresAt - 1;
+    expect((await f.attempt('gina', password)).kind).toBe('accepted');
+    clock.now = expiresAt;
+    expect(await f.attempt('gina', password)).toEqual({ kind: 'failed' });
+    expect(f.logs.events('auth.refused').at(-1)).toMatchObject({ reason: 'password_expired' });
+    await expect.poll(() => fired, { timeout: 2000 }).toEqual(['expiry']);
+    expect(publicId).toMatch(/^[0-9a-f]{8}$/);
+  });
+});
+
+describe('primary password', () => {
+  it('gives the sentence on a clean record only, and counts it as a failure', async () => {
+    const { f, checker } = setup({ throttle: new PenaltyThrottle(FAST) });
+    f.addUser('hana', PRIMARY);
+    expect(await f.attempt('hana', PRIMARY, '203.0.113.1')).toEqual({ kind: 'primary-refused', hint: true });
+    expect(checker.calls).toBe(1);
+    // The same client retrying with its saved primary password keeps getting the sentence...
+    expect(await f.attempt('hana', PRIMARY, '203.0.113.1')).toEqual({ kind: 'primary-refused', hint: true });
+    // ... but after any other failure, from here or elsewhere, it is just a failure.
+    await f.attempt('hana', 'a-wrong-guess', '198.51.100.1');
+    expect(await f.attempt('hana', PRIMARY, '203.0.113.1')).toEqual({ kind: 'primary-refused', hint: false });
+    expect(await f.attempt('hana', PRIMARY, '203.0.113.2')).toEqual({ kind: 'primary-refused', hint: false });
+    const refused = f.logs.events('auth.primary_refused');
+    expect(refused).toHaveLength(4);
+    expect(refused[0]).toMatchObject({ protocol: 'imap', ip: '203.0.113.1', user: 'hana', reason: 'primary_password' });
+    await new Promise((r) => setImmediate(r));
+    const history = f.accounts.history('hana').map((e) => e.type);
+    expect(history.filter((t) => t === 'primary.refused')).toHaveLength(4);
+    expect(history.filter((t) => t === 'login.failed')).toHaveLength(1);
+  });
+
+  it('never gives the sentence when config turns it off', async () => {
+    const { f } = setup({ throttle: new PenaltyThrottle(FAST), primaryPasswordHint: false });
+    f.addUser('ivan', PRIMARY);
+    expect(await f.attempt('ivan', PRIMARY)).toEqual({ kind: 'primary-refused', hint: false });
+  });
+
+  it('another account\'s primary password is a plain failure', async () => {
+    const { f } = setup({ throttle: new PenaltyThrottle(FAST) });
+    f.addUser('judy', PRIMARY);
+    f.addUser('kim', 'kims own primary password');
+    expect(await f.attempt('judy', 'kims own primary password')).toEqual({ kind: 'failed' });
+  });
+});
+
+describe('failure log lines', () => {
+  it('a login cannot forge the address in the line or the message', async () => {
+    const { f } = setup();
+    await f.attempt('x"ip=6.6.6.6"}{"ip":"6.6.6.6', 'wrong-password', '192.0.2.77');
+    const line = f.logs.lines.find((l) => l.includes('"auth.refused"'))!;
+    const entry = JSON.parse(line) as Record<string, string>;
+    expect(entry.ip).toBe('192.0.2.77');
+    expect(line.indexOf('"ip":"192.0.2.77"')).toBeLessThan(line.indexOf('"user"'));
+    expect(entry.msg).toMatch(/^authentication failed ip=192\.0\.2\.77 protocol=imap reason=unknown_user user="/);
+    expect(line.match(/"ip":"/g)).toHaveLength(1);
+  });
+
+  it('does not log a login that looks like an app password for an unknown user', async () => {
+    const { f } = setup();
+    f.addUser('lena', PRIMARY);
+    const { password } = f.newPassword('lena', PRIMARY);
+    await f.attempt(password, 'lena');
+    expect(f.logs.events('auth.refused').at(-1)).toMatchObject({ user: '[looks like an app password]', reason: 'unknown_user' });
+  });
+
+  it('answers "failed" and says why in the log when the pool cannot run the check', async () => {
+    const broken: PrimaryChecker = { compare: async () => { throw new Error('Task queue is at limit'); }, close: async () => {} };
+    const { f } = setup({ checker: broken });
+    f.addUser('mona', PRIMARY);
+    expect(await f.attempt('mona', PRIMARY)).toEqual({ kind: 'failed' });
+    expect(await f.attempt('mona', PRIMARY)).toEqual({ kind: 'failed' });
+    expect(f.logs.events('auth.primary_check_unavailable')).toHaveLength(1);
+  });
+});

@@ -1,0 +1,234 @@
+/**
+ * The rules of accounts and app-specific passwords, on a real SQLite file:
+ *  - at most 25 active passwords; the 26th is refused with a clear message; revoked and expired
+ *    ones do not count;
+ *  - a password is shown once: nothing the store returns or keeps can give the plaintext back;
+ *  - revoke and revoke-all refuse the very next login;
+ *  - a primary-password change revokes every app password in the same transaction (if any part
+ *    fails, nothing changes);
+ *  - expiry (moved clock), scopes, label validation (any script; no control or bidi characters),
+ *    login names case-insensitive and trimmed, app passwords accepted in any case/spacing.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isPosternError } from '../../src/errors.js';
+import { validateLabel } from '../../src/accounts/validation.js';
+import { createStoreFixture, type StoreFixture } from './fixture.js';
+
+let f: StoreFixture;
+const PRIMARY = 'correct horse battery staple';
+
+beforeEach(() => {
+  f = createStoreFixture();
+  f.accounts.addAccount('alice@example.org', PRIMARY, { mode: 'password', secret: PRIMARY });
+});
+afterEach(() => f.close());
+
+function expectCode(fn: () => unknown, code: string): Error {
+  try {
+    fn();
+  } catch (err) {
+    expect(isPosternError(err)).toBe(true);
+    expect((err as { code: string }).code).toBe(code);
+    return err as Error;
+  }
+  throw new Error(`expected ${code}, nothing was thrown`);
+}
+
+const newPassword = (label = 'laptop', extra: { scopes?: string; expires?: string } = {}) =>
+  f.accounts.createPassword('alice@example.org', PRIMARY, { label, ...extra });
+
+describe('the 25-password limit', () => {
+  it('refuses the 26th active password with a message naming the limit, and counts only active ones', async () => {
+    const created = Array.from({ length: 25 }, (_, i) => newPassword(`device ${i + 1}`));
+    expect(new Set(created.map((c) => c.publicId)).size).toBe(25);
+    const err = expectCode(() => newPassword('one too many'), 'PASSWORD_LIMIT_REACHED');
+    expect(err.message).toMatch(/already has 25 active app-specific passwords: revoke one first/);
+    expect(f.accounts.listPasswords('alice@example.org')).toHaveLength(25);
+
+    f.accounts.revokePassword('alice@example.org', created[0]!.publicId);
+    const replacement = newPassword('replacement');
+    expect((await f.login('alice@example.org', replacement.password)).kind).toBe('accepted');
+    expectCode(() => newPassword('still too many'), 'PASSWORD_LIMIT_REACHED');
+  });
+
+  it('does not count expired passwords', () => {
+    for (let i = 0; i < 25; i++) newPassword(`short ${i}`, { expires: '1h' });
+    expectCode(() => newPassword('blocked'), 'PASSWORD_LIMIT_REACHED');
+    f.now.value += 3_600_001;
+    expect(() => newPassword('after expiry')).not.toThrow();
+  });
+});
+
+describe('shown once', () => {
+  it('returns the plaintext only from createPassword; rows, history and the database never hold it', () => {
+    const created = newPassword('phone');
+    expect(created.password).toMatch(/^[a-z]{4}-[a-z]{4}-[a-z]{4}-[a-z]{4}$/);
+    const letters = created.password.replace(/-/g, '');
+    const rows = JSON.stringify(f.accounts.listPasswords('alice@example.org'));
+    const history = JSON.stringify(f.accounts.history('alice@example.org'));
+    for (const text of [rows, history]) {
+      expect(text).not.toContain(created.password);
+      expect(text).not.toContain(letters);
+    }
+    // Every column of every row, read straight from SQLite.
+    const dump = JSON.stringify(f.store.db.prepare('SELECT * FROM app_passwords').all(), (_k, v) =>
+      v && typeof v === 'object' && v.type === 'Buffer' ? Buffer.from(v.data).toString('latin1') : v);
+    expect(dump).not.toContain(letters);
+  });
+});
+
+describe('revocation', () => {
+  it('revoke refuses the next login of that password only, and records why', async () => {
+    const a = newPassword('a');
+    const b = newPassword('b');
+    expect((await f.login('alice@example.org', a.password)).kind).toBe('accepted');
+    f.accounts.revokePassword('alice@example.org', a.publicId);
+    expect((await f.login('alice@example.org', a.password)).kind).toBe('failed');
+    expect((await f.login('alice@example.org', b.password)).kind).toBe('accepted');
+    const row = f.accounts.listPasswords('alice@example.org').find((p) => p.publicId === a.publicId)!;
+    expect(row.revokedReason).toBe('admin');
+    expect(row.dekBox).toBeNull(); // a revoked password loses its sealed data key
+    expect(f.accounts.history('alice@example.org').some((e) => e.type === 'password.revoked' && e.passwordId === a.publicId && e.detail?.reason === 'admin')).toBe(true);
+    expectCode(() => f.accounts.revokePassword('alice@example.org', a.publicId), 'PASSWORD_NOT_FOUND');
+    expectCode(() => f.accounts.revokePassword('alice@example.org', 'deadbeef'), 'PASSWORD_NOT_FOUND');
+  });
+
+  it('will not revoke another account\'s password', () => {
+    f.accounts.addAccount('bob@example.org', 'bobs primary', { mode: 'password', secret: 'bobs primary' });
+    const bobs = f.accounts.createPassword('bob@example.org', 'bobs primary', { label: 'bob' });
+    expectCode(() => f.accounts.revokePassword('alice@example.org', bobs.publicId), 'PASSWORD_NOT_FOUND');
+  });
+
+  it('revoke-all refuses every password of the account and leaves other accounts alone', async () => {
+    f.accounts.addAccount('bob@example.org', 'bobs primary', { mode: 'password', secret: 'bobs primary' });
+    const bobs = f.accounts.createPassword('bob@example.org', 'bobs primary', { label: 'bob' });
+    const mine = [newPassword('1'), newPassword('2'), newPassword('3')];
+    expect(f.accounts.revokeAll('alice@example.org').sort()).toEqual(mine.map((m) => m.publicId).sort());
+    for (const m of mine) expect((await f.login('alice@example.org', m.password)).kind).toBe('failed');
+    expect((await f.login('bob@example.org', bobs.password)).kind).toBe('accepted');
+    expect(f.accounts.revokeAll('alice@example.org')).toEqual([]);
+  });
+});
+
+describe('primary password change', () => {
+  it('revokes every app password in the same transaction and re-seals the upstream secret', async () => {
+    const before = [newPassword('1'), newPassword('2')];
+    f.now.value += 1000;
+    const revoked = f.accounts.setPrimaryPassword('alice@example.org', 'a brand new primary', 'new upstream secret');
+    expect(revoked.sort()).toEqual(before.map((b) => b.publicId).sort());
+    const account = f.accounts.getAccount('alice@example.org');
+    for (const p of f.accounts.listPasswords('alice@example.org')) {
+      expect(p.revokedReason).toBe('primary-password-change');
+      expect(p.revokedAt).toBe(account.primaryChangedAt);
+    }
+    for (const b of before) expect((await f.login('alice@example.org', b.password)).kind).toBe('failed');
+    // The old primary no longer creates passwords; the new one does, and carries the new secret.
+    expectCode(() => f.accounts.createPassword('alice@example.org', PRIMARY, { label: 'x' }), 'PRIMARY_PASSWORD_WRONG');
+    const fresh = f.accounts.createPassword('alice@example.org', 'a brand new primary', { label: 'fresh' });
+    const outcome = await f.login('alice@example.org', fresh.password);
+    expect(outcome.kind === 'accepted' && outcome.credential.password).toBe('new upstream secret');
+  });
+
+  it('changes nothing when any part of the transaction fails', async () => {
+    const kept = newPassword('kept');
+    const hashBefore = f.accounts.getAccount('alice@example.org').primaryHash;
+    // Make the last write of the change (a history entry of the revocation) fail.
+    f.store.db.exec(`CREATE TEMP TRIGGER fail_revoke_event BEFORE INSERT ON events WHEN NEW.type = 'password.revoked'
+      BEGIN SELECT RAISE(ABORT, 'injected failure'); END`);
+    expect(() => f.accounts.setPrimaryPassword('alice@example.org', 'another primary')).toThrow(/injected failure/);
+    f.store.db.exec('DROP TRIGGER fail_revoke_event');
+    expect(f.accounts.getAccount('alice@example.org').primaryHash).toBe(hashBefore);
+    expect((await f.login('alice@example.org', kept.password)).kind).toBe('accepted');
+    expect(f.accounts.history('alice@example.org').some((e) => e.type === 'primary.changed')).toBe(false);
+  });
+});
+
+describe('expiry', () => {
+  it('refuses a password from the moment it expires and records the expiry in the history', async () => {
+    const p = newPassword('temporary', { expires: '2h' });
+    expect(p.expiresAt).toBe(f.now.value + 2 * 3_600_000);
+    f.now.value += 2 * 3_600_000 - 1;
+    expect((await f.login('alice@example.org', p.password)).kind).toBe('accepted');
+    f.now.value += 1;
+    expect((await f.login('alice@example.org', p.password)).kind).toBe('failed');
+    const row = f.accounts.listPasswords('alice@example.org')[0]!;
+    expect(row.revokedReason).toBe('expiry');
+    expect(f.accounts.history('alice@example.org').filter((e) => e.type === 'password.revoked' && e.detail?.reason === 'expiry')).toHaveLength(1);
+  });
+
+  it('accepts ISO dates and refuses expiries in the past or malformed', () => {
+    const p = newPassword('until', { expires: '2026-06-01T00:00:00Z' });
+    expect(p.expiresAt).toBe(Date.UTC(2026, 5, 1));
+    expectCode(() => newPassword('past', { expires: '2025-01-01' }), 'EXPIRY_INVALID');
+    expectCode(() => newPassword('bad', { expires: 'tomorrow' }), 'EXPIRY_INVALID');
+    expectCode(() => newPassword('zero', { expires: '0d' }), 'EXPIRY_INVALID');
+  });
+});
+
+describe('scopes', () => {
+  it('admits only the protocols a password is scoped to', async () => {
+    const mailOnly = newPassword('mail', { scopes: 'imap, SMTP' });
+    expect(mailOnly.scopes).toEqual(['imap', 'smtp']);
+    expect((await f.login('alice@example.org', mailOnly.password, 'imap')).kind).toBe('accepted');
+    expect((await f.login('alice@example.org', mailOnly.password, 'smtp')).kind).toBe('accepted');
+    expect((await f.login('alice@example.org', mailOnly.password, 'caldav')).kind).toBe('failed');
+    expect((await f.login('alice@example.org', mailOnly.password, 'carddav')).kind).toBe('failed');
+    expect(newPassword('all').scopes).toEqual(['imap', 'smtp', 'caldav', 'carddav']);
+    expectCode(() => newPassword('bad', { scopes: 'imap,pop3' }), 'SCOPE_INVALID');
+    expectCode(() => newPassword('none', { scopes: ' , ' }), 'SCOPE_INVALID');
+  });
+});
+
+describe('labels', () => {
+  it('accepts any script up to 64 characters and stores it as given (NFC, trimmed)', () => {
+    for (const label of ['iPhone de María', 'Телефон', '手机上的邮件', 'البريد على الهاتف', 'मेरा लैपटॉप', '📱 phone', 'x'.repeat(64), '😀'.repeat(64)]) {
+      expect(newPassword(label).label).toBe(label);
+    }
+    expect(f.accounts.revokeAll('alice@example.org')).toHaveLength(8);
+    expect(validateLabel('  padded  ')).toBe('padded');
+    expect(validateLabel('Cafe\u0301')).toBe('Café'); // NFC
+  });
+
+  it('refuses empty, too long, control and bidi-override characters before asking anything else', () => {
+    for (const bad of ['', '   ', 'x'.repeat(65), '😀'.repeat(65), 'line\nbreak', 'tab\there', 'esc\u001b[31mred', 'bell\u0007', 'c1\u0085', 'del\u007f', 'rtl\u202eevil', 'isolate\u2066x']) {
+      expectCode(() => newPassword(bad), 'LABEL_INVALID');
+    }
+    expect(f.accounts.listPasswords('alice@example.org')).toHaveLength(0);
+  });
+});
+
+describe('login names', () => {
+  it('are trimmed and case-insensitive everywhere', async () => {
+    f.accounts.addAccount('  Bob@Example.ORG ', 'bobs primary', { mode: 'password', secret: 'bobs primary' });
+    expect(f.accounts.getAccount('bob@example.org').login).toBe('bob@example.org');
+    expectCode(() => f.accounts.addAccount('BOB@example.org', 'other', { mode: 'password', secret: 'other' }), 'ACCOUNT_EXISTS');
+    const p = f.accounts.createPassword('BOB@EXAMPLE.ORG', 'bobs primary', { label: 'x' });
+    expect((await f.login(' BOB@example.org ', p.password)).kind).toBe('accepted');
+    expectCode(() => f.accounts.addAccount('has space@example.org', 'pw', { mode: 'password', secret: 'pw' }), 'LOGIN_INVALID');
+    expectCode(() => f.accounts.addAccount('ctl\u0007@example.org', 'pw', { mode: 'password', secret: 'pw' }), 'LOGIN_INVALID');
+    expectCode(() => f.accounts.getAccount('nobody@example.org'), 'ACCOUNT_NOT_FOUND');
+  });
+
+  it('app passwords are accepted with or without hyphens, in any case, with surrounding spaces', async () => {
+    const p = newPassword('typed');
+    const letters = p.password.replace(/-/g, '');
+    for (const form of [p.password, letters, letters.toUpperCase(), `  ${p.password.toUpperCase()}  `, p.password.replace(/-/g, ' ')]) {
+      expect((await f.login('alice@example.org', form)).kind).toBe('accepted');
+    }
+    expect((await f.login('alice@example.org', letters.slice(1) + 'a')).kind).toBe('failed');
+  });
+
+  it('the primary password is refused at login and recorded', async () => {
+    expect((await f.login('alice@example.org', PRIMARY)).kind).toBe('primary-refused');
+    await new Promise((r) => setImmediate(r)); // the failure is recorded after the answer
+    expect(f.accounts.history('alice@example.org').some((e) => e.type === 'primary.refused')).toBe(true);
+  });
+
+  it('removing an account ends its passwords and keeps its history', async () => {
+    const p = newPassword('gone');
+    const id = f.accounts.getAccount('alice@example.org').id;
+    f.accounts.removeAccount('alice@example.org');
+    expect((await f.login('alice@example.org', p.password)).kind).toBe('failed');
+    expect(f.store.events.listForAccount(id).map((e) => e.type)).toContain('account.removed');
+  });
+});

@@ -1,0 +1,94 @@
+// Master-user upstream mode over a STARTTLS upstream, and revocation signing live sessions out.
+// Pins: SASL PLAIN with an authorization identity logs the master user in as the account; a
+// revoke (here, or by a separate process on the same database) ends a live IDLE session with a
+// BYE naming the reason within about a second, and closes it.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDovecot, type DovecotServer } from '../helpers/dovecot.js';
+import { startPostern, type PosternHarness } from '../helpers/postern.js';
+import { imapClient, imapConfig, message, quoted, rawTls } from './support.js';
+
+const run = promisify(execFile);
+const CAROL = { name: 'carol', password: 'carol-real-Secret-3' };
+const MASTER = { name: 'postern-master', password: 'master-Secret-77' };
+const CAROL_PRIMARY = 'carol-primary-Secret-4';
+
+let dovecot: DovecotServer;
+let postern: PosternHarness;
+
+beforeAll(async () => {
+  dovecot = await startDovecot({ users: [CAROL], masterUser: MASTER });
+  postern = await startPostern({
+    config: { imap: imapConfig(dovecot, 'starttls'), master: { user: MASTER.name, password: MASTER.password } },
+    secrets: [CAROL.password, MASTER.password],
+  });
+  postern.addUser('carol', CAROL_PRIMARY, { mode: 'master' });
+});
+
+afterAll(async () => {
+  await postern?.stop();
+  await dovecot?.stop();
+});
+
+/** Logs in raw, selects INBOX and enters IDLE; resolves when the server says `+ idling`. */
+async function idleSession(password: string) {
+  const client = await rawTls(postern);
+  client.write(`a LOGIN carol ${quoted(password)}\r\n`);
+  expect(await client.readLine()).toMatch(/^a OK \[CAPABILITY IMAP4rev1 .*IDLE.*\] Logged in\.$/);
+  client.write('b SELECT INBOX\r\n');
+  await client.readUntil((l) => l.startsWith('b OK'));
+  client.write('c IDLE\r\n');
+  expect(await client.readLine()).toMatch(/^\+ /);
+  return client;
+}
+
+describe('master-user mode through a STARTTLS upstream', () => {
+  it('logs the master user in as the account and the session works', async () => {
+    const { password } = postern.newPassword('carol', CAROL_PRIMARY, { label: 'master mode' });
+    const client = imapClient(postern, { user: 'carol', pass: password });
+    await client.connect();
+    await client.append('INBOX', message('via master'));
+    const status = await client.status('INBOX', { messages: true });
+    expect(status.messages).toBeGreaterThanOrEqual(1);
+    await client.logout();
+  });
+});
+
+describe('revocation', () => {
+  it('ends a live IDLE session with a BYE naming the reason within a second', async () => {
+    const { password, publicId } = postern.newPassword('carol', CAROL_PRIMARY, { label: 'to revoke live' });
+    const client = await idleSession(password);
+    const revokedAt = Date.now();
+    postern.accounts.revokePassword('carol', publicId);
+    const lines = await client.readUntil((l) => l.startsWith('* BYE'), 3_000);
+    expect(lines.at(-1)).toBe('* BYE This app-specific password has been revoked; signing out.');
+    await client.closed;
+    expect(Date.now() - revokedAt).toBeLessThan(1_000);
+    await postern.logs.waitForEvent('session.revoked');
+  });
+
+  it('signs out an imapflow client when a separate process revokes all passwords', async () => {
+    const { password } = postern.newPassword('carol', CAROL_PRIMARY, { label: 'imapflow idle' });
+    const other = await idleSession(postern.newPassword('carol', CAROL_PRIMARY, { label: 'raw idle' }).password);
+    const client = imapClient(postern, { user: 'carol', pass: password });
+    await client.connect();
+    const lock = await client.getMailboxLock('INBOX');
+    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+    void client.idle();
+    const script = `
+      import { openStore } from './src/store/index.js';
+      import { AccountService } from './src/accounts/service.js';
+      import { readKeyFile } from './src/crypto/keys.js';
+      const store = openStore(process.argv[1]);
+      new AccountService(store, readKeyFile(process.argv[2])).revokeAll('carol');
+      store.close();`;
+    const revokedAt = Date.now();
+    await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, postern.dbPath, postern.keyFile], { cwd: process.cwd() });
+    const lines = await other.readUntil((l) => l.startsWith('* BYE'), 3_000);
+    expect(lines.at(-1)).toBe('* BYE All app-specific passwords of this account have been revoked; signing out.');
+    await closed;
+    expect(Date.now() - revokedAt).toBeLessThan(3_000); // includes the child process start-up
+    lock.release();
+  });
+});

@@ -14,7 +14,7 @@ import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp
 import type { SmtpConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { ProtocolDeps } from '../net/service.js';
-import type { SmtpUpstreamTarget } from '../upstream/smtp/connection.js';
+import type { SmtpUpstream, SmtpUpstreamTarget } from '../upstream/smtp/connection.js';
 import { settle } from './adapt.js';
 import * as replies from './replies.js';
 import { SubmissionSession } from './session.js';
@@ -24,6 +24,8 @@ const DISABLED_BEFORE_TLS = [...DISABLED_ALWAYS, 'AUTH'];
 
 export interface SmtpListener {
   server: SMTPServer;
+  /** Advertise 8BITMIME / SMTPUTF8 to clients only as far as the upstream supports them. */
+  mirror(upstream: Pick<SmtpUpstream, 'supports'>): void;
   port: number;
   host: string;
   /** Ends every live session with 421 and stops listening. */
@@ -37,10 +39,15 @@ interface ListenerSpec {
   port: number;
 }
 
-export async function startListener(spec: ListenerSpec, config: SmtpConfig, target: SmtpUpstreamTarget, deps: ProtocolDeps): Promise<SmtpListener> {
+export async function startListener(spec: ListenerSpec, config: SmtpConfig, target: SmtpUpstreamTarget, deps: ProtocolDeps, onUpstream: (upstream: SmtpUpstream) => void): Promise<SmtpListener> {
   const log = deps.log.child({ listener: spec.name });
   const sessions = new Map<string, SubmissionSession>();
-  const server: SMTPServer = new SMTPServer(serverOptions(spec, config, deps, log, sessions, target, () => server));
+  const server: SMTPServer = new SMTPServer(serverOptions(spec, config, deps, log, sessions, { target, onUpstream }, () => server));
+  // smtp-server reads these options at every EHLO, so changing them takes effect for the next client.
+  const mirror = (upstream: Pick<SmtpUpstream, 'supports'>) => {
+    server.options.hide8BITMIME = !upstream.supports('8BITMIME');
+    server.options.hideSMTPUTF8 = !upstream.supports('SMTPUTF8');
+  };
   server.on('error', (err) => log.debug({ event: 'smtp.connection_error', err }, 'client connection error'));
   const stopReload = deps.tls.onReload((options) => server.updateSecureContext(options));
   const port = await listen(server, spec);
@@ -52,12 +59,12 @@ export async function startListener(spec: ListenerSpec, config: SmtpConfig, targ
       for (const session of sessions.values()) session.terminate(replies.shuttingDown());
       for (const connection of server.connections) connection.close();
     }));
-  return { server, port, host: spec.host, close };
+  return { server, mirror, port, host: spec.host, close };
 }
 
 function serverOptions(
   spec: ListenerSpec, config: SmtpConfig, deps: ProtocolDeps, log: Logger,
-  sessions: Map<string, SubmissionSession>, target: SmtpUpstreamTarget, server: () => SMTPServer,
+  sessions: Map<string, SubmissionSession>, upstream: { target: SmtpUpstreamTarget; onUpstream: (u: SmtpUpstream) => void }, server: () => SMTPServer,
 ): SMTPServerOptions {
   const { limits } = config;
   const sessionOf = (session: SMTPServerSession): SubmissionSession => {
@@ -89,7 +96,7 @@ function serverOptions(
       const connLog = log.child({ cid: session.id, ip: session.remoteAddress });
       sessions.set(session.id, new SubmissionSession(
         { send: (code, text) => connection.send(code, text) },
-        { auth: deps.auth, target, maxAuthFailures: limits.maxAuthFailures, maxMessageBytes: limits.maxMessageBytes, log: connLog },
+        { auth: deps.auth, target: upstream.target, onUpstream: upstream.onUpstream, maxAuthFailures: limits.maxAuthFailures, maxMessageBytes: limits.maxMessageBytes, log: connLog },
         connLog,
       ));
       if (!session.secure) session.disabledCommands = DISABLED_BEFORE_TLS;

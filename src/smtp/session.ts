@@ -28,6 +28,8 @@ export interface SessionDeps {
   maxAuthFailures: number;
   maxMessageBytes: number;
   log: Logger;
+  /** Told about every fresh upstream connection (the listener mirrors its extensions in EHLO). */
+  onUpstream?: (upstream: SmtpUpstream) => void;
 }
 
 export class SubmissionSession {
@@ -148,6 +150,7 @@ export class SubmissionSession {
       throw replies.upstreamRefusedStoredCredentials();
     }
     this.deps.auth.reportUpstreamAccepted(accepted);
+    this.deps.onUpstream?.(login.connection);
     if (this.ended) {
       void login.connection.quit();
       throw replies.passwordRevoked();

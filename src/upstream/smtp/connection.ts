@@ -61,6 +61,18 @@ export async function openUpstreamSmtp(target: SmtpUpstreamTarget, credential: U
   }
 }
 
+/** Greeting and EHLO (after TLS) only, no login: what the upstream announces. Throws PosternError. */
+export async function probeUpstreamSmtp(target: SmtpUpstreamTarget): Promise<SmtpUpstream> {
+  const connection = new SmtpUpstream(await connectSocket(target), target);
+  try {
+    await connection.greet();
+    return connection;
+  } catch (err) {
+    connection.destroy();
+    throw err;
+  }
+}
+
 function connectSocket(target: SmtpUpstreamTarget): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const implicit = target.security === 'tls';

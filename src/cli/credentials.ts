@@ -10,7 +10,7 @@ import type { UpstreamMode } from '../store/index.js';
 import { refused, usage } from './errors.js';
 import type { CliIo } from './io.js';
 import type { SecretReader } from './secrets.js';
-import { checkImapLogin, type CheckCredential } from './upstream-check.js';
+import type { CheckCredential } from './upstream-check.js';
 
 export interface SecretOptions {
   passwordStdin?: boolean;
@@ -52,6 +52,7 @@ export async function checkUpstream(config: ResolvedConfig, io: CliIo, login: st
     ? { username: config.master!.user, password: config.masterPassword!, authzid: upstreamUser }
     : { username: upstreamUser, password: secret! };
   io.stderr.write(`checking the login for ${JSON.stringify(login)} at ${upstream.host}:${upstream.port}...\n`);
+  const { checkImapLogin } = await import('./upstream-check.js'); // imapflow only when --check is used
   const result = await checkImapLogin(upstream, credential);
   if (!result.ok) throw refused(`upstream check failed for "${login}": ${result.detail}; nothing saved`);
   io.stderr.write('upstream accepted the login\n');

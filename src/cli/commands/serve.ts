@@ -5,7 +5,6 @@
  * without dropping sessions); a bad renewal is logged and the old material stays in use.
  */
 import type { Command } from 'commander';
-import { startApp } from '../../app.js';
 import { createLogger, type Logger } from '../../log.js';
 import { loadConfig } from '../context.js';
 import type { CliIo } from '../io.js';
@@ -20,6 +19,8 @@ export function registerServeCommand(program: Command, io: CliIo, makeLogger: Lo
   program.command('serve').description('run the proxy (SIGHUP reloads TLS material, SIGTERM/SIGINT stop it gracefully)')
     .action(async (_opts: unknown, cmd: Command) => {
       const config = loadConfig(globals(cmd), io);
+      // Loaded here, not at the top: admin commands should not pay for importing every protocol.
+      const { startApp } = await import('../../app.js');
       const log = makeLogger(config.log.level, io);
       const app = await startApp(config, log);
       log.info({ event: 'postern.started', listeners: app.addresses.length }, 'postern started');

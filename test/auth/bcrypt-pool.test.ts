@@ -1,0 +1,155 @@
+/**
+ * bcrypt off the event loop. Pins:
+ * - the pool's worker runs from the TS sources (under vitest) and from a real build (tsc output
+ *   plus the build script's copy of the .mjs worker), resolved next to the compiled module;
+ * - a flood of wrong passwords leaves the event loop free (timers keep firing), where the same
+ *   flood on the main thread visibly stalls it — so the check can fail;
+ * - unknown users and wrong passwords for real users take about the same time (median over many
+ *   samples, tolerant bound): no account enumeration by timing.
+ */
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import bcrypt from 'bcryptjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bcryptPool, type BcryptPool } from '../../src/auth/bcrypt-pool.js';
+import { inlinePrimaryChecker, type PrimaryChecker } from '../../src/auth/primary-checker.js';
+import { createAuthFixture } from './fixture.js';
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const PRIMARY = 'the real primary password';
+const HASH = bcrypt.hashSync(PRIMARY, 4);
+
+let pool: BcryptPool;
+beforeAll(() => {
+  pool = bcryptPool({ workers: 2 });
+});
+afterAll(async () => {
+  await pool.close();
+});
+
+const shared = (): PrimaryChecker => ({ compare: (p, h) => pool.compare(p, h), close: async () => {} });
+
+describe('bcrypt pool', () => {
+  it('compares in worker threads from the TS sources', async () => {
+    expect(pool.threads).toBe(2);
+    expect(await pool.compare(PRIMARY, HASH)).toBe(true);
+    expect(await pool.compare('something else', HASH)).toBe(false);
+    // Past bcrypt's 72 bytes nothing matters, so a huge input is cut before it is posted.
+    expect(await pool.compare(PRIMARY.padEnd(80, 'x') + 'y'.repeat(1_000_000), bcrypt.hashSync(PRIMARY.padEnd(80, 'x'), 4))).toBe(true);
+  });
+
+  it('refuses compares past its queue limit instead of queueing without end', async () => {
+    const small = bcryptPool({ workers: 1, maxQueue: 2 });
+    const hash = bcrypt.hashSync('x', 8);
+    const results = await Promise.allSettled(Array.from({ length: 10 }, () => small.compare('distinctive-guess', hash)));
+    await small.close();
+    expect(results.filter((r) => r.status === 'fulfilled').length).toBeGreaterThanOrEqual(2);
+    const rejected = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(rejected.length).toBeGreaterThan(0);
+    expect(String(rejected[0]!.reason)).not.toContain('distinctive-guess');
+    await expect(small.compare('distinctive-guess', hash)).rejects.toThrow(/closed/);
+  });
+
+  it('runs from a real build: tsc output plus the build script\'s copy of the worker', async () => {
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    const copy = / && (cp src\/auth\/bcrypt-worker\.mjs dist\/auth\/)$/.exec(pkg.scripts.build!);
+    expect(copy, 'the build script must copy the worker into dist/auth').not.toBeNull();
+    // Build into a scratch folder inside node_modules/.cache, so that imports resolve as from dist/.
+    mkdirSync(path.join(ROOT, 'node_modules', '.cache'), { recursive: true });
+    const out = mkdtempSync(path.join(ROOT, 'node_modules', '.cache', 'postern-build-'));
+    try {
+      await run(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', out], { cwd: ROOT })
+        .catch((err: { stdout?: string }) => {
+          // Type errors elsewhere still emit; only a missing output file fails this test.
+          if (!String(err.stdout ?? '').includes('error TS')) throw err;
+        });
+      await run('sh', ['-c', copy![1]!.replace(/dist\/auth\/$/, `${out}/auth/`)], { cwd: ROOT });
+      const script = `
+        import { bcryptPool } from ${JSON.stringify(path.join(out, 'auth/bcrypt-pool.js'))};
+        const pool = bcryptPool({ workers: 1 });
+        const hash = ${JSON.stringify(HASH)};
+        const answers = [await pool.compare(${JSON.stringify(PRIMARY)}, hash), await pool.compare('nope', hash)];
+        await pool.close();
+        console.log(JSON.stringify(answers));`;
+      const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, timeout: 30_000 });
+      expect(JSON.parse(stdout.trim())).toEqual([true, false]);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+});
+
+/** Largest gap between ticks of a 10 ms interval while `work` runs. */
+async function maxTimerGap(work: () => Promise<unknown>): Promise<{ gap: number; ticks: number }> {
+  let last = performance.now();
+  let gap = 0;
+  let ticks = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    gap = Math.max(gap, now - last);
+    last = now;
+    ticks++;
+  }, 10);
+  try {
+    await work();
+    const now = performance.now();
+    gap = Math.max(gap, now - last);
+  } finally {
+    clearInterval(timer);
+  }
+  return { gap, ticks };
+}
+
+describe('a flood of wrong passwords', () => {
+  it('does not stall the event loop when bcrypt runs in the pool (and does on the main thread)', async () => {
+    const f = createAuthFixture({ checker: shared() });
+    const g = createAuthFixture({ checker: inlinePrimaryChecker() });
+    try {
+      f.addUser('alice', PRIMARY);
+      g.addUser('alice', PRIMARY);
+      const flood = (fx: typeof f, n: number) => Promise.all(Array.from({ length: n }, (_, i) => fx.attempt(i % 2 ? 'alice' : `nobody${i}`, `wrong-password-${i}`)));
+      const pooled = await maxTimerGap(() => flood(f, 100));
+      const inline = await maxTimerGap(() => flood(g, 20));
+      // Generous bounds: 100 pooled compares take seconds, yet no timer waits half a second;
+      // 20 compares on the main thread hold every timer for their whole duration.
+      expect(pooled.gap).toBeLessThan(500);
+      expect(pooled.ticks).toBeGreaterThan(20);
+      expect(inline.gap).toBeGreaterThan(500);
+      expect(f.logs.events('auth.refused')).toHaveLength(100);
+    } finally {
+      await f.close();
+      await g.close();
+    }
+  });
+});
+
+describe('timing', () => {
+  it('unknown users and wrong passwords take about the same time (medians over many samples)', async () => {
+    const f = createAuthFixture({ checker: shared() });
+    try {
+      f.addUser('known@example.test', PRIMARY);
+      const known: number[] = [];
+      const unknown: number[] = [];
+      const time = async (login: string, into: number[], i: number) => {
+        const started = performance.now();
+        expect(await f.attempt(login, `wrong-password-${i}`)).toEqual({ kind: 'failed' });
+        into.push(performance.now() - started);
+      };
+      for (let i = 0; i < 25; i++) {
+        await time('known@example.test', known, i);
+        await time(`unknown${i}@example.test`, unknown, i);
+      }
+      const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+      const ratio = median(unknown) / median(known);
+      // Without the dummy bcrypt an unknown user answers ~100× faster; allow for a busy machine.
+      expect(ratio, `median unknown ${median(unknown).toFixed(1)} ms vs known ${median(known).toFixed(1)} ms`).toBeGreaterThan(0.6);
+      expect(ratio).toBeLessThan(1.6);
+    } finally {
+      await f.close();
+    }
+  });
+});

@@ -1,0 +1,211 @@
+/**
+ * Refusals on the DAV listener, against a real Radicale behind postern.
+ *
+ * Pins: no credentials → 401 with exactly `Basic realm="postern", charset="UTF-8"`; the primary
+ * password → 401 with the app-password sentence (and a history entry); wrong password, unknown
+ * user, out-of-scope password and malformed Authorization all get the identical 401; a revoked
+ * password is refused on the next request and the idle keep-alive connection that used it is
+ * closed within 1 s; stored credentials the upstream refuses → 502 and the account is flagged;
+ * master-mode accounts get a clear 503, not a leak; nothing unauthenticated reaches Radicale.
+ */
+import { readFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PRIMARY_PASSWORD_REFUSED_TEXT } from '../../src/auth/types.js';
+import { REPLY_TEXT } from '../../src/dav/replies.js';
+import { basic, davClient, type RawResponse } from './support/client.js';
+import { startPostern } from '../helpers/postern.js';
+import { ALICE, startDavRig, type DavRig } from './support/setup.js';
+
+const CHALLENGE = 'Basic realm="postern", charset="UTF-8"';
+let rig: DavRig;
+let appPassword: string;
+
+beforeAll(async () => {
+  rig = await startDavRig();
+  appPassword = rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'laptop' }).password;
+});
+
+afterAll(async () => {
+  await rig?.stop();
+});
+
+const propfind = (authorization?: string, path = '/alice/') =>
+  rig.client.request({ method: 'PROPFIND', path, headers: { depth: '0', ...(authorization === undefined ? {} : { authorization }) } });
+
+/** The parts of a refusal a client can observe; two refusals must not differ in any of them. */
+function observable(res: RawResponse) {
+  return { status: res.status, challenge: res.headers['www-authenticate'], type: res.headers['content-type'], body: res.text };
+}
+
+describe('refusals', () => {
+  it('answers no credentials with the RFC 7617 challenge', async () => {
+    const res = await propfind();
+    expect(res.status).toBe(401);
+    expect(res.headers['www-authenticate']).toBe(CHALLENGE);
+    expect(res.text).toBe(`${REPLY_TEXT.unauthorized}\n`);
+  });
+
+  it('refuses the primary password with the app-password sentence, recorded in history', async () => {
+    const res = await propfind(basic(ALICE.login, ALICE.primary));
+    expect(res.status).toBe(401);
+    expect(res.headers['www-authenticate']).toBe(CHALLENGE);
+    expect(res.text).toBe(`${PRIMARY_PASSWORD_REFUSED_TEXT}\n`);
+    expect(rig.postern.accounts.history(ALICE.login).some((e) => e.type === 'primary.refused' && e.protocol !== null && e.protocol.endsWith('dav'))).toBe(true);
+    expect(rig.postern.logs.events('auth.primary_refused').length).toBeGreaterThan(0);
+  });
+
+  it('answers a wrong password and an unknown user identically', async () => {
+    const wrong = await propfind(basic(ALICE.login, 'abcd-efgh-ijkl-mnop'));
+    const unknown = await propfind(basic('nobody', 'abcd-efgh-ijkl-mnop'));
+    const none = await propfind();
+    expect(observable(wrong)).toEqual(observable(none));
+    expect(observable(unknown)).toEqual(observable(none));
+  });
+
+  it('refuses an app password without a DAV scope, identically to a wrong one', async () => {
+    const mailOnly = rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'mail only', scopes: 'imap,smtp' }).password;
+    const res = await propfind(basic(ALICE.login, mailOnly));
+    expect(observable(res)).toEqual(observable(await propfind()));
+  });
+
+  it('on the shared Radicale root, a calendar-only password may not touch vCards, nor a contacts-only one calendars', async () => {
+    const calOnly = rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'calendar app', scopes: 'caldav' }).password;
+    const cardOnly = rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'contacts app', scopes: 'carddav' }).password;
+    // Principal discovery is needed by both and allowed with either scope.
+    expect((await propfind(basic(ALICE.login, calOnly))).status).toBe(207);
+    expect((await propfind(basic(ALICE.login, cardOnly))).status).toBe(207);
+    const mkcalendar = await rig.client.request({ method: 'MKCALENDAR', path: '/alice/scoped-cal/', headers: { authorization: basic(ALICE.login, cardOnly) } });
+    expect(mkcalendar.status).toBe(401);
+    const vcard = await rig.client.request({
+      method: 'PUT', path: '/alice/book/x.vcf',
+      headers: { authorization: basic(ALICE.login, calOnly), 'content-type': 'text/vcard' },
+      body: 'BEGIN:VCARD\r\nVERSION:3.0\r\nFN:X\r\nEND:VCARD\r\n',
+    });
+    expect(vcard.status).toBe(401);
+    const ics = await rig.client.request({ method: 'GET', path: '/alice/work/any.ics', headers: { authorization: basic(ALICE.login, cardOnly) } });
+    expect(ics.status).toBe(401);
+    const allowed = await rig.client.request({ method: 'MKCALENDAR', path: '/alice/scoped-cal/', headers: { authorization: basic(ALICE.login, calOnly) } });
+    expect(allowed.status).toBe(201);
+  });
+
+  it('treats malformed Authorization headers as no credentials, without crashing', async () => {
+    const none = observable(await propfind());
+    const headers = [
+      'Basic !!!notbase64!!!',
+      `Basic ${Buffer.from('no-colon-here').toString('base64')}`,
+      `Basic ${Buffer.from([0xff, 0xfe, 0x3a, 0x41]).toString('base64')}`,
+      `Basic ${Buffer.from('alice:pass\u0000word').toString('base64')}`,
+      `Basic ${Buffer.from(':password-without-login').toString('base64')}`,
+      'Bearer some-token',
+      'Basic',
+      `Basic ${'QUFB'.repeat(600)}`,
+    ];
+    for (const header of headers) expect(observable(await propfind(header)), header.slice(0, 40)).toEqual(none);
+    const huge = await rig.client.request({ method: 'PROPFIND', path: '/alice/', headers: { authorization: `Basic ${'QUFB'.repeat(6000)}` } }).catch((err: Error) => err);
+    if (huge instanceof Error) throw huge;
+    expect(huge.status).toBe(431);
+    expect((await propfind(basic(ALICE.login, appPassword))).status).toBe(207);
+  });
+
+  it('never lets an unauthenticated request reach the upstream', async () => {
+    const marker = `/alice/never-${Date.now()}/`;
+    await rig.client.request({ method: 'MKCOL', path: marker });
+    await rig.client.request({ method: 'MKCOL', path: marker, headers: { authorization: basic(ALICE.login, 'wrong-wrong-wrong-wrong') } });
+    // Control: Radicale logs the path of every request it receives, so an authenticated one shows.
+    const control = `/alice/control-${Date.now()}/`;
+    await propfind(basic(ALICE.login, appPassword), control);
+    let log = '';
+    for (let i = 0; i < 50 && !log.includes(control); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      log = await readFile(rig.radicale.logFile, 'utf8');
+    }
+    expect(log).toContain(control);
+    expect(log).not.toContain(marker);
+  });
+
+  it('refuses a large unauthenticated upload with 401 and closes instead of reading it', async () => {
+    const res = await rig.client.request({
+      method: 'PUT', path: '/alice/work/big.ics',
+      headers: { 'content-type': 'text/calendar', 'content-length': String(50 * 1024 * 1024), expect: '100-continue' },
+      body: undefined,
+    });
+    expect(res.status).toBe(401);
+    expect(res.headers.connection).toBe('close');
+  });
+});
+
+describe('revocation', () => {
+  it('refuses the next request and closes the idle keep-alive connection within 1 s', async () => {
+    const { password, publicId } = rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'to revoke' });
+    const first = await propfind(basic(ALICE.login, password));
+    expect(first.status).toBe(207);
+    const socket = first.socket;
+    expect(socket.destroyed).toBe(false);
+    const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(performance.now())));
+    const revokedAt = performance.now();
+    rig.postern.accounts.revokePassword(ALICE.login, publicId);
+    const closedAt = await Promise.race([closed, new Promise<number>((resolve) => setTimeout(() => resolve(Infinity), 1500))]);
+    expect(closedAt - revokedAt).toBeLessThan(1000);
+    const again = await propfind(basic(ALICE.login, password));
+    expect(again.status).toBe(401);
+    expect(again.headers['www-authenticate']).toBe(CHALLENGE);
+    const event = await rig.postern.logs.waitForEvent('session.revoked');
+    expect(event.passwordId).toBe(publicId);
+  });
+
+  it('keeps connections of other passwords open', async () => {
+    const keep = rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'keeps working' }).password;
+    const doomed = rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'doomed' });
+    const kept = await propfind(basic(ALICE.login, keep));
+    expect(kept.status).toBe(207);
+    rig.postern.accounts.revokePassword(ALICE.login, doomed.publicId);
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(kept.socket.destroyed).toBe(false);
+    const again = await propfind(basic(ALICE.login, keep));
+    expect(again.socket).toBe(kept.socket);
+    expect(again.status).toBe(207);
+  });
+});
+
+describe('stored credentials and account modes', () => {
+  it('answers 502 when the upstream refuses the stored credentials, and flags the account', async () => {
+    rig.postern.addUser('carol', 'carol primary passphrase', { mode: 'password', secret: 'not-carols-radicale-password' });
+    const pw = rig.postern.newPassword('carol', 'carol primary passphrase').password;
+    const res = await rig.client.request({ method: 'PROPFIND', path: '/carol/', headers: { authorization: basic('carol', pw), depth: '0' } });
+    expect(res.status).toBe(502);
+    expect(res.text).toBe(`${REPLY_TEXT.upstreamRejected}\n`);
+    expect(res.headers['www-authenticate']).toBeUndefined();
+    expect(rig.postern.accounts.getAccount('carol').upstreamStatus).toBe('rejected');
+    expect(rig.postern.logs.events('upstream.credentials_rejected').length).toBeGreaterThan(0);
+  });
+
+  it('answers 503 for a master-mode account (Basic has no authorization identity)', async () => {
+    rig.postern.addUser('dave', 'dave primary passphrase', { mode: 'master' });
+    const pw = rig.postern.newPassword('dave', 'dave primary passphrase').password;
+    const res = await rig.client.request({ method: 'PROPFIND', path: '/dave/', headers: { authorization: basic('dave', pw), depth: '0' } });
+    // Without a configured master user the credential is unusable; with one, DAV refuses the mode.
+    expect(res.status).toBe(503);
+    expect(res.text).toBe(`${REPLY_TEXT.unavailable}\n`);
+  });
+});
+
+describe('master mode with a master user configured', () => {
+  it('refuses DAV with 503 and a log line naming the fix, without using the master credentials', async () => {
+    const postern = await startPostern({
+      config: { dav: { listener: { host: '127.0.0.1', port: 0 }, caldavUpstream: rig.radicale.url }, master: { user: 'master', password: 'master-secret-password-1' } },
+      secrets: ['master-secret-password-1'],
+    });
+    const client = davClient(postern.port('dav'), postern.caPem);
+    try {
+      postern.addUser('erin', 'erin primary passphrase', { mode: 'master' });
+      const pw = postern.newPassword('erin', 'erin primary passphrase').password;
+      const res = await client.request({ method: 'PROPFIND', path: '/erin/', headers: { authorization: basic('erin', pw), depth: '0' } });
+      expect(res.status).toBe(503);
+      expect(res.text).toBe(`${REPLY_TEXT.unavailable}\n`);
+      expect(postern.logs.events('upstream.mode_unsupported')).toHaveLength(1);
+    } finally {
+      client.close();
+      await postern.stop();
+    }
+  });
+});

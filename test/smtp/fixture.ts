@@ -92,12 +92,12 @@ export async function inbox(dovecot: DovecotServer, user: { name: string; passwo
   }
 }
 
-/** Waits until the INBOX holds more than `count` messages; returns the new ones. */
-export async function waitForNew(dovecot: DovecotServer, user: { name: string; password: string }, count: number, timeoutMs = 10_000): Promise<Buffer[]> {
+/** Waits until the INBOX holds at least `atLeast` messages more than `count`; returns the new ones. */
+export async function waitForNew(dovecot: DovecotServer, user: { name: string; password: string }, count: number, atLeast = 1, timeoutMs = 10_000): Promise<Buffer[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const all = await inbox(dovecot, user);
-    if (all.length > count) return all.slice(count);
+    if (all.length >= count + atLeast) return all.slice(count);
     if (Date.now() > deadline) throw new Error(`no new message in ${user.name}'s INBOX within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }

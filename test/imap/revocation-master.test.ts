@@ -50,7 +50,7 @@ describe('master-user mode through a STARTTLS upstream', () => {
     await client.connect();
     await client.append('INBOX', message('via master'));
     const status = await client.status('INBOX', { messages: true });
-    expect(status.messages).toBeGreaterThanOrEqual(1);
+    expect(status && status.messages).toBeGreaterThanOrEqual(1);
     await client.logout();
   });
 });

@@ -15,6 +15,7 @@ import type { Logger } from '../log.js';
 import type { Protocol, Store } from '../store/index.js';
 import { normalizeLogin } from '../accounts/validation.js';
 import { DUMMY_HASH, type PrimaryChecker } from './primary-checker.js';
+import { plainAddress } from './client-address.js';
 import { RevocationWatcher } from './revocation-watcher.js';
 import type { Throttle } from './throttle.js';
 import type { AcceptedAuth, AuthAttempt, Authenticator, AuthOutcome, RevocationListener, UpstreamCredential } from './types.js';
@@ -185,12 +186,14 @@ export class AuthService implements Authenticator {
    * in the JSON and in the human msg, so no login can forge the address a filter extracts
    * (logins never contain whitespace or control characters; JSON.stringify quotes the rest).
    * Nothing derived from the password is logged. A login typed where the password belongs looks
-   * like an app password: for unknown users that shape is not logged either.
+   * like an app password: for unknown users that shape is not logged either. IPv4-mapped IPv6
+   * addresses are logged as IPv4, so that a ban lands in the IPv4 firewall where the client is.
    */
   private logFailure(event: 'auth.refused' | 'auth.primary_refused', login: string | null, known: boolean, attempt: AuthAttempt, reason: Reason): void {
     const user = login === null ? '' : !known && normalizeAppPassword(login) !== null ? '[looks like an app password]' : login;
-    this.deps.log.warn({ event, protocol: attempt.protocol, ip: attempt.clientAddress, user, reason },
-      `authentication failed ip=${attempt.clientAddress} protocol=${attempt.protocol} reason=${reason} user=${JSON.stringify(user)}`);
+    const ip = plainAddress(attempt.clientAddress);
+    this.deps.log.warn({ event, protocol: attempt.protocol, ip, user, reason },
+      `authentication failed ip=${ip} protocol=${attempt.protocol} reason=${reason} user=${JSON.stringify(user)}`);
   }
 
   /** History for known accounts, written after the answer so that it cannot be timed. */

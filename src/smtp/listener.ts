@@ -84,6 +84,7 @@ function serverOptions(
     closeTimeout: 1_000,
     authMethods: ['PLAIN', 'LOGIN'],
     allowInsecureAuth: false,
+    authRequiredMessage: replies.authRequired().message,
     disabledCommands: DISABLED_ALWAYS,
     disableReverseLookup: true,
     hideENHANCEDSTATUSCODES: true, // the texts carry their own (see replies.ts)

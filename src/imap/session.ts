@@ -53,6 +53,8 @@ export class ImapSession implements TrackedConnection {
   private upstream: Promise<PreAuthUpstream | null> | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
   private relay: Relay | null = null;
+  /** Between our STARTTLS OK and the end of the handshake nothing may be written in clear. */
+  private upgrading = false;
   private unwatch: (() => void) | null = null;
   private readonly startedAt = Date.now();
   private readonly onData = (chunk: Buffer) => {
@@ -175,6 +177,7 @@ export class ImapSession implements TrackedConnection {
       return this.countBad();
     }
     this.state = 'busy';
+    this.upgrading = true;
     // Whatever the client pipelined after STARTTLS came in clear and may be an attacker's.
     this.receiver.reset();
     const plain = this.socket;
@@ -192,6 +195,7 @@ export class ImapSession implements TrackedConnection {
       if (this.state === 'closed') return void secure.destroy();
       this.socket = secure;
       this.secure = true;
+      this.upgrading = false;
       this.receiver.reset();
       secure.on('data', this.onData);
       secure.on('close', () => this.state !== 'relay' && this.teardown('client closed'));
@@ -376,7 +380,7 @@ export class ImapSession implements TrackedConnection {
   }
 
   private write(line: string): void {
-    if (this.state === 'closed' || this.socket.destroyed) return;
+    if (this.state === 'closed' || this.upgrading || this.socket.destroyed) return;
     this.socket.write(`${line}\r\n`);
   }
 

@@ -42,6 +42,16 @@ describe('literals and SASL', () => {
     c.close();
   });
 
+  it('the pre-auth idle timeout does not apply once the session is relayed', async () => {
+    const c = await rawTls(postern);
+    c.write(`a LOGIN dave ${quoted(password)}\r\n`);
+    expect(await c.readLine()).toMatch(/^a OK /);
+    await new Promise((r) => setTimeout(r, 700)); // longer than preAuthIdleMs (400)
+    c.write('b NOOP\r\n');
+    expect(await c.readLine()).toBe('b OK NOOP done');
+    c.close();
+  });
+
   it('logs in with non-synchronising literals (LITERAL+) in one write', async () => {
     const c = await rawTls(postern);
     c.write(`a LOGIN {4+}\r\ndave {${password.length}+}\r\n${password}\r\n`);

@@ -24,6 +24,12 @@ export class ResponseReader {
   private failure: Error | null = null;
   private readonly onData = (chunk: Buffer) => {
     this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    // Nobody is reading (the early connection waits for the client's LOGIN): a babbling upstream is cut off.
+    if (!this.waiter && this.buffer.length > MAX_RESPONSE_BYTES) {
+      this.socket.destroy();
+      this.buffer = Buffer.alloc(0);
+      return this.fail(new PosternError('UPSTREAM_PROTOCOL', 'upstream sent too much unsolicited data'));
+    }
     this.serve();
   };
   private readonly onEnd = () => this.fail(new PosternError('UPSTREAM_UNAVAILABLE', 'upstream closed the connection'));

@@ -75,6 +75,11 @@ describe('framing and grammar', () => {
     expect(results.map((r) => (r.type === 'error' ? r.tag : r.type))).toEqual([null, 'a', 'b', null, 'c', 'd']);
   });
 
+  it('treats an HTTP request line as fatal', () => {
+    expect(feed(['GET /index.html HTTP/1.1\r\n'])[0]).toMatchObject({ type: 'error', fatal: true });
+    expect(feed(['GET NOOP\r\n'])[0]).toMatchObject({ type: 'command', tag: 'GET', name: 'NOOP' });
+  });
+
   it('hands out SASL response lines raw in sasl mode', () => {
     const receiver = new CommandReceiver(limits);
     receiver.setMode('sasl');

@@ -20,6 +20,8 @@ export type ReceiverResult =
 
 const CRLF = Buffer.from('\r\n');
 const LITERAL_MARKER = /\{(\d{1,10})(\+?)\}$/;
+/** An HTTP request line sent to the mail port (browsers, scanners; cross-protocol attacks such as ALPACA). */
+const HTTP_REQUEST = /^(?:GET|POST|HEAD|PUT|DELETE|OPTIONS|CONNECT|PATCH|TRACE) \S+ HTTP\/\d\.\d$/;
 
 interface Pending {
   segments: Buffer[];
@@ -128,6 +130,9 @@ export class CommandReceiver {
   private complete(): ReceiverResult {
     const { segments, literals } = this.pending!;
     this.pending = null;
+    if (segments.length === 1 && HTTP_REQUEST.test(segments[0]!.toString('latin1'))) {
+      return { type: 'error', tag: null, text: 'This is an IMAP server, not a web server.', tooBig: false, fatal: true };
+    }
     try {
       return { type: 'command', ...parseCommand(segments, literals, this.limits) };
     } catch (err) {

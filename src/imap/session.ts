@@ -73,6 +73,9 @@ export class ImapSession implements TrackedConnection {
   }
 
   start(): void {
+    // Long IDLE sessions sit silent for many minutes: keepalives notice dead peers and keep NAT state.
+    this.socket.setKeepAlive(true, 60_000);
+    this.socket.setNoDelay(true);
     this.attach(this.socket);
     this.upstream = this.openUpstream();
     this.write(reply.greeting(this.capabilities()));

@@ -77,6 +77,8 @@ function openSocket(config: MailUpstreamConfig): Promise<net.Socket> {
     });
     socket.once(implicit ? 'secureConnect' : 'connect', () => {
       clearTimeout(timer);
+      socket.setKeepAlive(true, 60_000);
+      socket.setNoDelay(true);
       socket.removeAllListeners('error');
       socket.on('error', () => undefined); // the reader reports errors from here on
       resolve(socket);

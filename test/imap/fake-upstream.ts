@@ -17,10 +17,12 @@ export interface FakeUpstream {
   stop(): Promise<void>;
 }
 
-const GREETING = '* OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID AUTH=PLAIN] fake upstream ready\r\n';
+const GREETING_CAPS = 'IMAP4rev1 LITERAL+ SASL-IR ID AUTH=PLAIN';
 const POST_LOGIN_CAPS = 'IMAP4rev1 LITERAL+ IDLE NAMESPACE FAKE-EXTENSION';
 
-export async function startFakeUpstream(options: { tls?: { key: string; cert: string } } = {}): Promise<FakeUpstream> {
+/** `greetingCaps: ''` greets without a CAPABILITY code. */
+export async function startFakeUpstream(options: { tls?: { key: string; cert: string }; greetingCaps?: string } = {}): Promise<FakeUpstream> {
+  const greetingCaps = options.greetingCaps ?? GREETING_CAPS;
   const sockets = new Set<net.Socket>();
   const fake: FakeUpstream = { port: 0, login: 'ok', received: [], sockets, stop: async () => undefined };
   const onSocket = (socket: net.Socket) => {
@@ -29,32 +31,65 @@ export async function startFakeUpstream(options: { tls?: { key: string; cert: st
     socket.on('error', () => undefined);
     const lines: string[] = [];
     fake.received.push(lines);
-    socket.write(GREETING);
-    let buffer = '';
+    socket.write(greetingCaps ? `* OK [CAPABILITY ${greetingCaps}] fake upstream ready\r\n` : '* OK fake upstream ready\r\n');
+    let buffer = Buffer.alloc(0);
+    let parts = '';
+    let literal: number | null = null;
     let loggedIn = false;
+    let saslTag: string | null = null;
+    const answerLogin = (tag: string) => {
+      if (fake.login === 'hang') return;
+      if (fake.login === 'close') return void socket.destroy();
+      if (fake.login === 'no') return void socket.write(`${tag} NO [AUTHENTICATIONFAILED] Authentication failed.\r\n`);
+      loggedIn = true;
+      socket.write(fake.login === 'ok' ? `${tag} OK [CAPABILITY ${POST_LOGIN_CAPS}] Logged in\r\n` : `${tag} OK Logged in\r\n`);
+    };
+    const dispatch = (line: string) => {
+      lines.push(line);
+      if (saslTag !== null) {
+        const tag = saslTag;
+        saslTag = null;
+        return line === '*' ? void socket.write(`${tag} BAD cancelled\r\n`) : answerLogin(tag);
+      }
+      const [tag, rawName, ...rest] = line.split(' ');
+      const name = (rawName ?? '').toUpperCase();
+      if (!loggedIn && name === 'AUTHENTICATE' && rest.length === 1) {
+        saslTag = tag!;
+        return void socket.write('+ \r\n');
+      }
+      if (!loggedIn && (name === 'LOGIN' || name === 'AUTHENTICATE')) return answerLogin(tag!);
+      if (name === 'CAPABILITY') socket.write(`* CAPABILITY ${loggedIn ? POST_LOGIN_CAPS : greetingCaps || 'IMAP4rev1 LITERAL+'}\r\n${tag} OK done\r\n`);
+      else if (name === 'ID') socket.write(`* ID ("name" "fake")\r\n${tag} OK ID done\r\n`);
+      else if (name === 'DIE') socket.destroy(); // closes mid-session without a word
+      else if (name === 'BLOB') socket.write(`* 1 FETCH (BODY[] {${Number(rest[0])}}\r\n${'x'.repeat(Number(rest[0]))})\r\n${tag} OK done\r\n`);
+      else if (name === 'LOGOUT') { socket.write(`* BYE bye\r\n${tag} OK done\r\n`); socket.end(); }
+      else socket.write(`${tag} OK ${name} done\r\n`);
+    };
+    // Assembles whole commands, literals included ({n} gets a `+`, {n+} does not), as a server must.
     socket.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString('latin1');
-      let end: number;
-      while ((end = buffer.indexOf('\r\n')) >= 0) {
-        const line = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        lines.push(line);
-        const [tag, rawName] = line.split(' ');
-        const name = (rawName ?? '').toUpperCase();
-        if (!loggedIn && (name === 'LOGIN' || name === 'AUTHENTICATE')) {
-          if (fake.login === 'hang') continue;
-          if (fake.login === 'close') return void socket.destroy();
-          if (fake.login === 'no') { socket.write(`${tag} NO [AUTHENTICATIONFAILED] Authentication failed.\r\n`); continue; }
-          loggedIn = true;
-          socket.write(fake.login === 'ok' ? `${tag} OK [CAPABILITY ${POST_LOGIN_CAPS}] Logged in\r\n` : `${tag} OK Logged in\r\n`);
+      buffer = Buffer.concat([buffer, chunk]);
+      for (;;) {
+        if (literal !== null) {
+          if (buffer.length < literal) return;
+          parts += buffer.subarray(0, literal).toString('utf8');
+          buffer = buffer.subarray(literal);
+          literal = null;
           continue;
         }
-        if (name === 'CAPABILITY') socket.write(`* CAPABILITY ${loggedIn ? POST_LOGIN_CAPS : 'IMAP4rev1 LITERAL+ SASL-IR ID AUTH=PLAIN'}\r\n${tag} OK done\r\n`);
-        else if (name === 'ID') socket.write(`* ID ("name" "fake")\r\n${tag} OK ID done\r\n`);
-        else if (name === 'DIE') socket.destroy(); // closes mid-session without a word
-        else if (name === 'BLOB') socket.write(`* 1 FETCH (BODY[] {${Number(line.split(' ')[2])}}\r\n${'x'.repeat(Number(line.split(' ')[2]))})\r\n${tag} OK done\r\n`);
-        else if (name === 'LOGOUT') { socket.write(`* BYE bye\r\n${tag} OK done\r\n`); socket.end(); }
-        else socket.write(`${tag} OK ${name} done\r\n`);
+        const end = buffer.indexOf('\r\n');
+        if (end < 0) return;
+        const line = buffer.subarray(0, end).toString('utf8');
+        buffer = buffer.subarray(end + 2);
+        const marker = /\{(\d+)(\+?)\}$/.exec(line);
+        if (marker) {
+          parts += `${line}\r\n`;
+          literal = Number(marker[1]);
+          if (!marker[2]) socket.write('+ go ahead\r\n');
+          continue;
+        }
+        const command = parts + line;
+        parts = '';
+        dispatch(command);
       }
     });
   };

@@ -66,7 +66,11 @@ export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<P
     } else socket.destroy();
   });
   server.on('tlsClientError', (err: NodeJS.ErrnoException) => log.debug({ event: 'dav.tls_error', code: err.code }, 'TLS handshake with client failed'));
-  server.on('secureConnection', (socket: TLSSocket) => socket.on('error', () => undefined));
+  server.on('secureConnection', (socket: TLSSocket) => {
+    socket.on('error', () => undefined);
+    // Answers are written as head + body; Nagle would hold the body for the client's delayed ACK.
+    socket.setNoDelay(true);
+  });
   const stopReload = deps.tls.onReload((options) => server.setSecureContext(options));
 
   await new Promise<void>((resolve, reject) => {

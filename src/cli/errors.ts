@@ -22,7 +22,7 @@ export const refused = (message: string) => new CliError(EXIT_REFUSED, message);
 export const usage = (message: string) => new CliError(EXIT_USAGE, message);
 
 export function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, '; ').replace(/[\u0000-\u001f\u007f]/g, ' ').trim();
+  return text.replace(/:\s*\n\s*/g, ': ').replace(/\s*\n\s*/g, '; ').replace(/[\u0000-\u001f\u007f]/g, ' ').trim();
 }
 
 /** Maps anything thrown by a command to an exit status and the text for stderr (null: already printed). */

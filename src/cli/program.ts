@@ -9,7 +9,7 @@ import { registerInitCommand } from './commands/init.js';
 import { registerPasswordCommands } from './commands/password.js';
 import { registerServeCommand, type LoggerFactory } from './commands/serve.js';
 import { registerUserCommands } from './commands/user.js';
-import { describeFailure, EXIT_OK } from './errors.js';
+import { describeFailure, EXIT_OK, oneLine } from './errors.js';
 import type { CliIo } from './io.js';
 import { packageVersion } from './paths.js';
 
@@ -28,7 +28,7 @@ export function buildProgram(io: CliIo, options: CliOptions = {}): Command {
     .configureOutput({
       writeOut: (text) => io.stdout.write(text),
       writeErr: (text) => io.stderr.write(text),
-      outputError: (text, write) => write(`postern: ${text.replace(/^error: /, '')}`),
+      outputError: (text, write) => write(`postern: ${oneLine(text.replace(/^error: /, ''))}\n`),
     })
     .showSuggestionAfterError(true)
     .allowExcessArguments(false);

@@ -23,7 +23,9 @@ export function loadConfigFile(configPath: string, env: NodeJS.ProcessEnv = proc
   try {
     raw = parseYaml(readFileSync(configPath, 'utf8')) ?? {};
   } catch (err) {
-    throw new PosternError('CONFIG_INVALID', `${configPath}: not valid YAML: ${(err as Error).message}`, { cause: err });
+    // Only the first line (what and where): the rest quotes the file, which may hold an inline secret.
+    const reason = (err as Error).message.split('\n')[0]!.replace(/:$/, '');
+    throw new PosternError('CONFIG_INVALID', `${configPath}: not valid YAML: ${reason}`, { cause: err });
   }
   return resolveConfig(raw, path.resolve(configPath), env);
 }

@@ -35,8 +35,8 @@ function isAtomChar(c: number): boolean {
   return c > 0x20 && c < 0x7f && c !== LPAREN && c !== RPAREN && c !== LBRACE && c !== DQUOTE && c !== BACKSLASH;
 }
 
-/** tag = 1*<any ASTRING-CHAR except "+"> */
-const TAG = /^[!#$&'*,-.0-9:;<=>?@A-Z[\]^_`a-z|}~%/]+$/;
+/** tag = 1*<any ASTRING-CHAR except "+">: no list wildcards, so `*` can never pass for a tag. */
+const TAG = /^[!#$&',\-.0-9:;<=>?@A-Z[\]^_`a-z|}~/]+$/;
 
 /** The tag a response should carry, if the line starts with a plausible one. */
 export function peekTag(firstLine: Buffer): string | null {

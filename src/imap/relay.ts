@@ -17,6 +17,8 @@ const LINGER_MS = 2_000;
 export interface RelayEnd {
   /** Who ended the relay first. */
   by: 'client' | 'upstream' | 'postern';
+  /** The upstream's last words were a BYE (a LOGOUT, or its own shutdown). */
+  upstreamSaidBye?: boolean;
   error?: Error;
 }
 
@@ -58,8 +60,9 @@ export class Relay {
   private upstreamGone(): void {
     if (this.ended) return;
     this.upstream.unpipe(this.client);
-    this.sayGoodbye(this.upstreamSaidBye() ? null : reply.bye(bye.upstreamLost));
-    this.finish({ by: 'upstream' });
+    const saidBye = this.upstreamSaidBye();
+    this.sayGoodbye(saidBye ? null : reply.bye(bye.upstreamLost));
+    this.finish({ by: 'upstream', upstreamSaidBye: saidBye });
   }
 
   private sayGoodbye(line: string | null): void {

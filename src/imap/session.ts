@@ -372,7 +372,9 @@ export class ImapSession implements TrackedConnection {
   }
 
   private onRelayEnd(end: RelayEnd): void {
-    if (end.by === 'upstream') this.deps.log.warn({ event: 'upstream.closed', code: end.error ? (end.error as NodeJS.ErrnoException).code : undefined }, 'upstream closed the session');
+    if (end.by === 'upstream' && !end.upstreamSaidBye) {
+      this.deps.log.warn({ event: 'upstream.lost', code: end.error ? (end.error as NodeJS.ErrnoException).code : undefined }, 'upstream closed the session without BYE; told the client');
+    }
     this.teardown(`relay ended by ${end.by}`);
   }
 

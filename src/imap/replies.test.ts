@@ -1,0 +1,44 @@
+// The wire mapping: every refusal that must not leak a reason reads exactly alike; the primary
+// password sentence appears only with the hint; faults say UNAVAILABLE and never internal text.
+import { describe, expect, it } from 'vitest';
+import { PRIMARY_PASSWORD_REFUSED_TEXT } from '../auth/types.js';
+import { PosternError } from '../errors.js';
+import { postLoginCapabilities, preAuthCapabilities } from './capabilities.js';
+import { refusalReply, revokedBye, upstreamFaultReply } from './replies.js';
+
+describe('replies', () => {
+  it('answers failed, throttled and hint-less primary refusals identically', () => {
+    const expected = 'a NO [AUTHENTICATIONFAILED] Authentication failed.';
+    expect(refusalReply('a', { kind: 'failed' })).toBe(expected);
+    expect(refusalReply('a', { kind: 'throttled' })).toBe(expected);
+    expect(refusalReply('a', { kind: 'primary-refused', hint: false })).toBe(expected);
+    expect(refusalReply('a', { kind: 'primary-refused', hint: true })).toBe(`a NO [AUTHENTICATIONFAILED] ${PRIMARY_PASSWORD_REFUSED_TEXT}`);
+    expect(refusalReply('a', { kind: 'credential-unusable' })).toMatch(/^a NO \[UNAVAILABLE\] /);
+  });
+
+  it('maps upstream faults to UNAVAILABLE without internal detail', () => {
+    const internal = new PosternError('UPSTREAM_TIMEOUT', 'upstream 10.0.0.7:993 did not answer within 10000 ms');
+    const line = upstreamFaultReply('t', internal);
+    expect(line).toMatch(/^t NO \[UNAVAILABLE\] /);
+    expect(line).not.toContain('10.0.0.7');
+    expect(upstreamFaultReply('t', new PosternError('UPSTREAM_AUTH_REJECTED'))).toMatch(/^t NO \[UNAVAILABLE\] The mail server refused the credentials/);
+  });
+
+  it('names each revocation reason in the BYE', () => {
+    for (const reason of ['admin', 'revoke-all', 'primary-password-change', 'expiry', 'account-removed'] as const) {
+      expect(revokedBye(reason)).toMatch(/^\* BYE .+signing out\.$/);
+    }
+    expect(new Set(['admin', 'revoke-all', 'primary-password-change', 'expiry', 'account-removed'].map((r) => revokedBye(r as 'admin'))).size).toBe(5);
+  });
+});
+
+describe('capabilities', () => {
+  it('offers passwords only over TLS, and STARTTLS only in clear', () => {
+    expect(preAuthCapabilities({ secure: false, starttlsOffered: true })).toBe('IMAP4rev1 LITERAL+ SASL-IR ID STARTTLS LOGINDISABLED');
+    expect(preAuthCapabilities({ secure: true, starttlsOffered: false })).toBe('IMAP4rev1 LITERAL+ SASL-IR ID AUTH=PLAIN AUTH=LOGIN');
+  });
+
+  it('drops pre-login leftovers from the upstream post-login list', () => {
+    expect(postLoginCapabilities(['IMAP4rev1', 'AUTH=PLAIN', 'STARTTLS', 'IDLE', 'SASL-IR', 'COMPRESS=DEFLATE'])).toBe('IMAP4rev1 IDLE COMPRESS=DEFLATE');
+  });
+});

@@ -51,6 +51,7 @@ export async function forward(ctx: ForwardContext): Promise<void> {
   if (destination === 'bad') return sendText(req, res, 400, REPLY_TEXT.badRequest);
   if (destination === 'elsewhere') return sendText(req, res, 502, REPLY_TEXT.destinationElsewhere);
   const body = await requestBody(ctx);
+  if (body === 'client-gone') return;
   if (body === 'too-large') return sendText(req, res, 413, REPLY_TEXT.tooLarge);
   const headers = upstreamRequestHeaders(req.headers, {
     credential: ctx.accepted.credential,
@@ -63,6 +64,11 @@ export async function forward(ctx: ForwardContext): Promise<void> {
   try {
     exchange = await ctx.upstream.send({ origin: target.origin, path: req.url ?? '/', method: req.method ?? 'GET', headers, body });
   } catch (err) {
+    if (req.destroyed || res.destroyed) {
+      // The client went away first (its aborted upload destroyed the upstream request).
+      ctx.log.debug({ event: 'dav.client_aborted' }, 'client closed the connection mid-request');
+      return;
+    }
     ctx.log.warn({ event: 'upstream.fault', code: (err as { code?: string }).code, upstream: target.origin, cause: String((err as Error).cause ?? '') }, 'DAV upstream request failed');
     return sendUpstreamFault(req, res, err);
   }
@@ -120,22 +126,43 @@ function decoderFor(encoding: string | undefined): Transform | 'identity' | null
 
 type Body = Buffer | IncomingMessage | null;
 
-async function requestBody(ctx: ForwardContext): Promise<Body | 'too-large'> {
+async function requestBody(ctx: ForwardContext): Promise<Body | 'too-large' | 'client-gone'> {
   const { req } = ctx;
   const length = req.headers['content-length'];
   const hasBody = (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
   if (!hasBody) return null;
   if (req.method === 'PUT' || !XML.test(String(req.headers['content-type'] ?? ''))) return req;
   if (length !== undefined && Number(length) > MAX_XML_REQUEST_BYTES) return 'too-large';
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > MAX_XML_REQUEST_BYTES) return 'too-large';
-    chunks.push(chunk);
-  }
-  const text = Buffer.concat(chunks).toString('latin1');
+  const read = await readCapped(req, MAX_XML_REQUEST_BYTES);
+  if (!Buffer.isBuffer(read)) return read;
+  const text = read.toString('latin1');
   return Buffer.from(bodyRewriter({ from: [ctx.publicOrigin], to: ctx.target.origin }).text(text), 'latin1');
+}
+
+/**
+ * Reads a whole body of at most `cap` bytes. On overflow it stops reading (the 413 that follows
+ * closes the connection) rather than destroying the request, so the client still gets an answer.
+ */
+function readCapped(req: IncomingMessage, cap: number): Promise<Buffer | 'too-large' | 'client-gone'> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const finish = (result: Buffer | 'too-large' | 'client-gone') => {
+      req.off('data', onData).off('end', onEnd).off('error', onGone).off('aborted', onGone);
+      resolve(result);
+    };
+    const onData = (chunk: Buffer) => {
+      total += chunk.length;
+      if (total <= cap) chunks.push(chunk);
+      else {
+        req.pause();
+        finish('too-large');
+      }
+    };
+    const onEnd = () => finish(Buffer.concat(chunks));
+    const onGone = () => finish('client-gone');
+    req.on('data', onData).on('end', onEnd).on('error', onGone).on('aborted', onGone);
+  });
 }
 
 /**

@@ -51,6 +51,8 @@ export function createDavHandler(deps: DavHandlerDeps): DavHandler {
     deps.auth.reportUpstreamAccepted(accepted);
   };
   return (req, res, expectContinue = false) => {
+    // A client resetting mid-upload must not become an unhandled 'error' event.
+    req.on('error', () => undefined);
     const started = performance.now();
     res.once('finish', () => {
       deps.log.debug({ event: 'dav.request', method: req.method, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'dav request');

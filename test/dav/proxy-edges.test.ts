@@ -15,8 +15,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { MAX_XML_REQUEST_BYTES } from '../../src/dav/forward.js';
 import { REPLY_TEXT } from '../../src/dav/replies.js';
 import { freePort } from '../helpers/free-port.js';
 import { startPostern, type PosternHarness } from '../helpers/postern.js';
@@ -328,5 +330,44 @@ describe('paths', () => {
   it('passes the query string and the exact path encoding upstream', async () => {
     await client.request({ method: 'GET', path: '/alice/work/%C3%A9v%C3%A9nement%201.ics?export', headers: { authorization: auth } });
     expect(seen[0]!.url).toBe('/alice/work/%C3%A9v%C3%A9nement%201.ics?export');
+  });
+});
+
+describe('request bodies', () => {
+  it('refuses an XML body over the cap with 413, declared or chunked, without forwarding it', async () => {
+    const declared = await client.request({ method: 'REPORT', path: '/alice/work/', headers: { authorization: auth, 'content-type': 'application/xml', 'content-length': String(MAX_XML_REQUEST_BYTES + 1) } });
+    expect(declared.status).toBe(413);
+    expect(declared.headers.connection).toBe('close');
+    const chunk = Buffer.alloc(256 * 1024, 'x');
+    const chunks = Math.ceil(MAX_XML_REQUEST_BYTES / chunk.length) + 4;
+    const chunked = await client.request({
+      method: 'REPORT', path: '/alice/work/', headers: { authorization: auth, 'content-type': 'application/xml' },
+      body: Readable.from((function* () { for (let i = 0; i < chunks; i++) yield chunk; })()),
+    });
+    expect(chunked.status).toBe(413);
+    expect(chunked.text).toBe(`${REPLY_TEXT.tooLarge}\n`);
+    expect(seen).toHaveLength(0);
+  });
+
+  it('survives a client that aborts an upload midway', async () => {
+    let upstreamSawAbort!: () => void;
+    const aborted = new Promise<void>((resolve) => (upstreamSawAbort = resolve));
+    handler = (req, res) => {
+      req.resume();
+      req.on('aborted', () => upstreamSawAbort());
+      req.on('end', () => res.end('complete?'));
+    };
+    const req = https.request({
+      host: '127.0.0.1', port: postern.port('dav'), method: 'PUT', path: '/alice/work/partial.ics', agent: false, ca: postern.caPem, servername: 'localhost',
+      headers: { authorization: auth, 'content-type': 'text/calendar', 'content-length': String(8 * 1024 * 1024) },
+    });
+    req.on('error', () => undefined);
+    req.write(randomBytes(512 * 1024));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    req.destroy();
+    await aborted;
+    handler = recordAnd((_req, res) => res.end('still here'));
+    expect((await client.request({ method: 'GET', path: '/alice/x', headers: { authorization: auth } })).text).toBe('still here');
+    expect(postern.logs.events('dav.internal_error')).toEqual([]);
   });
 });

@@ -55,6 +55,7 @@ export class ImapSession implements TrackedConnection {
   private relay: Relay | null = null;
   /** Between our STARTTLS OK and the end of the handshake nothing may be written in clear. */
   private upgrading = false;
+  private awaitingDrain = false;
   private unwatch: (() => void) | null = null;
   private readonly startedAt = Date.now();
   private readonly onData = (chunk: Buffer) => {
@@ -98,11 +99,28 @@ export class ImapSession implements TrackedConnection {
 
   private pump(): void {
     while (this.state === 'pre-auth' || this.state === 'sasl') {
+      // A client that pipelines commands but never reads the answers must not grow our output
+      // buffer without bound: stop reading until it catches up.
+      if (this.socket.writableNeedDrain) return this.waitForDrain();
       const result = this.receiver.next();
       if (result.type === 'needs-more-data') return;
       this.armIdleTimer();
       this.handle(result);
     }
+  }
+
+  private waitForDrain(): void {
+    if (this.awaitingDrain) return;
+    this.awaitingDrain = true;
+    this.deps.log.debug({ event: 'imap.output_backpressure' }, 'client is not reading; pausing input');
+    const socket = this.socket;
+    socket.pause();
+    socket.once('drain', () => {
+      this.awaitingDrain = false;
+      if (this.state !== 'pre-auth' && this.state !== 'sasl') return;
+      socket.resume();
+      this.pump();
+    });
   }
 
   private handle(result: Exclude<ReceiverResult, { type: 'needs-more-data' }>): void {

@@ -224,3 +224,19 @@ describe('logging', () => {
     expect(text).not.toContain('a LOGIN');
   });
 });
+
+describe('a client that never reads', () => {
+  it('pipelining thousands of commands without reading is answered in full once it reads', async () => {
+    // ~2.5 MB of answers: far beyond socket buffers, so postern must stop reading and resume on drain.
+    const c = await rawTls(postern);
+    const count = 20_000;
+    c.socket().pause();
+    c.write(Array.from({ length: count }, (_, i) => `n${i} CAPABILITY\r\n`).join(''));
+    await new Promise((r) => setTimeout(r, 300));
+    c.socket().resume();
+    const lines = await c.readUntil((l) => l.startsWith(`n${count - 1} `), 20_000);
+    expect(lines.filter((l) => / OK CAPABILITY completed\.$/.test(l))).toHaveLength(count);
+    expect(postern.logs.events('imap.output_backpressure').length).toBeGreaterThan(0);
+    c.close();
+  });
+});

@@ -39,6 +39,8 @@ export interface MailUser {
 export interface DovecotOptions {
   users: MailUser[];
   masterUser?: MailUser;
+  /** Extra Dovecot settings appended to the generated config (e.g. enabling imap_zlib for COMPRESS). */
+  extraConfig?: string;
 }
 
 export interface DovecotServer {
@@ -103,6 +105,7 @@ export async function startDovecot(options: DovecotOptions): Promise<DovecotServ
   const dir = await makeTempDir('postern-dovecot-');
   try {
     await prepareDir(dir, options.users, masterUser);
+    await writeFile(join(dir, 'local.conf'), options.extraConfig ?? '');
     return await startWithRetries(binary, dir, options.users, masterUser);
   } catch (err) {
     await removeTempDir(dir);
@@ -295,6 +298,7 @@ service lmtp {
     port = ${ports.lmtp}
   }
 }
+!include_try ${dir}/local.conf
 `;
 }
 

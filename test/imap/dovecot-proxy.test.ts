@@ -1,6 +1,6 @@
 // The IMAP proxy end to end: imapflow → postern → real Dovecot (implicit TLS upstream), with real
 // SQLite accounts. Pins: an app password gets a full working session (list, select, append,
-// fetch, IDLE push, logout) on both listeners; every refusal reads the same except the primary
+// fetch, IDLE push, logout; COMPRESS=DEFLATE in use) on both listeners; every refusal reads the same except the primary
 // password's sentence; the upstream's refusal of stored credentials flags the account.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PRIMARY_PASSWORD_REFUSED_TEXT } from '../../src/auth/types.js';
@@ -16,7 +16,8 @@ let dovecot: DovecotServer;
 let postern: PosternHarness;
 
 beforeAll(async () => {
-  dovecot = await startDovecot({ users: [ALICE, BOB] });
+  // imap_zlib: Dovecot offers COMPRESS=DEFLATE after login, and imapflow uses it by itself.
+  dovecot = await startDovecot({ users: [ALICE, BOB], extraConfig: 'protocol imap {\n  mail_plugins = $mail_plugins imap_zlib\n}\n' });
   postern = await startPostern({ config: { imap: imapConfig(dovecot, 'tls') }, secrets: [ALICE.password, BOB.password] });
   postern.addUser('alice', ALICE.password);
   // Bob's stored upstream secret is wrong: Dovecot will refuse it.
@@ -34,6 +35,9 @@ describe('a mail client with an app-specific password', () => {
     const client = imapClient(postern, { user: 'alice', pass: password });
     await client.connect();
     expect(client.capabilities.has('IDLE')).toBe(true); // Dovecot's post-login capabilities
+    // The session is compressed end to end (RFC 4978); postern relays the deflated bytes untouched.
+    expect(client.capabilities.has('COMPRESS=DEFLATE')).toBe(true);
+    expect((client as unknown as { _deflate?: unknown })._deflate).toBeTruthy();
     const boxes = await client.list();
     expect(boxes.map((b) => b.path)).toContain('INBOX');
     const appended = await client.append('INBOX', message('first message'), ['\\Seen']);

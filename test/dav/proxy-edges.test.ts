@@ -265,6 +265,31 @@ describe('streaming', () => {
   });
 });
 
+describe('revocation mid-download', () => {
+  it('cuts a download in progress within 1 s of the password being revoked', async () => {
+    const { password, publicId } = postern.newPassword('alice', 'alice primary passphrase', { label: 'downloader' });
+    let revokedAt = 0;
+    handler = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/calendar', 'content-length': String(10 * 1024 * 1024) });
+      res.write(Buffer.alloc(64 * 1024, 'a')); // and then nothing more for now
+    };
+    const ended = new Promise<{ at: number; complete: boolean }>((resolve, reject) => {
+      https.get({ host: '127.0.0.1', port: postern.port('dav'), path: '/alice/work/slow.ics', agent: false, ca: postern.caPem, servername: 'localhost', headers: { authorization: basic('alice', password) } }, (res) => {
+        res.once('data', () => {
+          revokedAt = performance.now();
+          postern.accounts.revokePassword('alice', publicId);
+        });
+        res.on('data', () => undefined);
+        res.on('close', () => resolve({ at: performance.now(), complete: res.complete }));
+      }).on('error', () => undefined);
+      setTimeout(() => reject(new Error('download not cut within 3 s')), 3000);
+    });
+    const { at, complete } = await ended;
+    expect(complete).toBe(false);
+    expect(at - revokedAt).toBeLessThan(1000);
+  });
+});
+
 describe('upstream faults', () => {
   it('answers 504 when the upstream does not answer in time', async () => {
     handler = () => undefined; // never answers

@@ -86,6 +86,17 @@ describe('https upstreams', () => {
   });
 });
 
+describe('well-known with base paths', () => {
+  it('redirects /.well-known/caldav and /carddav to their configured base paths, after authentication', async () => {
+    expect((await client.request({ method: 'PROPFIND', path: '/.well-known/caldav' })).status).toBe(401);
+    const cal = await client.request({ method: 'PROPFIND', path: '/.well-known/caldav', headers: { authorization: auth } });
+    expect(cal.status).toBe(301);
+    expect(cal.headers.location).toBe(`https://127.0.0.1:${postern.port('dav')}/cal/`);
+    const card = await client.request({ method: 'GET', path: '/.well-known/carddav', headers: { authorization: auth } });
+    expect(card.headers.location).toBe(`https://127.0.0.1:${postern.port('dav')}/card/`);
+  });
+});
+
 describe('certificate reload', () => {
   it('serves the new certificate to new connections and keeps existing ones', async () => {
     const before = await client.request({ method: 'GET', path: '/cal/alice/a.ics', headers: { authorization: auth } });

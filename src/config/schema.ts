@@ -59,8 +59,18 @@ const smtp = z.strictObject({
 
 const dav = z.strictObject({
   listener,
-  /** The origin clients use to reach postern, e.g. https://dav.example.org:8443. */
+  /**
+   * The origin clients use to reach postern, e.g. https://dav.example.org:8443; upstream URLs in
+   * answers are rewritten to it. Default: https:// plus the Host header the client sent.
+   */
   publicOrigin: z.url().optional(),
+  /**
+   * Upstream base URLs (http or https). Paths are not re-mounted: a path on postern is the same
+   * path upstream. The longest base path matching a request decides its upstream and the scope the
+   * app password needs. When both are the same URL (Radicale), calendar requests (MKCALENDAR,
+   * text/calendar, .ics) need caldav, contact requests (text/vcard, .vcf) carddav, and the rest
+   * (principal, home and collection PROPFIND/REPORT) either. See src/dav/routes.ts.
+   */
   caldavUpstream: z.url().optional(),
   carddavUpstream: z.url().optional(),
   /** Extra upstream origins whose absolute URLs are rewritten too (e.g. sibling hosts). */
@@ -68,7 +78,9 @@ const dav = z.strictObject({
   caFile: z.string().optional(),
   rejectUnauthorized: z.boolean().default(true),
   realm: z.string().min(1).default('postern'),
+  /** No byte from the upstream for this long → 504 (before the answer) or the connection is cut. */
   upstreamTimeoutMs: z.number().int().positive().default(30_000),
+  /** Trusted upstreams get X-Forwarded-For with the client address; X-Forwarded-Proto is always sent. */
   trusted: z.boolean().default(false),
 });
 

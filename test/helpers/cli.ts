@@ -136,9 +136,9 @@ export interface Workspace {
 
 /**
  * A temp folder with a config (absolute paths into the folder, merged with `config`) on which
- * `postern init` has run in-process.
+ * `postern init` has run in-process (with `env`, e.g. POSTERN_MASTER_PASSWORD).
  */
-export async function createWorkspace(config: Record<string, unknown> = {}): Promise<Workspace> {
+export async function createWorkspace(config: Record<string, unknown> = {}, env: Record<string, string> = {}): Promise<Workspace> {
   const dir = mkdtempSync(path.join(tmpdir(), 'postern-cli-'));
   const configPath = path.join(dir, 'postern.yaml');
   const base = {
@@ -156,7 +156,7 @@ export async function createWorkspace(config: Record<string, unknown> = {}): Pro
     startHere: (args, options) => startInProcess(['-c', configPath, ...args], options),
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
-  const init = await ws.runHere(['init']);
+  const init = await ws.runHere(['init'], { env });
   if (init.code !== 0) throw new Error(`postern init failed: ${init.stderr}`);
   return ws;
 }

@@ -1,0 +1,123 @@
+/**
+ * `--check` against a real Dovecot on loopback: before saving, the CLI logs in to the configured
+ * IMAP upstream with the credentials (imapflow) and refuses (exit 1, nothing saved) unless the
+ * upstream accepts them. Covered: implicit TLS and STARTTLS, a distinct upstream secret and user,
+ * master-user mode (SASL PLAIN with authorization identity), wrong password, unreachable upstream,
+ * untrusted certificate; no secret in any output.
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { startDovecot, type DovecotServer } from '../helpers/dovecot.js';
+import { freePort } from '../helpers/free-port.js';
+import { createWorkspace, type CliResult, type InProcessOptions, type Workspace } from '../helpers/cli.js';
+
+let dovecot: DovecotServer;
+let ws: Workspace;
+let masterEnv: Record<string, string>;
+const ALICE_PW = 'alice upstream pw 1';
+const CAROL_PW = 'carol upstream pw 2';
+const outputs: CliResult[] = [];
+
+beforeAll(async () => {
+  dovecot = await startDovecot({ users: [{ name: 'alice', password: ALICE_PW }, { name: 'carol', password: CAROL_PW }] });
+  masterEnv = { POSTERN_MASTER_PASSWORD: dovecot.masterUser.password };
+  ws = await createWorkspace({
+    imap: { upstream: { host: dovecot.host, port: dovecot.imapsPort, security: 'tls', caFile: dovecot.caFile } },
+    master: { user: dovecot.masterUser.name },
+  }, masterEnv);
+});
+
+afterAll(async () => {
+  ws?.cleanup();
+  await dovecot?.stop();
+});
+
+async function run(args: string[], options: InProcessOptions = {}): Promise<CliResult> {
+  const r = await ws.runHere(args, { env: masterEnv, ...options });
+  outputs.push(r);
+  return r;
+}
+
+async function exists(login: string): Promise<boolean> {
+  return (await run(['user', 'show', login])).code === 0;
+}
+
+/** A config variant next to the workspace's, for other upstream settings. */
+function variant(name: string, upstream: Record<string, unknown>): string {
+  const file = path.join(ws.dir, `${name}.yaml`);
+  writeFileSync(file, stringify({
+    database: { path: path.join(ws.dir, 'data', 'postern.db') },
+    keyFile: path.join(ws.dir, 'data', 'postern.key'),
+    tls: { cert: path.join(ws.dir, 'certs', 'postern.crt'), key: path.join(ws.dir, 'certs', 'postern.key') },
+    imap: { upstream },
+  }));
+  return file;
+}
+
+it('saves an account whose password the upstream accepts (implicit TLS)', async () => {
+  const r = await run(['user', 'add', 'alice', '--password-stdin', '--check'], { input: ALICE_PW + '\n' });
+  expect(r.code, r.stderr).toBe(0);
+  expect(r.stderr).toMatch(/^checking the login for "alice" at 127\.0\.0\.2:\d+\.\.\.\nupstream accepted the login\n$/);
+  expect(await exists('alice')).toBe(true);
+});
+
+it('refuses, saving nothing, when the upstream refuses the password', async () => {
+  const r = await run(['user', 'add', 'bob', '--password-stdin', '--check'], { input: 'not bobs password\n' });
+  expect(r.code).toBe(1);
+  expect(r.stderr).toMatch(/postern: upstream check failed for "bob": the upstream refused the login; nothing saved\n$/);
+  expect(await exists('bob')).toBe(false);
+});
+
+it('checks a distinct upstream secret and user name', async () => {
+  const r = await run(['user', 'add', 'dora', '--password-stdin', '--upstream-secret-stdin', '--upstream-user', 'carol', '--check'], { input: `dora primary\n${CAROL_PW}\n` });
+  expect(r.code, r.stderr).toBe(0);
+  expect(await exists('dora')).toBe(true);
+  // The primary password is not what the upstream knows: checking with it alone fails.
+  const wrong = await run(['user', 'add', 'dora2', '--password-stdin', '--upstream-user', 'carol', '--check'], { input: 'dora primary\n' });
+  expect(wrong.code).toBe(1);
+});
+
+it('checks over STARTTLS, and set-password / set-upstream refuse bad credentials without changing anything', async () => {
+  const starttls = variant('starttls', { host: dovecot.host, port: dovecot.imapPort, security: 'starttls', caFile: dovecot.caFile });
+  const ok = await run(['-c', starttls, 'user', 'set-upstream', 'alice', '--password-stdin', '--check'], { input: ALICE_PW + '\n' });
+  expect(ok.code, ok.stderr).toBe(0);
+  const bad = await run(['-c', starttls, 'user', 'set-password', 'alice', '--password-stdin', '--check'], { input: 'a new primary the upstream does not know\n' });
+  expect(bad.code).toBe(1);
+  expect(bad.stderr).toMatch(/the upstream refused the login; nothing saved/);
+  // The old primary still works: nothing was changed.
+  const made = await run(['password', 'new', 'alice', '--label', 'still mine', '--password-stdin'], { input: ALICE_PW + '\n' });
+  expect(made.code, made.stderr).toBe(0);
+});
+
+it('checks master-user mode: the master logs in acting for the account', async () => {
+  const r = await run(['user', 'add', 'alice-via-master', '--mode', 'master', '--upstream-user', 'alice', '--password-stdin', '--check'], { input: 'master mode primary\n' });
+  expect(r.code, r.stderr).toBe(0);
+  const wrongMaster = await run(['user', 'add', 'carol-via-master', '--mode', 'master', '--upstream-user', 'carol', '--password-stdin', '--check'], {
+    input: 'x primary\n', env: { POSTERN_MASTER_PASSWORD: 'not the master password' },
+  });
+  expect(wrongMaster.code).toBe(1);
+  expect(wrongMaster.stderr).toMatch(/the upstream refused the login; nothing saved/);
+  expect(await exists('carol-via-master')).toBe(false);
+});
+
+it('names an unreachable upstream and an untrusted certificate', async () => {
+  const closed = variant('closed', { host: '127.0.0.1', port: await freePort(), security: 'tls' });
+  const unreachable = await run(['-c', closed, 'user', 'add', 'erin', '--password-stdin', '--check'], { input: 'erin primary\n' });
+  expect(unreachable.code).toBe(1);
+  expect(unreachable.stderr).toMatch(/postern: upstream check failed for "erin": the upstream is unreachable \(ECONNREFUSED\); nothing saved\n$/);
+  const untrusted = variant('untrusted', { host: dovecot.host, port: dovecot.imapsPort, security: 'tls' });
+  const tls = await run(['-c', untrusted, 'user', 'add', 'erin', '--password-stdin', '--check'], { input: ALICE_PW + '\n' });
+  expect(tls.code).toBe(1);
+  expect(tls.stderr).toMatch(/postern: upstream check failed for "erin": TLS with the upstream failed \(.+\); nothing saved\n$/);
+  expect(await exists('erin')).toBe(false);
+});
+
+it('no upstream or master secret appeared in any output', () => {
+  for (const r of outputs) {
+    for (const secret of [ALICE_PW, CAROL_PW, dovecot.masterUser.password, 'dora primary', 'not bobs password']) {
+      expect(r.stdout + r.stderr).not.toContain(secret);
+    }
+  }
+});

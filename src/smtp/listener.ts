@@ -56,8 +56,9 @@ export async function startListener(spec: ListenerSpec, config: SmtpConfig, targ
     (closing ??= new Promise<void>((resolve) => {
       stopReload();
       server.close(() => resolve());
-      for (const session of sessions.values()) session.terminate(replies.shuttingDown());
-      for (const connection of server.connections) connection.close();
+      for (const session of sessions.values()) session.end();
+      const bye = replies.shuttingDown();
+      for (const connection of server.connections) connection.send(bye.responseCode, bye.message); // 421 closes
     }));
   return { server, mirror, port, host: spec.host, close };
 }

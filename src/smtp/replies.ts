@@ -57,6 +57,9 @@ export const tooManyAuthFailures = () => reply(421, '4.7.0 Too many failed authe
 
 export const passwordRevoked = () => reply(421, '4.7.0 The app-specific password of this session is no longer valid; closing connection.');
 
+/** For a client that is already gone; written only if its socket is still open. */
+export const connectionEnded = () => reply(421, '4.4.2 Connection ended; the message was not sent.');
+
 export const shuttingDown = () => reply(421, '4.3.2 Service shutting down; closing connection.');
 
 /** RFC 3207 §4: before TLS, nothing but EHLO, STARTTLS, NOOP, RSET, QUIT, HELP. */

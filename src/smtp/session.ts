@@ -89,7 +89,13 @@ export class SubmissionSession {
     const upstream = this.transactionUpstream();
     this.relayingData = true;
     try {
-      const result = await relayData(stream, upstream, this.deps.maxMessageBytes);
+      const result = await relayData(stream, upstream, this.deps.maxMessageBytes).catch((err: unknown) => {
+        // The client stream broke: the client went away or the session was ended (revocation,
+        // shutdown). relayData has dropped the upstream; there is nobody left to answer.
+        this.inTransaction = false;
+        this.log.info({ event: 'smtp.data_aborted', err }, 'client stream ended before the message was complete');
+        throw replies.connectionEnded();
+      });
       if (result.kind === 'oversized') {
         this.inTransaction = false;
         this.log.info({ event: 'smtp.message_oversized', bytes: stream.byteLength }, 'message over the size limit; upstream transaction aborted');
@@ -116,7 +122,9 @@ export class SubmissionSession {
     this.stopUpstreamWatch();
     const upstream = this.upstream;
     this.upstream = null;
-    if (upstream) void upstream.quit();
+    // QUIT in the middle of DATA would be message content: drop the connection instead.
+    if (upstream && this.relayingData) upstream.destroy();
+    else if (upstream) void upstream.quit();
   }
 
   /** Ends the client session with a 421 and drops the upstream at once (revocation, shutdown). */

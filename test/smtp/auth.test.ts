@@ -16,7 +16,7 @@ import { freePort } from '../helpers/free-port.js';
 import { connectLineClient } from '../helpers/line-client.js';
 import type { PosternHarness } from '../helpers/postern.js';
 import { addressOf } from '../helpers/relay-sink.js';
-import { ALICE, BOB, PRIMARY, compose, inbox, plainToken, rawSession, say, startMailServer, startSmtpPostern, transport } from './fixture.js';
+import { assertNoInternalErrors, ALICE, BOB, PRIMARY, compose, inbox, plainToken, rawSession, say, startMailServer, startSmtpPostern, transport } from './fixture.js';
 
 let dovecot: DovecotServer;
 let postern: PosternHarness;
@@ -28,6 +28,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await postern?.stop();
   await dovecot?.stop();
+  assertNoInternalErrors(postern);
 });
 
 const FAILED = '535 5.7.8 Authentication failed';

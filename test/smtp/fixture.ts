@@ -126,3 +126,9 @@ export async function say(client: LineClient, line: string): Promise<string> {
 function expect220(line: string): void {
   if (!line.startsWith('220 ')) throw new Error(`expected a 220 greeting, got ${line}`);
 }
+
+/** A hook that threw something other than a deliberate reply is a bug, even if the client coped. */
+export function assertNoInternalErrors(postern: PosternHarness | undefined): void {
+  const errors = postern?.logs.events('smtp.internal_error') ?? [];
+  if (errors.length > 0) throw new Error(`postern logged internal errors: ${JSON.stringify(errors).slice(0, 500)}`);
+}

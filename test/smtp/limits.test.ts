@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DovecotServer } from '../helpers/dovecot.js';
 import type { PosternHarness } from '../helpers/postern.js';
 import { addressOf } from '../helpers/relay-sink.js';
-import { BOB, PRIMARY, inbox, plainToken, rawSession, say, startMailServer, startSmtpPostern, transport, waitForNew } from './fixture.js';
+import { assertNoInternalErrors, BOB, PRIMARY, inbox, plainToken, rawSession, say, startMailServer, startSmtpPostern, transport, waitForNew } from './fixture.js';
 
 const LIMIT = 100_000;
 let dovecot: DovecotServer;
@@ -21,6 +21,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await postern?.stop();
   await dovecot?.stop();
+  assertNoInternalErrors(postern);
 });
 
 async function authenticated() {

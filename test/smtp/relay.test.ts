@@ -12,7 +12,7 @@ import type { DovecotServer } from '../helpers/dovecot.js';
 import { connectLineClient } from '../helpers/line-client.js';
 import type { PosternHarness } from '../helpers/postern.js';
 import { addressOf, stripDeliveryTrace } from '../helpers/relay-sink.js';
-import { ALICE, BOB, PRIMARY, compose, inbox, plainToken, rawSession, say, startMailServer, startSmtpPostern, transport, waitForNew } from './fixture.js';
+import { assertNoInternalErrors, ALICE, BOB, PRIMARY, compose, inbox, plainToken, rawSession, say, startMailServer, startSmtpPostern, transport, waitForNew } from './fixture.js';
 
 let dovecot: DovecotServer;
 let postern: PosternHarness;
@@ -27,6 +27,8 @@ afterAll(async () => {
   await postern?.stop();
   await starttlsPostern?.stop();
   await dovecot?.stop();
+  assertNoInternalErrors(postern);
+  assertNoInternalErrors(starttlsPostern);
 });
 
 async function deliveredOnce(send: () => Promise<unknown>): Promise<Buffer> {

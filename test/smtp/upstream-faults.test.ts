@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { PosternHarness } from '../helpers/postern.js';
 import { startPostern } from '../helpers/postern.js';
 import { startFakeUpstream, type FakeScript, type FakeUpstream } from './fake-upstream.js';
-import { plainToken, rawSession, say } from './fixture.js';
+import { assertNoInternalErrors, plainToken, rawSession, say } from './fixture.js';
 
 const PRIMARY = 'Erin-primary-passw0rd';
 let script: FakeScript = {};
@@ -39,6 +39,7 @@ afterEach(() => {
 afterAll(async () => {
   await postern?.stop();
   await fake?.stop();
+  assertNoInternalErrors(postern);
 });
 
 async function authenticated() {

@@ -60,9 +60,13 @@ export async function forward(ctx: ForwardContext): Promise<void> {
     bodyLength: Buffer.isBuffer(body) ? body.length : undefined,
   });
   if (destination) headers.destination = destination;
-  let exchange;
+  const client = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) client.abort();
+  });
+  let response: IncomingMessage;
   try {
-    exchange = await ctx.upstream.send({ origin: target.origin, path: req.url ?? '/', method: req.method ?? 'GET', headers, body });
+    response = await ctx.upstream.send({ origin: target.origin, path: req.url ?? '/', method: req.method ?? 'GET', headers, body, signal: client.signal });
   } catch (err) {
     if (req.destroyed || res.destroyed) {
       // The client went away first (its aborted upload destroyed the upstream request).
@@ -72,10 +76,7 @@ export async function forward(ctx: ForwardContext): Promise<void> {
     ctx.log.warn({ event: 'upstream.fault', code: (err as { code?: string }).code, upstream: target.origin, cause: String((err as Error).cause ?? '') }, 'DAV upstream request failed');
     return sendUpstreamFault(req, res, err);
   }
-  res.once('close', () => {
-    if (!res.writableFinished) exchange.abort();
-  });
-  relayResponse(ctx, exchange.response);
+  relayResponse(ctx, response);
 }
 
 function relayResponse(ctx: ForwardContext, response: IncomingMessage): void {

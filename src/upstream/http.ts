@@ -29,13 +29,10 @@ export interface UpstreamRequest {
   headers: OutgoingHttpHeaders;
   /** A buffered body (may be retried on a stale keep-alive socket) or a stream (never retried). */
   body: Buffer | Readable | null;
+  /** Aborting (the client went away) destroys the upstream request, before or after the answer. */
+  signal?: AbortSignal;
 }
 
-export interface UpstreamExchange {
-  response: IncomingMessage;
-  /** Aborts the exchange (client went away): destroys the upstream socket. */
-  abort(): void;
-}
 
 /**
  * Methods that may be sent again when a reused keep-alive socket turns out to be closed by the
@@ -48,8 +45,8 @@ export class HttpUpstream {
 
   constructor(private readonly settings: HttpUpstreamSettings) {}
 
-  /** Resolves with the response headers received; rejects with a PosternError. */
-  async send(request: UpstreamRequest): Promise<UpstreamExchange> {
+  /** Resolves when the response head has arrived (body still streaming); rejects with a PosternError. */
+  async send(request: UpstreamRequest): Promise<IncomingMessage> {
     try {
       return await this.attempt(request);
     } catch (err) {
@@ -65,13 +62,14 @@ export class HttpUpstream {
     this.agents.clear();
   }
 
-  private attempt(request: UpstreamRequest): Promise<UpstreamExchange> {
+  private attempt(request: UpstreamRequest): Promise<IncomingMessage> {
     const url = new URL(request.path, request.origin);
     const secure = url.protocol === 'https:';
     const options: https.RequestOptions = {
       method: request.method,
       headers: request.headers,
       agent: this.agentFor(url, secure),
+      signal: request.signal,
     };
     return new Promise((resolve, reject) => {
       const req = (secure ? https : http).request(url, options);
@@ -84,7 +82,7 @@ export class HttpUpstream {
       });
       req.on('response', (response) => {
         settled = true;
-        resolve({ response, abort: () => req.destroy() });
+        resolve(response);
       });
       const body = request.body;
       if (body === null) req.end();

@@ -12,10 +12,9 @@
 import type net from 'node:net';
 import tls from 'node:tls';
 import type { AcceptedAuth, Authenticator } from '../auth/types.js';
-import { isPosternError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { TrackedConnection } from '../net/connection-registry.js';
-import type { PreAuthUpstream } from '../upstream/imap/client.js';
+import type { LoggedIn, PreAuthUpstream } from '../upstream/imap/client.js';
 import type { RevokeReason } from '../store/types.js';
 import { postLoginCapabilities, preAuthCapabilities } from './capabilities.js';
 import { astringValue, type Arg } from './grammar.js';
@@ -23,8 +22,10 @@ import { ID_RESPONSE, parseIdArgs, type IdParams } from './id.js';
 import type { SessionLimits } from './limits.js';
 import { CommandReceiver, type ReceiverResult } from './receiver.js';
 import { Relay, type RelayEnd } from './relay.js';
-import { authzRefusedReply, bye, refusalReply, reply, revokedBye, upstreamFaultReply } from './replies.js';
+import { authzRefusedReply, bye, reply, revokedBye } from './replies.js';
 import { SaslExchange, SASL_MECHANISMS, type SaslMechanism, type SaslStep } from './sasl.js';
+import { signIn } from './sign-in.js';
+import { UpstreamSlot } from './upstream-slot.js';
 
 export interface SessionDeps {
   auth: Authenticator;
@@ -50,7 +51,7 @@ export class ImapSession implements TrackedConnection {
   private badCommands = 0;
   private clientId: IdParams | null = null;
   private sasl: { tag: string; exchange: SaslExchange } | null = null;
-  private upstream: Promise<PreAuthUpstream | null> | null = null;
+  private readonly upstream: UpstreamSlot;
   private idleTimer: NodeJS.Timeout | null = null;
   private relay: Relay | null = null;
   /** Between our STARTTLS OK and the end of the handshake nothing may be written in clear. */
@@ -71,6 +72,7 @@ export class ImapSession implements TrackedConnection {
   ) {
     this.secure = secure;
     this.receiver = new CommandReceiver(deps.limits);
+    this.upstream = new UpstreamSlot(deps.connectUpstream, deps.log);
   }
 
   start(): void {
@@ -78,7 +80,7 @@ export class ImapSession implements TrackedConnection {
     this.socket.setKeepAlive(true, 60_000);
     this.socket.setNoDelay(true);
     this.attach(this.socket);
-    this.upstream = this.openUpstream();
+    this.upstream.open();
     this.write(reply.greeting(this.capabilities()));
     this.armIdleTimer();
   }
@@ -110,11 +112,11 @@ export class ImapSession implements TrackedConnection {
   }
 
   private waitForDrain(): void {
+    const socket = this.socket;
+    socket.pause();
     if (this.awaitingDrain) return;
     this.awaitingDrain = true;
     this.deps.log.debug({ event: 'imap.output_backpressure' }, 'client is not reading; pausing input');
-    const socket = this.socket;
-    socket.pause();
     socket.once('drain', () => {
       this.awaitingDrain = false;
       if (this.state !== 'pre-auth' && this.state !== 'sasl') return;
@@ -289,19 +291,17 @@ export class ImapSession implements TrackedConnection {
     this.state = 'busy';
     this.socket.pause();
     this.clearIdleTimer();
-    try {
-      const outcome = await this.deps.auth.authenticate({ login, password, protocol: 'imap', clientAddress: this.clientAddress });
-      if (this.isClosed()) return;
-      if (outcome.kind === 'accepted') {
-        await this.loginUpstream(tag, outcome);
-      } else {
-        this.write(refusalReply(tag, outcome));
-        if (outcome.kind !== 'credential-unusable') this.countFailure();
-      }
-    } catch (err) {
-      this.deps.log.error({ event: 'imap.internal_error', err }, 'authentication failed with an internal error');
-      if (!this.isClosed()) this.write(reply.no(tag, '[UNAVAILABLE] Internal error; please try again later.'));
+    const result = await signIn(
+      { auth: this.deps.auth, log: this.deps.log, upstream: this.upstream },
+      { tag, login, password, clientAddress: this.clientAddress, clientId: this.clientId },
+    );
+    if (this.isClosed()) {
+      if (result.kind === 'signed-in') result.upstream.socket.destroy();
+      return;
     }
+    if (result.kind === 'signed-in') return this.startRelay(tag, result.accepted, result.upstream);
+    this.write(result.line);
+    if (result.failure) this.countFailure();
     this.resumePreAuth();
   }
 
@@ -318,59 +318,9 @@ export class ImapSession implements TrackedConnection {
     this.pump();
   }
 
-  // ---- upstream --------------------------------------------------------------------------------
+  // ---- relay -----------------------------------------------------------------------------------
 
-  /** Started at connect so the login costs no extra handshake; failures surface at login time. */
-  private openUpstream(): Promise<PreAuthUpstream | null> {
-    return this.deps.connectUpstream().then(
-      (up) => {
-        if (this.state === 'closed') up.close();
-        return up;
-      },
-      (err: unknown) => {
-        this.deps.log.debug({ event: 'upstream.preconnect_failed', code: isPosternError(err) ? err.code : undefined }, 'early upstream connection failed; retrying at login');
-        return null;
-      },
-    );
-  }
-
-  /** The early connection if it is still good, else a fresh one (the upstream may have timed it out). */
-  private async takeUpstream(): Promise<PreAuthUpstream> {
-    const early = await this.upstream;
-    this.upstream = null;
-    if (early?.usable()) return early;
-    early?.close();
-    return this.deps.connectUpstream();
-  }
-
-  private async loginUpstream(tag: string, accepted: AcceptedAuth): Promise<void> {
-    let upstream: PreAuthUpstream | null = null;
-    try {
-      upstream = await this.takeUpstream();
-      if (this.isClosed()) return upstream.close();
-      const loggedIn = await upstream.login({ credential: accepted.credential, id: this.clientId, clientAddress: this.clientAddress });
-      if (this.isClosed()) return void loggedIn.socket.destroy();
-      this.deps.auth.reportUpstreamAccepted(accepted);
-      this.startRelay(tag, accepted, loggedIn.socket, loggedIn.capabilities, loggedIn.leftover);
-    } catch (err) {
-      upstream?.close();
-      if (this.isClosed()) return;
-      this.onUpstreamFault(tag, accepted, err);
-      this.upstream = this.openUpstream();
-    }
-  }
-
-  private onUpstreamFault(tag: string, accepted: AcceptedAuth, err: unknown): void {
-    const code = isPosternError(err) ? err.code : 'INTERNAL';
-    if (isPosternError(err, 'UPSTREAM_AUTH_REJECTED')) {
-      this.deps.auth.reportUpstreamRejected(accepted, 'imap');
-    } else {
-      this.deps.log.error({ event: 'upstream.fault', code, user: accepted.login, detail: err instanceof Error ? err.message : String(err) }, 'could not log in to the upstream IMAP server');
-    }
-    this.write(upstreamFaultReply(tag, err));
-  }
-
-  private startRelay(tag: string, accepted: AcceptedAuth, upstream: net.Socket, capabilities: string[], leftover: Buffer): void {
+  private startRelay(tag: string, accepted: AcceptedAuth, { socket: upstream, capabilities, leftover }: LoggedIn): void {
     this.state = 'relay';
     this.socket.off('data', this.onData);
     // Many clients ignore untagged CAPABILITY after login; the tagged OK carries it (RFC 9051 §6.2.3).
@@ -441,8 +391,7 @@ export class ImapSession implements TrackedConnection {
     this.clearIdleTimer();
     this.unwatch?.();
     this.unwatch = null;
-    void this.upstream?.then((up) => up?.close());
-    this.upstream = null;
+    this.upstream.close();
     this.deps.log.info({ event: 'session.closed', why, relayed: wasRelay, bytesIn: this.socket.bytesRead, bytesOut: this.socket.bytesWritten, ms: Date.now() - this.startedAt }, 'IMAP connection closed');
     this.deps.onClosed();
   }

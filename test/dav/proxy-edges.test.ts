@@ -316,6 +316,21 @@ describe('upstream faults', () => {
     expect((await client.request({ method: 'GET', path: '/alice/x', headers: { authorization: auth } })).text).toBe('fine');
   });
 
+  it('abandons the upstream request when the client leaves while waiting for the answer', async () => {
+    let upstreamClosed!: () => void;
+    const closed = new Promise<void>((resolve) => (upstreamClosed = resolve));
+    handler = (req) => req.socket.once('close', () => upstreamClosed()); // never answers
+    const req = https.request({ host: '127.0.0.1', port: postern.port('dav'), method: 'PROPFIND', path: '/alice/', agent: false, ca: postern.caPem, servername: 'localhost', headers: { authorization: auth } });
+    req.on('error', () => undefined);
+    req.end();
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    const left = performance.now();
+    req.destroy();
+    await closed;
+    // Well before the 1.5 s upstream timeout: the client leaving is what ended it.
+    expect(performance.now() - left).toBeLessThan(1000);
+  });
+
   it('answers 502 when the upstream speaks garbage', async () => {
     handler = (req) => req.socket.end('SSH-2.0-OpenSSH_9.2\r\n\r\n');
     const res = await client.request({ method: 'GET', path: '/alice/x', headers: { authorization: auth } });

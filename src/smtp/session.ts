@@ -46,7 +46,10 @@ export class SubmissionSession {
 
   constructor(private readonly client: ClientLine, private readonly deps: SessionDeps, readonly log: Logger) {}
 
+  private clientAddress = '';
+
   async authenticate(auth: SMTPServerAuthentication, session: SMTPServerSession): Promise<{ user: string }> {
+    this.clientAddress = session.remoteAddress;
     // RFC 4616: an authorization identity other than the user itself would be "act as someone else".
     if (auth.method === 'PLAIN' && auth.authzid && auth.authcid && auth.authzid !== auth.authcid) throw replies.identityMismatch();
     const outcome = await this.deps.auth.authenticate({
@@ -148,7 +151,7 @@ export class SubmissionSession {
     const accepted = this.accepted!;
     let login;
     try {
-      login = await openUpstreamSmtp(this.deps.target, accepted.credential);
+      login = await openUpstreamSmtp(this.deps.target, accepted.credential, this.clientAddress);
     } catch (err) {
       this.log.warn({ event: 'upstream.fault', stage: 'connect', code: isPosternError(err) ? err.code : undefined, err }, 'upstream SMTP unavailable');
       throw unavailable();

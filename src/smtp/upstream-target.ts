@@ -13,6 +13,7 @@ export function smtpUpstreamTarget(upstream: MailUpstreamConfig): SmtpUpstreamTa
     connectTimeoutMs: upstream.connectTimeoutMs,
     greetingTimeoutMs: upstream.greetingTimeoutMs,
     clientName: ehloName(),
+    trusted: upstream.trusted,
   };
 }
 

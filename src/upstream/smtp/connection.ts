@@ -28,6 +28,8 @@ export interface SmtpUpstreamTarget {
   greetingTimeoutMs: number;
   /** Name postern gives in EHLO. */
   clientName: string;
+  /** Tell the upstream the real client's address with XCLIENT, if it offers it (Postfix, Dovecot). */
+  trusted?: boolean;
   /** Per command (RFC 5321 §4.5.3.2 allows 5 minutes for MAIL and RCPT). */
   commandTimeoutMs?: number;
   /** For the reply to the final dot (RFC 5321 §4.5.3.2: 10 minutes). */
@@ -44,12 +46,16 @@ const DEFAULT_DATA_END_TIMEOUT_MS = 10 * 60_000;
 const QUIT_TIMEOUT_MS = 2_000;
 const UNSAFE_IN_COMMAND = /[\r\n\0]/;
 
-/** Connects, greets, authenticates. Throws PosternError (UPSTREAM_*) for faults, never for a refusal. */
-export async function openUpstreamSmtp(target: SmtpUpstreamTarget, credential: UpstreamCredential): Promise<UpstreamLogin> {
+/**
+ * Connects, greets, authenticates. Throws PosternError (UPSTREAM_*) for faults, never for a refusal.
+ * `clientAddress` is passed on with XCLIENT only to a `trusted` upstream.
+ */
+export async function openUpstreamSmtp(target: SmtpUpstreamTarget, credential: UpstreamCredential, clientAddress?: string): Promise<UpstreamLogin> {
   const socket = await connectSocket(target);
   const connection = new SmtpUpstream(socket, target);
   try {
     await connection.greet();
+    if (target.trusted && clientAddress) await connection.forwardClientAddress(clientAddress);
     const reply = await connection.authenticate(credential);
     if (reply.code === 235) return { kind: 'ready', connection };
     connection.destroy();
@@ -192,6 +198,22 @@ export class SmtpUpstream {
     if (ready.code !== 220) throw new PosternError('UPSTREAM_TLS_FAILED', `upstream SMTP answered STARTTLS with ${ready.code}`);
     await this.upgrade();
     await this.ehlo(); // RFC 3207 §4.2: forget everything learnt before TLS
+  }
+
+  /**
+   * @internal XCLIENT ADDR (Postfix XCLIENT_README; Dovecot submission from login_trusted_networks):
+   * the upstream then applies its per-client policies (rate limits, logs) to the real client rather
+   * than to postern. It answers with a fresh greeting, so EHLO again. A refusal changes nothing and
+   * is not fatal: mail still flows, only attributed to postern's address.
+   */
+  async forwardClientAddress(address: string): Promise<boolean> {
+    const offered = (this.capabilities.get('XCLIENT') ?? '').toUpperCase().split(/\s+/);
+    if (!offered.includes('ADDR') || net.isIP(address) === 0) return false;
+    const value = net.isIPv6(address) ? `IPV6:${address}` : address;
+    const reply = await this.command(`XCLIENT ADDR=${value}`, this.target.greetingTimeoutMs);
+    if (reply.code !== 220) return false;
+    await this.ehlo();
+    return true;
   }
 
   /** @internal SASL PLAIN (with authzid for master users, RFC 4616) or LOGIN; returns the final reply. */

@@ -39,6 +39,10 @@ const imap = z.strictObject({
       maxAuthFailures: z.number().int().min(1).max(100).default(3),
       preAuthIdleMs: z.number().int().positive().default(60_000),
       maxBadCommands: z.number().int().min(1).max(100).default(10),
+      /** Concurrent client connections, all addresses together; more are greeted with BYE. */
+      maxConnections: z.number().int().min(1).default(2000),
+      /** Concurrent client connections from one address (an office behind NAT may need more). */
+      maxConnectionsPerAddress: z.number().int().min(1).default(200),
     })
     .prefault({}),
 });

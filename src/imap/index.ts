@@ -4,6 +4,7 @@
  */
 import type net from 'node:net';
 import type { ImapConfig, ListenerConfig } from '../config/schema.js';
+import { ConnectionLimiter } from '../net/connection-limiter.js';
 import { ConnectionRegistry } from '../net/connection-registry.js';
 import { listen, reloadableSecureContext, type Listener } from '../net/listener.js';
 import type { ProtocolDeps, ProtocolService } from '../net/service.js';
@@ -14,6 +15,8 @@ import { ImapSession } from './session.js';
 export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise<ProtocolService> {
   const limits = sessionLimits(config.limits);
   const registry = new ConnectionRegistry();
+  const limiter = new ConnectionLimiter(config.limits);
+  let lastLimitWarning = 0;
   const starttlsContext = reloadableSecureContext(deps.tls);
   const listeners: Listener[] = [];
   let connectionCounter = 0;
@@ -26,8 +29,20 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
 
   const accept = (socket: net.Socket, secure: boolean, listenerName: string) => {
     const clientAddress = normalizeAddress(socket.remoteAddress);
+    const slot = limiter.acquire(clientAddress);
+    if ('refused' in slot) {
+      if (Date.now() - lastLimitWarning > 10_000) {
+        lastLimitWarning = Date.now();
+        deps.log.warn({ event: 'imap.connection_limit', ip: clientAddress, limit: slot.refused }, `connection refused: ${slot.refused === 'total' ? 'maxConnections' : 'maxConnectionsPerAddress'} reached`);
+      }
+      return refuseConnection(socket);
+    }
     const log = deps.log.child({ conn: ++connectionCounter, ip: clientAddress, listener: listenerName });
-    let done = () => {};
+    let unregister = () => {};
+    const done = () => {
+      unregister();
+      slot.release();
+    };
     const session = new ImapSession(socket, clientAddress, secure, {
       auth: deps.auth,
       log,
@@ -36,7 +51,7 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
       starttlsContext: secure ? null : starttlsContext.current,
       onClosed: () => done(),
     });
-    done = registry.add(session);
+    unregister = registry.add(session);
     session.start();
   };
 
@@ -69,6 +84,13 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
         starttlsContext.dispose();
       })()),
   };
+}
+
+/** RFC 9051 §7.1.5: a server may greet with BYE when it will not serve the connection. */
+function refuseConnection(socket: net.Socket): void {
+  socket.on('error', () => undefined);
+  socket.end('* BYE Too many connections; please try again later.\r\n');
+  setTimeout(() => socket.destroy(), 1_000).unref();
 }
 
 /** `::ffff:127.0.0.1` → `127.0.0.1`, so throttling and history see one form per client. */

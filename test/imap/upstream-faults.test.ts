@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSelfSigned } from '../../src/net/certs.js';
 import { freePort } from '../helpers/free-port.js';
+import { connectLineClient } from '../helpers/line-client.js';
 import { startPostern, type PosternHarness } from '../helpers/postern.js';
 import { fakeImapConfig, startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
 import { quoted, rawTls, sleep } from './support.js';
@@ -190,6 +191,30 @@ describe('the relayed session', () => {
     expect(await c.readLine()).toBe('z OK done');
     await c.closed;
     await expect(c.readLine(200)).rejects.toThrow();
+  });
+
+  it('greets connections beyond the per-address cap with BYE, and frees slots when sessions end', async () => {
+    const capped = await startWith(fakeImapConfig(fake, { limits: { maxConnectionsPerAddress: 2 } }));
+    const connect = async () => {
+      const c = await connectLineClient({ host: '127.0.0.1', port: capped.postern.port('imap.implicitTls'), tls: { ca: capped.postern.caPem, servername: 'localhost' } });
+      return { c, greeting: await c.readLine() };
+    };
+    try {
+      const first = await connect();
+      const second = await connect();
+      expect(second.greeting).toMatch(/^\* OK /);
+      const third = await connect();
+      expect(third.greeting).toBe('* BYE Too many connections; please try again later.');
+      await third.c.closed;
+      first.c.close();
+      await capped.postern.logs.waitForEvent('session.closed');
+      const fourth = await connect();
+      expect(fourth.greeting).toMatch(/^\* OK /);
+      second.c.close();
+      fourth.c.close();
+    } finally {
+      await capped.postern.stop();
+    }
   });
 
   it('shutting postern down ends live sessions with BYE', async () => {

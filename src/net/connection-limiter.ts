@@ -1,0 +1,39 @@
+/**
+ * Caps concurrent connections, in total and per client address, before any protocol work is
+ * done: each IMAP connection also opens an upstream connection, so without a cap one host could
+ * make postern hold thousands of sockets at the provider. Generic: any listener can use it.
+ */
+
+export interface ConnectionLimits {
+  maxConnections: number;
+  maxConnectionsPerAddress: number;
+}
+
+export type Refusal = 'total' | 'address';
+
+export class ConnectionLimiter {
+  private total = 0;
+  private readonly perAddress = new Map<string, number>();
+
+  constructor(private readonly limits: ConnectionLimits) {}
+
+  /** A release function, or why the connection is refused. Release is idempotent. */
+  acquire(address: string): { release: () => void } | { refused: Refusal } {
+    const current = this.perAddress.get(address) ?? 0;
+    if (this.total >= this.limits.maxConnections) return { refused: 'total' };
+    if (current >= this.limits.maxConnectionsPerAddress) return { refused: 'address' };
+    this.total++;
+    this.perAddress.set(address, current + 1);
+    let released = false;
+    return {
+      release: () => {
+        if (released) return;
+        released = true;
+        this.total--;
+        const left = (this.perAddress.get(address) ?? 1) - 1;
+        if (left > 0) this.perAddress.set(address, left);
+        else this.perAddress.delete(address);
+      },
+    };
+  }
+}

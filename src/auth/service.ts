@@ -15,7 +15,7 @@ import type { Logger } from '../log.js';
 import type { Protocol, Store } from '../store/index.js';
 import { normalizeLogin } from '../accounts/validation.js';
 import { DUMMY_HASH, type PrimaryChecker } from './primary-checker.js';
-import { plainAddress } from './client-address.js';
+import { plainAddress, throttleKey } from './client-address.js';
 import { RevocationWatcher } from './revocation-watcher.js';
 import type { Throttle } from './throttle.js';
 import type { AcceptedAuth, AuthAttempt, Authenticator, AuthOutcome, RevocationListener, UpstreamCredential } from './types.js';
@@ -35,6 +35,14 @@ export interface AuthServiceDeps {
 /** At most one `password.used` write per password per minute: logins stay read-only. */
 const USE_RECORD_INTERVAL_MS = 60_000;
 const CHECKER_WARNING_INTERVAL_MS = 60_000;
+/**
+ * bcrypt checks one client address may have running at once. Its failures are only counted once
+ * they are answered, so without this one address could queue hundreds of checks in one burst
+ * before its first failure counts, and every other client's failure answer would wait behind them.
+ * Checks past the limit are skipped (answered as a wrong password, still counted as failures):
+ * which attempts skip depends only on concurrency, never on the account, so it reveals nothing.
+ */
+export const MAX_CHECKS_PER_ADDRESS = 4;
 
 /** Why a login was refused, for the log and the history only: the wire answer is the same. */
 type Refusal = 'bad_password' | 'password_revoked' | 'password_expired' | 'out_of_scope' | 'invalid_login';
@@ -45,6 +53,7 @@ export class AuthService implements Authenticator {
   private readonly lastUseWrite = new Map<number, number>();
   private readonly clock: () => number;
   private readonly held = new Set<() => void>();
+  private readonly checksInFlight = new Map<string, number>();
   private lastCheckerWarning = -Infinity;
 
   constructor(private readonly deps: AuthServiceDeps) {
@@ -106,7 +115,7 @@ export class AuthService implements Authenticator {
     this.recordUse(password.id, attempt, now);
     this.deps.log.info({ event: 'auth.ok', protocol: attempt.protocol, ip: attempt.clientAddress, user: login, passwordId: password.publicId },
       `authenticated ip=${attempt.clientAddress} protocol=${attempt.protocol} password_id=${password.publicId} user=${JSON.stringify(login)}`);
-    return { kind: 'accepted', accountId: account.id, login, passwordId: password.id, publicId: password.publicId, credential };
+    return { kind: 'accepted', accountId: account.id, login, passwordId: password.id, publicId: password.publicId, credential, scopes: password.scopes };
   }
 
   private unsealCredential(match: NonNullable<ReturnType<Store['passwords']['findByDigest']>>, normalized: string): UpstreamCredential | null {
@@ -143,7 +152,7 @@ export class AuthService implements Authenticator {
   private async fail(login: string | null, attempt: AuthAttempt, refusal: Refusal): Promise<AuthOutcome> {
     const account = login === null ? undefined : this.deps.store.accounts.findByLogin(login);
     // Exactly one bcrypt per failure, dummy hash for unknown users: same cost either way.
-    const primary = (await this.isPrimaryPassword(attempt.password, account?.primaryHash ?? DUMMY_HASH)) && account !== undefined;
+    const primary = (await this.isPrimaryPassword(attempt, account?.primaryHash ?? DUMMY_HASH)) && account !== undefined;
     const verdict = this.deps.throttle.failed(attempt.clientAddress, login ?? '', attempt.password);
     const reason: Reason = primary ? 'primary_password' : account ? refusal : login === null ? 'invalid_login' : 'unknown_user';
     this.logFailure(primary ? 'auth.primary_refused' : 'auth.refused', login, account !== undefined, attempt, reason);
@@ -166,9 +175,13 @@ export class AuthService implements Authenticator {
     return { kind: 'throttled' };
   }
 
-  private async isPrimaryPassword(password: string, hash: string): Promise<boolean> {
+  private async isPrimaryPassword(attempt: AuthAttempt, hash: string): Promise<boolean> {
+    const key = throttleKey(attempt.clientAddress);
+    const running = this.checksInFlight.get(key) ?? 0;
+    if (running >= MAX_CHECKS_PER_ADDRESS) return false;
+    this.checksInFlight.set(key, running + 1);
     try {
-      return await this.deps.primaryChecker.compare(password, hash);
+      return await this.deps.primaryChecker.compare(attempt.password, hash);
     } catch (err) {
       // Pool saturated or closing: answer "wrong password" (no hint) rather than fail the protocol.
       const now = this.clock();
@@ -177,6 +190,10 @@ export class AuthService implements Authenticator {
         this.deps.log.warn({ event: 'auth.primary_check_unavailable', err: (err as Error).message }, 'primary-password check could not run (bcrypt pool saturated?); answering as a wrong password');
       }
       return false;
+    } finally {
+      const left = (this.checksInFlight.get(key) ?? 1) - 1;
+      if (left > 0) this.checksInFlight.set(key, left);
+      else this.checksInFlight.delete(key);
     }
   }
 

@@ -37,6 +37,8 @@ export interface AcceptedAuth {
   /** The id admins see in `postern password list`. */
   publicId: string;
   credential: UpstreamCredential;
+  /** All scopes of the password (DAV narrows `acceptScopes` answers with it); absent = unknown. */
+  scopes?: readonly Protocol[];
 }
 
 export type AuthOutcome =

@@ -92,3 +92,21 @@ describe('revocation', () => {
     lock.release();
   });
 });
+
+describe('expiry and primary-password change (last: they change carol\'s account)', () => {
+  it('signs out a session whose password expires, then one revoked by a primary-password change', async () => {
+    const expiring = postern.newPassword('carol', CAROL_PRIMARY, { label: 'expiring', expires: new Date(Date.now() + 1_500).toISOString() });
+    const steady = postern.newPassword('carol', CAROL_PRIMARY, { label: 'steady' });
+    const a = await idleSession(expiring.password);
+    const b = await idleSession(steady.password);
+    const expired = await a.readUntil((l) => l.startsWith('* BYE'), 4_000);
+    expect(expired.at(-1)).toBe('* BYE This app-specific password has expired; signing out.');
+    await a.closed;
+    const newPrimary = 'carol-new-primary-Secret-5';
+    postern.rememberSecret(newPrimary);
+    postern.accounts.setPrimaryPassword('carol', newPrimary);
+    const changed = await b.readUntil((l) => l.startsWith('* BYE'), 3_000);
+    expect(changed.at(-1)).toBe('* BYE The account password changed, which revoked every app-specific password; signing out.');
+    await b.closed;
+  });
+});

@@ -138,3 +138,50 @@ describe('upstream faults', () => {
   });
 });
 
+
+describe('upstream STARTTLS', () => {
+  async function starttlsPostern(): Promise<PosternHarness> {
+    const harness = await startPostern({
+      config: { smtp: { implicitTls: { port: 0 }, upstream: { host: fake.host, port: fake.port, security: 'starttls', greetingTimeoutMs: 1_000 } } },
+      secrets: ['erin-upstream-Secret'],
+    });
+    harness.addUser('erin', PRIMARY, { mode: 'password', secret: 'erin-upstream-Secret' });
+    return harness;
+  }
+
+  async function authAnswer(harness: PosternHarness): Promise<string> {
+    const { password } = harness.newPassword('erin', PRIMARY);
+    const client = await rawSession(harness.port('smtp.implicitTls'), harness.caPem);
+    const answer = await say(client, `AUTH PLAIN ${plainToken('erin', password)}`);
+    client.close();
+    return answer;
+  }
+
+  it('refuses to log in when the upstream does not offer STARTTLS (no downgrade to plaintext)', async () => {
+    const harness = await starttlsPostern();
+    try {
+      const mark = fake.commands.length;
+      expect(await authAnswer(harness)).toMatch(/^454 4\.7\.0 /);
+      expect(fake.commands.slice(mark).some((c) => c.startsWith('AUTH'))).toBe(false);
+      assertNoInternalErrors(harness);
+    } finally {
+      await harness.stop();
+    }
+  });
+
+  it('refuses an upstream that sends more after its STARTTLS reply (response injection)', async () => {
+    script = {
+      onCommand: (c) => (c.startsWith('EHLO') ? '250-fake.example\r\n250-STARTTLS\r\n250 AUTH PLAIN' : c === 'STARTTLS' ? '220 2.0.0 go ahead\r\n235 2.7.0 injected' : undefined),
+    };
+    const harness = await starttlsPostern();
+    try {
+      const mark = fake.commands.length;
+      expect(await authAnswer(harness)).toMatch(/^454 4\.7\.0 /);
+      expect(fake.commands.slice(mark).some((c) => c.startsWith('AUTH'))).toBe(false);
+      await harness.logs.waitForEvent('upstream.fault');
+      assertNoInternalErrors(harness);
+    } finally {
+      await harness.stop();
+    }
+  });
+});

@@ -246,8 +246,13 @@ export class SmtpUpstream {
   }
 
   private async upgrade(): Promise<void> {
+    // Anything after the 220 arrived in plaintext and would be read as if it came over TLS (RFC 3207 §6).
+    // A complete extra reply has already failed the connection (no command was waiting for it).
+    if (this.failure) throw this.failure;
     if (this.parser.midReply) {
-      throw new PosternError('UPSTREAM_PROTOCOL', 'upstream SMTP sent data after its STARTTLS reply (possible injection)');
+      const err = new PosternError('UPSTREAM_PROTOCOL', 'upstream SMTP sent data after its STARTTLS reply (possible injection)');
+      this.fail(err);
+      throw err;
     }
     const plain = this.socket;
     plain.removeAllListeners('data');
@@ -256,11 +261,13 @@ export class SmtpUpstream {
     plain.on('error', () => undefined);
     const secure = await new Promise<tls.TLSSocket>((resolve, reject) => {
       const socket = tls.connect({ ...this.target.tls, socket: plain });
-      const timer = setTimeout(() => socket.destroy(new Error('TLS handshake timed out')), this.target.greetingTimeoutMs);
-      socket.once('error', (err) => {
+      const failed = (err: Error) => {
         clearTimeout(timer);
+        socket.destroy();
         reject(new PosternError('UPSTREAM_TLS_FAILED', `upstream SMTP STARTTLS: ${err.message}`, { cause: err }));
-      });
+      };
+      const timer = setTimeout(() => failed(new Error('TLS handshake timed out')), this.target.greetingTimeoutMs);
+      socket.once('error', failed);
       socket.once('secureConnect', () => (clearTimeout(timer), resolve(socket)));
     }).catch((err: Error) => {
       this.fail(err);

@@ -151,7 +151,8 @@ export class AuthService implements Authenticator {
 
   private async fail(login: string | null, attempt: AuthAttempt, refusal: Refusal): Promise<AuthOutcome> {
     const account = login === null ? undefined : this.deps.store.accounts.findByLogin(login);
-    // Exactly one bcrypt per failure, dummy hash for unknown users: same cost either way.
+    // One bcrypt per failure, dummy hash for unknown users: same cost either way (a burst from one
+    // address past MAX_CHECKS_PER_ADDRESS skips it, whichever the account).
     const primary = (await this.isPrimaryPassword(attempt, account?.primaryHash ?? DUMMY_HASH)) && account !== undefined;
     const verdict = this.deps.throttle.failed(attempt.clientAddress, login ?? '', attempt.password);
     const reason: Reason = primary ? 'primary_password' : account ? refusal : login === null ? 'invalid_login' : 'unknown_user';

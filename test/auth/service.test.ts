@@ -12,6 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { bcryptPool, type BcryptPool } from '../../src/auth/bcrypt-pool.js';
 import { PenaltyThrottle } from '../../src/auth/penalty-throttle.js';
 import type { PrimaryChecker } from '../../src/auth/primary-checker.js';
+import { MAX_CHECKS_PER_ADDRESS } from '../../src/auth/service.js';
 import { counting, createAuthFixture, type AuthFixture, type CountingChecker } from './fixture.js';
 
 const PRIMARY = 'correct horse battery staple';
@@ -111,6 +112,20 @@ describe('failure path', () => {
     expect(f.logs.events('auth.blocked')).toHaveLength(1);
     // The owner, from a clean address, still gets in.
     expect((await f.attempt('erin', password, '203.0.113.5')).kind).toBe('accepted');
+  });
+
+  it('lets one address run only a few bcrypt checks at once; other addresses are not held up', async () => {
+    const { f, checker } = setup();
+    f.addUser('olga', PRIMARY);
+    const burst = await Promise.all(Array.from({ length: 20 }, (_, i) => f.attempt(i % 2 ? 'olga' : `nobody${i}`, `burst-guess-${i}`, '198.51.100.50')));
+    expect(burst.every((o) => o.kind === 'failed')).toBe(true);
+    expect(checker.calls).toBe(MAX_CHECKS_PER_ADDRESS);
+    expect(f.logs.events('auth.refused')).toHaveLength(20);
+    // Once those are answered, the address gets its checks again; other addresses never lost theirs.
+    expect(await f.attempt('olga', PRIMARY, '198.51.100.50')).toMatchObject({ kind: 'primary-refused' });
+    const spread = await Promise.all(Array.from({ length: 6 }, (_, i) => f.attempt('olga', `spread-guess-${i}`, `203.0.113.${i + 1}`)));
+    expect(spread.every((o) => o.kind === 'failed')).toBe(true);
+    expect(checker.calls).toBe(MAX_CHECKS_PER_ADDRESS + 1 + 6);
   });
 
   it('holds the failure answer back for the penalty', async () => {

@@ -21,11 +21,21 @@ export function isoOrNull(ms: number | null | undefined): string | null {
   return ms === null || ms === undefined ? null : new Date(ms).toISOString();
 }
 
+const WIDE = /[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6\u{20000}-\u{3fffd}]|\p{Extended_Pictographic}/u;
+const ZERO_WIDTH = /[\p{Mn}\p{Me}\u200b-\u200d\ufe0f]/u;
+
+/** Terminal columns a string takes: wide East Asian characters and emoji take two, marks none. */
+export function displayWidth(text: string): number {
+  let width = 0;
+  for (const ch of text) width += ZERO_WIDTH.test(ch) ? 0 : WIDE.test(ch) ? 2 : 1;
+  return width;
+}
+
 /** Left-aligned columns separated by two spaces; cells are escaped. */
 export function table(headers: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
   const cells = [headers, ...rows.map((r) => r.map(safe))];
-  const widths = headers.map((_, i) => Math.max(...cells.map((r) => [...(r[i] ?? '')].length)));
-  const line = (r: readonly string[]) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i]! - [...c].length))).join('  ').trimEnd();
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => displayWidth(r[i] ?? ''))));
+  const line = (r: readonly string[]) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i]! - displayWidth(c)))).join('  ').trimEnd();
   return cells.map(line).join('\n') + '\n';
 }
 

@@ -23,6 +23,8 @@ export interface CliIo {
   isTTY: boolean;
   signals: SignalSource;
   clock: () => number;
+  /** Ends the process at once; only for a second stop signal while a graceful stop hangs. */
+  exit: (code: number) => void;
 }
 
 export function processIo(): CliIo {
@@ -34,5 +36,6 @@ export function processIo(): CliIo {
     isTTY: process.stdin.isTTY === true,
     signals: process,
     clock: Date.now,
+    exit: (code) => process.exit(code),
   };
 }

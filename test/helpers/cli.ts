@@ -111,6 +111,9 @@ export function startInProcess(args: readonly string[], options: InProcessOption
     isTTY: options.tty !== undefined,
     signals: options.signals ?? new EventEmitter(),
     clock: options.clock ?? Date.now,
+    exit: (code) => {
+      throw new Error(`the command tried to exit the process with status ${code}`);
+    },
   };
   const done = runCli(args, io, options).then(async (code) => {
     await new Promise((r) => setImmediate(r));

@@ -35,7 +35,13 @@ export function registerServeCommand(program: Command, io: CliIo, makeLogger: Lo
         };
         let stopping = false;
         const onStop = () => {
-          if (stopping) return;
+          if (stopping) {
+            // A second signal: the operator wants out now, even if some session will not close.
+            log.warn({ event: 'postern.forced_stop' }, 'second stop signal: exiting without waiting');
+            log.flush();
+            io.exit(1);
+            return;
+          }
           stopping = true;
           io.signals.off('SIGHUP', onHup);
           log.info({ event: 'postern.stopping' }, 'stopping: closing listeners and sessions');

@@ -4,7 +4,8 @@
  *    logged and the previous certificate stays in use;
  *  - SIGTERM closes gracefully and the command returns 0;
  *  - start-up is all or nothing: missing TLS material, a missing key file or a bad config end
- *    the command with status 1 and one line on stderr, and nothing is left listening.
+ *    the command with status 1 and one line on stderr, and nothing is left listening; so does a
+ *    config without any listener.
  */
 import { EventEmitter } from 'node:events';
 import { createHash, X509Certificate } from 'node:crypto';
@@ -94,5 +95,11 @@ it('refuses to start without TLS material, without a key file, or with a bad con
   const badConfig = await ws.runHere(['-c', bad, 'serve'], { makeLogger: () => sink.logger });
   expect(badConfig.code).toBe(1);
   expect(badConfig.stderr).toMatch(/^postern: .*bad\.yaml is invalid: dav\.listener\.port: .*\n$/);
+
+  const none = path.join(ws.dir, 'none.yaml');
+  writeFileSync(none, readFileSync(ws.configPath, 'utf8').replace(/^dav:[^]*$/m, ''));
+  const noListener = await ws.runHere(['-c', none, 'serve'], { makeLogger: () => sink.logger });
+  expect(noListener.code).toBe(1);
+  expect(noListener.stderr).toBe('postern: no listener is configured: add imap, smtp or dav listeners to the config\n');
   expect(sink.events('listener.started')).toEqual([]);
 });

@@ -7,6 +7,7 @@
 import type { Command } from 'commander';
 import { createLogger, type Logger } from '../../log.js';
 import { loadConfig } from '../context.js';
+import { refused } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { globals } from './user.js';
 
@@ -23,6 +24,10 @@ export function registerServeCommand(program: Command, io: CliIo, makeLogger: Lo
       const { startApp } = await import('../../app.js');
       const log = makeLogger(config.log.level, io);
       const app = await startApp(config, log);
+      if (app.addresses.length === 0) {
+        await app.close();
+        throw refused('no listener is configured: add imap, smtp or dav listeners to the config');
+      }
       log.info({ event: 'postern.started', listeners: app.addresses.length }, 'postern started');
       await new Promise<void>((resolve) => {
         const onHup = () => {

@@ -60,7 +60,14 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
     listeners.push(await listen({
       name, host: listener.host, port: listener.port, log: deps.log,
       implicitTls: implicit ? deps.tls : null,
-      onConnection: (socket, secure) => accept(socket, secure, name),
+      onConnection: (socket, secure) => {
+        try {
+          accept(socket, secure, name);
+        } catch (err) {
+          deps.log.error({ event: 'imap.internal_error', err }, 'could not set up a connection');
+          socket.destroy();
+        }
+      },
     }));
   };
 

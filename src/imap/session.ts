@@ -234,7 +234,7 @@ export class ImapSession implements TrackedConnection {
     const login = astringValue(args[0]);
     const password = astringValue(args[1]);
     if (args.length !== 2 || login === null || password === null) return this.badSyntax(tag);
-    void this.authenticate(tag, login, password);
+    this.signIn(tag, login, password);
   }
 
   private onAuthenticate(tag: string, args: Arg[]): void {
@@ -273,7 +273,7 @@ export class ImapSession implements TrackedConnection {
         return this.countFailure();
       case 'done':
         this.endSasl();
-        void this.authenticate(tag, step.login, step.password);
+        this.signIn(tag, step.login, step.password);
     }
   }
 
@@ -285,6 +285,14 @@ export class ImapSession implements TrackedConnection {
 
   private countFailure(): void {
     if (++this.failures >= this.deps.limits.maxAuthFailures) this.closeWith(reply.bye(bye.tooManyFailures));
+  }
+
+  /** Runs the async sign-in; a bug in it must end this connection, never the process. */
+  private signIn(tag: string, login: string, password: string): void {
+    this.authenticate(tag, login, password).catch((err: unknown) => {
+      this.deps.log.error({ event: 'imap.internal_error', err }, 'sign-in failed with an internal error');
+      this.closeWith(reply.bye('Internal error; please try again later.'));
+    });
   }
 
   private async authenticate(tag: string, login: string, password: string): Promise<void> {

@@ -72,8 +72,9 @@ const dav = z.strictObject({
    * Upstream base URLs (http or https). Paths are not re-mounted: a path on postern is the same
    * path upstream. The longest base path matching a request decides its upstream and the scope the
    * app password needs. When both are the same URL (Radicale), calendar requests (MKCALENDAR,
-   * text/calendar, .ics) need caldav, contact requests (text/vcard, .vcf) carddav, and the rest
-   * (principal, home and collection PROPFIND/REPORT) either. See src/dav/routes.ts.
+   * text/calendar, .ics) need caldav, contact requests (text/vcard, .vcf) carddav; for the rest, a
+   * password with just one of the two is checked against the kind of collection the path is in
+   * (asked of the upstream). See src/dav/routes.ts.
    */
   caldavUpstream: z.url().optional(),
   carddavUpstream: z.url().optional(),

@@ -17,14 +17,17 @@ import { parseBasicAuthorization } from './basic-auth.js';
 import type { ConnectionWatches } from './connections.js';
 import { forward } from './forward.js';
 import { publicOriginFor } from './public-origin.js';
-import { REPLY_TEXT, sendChallenge, sendRefusal, sendText } from './replies.js';
-import { routingPath, type DavRoutes } from './routes.js';
+import { isPosternError } from '../errors.js';
+import type { CollectionKinds } from './collection-kind.js';
+import { REPLY_TEXT, sendChallenge, sendRefusal, sendText, sendUpstreamFault } from './replies.js';
+import { routingPath, type DavRoutes, type DavScope, type Route } from './routes.js';
 
 export interface DavHandlerDeps {
   auth: Authenticator;
   routes: DavRoutes;
   upstream: HttpUpstream;
   watches: ConnectionWatches;
+  kinds: CollectionKinds;
   log: Logger;
   realm: string;
   /** Configured public origin, normalised; undefined → derived per request. */
@@ -37,6 +40,9 @@ export interface DavHandlerDeps {
 }
 
 export type DavHandler = (req: IncomingMessage, res: ServerResponse, expectContinue?: boolean) => void;
+
+/** Methods after which a path may be a different kind of collection than before. */
+const COLLECTION_CHANGING = new Set(['MKCOL', 'MKCALENDAR', 'DELETE', 'MOVE', 'COPY']);
 
 /** Upstream-accepted marks are a database write; once a minute per account is plenty. */
 const ACCEPTED_REPORT_INTERVAL_MS = 60_000;
@@ -93,6 +99,18 @@ async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerRes
     return sendText(req, res, 503, REPLY_TEXT.unavailable);
   }
   deps.watches.watch(req.socket, outcome.passwordId, outcome.login, outcome.publicId);
+  let scope: DavScope;
+  try {
+    const narrowed = await scopeFor(deps, route, path, outcome);
+    if (narrowed === 'refused') {
+      deps.log.info({ event: 'dav.scope_refused', user: outcome.login, passwordId: outcome.publicId, method }, 'app password lacks the scope for this collection');
+      return sendChallenge(req, res, deps.realm);
+    }
+    scope = narrowed;
+  } catch (err) {
+    return probeFailed(deps, req, res, outcome, route.scopes[0]!, err);
+  }
+  if (COLLECTION_CHANGING.has(method)) deps.kinds.forget(route.target.origin, path);
 
   const publicOrigin = publicOriginFor(req, deps.publicOrigin, deps.fallbackOrigin());
   if (route.kind === 'redirect') {
@@ -104,7 +122,7 @@ async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerRes
   await forward({
     req, res,
     target: route.target,
-    scope: route.scopes[0]!,
+    scope,
     accepted: outcome,
     clientAddress,
     publicOrigin,
@@ -116,6 +134,28 @@ async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerRes
     log: deps.log.child({ user: outcome.login }),
     onUpstreamAccepted,
   });
+}
+
+/**
+ * On a root shared by calendars and address books, a password holding only one of the two DAV
+ * scopes is held to the kind of collection the path is in (collection-kind.ts). Passwords with
+ * both, and every path of a single-scope upstream, need no probe.
+ */
+async function scopeFor(deps: DavHandlerDeps, route: Exclude<Route, { kind: 'none' }>, path: string, accepted: AcceptedAuth): Promise<DavScope | 'refused'> {
+  const held = route.scopes.filter((s) => accepted.scopes?.includes(s) ?? true);
+  if (route.scopes.length === 1 || held.length === route.scopes.length || route.kind !== 'proxy') return held[0] ?? route.scopes[0]!;
+  const kind = await deps.kinds.kindAt(route.target.origin, path, accepted.credential);
+  const needed: DavScope = kind === 'calendar' ? 'caldav' : kind === 'addressbook' ? 'carddav' : held[0]!;
+  return held.includes(needed) ? needed : 'refused';
+}
+
+function probeFailed(deps: DavHandlerDeps, req: IncomingMessage, res: ServerResponse, accepted: AcceptedAuth, scope: DavScope, err: unknown): void {
+  if (isPosternError(err, 'UPSTREAM_AUTH_REJECTED')) {
+    deps.auth.reportUpstreamRejected(accepted, scope);
+    return sendText(req, res, 502, REPLY_TEXT.upstreamRejected);
+  }
+  deps.log.warn({ event: 'upstream.fault', code: (err as { code?: string }).code, probe: 'collection-kind' }, 'DAV collection probe failed');
+  sendUpstreamFault(req, res, err);
 }
 
 /** The peer address without the IPv4-mapped prefix (what throttling and history should see). */

@@ -4,7 +4,7 @@
  * to handler.ts. Certificates renew on SIGHUP without dropping connections (setSecureContext).
  *
  * Module map: routes.ts (path → upstream and scope), basic-auth.ts (Authorization parsing),
- * handler.ts (per-request flow), forward.ts (relay and streaming rewrite), headers.ts (what
+ * handler.ts (per-request flow), collection-kind.ts (scope on a shared root), forward.ts (relay and streaming rewrite), headers.ts (what
  * crosses), origin-rewrite.ts (absolute URL rewriting), replies.ts (postern's own answers),
  * connections.ts (revocation closes keep-alive connections), src/upstream/http.ts (upstream client).
  */
@@ -15,6 +15,7 @@ import type { DavConfig } from '../config/schema.js';
 import type { ProtocolDeps, ProtocolService } from '../net/service.js';
 import { PosternError } from '../errors.js';
 import { HttpUpstream } from '../upstream/http.js';
+import { CollectionKinds } from './collection-kind.js';
 import { ConnectionWatches } from './connections.js';
 import { createDavHandler } from './handler.js';
 import { normalizeOrigin } from './public-origin.js';
@@ -49,6 +50,7 @@ export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<P
     routes,
     upstream,
     watches,
+    kinds: new CollectionKinds(upstream),
     log,
     realm: config.realm,
     publicOrigin: config.publicOrigin ? normalizeOrigin(config.publicOrigin) : undefined,

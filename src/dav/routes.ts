@@ -10,9 +10,10 @@
  *   books side by side under `/user/`), the path cannot tell them apart. Then the request itself
  *   decides where it evidently can: MKCALENDAR, a `text/calendar` body or a `.ics` name need
  *   caldav; a `text/vcard` body or a `.vcf` name need carddav. Everything else there (principal
- *   and home PROPFINDs, collection listings, REPORTs) is admitted with either scope. Residual
- *   limit, documented for admins: a carddav-only password can then list calendar collections and
- *   REPORT on them. Use distinct base paths where the provider has them for strict separation.
+ *   and home PROPFINDs, collection listings, REPORTs) is admitted with either scope here; a
+ *   password holding only one of the two is then held to the kind of collection the path is in,
+ *   asked of the upstream (collection-kind.ts). Residual: such a password still sees the names
+ *   of the other kind's collections in a Depth-1 listing of the home collection.
  * - A path under neither base, when both upstreams share an origin (e.g. `/principals/…`), goes to
  *   that origin and is admitted with either configured scope. With distinct origins it is a 404.
  * - `/.well-known/caldav` and `/.well-known/carddav` (RFC 6764 §5) go to their own upstream's

@@ -88,6 +88,40 @@ describe('refusals', () => {
     expect(allowed.status).toBe(201);
   });
 
+  it('holds a single-scope password to the kind of collection a path is in, asked of Radicale', async () => {
+    const full = basic(ALICE.login, appPassword);
+    const make = async (method: string, path: string, body?: string) => {
+      const res = await rig.client.request({ method, path, headers: { authorization: full, 'content-type': 'application/xml' }, body });
+      expect(res.status, `${method} ${path}`).toBe(201);
+    };
+    await make('MKCALENDAR', '/alice/kind-cal/');
+    await make('MKCOL', '/alice/kind-book/', '<?xml version="1.0"?><D:mkcol xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:carddav"><D:set><D:prop><D:resourcetype><D:collection/><C:addressbook/></D:resourcetype></D:prop></D:set></D:mkcol>');
+    const put = await rig.client.request({ method: 'PUT', path: '/alice/kind-cal/noext', headers: { authorization: full, 'content-type': 'text/calendar' }, body: 'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:k1\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260101T000000Z\r\nSUMMARY:secret meeting\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n' });
+    expect(put.status).toBe(201);
+    const calOnly = basic(ALICE.login, rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'cal app 2', scopes: 'caldav' }).password);
+    const cardOnly = basic(ALICE.login, rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'card app 2', scopes: 'carddav' }).password);
+    const status = async (authorization: string, method: string, path: string, depth = '1') =>
+      (await rig.client.request({ method, path, headers: { authorization, depth, 'content-type': 'application/xml' } })).status;
+
+    expect(await status(cardOnly, 'PROPFIND', '/alice/kind-cal/')).toBe(401);
+    expect(await status(cardOnly, 'PROPFIND', '/alice/kind-cal')).toBe(401);
+    expect(await status(cardOnly, 'REPORT', '/alice/kind-cal/')).toBe(401);
+    expect(await status(cardOnly, 'GET', '/alice/kind-cal/noext')).toBe(401);
+    expect(await status(cardOnly, 'DELETE', '/alice/kind-cal/')).toBe(401);
+    expect(await status(cardOnly, 'PROPFIND', '/alice/kind-book/')).toBe(207);
+    expect(await status(calOnly, 'PROPFIND', '/alice/kind-book/')).toBe(401);
+    expect(await status(calOnly, 'PROPFIND', '/alice/kind-cal/')).toBe(207);
+    expect(await status(calOnly, 'GET', '/alice/kind-cal/noext')).toBe(200);
+    expect(await status(cardOnly, 'PROPFIND', '/alice/', '0')).toBe(207);
+    expect(rig.postern.logs.events('dav.scope_refused').length).toBeGreaterThanOrEqual(6);
+
+    // A collection replaced through postern is probed afresh, not judged by a cached kind.
+    expect(await status(full, 'DELETE', '/alice/kind-book/')).toBe(200);
+    await make('MKCALENDAR', '/alice/kind-book/');
+    expect(await status(cardOnly, 'PROPFIND', '/alice/kind-book/')).toBe(401);
+    expect(await status(calOnly, 'PROPFIND', '/alice/kind-book/')).toBe(207);
+  });
+
   it('treats malformed Authorization headers as no credentials, without crashing', async () => {
     const none = observable(await propfind());
     const headers = [

@@ -44,9 +44,9 @@ export class SubmissionSession {
   private unwatch: () => void = () => undefined;
   private stopUpstreamWatch: () => void = () => undefined;
 
-  constructor(private readonly client: ClientLine, private readonly deps: SessionDeps, readonly log: Logger) {}
-
   private clientAddress = '';
+
+  constructor(private readonly client: ClientLine, private readonly deps: SessionDeps, readonly log: Logger) {}
 
   async authenticate(auth: SMTPServerAuthentication, session: SMTPServerSession): Promise<{ user: string }> {
     this.clientAddress = session.remoteAddress;
@@ -142,7 +142,8 @@ export class SubmissionSession {
     this.failures++;
     if (this.failures >= this.deps.maxAuthFailures) {
       // The 535 goes out through the hook callback first; the 421 right after it closes the connection.
-      setImmediate(() => this.client.send(replies.tooManyAuthFailures().responseCode, replies.tooManyAuthFailures().message));
+      const bye = replies.tooManyAuthFailures();
+      setImmediate(() => this.client.send(bye.responseCode, bye.message));
     }
     return reply;
   }

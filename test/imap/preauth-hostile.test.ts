@@ -4,6 +4,7 @@
 // LOGINDISABLED and refuses passwords; bytes pipelined after STARTTLS never reach the TLS
 // session; oversized lines and literals are refused (the latter before `+`); three failed
 // logins end in BYE; an idle pre-auth connection is closed; nothing is ever logged in clear.
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectLineClient } from '../helpers/line-client.js';
 import { startPostern, type PosternHarness } from '../helpers/postern.js';
@@ -238,5 +239,27 @@ describe('a client that never reads', () => {
     expect(lines.filter((l) => / OK CAPABILITY completed\.$/.test(l))).toHaveLength(count);
     expect(postern.logs.events('imap.output_backpressure').length).toBeGreaterThan(0);
     c.close();
+  });
+});
+
+describe('random input over a real socket (property)', () => {
+  it('never takes postern down: after any bytes, a new connection is served', async () => {
+    const fragment = fc.oneof(
+      fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
+      fc.constantFrom('a LOGIN ', '{5}\r\n', '{9999999}\r\n', '{3+}\r\n', '"\\', '\r\n', 'b AUTHENTICATE PLAIN\r\n', '*\r\n', 'c STARTTLS\r\n', 'd ID (', ')\r\n').map((t) => Buffer.from(t)),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(fragment, { minLength: 1, maxLength: 20 }), async (fragments) => {
+        const c = await rawTls(postern);
+        for (const f of fragments) c.write(f);
+        await new Promise((r) => setTimeout(r, 20));
+        c.close();
+        const probe = await rawTls(postern);
+        probe.write('p NOOP\r\n');
+        expect(await probe.readLine()).toBe('p OK NOOP completed.');
+        probe.close();
+      }),
+      { numRuns: 25 },
+    );
   });
 });

@@ -4,6 +4,7 @@
  * proxy uses; WAL and the busy timeout make that safe (see src/store/database.ts).
  */
 import { existsSync } from 'node:fs';
+import type { Command } from 'commander';
 import { AccountService } from '../accounts/service.js';
 import { DEFAULT_CONFIG_PATH, loadConfigFile, type ResolvedConfig } from '../config/load.js';
 import { readKeyFile } from '../crypto/keys.js';
@@ -13,6 +14,11 @@ import type { CliIo } from './io.js';
 
 export interface GlobalOptions {
   config?: string;
+}
+
+/** The program-level options (-c) as seen from any subcommand's action. */
+export function globals(cmd: Command): GlobalOptions {
+  return cmd.optsWithGlobals<GlobalOptions>();
 }
 
 export function configPath(options: GlobalOptions, io: CliIo): string {

@@ -8,11 +8,10 @@ import { existsSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { ResolvedConfig } from '../../config/load.js';
 import { describeCertificate, generateSelfSigned, writeCertFiles, type CertSummary } from '../../net/certs.js';
-import { loadConfig } from '../context.js';
+import { globals, loadConfig } from '../context.js';
 import { refused } from '../errors.js';
 import { fields, json } from '../format.js';
 import type { CliIo } from '../io.js';
-import { globals } from './user.js';
 
 export function registerCertCommands(program: Command, io: CliIo): void {
   const cert = program.command('cert').description('TLS certificate');

@@ -8,11 +8,10 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { schemaVersion } from '../../store/database.js';
 import { MIGRATIONS } from '../../store/migrations.js';
-import { withStore } from '../context.js';
+import { globals, withStore } from '../context.js';
 import { refused } from '../errors.js';
 import { fields, json } from '../format.js';
 import type { CliIo } from '../io.js';
-import { globals } from './user.js';
 
 export function registerDbCommands(program: Command, io: CliIo): void {
   const db = program.command('db').description('database maintenance');

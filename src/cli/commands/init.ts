@@ -9,12 +9,11 @@ import type { Command } from 'commander';
 import { ensureKeyFile } from '../../crypto/keys.js';
 import { schemaVersion } from '../../store/database.js';
 import { openStore } from '../../store/index.js';
-import { configPath, loadConfig } from '../context.js';
+import { configPath, globals, loadConfig } from '../context.js';
 import { refused } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { exampleConfigPath } from '../paths.js';
 import { generateCertificate } from './cert.js';
-import { globals } from './user.js';
 
 export function registerInitCommand(program: Command, io: CliIo): void {
   program.command('init').description('create the config, key file, database and a self-signed certificate where missing')

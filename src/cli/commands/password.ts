@@ -9,12 +9,11 @@ import { MAX_ACTIVE_PASSWORDS, parseExpiry, parseScopes, validateLabel } from '.
 import type { CreatedPassword } from '../../accounts/service.js';
 import type { ResolvedConfig } from '../../config/load.js';
 import { isActive, type AppPasswordRow, type EventRow, type Protocol } from '../../store/index.js';
-import { withStore, type StoreContext } from '../context.js';
+import { globals, withStore, type StoreContext } from '../context.js';
 import { refused } from '../errors.js';
 import { fields, isoOrNull, json, safe, table, time } from '../format.js';
 import type { CliIo } from '../io.js';
 import { secretReader } from '../secrets.js';
-import { globals } from './user.js';
 
 interface NewOptions { label: string; scopes?: string; expires?: string; passwordStdin?: boolean; json?: boolean }
 

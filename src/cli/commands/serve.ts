@@ -6,10 +6,9 @@
  */
 import type { Command } from 'commander';
 import { createLogger, type Logger } from '../../log.js';
-import { loadConfig } from '../context.js';
+import { globals, loadConfig } from '../context.js';
 import { refused } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { globals } from './user.js';
 
 /** Opens the pino root; a seam so tests can capture logs. Production logs JSON lines to stdout. */
 export type LoggerFactory = (level: string, io: CliIo) => Logger;

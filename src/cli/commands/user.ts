@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline/promises';
 import { Option, type Command } from 'commander';
 import { normalizeLogin } from '../../accounts/validation.js';
 import type { AccountRow, UpstreamMode } from '../../store/index.js';
-import { withStore, type GlobalOptions, type StoreContext } from '../context.js';
+import { globals, withStore, type GlobalOptions, type StoreContext } from '../context.js';
 import {
   addSecretOptions, checkUpstream, readUpstreamSecret, requireMasterConfigured, wantsDistinctSecret, type SecretOptions,
 } from '../credentials.js';
@@ -54,10 +54,6 @@ export function registerUserCommands(program: Command, io: CliIo): void {
       .option('--upstream-user <name>', 'login name at the upstream'),
     'primary password',
   ).action(async (login: string, opts: SetUpstreamOptions, cmd: Command) => setUpstream(login, opts, globals(cmd), io));
-}
-
-export function globals(cmd: Command): GlobalOptions {
-  return cmd.optsWithGlobals<GlobalOptions>();
 }
 
 async function addUser(loginInput: string, opts: AddOptions, g: GlobalOptions, io: CliIo): Promise<void> {

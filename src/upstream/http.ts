@@ -39,6 +39,11 @@ export interface UpstreamRequest {
  * upstream (the race RFC 9112 §9.3.1 describes): safe or idempotent, and only with a buffered body.
  */
 const RETRYABLE = new Set(['GET', 'HEAD', 'OPTIONS', 'PROPFIND', 'REPORT', 'DELETE']);
+/**
+ * Idle pooled sockets are dropped after this, before common server keep-alive timeouts (Node and
+ * Apache 5 s) close them under us, which keeps the stale-socket race above rare for PUTs too.
+ */
+const IDLE_SOCKET_MS = 4_000;
 
 export class HttpUpstream {
   private readonly agents = new Map<string, http.Agent>();
@@ -97,7 +102,7 @@ export class HttpUpstream {
   private agentFor(url: URL, secure: boolean): http.Agent {
     let agent = this.agents.get(url.origin);
     if (!agent) {
-      const common = { keepAlive: true, maxSockets: 64, scheduling: 'lifo' as const };
+      const common = { keepAlive: true, maxSockets: 64, scheduling: 'lifo' as const, timeout: IDLE_SOCKET_MS };
       agent = secure
         ? new https.Agent({ ...common, ...upstreamTlsOptions({ host: url.hostname.replace(/^\[|\]$/g, ''), caFile: this.settings.caFile, rejectUnauthorized: this.settings.rejectUnauthorized }) })
         : new http.Agent(common);

@@ -57,6 +57,10 @@ const smtp = z.strictObject({
       maxRecipients: z.number().int().positive().default(100),
       idleTimeoutMs: z.number().int().positive().default(300_000),
       maxAuthFailures: z.number().int().min(1).max(100).default(3),
+      /** Concurrent client connections, all addresses together; more are answered 421. */
+      maxConnections: z.number().int().min(1).default(2000),
+      /** Concurrent client connections from one address. */
+      maxConnectionsPerAddress: z.number().int().min(1).default(200),
     })
     .prefault({}),
 });

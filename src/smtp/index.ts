@@ -10,6 +10,7 @@
  */
 import type { SmtpConfig } from '../config/schema.js';
 import { isPosternError } from '../errors.js';
+import { ConnectionLimiter } from '../net/connection-limiter.js';
 import type { ProtocolDeps, ProtocolService } from '../net/service.js';
 import { probeUpstreamSmtp, type SmtpUpstream, type SmtpUpstreamTarget } from '../upstream/smtp/connection.js';
 import { startListener, type SmtpListener } from './listener.js';
@@ -29,9 +30,10 @@ export async function startSmtp(config: SmtpConfig, deps: ProtocolDeps): Promise
   if (config.implicitTls) specs.push({ name: 'smtp.implicitTls', implicitTls: true, ...config.implicitTls });
   if (config.starttls) specs.push({ name: 'smtp.starttls', implicitTls: false, ...config.starttls });
   const listeners: SmtpListener[] = [];
+  const limiter = new ConnectionLimiter(config.limits); // shared: the caps hold across both listeners
   const mirror = (upstream: Pick<SmtpUpstream, 'supports'>) => listeners.forEach((l) => l.mirror(upstream));
   try {
-    for (const spec of specs) listeners.push(await startListener(spec, config, target, deps, mirror));
+    for (const spec of specs) listeners.push(await startListener(spec, config, target, deps, { limiter, onUpstream: mirror }));
   } catch (err) {
     await Promise.allSettled(listeners.map((l) => l.close()));
     throw err;
@@ -56,9 +58,9 @@ async function probeInBackground(target: SmtpUpstreamTarget, deps: ProtocolDeps,
 
 function warnIfInsecure(config: SmtpConfig, deps: ProtocolDeps): void {
   if (!config.upstream.rejectUnauthorized) {
-    deps.log.warn({ event: 'config.insecure_upstream', protocol: 'smtp' }, 'smtp.upstream.rejectUnauthorized is off: the upstream certificate is NOT verified');
+    deps.log.warn({ event: 'upstream.unverified', protocol: 'smtp', host: config.upstream.host }, 'SMTP upstream certificate is NOT verified (rejectUnauthorized: false)');
   }
   if (config.upstream.security === 'plain') {
-    deps.log.warn({ event: 'config.insecure_upstream', protocol: 'smtp' }, 'smtp.upstream.security is plain: real credentials travel unencrypted');
+    deps.log.warn({ event: 'upstream.plaintext', protocol: 'smtp', host: config.upstream.host }, 'SMTP upstream is plaintext: real credentials travel unencrypted');
   }
 }

@@ -13,6 +13,7 @@ import { hostname } from 'node:os';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type { SmtpConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import type { ConnectionLimiter } from '../net/connection-limiter.js';
 import type { ProtocolDeps } from '../net/service.js';
 import type { SmtpUpstream, SmtpUpstreamTarget } from '../upstream/smtp/connection.js';
 import { settle } from './adapt.js';
@@ -39,10 +40,16 @@ interface ListenerSpec {
   port: number;
 }
 
-export async function startListener(spec: ListenerSpec, config: SmtpConfig, target: SmtpUpstreamTarget, deps: ProtocolDeps, onUpstream: (upstream: SmtpUpstream) => void): Promise<SmtpListener> {
+export interface ListenerShared {
+  limiter: ConnectionLimiter;
+  /** Told about every fresh upstream connection. */
+  onUpstream: (upstream: SmtpUpstream) => void;
+}
+
+export async function startListener(spec: ListenerSpec, config: SmtpConfig, target: SmtpUpstreamTarget, deps: ProtocolDeps, shared: ListenerShared): Promise<SmtpListener> {
   const log = deps.log.child({ listener: spec.name });
   const sessions = new Map<string, SubmissionSession>();
-  const server: SMTPServer = new SMTPServer(serverOptions(spec, config, deps, log, sessions, { target, onUpstream }, () => server));
+  const server: SMTPServer = new SMTPServer(serverOptions(spec, config, deps, log, sessions, { target, ...shared }, () => server));
   // smtp-server reads these options at every EHLO, so changing them takes effect for the next client.
   const mirror = (upstream: Pick<SmtpUpstream, 'supports'>) => {
     server.options.hide8BITMIME = !upstream.supports('8BITMIME');
@@ -65,9 +72,11 @@ export async function startListener(spec: ListenerSpec, config: SmtpConfig, targ
 
 function serverOptions(
   spec: ListenerSpec, config: SmtpConfig, deps: ProtocolDeps, log: Logger,
-  sessions: Map<string, SubmissionSession>, upstream: { target: SmtpUpstreamTarget; onUpstream: (u: SmtpUpstream) => void }, server: () => SMTPServer,
+  sessions: Map<string, SubmissionSession>, upstream: ListenerShared & { target: SmtpUpstreamTarget }, server: () => SMTPServer,
 ): SMTPServerOptions {
   const { limits } = config;
+  const slots = new Map<string, () => void>();
+  let lastLimitWarning = 0;
   const sessionOf = (session: SMTPServerSession): SubmissionSession => {
     const found = sessions.get(session.id);
     if (!found) throw new replies.SmtpReplyError(421, '4.3.0 Session state lost; closing connection.');
@@ -93,8 +102,17 @@ function serverOptions(
     hideREQUIRETLS: true,
     logger: false,
     onConnect(session, callback) {
+      const slot = upstream.limiter.acquire(session.remoteAddress);
+      if ('refused' in slot) {
+        if (Date.now() - lastLimitWarning > 10_000) {
+          lastLimitWarning = Date.now();
+          log.warn({ event: 'smtp.connection_limit', ip: session.remoteAddress, limit: slot.refused }, `connection refused: ${slot.refused === 'total' ? 'maxConnections' : 'maxConnectionsPerAddress'} reached`);
+        }
+        return callback(replies.tooManyConnections());
+      }
+      slots.set(session.id, slot.release);
       const connection = [...server().connections].find((c) => c.session === session);
-      if (!connection) return callback(new replies.SmtpReplyError(421, '4.3.0 Try again later'));
+      if (!connection) return callback(replies.internalError());
       const connLog = log.child({ cid: session.id, ip: session.remoteAddress });
       sessions.set(session.id, new SubmissionSession(
         { send: (code, text) => connection.send(code, text) },
@@ -115,6 +133,8 @@ function serverOptions(
     onClose(session) {
       sessions.get(session.id)?.end();
       sessions.delete(session.id);
+      slots.get(session.id)?.();
+      slots.delete(session.id);
     },
   };
 }

@@ -60,6 +60,8 @@ export const passwordRevoked = () => reply(421, '4.7.0 The app-specific password
 /** For a client that is already gone; written only if its socket is still open. */
 export const connectionEnded = () => reply(421, '4.4.2 Connection ended; the message was not sent.');
 
+export const tooManyConnections = () => reply(421, '4.7.0 Too many connections; try again later.');
+
 export const shuttingDown = () => reply(421, '4.3.2 Service shutting down; closing connection.');
 
 /** RFC 3207 §4: before TLS, nothing but EHLO, STARTTLS, NOOP, RSET, QUIT, HELP. */

@@ -4,6 +4,8 @@
 // - a TLS reload (SIGHUP) serves the new certificate to new connections on both listeners, and an
 //   authenticated session made before it carries on;
 // - shutting down answers 421 to live sessions;
+// - connections over the per-address cap (counted across both listeners) are answered 421, and a
+//   closed connection frees its slot;
 // - pre-auth abuse ends with 421: a client talking before the greeting, an HTTP request sent to the
 //   mail port, a stream of unknown commands.
 import path from 'node:path';
@@ -19,9 +21,9 @@ const PRIMARY = 'Erin-primary-passw0rd';
 let fake: FakeUpstream;
 let postern: PosternHarness;
 
-async function start(): Promise<PosternHarness> {
+async function start(limits?: Record<string, number>): Promise<PosternHarness> {
   const harness = await startPostern({
-    config: { smtp: { implicitTls: { port: 0 }, starttls: { port: 0 }, upstream: { host: fake.host, port: fake.port, security: 'plain' } } },
+    config: { smtp: { implicitTls: { port: 0 }, starttls: { port: 0 }, upstream: { host: fake.host, port: fake.port, security: 'plain' }, ...(limits ? { limits } : {}) } },
     secrets: ['erin-upstream-Secret'],
   });
   harness.addUser('erin', PRIMARY, { mode: 'password', secret: 'erin-upstream-Secret' });
@@ -101,6 +103,34 @@ describe('pre-authentication defences', () => {
     for (let i = 0; i < 10 && !last.startsWith('421'); i++) last = await say(client, `XYZZY${i}`);
     expect(last).toMatch(/^421 /);
     await client.closed;
+  });
+});
+
+describe('connection caps', () => {
+  it('answers 421 beyond maxConnectionsPerAddress, across both listeners, and frees slots on close', async () => {
+    const harness = await start({ maxConnectionsPerAddress: 2 });
+    try {
+      const greeted = async (port: number) => {
+        const client = await connectLineClient({ host: '127.0.0.1', port });
+        return { client, greeting: await client.readLine() };
+      };
+      const first = await greeted(harness.port('smtp.starttls'));
+      const second = await connectLineClient({ host: '127.0.0.1', port: harness.port('smtp.implicitTls'), tls: { ca: harness.caPem, servername: 'localhost' } });
+      expect(first.greeting).toMatch(/^220 /);
+      expect(await second.readLine()).toMatch(/^220 /);
+      const third = await greeted(harness.port('smtp.starttls'));
+      expect(third.greeting).toBe('421 4.7.0 Too many connections; try again later.');
+      await third.client.closed;
+      await harness.logs.waitForEvent('smtp.connection_limit');
+      first.client.close();
+      await new Promise((r) => setTimeout(r, 200));
+      const fourth = await greeted(harness.port('smtp.starttls'));
+      expect(fourth.greeting).toMatch(/^220 /);
+      fourth.client.close();
+      second.close();
+    } finally {
+      await harness.stop();
+    }
   });
 });
 

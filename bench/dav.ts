@@ -9,7 +9,9 @@
  * - PROPFIND Depth 0 on the principal with CONCURRENCY requests in flight: requests per second.
  *
  * Direct is plain HTTP to Radicale, as a provider's own client would not see postern's TLS; the
- * difference therefore includes postern's TLS termination, not just its proxying.
+ * difference therefore includes postern's TLS termination, not just its proxying. Radicale's
+ * server speaks HTTP/1.0 and closes after each answer, so postern opens a new upstream connection
+ * per request just as the direct client does; the client-side keep-alive is postern's own.
  */
 import http from 'node:http';
 import https from 'node:https';

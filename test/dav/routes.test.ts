@@ -4,6 +4,7 @@
  * (proxied at a `/` base, redirected to the base path otherwise); ambiguous or unsafe configs are
  * refused at start; dot segments and encoded slashes cannot smuggle a path under another scope.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DavRoutes, evidentScope, routingPath, type Route } from '../../src/dav/routes.js';
 
@@ -96,6 +97,42 @@ describe('routingPath', () => {
     for (const bad of ['/dav/calendars/../addressbooks/', '/dav/./x', '/dav/%2e%2e/x', '/dav%2Faddressbooks/', '/a%5Cb', '/bad%zz', 'relative', '*', '/a%00b']) {
       expect(routingPath(bad), bad).toBeNull();
     }
+  });
+});
+
+describe('routingPath (property)', () => {
+  const segment = fc.oneof(fc.constantFrom('.', '..', '%2e', '%2E%2e', '%2F', '%5c', '', 'a', 'caldav', '%zz', '%00'), fc.string({ maxLength: 6 }));
+  const pathLike = fc.array(segment, { maxLength: 8 }).map((parts) => `/${parts.join('/')}`);
+
+  it('never throws, and what it accepts has no dot segment, empty segment or smuggled separator', () => {
+    fc.assert(
+      fc.property(fc.oneof(pathLike, fc.string()), (raw) => {
+        const path = routingPath(raw);
+        if (path === null) return;
+        expect(path.startsWith('/')).toBe(true);
+        const segments = path.split('/').slice(1, path.endsWith('/') ? -1 : undefined);
+        for (const s of segments) {
+          expect(s === '' || s === '.' || s === '..', JSON.stringify(raw)).toBe(false);
+          expect(/[\\\u0000]/.test(s)).toBe(false);
+        }
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('routes no accepted path under a base it is not really under', () => {
+    const routes = DavRoutes.fromConfig({ caldavUpstream: 'https://d.example/dav/cal/', carddavUpstream: 'https://d.example/dav/card/' });
+    fc.assert(
+      fc.property(pathLike.map((p) => `/dav/cal${p}`), (raw) => {
+        const path = routingPath(raw);
+        if (path === null) return;
+        const route = routes.route(facts(path));
+        // Whatever the upstream's own normalisation, a path accepted under /dav/cal/ is caldav only.
+        if (path.startsWith('/dav/cal/')) expect(scopesOf(route)).toEqual(['caldav']);
+        expect(new URL(raw, 'https://d.example').pathname.startsWith('/dav/card')).toBe(false);
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
 

@@ -53,6 +53,9 @@ export async function connectImapUpstream(config: MailUpstreamConfig): Promise<P
     }
     const session = new UpstreamSession(socket, reader, config, capabilitiesFrom(greeting, null));
     if (config.security === 'starttls') await session.startTls();
+    // Learn the capabilities now (the connection is opened early, while the client is still
+    // busy with its own handshake), so the login itself costs no extra round trip.
+    await session.loadCapabilities();
     return session;
   } catch (err) {
     socket.destroy();
@@ -143,6 +146,10 @@ class UpstreamSession implements PreAuthUpstream {
       this.close();
       throw err;
     }
+  }
+
+  async loadCapabilities(): Promise<void> {
+    this.capabilities ??= await this.fetchCapabilities();
   }
 
   private async doLogin(request: LoginRequest): Promise<LoggedIn> {

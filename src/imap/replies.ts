@@ -32,7 +32,13 @@ export const bye = {
   shutdown: 'Server shutting down.',
   upstreamLost: 'Connection to the mail server was lost.',
   protocol: 'Protocol error; closing the connection.',
+  internal: 'Internal error; please try again later.',
 } as const;
+
+/** A fault inside postern: the client learns nothing but that it may retry. */
+export function internalErrorReply(tag: string): string {
+  return `${tag} NO [UNAVAILABLE] Internal error; please try again later.`;
+}
 
 /** The answer to a LOGIN/AUTHENTICATE that did not get accepted. */
 export function refusalReply(tag: string, outcome: Exclude<AuthOutcome, { kind: 'accepted' }>): string {

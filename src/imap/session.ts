@@ -291,7 +291,7 @@ export class ImapSession implements TrackedConnection {
   private signIn(tag: string, login: string, password: string): void {
     this.authenticate(tag, login, password).catch((err: unknown) => {
       this.deps.log.error({ event: 'imap.internal_error', err }, 'sign-in failed with an internal error');
-      this.closeWith(reply.bye('Internal error; please try again later.'));
+      this.closeWith(reply.bye(bye.internal));
     });
   }
 

@@ -8,7 +8,7 @@ import type { AcceptedAuth, Authenticator } from '../auth/types.js';
 import { isPosternError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { IdPairs, LoggedIn } from '../upstream/imap/client.js';
-import { refusalReply, reply, upstreamFaultReply } from './replies.js';
+import { internalErrorReply, refusalReply, upstreamFaultReply } from './replies.js';
 import type { UpstreamSlot } from './upstream-slot.js';
 
 export type SignInResult =
@@ -37,7 +37,7 @@ export async function signIn(deps: SignInDeps, request: SignInRequest): Promise<
     outcome = await deps.auth.authenticate({ login: request.login, password: request.password, protocol: 'imap', clientAddress: request.clientAddress });
   } catch (err) {
     deps.log.error({ event: 'imap.internal_error', err }, 'authentication failed with an internal error');
-    return { kind: 'refused', line: reply.no(tag, '[UNAVAILABLE] Internal error; please try again later.'), failure: false };
+    return { kind: 'refused', line: internalErrorReply(tag), failure: false };
   }
   if (outcome.kind !== 'accepted') {
     return { kind: 'refused', line: refusalReply(tag, outcome), failure: outcome.kind !== 'credential-unusable' };

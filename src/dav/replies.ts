@@ -31,10 +31,25 @@ export function sendText(req: IncomingMessage, res: ServerResponse, status: numb
     return;
   }
   const body = Buffer.from(`${text}\n`, 'utf8');
-  // A refused request whose body is still arriving: close rather than read it all (RFC 9112 §9.6).
-  if (!req.complete) res.shouldKeepAlive = false;
+  if (bodyStillComing(req)) res.shouldKeepAlive = false;
   res.writeHead(status, { ...headers, 'content-type': TEXT, 'content-length': String(body.length), 'cache-control': 'no-store' });
   res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+/** Unread request bodies up to this size are drained (Node does it) to keep the connection. */
+const DRAINABLE_BODY_BYTES = 64 * 1024;
+
+/**
+ * Whether answering now leaves a large or unknown request body unread: then the connection is
+ * closed rather than read to its end (RFC 9112 §9.6). A bodyless request, or a small body such as
+ * the PROPFIND a client sends before it has seen the challenge, keeps the connection, so the retry
+ * with credentials needs no new TLS handshake. A client waiting for 100 Continue has not sent its
+ * body at all, so that connection closes too.
+ */
+function bodyStillComing(req: IncomingMessage): boolean {
+  if (req.complete) return false;
+  if (req.headers.expect !== undefined || req.headers['transfer-encoding'] !== undefined) return true;
+  return Number(req.headers['content-length'] ?? 0) > DRAINABLE_BODY_BYTES;
 }
 
 export function sendChallenge(req: IncomingMessage, res: ServerResponse, realm: string, text: string = REPLY_TEXT.unauthorized): void {

@@ -45,6 +45,15 @@ describe('refusals', () => {
     expect(res.text).toBe(`${REPLY_TEXT.unauthorized}\n`);
   });
 
+  it('keeps the connection across the challenge, so the retry with credentials reuses it', async () => {
+    const challenged = await rig.client.request({ method: 'PROPFIND', path: '/alice/', headers: { depth: '0', 'content-type': 'application/xml' }, body: '<?xml version="1.0"?><propfind xmlns="DAV:"><prop><resourcetype/></prop></propfind>' });
+    expect(challenged.status).toBe(401);
+    expect(challenged.headers.connection).not.toBe('close');
+    const retried = await propfind(basic(ALICE.login, appPassword));
+    expect(retried.status).toBe(207);
+    expect(retried.socket).toBe(challenged.socket);
+  });
+
   it('refuses the primary password with the app-password sentence, recorded in history', async () => {
     const res = await propfind(basic(ALICE.login, ALICE.primary));
     expect(res.status).toBe(401);

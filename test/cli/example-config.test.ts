@@ -6,8 +6,8 @@
  *    documentation cannot drift from the code;
  *  - `postern init` (the real binary, in an empty folder, no -c) copies it, creates the key file,
  *    database and certificate (private files 0600), and a second run changes nothing;
- *  - `postern serve` starts on it (upstreams are contacted only when clients connect), answers
- *    SIGHUP and stops on SIGTERM with status 0.
+ *  - `postern serve` starts on it (with free ports and the placeholder upstreams moved to
+ *    loopback), answers SIGHUP and stops on SIGTERM with status 0.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -119,6 +119,9 @@ describe('init and serve on the example config', () => {
       ports[p] = await freePort();
       text = text.replace(new RegExp(`port: ${p}\\b`), `port: ${ports[p]}`);
     }
+    // Upstreams on loopback too: tests never reach beyond 127.0.0.0/8, and some proxies probe
+    // their upstream at start-up (the SMTP leg logs an unreachable one and keeps serving).
+    text = text.replace(/\b(imap|smtp|dav)\.example\.com\b/g, '127.0.0.1');
     writeFileSync(path.join(dir, 'config', 'postern.yaml'), text);
     const child = spawn(process.execPath, [BIN, 'serve'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, POSTERN_CONFIG: undefined } });
     let stdout = '';

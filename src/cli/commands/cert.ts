@@ -35,7 +35,7 @@ export function registerCertCommands(program: Command, io: CliIo): void {
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const config = loadConfig(globals(cmd), io);
       const summary = describeCertificate(config.tls.cert);
-      io.stdout.write(opts.json ? json({ file: config.tls.cert, ...summary }) : fields([['file', config.tls.cert]]) + describe(summary));
+      io.stdout.write(opts.json ? json({ file: config.tls.cert, ...summary }) : describe(summary, config.tls.cert));
     });
 }
 
@@ -46,9 +46,10 @@ export function generateCertificate(config: ResolvedConfig, days = 825): CertSum
   return describeCertificate(config.tls.cert);
 }
 
-function describe(s: CertSummary): string {
+function describe(s: CertSummary, file?: string): string {
   const expired = Date.parse(s.validTo) < Date.now();
   return fields([
+    ...(file ? [['file', file] as const] : []),
     ['subject', s.subject],
     ['issuer', s.selfSigned ? `${s.issuer} (self-signed)` : s.issuer],
     ['names', s.subjectAltNames.join(', ')],

@@ -132,6 +132,21 @@ describe('upstream faults at login', () => {
     }
   });
 
+  it('verifies the upstream certificate by default: an untrusted one is a fault (454), not a login', async () => {
+    const untrusted = await startSmtpPostern(dovecot, { upstream: { caFile: undefined } });
+    try {
+      const { password } = untrusted.newPassword('alice', PRIMARY);
+      const t = transport({ port: untrusted.port('smtp.implicitTls'), secure: true, user: 'alice', pass: password, ca: untrusted.caPem });
+      const err = await t.verify().then(() => null, (e: { response?: string }) => e);
+      expect(err?.response).toMatch(/^454 4\.7\.0 /);
+      const faults = untrusted.logs.events('upstream.fault').filter((e) => e.stage === 'connect');
+      expect(faults.map((e) => e.code)).toContain('UPSTREAM_TLS_FAILED');
+      expect(untrusted.app.store.accounts.findByLogin('alice')?.upstreamStatus).not.toBe('rejected');
+    } finally {
+      await untrusted.stop();
+    }
+  });
+
   it('answers 454 4.7.0 and flags the account when the upstream refuses the stored credentials', async () => {
     postern.addUser('dave@example.org', 'Dave-primary-passw0rd', { mode: 'password', user: BOB.name, secret: 'not-bobs-password' });
     const { password } = postern.newPassword('dave@example.org', 'Dave-primary-passw0rd');

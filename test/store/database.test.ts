@@ -1,0 +1,73 @@
+/**
+ * The database file itself: WAL mode, a busy timeout, foreign keys, versioned migrations applied
+ * once — also when several processes open a fresh file at the same instant (the migration runs
+ * under BEGIN IMMEDIATE, so exactly one applies it) — and an append-only history.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import { schemaVersion } from '../../src/store/database.js';
+import { MIGRATIONS } from '../../src/store/migrations.js';
+import { openStore } from '../../src/store/index.js';
+import { ROOT } from '../helpers/cli.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'postern-db-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+it('opens in WAL mode with a busy timeout, foreign keys on and the latest schema', () => {
+  const store = openStore(path.join(dir, 'p.db'));
+  try {
+    expect(store.db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(store.db.pragma('busy_timeout', { simple: true })).toBe(5000);
+    expect(store.db.pragma('foreign_keys', { simple: true })).toBe(1);
+    expect(schemaVersion(store.db)).toBe(MIGRATIONS.length);
+  } finally {
+    store.close();
+  }
+  const again = openStore(path.join(dir, 'p.db'));
+  expect(schemaVersion(again.db)).toBe(MIGRATIONS.length);
+  again.close();
+});
+
+it('several processes opening a fresh database at once all succeed, and the schema is applied once', async () => {
+  const file = path.join(dir, 'race.db');
+  const script = `import { openStore } from ${JSON.stringify(path.join(ROOT, 'src/store/index.ts'))};
+    const s = openStore(${JSON.stringify(file)}); s.accounts.list(); s.close();`;
+  const runs = Array.from({ length: 4 }, () => new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stderr }));
+  }));
+  for (const r of await Promise.all(runs)) expect(r, r.stderr).toMatchObject({ code: 0 });
+  const store = openStore(file);
+  try {
+    expect(schemaVersion(store.db)).toBe(MIGRATIONS.length);
+    const tables = store.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all();
+    expect(tables).toEqual([{ name: 'accounts' }, { name: 'app_passwords' }, { name: 'events' }]);
+  } finally {
+    store.close();
+  }
+});
+
+it('keeps the history append-only and deletes an account\'s passwords with it', () => {
+  const store = openStore(path.join(dir, 'p.db'));
+  try {
+    store.events.append({ type: 'account.created', at: 1, login: 'x' });
+    expect(() => store.db.prepare("UPDATE events SET login = 'y'").run()).toThrow(/events are append-only/);
+    const id = store.accounts.insert({ login: 'x', upstreamMode: 'master', upstreamUser: 'x', primaryHash: 'h', primarySalt: null, dekPrimary: null, now: 1 });
+    store.passwords.insert({ publicId: 'aaaaaaaa', accountId: id, digest: Buffer.alloc(32, 1), label: 'l', scopes: ['imap'], createdAt: 1, expiresAt: null, dekSalt: null, dekBox: null });
+    expect(() => store.passwords.insert({ publicId: 'bbbbbbbb', accountId: id, digest: Buffer.alloc(32, 1), label: 'dup', scopes: ['imap'], createdAt: 1, expiresAt: null, dekSalt: null, dekBox: null }))
+      .toThrow(/UNIQUE constraint failed: app_passwords.digest/);
+    store.accounts.remove(id);
+    expect(store.passwords.findByPublicId('aaaaaaaa')).toBeUndefined();
+    expect((store.db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n).toBe(1);
+  } finally {
+    store.close();
+  }
+});

@@ -16,7 +16,13 @@ export function createKeyFile(file: string): void {
 
 export function ensureKeyFile(file: string): boolean {
   if (existsSync(file)) return false;
-  createKeyFile(file);
+  try {
+    createKeyFile(file);
+  } catch (err) {
+    // Another `postern init` won the race between the check and the exclusive create: keep its key.
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
   return true;
 }
 

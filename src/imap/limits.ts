@@ -41,7 +41,12 @@ export interface SessionLimits extends PreAuthLimits {
   maxAuthFailures: number;
   maxBadCommands: number;
   idleMs: number;
+  /** Whole time allowed before login, however busy: NOOPs must not hold a slot (and an upstream connection) forever. */
+  preAuthLifetimeMs: number;
 }
+
+/** Logging in takes seconds; five idle periods is generous for the slowest human at a terminal. */
+export const PRE_AUTH_LIFETIME_IDLE_PERIODS = 5;
 
 export function sessionLimits(config: ImapConfig['limits']): SessionLimits {
   return {
@@ -49,6 +54,7 @@ export function sessionLimits(config: ImapConfig['limits']): SessionLimits {
     maxAuthFailures: config.maxAuthFailures,
     maxBadCommands: config.maxBadCommands,
     idleMs: config.preAuthIdleMs,
+    preAuthLifetimeMs: config.preAuthIdleMs * PRE_AUTH_LIFETIME_IDLE_PERIODS,
   };
 }
 

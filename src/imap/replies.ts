@@ -27,6 +27,7 @@ export const reply = {
 export const bye = {
   logout: 'Logging out.',
   idle: 'Autologout; idle for too long.',
+  preAuthTooLong: 'Autologout; took too long to log in.',
   tooManyFailures: 'Too many failed authentication attempts.',
   tooManyBad: 'Too many invalid commands.',
   shutdown: 'Server shutting down.',

@@ -53,6 +53,7 @@ export class ImapSession implements TrackedConnection {
   private sasl: { tag: string; exchange: SaslExchange } | null = null;
   private readonly upstream: UpstreamSlot;
   private idleTimer: NodeJS.Timeout | null = null;
+  private lifetimeTimer: NodeJS.Timeout | null = null;
   private relay: Relay | null = null;
   /** Between our STARTTLS OK and the end of the handshake nothing may be written in clear. */
   private upgrading = false;
@@ -83,6 +84,16 @@ export class ImapSession implements TrackedConnection {
     this.upstream.open();
     this.write(reply.greeting(this.capabilities()));
     this.armIdleTimer();
+    this.armLifetimeTimer(this.deps.limits.preAuthLifetimeMs);
+  }
+
+  /** While a login or TLS handshake is in flight, look again a second later. */
+  private armLifetimeTimer(ms: number): void {
+    this.lifetimeTimer = setTimeout(() => {
+      if (this.state === 'busy') return this.armLifetimeTimer(1_000);
+      if (this.state !== 'relay') this.closeWith(reply.bye(bye.preAuthTooLong));
+    }, ms);
+    this.lifetimeTimer.unref();
   }
 
   /** Server shutdown. */
@@ -242,7 +253,10 @@ export class ImapSession implements TrackedConnection {
     const [mechArg, irArg] = args;
     if (!mechArg || mechArg.kind !== 'atom' || args.length > 2 || (irArg && irArg.kind !== 'atom')) return this.badSyntax(tag);
     const mechanism = mechArg.value.toUpperCase() as SaslMechanism;
-    if (!SASL_MECHANISMS.includes(mechanism)) return this.write(reply.no(tag, 'Unsupported authentication mechanism.'));
+    if (!SASL_MECHANISMS.includes(mechanism)) {
+      this.write(reply.no(tag, 'Unsupported authentication mechanism.'));
+      return this.countBad();
+    }
     const exchange = new SaslExchange(mechanism);
     this.sasl = { tag, exchange };
     this.state = 'sasl';
@@ -330,6 +344,7 @@ export class ImapSession implements TrackedConnection {
 
   private startRelay(tag: string, accepted: AcceptedAuth, { socket: upstream, capabilities, leftover }: LoggedIn): void {
     this.state = 'relay';
+    this.clearLifetimeTimer();
     this.socket.off('data', this.onData);
     // Many clients ignore untagged CAPABILITY after login; the tagged OK carries it (RFC 9051 §6.2.3).
     this.write(reply.loggedIn(tag, postLoginCapabilities(capabilities)));
@@ -371,6 +386,11 @@ export class ImapSession implements TrackedConnection {
     this.idleTimer.unref();
   }
 
+  private clearLifetimeTimer(): void {
+    if (this.lifetimeTimer) clearTimeout(this.lifetimeTimer);
+    this.lifetimeTimer = null;
+  }
+
   private clearIdleTimer(): void {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = null;
@@ -397,6 +417,7 @@ export class ImapSession implements TrackedConnection {
     const wasRelay = this.state === 'relay';
     this.state = 'closed';
     this.clearIdleTimer();
+    this.clearLifetimeTimer();
     this.unwatch?.();
     this.unwatch = null;
     this.upstream.close();

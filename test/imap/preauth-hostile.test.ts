@@ -43,11 +43,11 @@ describe('literals and SASL', () => {
     c.close();
   });
 
-  it('the pre-auth idle timeout does not apply once the session is relayed', async () => {
+  it('the pre-auth idle and lifetime limits do not apply once the session is relayed', async () => {
     const c = await rawTls(postern);
     c.write(`a LOGIN dave ${quoted(password)}\r\n`);
     expect(await c.readLine()).toMatch(/^a OK /);
-    await new Promise((r) => setTimeout(r, 700)); // longer than preAuthIdleMs (400)
+    await new Promise((r) => setTimeout(r, 2_200)); // longer than preAuthIdleMs (400) and 5 × that
     c.write('b NOOP\r\n');
     expect(await c.readLine()).toBe('b OK NOOP done');
     c.close();
@@ -192,6 +192,20 @@ describe('bounds', () => {
     expect(await c.readLine(3_000)).toBe('* BYE Autologout; idle for too long.');
     await c.closed;
     expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+  });
+
+  it('a busy client that never logs in is still closed after five idle periods', async () => {
+    const c = await rawTls(postern);
+    const started = Date.now();
+    const ticker = setInterval(() => !c.isClosed() && c.write('n NOOP\r\n'), 250);
+    try {
+      const lines = await c.readUntil((l) => l.startsWith('* BYE'), 5_000);
+      expect(lines.at(-1)).toBe('* BYE Autologout; took too long to log in.');
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1_900); // 5 × preAuthIdleMs (400)
+    } finally {
+      clearInterval(ticker);
+    }
+    await c.closed;
   });
 
   it('answers garbage with BAD without crashing, and LOGOUT says BYE', async () => {

@@ -7,7 +7,8 @@
  * Nothing reaches the upstream without a verified app password, not even OPTIONS or the
  * well-known URLs: the upstream is never exposed to anonymous traffic through postern.
  * A request with `Expect: 100-continue` gets its 100 only after authentication, so unauthenticated
- * clients cannot make postern read large bodies (RFC 9110 §10.1.1).
+ * clients cannot make postern read large bodies (RFC 9110 §10.1.1). Only origin-form targets
+ * (`/path`) are served: absolute-form and `OPTIONS *` get 400, as postern is no forward proxy.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AcceptedAuth, Authenticator } from '../auth/types.js';

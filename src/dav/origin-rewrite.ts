@@ -6,7 +6,8 @@
  *
  * Bodies are rewritten as a stream, never buffered whole: only text of the form
  * `<prefix:href attrs>  ORIGIN` is touched (an origin inside calendar data or a display name is
- * data, not a reference, and stays as it is). Such a match never spans a `<` after its start, so
+ * data, not a reference, and stays as it is; sync-tokens are opaque URIs the client hands back
+ * verbatim, so they must not change either). Such a match never spans a `<` after its start, so
  * each chunk is processed up to its last `<` and only the bounded tail from there is carried to
  * the next chunk. Bytes are handled as latin1 (one char per byte), so multi-byte UTF-8 split
  * across chunks passes through untouched; origins are ASCII.

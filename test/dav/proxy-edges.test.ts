@@ -130,6 +130,31 @@ describe('headers', () => {
   });
 });
 
+describe('methods', () => {
+  it('relays every DAV method with its body and headers', async () => {
+    handler = recordAnd((req, res) => {
+      res.writeHead(req.method === 'LOCK' ? 200 : 207, { 'content-type': 'text/plain', 'lock-token': '<urn:uuid:1>' });
+      res.end(req.method === 'HEAD' ? undefined : `${req.method} done`);
+    });
+    const methods = ['OPTIONS', 'GET', 'HEAD', 'PUT', 'DELETE', 'PROPFIND', 'PROPPATCH', 'REPORT', 'MKCOL', 'MKCALENDAR', 'MOVE', 'COPY', 'LOCK', 'UNLOCK', 'POST', 'ACL'];
+    for (const method of methods) {
+      const body = ['PUT', 'PROPFIND', 'PROPPATCH', 'REPORT', 'LOCK', 'POST'].includes(method) ? `<x:body xmlns:x="DAV:">${method}</x:body>` : undefined;
+      const headers: Record<string, string> = { authorization: auth, 'lock-token': '<urn:uuid:1>', if: '(<urn:uuid:1>)', timeout: 'Second-60' };
+      if (body) headers['content-type'] = 'application/xml';
+      if (method === 'MOVE' || method === 'COPY') headers.destination = '/alice/other/';
+      const res = await client.request({ method, path: '/alice/work/', headers, body });
+      expect(res.status, method).toBe(method === 'LOCK' ? 200 : 207);
+      expect(res.headers['lock-token'], method).toBe('<urn:uuid:1>');
+      expect(res.text, method).toBe(method === 'HEAD' ? '' : `${method} done`);
+      const sent = seen.at(-1)!;
+      expect(sent.method).toBe(method);
+      expect(sent.body.toString()).toBe(body ?? '');
+      expect(sent.headers).toMatchObject({ 'lock-token': '<urn:uuid:1>', if: '(<urn:uuid:1>)', timeout: 'Second-60' });
+    }
+    expect(seen).toHaveLength(methods.length);
+  });
+});
+
 describe('X-Forwarded-For toward a trusted upstream', () => {
   it('sends the client address only when dav.trusted is on', async () => {
     const trusted = await startPostern({ config: { dav: { listener: { host: '127.0.0.1', port: 0 }, caldavUpstream: `${upstreamOrigin}/`, trusted: true } }, secrets: ['upstream-secret-for-alice'] });

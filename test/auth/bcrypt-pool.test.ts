@@ -114,12 +114,14 @@ describe('a flood of wrong passwords', () => {
       // Each from its own address: one address gets only a few checks at once (service.test.ts).
       const flood = (fx: typeof f, n: number) => Promise.all(Array.from({ length: n }, (_, i) => fx.attempt(i % 2 ? 'alice' : `nobody${i}`, `wrong-password-${i}`, `10.0.${i >> 8}.${i & 255}`)));
       const pooled = await maxTimerGap(() => flood(f, 100));
-      const inline = await maxTimerGap(() => flood(g, 20));
-      // Generous bounds: 100 pooled compares take seconds, yet no timer waits half a second;
-      // 20 compares on the main thread hold every timer for their whole duration.
-      expect(pooled.gap).toBeLessThan(500);
-      expect(pooled.ticks).toBeGreaterThan(20);
-      expect(inline.gap).toBeGreaterThan(500);
+      const inline = await maxTimerGap(() => flood(g, 30));
+      // Generous bounds (the machine is shared): 100 pooled compares take seconds, yet the timer
+      // keeps ticking and never waits a second; 30 compares on the main thread hold every timer
+      // for their whole duration (30 × ≥40 ms).
+      expect(pooled.ticks, `pooled: max gap ${pooled.gap.toFixed(0)} ms`).toBeGreaterThan(20);
+      expect(pooled.gap).toBeLessThan(1000);
+      expect(inline.gap).toBeGreaterThan(1000);
+      expect(pooled.gap).toBeLessThan(inline.gap / 2);
       expect(f.logs.events('auth.refused')).toHaveLength(100);
     } finally {
       await f.close();
@@ -147,8 +149,8 @@ describe('timing', () => {
       const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
       const ratio = median(unknown) / median(known);
       // Without the dummy bcrypt an unknown user answers ~100× faster; allow for a busy machine.
-      expect(ratio, `median unknown ${median(unknown).toFixed(1)} ms vs known ${median(known).toFixed(1)} ms`).toBeGreaterThan(0.6);
-      expect(ratio).toBeLessThan(1.6);
+      expect(ratio, `median unknown ${median(unknown).toFixed(1)} ms vs known ${median(known).toFixed(1)} ms`).toBeGreaterThan(0.5);
+      expect(ratio).toBeLessThan(2);
     } finally {
       await f.close();
     }

@@ -80,39 +80,12 @@ async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerRes
   const route = deps.routes.route({ method, path, contentType: req.headers['content-type'] });
   if (route.kind === 'none') return sendText(req, res, 404, REPLY_TEXT.notFound);
 
-  const credentials = parseBasicAuthorization(req.headers.authorization);
-  if (credentials.kind !== 'basic') {
-    if (credentials.kind === 'malformed') deps.log.info({ event: 'auth.malformed', reason: credentials.reason, ip: clientAddressOf(req) }, 'malformed Authorization header');
-    return sendChallenge(req, res, deps.realm);
-  }
-  const clientAddress = clientAddressOf(req);
-  const outcome = await deps.auth.authenticate({
-    login: credentials.login,
-    password: credentials.password,
-    protocol: route.scopes[0]!,
-    acceptScopes: route.scopes,
-    clientAddress,
-  });
-  if (outcome.kind !== 'accepted') return sendRefusal(req, res, outcome, deps.realm);
-  if (outcome.credential.authzid !== undefined) {
-    // Basic carries no authorization identity, so SASL-style master login cannot be expressed.
-    deps.log.error({ event: 'upstream.mode_unsupported', user: outcome.login, protocol: 'dav' }, 'accounts in master mode cannot use DAV: HTTP Basic has no authorization identity; give the account upstream mode "password"');
-    return sendText(req, res, 503, REPLY_TEXT.unavailable);
-  }
-  deps.watches.watch(req.socket, outcome.passwordId, outcome.login, outcome.publicId);
-  let scope: DavScope;
-  try {
-    const narrowed = await scopeFor(deps, route, path, outcome);
-    if (narrowed === 'refused') {
-      deps.log.info({ event: 'dav.scope_refused', user: outcome.login, passwordId: outcome.publicId, method }, 'app password lacks the scope for this collection');
-      return sendChallenge(req, res, deps.realm);
-    }
-    scope = narrowed;
-  } catch (err) {
-    return probeFailed(deps, req, res, outcome, route.scopes[0]!, err);
-  }
+  const authorized = await authorize(deps, req, res, route, path);
+  if (!authorized) return;
+  const { accepted, scope } = authorized;
   if (COLLECTION_CHANGING.has(method)) deps.kinds.forget(route.target.origin, path);
 
+  const clientAddress = clientAddressOf(req);
   const publicOrigin = publicOriginFor(req, deps.publicOrigin, deps.fallbackOrigin());
   if (route.kind === 'redirect') {
     res.writeHead(301, { location: publicOrigin + route.location, 'content-length': '0', 'cache-control': 'no-store' });
@@ -124,7 +97,7 @@ async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerRes
     req, res,
     target: route.target,
     scope,
-    accepted: outcome,
+    accepted,
     clientAddress,
     publicOrigin,
     upstreamOrigins: deps.upstreamOrigins,
@@ -132,9 +105,50 @@ async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerRes
     routes: deps.routes,
     upstream: deps.upstream,
     auth: deps.auth,
-    log: deps.log.child({ user: outcome.login }),
+    log: deps.log.child({ user: accepted.login }),
     onUpstreamAccepted,
   });
+}
+
+/**
+ * Credentials → an accepted app password and the scope it acts under, or null once postern has
+ * answered (challenge, refusal, fault) itself.
+ */
+async function authorize(deps: DavHandlerDeps, req: IncomingMessage, res: ServerResponse, route: Exclude<Route, { kind: 'none' }>, path: string): Promise<{ accepted: AcceptedAuth; scope: DavScope } | null> {
+  const credentials = parseBasicAuthorization(req.headers.authorization);
+  if (credentials.kind !== 'basic') {
+    if (credentials.kind === 'malformed') deps.log.info({ event: 'auth.malformed', reason: credentials.reason, ip: clientAddressOf(req) }, 'malformed Authorization header');
+    sendChallenge(req, res, deps.realm);
+    return null;
+  }
+  const clientAddress = clientAddressOf(req);
+  const outcome = await deps.auth.authenticate({
+    login: credentials.login,
+    password: credentials.password,
+    protocol: route.scopes[0]!,
+    acceptScopes: route.scopes,
+    clientAddress,
+  });
+  if (outcome.kind !== 'accepted') {
+    sendRefusal(req, res, outcome, deps.realm);
+    return null;
+  }
+  if (outcome.credential.authzid !== undefined) {
+    // Basic carries no authorization identity, so SASL-style master login cannot be expressed.
+    deps.log.error({ event: 'upstream.mode_unsupported', user: outcome.login, protocol: 'dav' }, 'accounts in master mode cannot use DAV: HTTP Basic has no authorization identity; give the account upstream mode "password"');
+    sendText(req, res, 503, REPLY_TEXT.unavailable);
+    return null;
+  }
+  deps.watches.watch(req.socket, outcome.passwordId, outcome.login, outcome.publicId);
+  try {
+    const scope = await scopeFor(deps, route, path, outcome);
+    if (scope !== 'refused') return { accepted: outcome, scope };
+    deps.log.info({ event: 'dav.scope_refused', user: outcome.login, passwordId: outcome.publicId, method: req.method }, 'app password lacks the scope for this collection');
+    sendChallenge(req, res, deps.realm);
+  } catch (err) {
+    probeFailed(deps, req, res, outcome, route.scopes[0]!, err);
+  }
+  return null;
 }
 
 /**

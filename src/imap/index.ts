@@ -8,11 +8,12 @@ import { ConnectionLimiter } from '../net/connection-limiter.js';
 import { ConnectionRegistry } from '../net/connection-registry.js';
 import { listen, reloadableSecureContext, type Listener } from '../net/listener.js';
 import type { ProtocolDeps, ProtocolService } from '../net/service.js';
-import { connectImapUpstream } from '../upstream/imap/client.js';
+import { connectImapUpstream, prepareUpstreamTls } from '../upstream/imap/client.js';
 import { sessionLimits } from './limits.js';
 import { ImapSession } from './session.js';
 
 export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise<ProtocolService> {
+  prepareUpstreamTls(config.upstream);
   const limits = sessionLimits(config.limits);
   const registry = new ConnectionRegistry();
   const limiter = new ConnectionLimiter(config.limits);

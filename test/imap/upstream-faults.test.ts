@@ -119,6 +119,12 @@ describe('faults during login', () => {
   });
 });
 
+describe('start-up', () => {
+  it('refuses to start with an unreadable upstream CA file', async () => {
+    await expect(startPostern({ config: { imap: fakeImapConfig(fake, { upstream: { security: 'tls', caFile: '/nonexistent/ca.pem' } }) } })).rejects.toThrow(/upstream CA file/);
+  });
+});
+
 describe('the relayed session', () => {
   it('connects upstream as soon as the client connects, and lets go when it leaves unauthenticated', async () => {
     const before = fake.received.length;

@@ -63,11 +63,25 @@ export async function connectImapUpstream(config: MailUpstreamConfig): Promise<P
   }
 }
 
+/** Computed once per upstream config: no CA-file read per connection (a changed CA file needs a restart). */
+const tlsOptionsCache = new WeakMap<MailUpstreamConfig, tls.ConnectionOptions>();
+
+/** Reads the CA file now, so a bad path fails start-up instead of every login. */
+export function prepareUpstreamTls(config: MailUpstreamConfig): void {
+  if (config.security !== 'plain') tlsOptions(config);
+}
+
+function tlsOptions(config: MailUpstreamConfig): tls.ConnectionOptions {
+  let options = tlsOptionsCache.get(config);
+  if (!options) tlsOptionsCache.set(config, (options = upstreamTlsOptions(config)));
+  return options;
+}
+
 function openSocket(config: MailUpstreamConfig): Promise<net.Socket> {
   const implicit = config.security === 'tls';
   return new Promise((resolve, reject) => {
     const socket = implicit
-      ? tls.connect({ host: config.host, port: config.port, ...upstreamTlsOptions(config) })
+      ? tls.connect({ host: config.host, port: config.port, ...tlsOptions(config) })
       : net.connect({ host: config.host, port: config.port });
     const timer = setTimeout(() => {
       socket.destroy();
@@ -124,7 +138,7 @@ class UpstreamSession implements PreAuthUpstream {
     const plain = this.socket;
     this.reader.detach(false);
     const secure = await new Promise<tls.TLSSocket>((resolve, reject) => {
-      const s = tls.connect({ socket: plain, ...upstreamTlsOptions(this.config) });
+      const s = tls.connect({ socket: plain, ...tlsOptions(this.config) });
       const timer = setTimeout(() => reject(new PosternError('UPSTREAM_TIMEOUT', 'upstream TLS handshake timed out')), this.config.connectTimeoutMs);
       s.once('error', (err) => (clearTimeout(timer), reject(connectError(err, true))));
       s.once('secureConnect', () => (clearTimeout(timer), resolve(s)));

@@ -171,7 +171,7 @@ describe('app-specific passwords', () => {
     await newPassword('alice@example.org', ALICE, 'the 25th');
     expectRefused(await run(['password', 'new', 'alice@example.org', '--label', 'the 26th', '--password-stdin'], { input: ALICE + '\n' }),
       /"alice@example\.org" already has 25 active app-specific passwords: revoke one first/);
-  });
+  }, 120_000); // two dozen bcrypt + scrypt rounds, on a shared machine
 
   it('set-password revokes every app password of the account', async () => {
     const r = await run(['user', 'set-password', 'alice@example.org', '--password-stdin'], { input: 'new primary for alice\n' });

@@ -23,6 +23,8 @@ import { DavRoutes } from './routes.js';
 
 /** Idle keep-alive connections are kept this long (DAV clients sync in bursts). */
 const KEEP_ALIVE_TIMEOUT_MS = 30_000;
+/** On shutdown, requests in flight get this long to finish. */
+const DRAIN_MS = 5_000;
 /** The whole request head must arrive within this (slowloris, RFC 9112 has no limit of its own). */
 const HEADERS_TIMEOUT_MS = 20_000;
 
@@ -94,13 +96,29 @@ export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<P
   let closing: Promise<void> | null = null;
   return {
     addresses: [{ name: 'dav', host: address.address, port: address.port }],
-    close: () =>
-      (closing ??= new Promise<void>((resolve) => {
-        stopReload();
-        watches.releaseAll();
-        server.close(() => resolve());
-        server.closeAllConnections();
-        upstream.close();
-      })),
+    close: () => (closing ??= drainAndClose(server, () => {
+      stopReload();
+      watches.releaseAll();
+      upstream.close();
+    })),
   };
+}
+
+/**
+ * Shutdown: stop accepting, close idle keep-alive connections at once, give requests in flight
+ * (an upload, a long REPORT) up to DRAIN_MS to finish, then cut what is left.
+ */
+function drainAndClose(server: https.Server, release: () => void): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const deadline = setTimeout(() => server.closeAllConnections(), DRAIN_MS);
+    // A connection whose last request just finished is idle now: close it rather than wait for it.
+    const sweep = setInterval(() => server.closeIdleConnections(), 100);
+    server.close(() => {
+      clearTimeout(deadline);
+      clearInterval(sweep);
+      release();
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
 }

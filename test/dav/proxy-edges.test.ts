@@ -383,6 +383,37 @@ describe('upstream faults', () => {
   });
 });
 
+describe('shutdown', () => {
+  it('lets a request in flight finish, closes idle connections and refuses new ones', async () => {
+    const draining = await startPostern({ config: { dav: { listener: { host: '127.0.0.1', port: 0 }, caldavUpstream: `${upstreamOrigin}/` } }, secrets: ['upstream-secret-for-alice'] });
+    const drainingClient = davClient(draining.port('dav'), draining.caPem);
+    draining.addUser('alice', 'alice primary passphrase', { mode: 'password', secret: 'upstream-secret-for-alice' });
+    const pw = basic('alice', draining.newPassword('alice', 'alice primary passphrase').password);
+    try {
+      const idle = await drainingClient.request({ method: 'GET', path: '/alice/a', headers: { authorization: pw } });
+      expect(idle.status).toBe(200);
+      const idleClosed = new Promise<void>((resolve) => idle.socket.once('close', () => resolve()));
+      handler = recordAnd((_req, res) => setTimeout(() => res.end('finished late'), 400));
+      const inFlight = new Promise<{ status: number; text: string }>((resolve, reject) => {
+        https.get({ host: '127.0.0.1', port: draining.port('dav'), path: '/alice/slow', agent: false, ca: draining.caPem, servername: 'localhost', headers: { authorization: pw } }, (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode!, text }));
+        }).on('error', reject);
+      });
+      while (seen.length < 2) await new Promise((resolve) => setTimeout(resolve, 10));
+      const closed = draining.app.close();
+      await idleClosed;
+      expect(await inFlight).toEqual({ status: 200, text: 'finished late' });
+      await closed;
+      await expect(drainingClient.request({ method: 'GET', path: '/alice/b', headers: { authorization: pw } })).rejects.toThrow(/ECONNREFUSED/);
+    } finally {
+      drainingClient.close();
+      await draining.stop();
+    }
+  });
+});
+
 describe('paths', () => {
   it('refuses dot segments and encoded slashes with 400 before authenticating', async () => {
     for (const path of ['/alice/../bob/', '/alice/%2e%2e/bob/', '/alice%2Fbob/']) {

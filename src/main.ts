@@ -5,6 +5,12 @@
 import { runCli } from './cli/program.js';
 import { processIo } from './cli/io.js';
 
+// `postern password list alice | head -1` closes the pipe early: that is not a crash.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
+
 const code = await runCli(process.argv.slice(2), processIo());
 process.exitCode = code;
 // `serve` returns after a graceful close; anything still holding the loop open must not keep a

@@ -127,7 +127,7 @@ describe('a flood of wrong passwords', () => {
       await f.close();
       await g.close();
     }
-  });
+  }, 120_000);
 });
 
 describe('timing', () => {
@@ -154,5 +154,5 @@ describe('timing', () => {
     } finally {
       await f.close();
     }
-  });
+  }, 120_000);
 });

@@ -96,8 +96,17 @@ export function readHidden(io: CliIo, prompt: string): Promise<string> {
     const cancel = () => finish(() => reject(new CliError(EXIT_REFUSED, 'cancelled; nothing changed')));
     const onEnd = () => cancel();
     const onData = (chunk: string) => {
-      for (const ch of chunk) {
-        if (ch === '\r' || ch === '\n') return finish(() => resolve(value));
+      const chars = [...chunk];
+      for (let i = 0; i < chars.length; i++) {
+        const ch = chars[i]!;
+        if (ch === '\r' || ch === '\n') {
+          // Pasted "secret\rsecret\r" arrives as one chunk: hand the rest to the next prompt.
+          const rest = chars.slice(ch === '\r' && chars[i + 1] === '\n' ? i + 2 : i + 1).join('');
+          return finish(() => {
+            if (rest) stdin.unshift(rest);
+            resolve(value);
+          });
+        }
         if (ch === '\u0003' || (ch === '\u0004' && value === '')) return cancel();
         if (ch === '\u007f' || ch === '\b') value = [...value].slice(0, -1).join('');
         else if (ch === '\u0015') value = ''; // Ctrl-U: erase the line

@@ -35,6 +35,15 @@ describe('secrets at a terminal', () => {
     expect(made.code, made.stderr).toBe(0);
   });
 
+  it('takes both entries from one pasted chunk (CRLF too)', async () => {
+    const tty = new FakeTty();
+    const run = ws.startHere(['user', 'add', 'paula'], { tty });
+    await tty.type('pasted secret\r\npasted secret\r');
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect((await ws.runHere(['password', 'new', 'paula', '--label', 'x', '--password-stdin'], { input: 'pasted secret\n' })).code).toBe(0);
+  });
+
   it('refuses when the two entries differ, and saves nothing', async () => {
     const tty = new FakeTty();
     const run = ws.startHere(['user', 'add', 'uma'], { tty });

@@ -160,6 +160,9 @@ export async function createWorkspace(config: Record<string, unknown> = {}, env:
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
   const init = await ws.runHere(['init'], { env });
-  if (init.code !== 0) throw new Error(`postern init failed: ${init.stderr}`);
+  if (init.code !== 0) {
+    ws.cleanup();
+    throw new Error(`postern init failed: ${init.stderr}`);
+  }
   return ws;
 }

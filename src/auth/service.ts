@@ -112,7 +112,7 @@ export class AuthService implements Authenticator {
     if (!(attempt.acceptScopes ?? [attempt.protocol]).some((scope) => password.scopes.includes(scope))) return { refusal: 'out_of_scope' };
     const credential = this.unsealCredential(match, normalized);
     if (!credential) return { kind: 'credential-unusable' };
-    this.recordUse(password.id, attempt, now);
+    this.recordUse({ id: password.id, publicId: password.publicId, accountId: account.id, login }, attempt, now);
     this.deps.log.info({ event: 'auth.ok', protocol: attempt.protocol, ip: attempt.clientAddress, user: login, passwordId: password.publicId },
       `authenticated ip=${attempt.clientAddress} protocol=${attempt.protocol} password_id=${password.publicId} user=${JSON.stringify(login)}`);
     return { kind: 'accepted', accountId: account.id, login, passwordId: password.id, publicId: password.publicId, credential, scopes: password.scopes };
@@ -135,13 +135,18 @@ export class AuthService implements Authenticator {
     }
   }
 
-  private recordUse(passwordId: number, attempt: AuthAttempt, now: number): void {
-    const last = this.lastUseWrite.get(passwordId);
+  /** Last use on the row and a `password.used` history entry, at most once a minute per password. */
+  private recordUse(used: { id: number; publicId: string; accountId: number; login: string }, attempt: AuthAttempt, now: number): void {
+    const last = this.lastUseWrite.get(used.id);
     if (last !== undefined && now - last < USE_RECORD_INTERVAL_MS) return;
-    this.lastUseWrite.set(passwordId, now);
+    this.lastUseWrite.set(used.id, now);
     try {
       this.deps.store.transaction(() => {
-        this.deps.store.passwords.markUsed(passwordId, now, attempt.protocol, attempt.clientAddress);
+        this.deps.store.passwords.markUsed(used.id, now, attempt.protocol, attempt.clientAddress);
+        this.deps.store.events.append({
+          type: 'password.used', at: now, accountId: used.accountId, login: used.login,
+          passwordId: used.publicId, protocol: attempt.protocol, address: attempt.clientAddress,
+        });
       });
     } catch (err) {
       // A busy database must not turn a valid login into a failure; the next use records it.

@@ -45,6 +45,22 @@ function setup(options: Partial<Parameters<typeof createAuthFixture>[0]> = {}) {
 }
 
 describe('success path', () => {
+  it('records use in the history at most once a minute per password, with protocol and address', async () => {
+    let now = Date.parse('2026-11-25T10:00:00Z');
+    const { f } = setup({ clock: () => now });
+    f.addUser('dora@example.test', PRIMARY);
+    const { password, publicId } = f.newPassword('dora@example.test', PRIMARY);
+    const used = () => f.accounts.history('dora@example.test').filter((e) => e.type === 'password.used');
+    expect((await f.attempt('dora@example.test', password)).kind).toBe('accepted');
+    expect((await f.attempt('dora@example.test', password)).kind).toBe('accepted');
+    expect(used()).toHaveLength(1);
+    expect(used()[0]).toMatchObject({ passwordId: publicId, protocol: 'imap', address: '192.0.2.10' });
+    now += 61_000;
+    expect((await f.attempt('dora@example.test', password)).kind).toBe('accepted');
+    expect(used()).toHaveLength(2);
+    expect(f.accounts.listPasswords('dora@example.test')[0]).toMatchObject({ lastUsedAt: now, lastUsedProtocol: 'imap' });
+  });
+
   it('accepts an app password with no bcrypt and returns the unsealed upstream credential', async () => {
     const { f, checker } = setup();
     f.addUser('alice@example.test', PRIMARY);

@@ -287,7 +287,7 @@ describe('dovecot', () => {
     await client.readLine();
     client.write('a STARTTLS\r\nb CAPABILITY\r\n');
     expect(await client.readLine()).toMatch(/^a OK/);
-    await expect(client.startTls({ ca: dovecot.caPem })).rejects.toThrow(/closed|disconnected/);
+    await expect(client.startTls({ ca: dovecot.caPem })).rejects.toThrow();
     expect(client.isClosed()).toBe(true);
   });
 

@@ -46,7 +46,7 @@ export function registerPasswordCommands(program: Command, io: CliIo): void {
       io.stdout.write(`revoked ${revoked.length} app-specific passwords${revoked.length ? ': ' + revoked.join(', ') : ''}\n`);
     }));
 
-  password.command('history').description('show the history of an account: passwords created and revoked (and why), primary password changes, refused and failed logins').argument('<login>')
+  password.command('history').description('show the history of an account: passwords created, used (at most once a minute) and revoked (and why), primary password changes, refused and failed logins').argument('<login>')
     .option('--limit <n>', 'at most this many events, newest first', parseLimit, 200)
     .option('--json', 'machine-readable output')
     .action(async (login: string, opts: { json?: boolean; limit: number }, cmd: Command) => withStore(globals(cmd), io, ({ accounts }) => {

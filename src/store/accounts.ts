@@ -7,15 +7,9 @@ const COLUMNS = `id, login, upstream_mode AS upstreamMode, upstream_user AS upst
   secret_box AS secretBox, upstream_status AS upstreamStatus, upstream_status_at AS upstreamStatusAt,
   created_at AS createdAt, primary_changed_at AS primaryChangedAt`;
 
-export interface NewAccount {
-  login: string;
-  upstreamMode: UpstreamMode;
-  upstreamUser: string;
-  primaryHash: string;
-  primarySalt: Buffer | null;
-  dekPrimary: Buffer | null;
+export type NewAccount = Pick<AccountRow, 'login' | 'upstreamMode' | 'upstreamUser' | 'primaryHash' | 'primarySalt' | 'dekPrimary'> & {
   now: number;
-}
+};
 
 export interface PrimaryUpdate {
   primaryHash: string;

@@ -266,6 +266,7 @@ describe('database and certificate commands', () => {
       copy.close();
     }
     expectRefused(await run(['db', 'backup', target]), /exists already/);
+    expectRefused(await run(['db', 'backup', path.join(ws.dir, 'missing', 'backup.db')]), /folder .*missing does not exist; create it first/);
   });
 
   it('cert show prints names, expiry and fingerprint; generate refuses to overwrite without --force', async () => {

@@ -28,6 +28,7 @@ import { connectLineClient } from './line-client.js';
 import { freePort } from './free-port.js';
 import { startRelaySink, type RelaySink } from './relay-sink.js';
 import { makeTempDir, removeTempDir } from './tmp.js';
+import { hasExited, once, stopChild } from './child.js';
 
 export { addressOf, stripDeliveryTrace } from './relay-sink.js';
 
@@ -176,11 +177,11 @@ async function startOnce(
   try {
     await waitReady(child, ports, caPem, logFile);
   } catch (err) {
-    await Promise.all([killDovecot(child), relaySink.stop()]);
+    await Promise.all([stopChild(child), relaySink.stop()]);
     throw err;
   }
   const stop = once(async () => {
-    await Promise.all([killDovecot(child), relaySink.stop()]);
+    await Promise.all([stopChild(child), relaySink.stop()]);
     await removeTempDir(dir);
   });
   return {
@@ -371,23 +372,4 @@ async function awaitGreeting(
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
-}
-
-/** SIGTERM lets Dovecot stop its login and mail processes; SIGKILL if it hangs. */
-async function killDovecot(child: ChildProcess): Promise<void> {
-  if (hasExited(child)) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-function hasExited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-function once(fn: () => Promise<void>): () => Promise<void> {
-  let running: Promise<void> | undefined;
-  return () => (running ??= fn());
 }

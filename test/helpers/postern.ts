@@ -58,10 +58,18 @@ export async function startPostern(options: PosternOptions = {}): Promise<Poster
     auth: { throttle: FAST_THROTTLE },
     ...options.config,
   };
-  const config = resolveConfig(raw, null, {});
   const logs = createLogSink();
   const secrets = new Set(options.secrets ?? []);
-  const app = await startApp(config, logs.logger);
+  let config: ResolvedConfig;
+  let app: App;
+  try {
+    config = resolveConfig(raw, null, {});
+    app = await startApp(config, logs.logger);
+  } catch (err) {
+    // Tests that expect start-up to fail must not leave the workspace behind.
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const accounts = new AccountService(app.store, readKeyFile(keyFile));
   let stopped = false;
   return {

@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { freePort } from './free-port.js';
 import type { MailUser } from './dovecot.js';
 import { makeTempDir, removeTempDir } from './tmp.js';
+import { hasExited, once, stopChild } from './child.js';
 
 export interface RadicaleOptions {
   users: MailUser[];
@@ -97,11 +98,11 @@ async function startOnce(python: string, dir: string, users: MailUser[]): Promis
   try {
     await waitReady(child, url, logFile);
   } catch (err) {
-    await killChild(child);
+    await stopChild(child);
     throw err;
   }
   const stop = once(async () => {
-    await killChild(child);
+    await stopChild(child);
     await removeTempDir(dir);
   });
   return { url, host: HOST, port, dir, logFile, users, stop };
@@ -177,22 +178,4 @@ async function answers(url: string): Promise<boolean> {
 
 async function readLog(logFile: string): Promise<string> {
   return readFile(logFile, 'utf8').catch(() => '');
-}
-
-async function killChild(child: ChildProcess): Promise<void> {
-  if (hasExited(child)) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-function hasExited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-function once(fn: () => Promise<void>): () => Promise<void> {
-  let pending: Promise<void> | undefined;
-  return () => (pending ??= fn());
 }

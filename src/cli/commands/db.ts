@@ -3,7 +3,7 @@
  * while the proxy keeps writing. A backup holds no secret in clear, but it is only useful with
  * the key file (app-password digests are keyed by it), so it says so.
  */
-import { existsSync, chmodSync } from 'node:fs';
+import { existsSync, chmodSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { schemaVersion } from '../../store/database.js';
@@ -21,6 +21,8 @@ export function registerDbCommands(program: Command, io: CliIo): void {
       const target = path.resolve(file);
       if (existsSync(target)) throw refused(`${target} exists already; choose a new file name`);
       if (target === config.database.path) throw refused('the backup must not overwrite the database itself');
+      const folder = path.dirname(target);
+      if (!statSync(folder, { throwIfNoEntry: false })?.isDirectory()) throw refused(`folder ${folder} does not exist; create it first`);
       await store.db.backup(target);
       chmodSync(target, 0o600);
       io.stdout.write(`backed up ${config.database.path} to ${target}\n`);

@@ -5,7 +5,8 @@
  * - a flood of wrong passwords leaves the event loop free (timers keep firing), where the same
  *   flood on the main thread visibly stalls it — so the check can fail;
  * - unknown users and wrong passwords for real users take about the same time (median over many
- *   samples, tolerant bound): no account enumeration by timing.
+ *   samples, tolerant bound): no account enumeration by timing; the dummy hash for unknown users
+ *   has the same bcrypt cost as real ones.
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -15,7 +16,8 @@ import { promisify } from 'node:util';
 import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bcryptPool, type BcryptPool } from '../../src/auth/bcrypt-pool.js';
-import { inlinePrimaryChecker, type PrimaryChecker } from '../../src/auth/primary-checker.js';
+import { BCRYPT_COST } from '../../src/accounts/service.js';
+import { DUMMY_HASH, inlinePrimaryChecker, type PrimaryChecker } from '../../src/auth/primary-checker.js';
 import { createAuthFixture } from './fixture.js';
 
 const run = promisify(execFile);
@@ -131,6 +133,13 @@ describe('a flood of wrong passwords', () => {
 });
 
 describe('timing', () => {
+  it('the dummy hash compared for unknown users has the cost of real primary-password hashes', async () => {
+    expect(bcrypt.getRounds(DUMMY_HASH)).toBe(BCRYPT_COST);
+    expect(bcrypt.getRounds(bcrypt.hashSync(PRIMARY, BCRYPT_COST))).toBe(BCRYPT_COST);
+    // A well-formed hash: comparing against it really runs bcrypt (a malformed one would throw).
+    expect(await inlinePrimaryChecker().compare(PRIMARY, DUMMY_HASH)).toBe(false);
+  });
+
   it('unknown users and wrong passwords take about the same time (medians over many samples)', async () => {
     const f = createAuthFixture({ checker: shared() });
     try {

@@ -1,6 +1,7 @@
 /**
- * The one place modules are wired together: store, key, authentication service, TLS material
- * and the configured protocol listeners. No logic of its own; importing it has no side effects.
+ * The one place modules are wired together: store (with its history retention), key,
+ * authentication service, TLS material and the configured protocol listeners. No logic of its
+ * own; importing it has no side effects.
  */
 import type { ResolvedConfig } from './config/load.js';
 import { readKeyFile } from './crypto/keys.js';
@@ -9,6 +10,7 @@ import type { Logger } from './log.js';
 import { TlsMaterial } from './net/tls-material.js';
 import type { BoundAddress, ProtocolDeps, ProtocolService } from './net/service.js';
 import { openStore, type Store } from './store/index.js';
+import { startHistoryRetention } from './store/history-retention.js';
 import { startImap } from './imap/index.js';
 import { startSmtp } from './smtp/index.js';
 import { startDav } from './dav/index.js';
@@ -27,11 +29,13 @@ export async function startApp(config: ResolvedConfig, log: Logger): Promise<App
   const tls = new TlsMaterial(config.tls.cert, config.tls.key, config.tls.minVersion);
   const store = openStore(config.database.path);
   const auth = createAuthService(config, store, digestKey, log);
+  const retention = startHistoryRetention(store, { keepDays: config.history.keepDays }, log);
   const deps = (name: string): ProtocolDeps => ({ auth, tls, log: log.child({ protocol: name }) });
   const services: ProtocolService[] = [];
   const close = async () => {
     await Promise.allSettled(services.map((s) => s.close()));
     await auth.close();
+    retention.stop();
     store.close();
   };
   try {

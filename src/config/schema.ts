@@ -137,6 +137,15 @@ export const configSchema = z.strictObject({
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .prefault({}),
   auth: auth.prefault({}),
+  history: z
+    .strictObject({
+      /**
+       * Days of history (password use, failed logins, revocations…) the proxy keeps; older events
+       * are deleted hourly. 0 keeps everything. Last use stays on each password regardless.
+       */
+      keepDays: z.number().int().min(0).max(36_500).default(365),
+    })
+    .prefault({}),
   /** Master user for accounts in `master` upstream mode (SASL PLAIN with authorization identity). */
   master: master.optional(),
   imap: imap.optional(),

@@ -1,4 +1,7 @@
-/** The append-only history: who did what, when, from where. Never holds a secret. */
+/**
+ * The append-only history: who did what, when, from where. Never holds a secret. Rows are never
+ * changed; the only deletion is retention by age (`history.keepDays`), oldest first.
+ */
 import type { Db } from './database.js';
 import type { EventRow, EventType } from './types.js';
 
@@ -18,6 +21,7 @@ type RawEvent = Omit<EventRow, 'detail'> & { detail: string | null };
 export class EventRepo {
   private readonly insertStmt;
   private readonly byAccountStmt;
+  private readonly pruneStmt;
 
   constructor(db: Db) {
     this.insertStmt = db.prepare(
@@ -28,6 +32,17 @@ export class EventRepo {
       `SELECT id, at, type, account_id AS accountId, login, password_id AS passwordId, protocol, address, detail
        FROM events WHERE account_id = ? ORDER BY at DESC, id DESC LIMIT ?`,
     );
+    this.pruneStmt = db.prepare<[number, number]>(
+      `DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ? ORDER BY at LIMIT ?)`,
+    );
+  }
+
+  /**
+   * Deletes at most `limit` events older than `before` (oldest first) and says how many went.
+   * Callers loop in batches so that the write lock is never held for long.
+   */
+  pruneBefore(before: number, limit: number): number {
+    return this.pruneStmt.run(before, limit).changes;
   }
 
   append(e: NewEvent): void {

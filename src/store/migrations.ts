@@ -54,4 +54,9 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
     BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
   `,
+  // 2: history retention deletes by age (see src/store/history-retention.ts); without this index
+  // each pruning pass would scan the whole table.
+  `
+  CREATE INDEX events_by_time ON events (at);
+  `,
 ];

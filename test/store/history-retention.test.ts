@@ -1,0 +1,122 @@
+/**
+ * History retention (`history.keepDays`). Pins:
+ * - schema 2 adds the index retention deletes by, and a schema-1 database is upgraded in place
+ *   with its history intact;
+ * - a pass deletes exactly the events older than keepDays (in batches, all of them), keeps the
+ *   rest and logs one `history.pruned` line; keepDays 0 keeps everything;
+ * - the pass repeats on its timer, and the running proxy prunes the database it opens.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import { schemaVersion } from '../../src/store/database.js';
+import { startHistoryRetention } from '../../src/store/history-retention.js';
+import { MIGRATIONS } from '../../src/store/migrations.js';
+import { openStore, type Store } from '../../src/store/index.js';
+import { createLogSink } from '../helpers/log-sink.js';
+import { startPostern } from '../helpers/postern.js';
+
+const DAY = 86_400_000;
+const NOW = Date.UTC(2026, 11, 1);
+
+let dir: string;
+let store: Store;
+beforeEach(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'postern-history-'));
+  store = openStore(path.join(dir, 'p.db'));
+});
+afterEach(() => {
+  store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function addEvents(count: number, at: number): void {
+  store.transaction(() => {
+    for (let i = 0; i < count; i++) store.events.append({ type: 'login.failed', at, accountId: 1, login: 'alice', protocol: 'imap', address: '192.0.2.7', detail: { reason: 'wrong_password' } });
+  });
+}
+
+const countEvents = (s: Store = store) => (s.db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n;
+
+it('upgrades a schema-1 database in place, keeping its history, and adds the time index', () => {
+  const file = path.join(dir, 'old.db');
+  const old = new Database(file);
+  old.exec(MIGRATIONS[0]!);
+  old.pragma('user_version = 1');
+  old.prepare("INSERT INTO events (at, type, login) VALUES (?, 'account.created', 'alice')").run(NOW);
+  old.close();
+
+  const upgraded = openStore(file);
+  try {
+    expect(schemaVersion(upgraded.db)).toBe(2);
+    expect(countEvents(upgraded)).toBe(1);
+    const plan = upgraded.db.prepare('EXPLAIN QUERY PLAN SELECT id FROM events WHERE at < ? ORDER BY at LIMIT 10').all(NOW) as Array<{ detail: string }>;
+    expect(plan.map((p) => p.detail).join('\n')).toMatch(/USING (COVERING )?INDEX events_by_time/);
+  } finally {
+    upgraded.close();
+  }
+});
+
+it('deletes every event older than keepDays, in batches, keeps the rest and logs it once', async () => {
+  addEvents(12_001, NOW - 31 * DAY); // more than two batches
+  addEvents(1, NOW - 30 * DAY); // exactly at the limit: kept
+  addEvents(3, NOW - DAY);
+  const sink = createLogSink();
+  const retention = startHistoryRetention(store, { keepDays: 30, everyMs: 3_600_000, clock: () => NOW }, sink.logger);
+  try {
+    await sink.waitForEvent('history.pruned');
+    expect(await retention.pruneNow()).toBe(0);
+  } finally {
+    retention.stop();
+  }
+  expect(countEvents()).toBe(4);
+  expect(sink.events('history.pruned')).toEqual([expect.objectContaining({ deleted: 12_001, keepDays: 30 })]);
+  const oldest = store.db.prepare('SELECT min(at) AS at FROM events').get() as { at: number };
+  expect(oldest.at).toBe(NOW - 30 * DAY);
+});
+
+it('keepDays 0 keeps everything', async () => {
+  addEvents(5, NOW - 3650 * DAY);
+  const sink = createLogSink();
+  const retention = startHistoryRetention(store, { keepDays: 0, clock: () => NOW }, sink.logger);
+  try {
+    expect(await retention.pruneNow()).toBe(0);
+  } finally {
+    retention.stop();
+  }
+  expect(countEvents()).toBe(5);
+  expect(sink.events('history.pruned')).toEqual([]);
+});
+
+it('prunes again on its timer', async () => {
+  const sink = createLogSink();
+  const retention = startHistoryRetention(store, { keepDays: 1, everyMs: 50, clock: () => NOW }, sink.logger);
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 20)); // the start-up pass has found nothing
+    addEvents(2, NOW - 2 * DAY);
+    addEvents(1, NOW);
+    const deadline = Date.now() + 5_000;
+    while (countEvents() !== 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+    expect(countEvents()).toBe(1);
+  } finally {
+    retention.stop();
+  }
+});
+
+it('the running proxy prunes the history of the database it opens, by the configured keepDays', async () => {
+  const now = Date.now();
+  addEvents(4, now - 8 * DAY);
+  addEvents(2, now - 6 * DAY);
+  store.close();
+  const postern = await startPostern({ config: { database: { path: path.join(dir, 'p.db') }, history: { keepDays: 7 } } });
+  try {
+    const pruned = await postern.logs.waitForEvent('history.pruned');
+    expect(pruned).toMatchObject({ deleted: 4, keepDays: 7 });
+    expect(countEvents(postern.app.store)).toBe(2);
+  } finally {
+    await postern.stop();
+    store = openStore(path.join(dir, 'p.db'));
+  }
+});

@@ -91,6 +91,14 @@ const dav = z.strictObject({
   upstreamTimeoutMs: z.number().int().positive().default(30_000),
   /** Trusted upstreams get X-Forwarded-For with the client address; X-Forwarded-Proto is always sent. */
   trusted: z.boolean().default(false),
+  limits: z
+    .strictObject({
+      /** Concurrent client connections, all addresses together; requests on more are answered 503. */
+      maxConnections: z.number().int().min(1).default(2000),
+      /** Concurrent client connections from one address (DAV clients open a few each). */
+      maxConnectionsPerAddress: z.number().int().min(1).default(200),
+    })
+    .prefault({}),
 });
 
 const throttle = z.strictObject({

@@ -2,23 +2,28 @@
  * The CalDAV/CardDAV listener: HTTPS (HTTP/1.1, keep-alive) in front of the provider's DAV
  * server(s). Builds the routing table and upstream client from config, then hands every request
  * to handler.ts. Certificates renew on SIGHUP without dropping connections (setSecureContext).
+ * Connections are capped in total and per address (dav.limits), as on the mail listeners.
  *
  * Module map: routes.ts (path → upstream and scope), basic-auth.ts (Authorization parsing),
  * handler.ts (per-request flow), collection-kind.ts (scope on a shared root), forward.ts (relay and streaming rewrite), headers.ts (what
  * crosses), origin-rewrite.ts (absolute URL rewriting), replies.ts (postern's own answers),
  * connections.ts (revocation closes keep-alive connections), src/upstream/http.ts (upstream client).
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import type { DavConfig } from '../config/schema.js';
 import type { ProtocolDeps, ProtocolService } from '../net/service.js';
 import { PosternError } from '../errors.js';
+import { plainAddress } from '../auth/client-address.js';
+import { ConnectionLimiter } from '../net/connection-limiter.js';
 import { HttpUpstream } from '../upstream/http.js';
 import { CollectionKinds } from './collection-kind.js';
 import { ConnectionWatches } from './connections.js';
 import { createDavHandler } from './handler.js';
 import { normalizeOrigin } from './public-origin.js';
+import { sendTooManyConnections } from './replies.js';
 import { DavRoutes } from './routes.js';
 
 /** Idle keep-alive connections are kept this long (DAV clients sync in bursts). */
@@ -27,6 +32,8 @@ const KEEP_ALIVE_TIMEOUT_MS = 30_000;
 const DRAIN_MS = 5_000;
 /** The whole request head must arrive within this (slowloris, RFC 9112 has no limit of its own). */
 const HEADERS_TIMEOUT_MS = 20_000;
+/** A connection over the caps gets 503 for its first request; one that sends none is cut after this. */
+const REFUSED_GRACE_MS = 5_000;
 
 export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<ProtocolService> {
   const log = deps.log.child({ listener: 'dav' });
@@ -60,8 +67,31 @@ export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<P
     upstreamOrigins: [...new Set([...routes.origins(), ...aliases])],
     trusted: config.trusted,
   });
-  server.on('request', (req, res) => handler(req, res));
-  server.on('checkContinue', (req, res) => handler(req, res, true));
+  // Connection caps, as on the mail listeners: counted once the TLS handshake is done, so that a
+  // refused client gets a real HTTP answer (503, Retry-After) instead of a reset it would retry.
+  const limiter = new ConnectionLimiter(config.limits);
+  const overLimit = new WeakSet<object>();
+  let lastLimitWarning = 0;
+  server.on('secureConnection', (socket: TLSSocket) => {
+    const ip = plainAddress(socket.remoteAddress ?? 'unknown');
+    const slot = limiter.acquire(ip);
+    if ('refused' in slot) {
+      overLimit.add(socket);
+      setTimeout(() => socket.destroy(), REFUSED_GRACE_MS).unref();
+      if (Date.now() - lastLimitWarning > 10_000) {
+        lastLimitWarning = Date.now();
+        log.warn({ event: 'dav.connection_limit', ip, limit: slot.refused }, `connection refused: ${slot.refused === 'total' ? 'maxConnections' : 'maxConnectionsPerAddress'} reached`);
+      }
+      return;
+    }
+    socket.once('close', () => slot.release());
+  });
+  const serve = (req: IncomingMessage, res: ServerResponse, expectsContinue = false) => {
+    if (overLimit.has(req.socket)) sendTooManyConnections(req, res);
+    else void handler(req, res, expectsContinue);
+  };
+  server.on('request', (req, res) => serve(req, res));
+  server.on('checkContinue', (req, res) => serve(req, res, true));
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     log.debug({ event: 'dav.client_error', code: err.code }, 'malformed HTTP from client');
     if (socket.writable && !(err.code === 'ECONNRESET')) {

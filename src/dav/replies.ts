@@ -23,6 +23,7 @@ export const REPLY_TEXT = {
   upstreamRejected: 'Bad gateway: the calendar and contacts server refused this account; the administrator has been told.',
   unavailable: 'Service unavailable: this account cannot be used for calendars and contacts right now.',
   destinationElsewhere: 'Bad gateway: the destination is on another server.',
+  tooManyConnections: 'Service unavailable: too many connections; please try again later.',
 } as const;
 
 export function sendText(req: IncomingMessage, res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
@@ -50,6 +51,12 @@ function bodyStillComing(req: IncomingMessage): boolean {
   if (req.complete) return false;
   if (req.headers.expect !== undefined || req.headers['transfer-encoding'] !== undefined) return true;
   return Number(req.headers['content-length'] ?? 0) > DRAINABLE_BODY_BYTES;
+}
+
+/** A connection over the connection caps gets this for its first request, then is closed. */
+export function sendTooManyConnections(req: IncomingMessage, res: ServerResponse): void {
+  res.shouldKeepAlive = false;
+  sendText(req, res, 503, REPLY_TEXT.tooManyConnections, { 'retry-after': '10' });
 }
 
 export function sendChallenge(req: IncomingMessage, res: ServerResponse, realm: string, text: string = REPLY_TEXT.unauthorized): void {

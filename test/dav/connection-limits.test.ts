@@ -1,0 +1,85 @@
+/**
+ * Connection caps on the DAV listener (dav.limits), as on the mail listeners. Pins: connections
+ * beyond the per-address cap get an HTTP answer, 503 with Retry-After and Connection: close,
+ * for their first request (never reaching the upstream, never a bare reset), logged once; a
+ * connection that closes frees its slot; connections within the cap keep working meanwhile.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { REPLY_TEXT } from '../../src/dav/replies.js';
+import { startPostern, type PosternHarness } from '../helpers/postern.js';
+import { basic, davClient, type DavTestClient } from './support/client.js';
+
+let upstream: http.Server;
+let upstreamRequests = 0;
+let postern: PosternHarness;
+let auth: string;
+const clients: DavTestClient[] = [];
+
+beforeAll(async () => {
+  upstream = http.createServer((req, res) => {
+    upstreamRequests++;
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  const origin = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/`;
+  postern = await startPostern({
+    config: { dav: { listener: { host: '127.0.0.1', port: 0 }, caldavUpstream: origin, carddavUpstream: origin, limits: { maxConnectionsPerAddress: 2 } } },
+    secrets: ['upstream secret'],
+  });
+  postern.addUser('alice', 'alice primary passphrase', { mode: 'password', secret: 'upstream secret' });
+  auth = basic('alice', postern.newPassword('alice', 'alice primary passphrase').password);
+});
+
+afterAll(async () => {
+  for (const c of clients) c.close();
+  await postern?.stop();
+  upstream?.closeAllConnections();
+  await new Promise((resolve) => upstream?.close(resolve));
+});
+
+/** A client of its own (own keep-alive agent), so each one holds its own connection. */
+function newClient(): DavTestClient {
+  const c = davClient(postern.port('dav'), postern.caPem);
+  clients.push(c);
+  return c;
+}
+
+const get = (c: DavTestClient) => c.request({ path: '/alice/', headers: { authorization: auth } });
+
+it('answers requests on connections beyond the per-address cap with 503 and closes them; a closed connection frees its slot', async () => {
+  const first = newClient();
+  const second = newClient();
+  expect((await get(first)).status).toBe(200);
+  expect((await get(second)).status).toBe(200);
+  const before = upstreamRequests;
+
+  const third = newClient();
+  const refused = await get(third);
+  expect(refused.status).toBe(503);
+  expect(refused.headers['retry-after']).toBe('10');
+  expect(refused.headers.connection).toBe('close');
+  expect(refused.text).toBe(`${REPLY_TEXT.tooManyConnections}\n`);
+  expect(upstreamRequests).toBe(before); // never forwarded
+  await new Promise<void>((resolve) => (refused.socket.destroyed ? resolve() : refused.socket.once('close', () => resolve())));
+  expect(postern.logs.events('dav.connection_limit')).toEqual([expect.objectContaining({ ip: '127.0.0.1', limit: 'address' })]);
+
+  // The two admitted connections still work (keep-alive: the same sockets).
+  const again = await get(first);
+  expect(again.status).toBe(200);
+
+  // Closing one frees a slot: a new connection is admitted once postern has seen the close.
+  first.close();
+  const fourth = newClient();
+  const deadline = Date.now() + 5_000;
+  let status = 0;
+  while (Date.now() < deadline) {
+    status = (await get(fourth)).status;
+    if (status === 200) break;
+    fourth.agent.destroy(); // a refused connection is closed anyway; start afresh
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  expect(status).toBe(200);
+});

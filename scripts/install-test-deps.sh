@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the real upstream servers the integration tests start on loopback:
-# Dovecot (IMAP, submission, LMTP), Radicale (CalDAV/CardDAV), fail2ban (for
+# Dovecot (IMAP, submission, LMTP), Postfix (an SMTPUTF8 submission upstream,
+# which Dovecot 2.3 lacks), Radicale (CalDAV/CardDAV), fail2ban (for
 # fail2ban-regex against postern's log lines). Services are never started here:
 # the tests start their own instances with config and data in a temp dir.
 set -euo pipefail
 
-PACKAGES=(dovecot-core dovecot-imapd dovecot-submissiond dovecot-lmtpd radicale fail2ban openssl)
+PACKAGES=(dovecot-core dovecot-imapd dovecot-submissiond dovecot-lmtpd postfix radicale fail2ban openssl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -27,6 +28,8 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
+# Postfix: no system configuration (the tests write their own); never ask.
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 echo "installed: ${missing[*]}"

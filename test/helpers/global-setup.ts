@@ -1,8 +1,9 @@
-// Vitest globalSetup: the integration tests need real Dovecot, Radicale and fail2ban-regex. When one is
+// Vitest globalSetup: the integration tests need real Dovecot, Postfix, Radicale and fail2ban-regex. When one is
 // missing the run must fail loudly with the fix, never skip: a green CI without the servers proves nothing.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { findDovecot } from './dovecot.js';
+import { findPostfix } from './postfix.js';
 import { findRadicalePython } from './radicale.js';
 
 const run = promisify(execFile);
@@ -14,6 +15,7 @@ async function missing(): Promise<string[]> {
       'dovecot (dovecot-core, dovecot-imapd, dovecot-submissiond, dovecot-lmtpd)',
       async () => run(await findDovecot(), ['--version']),
     ],
+    ['postfix (postfix)', async () => (await findPostfix(), run('/usr/sbin/postconf', ['-d', 'mail_version']))],
     ['radicale (python3 -c "import radicale")', () => findRadicalePython()],
     ['fail2ban-regex (fail2ban)', () => run('fail2ban-regex', ['--version'])],
     ['openssl', () => run('openssl', ['version'])],

@@ -41,7 +41,8 @@ export function stripDeliveryTrace(source: Buffer): Buffer {
   return dropLeadingField(dropLeadingField(source, 'Return-Path'), 'Received');
 }
 
-function dropLeadingField(message: Buffer, name: string): Buffer {
+/** The message without its first header field if that field is `name` (continuation lines included). */
+export function dropLeadingField(message: Buffer, name: string): Buffer {
   if (message.subarray(0, name.length + 1).toString('latin1').toLowerCase() !== `${name.toLowerCase()}:`) {
     return message;
   }

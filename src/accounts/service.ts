@@ -7,16 +7,14 @@
  * Used by the admin CLI; the login hot path lives in src/auth/ and never calls into here.
  */
 import { randomBytes } from 'node:crypto';
-import bcrypt from 'bcryptjs';
 import { PosternError } from '../errors.js';
 import { generateAppPassword, normalizeAppPassword } from '../crypto/app-password.js';
 import { digestAppPassword } from '../crypto/keys.js';
+import { hashPrimaryPassword, primaryPasswordMatches } from '../crypto/primary-hash.js';
 import { AAD, keyFromAppPassword, keyFromPrimaryPassword, newDataKey, newSalt, open, seal } from '../crypto/envelope.js';
 import type { AccountRow, AppPasswordRow, EventRow, Protocol, Store, UpstreamMode } from '../store/index.js';
 import { isActive } from '../store/index.js';
 import { MAX_ACTIVE_PASSWORDS, normalizeLogin, parseExpiry, parseScopes, validateLabel } from './validation.js';
-
-export const BCRYPT_COST = 10;
 
 export interface UpstreamSettings {
   mode: UpstreamMode;
@@ -55,7 +53,7 @@ export class AccountService {
       throw new PosternError('UPSTREAM_MODE_INVALID', 'mode "password" needs an upstream secret');
     }
     const now = this.clock();
-    const primaryHash = bcrypt.hashSync(primaryPassword, BCRYPT_COST);
+    const primaryHash = hashPrimaryPassword(primaryPassword);
     // The slow KDF runs before the write lock is taken; only the fast sealing runs inside.
     const primarySalt = upstream.mode === 'password' ? newSalt() : null;
     const primaryKey = primarySalt ? keyFromPrimaryPassword(primaryPassword, primarySalt) : null;
@@ -98,7 +96,7 @@ export class AccountService {
 
   /** Checks the primary password (bcrypt). Throws PRIMARY_PASSWORD_WRONG; records nothing. */
   verifyPrimary(account: AccountRow, primaryPassword: string): void {
-    if (!bcrypt.compareSync(primaryPassword, account.primaryHash)) {
+    if (!primaryPasswordMatches(primaryPassword, account.primaryHash)) {
       throw new PosternError('PRIMARY_PASSWORD_WRONG', 'the primary password is wrong');
     }
   }
@@ -113,7 +111,7 @@ export class AccountService {
     requirePrimary(newPrimary);
     const now = this.clock();
     const secret = upstreamSecret ?? newPrimary;
-    const primaryHash = bcrypt.hashSync(newPrimary, BCRYPT_COST);
+    const primaryHash = hashPrimaryPassword(newPrimary);
     let primarySalt: Buffer | null = null;
     let dekPrimary: Buffer | null = null;
     let secretBox: Buffer | null = null;

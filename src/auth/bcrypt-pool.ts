@@ -6,18 +6,15 @@
  *
  * The worker is a plain .mjs file next to this module (copied into dist/ by the build script) and
  * is resolved relative to import.meta.url, so the pool works from the TS sources and from dist/.
+ * Workers are sent bcryptInput(password) (src/crypto/primary-hash.ts), never more than 72 bytes:
+ * the input the stored hash was made from, so a megabyte-long "password" costs nothing extra.
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
+import { bcryptInput } from '../crypto/primary-hash.js';
 import type { PrimaryChecker } from './primary-checker.js';
 
 export const BCRYPT_WORKER_URL = new URL('./bcrypt-worker.mjs', import.meta.url);
-
-/**
- * bcrypt reads at most 72 bytes of the password; anything past 256 UTF-16 units cannot change the
- * result, so it is not copied into a worker (a megabyte-long "password" costs nothing extra).
- */
-export const MAX_COMPARED_CHARS = 256;
 
 export interface BcryptPoolOptions {
   /** Worker threads; 0 = one per core. */
@@ -53,7 +50,7 @@ export function bcryptPool(options: BcryptPoolOptions): BcryptPool {
     async compare(password, hash) {
       if (closed) throw new Error('bcrypt pool is closed');
       try {
-        return await pool.run({ password: password.slice(0, MAX_COMPARED_CHARS), hash });
+        return await pool.run({ password: bcryptInput(password), hash });
       } catch (err) {
         // Piscina's own message ("Task queue is at limit") says nothing about the password.
         throw new Error('bcrypt pool could not run the compare', { cause: err });

@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bcryptPool, type BcryptPool } from '../../src/auth/bcrypt-pool.js';
-import { BCRYPT_COST } from '../../src/accounts/service.js';
+import { BCRYPT_COST, bcryptInput } from '../../src/crypto/primary-hash.js';
 import { DUMMY_HASH, inlinePrimaryChecker, type PrimaryChecker } from '../../src/auth/primary-checker.js';
 import { createAuthFixture } from './fixture.js';
 
@@ -40,8 +40,13 @@ describe('bcrypt pool', () => {
     expect(pool.threads).toBe(2);
     expect(await pool.compare(PRIMARY, HASH)).toBe(true);
     expect(await pool.compare('something else', HASH)).toBe(false);
-    // Past bcrypt's 72 bytes nothing matters, so a huge input is cut before it is posted.
-    expect(await pool.compare(PRIMARY.padEnd(80, 'x') + 'y'.repeat(1_000_000), bcrypt.hashSync(PRIMARY.padEnd(80, 'x'), 4))).toBe(true);
+    // Longer than bcrypt reads: compared by its pre-hash, so the whole password counts, and a
+    // megabyte-long one is posted as 51 characters.
+    const long = PRIMARY.padEnd(80, 'x');
+    const longHash = bcrypt.hashSync(bcryptInput(long), 4);
+    expect(await pool.compare(long, longHash)).toBe(true);
+    expect(await pool.compare(`${long.slice(0, 72)}yyyyyyyy`, longHash)).toBe(false);
+    expect(await pool.compare(long + 'y'.repeat(1_000_000), longHash)).toBe(false);
   });
 
   it('refuses compares past its queue limit instead of queueing without end', async () => {

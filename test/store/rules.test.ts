@@ -7,7 +7,9 @@
  *  - a primary-password change revokes every app password in the same transaction (if any part
  *    fails, nothing changes);
  *  - expiry (moved clock), scopes, label validation (any script; no control or bidi characters),
- *    login names case-insensitive and trimmed, app passwords accepted in any case/spacing.
+ *    login names case-insensitive and trimmed, app passwords accepted in any case/spacing;
+ *  - a primary password longer than bcrypt's 72 bytes counts in full: one that shares only its
+ *    first 72 bytes is a wrong password, for the admin CLI and at login alike.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isPosternError } from '../../src/errors.js';
@@ -230,5 +232,22 @@ describe('login names', () => {
     f.accounts.removeAccount('alice@example.org');
     expect((await f.login('alice@example.org', p.password)).kind).toBe('failed');
     expect(f.store.events.listForAccount(id).map((e) => e.type)).toContain('account.removed');
+  });
+});
+
+describe('primary passwords longer than bcrypt reads (72 bytes)', () => {
+  const LONG = `${'ein langer Satz über Äpfel, '.repeat(3)}und dann das Ende`; // > 72 bytes of UTF-8
+  const SAME_PREFIX = `${Buffer.from(LONG, 'utf8').subarray(0, 72).toString('utf8')} und etwas anderes`;
+
+  it('counts every byte: a password sharing only the first 72 bytes is wrong', async () => {
+    expect(Buffer.byteLength(LONG, 'utf8')).toBeGreaterThan(72);
+    expect(Buffer.from(SAME_PREFIX, 'utf8').subarray(0, 72).equals(Buffer.from(LONG, 'utf8').subarray(0, 72))).toBe(true);
+    f.accounts.addAccount('carol@example.org', LONG, { mode: 'master' });
+    f.secrets.add(LONG);
+    expectCode(() => f.accounts.createPassword('carol@example.org', SAME_PREFIX, { label: 'x' }), 'PRIMARY_PASSWORD_WRONG');
+    const created = f.accounts.createPassword('carol@example.org', LONG, { label: 'tablet' });
+    f.secrets.add(created.password);
+    expect((await f.login('carol@example.org', LONG)).kind).toBe('primary-refused');
+    expect((await f.login('carol@example.org', SAME_PREFIX)).kind).toBe('failed');
   });
 });

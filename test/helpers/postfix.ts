@@ -81,29 +81,37 @@ export async function startPostfix(options: PostfixOptions): Promise<PostfixServ
     await mkdir(join(dir, 'data'));
     await chown(join(dir, 'data'), ...(await postfixIds()));
     await makeCertificate(dir);
-    const port = await freePort(HOST);
     const conf = join(dir, 'conf');
     await writeFile(join(conf, 'main.cf'), mainCf(dir, options.dovecot.dir, authSocket));
-    await writeFile(join(conf, 'master.cf'), masterCf(port));
     await writeFile(join(conf, 'vmailbox'), Object.entries(options.mailboxes).map(([address, user]) => `${address} ${user}/Maildir/\n`).join(''));
     const logFile = join(dir, 'postfix.log');
-    const child = spawnPostfix(postfix, conf, logFile);
     const log = () => readFile(logFile, 'utf8').catch(() => '');
+    const port = await startOnFreePort(postfix, conf, logFile, log);
     const stop = once(async () => {
-      await stopPostfix(postfix, conf, child);
+      await stopPostfix(postfix, conf, port.child);
       await removeTempDir(dir);
     });
-    try {
-      await waitReady(child, port, log);
-    } catch (err) {
-      await stopPostfix(postfix, conf, child);
-      throw err;
-    }
     const caPem = await readFile(join(dir, 'cert.pem'), 'utf8');
-    return { host: HOST, port, caPem, caFile: join(dir, 'cert.pem'), dir, log, stop };
+    return { host: HOST, port: port.number, caPem, caFile: join(dir, 'cert.pem'), dir, log, stop };
   } catch (err) {
     await removeTempDir(dir);
     throw err;
+  }
+}
+
+/** A probed free port can be taken before Postfix binds it: a lost race gets a new port. */
+async function startOnFreePort(postfix: string, conf: string, logFile: string, log: () => Promise<string>): Promise<{ number: number; child: ChildProcess }> {
+  for (let attempt = 1; ; attempt++) {
+    const number = await freePort(HOST);
+    await writeFile(join(conf, 'master.cf'), masterCf(number));
+    const child = spawnPostfix(postfix, conf, logFile);
+    try {
+      await waitReady(child, number, log);
+      return { number, child };
+    } catch (err) {
+      await stopPostfix(postfix, conf, child);
+      if (attempt >= 3 || !/Address already in use/.test(String(err))) throw err;
+    }
   }
 }
 

@@ -134,6 +134,8 @@ export class AccountService {
    * Changes how postern logs in upstream. Needs the primary password to unseal the data key.
    * A change of mode revokes all app passwords (their sealed boxes belong to the old mode);
    * a new secret in mode `password` keeps them, since they seal the data key, not the secret.
+   * Staying in mode `password` without a new secret keeps the current one (which may differ
+   * from the primary password: a provider's own app password must not be lost to a user rename).
    */
   setUpstream(loginInput: string, primaryPassword: string, upstream: UpstreamSettings): string[] {
     const account = this.getAccount(loginInput);
@@ -144,12 +146,12 @@ export class AccountService {
     let dekPrimary: Buffer | null = null;
     let secretBox: Buffer | null = null;
     if (upstream.mode === 'password') {
-      if (!upstream.secret) throw new PosternError('UPSTREAM_MODE_INVALID', 'mode "password" needs an upstream secret');
-      const sameMode = account.upstreamMode === 'password' && account.dekPrimary && account.primarySalt;
+      const sameMode = account.upstreamMode === 'password' && account.dekPrimary && account.primarySalt && account.secretBox;
+      if (!upstream.secret && !sameMode) throw new PosternError('UPSTREAM_MODE_INVALID', 'mode "password" needs an upstream secret');
       const dek = sameMode ? this.unsealDekWithPrimary(account, primaryPassword) : newDataKey();
       primarySalt = sameMode ? account.primarySalt : newSalt();
       dekPrimary = sameMode ? account.dekPrimary : seal(keyFromPrimaryPassword(primaryPassword, primarySalt!), dek, AAD.dekForPrimary(account.id));
-      secretBox = seal(dek, Buffer.from(upstream.secret, 'utf8'), AAD.secret(account.id));
+      secretBox = upstream.secret ? seal(dek, Buffer.from(upstream.secret, 'utf8'), AAD.secret(account.id)) : account.secretBox;
     }
     return this.store.transaction(() => {
       this.store.accounts.setUpstream(account.id, { upstreamMode: upstream.mode, upstreamUser: user, primarySalt, dekPrimary, secretBox, now });
@@ -238,6 +240,13 @@ export class AccountService {
 
   private recordRevoke(account: AccountRow, publicId: string, reason: string, now: number): void {
     this.store.events.append({ type: 'password.revoked', at: now, accountId: account.id, login: account.login, passwordId: publicId, detail: { reason } });
+  }
+
+  /** The stored upstream secret (mode `password`), opened with the primary password: for `--check`. */
+  upstreamSecretWithPrimary(account: AccountRow, primaryPassword: string): string {
+    if (!account.secretBox) throw new PosternError('ENVELOPE_UNWRAP_FAILED', 'account has no sealed upstream secret');
+    const dek = this.unsealDekWithPrimary(account, primaryPassword);
+    return open(dek, account.secretBox, AAD.secret(account.id)).toString('utf8');
   }
 
   private unsealDekWithPrimary(account: AccountRow, primaryPassword: string): Buffer {

@@ -177,8 +177,32 @@ describe('app-specific passwords', () => {
     const r = await run(['user', 'set-password', 'alice@example.org', '--password-stdin'], { input: 'new primary for alice\n' });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^primary password of alice@example\.org changed; 25 app-specific passwords revoked: /);
+    expect(r.stdout).toMatch(/^the upstream password is now the new primary password; if the provider uses a different one, run set-password again with --upstream-secret$/m);
     expectRefused(await run(['password', 'new', 'alice@example.org', '--label', 'x', '--password-stdin'], { input: ALICE + '\n' }), /primary password is wrong/);
     await newPassword('alice@example.org', 'new primary for alice', 'after the change');
+  });
+
+  it('set-upstream keeps a distinct upstream password unless a new one is given', async () => {
+    const renamed = await run(['user', 'set-upstream', 'bob', '--upstream-user', 'bob2@provider.example', '--password-stdin'], { input: `${BOB}\n` });
+    expect(renamed.code, renamed.stderr).toBe(0);
+    expect(renamed.stdout).toBe('upstream of bob set: mode password, user bob2@provider.example, upstream password kept; status reset to unknown\n');
+    const stored = () => {
+      const store = openStore(path.join(ws.dir, 'data', 'postern.db'));
+      try {
+        const accounts = new AccountService(store, readKeyFile(path.join(ws.dir, 'data', 'postern.key')));
+        const account = accounts.getAccount('bob');
+        return { user: account.upstreamUser, secret: accounts.upstreamSecretWithPrimary(account, BOB) };
+      } finally {
+        store.close();
+      }
+    };
+    expect(stored()).toEqual({ user: 'bob2@provider.example', secret: BOB_UPSTREAM });
+    const NEW_UPSTREAM = 'bob second provider secret';
+    secrets.add(NEW_UPSTREAM);
+    const replaced = await run(['user', 'set-upstream', 'bob', '--password-stdin', '--upstream-secret-stdin'], { input: `${BOB}\n${NEW_UPSTREAM}\n` });
+    expect(replaced.code, replaced.stderr).toBe(0);
+    expect(replaced.stdout).toMatch(/, new upstream password; status reset to unknown$/m);
+    expect(stored()).toEqual({ user: 'bob2@provider.example', secret: NEW_UPSTREAM });
   });
 });
 

@@ -82,6 +82,19 @@ describe('envelopes in the store', () => {
     }
   });
 
+  it('set-upstream without a new secret keeps a distinct upstream secret; with one, replaces it; app passwords keep working', async () => {
+    f.accounts.addAccount('alice', 'alice primary', { mode: 'password', secret: 'provider app password' });
+    const p = f.accounts.createPassword('alice', 'alice primary', { label: 'one' });
+    expect(f.accounts.setUpstream('alice', 'alice primary', { mode: 'password', user: 'alice.renamed' })).toEqual([]);
+    let outcome = await f.login('alice', p.password);
+    expect(outcome.kind === 'accepted' && outcome.credential).toEqual({ username: 'alice.renamed', password: 'provider app password' });
+    expect(f.accounts.upstreamSecretWithPrimary(f.accounts.getAccount('alice'), 'alice primary')).toBe('provider app password');
+
+    f.accounts.setUpstream('alice', 'alice primary', { mode: 'password', secret: 'new provider password' });
+    outcome = await f.login('alice', p.password);
+    expect(outcome.kind === 'accepted' && outcome.credential).toEqual({ username: 'alice.renamed', password: 'new provider password' });
+  });
+
   it('a wrong primary password neither creates a password nor unseals the data key', () => {
     f.accounts.addAccount('alice', 'alice primary', { mode: 'password', secret: 'alice primary' });
     let thrown: unknown;

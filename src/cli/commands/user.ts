@@ -49,7 +49,7 @@ export function registerUserCommands(program: Command, io: CliIo): void {
   ).action(async (login: string, opts: SecretOptions, cmd: Command) => setPassword(login, opts, globals(cmd), io));
 
   addSecretOptions(
-    user.command('set-upstream').description('change how postern logs in upstream (prompts for the primary password)').argument('<login>')
+    user.command('set-upstream').description('change how postern logs in upstream (prompts for the primary password; keeps the upstream password unless --upstream-secret)').argument('<login>')
       .addOption(modeOption())
       .option('--upstream-user <name>', 'login name at the upstream'),
     'primary password',
@@ -146,6 +146,10 @@ async function setPassword(login: string, opts: SecretOptions, g: GlobalOptions,
     if (opts.check) await checkUpstream(config, io, account.login, account.upstreamMode, account.upstreamUser, secret);
     const revoked = accounts.setPrimaryPassword(account.login, primary, secret);
     io.stdout.write(`primary password of ${safe(account.login)} changed; ${revoked.length} app-specific passwords revoked${revoked.length ? ': ' + revoked.join(', ') : ''}\n`);
+    // A reset cannot keep the old upstream secret (it is sealed under the old primary password).
+    if (account.upstreamMode === 'password' && secret === primary) {
+      io.stdout.write('the upstream password is now the new primary password; if the provider uses a different one, run set-password again with --upstream-secret\n');
+    }
   });
 }
 
@@ -158,11 +162,15 @@ async function setUpstream(login: string, opts: SetUpstreamOptions, g: GlobalOpt
     const reader = secretReader(io, Boolean(opts.passwordStdin));
     const primary = await reader.read({ name: 'primary password' });
     accounts.verifyPrimary(account, primary);
-    const secret = await readUpstreamSecret(reader, opts, mode, primary);
+    // Staying in mode password without --upstream-secret keeps the stored secret, which may be a
+    // provider's own app password: defaulting to the primary password here would silently lose it.
+    const keepSecret = mode === 'password' && account.upstreamMode === 'password' && !wantsDistinctSecret(opts, mode);
+    const secret = keepSecret ? undefined : await readUpstreamSecret(reader, opts, mode, primary);
     const upstreamUser = opts.upstreamUser?.trim() || account.upstreamUser;
-    if (opts.check) await checkUpstream(config, io, account.login, mode, upstreamUser, secret);
+    if (opts.check) await checkUpstream(config, io, account.login, mode, upstreamUser, keepSecret ? accounts.upstreamSecretWithPrimary(account, primary) : secret);
     const revoked = accounts.setUpstream(account.login, primary, { mode, user: upstreamUser, secret });
-    io.stdout.write(`upstream of ${safe(account.login)} set: mode ${mode}, user ${safe(upstreamUser)}; status reset to unknown\n`);
+    const secretNote = mode === 'master' ? '' : keepSecret ? ', upstream password kept' : secret === primary ? ', upstream password = the primary password' : ', new upstream password';
+    io.stdout.write(`upstream of ${safe(account.login)} set: mode ${mode}, user ${safe(upstreamUser)}${secretNote}; status reset to unknown\n`);
     if (revoked.length) io.stdout.write(`the mode changed, so ${revoked.length} app-specific passwords were revoked: ${revoked.join(', ')}\n`);
   });
 }

@@ -1,5 +1,5 @@
 /**
- * The one place modules are wired together: store (with its history retention), key,
+ * The one place modules are wired together: store (with history retention and expiry sweep), key,
  * authentication service, TLS material and the configured protocol listeners. No logic of its
  * own; importing it has no side effects.
  */
@@ -11,6 +11,7 @@ import { TlsMaterial } from './net/tls-material.js';
 import type { BoundAddress, ProtocolDeps, ProtocolService } from './net/service.js';
 import { openStore, type Store } from './store/index.js';
 import { startHistoryRetention } from './store/history-retention.js';
+import { startExpirySweep } from './store/expiry.js';
 import { startImap } from './imap/index.js';
 import { startSmtp } from './smtp/index.js';
 import { startDav } from './dav/index.js';
@@ -30,12 +31,14 @@ export async function startApp(config: ResolvedConfig, log: Logger): Promise<App
   const store = openStore(config.database.path);
   const auth = createAuthService(config, store, digestKey, log);
   const retention = startHistoryRetention(store, { keepDays: config.history.keepDays }, log);
+  const expiry = startExpirySweep(store, log);
   const deps = (name: string): ProtocolDeps => ({ auth, tls, log: log.child({ protocol: name }) });
   const services: ProtocolService[] = [];
   const close = async () => {
     await Promise.allSettled(services.map((s) => s.close()));
     await auth.close();
     retention.stop();
+    expiry.stop();
     store.close();
   };
   try {

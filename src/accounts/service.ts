@@ -14,6 +14,7 @@ import { hashPrimaryPassword, primaryPasswordMatches } from '../crypto/primary-h
 import { AAD, keyFromAppPassword, keyFromPrimaryPassword, newDataKey, newSalt, open, seal } from '../crypto/envelope.js';
 import type { AccountRow, AppPasswordRow, EventRow, Protocol, Store, UpstreamMode } from '../store/index.js';
 import { isActive } from '../store/index.js';
+import { expireDuePasswords } from '../store/expiry.js';
 import { MAX_ACTIVE_PASSWORDS, normalizeLogin, parseExpiry, parseScopes, validateLabel } from './validation.js';
 
 export interface UpstreamSettings {
@@ -178,7 +179,7 @@ export class AccountService {
     const dekSalt = dek ? newSalt() : null;
     const dekBox = dek ? seal(keyFromAppPassword(normalized, dekSalt!), dek, AAD.dekForAppPassword(account.id, publicId)) : null;
     return this.store.transaction(() => {
-      this.store.passwords.expireDue(now, account.id);
+      expireDuePasswords(this.store, now, account.id);
       if (this.store.passwords.countActive(account.id, now) >= MAX_ACTIVE_PASSWORDS) {
         throw new PosternError('PASSWORD_LIMIT_REACHED',
           `"${account.login}" already has ${MAX_ACTIVE_PASSWORDS} active app-specific passwords: revoke one first`);
@@ -228,14 +229,9 @@ export class AccountService {
     return this.store.events.listForAccount(account.id, limit);
   }
 
-  /** Turns passed expiries into history entries (logins check expires_at on their own). */
+  /** Turns passed expiries into history entries and drops their sealed keys (see src/store/expiry.ts). */
   expireDue(accountId: number | null = null): void {
-    const now = this.clock();
-    this.store.transaction(() => {
-      for (const p of this.store.passwords.expireDue(now, accountId)) {
-        this.store.events.append({ type: 'password.revoked', at: now, accountId: p.accountId, passwordId: p.publicId, detail: { reason: 'expiry' } });
-      }
-    });
+    expireDuePasswords(this.store, this.clock(), accountId);
   }
 
   private recordRevoke(account: AccountRow, publicId: string, reason: string, now: number): void {

@@ -41,6 +41,14 @@ function toRow(raw: RawRow): AppPasswordRow {
   return { ...raw, scopes: raw.scopes.split(',').filter(Boolean) as Protocol[] };
 }
 
+export interface ExpiredPassword {
+  id: number;
+  publicId: string;
+  accountId: number;
+  login: string;
+  expiresAt: number;
+}
+
 export class AppPasswordRepo {
   private readonly digestStmt;
   private readonly insertStmt;
@@ -76,10 +84,11 @@ export class AppPasswordRepo {
        WHERE account_id = ? AND revoked_at IS NULL RETURNING id, public_id AS publicId`,
     );
     this.usedStmt = db.prepare(`UPDATE app_passwords SET last_used_at = ?, last_used_protocol = ?, last_used_address = ? WHERE id = ?`);
-    this.expireStmt = db.prepare<[number, number | null], { id: number; publicId: string; accountId: number }>(
+    this.expireStmt = db.prepare<[number, number | null], ExpiredPassword>(
       `UPDATE app_passwords SET revoked_at = expires_at, revoked_reason = 'expiry', dek_box = NULL, dek_salt = NULL
        WHERE revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= ? AND account_id = coalesce(?, account_id)
-       RETURNING id, public_id AS publicId, account_id AS accountId`,
+       RETURNING id, public_id AS publicId, account_id AS accountId, expires_at AS expiresAt,
+         (SELECT login FROM accounts a WHERE a.id = account_id) AS login`,
     );
     this.stateStmt = db.prepare<[string], PasswordState>(
       `SELECT p.id, p.revoked_at AS revokedAt, p.revoked_reason AS revokedReason, p.expires_at AS expiresAt
@@ -127,7 +136,8 @@ export class AppPasswordRepo {
   }
 
   /** Marks passwords past their expiry as revoked for the history (login checks expires_at itself). */
-  expireDue(now: number, accountId: number | null = null): Array<{ id: number; publicId: string; accountId: number }> {
+  /** Marks passwords past their expiry as revoked (at the expiry instant) and drops their sealed keys. */
+  expireDue(now: number, accountId: number | null = null): ExpiredPassword[] {
     return this.expireStmt.all(now, accountId);
   }
 

@@ -4,7 +4,8 @@
  *   with its history intact;
  * - a pass deletes exactly the events older than keepDays (in batches, all of them), keeps the
  *   rest and logs one `history.pruned` line; keepDays 0 keeps everything;
- * - the pass repeats on its timer, and the running proxy prunes the database it opens.
+ * - the pass repeats on its timer, and the running proxy prunes the database it opens;
+ * - the running proxy also records expired passwords (src/store/expiry.ts) without an admin command.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -120,3 +121,18 @@ it('the running proxy prunes the history of the database it opens, by the config
     store = openStore(path.join(dir, 'p.db'));
   }
 });
+
+it('the running proxy also sweeps expired passwords into the history on its own', async () => {
+  store.close();
+  const postern = await startPostern({ config: { database: { path: path.join(dir, 'p.db') } } });
+  try {
+    postern.addUser('alice', 'alice primary passphrase');
+    const { publicId } = postern.newPassword('alice', 'alice primary passphrase', { label: 'brief', expires: new Date(Date.now() + 300).toISOString() });
+    await postern.logs.waitForEvent('password.expired', 15_000);
+    const row = postern.app.store.db.prepare('SELECT revoked_reason AS reason, dek_box AS box FROM app_passwords WHERE public_id = ?').get(publicId);
+    expect(row).toEqual({ reason: 'expiry', box: null });
+  } finally {
+    await postern.stop();
+    store = openStore(path.join(dir, 'p.db'));
+  }
+}, 30_000);

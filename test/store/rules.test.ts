@@ -6,7 +6,8 @@
  *  - revoke and revoke-all refuse the very next login;
  *  - a primary-password change revokes every app password in the same transaction (if any part
  *    fails, nothing changes);
- *  - expiry (moved clock), scopes, label validation (any script; no control or bidi characters),
+ *  - expiry (moved clock): refused at its instant; recorded at that instant with its sealed key
+ *    dropped, by admin commands and by the proxy's own sweep, exactly once; scopes, label validation (any script; no control or bidi characters),
  *    login names case-insensitive and trimmed, app passwords accepted in any case/spacing;
  *  - a primary password longer than bcrypt's 72 bytes counts in full: one that shares only its
  *    first 72 bytes is a wrong password, for the admin CLI and at login alike.
@@ -14,6 +15,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isPosternError } from '../../src/errors.js';
 import { validateLabel } from '../../src/accounts/validation.js';
+import { startExpirySweep } from '../../src/store/expiry.js';
+import { createLogSink } from '../helpers/log-sink.js';
 import { createStoreFixture, type StoreFixture } from './fixture.js';
 
 let f: StoreFixture;
@@ -153,9 +156,32 @@ describe('expiry', () => {
     expect((await f.login('alice@example.org', p.password)).kind).toBe('accepted');
     f.now.value += 1;
     expect((await f.login('alice@example.org', p.password)).kind).toBe('failed');
+    const dekBox = () => (f.store.db.prepare('SELECT dek_box AS box FROM app_passwords WHERE public_id = ?').get(p.publicId) as { box: Buffer | null }).box;
+    expect(dekBox()).not.toBeNull(); // logins refuse it already; the sweep has not run yet
+    f.now.value += 60_000; // the sweep runs a minute late: the history still says when it expired
     const row = f.accounts.listPasswords('alice@example.org')[0]!;
     expect(row.revokedReason).toBe('expiry');
-    expect(f.accounts.history('alice@example.org').filter((e) => e.type === 'password.revoked' && e.detail?.reason === 'expiry')).toHaveLength(1);
+    expect(row.revokedAt).toBe(p.expiresAt);
+    expect(dekBox()).toBeNull(); // an expired password can no longer open anything in a copied database
+    expect(f.accounts.history('alice@example.org').filter((e) => e.type === 'password.revoked' && e.detail?.reason === 'expiry'))
+      .toEqual([expect.objectContaining({ at: p.expiresAt, login: 'alice@example.org', passwordId: p.publicId })]);
+    f.accounts.expireDue(); // a second sweep (another process) records nothing more
+    expect(f.accounts.history('alice@example.org').filter((e) => e.detail?.reason === 'expiry')).toHaveLength(1);
+  });
+
+  it('the running proxy sweeps expired passwords itself: history entry and sealed key gone without any admin command', async () => {
+    const sink = createLogSink();
+    const sweep = startExpirySweep(f.store, sink.logger, { everyMs: 20, clock: () => f.now.value });
+    try {
+      const p = newPassword('short', { expires: '1h' });
+      f.now.value += 3_600_000;
+      await sink.waitForEvent('password.expired');
+      const events = f.store.events.listForAccount(f.accounts.getAccount('alice@example.org').id).filter((e) => e.detail?.reason === 'expiry');
+      expect(events).toEqual([expect.objectContaining({ at: p.expiresAt, passwordId: p.publicId })]);
+      expect(f.store.db.prepare('SELECT dek_box FROM app_passwords WHERE public_id = ?').pluck().get(p.publicId)).toBeNull();
+    } finally {
+      sweep.stop();
+    }
   });
 
   it('accepts ISO dates and refuses expiries in the past or malformed', () => {

@@ -77,14 +77,30 @@ export class AuthService implements Authenticator {
 
   reportUpstreamRejected(accepted: AcceptedAuth, protocol: Protocol): void {
     const now = this.clock();
-    const changed = this.deps.store.accounts.setUpstreamStatus(accepted.accountId, 'rejected', now);
     this.deps.log.error({ event: 'upstream.credentials_rejected', protocol, user: accepted.login },
       'upstream rejected the stored credentials for this account; check them with "postern user set-upstream"');
-    if (changed) this.deps.store.events.append({ type: 'account.upstream_rejected', at: now, accountId: accepted.accountId, login: accepted.login, protocol });
+    this.recordStatus(() => {
+      if (this.deps.store.accounts.setUpstreamStatus(accepted.accountId, 'rejected', now)) {
+        this.deps.store.events.append({ type: 'account.upstream_rejected', at: now, accountId: accepted.accountId, login: accepted.login, protocol });
+      }
+    });
   }
 
+  /** On every successful upstream login: a read, and a write only when the flag changes. */
   reportUpstreamAccepted(accepted: AcceptedAuth): void {
-    this.deps.store.accounts.setUpstreamStatus(accepted.accountId, 'ok', this.clock());
+    this.recordStatus(() => this.deps.store.accounts.setUpstreamStatus(accepted.accountId, 'ok', this.clock()));
+  }
+
+  /**
+   * The upstream status is bookkeeping for admins: a busy or failing database must not turn a
+   * login the upstream has already accepted into a failure (nor leave its upstream socket open).
+   */
+  private recordStatus(write: () => void): void {
+    try {
+      write();
+    } catch (err) {
+      this.deps.log.warn({ event: 'store.status_failed', err: (err as Error).message }, 'could not record the upstream status of an account');
+    }
   }
 
   watchRevocation(passwordId: number, onRevoked: RevocationListener): () => void {

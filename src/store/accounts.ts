@@ -28,6 +28,7 @@ export class AccountRepo {
   private readonly primaryStmt;
   private readonly upstreamStmt;
   private readonly statusStmt;
+  private readonly statusReadStmt;
   private readonly deleteStmt;
 
   constructor(db: Db) {
@@ -48,6 +49,7 @@ export class AccountRepo {
          dek_primary = @dekPrimary, secret_box = @secretBox, upstream_status = 'unknown', upstream_status_at = @now WHERE id = @id`,
     );
     this.statusStmt = db.prepare(`UPDATE accounts SET upstream_status = ?, upstream_status_at = ? WHERE id = ? AND upstream_status != ?`);
+    this.statusReadStmt = db.prepare<[number], { status: UpstreamStatus }>(`SELECT upstream_status AS status FROM accounts WHERE id = ?`);
     this.deleteStmt = db.prepare(`DELETE FROM accounts WHERE id = ?`);
   }
 
@@ -80,7 +82,13 @@ export class AccountRepo {
   }
 
   /** Returns true when the status actually changed (so callers log a flip once, not per login). */
+  /**
+   * Sets the upstream status if it differs. Reads first: an UPDATE that changes nothing still
+   * takes SQLite's write lock, and this runs on every successful login.
+   */
   setUpstreamStatus(id: number, status: UpstreamStatus, now: number): boolean {
+    const current = this.statusReadStmt.get(id)?.status;
+    if (current === undefined || current === status) return false;
     return this.statusStmt.run(status, now, id, status).changes > 0;
   }
 

@@ -8,6 +8,7 @@
  * - each failure is one log line with event, protocol, ip, user, reason — never a secret
  *   (the fixture scans every log line for every password used at close).
  */
+import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { bcryptPool, type BcryptPool } from '../../src/auth/bcrypt-pool.js';
 import { PenaltyThrottle } from '../../src/auth/penalty-throttle.js';
@@ -84,6 +85,35 @@ describe('success path', () => {
     expect((await f.attempt('bob', password, '192.0.2.10', 'imap')).kind).toBe('failed');
     expect(checker.calls).toBe(1);
     expect(f.logs.events('auth.refused').at(-1)).toMatchObject({ reason: 'out_of_scope' });
+  });
+});
+
+describe('upstream status bookkeeping', () => {
+  it('takes no write lock on a login when the status is unchanged, and never fails a login over it', async () => {
+    const { f } = setup();
+    f.addUser('erin', PRIMARY);
+    const { password } = f.newPassword('erin', PRIMARY);
+    const outcome = await f.attempt('erin', password);
+    if (outcome.kind !== 'accepted') throw new Error(`expected accepted, got ${outcome.kind}`);
+    f.auth.reportUpstreamAccepted(outcome); // unknown → ok: a real change, written
+    const status = () => f.store.db.prepare('SELECT upstream_status FROM accounts WHERE login = ?').pluck().get('erin');
+    expect(status()).toBe('ok');
+
+    // An admin command holds the write lock (a long transaction in another connection).
+    f.store.db.pragma('busy_timeout = 100');
+    const other = new Database(f.dbPath);
+    other.exec('BEGIN IMMEDIATE');
+    try {
+      f.auth.reportUpstreamAccepted(outcome); // ok → ok: a read only, so the lock does not matter
+      expect(f.logs.events('store.status_failed')).toEqual([]);
+      f.auth.reportUpstreamRejected(outcome, 'imap'); // ok → rejected needs the lock: logged, not thrown
+      expect(f.logs.events('store.status_failed')).toHaveLength(1);
+      expect(f.logs.events('upstream.credentials_rejected')).toHaveLength(1);
+    } finally {
+      other.exec('ROLLBACK');
+      other.close();
+    }
+    expect(status()).toBe('ok');
   });
 });
 

@@ -212,8 +212,11 @@ export class ImapSession implements TrackedConnection {
     }
     this.state = 'busy';
     this.upgrading = true;
-    // Whatever the client pipelined after STARTTLS came in clear and may be an attacker's.
+    // Whatever the client pipelined after STARTTLS came in clear and may be an attacker's, and so
+    // may anything learnt before it (RFC 3207 §4.2's rule): ID parameters sent in clear are not
+    // passed upstream; the client sends ID again over TLS if it wants to.
     this.receiver.reset();
+    this.clientId = null;
     const plain = this.socket;
     plain.off('data', this.onData);
     plain.pause();

@@ -10,7 +10,7 @@ import { freePort } from '../helpers/free-port.js';
 import { connectLineClient } from '../helpers/line-client.js';
 import { startPostern, type PosternHarness } from '../helpers/postern.js';
 import { fakeImapConfig, startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
-import { quoted, rawTls, sleep } from './support.js';
+import { quoted, rawPlain, rawTls, sleep } from './support.js';
 
 const PRIMARY = 'erin-primary-Secret-7';
 const UPSTREAM_SECRET = 'erin-upstream-Secret-8';
@@ -147,6 +147,22 @@ describe('the relayed session', () => {
     expect(await c.readLine()).toBe('c OK SELECT done');
     const lines = fake.received.find((l) => l.includes('c SELECT INBOX'))!;
     expect(lines.find((l) => / ID /.test(l))).toBe('P1 ID ("name" "Thunderbird")');
+    c.close();
+  });
+
+  it('does not pass on ID parameters the client sent in clear before STARTTLS', async () => {
+    const c = await rawPlain(postern);
+    c.write('i ID ("name" "injected-before-tls")\r\n');
+    await c.readUntil((l) => l.startsWith('i OK'));
+    c.write('s STARTTLS\r\n');
+    expect(await c.readLine()).toMatch(/^s OK /);
+    await c.startTls({ ca: postern.caPem, servername: 'localhost' });
+    c.write(`a LOGIN erin ${quoted(password)}\r\nz SELECT sent-after-tls\r\n`);
+    expect(await c.readLine()).toMatch(/^a OK \[CAPABILITY /);
+    expect(await c.readLine()).toBe('z OK SELECT done');
+    const lines = fake.received.find((l) => l.includes('z SELECT sent-after-tls'))!;
+    expect(lines.some((l) => l.includes('LOGIN'))).toBe(true);
+    expect(lines.filter((l) => l.includes('injected-before-tls'))).toEqual([]);
     c.close();
   });
 

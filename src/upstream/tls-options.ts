@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import type { ConnectionOptions } from 'node:tls';
+import { rootCertificates, type ConnectionOptions } from 'node:tls';
 import { PosternError } from '../errors.js';
 
 export interface UpstreamTlsSettings {
@@ -21,7 +21,9 @@ export function upstreamTlsOptions(settings: UpstreamTlsSettings): ConnectionOpt
   if (!isIP(servername)) options.servername = servername;
   if (settings.caFile) {
     try {
-      options.ca = readFileSync(settings.caFile);
+      // Node's `ca` replaces the public roots; the config promises an *extra* CA (a private CA
+      // for one upstream must not break verification of publicly signed ones, e.g. DAV hosts).
+      options.ca = [...rootCertificates, readFileSync(settings.caFile, 'utf8')];
     } catch (err) {
       throw new PosternError('CONFIG_INVALID', `cannot read upstream CA file ${settings.caFile}`, { cause: err });
     }

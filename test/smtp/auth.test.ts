@@ -4,7 +4,8 @@
 //   535 5.7.8 with the sentence; wrong, unknown-user, revoked and out-of-scope passwords all get the
 //   same `535 5.7.8 Authentication failed`;
 // - before TLS, AUTH is neither offered nor accepted and no transaction can start (RFC 3207, 4954);
-// - the configured number of failed AUTHs ends the connection with 421;
+// - the configured number of failed AUTHs ends the connection with 421; bad base64 gets 501 and
+//   an overlong command line 421 and a close;
 // - upstream down → 454 4.7.0; upstream refuses the stored credentials → 454 4.7.0 and the account
 //   is flagged;
 // - revoking the password in use ends a live session with 421 within a second;
@@ -115,6 +116,22 @@ describe('before authentication', () => {
     expect(await say(client, `AUTH PLAIN ${plainToken('alice', password)}`)).toMatch(/^235 /);
     expect(await say(client, `MAIL FROM:<${addressOf('alice')}>`)).toMatch(/^250 /);
     client.close();
+  });
+});
+
+describe('malformed input', () => {
+  it('answers bad base64 and broken SASL exchanges with 501, and an overlong line with 421 and a close; postern stays up', async () => {
+    const c = await rawSession(postern.port('smtp.implicitTls'), postern.caPem);
+    expect(await say(c, 'AUTH PLAIN !!!not-base64***')).toBe('501 Error: invalid userdata');
+    expect(await say(c, 'AUTH PLAIN AGFsaWNl')).toBe('501 Error: invalid userdata'); // "\0alice": no password part
+    c.write('AUTH LOGIN\r\n');
+    expect(await c.readLine()).toBe('334 VXNlcm5hbWU6');
+    expect(await say(c, '%%%')).toBe('501 Error: missing username');
+    expect(await say(c, `NOOP ${'x'.repeat(20_000)}`)).toBe('421 Error: Command line too long');
+    await c.closed;
+    const next = await rawSession(postern.port('smtp.implicitTls'), postern.caPem);
+    expect(await say(next, 'NOOP')).toMatch(/^250 /);
+    next.close();
   });
 });
 

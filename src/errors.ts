@@ -11,6 +11,7 @@ export const ERROR_CODES = {
   CONFIG_NOT_FOUND: 'configuration file not found',
   STORE_OPEN_FAILED: 'database could not be opened',
   STORE_MIGRATION_FAILED: 'database migration failed',
+  STORE_TOO_NEW: 'database was written by a newer postern',
   KEY_FILE_INVALID: 'key file is missing or malformed',
   ACCOUNT_NOT_FOUND: 'no such account',
   ACCOUNT_EXISTS: 'account already exists',

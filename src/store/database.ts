@@ -24,7 +24,12 @@ export function openDatabase(file: string, options: { readonly?: boolean } = {})
   if (!options.readonly) {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
-    migrate(db);
+    try {
+      migrate(db);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
   }
   return db;
 }
@@ -36,6 +41,11 @@ export function schemaVersion(db: Db): number {
 function migrate(db: Db): void {
   // BEGIN IMMEDIATE: two processes starting at once must not both apply the same migration.
   const apply = db.transaction(() => {
+    const found = schemaVersion(db);
+    if (found > MIGRATIONS.length) {
+      // Written by a newer postern: its tables may mean things this code does not know.
+      throw new PosternError('STORE_TOO_NEW', `the database has schema version ${found}, newer than this postern knows (${MIGRATIONS.length}); upgrade postern or restore a backup`);
+    }
     for (let v = schemaVersion(db); v < MIGRATIONS.length; v++) {
       db.exec(MIGRATIONS[v]!);
       db.pragma(`user_version = ${v + 1}`);
@@ -44,6 +54,7 @@ function migrate(db: Db): void {
   try {
     apply.immediate();
   } catch (err) {
+    if (err instanceof PosternError) throw err;
     throw new PosternError('STORE_MIGRATION_FAILED', `database migration failed: ${(err as Error).message}`, { cause: err });
   }
 }

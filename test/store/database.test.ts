@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { schemaVersion } from '../../src/store/database.js';
 import { MIGRATIONS } from '../../src/store/migrations.js';
@@ -70,4 +71,16 @@ it('keeps the history append-only and deletes an account\'s passwords with it', 
   } finally {
     store.close();
   }
+});
+
+it('refuses a database written by a newer postern, with a message saying what to do, and leaves it untouched', () => {
+  const file = path.join(dir, 'future.db');
+  openStore(file).close();
+  const raw = new Database(file);
+  raw.pragma(`user_version = ${MIGRATIONS.length + 1}`);
+  raw.close();
+  expect(() => openStore(file)).toThrow(`the database has schema version ${MIGRATIONS.length + 1}, newer than this postern knows (${MIGRATIONS.length}); upgrade postern or restore a backup`);
+  const after = new Database(file, { readonly: true });
+  expect(after.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length + 1);
+  after.close();
 });

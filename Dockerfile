@@ -32,7 +32,8 @@ RUN mkdir -p config data certs \
  && cp share/postern.example.yaml config/postern.example.yaml \
  && sed -E 's/^(\s+host:) 127\.0\.0\.1$/\1 0.0.0.0/' share/postern.example.yaml > config/postern.yaml \
  && chown -R node:node config data certs \
- && chmod 700 data
+ && chmod 700 data \
+ && ln -s /app/bin/postern.js /usr/local/bin/postern
 USER node
 # The database and digest key, the TLS certificate and key, and the config.
 VOLUME ["/app/data", "/app/certs", "/app/config"]

@@ -1,6 +1,6 @@
 /**
  * Loads the YAML config once at start-up: parse, validate, resolve relative paths against the
- * config file's folder, read secrets from files or the environment, freeze. Every problem is
+ * working directory (see resolvePaths), read secrets from files or the environment, freeze. Every problem is
  * reported with its key path; a wrong config never starts a half-working proxy.
  */
 import { existsSync, readFileSync } from 'node:fs';

@@ -1,7 +1,7 @@
 /**
  * The one configuration schema. The Config type is inferred from it, so code and validation
  * cannot drift. Unknown keys are errors (a typo must not silently fall back to a default).
- * Paths are resolved relative to the config file by the loader, not here.
+ * Relative paths are resolved by the loader (against the working directory), not here.
  */
 import { z } from 'zod';
 

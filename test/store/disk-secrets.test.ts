@@ -1,9 +1,9 @@
 /**
  * A database copied off disk — the .db file and its -wal, plus the key file — holds none of the
  * secrets that went in: primary passwords, upstream secrets (equal to the primary or not),
- * app-specific passwords (with or without hyphens, any case), the master password. The scan reads
- * raw bytes, in UTF-8 and UTF-16, while the writer still has the files open (WAL not yet
- * checkpointed) and again after a checkpoint, and the copy is shown to be a working database.
+ * app-specific passwords (with or without hyphens, any case), those of a master-mode account too.
+ * The scan reads raw bytes, in UTF-8 and UTF-16, while the writer still has the files open (WAL
+ * not yet checkpointed) and again after a checkpoint, and the copy is shown to be a working database.
  */
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDovecot, type DovecotServer } from './dovecot.js';
 import { freePort } from './free-port.js';
 import { connectLineClient, type LineClient } from './line-client.js';
+import { assertNoSecrets } from './log-sink.js';
 import setup from './global-setup.js';
 import { startRadicale, type RadicaleServer } from './radicale.js';
 import { addressOf, stripDeliveryTrace } from './relay-sink.js';
@@ -48,6 +49,19 @@ async function scriptedServer(script: (socket: net.Socket) => void): Promise<{ p
 }
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('secret scan of logs', () => {
+  it('finds a secret as it is, without hyphens, and inside base64 (SASL PLAIN tokens, Basic headers)', () => {
+    const secret = 'abcd-efgh-ijkl-mnop';
+    const scan = (line: string) => () => assertNoSecrets([line], [secret], 'the test line');
+    expect(scan('{"msg":"login","user":"alice"}')).not.toThrow();
+    expect(scan(`{"password":"${secret}"}`)).toThrow(/appeared in the test line/);
+    expect(scan('{"password":"abcdefghijklmnop"}')).toThrow(/appeared/);
+    expect(scan(`C: a AUTHENTICATE PLAIN ${Buffer.from(`\0alice\0${secret}`).toString('base64')}`)).toThrow(/appeared/);
+    expect(scan(`{"authorization":"Basic ${Buffer.from(`alice:${secret}`).toString('base64')}"}`)).toThrow(/appeared/);
+    expect(scan(`{"authorization":"Basic ${Buffer.from('alice:something-else').toString('base64')}"}`)).not.toThrow();
+  });
+});
 
 describe('tmp and free-port', () => {
   it('makes and removes temp dirs, and finds bindable ports', async () => {

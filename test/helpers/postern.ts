@@ -42,6 +42,8 @@ export interface PosternOptions {
   secrets?: string[];
 }
 
+const WRONG_PASSWORDS_SENT_BY_TESTS = ['abcd-efgh-ijkl-mnop', 'wrong-wrong-wrong', 'wrong-wrong-wrong-wrong', 'wrong-password-'];
+
 const FAST_THROTTLE = { baseDelayMs: 0, maxDelayMs: 0, blockAfterFailures: 1000, blockMs: 0, windowMs: 60_000 };
 
 export async function startPostern(options: PosternOptions = {}): Promise<PosternHarness> {
@@ -59,7 +61,9 @@ export async function startPostern(options: PosternOptions = {}): Promise<Poster
     ...options.config,
   };
   const logs = createLogSink();
-  const secrets = new Set(options.secrets ?? []);
+  // Wrong passwords are secrets too (a user's typo is often one key off the real password): the
+  // ones the protocol tests send must not reach the logs either.
+  const secrets = new Set([...WRONG_PASSWORDS_SENT_BY_TESTS, ...(options.secrets ?? [])]);
   let config: ResolvedConfig;
   let app: App;
   try {

@@ -1,16 +1,19 @@
 /**
  * After login: client and upstream sockets piped to each other, byte for byte, with stream
  * back-pressure both ways (a slow client pauses the upstream, never buffers a whole mailbox).
- * Nothing is interpreted: IDLE, COMPRESS=DEFLATE, literals of any size just pass.
+ * Nothing is re-encoded: IDLE, COMPRESS=DEFLATE, literals of any size just pass.
  *
- * The one thing watched is the last few hundred bytes from upstream: when the upstream closes,
+ * Two things are watched. Where COMPRESS=DEFLATE (RFC 4978) starts, because from there on the
+ * streams are raw DEFLATE (CompressWatch). And the upstream's last words: when the upstream closes,
  * the client gets `* BYE` (RFC 9051 §7.1.5) unless the upstream's own last words were a BYE
- * already (a LOGOUT), so a dead upstream never leaves the client hanging.
+ * already (a LOGOUT), so a dead upstream never leaves the client hanging (LastWords).
  */
 import type { Socket } from 'node:net';
+import zlib from 'node:zlib';
+import { CompressWatch } from './compress-watch.js';
+import { LastWords } from './last-words.js';
 import { bye, reply } from './replies.js';
 
-const TAIL_BYTES = 512;
 /** After our last words, how long a client may take to close before we drop it. */
 const LINGER_MS = 2_000;
 
@@ -23,8 +26,10 @@ export interface RelayEnd {
 }
 
 export class Relay {
-  private tail = Buffer.alloc(0);
+  private readonly compression = new CompressWatch();
+  private readonly lastWords = new LastWords();
   private ended = false;
+  private upstreamClosing = false;
   private lingerTimer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -35,9 +40,12 @@ export class Relay {
 
   start(): void {
     const { client, upstream } = this;
-    upstream.on('data', (chunk: Buffer) => this.remember(chunk));
+    // Registered before the pipes: each chunk is looked at before it is forwarded.
+    client.on('data', (chunk: Buffer) => this.compression.fromClient(chunk));
+    upstream.on('data', (chunk: Buffer) => this.fromUpstream(chunk));
     client.on('error', (error) => this.finish({ by: 'client', error }));
-    upstream.on('error', (error) => this.finish({ by: 'upstream', error }));
+    // A reset or other socket error from the upstream ends it like a close: the client gets a BYE.
+    upstream.on('error', (error) => this.upstreamGone(error));
     client.on('close', () => this.finish({ by: 'client' }));
     client.on('end', () => this.finish({ by: 'client' }));
     upstream.on('close', () => this.upstreamGone());
@@ -57,18 +65,31 @@ export class Relay {
     this.finish({ by: 'postern' });
   }
 
-  private upstreamGone(): void {
-    if (this.ended) return;
+  private fromUpstream(chunk: Buffer): void {
+    if (this.compression.compressed) return this.lastWords.compressed(chunk);
+    const startsAt = this.compression.fromUpstream(chunk);
+    if (startsAt < 0) return this.lastWords.clear(chunk);
+    this.lastWords.clear(chunk.subarray(0, startsAt));
+    this.lastWords.compressed(chunk.subarray(startsAt));
+  }
+
+  /** The verdict on the upstream's last words is asynchronous once compressed (inflation). */
+  private upstreamGone(error?: Error): void {
+    if (this.ended || this.upstreamClosing) return;
+    this.upstreamClosing = true;
     this.upstream.unpipe(this.client);
-    const saidBye = this.upstreamSaidBye();
-    this.sayGoodbye(saidBye ? null : reply.bye(bye.upstreamLost));
-    this.finish({ by: 'upstream', upstreamSaidBye: saidBye });
+    this.client.unpipe(this.upstream);
+    this.lastWords.settle((saidBye) => {
+      if (this.ended) return;
+      this.sayGoodbye(saidBye ? null : reply.bye(bye.upstreamLost));
+      this.finish({ by: 'upstream', upstreamSaidBye: saidBye, ...(error ? { error } : {}) });
+    });
   }
 
   private sayGoodbye(line: string | null): void {
     const { client } = this;
     if (client.destroyed) return;
-    if (line) client.write(`${line}\r\n`);
+    if (line) client.write(this.compression.compressed ? deflatedLine(line) : `${line}\r\n`);
     client.end();
     this.lingerTimer = setTimeout(() => client.destroy(), LINGER_MS);
     this.lingerTimer.unref();
@@ -78,6 +99,7 @@ export class Relay {
   private finish(end: RelayEnd): void {
     if (this.ended) return;
     this.ended = true;
+    this.lastWords.dispose();
     if (end.by === 'client') {
       this.client.destroy();
       this.upstream.destroy();
@@ -86,14 +108,15 @@ export class Relay {
     }
     this.onEnd(end);
   }
+}
 
-  private remember(chunk: Buffer): void {
-    const joined = chunk.length >= TAIL_BYTES ? chunk.subarray(chunk.length - TAIL_BYTES) : Buffer.concat([this.tail, chunk]);
-    this.tail = Buffer.from(joined.subarray(Math.max(0, joined.length - TAIL_BYTES)));
-  }
-
-  private upstreamSaidBye(): boolean {
-    const text = this.tail.toString('latin1');
-    return text.startsWith('* BYE ') || text.includes('\r\n* BYE ');
-  }
+/**
+ * Our own line on a compressed session, as an independent raw-DEFLATE piece ending in a sync flush:
+ * it refers to nothing before it, so the client's inflater takes it whenever the upstream's stream
+ * stands at a flush boundary. Dovecot's compressor flushes whenever it has sent what it had, so an
+ * idle session — IDLE, the usual moment of a revocation — always stands at one. Mid-transfer it is
+ * best effort: the client sees a broken stream and a close, which is what a disconnect is anyway.
+ */
+function deflatedLine(line: string): Buffer {
+  return zlib.deflateRawSync(Buffer.from(`${line}\r\n`), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
 }

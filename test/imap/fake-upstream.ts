@@ -61,6 +61,7 @@ export async function startFakeUpstream(options: { tls?: { key: string; cert: st
       if (name === 'CAPABILITY') socket.write(`* CAPABILITY ${loggedIn ? POST_LOGIN_CAPS : greetingCaps || 'IMAP4rev1 LITERAL+'}\r\n${tag} OK done\r\n`);
       else if (name === 'ID') socket.write(`* ID ("name" "fake")\r\n${tag} OK ID done\r\n`);
       else if (name === 'DIE') socket.destroy(); // closes mid-session without a word
+      else if (name === 'RESET') socket.resetAndDestroy(); // TCP RST: postern sees ECONNRESET
       else if (name === 'BLOB') socket.write(`* 1 FETCH (BODY[] {${Number(rest[0])}}\r\n${'x'.repeat(Number(rest[0]))})\r\n${tag} OK done\r\n`);
       else if (name === 'LOGOUT') { socket.write(`* BYE bye\r\n${tag} OK done\r\n`); socket.end(); }
       else socket.write(`${tag} OK ${name} done\r\n`);

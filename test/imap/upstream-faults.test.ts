@@ -205,6 +205,14 @@ describe('the relayed session', () => {
     await c.closed;
   });
 
+  it('an upstream connection reset mid-session gives the client BYE and a close too', async () => {
+    const c = await login(postern, password);
+    await c.readLine();
+    c.write('r RESET\r\n');
+    expect(await c.readLine(3_000)).toBe('* BYE Connection to the mail server was lost.');
+    await c.closed;
+  });
+
   it('an upstream LOGOUT is not followed by a BYE of postern\'s own', async () => {
     const c = await login(postern, password);
     await c.readLine();

@@ -8,9 +8,14 @@
  * so a resource is inside one exactly when the path itself or its parent is one: at most two
  * Depth-0 PROPFINDs of `resourcetype`, with the account's own upstream credentials.
  *
- * Answers are cached briefly per upstream origin and path (a calendar stays a calendar; the kind
- * is not a secret of the account); collection-changing methods through postern drop the entries
- * they touch. Probes that fail are not cached and fail the request (502), never open it.
+ * Only definite answers are cached, and only for the upstream account that learnt them: a
+ * calendar or an address book, for TTL_MS, keyed by origin, upstream user and path. What the
+ * upstream shows depends on who asks (403/404 for someone else's collection; some servers map
+ * paths per user), so one account's answer must never decide another's scope check. "other"
+ * (a plain collection, a resource, 403 or 404) is never cached, as it is the answer that admits
+ * either scope: a path that becomes a calendar is seen as one on the next request. Collection-
+ * changing methods through postern drop the entries they touch, for every account. Probes that
+ * fail are not cached and fail the request (502), never open it.
  */
 import type { UpstreamCredential } from '../auth/types.js';
 import { PosternError } from '../errors.js';
@@ -23,36 +28,57 @@ const MAX_ENTRIES = 4096;
 const MAX_PROBE_BYTES = 256 * 1024;
 const PROBE_BODY = '<?xml version="1.0" encoding="utf-8"?><d:propfind xmlns:d="DAV:"><d:prop><d:resourcetype/></d:prop></d:propfind>';
 
+interface Entry {
+  origin: string;
+  /** Without a trailing slash, so `/a/cal` and `/a/cal/` share an entry. */
+  path: string;
+  kind: DefiniteKind;
+  at: number;
+}
+
+type DefiniteKind = Exclude<CollectionKind, 'other'>;
+
 export class CollectionKinds {
-  private readonly cache = new Map<string, { kind: CollectionKind; at: number }>();
+  private readonly cache = new Map<string, Entry>();
 
   constructor(
     private readonly upstream: HttpUpstream,
     private readonly clock: () => number = Date.now,
   ) {}
 
-  /** The kind of collection `path` (a routing path) is or lies directly in. */
+  /** The kind of collection `path` (a routing path) is or lies directly in, as `credential` sees it. */
   async kindAt(origin: string, path: string, credential: UpstreamCredential): Promise<CollectionKind> {
-    const own = await this.kindOf(origin, path, credential);
-    if (own !== 'other') return own;
+    const user = credential.username;
     const parent = parentOf(path);
-    return parent === null ? 'other' : this.kindOf(origin, parent, credential);
+    // A known calendar or address book decides for itself and for whatever lies directly in it.
+    const known = this.cached(origin, user, path) ?? (parent === null ? undefined : this.cached(origin, user, parent));
+    if (known) return known;
+    const own = await this.learn(origin, path, credential);
+    if (own !== 'other') return own;
+    return parent === null ? 'other' : this.learn(origin, parent, credential);
   }
 
-  /** MKCOL, MKCALENDAR, DELETE, MOVE and COPY change what is where: forget `path` and below. */
+  /** MKCOL, MKCALENDAR, PROPPATCH, DELETE, MOVE and COPY change what is where: forget `path` and below. */
   forget(origin: string, path: string): void {
-    const prefix = `${origin} ${path.replace(/\/?$/, '')}`;
-    for (const key of this.cache.keys()) if (key === prefix || key.startsWith(`${prefix}/`)) this.cache.delete(key);
+    const base = trimSlash(path);
+    for (const [key, entry] of this.cache) {
+      if (entry.origin === origin && (entry.path === base || entry.path.startsWith(`${base}/`))) this.cache.delete(key);
+    }
   }
 
-  private async kindOf(origin: string, path: string, credential: UpstreamCredential): Promise<CollectionKind> {
-    const key = `${origin} ${path.replace(/\/?$/, '')}`;
-    const hit = this.cache.get(key);
-    const now = this.clock();
-    if (hit && now - hit.at < TTL_MS) return hit.kind;
+  private cached(origin: string, user: string, path: string): DefiniteKind | undefined {
+    const entry = this.cache.get(keyOf(origin, user, path));
+    return entry && this.clock() - entry.at < TTL_MS ? entry.kind : undefined;
+  }
+
+  /** Probes `path` and keeps a definite answer for the account that asked. */
+  private async learn(origin: string, path: string, credential: UpstreamCredential): Promise<CollectionKind> {
+    const at = this.clock();
     const kind = await this.probe(origin, path, credential);
+    if (kind === 'other') return kind;
+    const key = keyOf(origin, credential.username, path);
     this.cache.delete(key);
-    this.cache.set(key, { kind, at: now });
+    this.cache.set(key, { origin, path: trimSlash(path), kind, at });
     if (this.cache.size > MAX_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
     return kind;
   }
@@ -88,6 +114,15 @@ export function parentOf(path: string): string | null {
   const trimmed = path.replace(/\/+$/, '');
   if (trimmed === '') return null;
   return trimmed.slice(0, trimmed.lastIndexOf('/') + 1);
+}
+
+function trimSlash(path: string): string {
+  return path.replace(/\/?$/, '');
+}
+
+/** The upstream user is part of the key: the answer is what that account was shown. */
+function keyOf(origin: string, user: string, path: string): string {
+  return JSON.stringify([origin, user, trimSlash(path)]);
 }
 
 function encodePath(path: string): string {

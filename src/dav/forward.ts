@@ -38,6 +38,8 @@ export interface ForwardContext {
   trusted: boolean;
   routes: DavRoutes;
   upstream: HttpUpstream;
+  /** A buffered XML body that pauses this long is abandoned with 408 (the upstream timeout). */
+  bodyIdleMs: number;
   auth: Authenticator;
   log: Logger;
   onUpstreamAccepted(accepted: AcceptedAuth): void;
@@ -53,6 +55,10 @@ export async function forward(ctx: ForwardContext): Promise<void> {
   const body = await requestBody(ctx);
   if (body === 'client-gone') return;
   if (body === 'too-large') return sendText(req, res, 413, REPLY_TEXT.tooLarge);
+  if (body === 'too-slow') {
+    res.shouldKeepAlive = false;
+    return sendText(req, res, 408, REPLY_TEXT.requestTimeout);
+  }
   const headers = upstreamRequestHeaders(req.headers, {
     credential: ctx.accepted.credential,
     clientAddress: ctx.clientAddress,
@@ -127,32 +133,43 @@ function decoderFor(encoding: string | undefined): Transform | 'identity' | null
 
 type Body = Buffer | IncomingMessage | null;
 
-async function requestBody(ctx: ForwardContext): Promise<Body | 'too-large' | 'client-gone'> {
+type BodyFailure = 'too-large' | 'too-slow' | 'client-gone';
+
+async function requestBody(ctx: ForwardContext): Promise<Body | BodyFailure> {
   const { req } = ctx;
   const length = req.headers['content-length'];
   const hasBody = (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
   if (!hasBody) return null;
   if (req.method === 'PUT' || !XML.test(String(req.headers['content-type'] ?? ''))) return req;
   if (length !== undefined && Number(length) > MAX_XML_REQUEST_BYTES) return 'too-large';
-  const read = await readCapped(req, MAX_XML_REQUEST_BYTES);
+  const read = await readCapped(req, MAX_XML_REQUEST_BYTES, ctx.bodyIdleMs);
   if (!Buffer.isBuffer(read)) return read;
   const text = read.toString('latin1');
   return Buffer.from(bodyRewriter({ from: [ctx.publicOrigin], to: ctx.target.origin }).text(text), 'latin1');
 }
 
 /**
- * Reads a whole body of at most `cap` bytes. On overflow it stops reading (the 413 that follows
- * closes the connection) rather than destroying the request, so the client still gets an answer.
+ * Reads a whole body of at most `cap` bytes. On overflow, or a pause of `idleMs` (nothing else
+ * bounds a body trickled into this buffer: the listener has no request timeout), it stops reading
+ * (the 413 or 408 that follows closes the connection) rather than destroying the request, so the
+ * client still gets an answer.
  */
-function readCapped(req: IncomingMessage, cap: number): Promise<Buffer | 'too-large' | 'client-gone'> {
+function readCapped(req: IncomingMessage, cap: number, idleMs: number): Promise<Buffer | BodyFailure> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let total = 0;
-    const finish = (result: Buffer | 'too-large' | 'client-gone') => {
+    const onIdle = () => {
+      req.pause();
+      finish('too-slow');
+    };
+    const idle = setTimeout(onIdle, idleMs);
+    const finish = (result: Buffer | BodyFailure) => {
+      clearTimeout(idle);
       req.off('data', onData).off('end', onEnd).off('error', onGone).off('aborted', onGone);
       resolve(result);
     };
     const onData = (chunk: Buffer) => {
+      idle.refresh();
       total += chunk.length;
       if (total <= cap) chunks.push(chunk);
       else {

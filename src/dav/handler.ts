@@ -21,6 +21,7 @@ import { publicOriginFor } from './public-origin.js';
 import { isPosternError } from '../errors.js';
 import type { CollectionKinds } from './collection-kind.js';
 import { REPLY_TEXT, sendChallenge, sendRefusal, sendText, sendUpstreamFault } from './replies.js';
+import { markAuthenticated } from './slow-clients.js';
 import { routingPath, type DavRoutes, type DavScope, type Route } from './routes.js';
 
 export interface DavHandlerDeps {
@@ -31,6 +32,8 @@ export interface DavHandlerDeps {
   kinds: CollectionKinds;
   log: Logger;
   realm: string;
+  /** dav.upstreamTimeoutMs: also the longest pause allowed in an XML body postern buffers. */
+  upstreamTimeoutMs: number;
   /** Configured public origin, normalised; undefined → derived per request. */
   publicOrigin: string | undefined;
   /** Origin of the listener itself, when neither config nor Host can say. */
@@ -42,8 +45,11 @@ export interface DavHandlerDeps {
 
 export type DavHandler = (req: IncomingMessage, res: ServerResponse, expectContinue?: boolean) => void;
 
-/** Methods after which a path may be a different kind of collection than before. */
-const COLLECTION_CHANGING = new Set(['MKCOL', 'MKCALENDAR', 'DELETE', 'MOVE', 'COPY']);
+/**
+ * Methods after which a path may be a different kind of collection than before. PROPPATCH is one:
+ * Radicale lets it set `resourcetype`, turning a calendar into an address book and back.
+ */
+const COLLECTION_CHANGING = new Set(['MKCOL', 'MKCALENDAR', 'PROPPATCH', 'DELETE', 'MOVE', 'COPY']);
 
 /** Upstream-accepted marks are a database write; once a minute per account is plenty. */
 const ACCEPTED_REPORT_INTERVAL_MS = 60_000;
@@ -83,7 +89,7 @@ async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerRes
   const authorized = await authorize(deps, req, res, route, path);
   if (!authorized) return;
   const { accepted, scope } = authorized;
-  if (COLLECTION_CHANGING.has(method)) deps.kinds.forget(route.target.origin, path);
+  if (COLLECTION_CHANGING.has(method)) forgetKinds(deps, req, route.target.origin, path);
 
   const clientAddress = clientAddressOf(req);
   const publicOrigin = publicOriginFor(req, deps.publicOrigin, deps.fallbackOrigin());
@@ -104,6 +110,7 @@ async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerRes
     trusted: deps.trusted,
     routes: deps.routes,
     upstream: deps.upstream,
+    bodyIdleMs: deps.upstreamTimeoutMs,
     auth: deps.auth,
     log: deps.log.child({ user: accepted.login }),
     onUpstreamAccepted,
@@ -133,6 +140,7 @@ async function authorize(deps: DavHandlerDeps, req: IncomingMessage, res: Server
     sendRefusal(req, res, outcome, deps.realm);
     return null;
   }
+  markAuthenticated(req.socket);
   if (outcome.credential.authzid !== undefined) {
     // Basic carries no authorization identity, so SASL-style master login cannot be expressed.
     deps.log.error({ event: 'upstream.mode_unsupported', user: outcome.login, protocol: 'dav' }, 'accounts in master mode cannot use DAV: HTTP Basic has no authorization identity; give the account upstream mode "password"');
@@ -162,6 +170,20 @@ async function scopeFor(deps: DavHandlerDeps, route: Exclude<Route, { kind: 'non
   const kind = await deps.kinds.kindAt(route.target.origin, path, accepted.credential);
   const needed: DavScope = kind === 'calendar' ? 'caldav' : kind === 'addressbook' ? 'carddav' : held[0]!;
   return held.includes(needed) ? needed : 'refused';
+}
+
+/** A MOVE or COPY also replaces whatever was at its Destination (RFC 4918 §9.8.4, §9.9.3). */
+function forgetKinds(deps: DavHandlerDeps, req: IncomingMessage, origin: string, path: string): void {
+  deps.kinds.forget(origin, path);
+  const destination = req.headers.destination;
+  if (destination === undefined) return;
+  let target: string | null = null;
+  try {
+    target = routingPath(new URL(destination, 'http://destination.invalid').pathname);
+  } catch {
+    // forward.ts answers 400 for it; nothing is moved.
+  }
+  if (target !== null) deps.kinds.forget(origin, target);
 }
 
 function probeFailed(deps: DavHandlerDeps, req: IncomingMessage, res: ServerResponse, accepted: AcceptedAuth, scope: DavScope, err: unknown): void {

@@ -7,7 +7,8 @@
  * Module map: routes.ts (path → upstream and scope), basic-auth.ts (Authorization parsing),
  * handler.ts (per-request flow), collection-kind.ts (scope on a shared root), forward.ts (relay and streaming rewrite), headers.ts (what
  * crosses), origin-rewrite.ts (absolute URL rewriting), replies.ts (postern's own answers),
- * connections.ts (revocation closes keep-alive connections), src/upstream/http.ts (upstream client).
+ * slow-clients.ts (deadlines for bodies postern does not forward), connections.ts (revocation
+ * closes keep-alive connections), src/upstream/http.ts (upstream client).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -50,7 +51,9 @@ export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<P
     keepAlive: true,
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     headersTimeout: HEADERS_TIMEOUT_MS,
-    // Long uploads are bounded by the upstream timeout (idle), not by a total request time.
+    // Long uploads are bounded by the upstream timeout (idle), not by a total request time; bodies
+    // postern answers before reading, or buffers itself, have deadlines of their own
+    // (slow-clients.ts, forward.ts readCapped).
     requestTimeout: 0,
   });
   let bound = { host: config.listener.host, port: config.listener.port };
@@ -62,6 +65,7 @@ export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<P
     kinds: new CollectionKinds(upstream),
     log,
     realm: config.realm,
+    upstreamTimeoutMs: config.upstreamTimeoutMs,
     publicOrigin: config.publicOrigin ? normalizeOrigin(config.publicOrigin) : undefined,
     fallbackOrigin: () => `https://${bound.host.includes(':') ? `[${bound.host}]` : bound.host}:${bound.port}`,
     upstreamOrigins: [...new Set([...routes.origins(), ...aliases])],

@@ -10,6 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PRIMARY_PASSWORD_REFUSED_TEXT, type AuthOutcome } from '../auth/types.js';
 import { isPosternError } from '../errors.js';
 import { basicChallenge } from './basic-auth.js';
+import { expectRestOfBody, unauthenticatedTooLong } from './slow-clients.js';
 
 const TEXT = 'text/plain; charset=utf-8';
 
@@ -24,6 +25,7 @@ export const REPLY_TEXT = {
   unavailable: 'Service unavailable: this account cannot be used for calendars and contacts right now.',
   destinationElsewhere: 'Bad gateway: the destination is on another server.',
   tooManyConnections: 'Service unavailable: too many connections; please try again later.',
+  requestTimeout: 'Request timeout: the request body did not arrive in time.',
 } as const;
 
 export function sendText(req: IncomingMessage, res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
@@ -32,7 +34,8 @@ export function sendText(req: IncomingMessage, res: ServerResponse, status: numb
     return;
   }
   const body = Buffer.from(`${text}\n`, 'utf8');
-  if (bodyStillComing(req)) res.shouldKeepAlive = false;
+  if (bodyStillComing(req) || unauthenticatedTooLong(req.socket)) res.shouldKeepAlive = false;
+  if (res.shouldKeepAlive) expectRestOfBody(req);
   res.writeHead(status, { ...headers, 'content-type': TEXT, 'content-length': String(body.length), 'cache-control': 'no-store' });
   res.end(req.method === 'HEAD' ? undefined : body);
 }
@@ -44,8 +47,9 @@ const DRAINABLE_BODY_BYTES = 64 * 1024;
  * Whether answering now leaves a large or unknown request body unread: then the connection is
  * closed rather than read to its end (RFC 9112 §9.6). A bodyless request, or a small body such as
  * the PROPFIND a client sends before it has seen the challenge, keeps the connection, so the retry
- * with credentials needs no new TLS handshake. A client waiting for 100 Continue has not sent its
- * body at all, so that connection closes too.
+ * with credentials needs no new TLS handshake — provided the rest of it arrives promptly
+ * (slow-clients.ts). A client waiting for 100 Continue has not sent its body at all, so that
+ * connection closes too.
  */
 function bodyStillComing(req: IncomingMessage): boolean {
   if (req.complete) return false;

@@ -3,7 +3,8 @@
  *
  * Pins: no credentials → 401 with exactly `Basic realm="postern", charset="UTF-8"`; the primary
  * password → 401 with the app-password sentence (and a history entry); wrong password, unknown
- * user, out-of-scope password and malformed Authorization all get the identical 401; a revoked
+ * user, out-of-scope password and malformed Authorization all get the identical 401 (out of scope
+ * as one account's own upstream view decides, never another account's cached probe); a revoked
  * password is refused on the next request and the idle keep-alive connection that used it is
  * closed within 1 s; stored credentials the upstream refuses → 502 and the account is flagged;
  * master-mode accounts get a clear 503, not a leak; nothing unauthenticated reaches Radicale.
@@ -14,7 +15,7 @@ import { PRIMARY_PASSWORD_REFUSED_TEXT } from '../../src/auth/types.js';
 import { REPLY_TEXT } from '../../src/dav/replies.js';
 import { basic, davClient, type RawResponse } from './support/client.js';
 import { startPostern } from '../helpers/postern.js';
-import { ALICE, startDavRig, type DavRig } from './support/setup.js';
+import { ALICE, BOB, startDavRig, type DavRig } from './support/setup.js';
 
 const CHALLENGE = 'Basic realm="postern", charset="UTF-8"';
 let rig: DavRig;
@@ -129,6 +130,17 @@ describe('refusals', () => {
     await make('MKCALENDAR', '/alice/kind-book/');
     expect(await status(cardOnly, 'PROPFIND', '/alice/kind-book/')).toBe(401);
     expect(await status(calOnly, 'PROPFIND', '/alice/kind-book/')).toBe(207);
+  });
+
+  it("does not let another account's refused probe open a calendar to a contacts-only password", async () => {
+    const bobFull = basic(BOB.login, rig.postern.newPassword(BOB.login, BOB.primary, { label: 'bob full' }).password);
+    const bobCards = basic(BOB.login, rig.postern.newPassword(BOB.login, BOB.primary, { label: 'bob contacts', scopes: 'carddav' }).password);
+    const aliceCards = basic(ALICE.login, rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'alice contacts 3', scopes: 'carddav' }).password);
+    expect((await rig.client.request({ method: 'MKCALENDAR', path: '/bob/private-cal/', headers: { authorization: bobFull } })).status).toBe(201);
+    const propfind = (authorization: string) => rig.client.request({ method: 'PROPFIND', path: '/bob/private-cal/', headers: { authorization, depth: '1', 'content-type': 'application/xml' } });
+    // Radicale (owner_only) answers Alice's probe of Bob's calendar with 403.
+    expect((await propfind(aliceCards)).status).toBe(403);
+    expect((await propfind(bobCards)).status).toBe(401);
   });
 
   it('treats malformed Authorization headers as no credentials, without crashing', async () => {

@@ -158,8 +158,8 @@ export class AccountService {
       this.store.accounts.setUpstream(account.id, { upstreamMode: upstream.mode, upstreamUser: user, primarySalt, dekPrimary, secretBox, now });
       this.store.events.append({ type: 'account.upstream_changed', at: now, accountId: account.id, login: account.login, detail: { mode: upstream.mode } });
       if (upstream.mode === account.upstreamMode) return [];
-      const revoked = this.store.passwords.revokeAll(account.id, 'revoke-all', now);
-      for (const p of revoked) this.recordRevoke(account, p.publicId, 'revoke-all', now);
+      const revoked = this.store.passwords.revokeAll(account.id, 'upstream-mode-change', now);
+      for (const p of revoked) this.recordRevoke(account, p.publicId, 'upstream-mode-change', now);
       return revoked.map((p) => p.publicId);
     });
   }

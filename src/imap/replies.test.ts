@@ -25,10 +25,9 @@ describe('replies', () => {
   });
 
   it('names each revocation reason in the BYE', () => {
-    for (const reason of ['admin', 'revoke-all', 'primary-password-change', 'expiry', 'account-removed'] as const) {
-      expect(revokedBye(reason)).toMatch(/^\* BYE .+signing out\.$/);
-    }
-    expect(new Set(['admin', 'revoke-all', 'primary-password-change', 'expiry', 'account-removed'].map((r) => revokedBye(r as 'admin'))).size).toBe(5);
+    const reasons = ['admin', 'revoke-all', 'primary-password-change', 'upstream-mode-change', 'expiry', 'account-removed'] as const;
+    for (const reason of reasons) expect(revokedBye(reason)).toMatch(/^\* BYE .+signing out\.$/);
+    expect(new Set(reasons.map((r) => revokedBye(r))).size).toBe(reasons.length);
   });
 });
 

@@ -6,7 +6,7 @@ export type Protocol = (typeof PROTOCOLS)[number];
 export type UpstreamMode = 'password' | 'master';
 export type UpstreamStatus = 'unknown' | 'ok' | 'rejected';
 
-export type RevokeReason = 'admin' | 'revoke-all' | 'primary-password-change' | 'expiry' | 'account-removed';
+export type RevokeReason = 'admin' | 'revoke-all' | 'primary-password-change' | 'upstream-mode-change' | 'expiry' | 'account-removed';
 
 export interface AccountRow {
   id: number;

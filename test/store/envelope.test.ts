@@ -95,6 +95,14 @@ describe('envelopes in the store', () => {
     expect(outcome.kind === 'accepted' && outcome.credential).toEqual({ username: 'alice.renamed', password: 'new provider password' });
   });
 
+  it('a change of upstream mode revokes every app password, recorded as such', () => {
+    f.accounts.addAccount('alice', 'alice primary', { mode: 'password', secret: 'provider app password' });
+    const p = f.accounts.createPassword('alice', 'alice primary', { label: 'one' });
+    expect(f.accounts.setUpstream('alice', 'alice primary', { mode: 'master' })).toEqual([p.publicId]);
+    expect(f.accounts.listPasswords('alice')[0]).toMatchObject({ publicId: p.publicId, revokedReason: 'upstream-mode-change' });
+    expect(f.accounts.history('alice').find((e) => e.type === 'password.revoked')).toMatchObject({ passwordId: p.publicId, detail: { reason: 'upstream-mode-change' } });
+  });
+
   it('a wrong primary password neither creates a password nor unseals the data key', () => {
     f.accounts.addAccount('alice', 'alice primary', { mode: 'password', secret: 'alice primary' });
     let thrown: unknown;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite from a clean clone (what `npm run test:all` and .ci/run run):
-#   1. the Debian packages of the real upstream servers the tests start (Dovecot, Radicale,
+#   1. the Debian packages of the real upstream servers the tests start (Dovecot, Postfix, Radicale,
 #      fail2ban), through scripts/install-test-deps.sh;
 #   2. the npm packages, exactly as locked (npm ci);
 #   3. `npm test` (type-check, build, vitest) with a JSON report next to the usual output;

@@ -81,10 +81,10 @@ export class AccountRepo {
     this.upstreamStmt.run({ ...u, id });
   }
 
-  /** Returns true when the status actually changed (so callers log a flip once, not per login). */
   /**
-   * Sets the upstream status if it differs. Reads first: an UPDATE that changes nothing still
-   * takes SQLite's write lock, and this runs on every successful login.
+   * Sets the upstream status if it differs, and says whether it changed (so callers record a flip
+   * once, not per login). Reads first: an UPDATE that changes nothing still takes SQLite's write
+   * lock, and this runs on every successful login.
    */
   setUpstreamStatus(id: number, status: UpstreamStatus, now: number): boolean {
     const current = this.statusReadStmt.get(id)?.status;

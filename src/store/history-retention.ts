@@ -7,6 +7,7 @@
  */
 import type { Logger } from '../log.js';
 import type { Store } from './index.js';
+import { runPeriodically } from './periodic.js';
 
 const DAY_MS = 86_400_000;
 const BATCH = 5_000;
@@ -61,16 +62,12 @@ export function startHistoryRetention(store: Store, options: RetentionOptions, l
     });
   };
 
-  const first = setTimeout(tick, 0);
-  const timer = setInterval(tick, everyMs);
-  first.unref();
-  timer.unref();
+  const stopTimer = runPeriodically(tick, everyMs);
   return {
     pruneNow,
     stop() {
       stopped = true;
-      clearTimeout(first);
-      clearInterval(timer);
+      stopTimer();
     },
   };
 }

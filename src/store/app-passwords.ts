@@ -59,6 +59,7 @@ export class AppPasswordRepo {
   private readonly revokeAllStmt;
   private readonly usedStmt;
   private readonly expireStmt;
+  private readonly dueStmt;
   private readonly stateStmt;
 
   constructor(private readonly db: Db) {
@@ -89,6 +90,10 @@ export class AppPasswordRepo {
        WHERE revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= ? AND account_id = coalesce(?, account_id)
        RETURNING id, public_id AS publicId, account_id AS accountId, expires_at AS expiresAt,
          (SELECT login FROM accounts a WHERE a.id = account_id) AS login`,
+    );
+    this.dueStmt = db.prepare<[number, number | null], { due: 1 }>(
+      `SELECT 1 AS due FROM app_passwords
+       WHERE revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= ? AND account_id = coalesce(?, account_id) LIMIT 1`,
     );
     this.stateStmt = db.prepare<[string], PasswordState>(
       `SELECT p.id, p.revoked_at AS revokedAt, p.revoked_reason AS revokedReason, p.expires_at AS expiresAt
@@ -135,8 +140,15 @@ export class AppPasswordRepo {
     this.usedStmt.run(now, protocol, address, id);
   }
 
-  /** Marks passwords past their expiry as revoked for the history (login checks expires_at itself). */
-  /** Marks passwords past their expiry as revoked (at the expiry instant) and drops their sealed keys. */
+  /** Whether any active password (of one account, or any) has passed its expiry: a read, no lock. */
+  anyDue(now: number, accountId: number | null = null): boolean {
+    return this.dueStmt.get(now, accountId) !== undefined;
+  }
+
+  /**
+   * Marks passwords past their expiry as revoked (at the expiry instant) and drops their sealed
+   * keys; logins check expires_at themselves.
+   */
   expireDue(now: number, accountId: number | null = null): ExpiredPassword[] {
     return this.expireStmt.all(now, accountId);
   }

@@ -9,11 +9,14 @@
  */
 import type { Logger } from '../log.js';
 import type { Store } from './index.js';
+import { runPeriodically } from './periodic.js';
 
 const SWEEP_EVERY_MS = 5_000;
 
 /** Expires what is due (for one account, or all) and records each in the history. */
 export function expireDuePasswords(store: Store, now: number, accountId: number | null = null): number {
+  // A read first: a sweep with nothing due (nearly every one) takes no write lock.
+  if (!store.passwords.anyDue(now, accountId)) return 0;
   return store.transaction(() => {
     const expired = store.passwords.expireDue(now, accountId);
     for (const p of expired) {
@@ -38,14 +41,5 @@ export function startExpirySweep(store: Store, log: Logger, options: { everyMs?:
       log.warn({ event: 'password.expiry_sweep_failed', err }, 'could not record expired passwords; will retry');
     }
   };
-  const first = setTimeout(sweep, 0);
-  const timer = setInterval(sweep, everyMs);
-  first.unref();
-  timer.unref();
-  return {
-    stop() {
-      clearTimeout(first);
-      clearInterval(timer);
-    },
-  };
+  return { stop: runPeriodically(sweep, everyMs) };
 }

@@ -54,9 +54,11 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
     BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
   `,
-  // 2: history retention deletes by age (see src/store/history-retention.ts); without this index
-  // each pruning pass would scan the whole table.
+  // 2: history retention deletes by age (src/store/history-retention.ts) and the proxy sweeps
+  // expiries every few seconds (src/store/expiry.ts); without these indexes each pass would scan
+  // a whole table. Revoked passwords stay as rows, so only the active ones with an expiry are indexed.
   `
   CREATE INDEX events_by_time ON events (at);
+  CREATE INDEX app_passwords_expiring ON app_passwords (expires_at) WHERE revoked_at IS NULL AND expires_at IS NOT NULL;
   `,
 ];

@@ -1,7 +1,7 @@
 /**
  * History retention (`history.keepDays`). Pins:
- * - schema 2 adds the index retention deletes by, and a schema-1 database is upgraded in place
- *   with its history intact;
+ * - schema 2 adds the indexes retention and the expiry sweep search by, and a schema-1 database
+ *   is upgraded in place with its history intact; a sweep with nothing due takes no write lock;
  * - a pass deletes exactly the events older than keepDays (in batches, all of them), keeps the
  *   rest and logs one `history.pruned` line; keepDays 0 keeps everything;
  * - the pass repeats on its timer, and the running proxy prunes the database it opens;
@@ -13,6 +13,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { schemaVersion } from '../../src/store/database.js';
+import { expireDuePasswords } from '../../src/store/expiry.js';
 import { startHistoryRetention } from '../../src/store/history-retention.js';
 import { MIGRATIONS } from '../../src/store/migrations.js';
 import { openStore, type Store } from '../../src/store/index.js';
@@ -55,6 +56,9 @@ it('upgrades a schema-1 database in place, keeping its history, and adds the tim
     expect(countEvents(upgraded)).toBe(1);
     const plan = upgraded.db.prepare('EXPLAIN QUERY PLAN SELECT id FROM events WHERE at < ? ORDER BY at LIMIT 10').all(NOW) as Array<{ detail: string }>;
     expect(plan.map((p) => p.detail).join('\n')).toMatch(/USING (COVERING )?INDEX events_by_time/);
+    const due = upgraded.db.prepare(`EXPLAIN QUERY PLAN SELECT 1 FROM app_passwords
+      WHERE revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= ? AND account_id = coalesce(?, account_id) LIMIT 1`).all(NOW, null) as Array<{ detail: string }>;
+    expect(due.map((p) => p.detail).join('\n')).toMatch(/USING (COVERING )?INDEX app_passwords_expiring/);
   } finally {
     upgraded.close();
   }
@@ -119,6 +123,18 @@ it('the running proxy prunes the history of the database it opens, by the config
   } finally {
     await postern.stop();
     store = openStore(path.join(dir, 'p.db'));
+  }
+});
+
+it('an expiry sweep with nothing due takes no write lock', () => {
+  store.db.pragma('busy_timeout = 50');
+  const other = new Database(path.join(dir, 'p.db'));
+  other.exec('BEGIN IMMEDIATE'); // an admin command in the middle of a write
+  try {
+    expect(expireDuePasswords(store, NOW)).toBe(0); // would throw SQLITE_BUSY if it wrote
+  } finally {
+    other.exec('ROLLBACK');
+    other.close();
   }
 });
 

@@ -75,18 +75,13 @@ export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<P
   // refused client gets a real HTTP answer (503, Retry-After) instead of a reset it would retry.
   const limiter = new ConnectionLimiter(config.limits);
   const overLimit = new WeakSet<object>();
-  let lastLimitWarning = 0;
   server.on('secureConnection', (socket: TLSSocket) => {
     const ip = plainAddress(socket.remoteAddress ?? 'unknown');
     const slot = limiter.acquire(ip);
     if ('refused' in slot) {
       overLimit.add(socket);
       setTimeout(() => socket.destroy(), REFUSED_GRACE_MS).unref();
-      if (Date.now() - lastLimitWarning > 10_000) {
-        lastLimitWarning = Date.now();
-        log.warn({ event: 'dav.connection_limit', ip, limit: slot.refused }, `connection refused: ${slot.refused === 'total' ? 'maxConnections' : 'maxConnectionsPerAddress'} reached`);
-      }
-      return;
+      return limiter.logRefusal(log, 'dav.connection_limit', ip, slot.refused);
     }
     socket.once('close', () => slot.release());
   });

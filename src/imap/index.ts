@@ -17,7 +17,6 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
   const limits = sessionLimits(config.limits);
   const registry = new ConnectionRegistry();
   const limiter = new ConnectionLimiter(config.limits);
-  let lastLimitWarning = 0;
   const starttlsContext = reloadableSecureContext(deps.tls);
   const listeners: Listener[] = [];
   let connectionCounter = 0;
@@ -32,10 +31,7 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
     const clientAddress = normalizeAddress(socket.remoteAddress);
     const slot = limiter.acquire(clientAddress);
     if ('refused' in slot) {
-      if (Date.now() - lastLimitWarning > 10_000) {
-        lastLimitWarning = Date.now();
-        deps.log.warn({ event: 'imap.connection_limit', ip: clientAddress, limit: slot.refused }, `connection refused: ${slot.refused === 'total' ? 'maxConnections' : 'maxConnectionsPerAddress'} reached`);
-      }
+      limiter.logRefusal(deps.log, 'imap.connection_limit', clientAddress, slot.refused);
       return refuseConnection(socket);
     }
     const log = deps.log.child({ conn: ++connectionCounter, ip: clientAddress, listener: listenerName });

@@ -3,6 +3,7 @@
  * done: each IMAP connection also opens an upstream connection, so without a cap one host could
  * make postern hold thousands of sockets at the provider. Generic: any listener can use it.
  */
+import type { Logger } from '../log.js';
 
 export interface ConnectionLimits {
   maxConnections: number;
@@ -11,9 +12,13 @@ export interface ConnectionLimits {
 
 export type Refusal = 'total' | 'address';
 
+/** Refusals are logged at most this often per limiter: a flood must not flood the log as well. */
+const WARN_EVERY_MS = 10_000;
+
 export class ConnectionLimiter {
   private total = 0;
   private readonly perAddress = new Map<string, number>();
+  private lastWarning = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly limits: ConnectionLimits) {}
 
@@ -35,5 +40,13 @@ export class ConnectionLimiter {
         else this.perAddress.delete(address);
       },
     };
+  }
+
+  /** Logs a refusal as `event`, at most once per WARN_EVERY_MS. */
+  logRefusal(log: Logger, event: string, ip: string, refusal: Refusal): void {
+    const now = Date.now();
+    if (now - this.lastWarning < WARN_EVERY_MS) return;
+    this.lastWarning = now;
+    log.warn({ event, ip, limit: refusal }, `connection refused: ${refusal === 'total' ? 'maxConnections' : 'maxConnectionsPerAddress'} reached`);
   }
 }

@@ -76,7 +76,6 @@ function serverOptions(
 ): SMTPServerOptions {
   const { limits } = config;
   const slots = new Map<string, () => void>();
-  let lastLimitWarning = 0;
   const sessionOf = (session: SMTPServerSession): SubmissionSession => {
     const found = sessions.get(session.id);
     if (!found) throw new replies.SmtpReplyError(421, '4.3.0 Session state lost; closing connection.');
@@ -104,10 +103,7 @@ function serverOptions(
     onConnect(session, callback) {
       const slot = upstream.limiter.acquire(session.remoteAddress);
       if ('refused' in slot) {
-        if (Date.now() - lastLimitWarning > 10_000) {
-          lastLimitWarning = Date.now();
-          log.warn({ event: 'smtp.connection_limit', ip: session.remoteAddress, limit: slot.refused }, `connection refused: ${slot.refused === 'total' ? 'maxConnections' : 'maxConnectionsPerAddress'} reached`);
-        }
+        upstream.limiter.logRefusal(log, 'smtp.connection_limit', session.remoteAddress, slot.refused);
         return callback(replies.tooManyConnections());
       }
       slots.set(session.id, slot.release);

@@ -4,40 +4,25 @@
  * for their first request (never reaching the upstream, never a bare reset), logged once; a
  * connection that closes frees its slot; connections within the cap keep working meanwhile.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { REPLY_TEXT } from '../../src/dav/replies.js';
-import { startPostern, type PosternHarness } from '../helpers/postern.js';
-import { basic, davClient, type DavTestClient } from './support/client.js';
+import type { PosternHarness } from '../helpers/postern.js';
+import { davClient, type DavTestClient } from './support/client.js';
+import { startCountingRig, type CountingRig } from './support/counting-upstream.js';
 
-let upstream: http.Server;
-let upstreamRequests = 0;
+let rig: CountingRig;
 let postern: PosternHarness;
 let auth: string;
 const clients: DavTestClient[] = [];
 
 beforeAll(async () => {
-  upstream = http.createServer((req, res) => {
-    upstreamRequests++;
-    req.resume();
-    req.on('end', () => res.end('ok'));
-  });
-  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
-  const origin = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/`;
-  postern = await startPostern({
-    config: { dav: { listener: { host: '127.0.0.1', port: 0 }, caldavUpstream: origin, carddavUpstream: origin, limits: { maxConnectionsPerAddress: 2 } } },
-    secrets: ['upstream secret'],
-  });
-  postern.addUser('alice', 'alice primary passphrase', { mode: 'password', secret: 'upstream secret' });
-  auth = basic('alice', postern.newPassword('alice', 'alice primary passphrase').password);
+  rig = await startCountingRig({ limits: { maxConnectionsPerAddress: 2 } });
+  ({ postern, auth } = rig);
 });
 
 afterAll(async () => {
   for (const c of clients) c.close();
-  await postern?.stop();
-  upstream?.closeAllConnections();
-  await new Promise((resolve) => upstream?.close(resolve));
+  await rig?.stop();
 });
 
 /** A client of its own (own keep-alive agent), so each one holds its own connection. */
@@ -54,7 +39,7 @@ it('answers requests on connections beyond the per-address cap with 503 and clos
   const second = newClient();
   expect((await get(first)).status).toBe(200);
   expect((await get(second)).status).toBe(200);
-  const before = upstreamRequests;
+  const before = rig.requests();
 
   const third = newClient();
   const refused = await get(third);
@@ -62,7 +47,7 @@ it('answers requests on connections beyond the per-address cap with 503 and clos
   expect(refused.headers['retry-after']).toBe('10');
   expect(refused.headers.connection).toBe('close');
   expect(refused.text).toBe(`${REPLY_TEXT.tooManyConnections}\n`);
-  expect(upstreamRequests).toBe(before); // never forwarded
+  expect(rig.requests()).toBe(before); // never forwarded
   await new Promise<void>((resolve) => (refused.socket.destroyed ? resolve() : refused.socket.once('close', () => resolve())));
   expect(postern.logs.events('dav.connection_limit')).toEqual([expect.objectContaining({ ip: '127.0.0.1', limit: 'address' })]);
 

@@ -109,6 +109,12 @@ const throttle = z.strictObject({
   blockAfterFailures: z.number().int().min(1).default(10),
   blockMs: z.number().int().min(0).default(15 * 60_000),
   windowMs: z.number().int().positive().default(15 * 60_000),
+  /**
+   * Records kept for client addresses (that have tried real accounts; that have not) and for
+   * login names that are not accounts: each of the three pools holds this many, the least recently
+   * used going first. Real accounts' records are never pushed out (see penalty-throttle.ts).
+   */
+  maxRecords: z.number().int().min(10).default(20_000),
 });
 
 const auth = z.strictObject({

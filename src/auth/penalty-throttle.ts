@@ -16,22 +16,38 @@
  * - A success clears that address's failures against that login and the account's failures from
  *   that address. Only those: an attacker with an account of their own must not be able to wipe
  *   their record for other accounts by logging in to theirs between guesses.
- * - Trusted networks are exempt. Memory is bounded: records expire, and the oldest go past a cap.
+ * - Trusted networks are exempt.
+ *
+ * Memory (issue 9, item 3): records sit in two tiers (throttle-pools.ts). Whatever concerns a
+ * real account (`known`, from the service's account lookup) is kept apart from what concerns
+ * names that do not exist, so a flood of made-up names cannot push a real account's failures out
+ * of memory and restart its "clean record". An address that is blocked adds nothing at all: no
+ * record is created or reordered for it. Caps, and costs measured by bench/throttle-memory.ts
+ * (V8 heap, Node 20, 64-character logins, every list full: ~2.2 KB a record, whatever its kind):
+ * - address records: two tiers of `maxRecords` (addresses that have failed against a real
+ *   account; the others);
+ * - records of names that are not accounts: `maxRecords`;
+ * - real accounts' records: at most one per account (accounts are finite and made by an admin),
+ *   never evicted by size, only expired.
+ * At the default 20,000 the worst flood holds ~124 MiB (every tier full), plus ~2 KB per account.
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import type { ThrottleConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { parseTrustedNetworks, throttleKey, type TrustedNetworks } from './client-address.js';
 import type { Throttle, ThrottleGate, ThrottleVerdict } from './throttle.js';
+import { TieredPool } from './throttle-pools.js';
 
 export const DEFAULT_MAX_RECORDS = 20_000;
 /** Distinct wrong passwords remembered per address (for the repeat rule). */
 const REMEMBERED_PASSWORDS = 8;
+/** Expired records dropped per failure and tier: the sweep keeps pace with any flood that adds them. */
+const EXPIRE_PER_CALL = 4;
 
-export interface PenaltyThrottleOptions extends ThrottleConfig {
+export interface PenaltyThrottleOptions extends Omit<ThrottleConfig, 'maxRecords'> {
   trustedNetworks?: readonly string[];
   clock?: () => number;
-  /** Cap on address records and (separately) on account records. */
+  /** Cap on each evictable tier: known and unknown address records, unknown-name records. */
   maxRecords?: number;
   log?: Logger;
 }
@@ -51,37 +67,44 @@ interface AccountRecord {
 }
 
 export class PenaltyThrottle implements Throttle {
-  private readonly addresses = new Map<string, AddressRecord>();
-  private readonly accounts = new Map<string, AccountRecord>();
+  private readonly addresses: TieredPool<AddressRecord>;
+  private readonly accounts: TieredPool<AccountRecord>;
   private readonly trusted: TrustedNetworks;
   private readonly clock: () => number;
-  private readonly maxRecords: number;
   private readonly digestKey = randomBytes(32);
 
   constructor(private readonly options: PenaltyThrottleOptions) {
     this.trusted = parseTrustedNetworks(options.trustedNetworks ?? []);
     this.clock = options.clock ?? Date.now;
-    this.maxRecords = options.maxRecords ?? DEFAULT_MAX_RECORDS;
+    const cap = options.maxRecords ?? DEFAULT_MAX_RECORDS;
+    this.addresses = new TieredPool({ known: cap, unknown: cap });
+    this.accounts = new TieredPool({ known: Infinity, unknown: cap });
   }
 
   before(clientAddress: string, login: string): ThrottleGate {
     if (this.trusted.has(clientAddress)) return { blocked: false, delayMs: 0 };
     const now = this.clock();
-    const address = this.addresses.get(throttleKey(clientAddress));
-    if (!address) return { blocked: false, delayMs: 0 };
-    this.prune(address, now);
-    if (this.isBlocked(address, login, now)) return { blocked: true, delayMs: 0 };
-    return { blocked: false, delayMs: Math.max(0, address.penaltyUntil - now) };
+    const key = throttleKey(clientAddress);
+    const address = this.address(key, now);
+    if (this.isBlocked(key, address, login, now)) return { blocked: true, delayMs: 0 };
+    return { blocked: false, delayMs: address ? Math.max(0, address.penaltyUntil - now) : 0 };
   }
 
-  failed(clientAddress: string, login: string, password: string): ThrottleVerdict {
+  failed(clientAddress: string, login: string, password: string, known: boolean): ThrottleVerdict {
     const now = this.clock();
-    this.expireOldest(now);
+    this.addresses.expire(now, this.horizon(), EXPIRE_PER_CALL);
+    this.accounts.expire(now, this.horizon(), EXPIRE_PER_CALL);
     if (this.trusted.has(clientAddress)) return { delayMs: 0, cleanRecord: this.accountCount(login, now) === 0 };
     const key = throttleKey(clientAddress);
-    const address = this.touchAddress(key, now);
-    const account = this.touchAccount(login, now);
-    if (this.isBlocked(address, login, now)) return { delayMs: this.options.maxDelayMs, cleanRecord: false };
+    const existing = this.address(key, now);
+    // Blocked: not counted, and nothing stored or reordered, so its flood can push nothing out.
+    if (this.isBlocked(key, existing, login, now)) return { delayMs: this.options.maxDelayMs, cleanRecord: false };
+    const address = existing ?? { failures: [], wrongPasswords: [], blockedUntil: 0, penaltyUntil: 0, touched: now };
+    address.touched = now;
+    this.addresses.touch(key, address, known);
+    const account = this.account(login, now) ?? { failures: [], touched: now };
+    account.touched = now;
+    this.accounts.touch(login, account, known);
     const addressBefore = address.failures.length;
     const accountBefore = account.failures.length;
     const digest = this.passwordDigest(login, password);
@@ -119,15 +142,21 @@ export class PenaltyThrottle implements Throttle {
     }
   }
 
-  /** Record counts, for tests and metrics. */
-  get size(): { addresses: number; accounts: number } {
+  /** Record counts per tier, for tests and metrics. */
+  get size(): { addresses: { known: number; unknown: number }; accounts: { known: number; unknown: number } } {
     return { addresses: this.addresses.size, accounts: this.accounts.size };
   }
 
-  private isBlocked(address: AddressRecord, login: string, now: number): boolean {
-    if (address.blockedUntil > now) return true;
-    const triedThisAccount = address.failures.some((f) => f.login === login);
-    return triedThisAccount && this.accountCount(login, now) >= this.options.blockAfterFailures;
+  /**
+   * Blocked: the address itself, or an account with a full window of failures against an address
+   * that took part in them. The account's own list names its last failing addresses, so the block
+   * holds for them even once their address records are gone.
+   */
+  private isBlocked(key: string, address: AddressRecord | undefined, login: string, now: number): boolean {
+    if (address && address.blockedUntil > now) return true;
+    if (this.accountCount(login, now) < this.options.blockAfterFailures) return false;
+    const account = this.accounts.get(login)!;
+    return account.failures.some((f) => f.address === key) || (address?.failures.some((f) => f.login === login) ?? false);
   }
 
   private block(key: string, address: AddressRecord, now: number): void {
@@ -144,62 +173,34 @@ export class PenaltyThrottle implements Throttle {
   }
 
   private accountCount(login: string, now: number): number {
-    const account = this.accounts.get(login);
-    if (!account) return 0;
-    this.pruneAccount(account, now);
-    return account.failures.length;
+    return this.account(login, now)?.failures.length ?? 0;
+  }
+
+  private horizon(): number {
+    return Math.max(this.options.windowMs, this.options.blockMs);
   }
 
   private passwordDigest(login: string, password: string): string {
     return createHmac('sha256', this.digestKey).update(login).update('\0').update(password).digest('base64');
   }
 
-  private touchAddress(key: string, now: number): AddressRecord {
-    const record = this.addresses.get(key) ?? { failures: [], wrongPasswords: [], blockedUntil: 0, penaltyUntil: 0, touched: now };
-    this.prune(record, now);
-    record.touched = now;
-    touch(this.addresses, key, record, this.maxRecords);
-    return record;
-  }
-
-  private touchAccount(login: string, now: number): AccountRecord {
-    const record = this.accounts.get(login) ?? { failures: [], touched: now };
-    this.pruneAccount(record, now);
-    record.touched = now;
-    touch(this.accounts, login, record, this.maxRecords);
-    return record;
-  }
-
-  private prune(record: AddressRecord, now: number): void {
+  /** The address's record with failures outside the window dropped, if it has one. */
+  private address(key: string, now: number): AddressRecord | undefined {
+    const record = this.addresses.get(key);
+    if (!record) return undefined;
     const since = now - this.options.windowMs;
     if (record.failures[0] && record.failures[0].at <= since) record.failures = record.failures.filter((f) => f.at > since);
     if (record.wrongPasswords[0] && record.wrongPasswords[0].at <= since) record.wrongPasswords = record.wrongPasswords.filter((w) => w.at > since);
+    return record;
   }
 
-  private pruneAccount(record: AccountRecord, now: number): void {
+  private account(login: string, now: number): AccountRecord | undefined {
+    const record = this.accounts.get(login);
+    if (!record) return undefined;
     const since = now - this.options.windowMs;
     if (record.failures[0] && record.failures[0].at <= since) record.failures = record.failures.filter((f) => f.at > since);
+    return record;
   }
-
-  /** Maps are in least-recently-touched order: drop expired records from the front, a few per call. */
-  private expireOldest(now: number): void {
-    const horizon = Math.max(this.options.windowMs, this.options.blockMs);
-    for (const map of [this.addresses, this.accounts] as Array<Map<string, { touched: number; blockedUntil?: number }>>) {
-      for (let i = 0; i < 4; i++) {
-        const first = map.entries().next();
-        if (first.done) break;
-        const [key, record] = first.value;
-        if (record.touched + horizon > now || (record.blockedUntil ?? 0) > now) break;
-        map.delete(key);
-      }
-    }
-  }
-}
-
-function touch<T>(map: Map<string, T>, key: string, value: T, max: number): void {
-  map.delete(key);
-  map.set(key, value);
-  while (map.size > max) map.delete(map.keys().next().value!);
 }
 
 function pushCapped<T>(list: T[], item: T, cap: number): void {

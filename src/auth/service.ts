@@ -175,7 +175,7 @@ export class AuthService implements Authenticator {
     // One bcrypt per failure, dummy hash for unknown users: same cost either way (a burst from one
     // address past MAX_CHECKS_PER_ADDRESS skips it, whichever the account).
     const primary = (await this.isPrimaryPassword(attempt, account?.primaryHash ?? DUMMY_HASH)) && account !== undefined;
-    const verdict = this.deps.throttle.failed(attempt.clientAddress, login ?? '', attempt.password);
+    const verdict = this.deps.throttle.failed(attempt.clientAddress, login ?? '', attempt.password, account !== undefined);
     const reason: Reason = primary ? 'primary_password' : account ? refusal : login === null ? 'invalid_login' : 'unknown_user';
     this.logFailure(primary ? 'auth.primary_refused' : 'auth.refused', login, account !== undefined, attempt, reason);
     this.recordFailure(account, attempt, primary ? 'primary.refused' : 'login.failed', reason);
@@ -189,8 +189,8 @@ export class AuthService implements Authenticator {
    * from it must not keep the workers busy. The answer is held back as long as the longest delay.
    */
   private async refuseThrottled(login: string | null, attempt: AuthAttempt): Promise<AuthOutcome> {
-    const verdict = this.deps.throttle.failed(attempt.clientAddress, login ?? '', attempt.password);
     const account = login === null ? undefined : this.deps.store.accounts.findByLogin(login);
+    const verdict = this.deps.throttle.failed(attempt.clientAddress, login ?? '', attempt.password, account !== undefined);
     this.logFailure('auth.refused', login, account !== undefined, attempt, 'throttled');
     this.recordFailure(account, attempt, 'login.failed', 'throttled');
     await this.sleep(verdict.delayMs);

@@ -22,7 +22,11 @@ export interface ThrottleVerdict {
 
 export interface Throttle {
   before(clientAddress: string, login: string): ThrottleGate;
-  failed(clientAddress: string, login: string, password: string): ThrottleVerdict;
+  /**
+   * `known`: the login is a real account. Its records are kept apart from those of names that do
+   * not exist, so that guesses at made-up names cannot flush them (see throttle-pools.ts).
+   */
+  failed(clientAddress: string, login: string, password: string, known: boolean): ThrottleVerdict;
   succeeded(clientAddress: string, login: string): void;
 }
 

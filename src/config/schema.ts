@@ -43,6 +43,14 @@ const imap = z.strictObject({
       maxConnections: z.number().int().min(1).default(2000),
       /** Concurrent client connections from one address (an office behind NAT may need more). */
       maxConnectionsPerAddress: z.number().int().min(1).default(200),
+      /**
+       * Upstream connections opened before the client has logged in (to spare it a round trip at
+       * login), per client address (IPv6: per /64) and in total. Clients beyond either connect
+       * upstream at LOGIN instead, so idle unauthenticated clients cannot use up the provider's
+       * login processes. 0 turns pre-connecting off.
+       */
+      preConnectPerAddress: z.number().int().min(0).default(2),
+      preConnectTotal: z.number().int().min(0).default(100),
     })
     .prefault({}),
 });
@@ -109,6 +117,12 @@ const throttle = z.strictObject({
   blockAfterFailures: z.number().int().min(1).default(10),
   blockMs: z.number().int().min(0).default(15 * 60_000),
   windowMs: z.number().int().positive().default(15 * 60_000),
+  /**
+   * Records kept for client addresses (that have tried real accounts; that have not) and for
+   * login names that are not accounts: each of the three pools holds this many, the least recently
+   * used going first. Real accounts' records are never pushed out (see penalty-throttle.ts).
+   */
+  maxRecords: z.number().int().min(10).default(20_000),
 });
 
 const auth = z.strictObject({

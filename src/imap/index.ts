@@ -3,6 +3,7 @@
  * session registry, and the upstream connector, wired from config. Sessions do the protocol.
  */
 import type net from 'node:net';
+import { plainAddress } from '../auth/client-address.js';
 import type { ImapConfig, ListenerConfig } from '../config/schema.js';
 import { ConnectionLimiter } from '../net/connection-limiter.js';
 import { ConnectionRegistry } from '../net/connection-registry.js';
@@ -17,6 +18,7 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
   const limits = sessionLimits(config.limits);
   const registry = new ConnectionRegistry();
   const limiter = new ConnectionLimiter(config.limits);
+  const preConnect = new ConnectionLimiter({ maxConnections: config.limits.preConnectTotal, maxConnectionsPerAddress: config.limits.preConnectPerAddress });
   const starttlsContext = reloadableSecureContext(deps.tls);
   const listeners: Listener[] = [];
   let connectionCounter = 0;
@@ -28,7 +30,7 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
   }
 
   const accept = (socket: net.Socket, secure: boolean, listenerName: string) => {
-    const clientAddress = normalizeAddress(socket.remoteAddress);
+    const clientAddress = plainAddress(socket.remoteAddress ?? 'unknown');
     const slot = limiter.acquire(clientAddress);
     if ('refused' in slot) {
       limiter.logRefusal(deps.log, 'imap.connection_limit', clientAddress, slot.refused);
@@ -45,6 +47,10 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
       log,
       limits,
       connectUpstream: () => connectImapUpstream(config.upstream),
+      reserveEarlyUpstream: () => {
+        const place = preConnect.acquire(clientAddress);
+        return 'release' in place ? place.release : null;
+      },
       starttlsContext: secure ? null : starttlsContext.current,
       onClosed: () => done(),
     });
@@ -95,10 +101,4 @@ function refuseConnection(socket: net.Socket): void {
   socket.on('error', () => undefined);
   socket.end('* BYE Too many connections; please try again later.\r\n');
   setTimeout(() => socket.destroy(), 1_000).unref();
-}
-
-/** `::ffff:127.0.0.1` → `127.0.0.1`, so throttling and history see one form per client. */
-function normalizeAddress(address: string | undefined): string {
-  if (!address) return 'unknown';
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }

@@ -25,7 +25,7 @@ import { Relay, type RelayEnd } from './relay.js';
 import { authzRefusedReply, bye, reply, revokedBye } from './replies.js';
 import { SaslExchange, SASL_MECHANISMS, type SaslMechanism, type SaslStep } from './sasl.js';
 import { signIn } from './sign-in.js';
-import { UpstreamSlot } from './upstream-slot.js';
+import { UpstreamSlot, type ReserveEarlyUpstream } from './upstream-slot.js';
 
 export interface SessionDeps {
   auth: Authenticator;
@@ -33,6 +33,8 @@ export interface SessionDeps {
   limits: SessionLimits;
   /** Opens a fresh upstream connection (greeting read, TLS in place). */
   connectUpstream(): Promise<PreAuthUpstream>;
+  /** A place in the budget of upstream connections opened before login, if one is free. */
+  reserveEarlyUpstream: ReserveEarlyUpstream;
   /** Server TLS context for STARTTLS; null on an implicit-TLS listener. */
   starttlsContext: (() => tls.SecureContext) | null;
   /** Called once when the session has fully ended. */
@@ -73,7 +75,7 @@ export class ImapSession implements TrackedConnection {
   ) {
     this.secure = secure;
     this.receiver = new CommandReceiver(deps.limits);
-    this.upstream = new UpstreamSlot(deps.connectUpstream, deps.log);
+    this.upstream = new UpstreamSlot(deps.connectUpstream, deps.reserveEarlyUpstream, deps.log);
   }
 
   start(): void {

@@ -1,8 +1,14 @@
 /**
- * Caps concurrent connections, in total and per client address, before any protocol work is
- * done: each IMAP connection also opens an upstream connection, so without a cap one host could
- * make postern hold thousands of sockets at the provider. Generic: any listener can use it.
+ * Caps concurrent connections (or anything else held per client, such as IMAP's early upstream
+ * connections), in total and per client address, before any protocol work is done: without a cap
+ * one host could make postern hold thousands of sockets, here and at the provider. Generic: any
+ * listener can use it.
+ *
+ * Clients are counted under the throttle's key (client-address.ts): IPv6 per /64, since one
+ * subscriber line gets a whole /64 and could otherwise open the cap's worth from each of 2^64
+ * addresses; IPv4-mapped IPv6 as the IPv4 address, so a dual-stack listener counts it once.
  */
+import { throttleKey } from '../auth/client-address.js';
 import type { Logger } from '../log.js';
 
 export interface ConnectionLimits {
@@ -23,7 +29,8 @@ export class ConnectionLimiter {
   constructor(private readonly limits: ConnectionLimits) {}
 
   /** A release function, or why the connection is refused. Release is idempotent. */
-  acquire(address: string): { release: () => void } | { refused: Refusal } {
+  acquire(clientAddress: string): { release: () => void } | { refused: Refusal } {
+    const address = throttleKey(clientAddress);
     const current = this.perAddress.get(address) ?? 0;
     if (this.total >= this.limits.maxConnections) return { refused: 'total' };
     if (current >= this.limits.maxConnectionsPerAddress) return { refused: 'address' };

@@ -27,14 +27,14 @@ const OWNER = '203.0.113.20';
 describe('penalty throttle', () => {
   it('delays grow 2, 4, 8 s and cap at 15 s', () => {
     const { throttle } = setup({ blockAfterFailures: 100 });
-    const delays = Array.from({ length: 6 }, (_, i) => throttle.failed(ATTACKER, 'alice', `guess-${i}`).delayMs);
+    const delays = Array.from({ length: 6 }, (_, i) => throttle.failed(ATTACKER, 'alice', `guess-${i}`, true).delayMs);
     expect(delays).toEqual([2000, 4000, 8000, 15_000, 15_000, 15_000]);
   });
 
   it('holds the next attempt for the rest of the penalty, which lifts after its time', () => {
     const { clock, throttle } = setup();
-    throttle.failed(ATTACKER, 'alice', 'guess-1');
-    throttle.failed(ATTACKER, 'alice', 'guess-2');
+    throttle.failed(ATTACKER, 'alice', 'guess-1', true);
+    throttle.failed(ATTACKER, 'alice', 'guess-2', true);
     expect(throttle.before(ATTACKER, 'alice')).toEqual({ blocked: false, delayMs: 4000 });
     clock.now += 1500;
     expect(throttle.before(ATTACKER, 'alice').delayMs).toBe(2500);
@@ -46,54 +46,54 @@ describe('penalty throttle', () => {
 
   it('forgets failures older than the window: the delay starts again from the base', () => {
     const { clock, throttle } = setup();
-    for (let i = 0; i < 3; i++) throttle.failed(ATTACKER, 'alice', `guess-${i}`);
+    for (let i = 0; i < 3; i++) throttle.failed(ATTACKER, 'alice', `guess-${i}`, true);
     clock.now += DEFAULTS.windowMs + 1;
-    expect(throttle.failed(ATTACKER, 'alice', 'guess-late')).toEqual({ delayMs: 2000, cleanRecord: true });
+    expect(throttle.failed(ATTACKER, 'alice', 'guess-late', true)).toEqual({ delayMs: 2000, cleanRecord: true });
   });
 
   it('a success resets the address record for that login', () => {
     const { throttle } = setup();
-    throttle.failed(OWNER, 'alice', 'typo-1');
-    throttle.failed(OWNER, 'alice', 'typo-2');
+    throttle.failed(OWNER, 'alice', 'typo-1', true);
+    throttle.failed(OWNER, 'alice', 'typo-2', true);
     throttle.succeeded(OWNER, 'alice');
     expect(throttle.before(OWNER, 'alice')).toEqual({ blocked: false, delayMs: 0 });
-    expect(throttle.failed(OWNER, 'alice', 'typo-3')).toEqual({ delayMs: 2000, cleanRecord: true });
+    expect(throttle.failed(OWNER, 'alice', 'typo-3', true)).toEqual({ delayMs: 2000, cleanRecord: true });
   });
 
   it('a success on one account does not wipe the same address\'s failures against another', () => {
     const { throttle } = setup({ blockAfterFailures: 100 });
-    for (let i = 0; i < 3; i++) throttle.failed(ATTACKER, 'victim', `guess-${i}`);
+    for (let i = 0; i < 3; i++) throttle.failed(ATTACKER, 'victim', `guess-${i}`, true);
     throttle.succeeded(ATTACKER, 'attackers-own');
-    expect(throttle.failed(ATTACKER, 'victim', 'guess-4').delayMs).toBe(15_000);
+    expect(throttle.failed(ATTACKER, 'victim', 'guess-4', true).delayMs).toBe(15_000);
   });
 
   it('the same wrong password repeated is not penalised again', () => {
     const { throttle } = setup({ blockAfterFailures: 3 });
-    const first = throttle.failed(OWNER, 'alice', 'stale-saved-password');
-    const repeats = Array.from({ length: 20 }, () => throttle.failed(OWNER, 'alice', 'stale-saved-password'));
+    const first = throttle.failed(OWNER, 'alice', 'stale-saved-password', true);
+    const repeats = Array.from({ length: 20 }, () => throttle.failed(OWNER, 'alice', 'stale-saved-password', true));
     expect(first).toEqual({ delayMs: 2000, cleanRecord: true });
     // No growth, no block, and the record stays "clean" (the primary-password hint keeps showing).
     for (const r of repeats) expect(r).toEqual({ delayMs: 2000, cleanRecord: true });
     expect(throttle.before(OWNER, 'alice').blocked).toBe(false);
     // A different wrong password is counted.
-    expect(throttle.failed(OWNER, 'alice', 'another-guess')).toEqual({ delayMs: 4000, cleanRecord: false });
+    expect(throttle.failed(OWNER, 'alice', 'another-guess', true)).toEqual({ delayMs: 4000, cleanRecord: false });
   });
 
   it('the same password for another login, or from another address, is a new failure', () => {
     const { throttle } = setup();
-    throttle.failed(OWNER, 'alice', 'same-words');
-    expect(throttle.failed(OWNER, 'bob', 'same-words').delayMs).toBe(4000);
-    expect(throttle.failed(ATTACKER, 'alice', 'same-words').cleanRecord).toBe(false);
+    throttle.failed(OWNER, 'alice', 'same-words', true);
+    expect(throttle.failed(OWNER, 'bob', 'same-words', true).delayMs).toBe(4000);
+    expect(throttle.failed(ATTACKER, 'alice', 'same-words', true).cleanRecord).toBe(false);
   });
 
   it('blocks an address past the limit, then lifts the block after blockMs', () => {
     const { clock, throttle } = setup({ blockAfterFailures: 5, blockMs: 60_000, windowMs: 30_000 });
-    for (let i = 0; i < 4; i++) throttle.failed(ATTACKER, `user${i}`, `guess-${i}`);
+    for (let i = 0; i < 4; i++) throttle.failed(ATTACKER, `user${i}`, `guess-${i}`, true);
     expect(throttle.before(ATTACKER, 'someone').blocked).toBe(false);
-    throttle.failed(ATTACKER, 'user4', 'guess-4');
+    throttle.failed(ATTACKER, 'user4', 'guess-4', true);
     expect(throttle.before(ATTACKER, 'someone').blocked).toBe(true);
     // While blocked, further failures are not counted and get the longest delay.
-    expect(throttle.failed(ATTACKER, 'someone', 'guess-x')).toEqual({ delayMs: 15_000, cleanRecord: false });
+    expect(throttle.failed(ATTACKER, 'someone', 'guess-x', true)).toEqual({ delayMs: 15_000, cleanRecord: false });
     clock.now += 59_999;
     expect(throttle.before(ATTACKER, 'someone').blocked).toBe(true);
     clock.now += 1;
@@ -104,51 +104,108 @@ describe('penalty throttle', () => {
   it('a clean address still gets in while the account is attacked; the attackers are blocked', () => {
     const { throttle } = setup({ blockAfterFailures: 5 });
     const attackers = Array.from({ length: 8 }, (_, i) => `198.51.100.${i + 1}`);
-    for (const [i, ip] of attackers.entries()) throttle.failed(ip, 'alice', `guess-${i}`);
+    for (const [i, ip] of attackers.entries()) throttle.failed(ip, 'alice', `guess-${i}`, true);
     // Each attacker made one failure only, yet the account's count blocks them from trying again.
     for (const ip of attackers) expect(throttle.before(ip, 'alice').blocked).toBe(true);
     // ... but not against other accounts, and never a clean address.
     expect(throttle.before(attackers[0]!, 'bob').blocked).toBe(false);
     expect(throttle.before(OWNER, 'alice')).toEqual({ blocked: false, delayMs: 0 });
     // The account's failures do delay a failure answer to the owner, and the record is not clean.
-    expect(throttle.failed(OWNER, 'alice', 'owner-typo')).toEqual({ delayMs: 15_000, cleanRecord: false });
+    expect(throttle.failed(OWNER, 'alice', 'owner-typo', true)).toEqual({ delayMs: 15_000, cleanRecord: false });
   });
 
   it('exempts trusted networks and still reports whether the account is clean', () => {
     const { throttle } = setup({ blockAfterFailures: 2, trustedNetworks: ['10.0.0.0/8', '2001:db8::/32', '192.0.2.1'] });
     for (let i = 0; i < 10; i++) {
-      expect(throttle.failed('10.1.2.3', 'monitor', `probe-${i}`)).toEqual({ delayMs: 0, cleanRecord: true });
+      expect(throttle.failed('10.1.2.3', 'monitor', `probe-${i}`, true)).toEqual({ delayMs: 0, cleanRecord: true });
       expect(throttle.before('10.1.2.3', 'monitor')).toEqual({ blocked: false, delayMs: 0 });
     }
-    expect(throttle.failed('2001:db8:1::5', 'monitor', 'x').delayMs).toBe(0);
-    expect(throttle.failed('::ffff:192.0.2.1', 'monitor', 'x').delayMs).toBe(0);
-    expect(throttle.size).toEqual({ addresses: 0, accounts: 0 });
-    throttle.failed(ATTACKER, 'monitor', 'guess');
-    expect(throttle.failed('10.1.2.3', 'monitor', 'probe').cleanRecord).toBe(false);
+    expect(throttle.failed('2001:db8:1::5', 'monitor', 'x', true).delayMs).toBe(0);
+    expect(throttle.failed('::ffff:192.0.2.1', 'monitor', 'x', true).delayMs).toBe(0);
+    expect(throttle.size).toEqual({ addresses: { known: 0, unknown: 0 }, accounts: { known: 0, unknown: 0 } });
+    throttle.failed(ATTACKER, 'monitor', 'guess', true);
+    expect(throttle.failed('10.1.2.3', 'monitor', 'probe', true).cleanRecord).toBe(false);
   });
 
   it('counts IPv6 per /64 and IPv4-mapped IPv6 as IPv4', () => {
     const { throttle } = setup();
-    throttle.failed('2001:db8:aa:bb::1', 'alice', 'guess-1');
-    expect(throttle.failed('2001:db8:aa:bb:ffff:1:2:3', 'alice', 'guess-2').delayMs).toBe(4000);
+    throttle.failed('2001:db8:aa:bb::1', 'alice', 'guess-1', true);
+    expect(throttle.failed('2001:db8:aa:bb:ffff:1:2:3', 'alice', 'guess-2', true).delayMs).toBe(4000);
     expect(throttle.before('2001:db8:aa:bc::1', 'bob').delayMs).toBe(0);
-    throttle.failed('203.0.113.99', 'carol', 'guess-1');
+    throttle.failed('203.0.113.99', 'carol', 'guess-1', true);
     expect(throttle.before('::ffff:203.0.113.99', 'carol').delayMs).toBe(2000);
   });
 
   it('keeps memory bounded under a spray of addresses and logins, expiring old records', () => {
     const { clock, throttle } = setup({ maxRecords: 500 });
-    for (let i = 0; i < 5000; i++) throttle.failed(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, `user${i}`, 'pw');
-    expect(throttle.size).toEqual({ addresses: 500, accounts: 500 });
+    for (let i = 0; i < 5000; i++) throttle.failed(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, `user${i}`, 'pw', false);
+    expect(throttle.size).toEqual({ addresses: { known: 0, unknown: 500 }, accounts: { known: 0, unknown: 500 } });
     clock.now += DEFAULTS.windowMs + 1;
-    for (let i = 0; i < 200; i++) throttle.failed(OWNER, 'alice', `typo-${i % 3}`);
-    expect(throttle.size.addresses).toBeLessThan(10);
-    expect(throttle.size.accounts).toBeLessThan(10);
+    for (let i = 0; i < 200; i++) throttle.failed(OWNER, 'alice', `typo-${i % 3}`, true);
+    const { addresses, accounts } = throttle.size;
+    expect(addresses.known + addresses.unknown).toBeLessThan(10);
+    expect(accounts.known + accounts.unknown).toBeLessThan(10);
+  });
+
+  it('stays within its caps under any mix of flood: made-up names, real accounts, blocked and fresh addresses', () => {
+    const cap = 300;
+    const { throttle } = setup({ maxRecords: cap, blockAfterFailures: 3 });
+    const realAccounts = ['alice', 'bob', 'carol'];
+    for (let i = 0; i < 20_000; i++) {
+      const fresh = `2001:db8:${(i >> 8).toString(16)}:${(i & 255).toString(16)}::${i % 7}`;
+      const real = realAccounts[i % 3]!;
+      throttle.failed(fresh, `nobody-${i}`, `guess-${i}`, false);
+      throttle.failed(fresh, real, `guess-${i}`, true);
+      throttle.failed(`198.51.100.${i % 4}`, `sprayed-${i}`, 'x', false); // four addresses, blocked after their first few
+    }
+    const { addresses, accounts } = throttle.size;
+    expect(addresses.known).toBeLessThanOrEqual(cap);
+    expect(addresses.unknown).toBeLessThanOrEqual(cap);
+    expect(accounts.unknown).toBeLessThanOrEqual(cap);
+    expect(accounts.known).toBe(realAccounts.length); // bounded by the number of accounts
+  });
+
+  it('throttle flush attack: 25,000 made-up names from as many IPv6 /64s leave a real account\'s block and dirty record in place', () => {
+    const { throttle } = setup(); // the default cap of 20,000 records per tier
+    const fresh = (i: number) => `2001:db8:${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}::1`;
+    const guessers = Array.from({ length: DEFAULTS.blockAfterFailures }, (_, i) => fresh(900_000 + i));
+    // One primary-password guess per fresh /64: the first gets the clean record (and the sentence), the rest do not.
+    const verdicts = guessers.map((ip, i) => throttle.failed(ip, 'alice', `primary-guess-${i}`, true));
+    expect(verdicts.map((v) => v.cleanRecord)).toEqual([true, ...new Array<boolean>(guessers.length - 1).fill(false)]);
+    for (const ip of guessers) expect(throttle.before(ip, 'alice').blocked).toBe(true);
+
+    for (let i = 0; i < 25_000; i++) throttle.failed(fresh(i), `made-up-${i}`, 'flush', false);
+
+    // A fresh /64 still finds alice's record dirty: no primary-password sentence for its guess.
+    expect(throttle.failed(fresh(950_000), 'alice', 'primary-guess-next', true).cleanRecord).toBe(false);
+    // The guessers are still blocked against alice.
+    for (const ip of guessers) expect(throttle.before(ip, 'alice').blocked).toBe(true);
+    expect(throttle.size.accounts.known).toBe(1);
+  });
+
+  it('throttle flush attack: made-up names cannot evict the record of an address that has been guessing at a real account', () => {
+    const { throttle } = setup();
+    for (let i = 0; i < 3; i++) throttle.failed(ATTACKER, 'alice', `guess-${i}`, true);
+    for (let i = 0; i < 25_000; i++) throttle.failed(`2001:db8:${(i >> 8).toString(16)}:${(i & 255).toString(16)}::1`, `made-up-${i}`, 'flush', false);
+    // The fourth guess is penalised as a fourth (15 s), not as a first (2 s).
+    expect(throttle.before(ATTACKER, 'alice').delayMs).toBeGreaterThan(0);
+    expect(throttle.failed(ATTACKER, 'alice', 'guess-3', true).delayMs).toBe(15_000);
+  });
+
+  it('throttle flush attack: a blocked address spraying names adds no records and evicts none', () => {
+    const { throttle } = setup({ maxRecords: 500, blockAfterFailures: 3 });
+    throttle.failed(OWNER, 'alice', 'owner-typo', true);
+    for (let i = 0; i < 3; i++) throttle.failed(ATTACKER, `user${i}`, `guess-${i}`, false);
+    expect(throttle.before(ATTACKER, 'anyone').blocked).toBe(true);
+    const before = throttle.size;
+    for (let i = 0; i < 5000; i++) throttle.failed(ATTACKER, `sprayed-${i}`, 'x', i % 2 === 0);
+    expect(throttle.size).toEqual(before);
+    expect(throttle.failed('192.0.2.99', 'alice', 'another', true).cleanRecord).toBe(false);
   });
 
   it('never keeps the password itself', () => {
     const { throttle } = setup();
-    throttle.failed(OWNER, 'alice', 'very-distinctive-secret');
+    throttle.failed(OWNER, 'alice', 'very-distinctive-secret', true);
     const seen = new Set<unknown>();
     const dump = JSON.stringify(throttle, (_k, v: unknown) => {
       if (v instanceof Map) return [...v.entries()];

@@ -7,9 +7,9 @@
  * advertised nor accepted before TLS, so a client set up without TLS never sends its password in
  * clear; commands outside RFC 6409's pre-auth set (VRFY and sendmail's jokes, XCLIENT/XFORWARD) are
  * disabled. The server must never fall back to smtp-server's bundled certificate: the TLS material
- * is always passed in, and reloads (SIGHUP) rebuild the server's contexts.
+ * is always passed in, and reloads (SIGHUP) rebuild the server's contexts. The greeting and EHLO
+ * name the configured host (`hostnames[0]`), never the machine's own hostname.
  */
-import { hostname } from 'node:os';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type { SmtpConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
@@ -84,7 +84,9 @@ function serverOptions(
   return {
     ...deps.tls.secureContextOptions(),
     secure: spec.implicitTls,
-    name: hostname(),
+    // The 220 greeting and the EHLO reply name the server; smtp-server's default, os.hostname(),
+    // would tell every client (pre-auth, pre-TLS) the machine's internal name.
+    name: deps.serverName,
     banner: 'postern submission',
     size: limits.maxMessageBytes,
     rejectOversized: true,

@@ -14,6 +14,7 @@ import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp
 import type { SmtpConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { ConnectionLimiter } from '../net/connection-limiter.js';
+import { resetConnection } from '../net/reset.js';
 import type { ProtocolDeps } from '../net/service.js';
 import type { SmtpUpstream, SmtpUpstreamTarget } from '../upstream/smtp/connection.js';
 import { settle } from './adapt.js';
@@ -113,7 +114,8 @@ function serverOptions(
       if (!connection) return callback(replies.internalError());
       const connLog = log.child({ cid: session.id, ip: session.remoteAddress });
       sessions.set(session.id, new SubmissionSession(
-        { send: (code, text) => connection.send(code, text) },
+        // _socket, read when needed: smtp-server swaps in the TLS socket at STARTTLS.
+        { send: (code, text) => connection.send(code, text), reset: () => resetConnection(connection._socket) },
         { auth: deps.auth, target: upstream.target, onUpstream: upstream.onUpstream, maxAuthFailures: limits.maxAuthFailures, maxMessageBytes: limits.maxMessageBytes, log: connLog },
         connLog,
       ));

@@ -17,7 +17,7 @@
  * Legacy: hashes written before were bcrypt cost 10 (`$2…`, bcryptjs; passwords over 72 bytes
  * pre-hashed, see bcryptInput). They still verify, and AccountService replaces one with the new
  * kind at the next successful primary-password check (`password new`, `user set-upstream`) or
- * change (`user set-primary`).
+ * change (`user set-password`).
  */
 import { createHash, createHmac, hkdfSync, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 import bcrypt from 'bcryptjs';

@@ -107,7 +107,7 @@ describe('primary-check pool', () => {
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
-  });
+  }, 90_000); // a whole tsc build, then three checks in a fresh process, on a shared machine
 });
 
 /** Largest gap between ticks of a 10 ms interval while `work` runs. */

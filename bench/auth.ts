@@ -3,18 +3,18 @@
  * to everything else in the process. One run, one table:
  *
  * - successful verifications per second (the hot path: one SQLite lookup, HKDF, two AES-GCM opens);
- * - failed verifications per second, bcrypt cost 10 on the main thread vs in the worker pool;
+ * - failed verifications per second, the primary-password check (scrypt N=2^15, keyed) on the main thread vs in the worker pool;
  * - event-loop delay (perf_hooks.monitorEventLoopDelay) while 500 wrong-password logins arrive at
- *   once, bcrypt on the main thread vs in the pool, with the round-trip time of a live imapflow
+ *   once, the check on the main thread vs in the pool, with the round-trip time of a live imapflow
  *   session relayed through postern's IMAP proxy to a real Dovecot measured meanwhile (NOOP).
  *
- * For this section "direct" means bcrypt on the main thread (inlinePrimaryChecker) and "via
+ * For this section "direct" means the check on the main thread (inlinePrimaryChecker) and "via
  * postern" the worker pool postern uses — except the idle NOOP row, where direct is Dovecot itself.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { ImapFlow } from 'imapflow';
 import pino from 'pino';
-import { bcryptPool } from '../src/auth/bcrypt-pool.js';
+import { primaryCheckPool } from '../src/auth/primary-check-pool.js';
 import { PenaltyThrottle } from '../src/auth/penalty-throttle.js';
 import { inlinePrimaryChecker, type PrimaryChecker } from '../src/auth/primary-checker.js';
 import { AuthService } from '../src/auth/service.js';
@@ -36,7 +36,7 @@ export async function run(): Promise<BenchRow[]> {
   const primary = 'bench-auth-primary-Secret-2';
   const dovecot = await startDovecot({ users: [upstreamUser] });
   let postern: PosternHarness | undefined;
-  const pool = bcryptPool({ workers: 0 });
+  const pool = primaryCheckPool({ workers: 0 });
   try {
     postern = await startPostern({
       config: { log: { level: 'warn' }, imap: { implicitTls: { port: 0 }, upstream: { host: dovecot.host, port: dovecot.imapsPort, security: 'tls', caFile: dovecot.caFile } } },
@@ -70,9 +70,9 @@ export async function run(): Promise<BenchRow[]> {
     const rate = (r: number) => `${Math.round(r).toLocaleString('en')}/s`;
     return [
       { section: 'auth', measure: `successful verifications (n=${SUCCESS_LOGINS}, sequential)`, direct: '—', postern: rate(successRate), note: 'no bcrypt: SQLite lookup + HKDF + AES-GCM unseal, 1 thread' },
-      { section: 'auth', measure: 'failed verifications (bcrypt cost 10)', direct: rate(inlineFailRate), postern: rate(poolFailRate), note: `direct = main thread (n=${FAILED_INLINE}); postern = pool of ${pool.threads} workers (n=${FAILED_POOL})` },
+      { section: 'auth', measure: 'failed verifications (keyed scrypt N=2^15)', direct: rate(inlineFailRate), postern: rate(poolFailRate), note: `direct = main thread (n=${FAILED_INLINE}); postern = pool of ${pool.threads} workers (n=${FAILED_POOL})` },
       { section: 'auth', measure: 'IMAP NOOP RTT p50 / p99, idle', direct: pair(idleDirect), postern: pair(idleRelayed), note: `imapflow, n=${IDLE_NOOPS}; direct = Dovecot itself` },
-      { section: 'auth', measure: `event-loop delay p50 / p99, ${FLOOD} wrong logins`, direct: loop(floodInline.loopDelay), postern: loop(floodPool.loopDelay), note: 'monitorEventLoopDelay; direct = bcrypt on main thread, postern = pool' },
+      { section: 'auth', measure: `event-loop delay p50 / p99, ${FLOOD} wrong logins`, direct: loop(floodInline.loopDelay), postern: loop(floodPool.loopDelay), note: 'monitorEventLoopDelay; direct = check on main thread, postern = pool' },
       { section: 'auth', measure: 'relayed IMAP NOOP RTT p50 / p99 / max, same flood', direct: triple(floodInline.noops), postern: triple(floodPool.noops), note: `imapflow → postern → Dovecot, one NOOP per ${NOOP_PACE_MS} ms; n=${floodInline.noops.length} / ${floodPool.noops.length}` },
       { section: 'auth', measure: `time to answer all ${FLOOD} wrong logins`, direct: fmtSeconds(floodInline.totalMs), postern: fmtSeconds(floodPool.totalMs), note: 'no throttle delays (bench config); same CPU work either way' },
     ];

@@ -32,7 +32,7 @@ export async function startApp(config: ResolvedConfig, log: Logger): Promise<App
   const auth = createAuthService(config, store, digestKey, log);
   const retention = startHistoryRetention(store, { keepDays: config.history.keepDays }, log);
   const expiry = startExpirySweep(store, log);
-  const deps = (name: string): ProtocolDeps => ({ auth, tls, log: log.child({ protocol: name }) });
+  const deps = (name: string): ProtocolDeps => ({ auth, tls, log: log.child({ protocol: name }), serverName: config.hostnames[0]! });
   const services: ProtocolService[] = [];
   const close = async () => {
     await Promise.allSettled(services.map((s) => s.close()));

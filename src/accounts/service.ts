@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { PosternError } from '../errors.js';
 import { generateAppPassword, normalizeAppPassword } from '../crypto/app-password.js';
 import { digestAppPassword } from '../crypto/keys.js';
-import { hashPrimaryPassword, primaryPasswordMatches } from '../crypto/primary-hash.js';
+import { hashPrimaryPassword, needsRehash, primaryPasswordMatches } from '../crypto/primary-hash.js';
 import { AAD, keyFromAppPassword, keyFromPrimaryPassword, newDataKey, newSalt, open, seal } from '../crypto/envelope.js';
 import type { AccountRow, AppPasswordRow, EventRow, Protocol, Store, UpstreamMode } from '../store/index.js';
 import { isActive } from '../store/index.js';
@@ -54,7 +54,7 @@ export class AccountService {
       throw new PosternError('UPSTREAM_MODE_INVALID', 'mode "password" needs an upstream secret');
     }
     const now = this.clock();
-    const primaryHash = hashPrimaryPassword(primaryPassword);
+    const primaryHash = hashPrimaryPassword(primaryPassword, this.digestKey);
     // The slow KDF runs before the write lock is taken; only the fast sealing runs inside.
     const primarySalt = upstream.mode === 'password' ? newSalt() : null;
     const primaryKey = primarySalt ? keyFromPrimaryPassword(primaryPassword, primarySalt) : null;
@@ -95,10 +95,17 @@ export class AccountService {
     });
   }
 
-  /** Checks the primary password (bcrypt). Throws PRIMARY_PASSWORD_WRONG; records nothing. */
+  /**
+   * Checks the primary password. Throws PRIMARY_PASSWORD_WRONG and records nothing when it is
+   * wrong. When it is right and the stored hash is of an older kind (bcrypt) or cost, the hash is
+   * replaced in place by one of the current kind: this is the moment postern holds the password.
+   */
   verifyPrimary(account: AccountRow, primaryPassword: string): void {
-    if (!primaryPasswordMatches(primaryPassword, account.primaryHash)) {
+    if (!primaryPasswordMatches(primaryPassword, account.primaryHash, this.digestKey)) {
       throw new PosternError('PRIMARY_PASSWORD_WRONG', 'the primary password is wrong');
+    }
+    if (needsRehash(account.primaryHash)) {
+      this.store.accounts.replacePrimaryHash(account.id, account.primaryHash, hashPrimaryPassword(primaryPassword, this.digestKey));
     }
   }
 
@@ -112,7 +119,7 @@ export class AccountService {
     requirePrimary(newPrimary);
     const now = this.clock();
     const secret = upstreamSecret ?? newPrimary;
-    const primaryHash = hashPrimaryPassword(newPrimary);
+    const primaryHash = hashPrimaryPassword(newPrimary, this.digestKey);
     let primarySalt: Buffer | null = null;
     let dekPrimary: Buffer | null = null;
     let secretBox: Buffer | null = null;

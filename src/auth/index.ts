@@ -2,7 +2,7 @@
 import type { ResolvedConfig } from '../config/load.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/index.js';
-import { bcryptPool } from './bcrypt-pool.js';
+import { primaryCheckPool } from './primary-check-pool.js';
 import { PenaltyThrottle } from './penalty-throttle.js';
 import { AuthService } from './service.js';
 
@@ -16,7 +16,7 @@ export function createAuthService(config: ResolvedConfig, store: Store, digestKe
   return new AuthService({
     store,
     digestKey,
-    primaryChecker: bcryptPool({ workers: config.auth.bcryptWorkers }),
+    primaryChecker: primaryCheckPool({ workers: config.auth.bcryptWorkers }),
     throttle,
     log: authLog,
     master: config.master && config.masterPassword ? { user: config.master.user, password: config.masterPassword } : null,

@@ -203,7 +203,7 @@ export class AuthService implements Authenticator {
     if (running >= MAX_CHECKS_PER_ADDRESS) return false;
     this.checksInFlight.set(key, running + 1);
     try {
-      return await this.deps.primaryChecker.compare(attempt.password, hash);
+      return await this.deps.primaryChecker.compare(attempt.password, hash, this.deps.digestKey);
     } catch (err) {
       // Pool saturated or closing: answer "wrong password" (no hint) rather than fail the protocol.
       const now = this.clock();

@@ -131,7 +131,7 @@ const auth = z.strictObject({
   /** CIDRs exempt from throttling, e.g. a monitoring host. */
   trustedNetworks: z.array(z.string()).default([]),
   throttle: throttle.prefault({}),
-  /** bcrypt worker threads; 0 = one per core. */
+  /** Primary-password check worker threads (keyed scrypt; bcrypt for legacy hashes); 0 = one per core. */
   bcryptWorkers: z.number().int().min(0).max(64).default(0),
 });
 

@@ -10,6 +10,7 @@
  */
 import type { Socket } from 'node:net';
 import zlib from 'node:zlib';
+import { sayAndReset } from '../net/reset.js';
 import { CompressWatch } from './compress-watch.js';
 import { LastWords } from './last-words.js';
 import { bye, reply } from './replies.js';
@@ -55,14 +56,24 @@ export class Relay {
     client.resume();
   }
 
-  /** Ends the session from postern's side (revocation, shutdown) with a final untagged line. */
-  terminate(finalLine: string): void {
+  /**
+   * Ends the session from postern's side with a final untagged line: gracefully at shutdown; with
+   * `cut` (revocation) the connection is reset after the line, so that whatever is still queued for
+   * the client (the rest of a large FETCH, for a client that reads slowly) is discarded, not sent.
+   */
+  terminate(finalLine: string, how: { cut?: boolean } = {}): void {
     if (this.ended) return;
     this.upstream.unpipe(this.client);
     this.client.unpipe(this.upstream);
     this.upstream.destroy();
-    this.sayGoodbye(finalLine);
+    if (!how.cut) {
+      this.sayGoodbye(finalLine);
+      return this.finish({ by: 'postern' });
+    }
+    // Finished first: the reset ends the client socket at once, and that is not the client leaving.
+    const words = this.encode(finalLine);
     this.finish({ by: 'postern' });
+    sayAndReset(this.client, words);
   }
 
   private fromUpstream(chunk: Buffer): void {
@@ -89,11 +100,15 @@ export class Relay {
   private sayGoodbye(line: string | null): void {
     const { client } = this;
     if (client.destroyed) return;
-    if (line) client.write(this.compression.compressed ? deflatedLine(line) : `${line}\r\n`);
+    if (line) client.write(this.encode(line));
     client.end();
     this.lingerTimer = setTimeout(() => client.destroy(), LINGER_MS);
     this.lingerTimer.unref();
     client.once('close', () => this.lingerTimer && clearTimeout(this.lingerTimer));
+  }
+
+  private encode(line: string): Buffer | string {
+    return this.compression.compressed ? deflatedLine(line) : `${line}\r\n`;
   }
 
   private finish(end: RelayEnd): void {

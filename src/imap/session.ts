@@ -364,7 +364,8 @@ export class ImapSession implements TrackedConnection {
 
   private onRevoked(reason: RevokeReason, accepted: AcceptedAuth): void {
     this.deps.log.info({ event: 'session.revoked', user: accepted.login, passwordId: accepted.publicId, reason }, 'app-specific password no longer valid; session ended');
-    this.relay?.terminate(revokedBye(reason));
+    // Cut, not closed: what is already queued for the client must not keep reaching a revoked app.
+    this.relay?.terminate(revokedBye(reason), { cut: true });
   }
 
   private onRelayEnd(end: RelayEnd): void {

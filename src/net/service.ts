@@ -7,6 +7,8 @@ export interface ProtocolDeps {
   auth: Authenticator;
   tls: TlsMaterial;
   log: Logger;
+  /** The name postern introduces itself by (first of config `hostnames`), never the machine's. */
+  serverName: string;
 }
 
 export interface BoundAddress {

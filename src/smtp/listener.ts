@@ -7,13 +7,14 @@
  * advertised nor accepted before TLS, so a client set up without TLS never sends its password in
  * clear; commands outside RFC 6409's pre-auth set (VRFY and sendmail's jokes, XCLIENT/XFORWARD) are
  * disabled. The server must never fall back to smtp-server's bundled certificate: the TLS material
- * is always passed in, and reloads (SIGHUP) rebuild the server's contexts.
+ * is always passed in, and reloads (SIGHUP) rebuild the server's contexts. The greeting and EHLO
+ * name the configured host (`hostnames[0]`), never the machine's own hostname.
  */
-import { hostname } from 'node:os';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type { SmtpConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { ConnectionLimiter } from '../net/connection-limiter.js';
+import { resetConnection } from '../net/reset.js';
 import type { ProtocolDeps } from '../net/service.js';
 import type { SmtpUpstream, SmtpUpstreamTarget } from '../upstream/smtp/connection.js';
 import { settle } from './adapt.js';
@@ -84,7 +85,9 @@ function serverOptions(
   return {
     ...deps.tls.secureContextOptions(),
     secure: spec.implicitTls,
-    name: hostname(),
+    // The 220 greeting and the EHLO reply name the server; smtp-server's default, os.hostname(),
+    // would tell every client (pre-auth, pre-TLS) the machine's internal name.
+    name: deps.serverName,
     banner: 'postern submission',
     size: limits.maxMessageBytes,
     rejectOversized: true,
@@ -111,7 +114,8 @@ function serverOptions(
       if (!connection) return callback(replies.internalError());
       const connLog = log.child({ cid: session.id, ip: session.remoteAddress });
       sessions.set(session.id, new SubmissionSession(
-        { send: (code, text) => connection.send(code, text) },
+        // _socket, read when needed: smtp-server swaps in the TLS socket at STARTTLS.
+        { send: (code, text) => connection.send(code, text), reset: () => resetConnection(connection._socket) },
         { auth: deps.auth, target: upstream.target, onUpstream: upstream.onUpstream, maxAuthFailures: limits.maxAuthFailures, maxMessageBytes: limits.maxMessageBytes, log: connLog },
         connLog,
       ));

@@ -20,6 +20,8 @@ import * as replies from './replies.js';
 /** What the session needs from smtp-server's connection object. */
 export interface ClientLine {
   send(code: number, text: string): void;
+  /** Resets the connection (after a 421), discarding whatever is still queued for the client. */
+  reset(): void;
 }
 
 export interface SessionDeps {
@@ -204,5 +206,7 @@ export class SubmissionSession {
     if (this.ended) return;
     this.log.warn({ event: 'session.revoked', user: this.accepted?.login, passwordId: this.accepted?.publicId, reason }, 'app password revoked; ending session');
     this.terminate(replies.passwordRevoked());
+    // Cut, not closed: replies queued for a client that is not reading must not keep flowing.
+    this.client.reset();
   }
 }

@@ -26,6 +26,7 @@ export class AccountRepo {
   private readonly insertStmt;
   private readonly secretStmt;
   private readonly primaryStmt;
+  private readonly rehashStmt;
   private readonly upstreamStmt;
   private readonly statusStmt;
   private readonly statusReadStmt;
@@ -44,6 +45,7 @@ export class AccountRepo {
       `UPDATE accounts SET primary_hash = @primaryHash, primary_salt = @primarySalt, dek_primary = @dekPrimary,
          secret_box = @secretBox, primary_changed_at = @now WHERE id = @id`,
     );
+    this.rehashStmt = db.prepare(`UPDATE accounts SET primary_hash = ? WHERE id = ? AND primary_hash = ?`);
     this.upstreamStmt = db.prepare(
       `UPDATE accounts SET upstream_mode = @upstreamMode, upstream_user = @upstreamUser, primary_salt = @primarySalt,
          dek_primary = @dekPrimary, secret_box = @secretBox, upstream_status = 'unknown', upstream_status_at = @now WHERE id = @id`,
@@ -75,6 +77,14 @@ export class AccountRepo {
 
   setPrimary(id: number, update: PrimaryUpdate): void {
     this.primaryStmt.run({ ...update, id });
+  }
+
+  /**
+   * Replaces the primary-password hash by another of the same password (an upgrade of its kind or
+   * cost), only if it is still `expected`: a primary-password change committed meanwhile wins.
+   */
+  replacePrimaryHash(id: number, expected: string, replacement: string): boolean {
+    return this.rehashStmt.run(replacement, id, expected).changes > 0;
   }
 
   setUpstream(id: number, u: { upstreamMode: UpstreamMode; upstreamUser: string; primarySalt: Buffer | null; dekPrimary: Buffer | null; secretBox: Buffer | null; now: number }): void {

@@ -9,7 +9,7 @@ export const MIGRATIONS: readonly string[] = [
     login              TEXT NOT NULL UNIQUE,          -- trimmed, lower-cased
     upstream_mode      TEXT NOT NULL CHECK (upstream_mode IN ('password', 'master')),
     upstream_user      TEXT NOT NULL,
-    primary_hash       TEXT NOT NULL,                 -- bcrypt, to recognise and refuse it
+    primary_hash       TEXT NOT NULL,                 -- to recognise and refuse it (src/crypto/primary-hash.ts)
     primary_salt       BLOB,                          -- scrypt salt (mode password)
     dek_primary        BLOB,                          -- data key sealed under the primary password
     secret_box         BLOB,                          -- upstream secret sealed under the data key

@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, expect, it } from 'vitest';
-import { bcryptPool } from '../../src/auth/bcrypt-pool.js';
+import { primaryCheckPool } from '../../src/auth/primary-check-pool.js';
 import type { AcceptedAuth } from '../../src/auth/types.js';
 import { counting, createAuthFixture, type AuthFixture } from './fixture.js';
 
@@ -27,7 +27,7 @@ async function inAnotherProcess(...args: string[]): Promise<number> {
 }
 
 it('a revoke committed by another process refuses the very next login and fires the watcher within 1 s', async () => {
-  fixture = createAuthFixture({ checker: counting(bcryptPool({ workers: 1 })) });
+  fixture = createAuthFixture({ checker: counting(primaryCheckPool({ workers: 1 })) });
   const f = fixture;
   f.addUser('alice', PRIMARY);
   const { password, publicId } = f.newPassword('alice', PRIMARY);
@@ -54,7 +54,7 @@ it('a revoke committed by another process refuses the very next login and fires 
 });
 
 it('removing the account in another process signs its sessions out', async () => {
-  fixture = createAuthFixture({ checker: counting(bcryptPool({ workers: 1 })) });
+  fixture = createAuthFixture({ checker: counting(primaryCheckPool({ workers: 1 })) });
   const f = fixture;
   f.addUser('bob', PRIMARY);
   const { password } = f.newPassword('bob', PRIMARY);

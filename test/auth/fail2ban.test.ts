@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { bcryptPool } from '../../src/auth/bcrypt-pool.js';
+import { primaryCheckPool } from '../../src/auth/primary-check-pool.js';
 import { PenaltyThrottle } from '../../src/auth/penalty-throttle.js';
 import { createAuthFixture, type AuthFixture } from './fixture.js';
 
@@ -25,7 +25,7 @@ let logFile: string;
 
 beforeAll(async () => {
   f = createAuthFixture({
-    checker: bcryptPool({ workers: 1 }),
+    checker: primaryCheckPool({ workers: 1 }),
     throttle: (log) => new PenaltyThrottle({ baseDelayMs: 0, maxDelayMs: 0, blockAfterFailures: 3, blockMs: 60_000, windowMs: 60_000, log }),
   });
   f.addUser('alice@example.test', PRIMARY);

@@ -1,6 +1,6 @@
 /**
  * A real authentication service on a real SQLite file in a temp folder, accounts made through the
- * AccountService the CLI uses, logs captured, and bcrypt calls counted through a wrapped checker.
+ * AccountService the CLI uses, logs captured, and primary-password checks counted through a wrapped checker.
  * Every secret the fixture hands out is remembered; `close()` fails if one reached the logs.
  */
 import { randomBytes } from 'node:crypto';
@@ -24,9 +24,9 @@ export interface CountingChecker extends PrimaryChecker {
 export function counting(inner: PrimaryChecker): CountingChecker {
   const wrapped: CountingChecker = {
     calls: 0,
-    compare(password, hash) {
+    compare(password, hash, serverKey) {
       wrapped.calls++;
-      return inner.compare(password, hash);
+      return inner.compare(password, hash, serverKey);
     },
     close: () => inner.close(),
   };

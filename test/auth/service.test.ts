@@ -10,7 +10,7 @@
  */
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { bcryptPool, type BcryptPool } from '../../src/auth/bcrypt-pool.js';
+import { primaryCheckPool, type PrimaryCheckPool } from '../../src/auth/primary-check-pool.js';
 import { PenaltyThrottle } from '../../src/auth/penalty-throttle.js';
 import type { PrimaryChecker } from '../../src/auth/primary-checker.js';
 import { MAX_CHECKS_PER_ADDRESS } from '../../src/auth/service.js';
@@ -19,11 +19,11 @@ import { counting, createAuthFixture, type AuthFixture, type CountingChecker } f
 const PRIMARY = 'correct horse battery staple';
 const FAST = { baseDelayMs: 0, maxDelayMs: 0, blockAfterFailures: 5, blockMs: 60_000, windowMs: 60_000 };
 
-let pool: BcryptPool;
+let pool: PrimaryCheckPool;
 let fixture: AuthFixture | undefined;
 
 beforeAll(() => {
-  pool = bcryptPool({ workers: 1 });
+  pool = primaryCheckPool({ workers: 1 });
 });
 afterAll(async () => {
   await pool.close();
@@ -35,7 +35,7 @@ afterEach(async () => {
 
 /** The shared pool, counted per test; the fixture must not close it. */
 function countedPool(): CountingChecker {
-  const shared: PrimaryChecker = { compare: (p, h) => pool.compare(p, h), close: async () => {} };
+  const shared: PrimaryChecker = { compare: (p, h, k) => pool.compare(p, h, k), close: async () => {} };
   return counting(shared);
 }
 

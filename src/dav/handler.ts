@@ -7,8 +7,12 @@
  * Nothing reaches the upstream without a verified app password, not even OPTIONS or the
  * well-known URLs: the upstream is never exposed to anonymous traffic through postern.
  * A request with `Expect: 100-continue` gets its 100 only after authentication, so unauthenticated
- * clients cannot make postern read large bodies (RFC 9110 §10.1.1). Only origin-form targets
- * (`/path`) are served: absolute-form and `OPTIONS *` get 400, as postern is no forward proxy.
+ * clients cannot make postern read large bodies (RFC 9110 §10.1.1).
+ *
+ * The target is parsed once (request-target.ts) into the canonical path routing and authorisation
+ * judge and the same path as it goes upstream; only origin-form is served (`//host`, absolute-form,
+ * `OPTIONS *`, backslashes → 400, `dav.target_refused`), as postern is no forward proxy and the
+ * upstream URL must never name a host the client chose.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AcceptedAuth, Authenticator } from '../auth/types.js';
@@ -20,9 +24,10 @@ import { forward } from './forward.js';
 import { publicOriginFor } from './public-origin.js';
 import { isPosternError } from '../errors.js';
 import type { CollectionKinds } from './collection-kind.js';
-import { REPLY_TEXT, sendChallenge, sendRefusal, sendText, sendUpstreamFault } from './replies.js';
+import { REPLY_TEXT, sendBadRequest, sendChallenge, sendRefusal, sendText, sendUpstreamFault } from './replies.js';
+import { parseDestination, parseRequestTarget, safeTargetForLog } from './request-target.js';
 import { markAuthenticated } from './slow-clients.js';
-import { routingPath, type DavRoutes, type DavScope, type Route } from './routes.js';
+import type { DavRoutes, DavScope, Route } from './routes.js';
 
 export interface DavHandlerDeps {
   auth: Authenticator;
@@ -79,9 +84,12 @@ export function createDavHandler(deps: DavHandlerDeps): DavHandler {
 }
 
 async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerResponse, expectContinue: boolean, onUpstreamAccepted: (a: AcceptedAuth) => void): Promise<void> {
-  const rawPath = (req.url ?? '').split('?')[0]!;
-  const path = routingPath(rawPath);
-  if (path === null) return sendText(req, res, 400, REPLY_TEXT.badRequest);
+  const target = parseRequestTarget(req.url ?? '');
+  if ('refused' in target) {
+    deps.log.info({ event: 'dav.target_refused', reason: target.refused, method: req.method, target: safeTargetForLog(req.url ?? ''), ip: clientAddressOf(req) }, 'request target is not a plain path on this server');
+    return sendBadRequest(req, res);
+  }
+  const { path, upstreamPath } = target;
   const method = req.method ?? 'GET';
   const route = deps.routes.route({ method, path, contentType: req.headers['content-type'] });
   if (route.kind === 'none') return sendText(req, res, 404, REPLY_TEXT.notFound);
@@ -102,6 +110,7 @@ async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerRes
   await forward({
     req, res,
     target: route.target,
+    upstreamPath,
     scope,
     accepted,
     clientAddress,
@@ -176,14 +185,10 @@ async function scopeFor(deps: DavHandlerDeps, route: Exclude<Route, { kind: 'non
 function forgetKinds(deps: DavHandlerDeps, req: IncomingMessage, origin: string, path: string): void {
   deps.kinds.forget(origin, path);
   const destination = req.headers.destination;
-  if (destination === undefined) return;
-  let target: string | null = null;
-  try {
-    target = routingPath(new URL(destination, 'http://destination.invalid').pathname);
-  } catch {
-    // forward.ts answers 400 for it; nothing is moved.
-  }
-  if (target !== null) deps.kinds.forget(origin, target);
+  if (typeof destination !== 'string') return;
+  // A malformed one is answered 400 by forward.ts; nothing is moved.
+  const parsed = parseDestination(destination);
+  if (typeof parsed !== 'string') deps.kinds.forget(origin, parsed.path);
 }
 
 function probeFailed(deps: DavHandlerDeps, req: IncomingMessage, res: ServerResponse, accepted: AcceptedAuth, scope: DavScope, err: unknown): void {

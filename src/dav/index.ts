@@ -40,7 +40,7 @@ export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<P
   const log = deps.log.child({ listener: 'dav' });
   const routes = DavRoutes.fromConfig(config);
   const aliases = config.upstreamAliases.map((alias) => normalizeOrigin(alias));
-  const upstream = new HttpUpstream({ caFile: config.caFile, rejectUnauthorized: config.rejectUnauthorized, timeoutMs: config.upstreamTimeoutMs });
+  const upstream = new HttpUpstream({ caFile: config.caFile, rejectUnauthorized: config.rejectUnauthorized, timeoutMs: config.upstreamTimeoutMs }, routes.origins());
   if (!config.rejectUnauthorized) log.warn({ event: 'config.insecure_upstream' }, 'dav.rejectUnauthorized is false: the DAV upstream certificate is NOT verified');
   for (const target of routes.targets) {
     if (target.origin.startsWith('http:')) log.warn({ event: 'config.plain_upstream', upstream: target.origin }, 'DAV upstream uses plain http: real credentials cross the network unencrypted unless it is local');

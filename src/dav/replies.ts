@@ -57,6 +57,16 @@ function bodyStillComing(req: IncomingMessage): boolean {
   return Number(req.headers['content-length'] ?? 0) > DRAINABLE_BODY_BYTES;
 }
 
+/**
+ * A request postern will not serve as asked (a target or Destination that is not a plain path on
+ * this server, a path-confusion attempt): 400 with a text body, and the connection is closed, as
+ * whatever sent it is not a DAV client worth a kept connection (RFC 9110 §15.5.1).
+ */
+export function sendBadRequest(req: IncomingMessage, res: ServerResponse): void {
+  res.shouldKeepAlive = false;
+  sendText(req, res, 400, REPLY_TEXT.badRequest);
+}
+
 /** A connection over the connection caps gets this for its first request, then is closed. */
 export function sendTooManyConnections(req: IncomingMessage, res: ServerResponse): void {
   res.shouldKeepAlive = false;

@@ -24,6 +24,9 @@
  */
 import type { DavConfig } from '../config/schema.js';
 import { PosternError } from '../errors.js';
+import { routingPath } from './request-target.js';
+
+export { routingPath };
 
 export type DavScope = 'caldav' | 'carddav';
 
@@ -117,30 +120,6 @@ export class DavRoutes {
     const evident = evidentScope(facts);
     return evident ? [evident] : target.scopes;
   }
-}
-
-/**
- * The path as routing must see it, or null when it must be refused (400): percent-decoded per
- * segment, runs of `/` collapsed, and no `.`/`..` segment nor encoded `/` or `\\` — otherwise
- * `/dav/calendars/../addressbooks/` or `/dav%2Faddressbooks/` could be routed under one scope
- * while the upstream, which normalises, serves another (a path-confusion bypass). The original
- * path is what is forwarded; this form only decides.
- */
-export function routingPath(raw: string): string | null {
-  if (!raw.startsWith('/')) return null;
-  const segments: string[] = [];
-  for (const encoded of raw.split('/')) {
-    let segment: string;
-    try {
-      segment = decodeURIComponent(encoded);
-    } catch {
-      return null;
-    }
-    if (segment === '.' || segment === '..' || /[/\\\u0000]/.test(segment)) return null;
-    if (segment !== '') segments.push(segment);
-  }
-  const trailing = raw.length > 1 && raw.endsWith('/');
-  return '/' + segments.join('/') + (trailing && segments.length > 0 ? '/' : '');
 }
 
 /** What a request evidently is, on a path shared by calendars and address books; null if unclear. */

@@ -1,6 +1,6 @@
 /**
- * One DAV request, start to end: route → credentials → authenticate → watch for revocation →
- * forward. Every request is verified afresh through the authentication service (HTTP clients
+ * One DAV request, start to end: target → route → credentials → authenticate → watch for
+ * revocation → scope (scope-check.ts, the kind of collection at source and Destination) → forward. Every request is verified afresh through the authentication service (HTTP clients
  * send the password each time); there is no session and no cache of positive answers, so a
  * revoke is in force for the very next request.
  *
@@ -27,7 +27,8 @@ import type { CollectionKinds } from './collection-kind.js';
 import { REPLY_TEXT, sendBadRequest, sendChallenge, sendRefusal, sendText, sendUpstreamFault } from './replies.js';
 import { parseDestination, parseRequestTarget, safeTargetForLog } from './request-target.js';
 import { markAuthenticated } from './slow-clients.js';
-import type { DavRoutes, DavScope, Route } from './routes.js';
+import { evidentScope, type DavRoutes, type DavScope, type Route } from './routes.js';
+import { actingScope, type ScopeQuestion } from './scope-check.js';
 
 export interface DavHandlerDeps {
   auth: Authenticator;
@@ -158,7 +159,7 @@ async function authorize(deps: DavHandlerDeps, req: IncomingMessage, res: Server
   }
   deps.watches.watch(req.socket, outcome.passwordId, outcome.login, outcome.publicId);
   try {
-    const scope = await scopeFor(deps, route, path, outcome);
+    const scope = await actingScope(deps.kinds, scopeQuestion(deps, req, route, path), outcome);
     if (scope !== 'refused') return { accepted: outcome, scope };
     deps.log.info({ event: 'dav.scope_refused', user: outcome.login, passwordId: outcome.publicId, method: req.method }, 'app password lacks the scope for this collection');
     sendChallenge(req, res, deps.realm);
@@ -168,17 +169,18 @@ async function authorize(deps: DavHandlerDeps, req: IncomingMessage, res: Server
   return null;
 }
 
-/**
- * On a root shared by calendars and address books, a password holding only one of the two DAV
- * scopes is held to the kind of collection the path is in (collection-kind.ts). Passwords with
- * both, and every path of a single-scope upstream, need no probe.
- */
-async function scopeFor(deps: DavHandlerDeps, route: Exclude<Route, { kind: 'none' }>, path: string, accepted: AcceptedAuth): Promise<DavScope | 'refused'> {
-  const held = route.scopes.filter((s) => accepted.scopes?.includes(s) ?? true);
-  if (route.scopes.length === 1 || held.length === route.scopes.length || route.kind !== 'proxy') return held[0] ?? route.scopes[0]!;
-  const kind = await deps.kinds.kindAt(route.target.origin, path, accepted.credential);
-  const needed: DavScope = kind === 'calendar' ? 'caldav' : kind === 'addressbook' ? 'carddav' : held[0]!;
-  return held.includes(needed) ? needed : 'refused';
+/** The places a request touches and what it claims to be: the question scope-check.ts answers. */
+function scopeQuestion(deps: DavHandlerDeps, req: IncomingMessage, route: Exclude<Route, { kind: 'none' }>, path: string): ScopeQuestion {
+  const source = { target: route.target, path, scopes: route.scopes };
+  // A redirect is postern's own answer: the well-known name is all that it needs.
+  if (route.kind === 'redirect') return { source, destination: null, claimed: null };
+  const claimed = evidentScope({ method: req.method ?? 'GET', path, contentType: req.headers['content-type'] });
+  const raw = req.headers.destination;
+  const parsed = typeof raw === 'string' ? parseDestination(raw) : 'bad';
+  // An unusable Destination is answered by forward.ts (400/502) before anything is sent.
+  const destTarget = typeof parsed === 'string' ? null : deps.routes.targetFor(parsed.path);
+  const destination = destTarget && typeof parsed !== 'string' ? { target: destTarget, path: parsed.path, scopes: destTarget.scopes } : null;
+  return { source, destination, claimed };
 }
 
 /** A MOVE or COPY also replaces whatever was at its Destination (RFC 4918 §9.8.4, §9.9.3). */

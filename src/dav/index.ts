@@ -4,8 +4,9 @@
  * to handler.ts. Certificates renew on SIGHUP without dropping connections (setSecureContext).
  * Connections are capped in total and per address (dav.limits), as on the mail listeners.
  *
- * Module map: routes.ts (path → upstream and scope), basic-auth.ts (Authorization parsing),
- * handler.ts (per-request flow), collection-kind.ts (scope on a shared root), forward.ts (relay and streaming rewrite), headers.ts (what
+ * Module map: request-target.ts (the one canonical path, judged and forwarded), routes.ts (path →
+ * upstream and scope), basic-auth.ts (Authorization parsing), handler.ts (per-request flow),
+ * scope-check.ts and collection-kind.ts (scope on a shared root), forward.ts (relay and streaming rewrite), headers.ts (what
  * crosses), origin-rewrite.ts (absolute URL rewriting), replies.ts (postern's own answers),
  * slow-clients.ts (deadlines for bodies postern does not forward), connections.ts (revocation
  * closes keep-alive connections), src/upstream/http.ts (upstream client).

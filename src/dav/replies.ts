@@ -25,6 +25,7 @@ export const REPLY_TEXT = {
   unavailable: 'Service unavailable: this account cannot be used for calendars and contacts right now.',
   destinationElsewhere: 'Bad gateway: the destination is on another server.',
   tooManyConnections: 'Service unavailable: too many connections; please try again later.',
+  tooManyRequests: 'Service unavailable: too many requests pipelined on one connection.',
   requestTimeout: 'Request timeout: the request body did not arrive in time.',
 } as const;
 
@@ -71,6 +72,12 @@ export function sendBadRequest(req: IncomingMessage, res: ServerResponse): void 
 export function sendTooManyConnections(req: IncomingMessage, res: ServerResponse): void {
   res.shouldKeepAlive = false;
   sendText(req, res, 503, REPLY_TEXT.tooManyConnections, { 'retry-after': '10' });
+}
+
+/** A connection with too many unanswered pipelined requests gets this for the next, then closes. */
+export function sendTooManyRequests(req: IncomingMessage, res: ServerResponse): void {
+  res.shouldKeepAlive = false;
+  sendText(req, res, 503, REPLY_TEXT.tooManyRequests, { 'retry-after': '1' });
 }
 
 export function sendChallenge(req: IncomingMessage, res: ServerResponse, realm: string, text: string = REPLY_TEXT.unauthorized): void {

@@ -9,6 +9,7 @@
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
+import { routingPath } from '../../../src/dav/request-target.js';
 import { startPostern, type PosternHarness } from '../../helpers/postern.js';
 import { basic } from './client.js';
 
@@ -18,6 +19,8 @@ export interface Recorded {
   host: string | undefined;
   authorization: string | undefined;
   destination: string | undefined;
+  /** A collection-kind probe (Depth-0 PROPFIND of resourcetype) rather than a relayed request. */
+  probe: boolean;
 }
 
 export interface CatcherRig {
@@ -31,7 +34,7 @@ export interface CatcherRig {
   recorded: Recorded[];
   auth: { full: string; caldav: string; carddav: string };
   /** Sends `head` (the request line and headers, CRLF-separated, without the final blank line). */
-  raw(head: string, body?: string): Promise<RawAnswer>;
+  raw(head: string, body?: string, settleMs?: number): Promise<RawAnswer>;
   stop(): Promise<void>;
 }
 
@@ -45,10 +48,18 @@ export interface RawAnswer {
 
 export async function startCatcherRig(dav: Record<string, unknown> = {}): Promise<CatcherRig> {
   const recorded: Recorded[] = [];
+  // /alice/cal/ is a calendar and /alice/book/ an address book, as far as probes can tell.
   const upstream = http.createServer((req, res) => {
-    recorded.push({ method: req.method!, url: req.url!, host: req.headers.host, authorization: req.headers.authorization, destination: req.headers.destination as string | undefined });
-    req.resume();
-    req.on('end', () => res.writeHead(207, { 'content-type': 'application/xml' }).end('<multistatus xmlns="DAV:"/>'));
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const probe = req.method === 'PROPFIND' && req.headers.depth === '0' && Buffer.concat(chunks).toString().includes('<d:resourcetype/>');
+      recorded.push({ method: req.method!, url: req.url!, host: req.headers.host, authorization: req.headers.authorization, destination: req.headers.destination as string | undefined, probe });
+      const path = routingPath(req.url!.split('?')[0]!) ?? '';
+      const kind = /^\/alice\/cal\/?$/.test(path) ? '<C:calendar/>' : /^\/alice\/book\/?$/.test(path) ? '<R:addressbook/>' : '';
+      res.writeHead(207, { 'content-type': 'application/xml' });
+      res.end(`<multistatus xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" xmlns:R="urn:ietf:params:xml:ns:carddav"><response><href>${req.url}</href><propstat><prop><resourcetype><collection/>${kind}</resourcetype></prop></propstat></response></multistatus>`);
+    });
   });
   let caught = 0;
   const catcher = net.createServer((socket) => {
@@ -79,7 +90,7 @@ export async function startCatcherRig(dav: Record<string, unknown> = {}): Promis
   return {
     postern, upstreamOrigin, catcherPort, recorded, auth,
     caught: () => caught,
-    raw: (head, body) => rawRequest(port, postern.caPem, head, body),
+    raw: (head, body, settleMs) => rawRequest(port, postern.caPem, head, body, settleMs),
     async stop() {
       try {
         await postern.stop();
@@ -91,7 +102,7 @@ export async function startCatcherRig(dav: Record<string, unknown> = {}): Promis
 }
 
 /** One request on a fresh TLS connection; resolves with the first answer (or status 0 if none came). */
-export function rawRequest(port: number, ca: string, head: string, body = ''): Promise<RawAnswer> {
+export function rawRequest(port: number, ca: string, head: string, body = '', settleMs = 150): Promise<RawAnswer> {
   return new Promise((resolve) => {
     const socket = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost' });
     let data = Buffer.alloc(0);
@@ -107,7 +118,7 @@ export function rawRequest(port: number, ca: string, head: string, body = ''): P
       data = Buffer.concat([data, chunk]);
       answer ??= parseAnswer(data);
       // Give the server a moment to close after its answer, so that `closed` says whether it did.
-      if (answer) setTimeout(() => (clearTimeout(timer), finish(false)), 150);
+      if (answer) setTimeout(() => (clearTimeout(timer), finish(false)), settleMs);
     });
     socket.on('close', () => {
       clearTimeout(timer);

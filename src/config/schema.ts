@@ -105,6 +105,10 @@ const dav = z.strictObject({
       maxConnections: z.number().int().min(1).default(2000),
       /** Concurrent client connections from one address (DAV clients open a few each). */
       maxConnectionsPerAddress: z.number().int().min(1).default(200),
+      /** Requests on one keep-alive connection; the last is answered with Connection: close. */
+      maxRequestsPerConnection: z.number().int().min(1).default(1000),
+      /** Unanswered (pipelined) requests on one connection; the next gets 503 and the connection closes. */
+      maxQueuedRequestsPerConnection: z.number().int().min(1).max(1000).default(32),
     })
     .prefault({}),
 });

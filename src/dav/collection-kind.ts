@@ -1,8 +1,9 @@
 /**
  * Whether a path on a shared CalDAV+CardDAV root is (inside) a calendar or an address book, asked
- * of the upstream — for app passwords that have only one of the two DAV scopes, where the request
- * itself does not say (routes.ts `evidentScope`). Without this, a contacts-only password could
- * PROPFIND or REPORT its way into calendar data on Radicale-style servers.
+ * of the upstream — for app passwords that have only one of the two DAV scopes, on every request
+ * (scope-check.ts; what a request claims about itself never replaces this). Without it, a
+ * contacts-only password could PROPFIND, REPORT or GET its way into calendar data on
+ * Radicale-style servers.
  *
  * Calendar and address-book collections cannot contain collections (RFC 4791 §4.2, RFC 6352 §5.2),
  * so a resource is inside one exactly when the path itself or its parent is one: at most two

@@ -1,6 +1,10 @@
 /**
  * Relays one authenticated request to the upstream and its answer back.
  *
+ * Where it goes: the route's configured origin followed by the canonical path handler.ts judged
+ * (`upstreamPath`, request-target.ts), never the raw target resolved by a URL parser; a
+ * Destination is parsed as strictly and rewritten onto the same origin.
+ *
  * Streaming: request bodies are piped to the upstream and response bodies to the client, with
  * back-pressure, so a large calendar or vCard PUT/GET never sits in memory. Two exceptions:
  * - XML request bodies (PROPFIND, REPORT, PROPPATCH, MKCOL, MKCALENDAR, LOCK…) may name postern's
@@ -19,8 +23,9 @@ import type { Logger } from '../log.js';
 import type { HttpUpstream } from '../upstream/http.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { bodyRewriter, rewriteUrl, type OriginTable } from './origin-rewrite.js';
-import { REPLY_TEXT, sendText, sendUpstreamFault } from './replies.js';
-import { routingPath, type DavRoutes, type DavScope, type UpstreamTarget } from './routes.js';
+import { REPLY_TEXT, sendBadRequest, sendText, sendUpstreamFault } from './replies.js';
+import { parseDestination, safeTargetForLog } from './request-target.js';
+import type { DavRoutes, DavScope, UpstreamTarget } from './routes.js';
 
 /** Far above any real PROPFIND/REPORT body (a multiget of 10 000 hrefs is under 1 MiB). */
 export const MAX_XML_REQUEST_BYTES = 4 * 1024 * 1024;
@@ -29,6 +34,8 @@ export interface ForwardContext {
   req: IncomingMessage;
   res: ServerResponse;
   target: UpstreamTarget;
+  /** The canonical path (client's encoding) and query that routing judged: all that goes upstream. */
+  upstreamPath: string;
   scope: DavScope;
   accepted: AcceptedAuth;
   clientAddress: string;
@@ -50,7 +57,10 @@ const XML = /^[^;]*[/+]xml\s*(?:;|$)/i;
 export async function forward(ctx: ForwardContext): Promise<void> {
   const { req, res, target } = ctx;
   const destination = rewriteDestination(ctx);
-  if (destination === 'bad') return sendText(req, res, 400, REPLY_TEXT.badRequest);
+  if (destination === 'bad') {
+    ctx.log.info({ event: 'dav.target_refused', reason: 'bad-destination', method: req.method, target: safeTargetForLog(String(req.headers.destination)) }, 'Destination is not a plain URL on this server');
+    return sendBadRequest(req, res);
+  }
   if (destination === 'elsewhere') return sendText(req, res, 502, REPLY_TEXT.destinationElsewhere);
   const body = await requestBody(ctx);
   if (body === 'client-gone') return;
@@ -72,7 +82,7 @@ export async function forward(ctx: ForwardContext): Promise<void> {
   });
   let response: IncomingMessage;
   try {
-    response = await ctx.upstream.send({ origin: target.origin, path: req.url ?? '/', method: req.method ?? 'GET', headers, body, signal: client.signal });
+    response = await ctx.upstream.send({ origin: target.origin, path: ctx.upstreamPath, method: req.method ?? 'GET', headers, body, signal: client.signal });
   } catch (err) {
     if (req.destroyed || res.destroyed) {
       // The client went away first (its aborted upload destroyed the upstream request).
@@ -184,25 +194,21 @@ function readCapped(req: IncomingMessage, cap: number, idleMs: number): Promise<
 }
 
 /**
- * MOVE/COPY name their target in Destination (RFC 4918 §10.3), absolute or as a path. Postern's
- * public origin becomes the upstream's; a destination on another server, or on an upstream other
- * than the source's, is refused with 502 as RFC 4918 §9.9.4 prescribes.
+ * MOVE/COPY name their target in Destination (RFC 4918 §10.3), absolute or as a path, parsed as
+ * strictly as the request target (request-target.ts). Postern's public origin becomes the
+ * upstream's; a destination on another server, or on an upstream other than the source's, is
+ * refused with 502 as RFC 4918 §9.9.4 prescribes. The scope needed at the destination is checked
+ * before this (handler.ts).
  */
 function rewriteDestination(ctx: ForwardContext): string | undefined | 'bad' | 'elsewhere' {
   const raw = ctx.req.headers.destination;
   if (raw === undefined) return undefined;
-  let url: URL;
-  try {
-    url = new URL(raw, ctx.publicOrigin);
-  } catch {
-    return 'bad';
-  }
-  const sameServer = url.origin === ctx.publicOrigin || url.origin === ctx.target.origin;
-  if (!sameServer) return 'elsewhere';
-  const path = routingPath(url.pathname);
-  if (path === null) return 'bad';
-  const destTarget = ctx.routes.targetFor(path);
+  if (typeof raw !== 'string') return 'bad';
+  const parsed = parseDestination(raw);
+  if (typeof parsed === 'string') return parsed;
+  if (parsed.origin !== null && parsed.origin !== ctx.publicOrigin && parsed.origin !== ctx.target.origin) return 'elsewhere';
+  const destTarget = ctx.routes.targetFor(parsed.path);
   // Moving from a calendar tree into an address-book tree would need a scope not checked here.
   if (!destTarget || destTarget.origin !== ctx.target.origin || !destTarget.scopes.includes(ctx.scope)) return 'elsewhere';
-  return ctx.target.origin + url.pathname + url.search;
+  return ctx.target.origin + parsed.upstreamPath;
 }

@@ -1,14 +1,18 @@
 /**
- * One DAV request, start to end: route → credentials → authenticate → watch for revocation →
- * forward. Every request is verified afresh through the authentication service (HTTP clients
+ * One DAV request, start to end: target → route → credentials → authenticate → watch for
+ * revocation → scope (scope-check.ts, the kind of collection at source and Destination) → forward. Every request is verified afresh through the authentication service (HTTP clients
  * send the password each time); there is no session and no cache of positive answers, so a
  * revoke is in force for the very next request.
  *
  * Nothing reaches the upstream without a verified app password, not even OPTIONS or the
  * well-known URLs: the upstream is never exposed to anonymous traffic through postern.
  * A request with `Expect: 100-continue` gets its 100 only after authentication, so unauthenticated
- * clients cannot make postern read large bodies (RFC 9110 §10.1.1). Only origin-form targets
- * (`/path`) are served: absolute-form and `OPTIONS *` get 400, as postern is no forward proxy.
+ * clients cannot make postern read large bodies (RFC 9110 §10.1.1).
+ *
+ * The target is parsed once (request-target.ts) into the canonical path routing and authorisation
+ * judge and the same path as it goes upstream; only origin-form is served (`//host`, absolute-form,
+ * `OPTIONS *`, backslashes → 400, `dav.target_refused`), as postern is no forward proxy and the
+ * upstream URL must never name a host the client chose.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AcceptedAuth, Authenticator } from '../auth/types.js';
@@ -20,9 +24,11 @@ import { forward } from './forward.js';
 import { publicOriginFor } from './public-origin.js';
 import { isPosternError } from '../errors.js';
 import type { CollectionKinds } from './collection-kind.js';
-import { REPLY_TEXT, sendChallenge, sendRefusal, sendText, sendUpstreamFault } from './replies.js';
+import { REPLY_TEXT, sendBadRequest, sendChallenge, sendRefusal, sendText, sendUpstreamFault } from './replies.js';
+import { parseDestination, parseRequestTarget, safeTargetForLog } from './request-target.js';
 import { markAuthenticated } from './slow-clients.js';
-import { routingPath, type DavRoutes, type DavScope, type Route } from './routes.js';
+import { evidentScope, type DavRoutes, type DavScope, type Route } from './routes.js';
+import { actingScope, type ScopeQuestion } from './scope-check.js';
 
 export interface DavHandlerDeps {
   auth: Authenticator;
@@ -79,9 +85,12 @@ export function createDavHandler(deps: DavHandlerDeps): DavHandler {
 }
 
 async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerResponse, expectContinue: boolean, onUpstreamAccepted: (a: AcceptedAuth) => void): Promise<void> {
-  const rawPath = (req.url ?? '').split('?')[0]!;
-  const path = routingPath(rawPath);
-  if (path === null) return sendText(req, res, 400, REPLY_TEXT.badRequest);
+  const target = parseRequestTarget(req.url ?? '');
+  if ('refused' in target) {
+    deps.log.info({ event: 'dav.target_refused', reason: target.refused, method: req.method, target: safeTargetForLog(req.url ?? ''), ip: clientAddressOf(req) }, 'request target is not a plain path on this server');
+    return sendBadRequest(req, res);
+  }
+  const { path, upstreamPath } = target;
   const method = req.method ?? 'GET';
   const route = deps.routes.route({ method, path, contentType: req.headers['content-type'] });
   if (route.kind === 'none') return sendText(req, res, 404, REPLY_TEXT.notFound);
@@ -102,6 +111,7 @@ async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerRes
   await forward({
     req, res,
     target: route.target,
+    upstreamPath,
     scope,
     accepted,
     clientAddress,
@@ -149,7 +159,7 @@ async function authorize(deps: DavHandlerDeps, req: IncomingMessage, res: Server
   }
   deps.watches.watch(req.socket, outcome.passwordId, outcome.login, outcome.publicId);
   try {
-    const scope = await scopeFor(deps, route, path, outcome);
+    const scope = await actingScope(deps.kinds, scopeQuestion(deps, req, route, path), outcome);
     if (scope !== 'refused') return { accepted: outcome, scope };
     deps.log.info({ event: 'dav.scope_refused', user: outcome.login, passwordId: outcome.publicId, method: req.method }, 'app password lacks the scope for this collection');
     sendChallenge(req, res, deps.realm);
@@ -159,31 +169,28 @@ async function authorize(deps: DavHandlerDeps, req: IncomingMessage, res: Server
   return null;
 }
 
-/**
- * On a root shared by calendars and address books, a password holding only one of the two DAV
- * scopes is held to the kind of collection the path is in (collection-kind.ts). Passwords with
- * both, and every path of a single-scope upstream, need no probe.
- */
-async function scopeFor(deps: DavHandlerDeps, route: Exclude<Route, { kind: 'none' }>, path: string, accepted: AcceptedAuth): Promise<DavScope | 'refused'> {
-  const held = route.scopes.filter((s) => accepted.scopes?.includes(s) ?? true);
-  if (route.scopes.length === 1 || held.length === route.scopes.length || route.kind !== 'proxy') return held[0] ?? route.scopes[0]!;
-  const kind = await deps.kinds.kindAt(route.target.origin, path, accepted.credential);
-  const needed: DavScope = kind === 'calendar' ? 'caldav' : kind === 'addressbook' ? 'carddav' : held[0]!;
-  return held.includes(needed) ? needed : 'refused';
+/** The places a request touches and what it claims to be: the question scope-check.ts answers. */
+function scopeQuestion(deps: DavHandlerDeps, req: IncomingMessage, route: Exclude<Route, { kind: 'none' }>, path: string): ScopeQuestion {
+  const source = { target: route.target, path, scopes: route.scopes };
+  // A redirect is postern's own answer: the well-known name is all that it needs.
+  if (route.kind === 'redirect') return { source, destination: null, claimed: null };
+  const claimed = evidentScope({ method: req.method ?? 'GET', path, contentType: req.headers['content-type'] });
+  const raw = req.headers.destination;
+  const parsed = typeof raw === 'string' ? parseDestination(raw) : 'bad';
+  // An unusable Destination is answered by forward.ts (400/502) before anything is sent.
+  const destTarget = typeof parsed === 'string' ? null : deps.routes.targetFor(parsed.path);
+  const destination = destTarget && typeof parsed !== 'string' ? { target: destTarget, path: parsed.path, scopes: destTarget.scopes } : null;
+  return { source, destination, claimed };
 }
 
 /** A MOVE or COPY also replaces whatever was at its Destination (RFC 4918 §9.8.4, §9.9.3). */
 function forgetKinds(deps: DavHandlerDeps, req: IncomingMessage, origin: string, path: string): void {
   deps.kinds.forget(origin, path);
   const destination = req.headers.destination;
-  if (destination === undefined) return;
-  let target: string | null = null;
-  try {
-    target = routingPath(new URL(destination, 'http://destination.invalid').pathname);
-  } catch {
-    // forward.ts answers 400 for it; nothing is moved.
-  }
-  if (target !== null) deps.kinds.forget(origin, target);
+  if (typeof destination !== 'string') return;
+  // A malformed one is answered 400 by forward.ts; nothing is moved.
+  const parsed = parseDestination(destination);
+  if (typeof parsed !== 'string') deps.kinds.forget(origin, parsed.path);
 }
 
 function probeFailed(deps: DavHandlerDeps, req: IncomingMessage, res: ServerResponse, accepted: AcceptedAuth, scope: DavScope, err: unknown): void {

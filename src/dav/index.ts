@@ -2,12 +2,15 @@
  * The CalDAV/CardDAV listener: HTTPS (HTTP/1.1, keep-alive) in front of the provider's DAV
  * server(s). Builds the routing table and upstream client from config, then hands every request
  * to handler.ts. Certificates renew on SIGHUP without dropping connections (setSecureContext).
- * Connections are capped in total and per address (dav.limits), as on the mail listeners.
+ * Connections are capped in total and per address (dav.limits), as on the mail listeners, and so
+ * are requests per connection, in total and unanswered (pipelining.ts).
  *
- * Module map: routes.ts (path → upstream and scope), basic-auth.ts (Authorization parsing),
- * handler.ts (per-request flow), collection-kind.ts (scope on a shared root), forward.ts (relay and streaming rewrite), headers.ts (what
+ * Module map: request-target.ts (the one canonical path, judged and forwarded), routes.ts (path →
+ * upstream and scope), basic-auth.ts (Authorization parsing), handler.ts (per-request flow),
+ * scope-check.ts and collection-kind.ts (scope on a shared root), forward.ts (relay and streaming rewrite), headers.ts (what
  * crosses), origin-rewrite.ts (absolute URL rewriting), replies.ts (postern's own answers),
- * slow-clients.ts (deadlines for bodies postern does not forward), connections.ts (revocation
+ * slow-clients.ts (deadlines for bodies postern does not forward), pipelining.ts (requests per
+ * connection), connections.ts (revocation
  * closes keep-alive connections), src/upstream/http.ts (upstream client).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -24,7 +27,8 @@ import { CollectionKinds } from './collection-kind.js';
 import { ConnectionWatches } from './connections.js';
 import { createDavHandler } from './handler.js';
 import { normalizeOrigin } from './public-origin.js';
-import { sendTooManyConnections } from './replies.js';
+import { PipelineGate } from './pipelining.js';
+import { sendTooManyConnections, sendTooManyRequests } from './replies.js';
 import { DavRoutes } from './routes.js';
 
 /** Idle keep-alive connections are kept this long (DAV clients sync in bursts). */
@@ -40,7 +44,7 @@ export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<P
   const log = deps.log.child({ listener: 'dav' });
   const routes = DavRoutes.fromConfig(config);
   const aliases = config.upstreamAliases.map((alias) => normalizeOrigin(alias));
-  const upstream = new HttpUpstream({ caFile: config.caFile, rejectUnauthorized: config.rejectUnauthorized, timeoutMs: config.upstreamTimeoutMs });
+  const upstream = new HttpUpstream({ caFile: config.caFile, rejectUnauthorized: config.rejectUnauthorized, timeoutMs: config.upstreamTimeoutMs }, routes.origins());
   if (!config.rejectUnauthorized) log.warn({ event: 'config.insecure_upstream' }, 'dav.rejectUnauthorized is false: the DAV upstream certificate is NOT verified');
   for (const target of routes.targets) {
     if (target.origin.startsWith('http:')) log.warn({ event: 'config.plain_upstream', upstream: target.origin }, 'DAV upstream uses plain http: real credentials cross the network unencrypted unless it is local');
@@ -85,9 +89,18 @@ export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<P
     }
     socket.once('close', () => slot.release());
   });
+  server.maxRequestsPerSocket = config.limits.maxRequestsPerConnection;
+  const pipeline = new PipelineGate(config.limits.maxQueuedRequestsPerConnection);
   const serve = (req: IncomingMessage, res: ServerResponse, expectsContinue = false) => {
-    if (overLimit.has(req.socket)) sendTooManyConnections(req, res);
-    else void handler(req, res, expectsContinue);
+    if (overLimit.has(req.socket)) return sendTooManyConnections(req, res);
+    // Node only says `Connection: close` on the last allowed request and keeps the socket open
+    // (answering 503 to any further one): close it after that answer instead.
+    if ((res as { maxRequestsOnConnectionReached?: boolean }).maxRequestsOnConnectionReached) res.shouldKeepAlive = false;
+    const admitted = pipeline.admit(req, res);
+    if (admitted === 'serve') return void handler(req, res, expectsContinue);
+    if (admitted === 'drop') return;
+    log.info({ event: 'dav.pipeline_limit', ip: plainAddress(req.socket.remoteAddress ?? 'unknown') }, 'too many pipelined requests on one connection; closing it');
+    sendTooManyRequests(req, res);
   };
   server.on('request', (req, res) => serve(req, res));
   server.on('checkContinue', (req, res) => serve(req, res, true));

@@ -25,6 +25,7 @@ export const REPLY_TEXT = {
   unavailable: 'Service unavailable: this account cannot be used for calendars and contacts right now.',
   destinationElsewhere: 'Bad gateway: the destination is on another server.',
   tooManyConnections: 'Service unavailable: too many connections; please try again later.',
+  tooManyRequests: 'Service unavailable: too many requests pipelined on one connection.',
   requestTimeout: 'Request timeout: the request body did not arrive in time.',
 } as const;
 
@@ -57,10 +58,26 @@ function bodyStillComing(req: IncomingMessage): boolean {
   return Number(req.headers['content-length'] ?? 0) > DRAINABLE_BODY_BYTES;
 }
 
+/**
+ * A request postern will not serve as asked (a target or Destination that is not a plain path on
+ * this server, a path-confusion attempt): 400 with a text body, and the connection is closed, as
+ * whatever sent it is not a DAV client worth a kept connection (RFC 9110 §15.5.1).
+ */
+export function sendBadRequest(req: IncomingMessage, res: ServerResponse): void {
+  res.shouldKeepAlive = false;
+  sendText(req, res, 400, REPLY_TEXT.badRequest);
+}
+
 /** A connection over the connection caps gets this for its first request, then is closed. */
 export function sendTooManyConnections(req: IncomingMessage, res: ServerResponse): void {
   res.shouldKeepAlive = false;
   sendText(req, res, 503, REPLY_TEXT.tooManyConnections, { 'retry-after': '10' });
+}
+
+/** A connection with too many unanswered pipelined requests gets this for the next, then closes. */
+export function sendTooManyRequests(req: IncomingMessage, res: ServerResponse): void {
+  res.shouldKeepAlive = false;
+  sendText(req, res, 503, REPLY_TEXT.tooManyRequests, { 'retry-after': '1' });
 }
 
 export function sendChallenge(req: IncomingMessage, res: ServerResponse, realm: string, text: string = REPLY_TEXT.unauthorized): void {

@@ -7,13 +7,14 @@
  * - The longest base path that prefixes the request path wins (`/dav/calendars/` → caldav,
  *   `/dav/addressbooks/` → carddav). Its scope is the one the password needs.
  * - When both upstreams are the same origin *and* base path (Radicale serves calendars and address
- *   books side by side under `/user/`), the path cannot tell them apart. Then the request itself
- *   decides where it evidently can: MKCALENDAR, a `text/calendar` body or a `.ics` name need
- *   caldav; a `text/vcard` body or a `.vcf` name need carddav. Everything else there (principal
- *   and home PROPFINDs, collection listings, REPORTs) is admitted with either scope here; a
- *   password holding only one of the two is then held to the kind of collection the path is in,
- *   asked of the upstream (collection-kind.ts). Residual: such a password still sees the names
- *   of the other kind's collections in a Depth-1 listing of the home collection.
+ *   books side by side under `/user/`), the path cannot tell them apart: the route admits either
+ *   scope, and scope-check.ts holds a password with only one of the two to the kind of collection
+ *   the path is in, asked of the upstream (collection-kind.ts), for every method. What the request
+ *   says of itself (`evidentScope`: MKCALENDAR, `text/calendar`, `.ics` → caldav; `text/vcard`,
+ *   `.vcf` → carddav) is client-chosen, so it may only ADD a requirement, never stand in for the
+ *   kind check (issue 9, item 2: a contacts-only password read calendars by claiming text/vcard).
+ *   Residual: such a password still sees the names of the other kind's collections in a Depth-1
+ *   listing of the home collection.
  * - A path under neither base, when both upstreams share an origin (e.g. `/principals/…`), goes to
  *   that origin and is admitted with either configured scope. With distinct origins it is a 404.
  * - `/.well-known/caldav` and `/.well-known/carddav` (RFC 6764 §5) go to their own upstream's
@@ -24,6 +25,9 @@
  */
 import type { DavConfig } from '../config/schema.js';
 import { PosternError } from '../errors.js';
+import { routingPath } from './request-target.js';
+
+export { routingPath };
 
 export type DavScope = 'caldav' | 'carddav';
 
@@ -95,7 +99,7 @@ export class DavRoutes {
     }
     const target = this.targetFor(facts.path);
     if (!target) return { kind: 'none' };
-    return { kind: 'proxy', target, scopes: this.scopesAt(target, facts) };
+    return { kind: 'proxy', target, scopes: target.scopes };
   }
 
   /** The target a path belongs to (also used for the Destination of MOVE/COPY). */
@@ -111,39 +115,12 @@ export class DavRoutes {
     // Outside every base but on the one shared origin: a target serving every configured scope.
     return { origin: origins[0]!, basePath: '/', scopes: [...this.byScope.keys()] };
   }
-
-  private scopesAt(target: UpstreamTarget, facts: RequestFacts): readonly DavScope[] {
-    if (target.scopes.length === 1) return target.scopes;
-    const evident = evidentScope(facts);
-    return evident ? [evident] : target.scopes;
-  }
 }
 
 /**
- * The path as routing must see it, or null when it must be refused (400): percent-decoded per
- * segment, runs of `/` collapsed, and no `.`/`..` segment nor encoded `/` or `\\` — otherwise
- * `/dav/calendars/../addressbooks/` or `/dav%2Faddressbooks/` could be routed under one scope
- * while the upstream, which normalises, serves another (a path-confusion bypass). The original
- * path is what is forwarded; this form only decides.
+ * What a request says it is, on a path shared by calendars and address books; null if it does not
+ * say. A claim, not a fact: scope-check.ts adds it to what the path itself requires.
  */
-export function routingPath(raw: string): string | null {
-  if (!raw.startsWith('/')) return null;
-  const segments: string[] = [];
-  for (const encoded of raw.split('/')) {
-    let segment: string;
-    try {
-      segment = decodeURIComponent(encoded);
-    } catch {
-      return null;
-    }
-    if (segment === '.' || segment === '..' || /[/\\\u0000]/.test(segment)) return null;
-    if (segment !== '') segments.push(segment);
-  }
-  const trailing = raw.length > 1 && raw.endsWith('/');
-  return '/' + segments.join('/') + (trailing && segments.length > 0 ? '/' : '');
-}
-
-/** What a request evidently is, on a path shared by calendars and address books; null if unclear. */
 export function evidentScope(facts: RequestFacts): DavScope | null {
   const type = (facts.contentType ?? '').split(';')[0]!.trim().toLowerCase();
   if (facts.method === 'MKCALENDAR' || type === 'text/calendar') return 'caldav';

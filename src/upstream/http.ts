@@ -1,11 +1,18 @@
 /**
- * HTTP(S) client toward the real CalDAV/CardDAV provider: one keep-alive agent per upstream
- * origin, certificates verified by default (src/upstream/tls-options.ts), and transport failures
- * turned into typed PosternErrors (UPSTREAM_UNAVAILABLE / _TIMEOUT / _TLS_FAILED) that the DAV
- * replies module maps to 502/504.
+ * HTTP(S) client toward the real CalDAV/CardDAV provider: one keep-alive agent per configured
+ * upstream origin, certificates verified by default (src/upstream/tls-options.ts), and transport
+ * failures turned into typed PosternErrors (UPSTREAM_UNAVAILABLE / _TIMEOUT / _TLS_FAILED) that the
+ * DAV replies module maps to 502/504.
  *
  * It sends exactly the method, path, headers and body it is given: which headers may cross (hop-by-
  * hop, credentials, X-Forwarded-*) is DAV policy and lives in src/dav/. Nothing here logs.
+ *
+ * Defence in depth against the origin escape of issue 9 (a client path read as another authority
+ * carried real credentials to a host of the client's choosing): the origins it may talk to are
+ * fixed at construction, each with its agent made then, so nothing a client sends can add one or
+ * grow the agent map; a request for any other origin, or a path that is not plain origin-form,
+ * is refused before a socket is opened or a header written. The path is never resolved by a URL
+ * parser: it goes into the request line as given.
  */
 import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
@@ -45,13 +52,35 @@ const RETRYABLE = new Set(['GET', 'HEAD', 'OPTIONS', 'PROPFIND', 'REPORT', 'DELE
  */
 const IDLE_SOCKET_MS = 4_000;
 
-export class HttpUpstream {
-  private readonly agents = new Map<string, http.Agent>();
+/** Origin-form (RFC 9112 §3.2.1) of visible ASCII: no `//` authority, no backslash, no fragment. */
+const ORIGIN_FORM = /^\/(?!\/)[\x21-\x22\x24-\x5b\x5d-\x7e]*$/;
 
-  constructor(private readonly settings: HttpUpstreamSettings) {}
+interface Destination {
+  secure: boolean;
+  hostname: string;
+  port: number;
+  agent: http.Agent;
+}
+
+export class HttpUpstream {
+  private readonly destinations = new Map<string, Destination>();
+
+  /** `origins`: every upstream origin requests may go to (`https://host[:port]`, no path). */
+  constructor(
+    private readonly settings: HttpUpstreamSettings,
+    origins: readonly string[],
+  ) {
+    for (const origin of origins) {
+      const url = new URL(origin);
+      if (url.origin !== origin) throw new PosternError('CONFIG_INVALID', `upstream origin ${origin} is not in origin form`);
+      this.destinations.set(origin, this.destinationFor(url));
+    }
+  }
 
   /** Resolves when the response head has arrived (body still streaming); rejects with a PosternError. */
   async send(request: UpstreamRequest): Promise<IncomingMessage> {
+    if (!this.destinations.has(request.origin)) throw new PosternError('INPUT_INVALID', 'upstream origin is not a configured one');
+    if (!ORIGIN_FORM.test(request.path)) throw new PosternError('INPUT_INVALID', 'upstream path is not in origin form');
     try {
       return await this.attempt(request);
     } catch (err) {
@@ -63,21 +92,19 @@ export class HttpUpstream {
 
   /** Closes idle upstream sockets; idempotent. */
   close(): void {
-    for (const agent of this.agents.values()) agent.destroy();
-    this.agents.clear();
+    for (const destination of this.destinations.values()) destination.agent.destroy();
   }
 
   private attempt(request: UpstreamRequest): Promise<IncomingMessage> {
-    const url = new URL(request.path, request.origin);
-    const secure = url.protocol === 'https:';
+    const { secure, hostname, port, agent } = this.destinations.get(request.origin)!;
     const options: https.RequestOptions = {
+      hostname, port, path: request.path, agent,
       method: request.method,
       headers: request.headers,
-      agent: this.agentFor(url, secure),
       signal: request.signal,
     };
     return new Promise((resolve, reject) => {
-      const req = (secure ? https : http).request(url, options);
+      const req = (secure ? https : http).request(options);
       let settled = false;
       req.setTimeout(this.settings.timeoutMs, () => req.destroy(new PosternError('UPSTREAM_TIMEOUT')));
       req.on('error', (err) => {
@@ -99,16 +126,15 @@ export class HttpUpstream {
     });
   }
 
-  private agentFor(url: URL, secure: boolean): http.Agent {
-    let agent = this.agents.get(url.origin);
-    if (!agent) {
-      const common = { keepAlive: true, maxSockets: 64, scheduling: 'lifo' as const, timeout: IDLE_SOCKET_MS };
-      agent = secure
-        ? new https.Agent({ ...common, ...upstreamTlsOptions({ host: url.hostname.replace(/^\[|\]$/g, ''), caFile: this.settings.caFile, rejectUnauthorized: this.settings.rejectUnauthorized }) })
-        : new http.Agent(common);
-      this.agents.set(url.origin, agent);
-    }
-    return agent;
+  private destinationFor(url: URL): Destination {
+    const secure = url.protocol === 'https:';
+    if (!secure && url.protocol !== 'http:') throw new PosternError('CONFIG_INVALID', `upstream origin ${url.origin} is not http or https`);
+    const hostname = url.hostname.replace(/^\[|\]$/g, '');
+    const common = { keepAlive: true, maxSockets: 64, scheduling: 'lifo' as const, timeout: IDLE_SOCKET_MS };
+    const agent = secure
+      ? new https.Agent({ ...common, ...upstreamTlsOptions({ host: hostname, caFile: this.settings.caFile, rejectUnauthorized: this.settings.rejectUnauthorized }) })
+      : new http.Agent(common);
+    return { secure, hostname, port: Number(url.port) || (secure ? 443 : 80), agent };
   }
 }
 

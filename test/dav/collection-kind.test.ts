@@ -67,7 +67,7 @@ describe('CollectionKinds cache', () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    upstream = new HttpUpstream({ rejectUnauthorized: true, timeoutMs: 2000 });
+    upstream = new HttpUpstream({ rejectUnauthorized: true, timeoutMs: 2000 }, [origin]);
   });
 
   afterAll(async () => {

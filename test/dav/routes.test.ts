@@ -1,6 +1,6 @@
 /**
  * Path → upstream and scope. Pins: longest base path wins; a shared base (Radicale) admits either
- * scope unless the request is evidently calendar or contacts; well-known goes to its own upstream
+ * scope whatever the request claims (scope-check.ts weighs the claim); well-known goes to its own upstream
  * (proxied at a `/` base, redirected to the base path otherwise); ambiguous or unsafe configs are
  * refused at start; dot segments and encoded slashes cannot smuggle a path under another scope.
  */
@@ -23,12 +23,18 @@ describe('DavRoutes, one server for both (Radicale)', () => {
     expect(scopesOf(routes.route(facts('/alice/work/', 'REPORT', 'application/xml')))).toEqual(['caldav', 'carddav']);
   });
 
-  it('needs the evident scope for calendar and contact resources', () => {
-    expect(scopesOf(routes.route(facts('/alice/work/', 'MKCALENDAR')))).toEqual(['caldav']);
-    expect(scopesOf(routes.route(facts('/alice/work/e1', 'PUT', 'text/calendar; charset=utf-8')))).toEqual(['caldav']);
-    expect(scopesOf(routes.route(facts('/alice/book/c1', 'PUT', 'text/vcard')))).toEqual(['carddav']);
-    expect(scopesOf(routes.route(facts('/alice/work/e1.ICS', 'DELETE')))).toEqual(['caldav']);
-    expect(scopesOf(routes.route(facts('/alice/book/c1.vcf', 'GET')))).toEqual(['carddav']);
+  it('does not narrow the route by what the request claims; the claim is read separately', () => {
+    const claims: Array<[string, string, string | undefined, string]> = [
+      ['/alice/work/', 'MKCALENDAR', undefined, 'caldav'],
+      ['/alice/work/e1', 'PUT', 'text/calendar; charset=utf-8', 'caldav'],
+      ['/alice/book/c1', 'PUT', 'text/vcard', 'carddav'],
+      ['/alice/work/e1.ICS', 'DELETE', undefined, 'caldav'],
+      ['/alice/book/c1.vcf', 'GET', undefined, 'carddav'],
+    ];
+    for (const [path, method, type, claimed] of claims) {
+      expect(scopesOf(routes.route(facts(path, method, type))), path).toEqual(['caldav', 'carddav']);
+      expect(evidentScope(facts(path, method, type)), path).toBe(claimed);
+    }
   });
 
   it('proxies the well-known URLs to the upstream (base path /)', () => {
@@ -89,12 +95,12 @@ describe('routingPath', () => {
   it('canonicalises for routing', () => {
     expect(routingPath('/')).toBe('/');
     expect(routingPath('/alice/work/')).toBe('/alice/work/');
-    expect(routingPath('//alice///work')).toBe('/alice/work');
+    expect(routingPath('/alice///work')).toBe('/alice/work');
     expect(routingPath('/%61lice/')).toBe('/alice/');
   });
 
   it('refuses what could route under one scope and be served under another', () => {
-    for (const bad of ['/dav/calendars/../addressbooks/', '/dav/./x', '/dav/%2e%2e/x', '/dav%2Faddressbooks/', '/a%5Cb', '/bad%zz', 'relative', '*', '/a%00b']) {
+    for (const bad of ['/dav/calendars/../addressbooks/', '/dav/./x', '/dav/%2e%2e/x', '/dav%2Faddressbooks/', '/a%5Cb', '/bad%zz', 'relative', '*', '/a%00b', '//host/a', '/a\\b', 'http://host/a']) {
       expect(routingPath(bad), bad).toBeNull();
     }
   });

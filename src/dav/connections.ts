@@ -9,7 +9,8 @@
  * The cut is a TCP reset, not a close: a closed socket still delivers everything queued in the
  * kernel's send buffer (megabytes to a slow reader, issue 9 item 7), a reset discards it.
  */
-import net, { type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { resetConnection } from '../net/reset.js';
 import type { Authenticator } from '../auth/types.js';
 import type { Logger } from '../log.js';
 
@@ -52,20 +53,5 @@ export class ConnectionWatches {
     if (!watches) return;
     this.sockets.delete(socket);
     for (const w of watches.values()) w.unsubscribe();
-  }
-}
-
-/**
- * RST instead of FIN (SO_LINGER 0 through socket.resetAndDestroy). A TLS socket's own handle is
- * the TLS layer, which cannot reset; the TCP socket beneath it is its `_parent` (Node internals,
- * hence the fallback to an ordinary destroy).
- */
-export function resetConnection(socket: Socket): void {
-  const tcp = (socket as Socket & { _parent?: unknown })._parent;
-  const target = tcp instanceof net.Socket ? tcp : socket;
-  try {
-    target.resetAndDestroy();
-  } catch {
-    socket.destroy();
   }
 }

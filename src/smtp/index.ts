@@ -24,7 +24,7 @@ interface ListenerSpec {
 }
 
 export async function startSmtp(config: SmtpConfig, deps: ProtocolDeps): Promise<ProtocolService> {
-  const target = smtpUpstreamTarget(config.upstream);
+  const target = smtpUpstreamTarget(config.upstream, deps.serverName);
   warnIfInsecure(config, deps);
   const specs: ListenerSpec[] = [];
   if (config.implicitTls) specs.push({ name: 'smtp.implicitTls', implicitTls: true, ...config.implicitTls });

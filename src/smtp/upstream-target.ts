@@ -1,10 +1,10 @@
 /** Turns the `smtp.upstream` config section into connection settings for the upstream client. */
-import { hostname } from 'node:os';
 import type { MailUpstreamConfig } from '../config/schema.js';
 import { upstreamTlsOptions } from '../upstream/tls-options.js';
 import type { SmtpUpstreamTarget } from '../upstream/smtp/connection.js';
 
-export function smtpUpstreamTarget(upstream: MailUpstreamConfig): SmtpUpstreamTarget {
+/** `serverName`: postern's configured name (hostnames[0]); the machine's own hostname is never sent. */
+export function smtpUpstreamTarget(upstream: MailUpstreamConfig, serverName: string): SmtpUpstreamTarget {
   return {
     host: upstream.host,
     port: upstream.port,
@@ -12,13 +12,12 @@ export function smtpUpstreamTarget(upstream: MailUpstreamConfig): SmtpUpstreamTa
     tls: upstreamTlsOptions(upstream),
     connectTimeoutMs: upstream.connectTimeoutMs,
     greetingTimeoutMs: upstream.greetingTimeoutMs,
-    clientName: ehloName(),
+    clientName: ehloName(serverName),
     trusted: upstream.trusted,
   };
 }
 
 /** EHLO wants a domain or address literal (RFC 5321 §4.1.1.1); a bare host name is what most MTAs send. */
-function ehloName(): string {
-  const name = hostname();
+function ehloName(name: string): string {
   return /^[A-Za-z0-9.-]+$/.test(name) ? name : 'postern.invalid';
 }

@@ -65,3 +65,16 @@ it('carries on when the upstream refuses XCLIENT', async () => {
   expect(commands).toContain('MAIL FROM:<erin@example.org>');
   script = {};
 });
+
+it('introduces itself upstream by its configured name, never the machine hostname (host-name disclosure)', async () => {
+  const harness = await startPostern({
+    config: { hostnames: ['mail.postern.test', 'localhost'], smtp: { implicitTls: { port: 0 }, upstream: { host: fake.host, port: fake.port, security: 'plain' } } },
+    secrets: ['erin-upstream-Secret'],
+  });
+  posterns.push(harness);
+  harness.addUser('erin', PRIMARY, { mode: 'password', secret: 'erin-upstream-Secret' });
+  const commands = await upstreamCommands(harness);
+  const ehlos = commands.filter((c) => c.startsWith('EHLO '));
+  expect(ehlos.length).toBeGreaterThan(0);
+  for (const ehlo of ehlos) expect(ehlo).toBe('EHLO mail.postern.test');
+});

@@ -78,6 +78,7 @@ export class WriteQueue {
   private retryDelayMs = 0;
   private wake: (() => void) | null = null;
   private closing: Promise<void> | null = null;
+  private drained = false;
   private unreportedDrops = 0;
   private lastDrop: { kind: QueuedWriteKind; reason: DropReason; err?: string } | null = null;
   private lastDropLog = -Infinity;
@@ -196,6 +197,7 @@ export class WriteQueue {
     }
     for (const write of this.pending.splice(0)) this.drop(write, 'closed');
     this.reportDrops();
+    this.drained = true;
     this.settle();
   }
 
@@ -204,7 +206,8 @@ export class WriteQueue {
     this.unreportedDrops++;
     this.lastDrop = { kind: write.kind, reason, err: err?.message };
     const wait = this.lastDropLog + DROP_LOG_EVERY_MS - this.clock();
-    if (wait <= 0) this.reportDrops();
+    // After close() no timer may outlive the queue: a straggler's record is reported at once.
+    if (wait <= 0 || this.drained) this.reportDrops();
     else if (!this.dropReportTimer && !this.closing) {
       // Drops inside the interval are summed into one line when it ends.
       this.dropReportTimer = setTimeout(() => this.reportDrops(), wait);

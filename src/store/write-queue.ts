@@ -76,7 +76,7 @@ export class WriteQueue {
   private readonly counts = { written: 0, dropped: 0, batches: 0, retries: 0 };
   private readonly idleWaiters: Array<() => void> = [];
   private retryDelayMs = 0;
-  private wake: (() => void) | null = null;
+  private cancelWake: (() => void) | null = null;
   private closing: Promise<void> | null = null;
   private drained = false;
   private unreportedDrops = 0;
@@ -121,20 +121,20 @@ export class WriteQueue {
   }
 
   private schedule(): void {
-    if (this.wake || this.closing) return;
+    if (this.cancelWake || this.closing) return;
     if (this.retryDelayMs === 0) {
       const immediate = setImmediate(() => this.run());
       immediate.unref();
-      this.wake = () => clearImmediate(immediate);
+      this.cancelWake = () => clearImmediate(immediate);
     } else {
       const timer = setTimeout(() => this.run(), this.retryDelayMs);
       timer.unref();
-      this.wake = () => clearTimeout(timer);
+      this.cancelWake = () => clearTimeout(timer);
     }
   }
 
   private run(): void {
-    this.wake = null;
+    this.cancelWake = null;
     const written = this.writeBatch();
     this.retryDelayMs = written ? 0 : Math.min(Math.max(this.retryBaseMs, this.retryDelayMs * 2), this.retryMaxMs);
     if (this.pending.length > 0) this.schedule();
@@ -180,8 +180,8 @@ export class WriteQueue {
   }
 
   private async drain(): Promise<void> {
-    this.wake?.();
-    this.wake = null;
+    this.cancelWake?.();
+    this.cancelWake = null;
     const deadline = this.clock() + this.closeTimeoutMs;
     let delay = this.retryBaseMs;
     while (this.pending.length > 0) {

@@ -242,7 +242,7 @@ describe('attack: holding the SQLite write lock to freeze the proxy', () => {
           else expect(line).toBe('x NO [AUTHENTICATIONFAILED] Authentication failed.');
           if (kind === 'wrong') sent.failed++;
           if (kind === 'primary') sent.primary++;
-          await sleep(300);
+          await sleep(500); // paced: each failure costs a bcrypt on a worker, and the machine has two cores
         }
       })();
       const [rtts] = await Promise.all([relayed, attempts]);

@@ -87,6 +87,7 @@ export async function run(): Promise<BenchRow[]> {
 function serviceOn(postern: PosternHarness, checker: PrimaryChecker): AuthService {
   return new AuthService({
     store: postern.app.store,
+    writes: postern.app.writes,
     digestKey: readKeyFile(postern.keyFile),
     primaryChecker: checker,
     throttle: new PenaltyThrottle({ baseDelayMs: 0, maxDelayMs: 0, blockAfterFailures: 1_000_000, blockMs: 0, windowMs: 60_000 }),

@@ -2,6 +2,11 @@
  * The one place modules are wired together: store (with history retention and expiry sweep), key,
  * authentication service, TLS material and the configured protocol listeners. No logic of its
  * own; importing it has no side effects.
+ *
+ * Two connections to the database: `store` for the reads of the login and revocation paths (WAL:
+ * they never wait for a writer), and `writer`, with a near-zero busy timeout, for everything the
+ * proxy writes itself (the write queue, history retention, the expiry sweep): a lock held by
+ * another process makes those retry later instead of stalling the event loop (issue 9, item 4).
  */
 import type { ResolvedConfig } from './config/load.js';
 import { readKeyFile } from './crypto/keys.js';
@@ -12,12 +17,14 @@ import type { BoundAddress, ProtocolDeps, ProtocolService } from './net/service.
 import { openStore, type Store } from './store/index.js';
 import { startHistoryRetention } from './store/history-retention.js';
 import { startExpirySweep } from './store/expiry.js';
+import { openWriterStore, WriteQueue } from './store/write-queue.js';
 import { startImap } from './imap/index.js';
 import { startSmtp } from './smtp/index.js';
 import { startDav } from './dav/index.js';
 
 export interface App {
   store: Store;
+  writes: WriteQueue;
   auth: AuthService;
   tls: TlsMaterial;
   addresses: BoundAddress[];
@@ -29,9 +36,11 @@ export async function startApp(config: ResolvedConfig, log: Logger): Promise<App
   const digestKey = readKeyFile(config.keyFile);
   const tls = new TlsMaterial(config.tls.cert, config.tls.key, config.tls.minVersion);
   const store = openStore(config.database.path);
-  const auth = createAuthService(config, store, digestKey, log);
-  const retention = startHistoryRetention(store, { keepDays: config.history.keepDays }, log);
-  const expiry = startExpirySweep(store, log);
+  const writer = openWriterStore(config.database.path);
+  const writes = new WriteQueue(writer, { log: log.child({ component: 'store' }), maxQueued: config.database.maxQueuedWrites });
+  const auth = createAuthService(config, store, writes, digestKey, log);
+  const retention = startHistoryRetention(writer, { keepDays: config.history.keepDays }, log);
+  const expiry = startExpirySweep(writer, log);
   const deps = (name: string): ProtocolDeps => ({ auth, tls, log: log.child({ protocol: name }), serverName: config.hostnames[0]! });
   const services: ProtocolService[] = [];
   const close = async () => {
@@ -39,6 +48,8 @@ export async function startApp(config: ResolvedConfig, log: Logger): Promise<App
     await auth.close();
     retention.stop();
     expiry.stop();
+    await writes.close();
+    writer.close();
     store.close();
   };
   try {
@@ -53,7 +64,7 @@ export async function startApp(config: ResolvedConfig, log: Logger): Promise<App
   for (const a of addresses) log.info({ event: 'listener.started', listener: a.name, host: a.host, port: a.port }, `listening ${a.name} on ${a.host}:${a.port}`);
   let closing: Promise<void> | null = null;
   return {
-    store, auth, tls, addresses,
+    store, writes, auth, tls, addresses,
     reloadTls: () => tls.reload(),
     close: () => (closing ??= close()),
   };

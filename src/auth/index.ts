@@ -2,6 +2,7 @@
 import type { ResolvedConfig } from '../config/load.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/index.js';
+import type { WriteQueue } from '../store/write-queue.js';
 import { primaryCheckPool } from './primary-check-pool.js';
 import { PenaltyThrottle } from './penalty-throttle.js';
 import { AuthService } from './service.js';
@@ -9,12 +10,13 @@ import { AuthService } from './service.js';
 export { AuthService } from './service.js';
 export * from './types.js';
 
-export function createAuthService(config: ResolvedConfig, store: Store, digestKey: Buffer, log: Logger): AuthService {
+export function createAuthService(config: ResolvedConfig, store: Store, writes: WriteQueue, digestKey: Buffer, log: Logger): AuthService {
   const authLog = log.child({ component: 'auth' });
   // The throttle first: it validates auth.trustedNetworks, and a bad entry must not leak a pool.
   const throttle = new PenaltyThrottle({ ...config.auth.throttle, trustedNetworks: config.auth.trustedNetworks, log: authLog });
   return new AuthService({
     store,
+    writes,
     digestKey,
     primaryChecker: primaryCheckPool({ workers: config.auth.bcryptWorkers }),
     throttle,

@@ -2,7 +2,8 @@
  * Signs apps out when their password stops being valid: polls the state of the passwords that
  * live sessions use and calls their listeners. Polling the shared SQLite file (one indexed query
  * over the watched ids, every 250 ms, only while sessions exist) sees revocations committed by any
- * process — a separate `postern password revoke` included — without IPC.
+ * process — a separate `postern password revoke` included — without IPC. It only reads, and in
+ * WAL mode a read never waits for a writer: a write lock held elsewhere cannot blind it.
  */
 import type { AppPasswordRepo } from '../store/app-passwords.js';
 import type { RevocationListener } from './types.js';

@@ -7,12 +7,16 @@
  * history event and one fail2ban-friendly log line. Unknown users pay the same bcrypt (dummy hash),
  * so neither the answer nor its timing tells whether an account exists. Attempts from a blocked
  * address skip the check entirely (and the bcrypt): they are refused, held back, and logged.
+ * Nothing here writes to the database: history, last use and upstream status are queued
+ * (src/store/write-queue.ts), so a lock held by another process never stalls a login or a relay.
  */
 import { normalizeAppPassword } from '../crypto/app-password.js';
 import { digestAppPassword } from '../crypto/keys.js';
 import { AAD, keyFromAppPassword, open } from '../crypto/envelope.js';
 import type { Logger } from '../log.js';
-import type { Protocol, Store } from '../store/index.js';
+import type { Protocol, Store, UpstreamStatus } from '../store/index.js';
+import type { NewEvent } from '../store/events.js';
+import type { WriteQueue } from '../store/write-queue.js';
 import { normalizeLogin } from '../accounts/validation.js';
 import { DUMMY_HASH, type PrimaryChecker } from './primary-checker.js';
 import { plainAddress, throttleKey } from './client-address.js';
@@ -21,7 +25,9 @@ import type { Throttle } from './throttle.js';
 import type { AcceptedAuth, AuthAttempt, Authenticator, AuthOutcome, RevocationListener, UpstreamCredential } from './types.js';
 
 export interface AuthServiceDeps {
+  /** Read only: every write goes through `writes`. */
   store: Store;
+  writes: WriteQueue;
   digestKey: Buffer;
   primaryChecker: PrimaryChecker;
   throttle: Throttle;
@@ -32,7 +38,7 @@ export interface AuthServiceDeps {
   clock?: () => number;
 }
 
-/** At most one `password.used` write per password per minute: logins stay read-only. */
+/** At most one `password.used` record per password per minute. */
 const USE_RECORD_INTERVAL_MS = 60_000;
 const CHECKER_WARNING_INTERVAL_MS = 60_000;
 /**
@@ -79,28 +85,30 @@ export class AuthService implements Authenticator {
     const now = this.clock();
     this.deps.log.error({ event: 'upstream.credentials_rejected', protocol, user: accepted.login },
       'upstream rejected the stored credentials for this account; check them with "postern user set-upstream"');
-    this.recordStatus(() => {
-      if (this.deps.store.accounts.setUpstreamStatus(accepted.accountId, 'rejected', now)) {
-        this.deps.store.events.append({ type: 'account.upstream_rejected', at: now, accountId: accepted.accountId, login: accepted.login, protocol });
-      }
-    });
+    this.recordStatus(accepted, 'rejected', now, { type: 'account.upstream_rejected', at: now, accountId: accepted.accountId, login: accepted.login, protocol });
   }
 
-  /** On every successful upstream login: a read, and a write only when the flag changes. */
+  /** On every successful upstream login: a read, and a queued write only when the flag changes. */
   reportUpstreamAccepted(accepted: AcceptedAuth): void {
-    this.recordStatus(() => this.deps.store.accounts.setUpstreamStatus(accepted.accountId, 'ok', this.clock()));
+    this.recordStatus(accepted, 'ok', this.clock());
   }
 
   /**
    * The upstream status is bookkeeping for admins: a busy or failing database must not turn a
    * login the upstream has already accepted into a failure (nor leave its upstream socket open).
+   * The read keeps the queue (and its write lock) out of every ordinary login; the queued write
+   * checks again, so that a flip is recorded once however many logins saw it.
    */
-  private recordStatus(write: () => void): void {
+  private recordStatus(accepted: AcceptedAuth, status: UpstreamStatus, at: number, event?: NewEvent): void {
+    let current: UpstreamStatus | undefined;
     try {
-      write();
+      current = this.deps.store.accounts.upstreamStatus(accepted.accountId);
     } catch (err) {
-      this.deps.log.warn({ event: 'store.status_failed', err: (err as Error).message }, 'could not record the upstream status of an account');
+      this.deps.log.warn({ event: 'store.status_failed', err: (err as Error).message }, 'could not read the upstream status of an account');
+      return;
     }
+    if (current === undefined || current === status) return;
+    this.deps.writes.enqueue({ kind: 'upstream-status', accountId: accepted.accountId, status, at, event });
   }
 
   watchRevocation(passwordId: number, onRevoked: RevocationListener): () => void {
@@ -156,18 +164,13 @@ export class AuthService implements Authenticator {
     const last = this.lastUseWrite.get(used.id);
     if (last !== undefined && now - last < USE_RECORD_INTERVAL_MS) return;
     this.lastUseWrite.set(used.id, now);
-    try {
-      this.deps.store.transaction(() => {
-        this.deps.store.passwords.markUsed(used.id, now, attempt.protocol, attempt.clientAddress);
-        this.deps.store.events.append({
-          type: 'password.used', at: now, accountId: used.accountId, login: used.login,
-          passwordId: used.publicId, protocol: attempt.protocol, address: attempt.clientAddress,
-        });
-      });
-    } catch (err) {
-      // A busy database must not turn a valid login into a failure; the next use records it.
-      this.deps.log.warn({ event: 'store.use_record_failed', err }, 'could not record password use');
-    }
+    this.deps.writes.enqueue({
+      kind: 'use', passwordId: used.id, at: now, protocol: attempt.protocol, address: attempt.clientAddress,
+      event: {
+        type: 'password.used', at: now, accountId: used.accountId, login: used.login,
+        passwordId: used.publicId, protocol: attempt.protocol, address: attempt.clientAddress,
+      },
+    });
   }
 
   private async fail(login: string | null, attempt: AuthAttempt, refusal: Refusal): Promise<AuthOutcome> {
@@ -235,17 +238,14 @@ export class AuthService implements Authenticator {
       `authentication failed ip=${ip} protocol=${attempt.protocol} reason=${reason} user=${JSON.stringify(user)}`);
   }
 
-  /** History for known accounts, written after the answer so that it cannot be timed. */
+  /**
+   * History for known accounts, queued: it is written after the answer, so neither the write nor
+   * a lock it waits for can be timed, and a flood of failures costs a bounded queue, not the loop.
+   */
   private recordFailure(account: { id: number; login: string } | undefined, attempt: AuthAttempt, type: 'primary.refused' | 'login.failed', reason: Reason): void {
     if (!account) return;
-    const at = this.clock();
-    setImmediate(() => {
-      try {
-        this.deps.store.events.append({ type, at, accountId: account.id, login: account.login, protocol: attempt.protocol, address: attempt.clientAddress, detail: { reason } });
-      } catch (err) {
-        this.deps.log.warn({ event: 'store.event_failed', err }, 'could not record failed login');
-      }
-    });
+    const event = { type, at: this.clock(), accountId: account.id, login: account.login, protocol: attempt.protocol, address: attempt.clientAddress, detail: { reason } };
+    this.deps.writes.enqueue({ kind: 'event', event });
   }
 
   /** Holds an answer back; close() lets every held answer go at once so shutdown is not delayed. */

@@ -54,7 +54,7 @@ function resolvePaths(config: Config, base: string): Config {
   const absOpt = (p: string | undefined) => (p === undefined ? undefined : abs(p));
   return {
     ...config,
-    database: { path: abs(config.database.path) },
+    database: { ...config.database, path: abs(config.database.path) },
     keyFile: abs(config.keyFile),
     tls: { ...config.tls, cert: abs(config.tls.cert), key: abs(config.tls.key) },
     master: config.master && { ...config.master, passwordFile: absOpt(config.master.passwordFile) },

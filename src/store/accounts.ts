@@ -97,9 +97,14 @@ export class AccountRepo {
    * lock, and this runs on every successful login.
    */
   setUpstreamStatus(id: number, status: UpstreamStatus, now: number): boolean {
-    const current = this.statusReadStmt.get(id)?.status;
+    const current = this.upstreamStatus(id);
     if (current === undefined || current === status) return false;
     return this.statusStmt.run(status, now, id, status).changes > 0;
+  }
+
+  /** A read: what the proxy checks on each login before it queues a status write. */
+  upstreamStatus(id: number): UpstreamStatus | undefined {
+    return this.statusReadStmt.get(id)?.status;
   }
 
   remove(id: number): boolean {

@@ -2,6 +2,8 @@
  * Opens the single SQLite file shared by the running proxy and admin commands (separate
  * processes): WAL so readers never block the writer, a busy timeout so concurrent writers wait
  * instead of failing, foreign keys on, versioned migrations applied in one transaction each.
+ * The proxy's own writer connection asks for a near-zero busy timeout (src/store/write-queue.ts):
+ * better-sqlite3 waits for a lock on the event loop, so only admin commands may afford to wait.
  */
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
@@ -11,7 +13,15 @@ import { MIGRATIONS } from './migrations.js';
 
 export type Db = Database.Database;
 
-export function openDatabase(file: string, options: { readonly?: boolean } = {}): Db {
+export interface OpenOptions {
+  readonly?: boolean;
+  /** How long a write waits for another connection's lock; set after migrations, which always wait. */
+  busyTimeoutMs?: number;
+}
+
+const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
+export function openDatabase(file: string, options: OpenOptions = {}): Db {
   let db: Db;
   try {
     if (file !== ':memory:' && !options.readonly) mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
@@ -19,7 +29,7 @@ export function openDatabase(file: string, options: { readonly?: boolean } = {})
   } catch (err) {
     throw new PosternError('STORE_OPEN_FAILED', `cannot open database ${file}: ${(err as Error).message}`, { cause: err });
   }
-  db.pragma('busy_timeout = 5000');
+  db.pragma(`busy_timeout = ${DEFAULT_BUSY_TIMEOUT_MS}`);
   db.pragma('foreign_keys = ON');
   if (!options.readonly) {
     db.pragma('journal_mode = WAL');
@@ -31,6 +41,7 @@ export function openDatabase(file: string, options: { readonly?: boolean } = {})
       throw err;
     }
   }
+  if (options.busyTimeoutMs !== undefined) db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(options.busyTimeoutMs))}`);
   return db;
 }
 

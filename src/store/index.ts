@@ -3,7 +3,7 @@
  * side effects); the proxy and each admin command open their own, and SQLite's WAL mode and busy
  * timeout make them safe side by side.
  */
-import { openDatabase, type Db } from './database.js';
+import { openDatabase, type Db, type OpenOptions } from './database.js';
 import { AccountRepo } from './accounts.js';
 import { AppPasswordRepo } from './app-passwords.js';
 import { EventRepo } from './events.js';
@@ -21,8 +21,8 @@ export interface Store {
   close(): void;
 }
 
-export function openStore(file: string): Store {
-  const db = openDatabase(file);
+export function openStore(file: string, options: Pick<OpenOptions, 'busyTimeoutMs'> = {}): Store {
+  const db = openDatabase(file, options);
   let closed = false;
   return {
     db,

@@ -13,6 +13,7 @@ import { resolveConfig } from '../../src/config/load.js';
 import { isPosternError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { openStore, type Store } from '../../src/store/index.js';
+import { WriteQueue } from '../../src/store/write-queue.js';
 
 let cleanup: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -23,8 +24,10 @@ afterEach(async () => {
 function open(auth: Record<string, unknown>): { store: Store; build: () => AuthService; accounts: AccountService } {
   const dir = mkdtempSync(path.join(tmpdir(), 'postern-auth-create-'));
   const store = openStore(path.join(dir, 'postern.db'));
+  const writes = new WriteQueue(store, { log: silentLogger() });
   const key = randomBytes(32);
-  cleanup.push(() => {
+  cleanup.push(async () => {
+    await writes.close();
     store.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -33,7 +36,7 @@ function open(auth: Record<string, unknown>): { store: Store; build: () => AuthS
     store,
     accounts: new AccountService(store, key),
     build: () => {
-      const service = createAuthService(config, store, key, silentLogger());
+      const service = createAuthService(config, store, writes, key, silentLogger());
       cleanup.push(() => service.close());
       return service;
     },

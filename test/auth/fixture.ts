@@ -14,6 +14,7 @@ import { noThrottle, type Throttle } from '../../src/auth/throttle.js';
 import type { AuthAttempt } from '../../src/auth/types.js';
 import type { Logger } from '../../src/log.js';
 import { openStore, type Store } from '../../src/store/index.js';
+import { openWriterStore, WriteQueue, type WriteQueueOptions } from '../../src/store/write-queue.js';
 import { assertNoSecrets, createLogSink, type LogSink } from '../helpers/log-sink.js';
 
 export interface CountingChecker extends PrimaryChecker {
@@ -38,6 +39,8 @@ export interface AuthFixture {
   dbPath: string;
   digestKey: Buffer;
   store: Store;
+  /** The queue the service writes history through, on its own connection as in the proxy. */
+  writes: WriteQueue;
   accounts: AccountService;
   auth: AuthService;
   logs: LogSink;
@@ -55,6 +58,7 @@ export interface FixtureOptions {
   throttle?: Throttle | ((log: Logger) => Throttle);
   clock?: () => number;
   primaryPasswordHint?: boolean;
+  queue?: Partial<WriteQueueOptions>;
 }
 
 export function createAuthFixture(options: FixtureOptions): AuthFixture {
@@ -62,13 +66,15 @@ export function createAuthFixture(options: FixtureOptions): AuthFixture {
   const dbPath = path.join(dir, 'postern.db');
   const digestKey = randomBytes(32);
   const store = openStore(dbPath);
+  const writer = openWriterStore(dbPath);
   const accounts = new AccountService(store, digestKey, options.clock);
   const logs = createLogSink();
   const secrets = new Set<string>();
   const log = logs.logger.child({ component: 'auth' });
   const throttle = typeof options.throttle === 'function' ? options.throttle(log) : options.throttle ?? noThrottle;
+  const writes = new WriteQueue(writer, { log, ...options.queue });
   const auth = new AuthService({
-    store, digestKey,
+    store, writes, digestKey,
     primaryChecker: options.checker,
     throttle,
     log,
@@ -77,7 +83,7 @@ export function createAuthFixture(options: FixtureOptions): AuthFixture {
   });
   let closed = false;
   return {
-    dir, dbPath, digestKey, store, accounts, auth, logs, secrets,
+    dir, dbPath, digestKey, store, writes, accounts, auth, logs, secrets,
     addUser(login, primary) {
       secrets.add(primary);
       secrets.add(`upstream-${primary}`);
@@ -96,8 +102,8 @@ export function createAuthFixture(options: FixtureOptions): AuthFixture {
       if (closed) return;
       closed = true;
       await auth.close();
-      // History writes are deferred past the answer; let them land before the file goes.
-      await new Promise((resolve) => setImmediate(resolve));
+      await writes.close();
+      writer.close();
       store.close();
       rmSync(dir, { recursive: true, force: true });
       assertNoSecrets(logs.lines, secrets, 'auth logs');

@@ -54,10 +54,12 @@ describe('success path', () => {
     const used = () => f.accounts.history('dora@example.test').filter((e) => e.type === 'password.used');
     expect((await f.attempt('dora@example.test', password)).kind).toBe('accepted');
     expect((await f.attempt('dora@example.test', password)).kind).toBe('accepted');
+    await f.writes.idle();
     expect(used()).toHaveLength(1);
     expect(used()[0]).toMatchObject({ passwordId: publicId, protocol: 'imap', address: '192.0.2.10' });
     now += 61_000;
     expect((await f.attempt('dora@example.test', password)).kind).toBe('accepted');
+    await f.writes.idle();
     expect(used()).toHaveLength(2);
     expect(f.accounts.listPasswords('dora@example.test')[0]).toMatchObject({ lastUsedAt: now, lastUsedProtocol: 'imap' });
   });
@@ -89,31 +91,39 @@ describe('success path', () => {
 });
 
 describe('upstream status bookkeeping', () => {
-  it('takes no write lock on a login when the status is unchanged, and never fails a login over it', async () => {
+  it('queues nothing on a login when the status is unchanged; a flip made under a held lock lands after it, recorded once', async () => {
     const { f } = setup();
     f.addUser('erin', PRIMARY);
     const { password } = f.newPassword('erin', PRIMARY);
     const outcome = await f.attempt('erin', password);
     if (outcome.kind !== 'accepted') throw new Error(`expected accepted, got ${outcome.kind}`);
     f.auth.reportUpstreamAccepted(outcome); // unknown → ok: a real change, written
+    await f.writes.idle();
     const status = () => f.store.db.prepare('SELECT upstream_status FROM accounts WHERE login = ?').pluck().get('erin');
+    const rejections = () => f.accounts.history('erin').filter((e) => e.type === 'account.upstream_rejected');
     expect(status()).toBe('ok');
 
     // An admin command holds the write lock (a long transaction in another connection).
-    f.store.db.pragma('busy_timeout = 100');
     const other = new Database(f.dbPath);
     other.exec('BEGIN IMMEDIATE');
     try {
-      f.auth.reportUpstreamAccepted(outcome); // ok → ok: a read only, so the lock does not matter
-      expect(f.logs.events('store.status_failed')).toEqual([]);
-      f.auth.reportUpstreamRejected(outcome, 'imap'); // ok → rejected needs the lock: logged, not thrown
-      expect(f.logs.events('store.status_failed')).toHaveLength(1);
-      expect(f.logs.events('upstream.credentials_rejected')).toHaveLength(1);
+      f.auth.reportUpstreamAccepted(outcome); // ok → ok: a read only, nothing queued
+      expect(f.writes.stats().queued).toBe(0);
+      // ok → rejected, seen by two logins at once: both queued, neither waits for the lock.
+      f.auth.reportUpstreamRejected(outcome, 'imap');
+      f.auth.reportUpstreamRejected(outcome, 'imap');
+      expect(f.writes.stats().queued).toBe(2);
+      await expect.poll(() => f.writes.stats().retries).toBeGreaterThan(0);
+      expect(status()).toBe('ok');
     } finally {
       other.exec('ROLLBACK');
       other.close();
     }
-    expect(status()).toBe('ok');
+    await f.writes.idle();
+    expect(status()).toBe('rejected');
+    expect(rejections()).toHaveLength(1);
+    expect(f.logs.events('upstream.credentials_rejected')).toHaveLength(2);
+    expect(f.writes.stats().dropped).toBe(0);
   });
 });
 
@@ -217,7 +227,7 @@ describe('primary password', () => {
     const refused = f.logs.events('auth.primary_refused');
     expect(refused).toHaveLength(4);
     expect(refused[0]).toMatchObject({ protocol: 'imap', ip: '203.0.113.1', user: 'hana', reason: 'primary_password' });
-    await new Promise((r) => setImmediate(r));
+    await f.writes.idle();
     const history = f.accounts.history('hana').map((e) => e.type);
     expect(history.filter((t) => t === 'primary.refused')).toHaveLength(4);
     expect(history.filter((t) => t === 'login.failed')).toHaveLength(1);

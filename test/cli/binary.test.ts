@@ -93,7 +93,9 @@ describe('accounts', () => {
       const { inlinePrimaryChecker } = await import('../../src/auth/primary-checker.js');
       const { noThrottle } = await import('../../src/auth/throttle.js');
       const { silentLogger } = await import('../../src/log.js');
-      const auth = new AuthService({ store, digestKey: readKeyFile(path.join(config, 'postern.key')), primaryChecker: inlinePrimaryChecker(), throttle: noThrottle, log: silentLogger() });
+      const { WriteQueue } = await import('../../src/store/write-queue.js');
+      const writes = new WriteQueue(store, { log: silentLogger() });
+      const auth = new AuthService({ store, writes, digestKey: readKeyFile(path.join(config, 'postern.key')), primaryChecker: inlinePrimaryChecker(), throttle: noThrottle, log: silentLogger() });
       const bobs = accounts.createPassword('bob', BOB, { label: 'probe' });
       const alices = accounts.createPassword('alice@example.org', ALICE, { label: 'probe' });
       secrets.add(bobs.password).add(alices.password);
@@ -104,6 +106,7 @@ describe('accounts', () => {
       accounts.revokeAll('bob');
       accounts.revokeAll('alice@example.org');
       await auth.close();
+      await writes.close();
     } finally {
       store.close();
     }

@@ -98,6 +98,7 @@ describe('refusals', () => {
     client.write(`a1 LOGIN alice ${quoted(ALICE.password)}\r\n`);
     expect(await client.readLine()).toBe(`a1 NO [AUTHENTICATIONFAILED] ${PRIMARY_PASSWORD_REFUSED_TEXT}`);
     client.close();
+    await postern.app.writes.idle();
     const history = postern.accounts.history('alice').map((e) => e.type);
     expect(history).toContain('primary.refused');
   });

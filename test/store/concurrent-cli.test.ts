@@ -2,7 +2,7 @@
  * The admin CLI and the proxy share one SQLite file from separate processes. Pinned here:
  *  - `postern password new/revoke` run as subprocesses in a loop while this process keeps
  *    authenticating (reads, use records, failure events) — no command fails, no write is lost
- *    to SQLITE_BUSY (the auth service swallows store errors into warnings, so the log is checked);
+ *    to SQLITE_BUSY (writes are queued and retried: the queue's drop counter and the log are checked);
  *  - a password made by the CLI logs in here at once, and a revoke by the CLI refuses the very
  *    next login here and fires the revocation watch of a live session.
  */
@@ -14,6 +14,7 @@ import { AuthService } from '../../src/auth/service.js';
 import { noThrottle } from '../../src/auth/throttle.js';
 import { readKeyFile } from '../../src/crypto/keys.js';
 import { openStore, type Store } from '../../src/store/index.js';
+import { openWriterStore, WriteQueue } from '../../src/store/write-queue.js';
 import { createWorkspace, type Workspace } from '../helpers/cli.js';
 import { assertNoSecrets, createLogSink, type LogSink } from '../helpers/log-sink.js';
 
@@ -21,6 +22,8 @@ const PRIMARY = 'alice primary for the concurrency test';
 const ROUNDS = 4;
 let ws: Workspace;
 let store: Store;
+let writer: Store;
+let writes: WriteQueue;
 let auth: AuthService;
 let logs: LogSink;
 let stable: string;
@@ -30,8 +33,10 @@ beforeAll(async () => {
   ws = await createWorkspace();
   const digestKey = readKeyFile(path.join(ws.dir, 'data', 'postern.key'));
   store = openStore(path.join(ws.dir, 'data', 'postern.db'));
+  writer = openWriterStore(path.join(ws.dir, 'data', 'postern.db'));
   logs = createLogSink();
-  auth = new AuthService({ store, digestKey, primaryChecker: inlinePrimaryChecker(), throttle: noThrottle, log: logs.logger });
+  writes = new WriteQueue(writer, { log: logs.logger });
+  auth = new AuthService({ store, writes, digestKey, primaryChecker: inlinePrimaryChecker(), throttle: noThrottle, log: logs.logger });
   const accounts = new AccountService(store, digestKey);
   accounts.addAccount('alice', PRIMARY, { mode: 'password', secret: PRIMARY });
   stable = accounts.createPassword('alice', PRIMARY, { label: 'stable' }).password;
@@ -40,6 +45,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await auth?.close();
+  await writes?.close();
+  writer?.close();
   store?.close();
   ws?.cleanup();
   if (logs) assertNoSecrets(logs.lines, secrets, 'auth logs');
@@ -88,7 +95,8 @@ it('CLI subprocesses create and revoke in a loop while this process authenticate
     running = false;
     await proxy;
   }
-  await new Promise((r) => setTimeout(r, 20));
+  await writes.idle();
+  expect(writes.stats().dropped).toBe(0);
   expect(counts.accepted).toBeGreaterThan(ROUNDS);
   expect(counts.failed).toBeGreaterThan(ROUNDS);
   const storeTrouble = logs.entries().filter((e) => typeof e.event === 'string' && (e.event as string).startsWith('store.'));

@@ -62,7 +62,7 @@ it('the .db and -wal files and the key file contain none of the secrets the test
   for (const m of made.filter((m) => m.login !== 'carol')) expect((await f.login(m.login, m.password)).kind).toBe('accepted');
   expect((await f.login('alice', primaries.alice!)).kind).toBe('primary-refused');
   expect((await f.login('bob', made[0]!.password)).kind).toBe('failed');
-  await new Promise((r) => setImmediate(r));
+  await f.writes.idle();
   f.accounts.revokeAll('bob');
   f.accounts.setPrimaryPassword('carol', 'carol new primary');
   secrets.push('carol new primary');

@@ -14,12 +14,14 @@ import type { AuthOutcome } from '../../src/auth/types.js';
 import { createKeyFile, readKeyFile } from '../../src/crypto/keys.js';
 import { silentLogger } from '../../src/log.js';
 import { openStore, type Protocol, type Store } from '../../src/store/index.js';
+import { openWriterStore, WriteQueue } from '../../src/store/write-queue.js';
 
 export interface StoreFixture {
   dir: string;
   dbPath: string;
   keyFile: string;
   store: Store;
+  writes: WriteQueue;
   accounts: AccountService;
   auth: AuthService;
   /** Current fake time (ms); tests move it forward. */
@@ -39,15 +41,19 @@ export function createStoreFixture(): StoreFixture {
   const now = { value: Date.UTC(2026, 0, 1) };
   const clock = () => now.value;
   const accounts = new AccountService(store, digestKey, clock);
-  const auth = new AuthService({ store, digestKey, primaryChecker: inlinePrimaryChecker(), throttle: noThrottle, log: silentLogger(), clock });
+  const writer = openWriterStore(dbPath);
+  const writes = new WriteQueue(writer, { log: silentLogger() });
+  const auth = new AuthService({ store, writes, digestKey, primaryChecker: inlinePrimaryChecker(), throttle: noThrottle, log: silentLogger(), clock });
   let closed = false;
   return {
-    dir, dbPath, keyFile, store, accounts, auth, now, secrets: new Set(),
+    dir, dbPath, keyFile, store, writes, accounts, auth, now, secrets: new Set(),
     login: (login, password, protocol = 'imap') => auth.authenticate({ login, password, protocol, clientAddress: '127.0.0.1' }),
     async close() {
       if (closed) return;
       closed = true;
       await auth.close();
+      await writes.close();
+      writer.close();
       store.close();
       rmSync(dir, { recursive: true, force: true });
     },

@@ -5,7 +5,9 @@
  * - a pass deletes exactly the events older than keepDays (in batches, all of them), keeps the
  *   rest and logs one `history.pruned` line; keepDays 0 keeps everything;
  * - the pass repeats on its timer, and the running proxy prunes the database it opens;
- * - the running proxy also records expired passwords (src/store/expiry.ts) without an admin command.
+ * - the running proxy also records expired passwords (src/store/expiry.ts) without an admin command;
+ * - on the proxy's writer connection, a lock held by another process makes a housekeeping pass
+ *   give up at once (not after the 5 s busy timeout, on the event loop) and the next one do the work.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +19,7 @@ import { expireDuePasswords } from '../../src/store/expiry.js';
 import { startHistoryRetention } from '../../src/store/history-retention.js';
 import { MIGRATIONS } from '../../src/store/migrations.js';
 import { openStore, type Store } from '../../src/store/index.js';
+import { openWriterStore } from '../../src/store/write-queue.js';
 import { createLogSink } from '../helpers/log-sink.js';
 import { startPostern } from '../helpers/postern.js';
 
@@ -135,6 +138,36 @@ it('an expiry sweep with nothing due takes no write lock', () => {
   } finally {
     other.exec('ROLLBACK');
     other.close();
+  }
+});
+
+it('on the writer connection, a held lock makes housekeeping give up at once; the next pass does the work', async () => {
+  addEvents(3, NOW - 10 * DAY);
+  store.db.exec(`INSERT INTO accounts (id, login, upstream_mode, upstream_user, primary_hash, created_at, primary_changed_at) VALUES (1, 'alice', 'password', 'alice', 'x', 0, 0)`);
+  store.db.exec(`INSERT INTO app_passwords (public_id, account_id, digest, label, scopes, created_at, expires_at) VALUES ('abcd1234', 1, x'00', 'brief', 'imap', 0, ${NOW - 1})`);
+  const writer = openWriterStore(path.join(dir, 'p.db'));
+  const sink = createLogSink();
+  const retention = startHistoryRetention(writer, { keepDays: 7, everyMs: 3_600_000, clock: () => NOW }, sink.logger);
+  await sink.waitForEvent('history.pruned'); // the start-up pass, then a pass under the lock:
+  addEvents(2, NOW - 10 * DAY);
+  const other = new Database(path.join(dir, 'p.db'));
+  other.exec('BEGIN IMMEDIATE');
+  try {
+    const started = performance.now();
+    expect(() => expireDuePasswords(writer, NOW)).toThrow(expect.objectContaining({ code: 'SQLITE_BUSY' }));
+    await expect(retention.pruneNow()).rejects.toMatchObject({ code: 'SQLITE_BUSY' });
+    // Both gave up without sitting out the busy timeout admin commands use (5 s).
+    expect(performance.now() - started).toBeLessThan(1_000);
+  } finally {
+    other.exec('ROLLBACK');
+    other.close();
+  }
+  try {
+    expect(expireDuePasswords(writer, NOW)).toBe(1);
+    expect(await retention.pruneNow()).toBe(2);
+  } finally {
+    retention.stop();
+    writer.close();
   }
 });
 

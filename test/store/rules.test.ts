@@ -248,7 +248,7 @@ describe('login names', () => {
 
   it('the primary password is refused at login and recorded', async () => {
     expect((await f.login('alice@example.org', PRIMARY)).kind).toBe('primary-refused');
-    await new Promise((r) => setImmediate(r)); // the failure is recorded after the answer
+    await f.writes.idle(); // the failure is queued, and written after the answer
     expect(f.accounts.history('alice@example.org').some((e) => e.type === 'primary.refused')).toBe(true);
   });
 

@@ -1,0 +1,35 @@
+/**
+ * The records the running proxy writes on behalf of clients, as data: what a failed login, a
+ * password use or an upstream-status flip changes in the database. They wait in the write queue
+ * (src/store/write-queue.ts), so each must still be right when it is written later, in a batch:
+ * the time is the one captured when it was queued, and a status flip is conditional on the row
+ * still differing, so two queued flips to the same status record one history event, not two.
+ */
+import type { NewEvent } from './events.js';
+import type { Store } from './index.js';
+import type { Protocol, UpstreamStatus } from './types.js';
+
+export type QueuedWrite =
+  /** A history event alone: failed logins and primary-password refusals. */
+  | { kind: 'event'; event: NewEvent }
+  /** Last use on the password's row and its `password.used` event. */
+  | { kind: 'use'; passwordId: number; at: number; protocol: Protocol; address: string; event: NewEvent }
+  /** The account's upstream status, and `event` only if this write is what changed it. */
+  | { kind: 'upstream-status'; accountId: number; status: UpstreamStatus; at: number; event?: NewEvent };
+
+export type QueuedWriteKind = QueuedWrite['kind'];
+
+export function applyQueuedWrite(store: Store, write: QueuedWrite): void {
+  switch (write.kind) {
+    case 'event':
+      store.events.append(write.event);
+      return;
+    case 'use':
+      store.passwords.markUsed(write.passwordId, write.at, write.protocol, write.address);
+      store.events.append(write.event);
+      return;
+    case 'upstream-status':
+      if (store.accounts.setUpstreamStatus(write.accountId, write.status, write.at) && write.event) store.events.append(write.event);
+      return;
+  }
+}

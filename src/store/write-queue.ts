@@ -1,0 +1,259 @@
+/**
+ * The proxy's writes on behalf of clients (failed logins, primary-password refusals, password
+ * use, upstream-status flips) go through this queue, never straight to SQLite. better-sqlite3 is
+ * synchronous: a write that waits for the lock waits on the event loop. While any process held a
+ * write transaction (an admin command, a backup, anyone with access to the file), each such write
+ * froze every relayed session and the revocation watcher for up to the 5 s busy timeout, and
+ * unauthenticated clients could trigger one per failed login (issue 9, item 4).
+ *
+ * Here records wait in memory and are written in batches, one transaction each, on a connection
+ * whose busy timeout is near zero (WRITER_BUSY_TIMEOUT_MS): a held lock costs one failed attempt
+ * of at most that long, and the batch is retried with backoff. The queue is bounded: past
+ * `maxQueued` a new record is dropped, counted (`stats().dropped`, for metrics) and logged at most
+ * once per interval with the number lost since the last line. A record the database refuses on
+ * its own (a constraint) is dropped the same way, without taking its batch with it. close()
+ * writes what is left, waiting off the event loop up to a deadline; what still cannot be written
+ * is counted and logged, never lost silently.
+ */
+import type { Logger } from '../log.js';
+import { openStore, type Store } from './index.js';
+import { applyQueuedWrite, type QueuedWrite, type QueuedWriteKind } from './queued-writes.js';
+
+export type { QueuedWrite } from './queued-writes.js';
+
+/**
+ * Busy timeout of the proxy's writer connection: the longest the event loop may stall per write
+ * attempt. Not zero, so that an admin command's millisecond-long transaction does not cost a retry.
+ */
+export const WRITER_BUSY_TIMEOUT_MS = 5;
+export const DEFAULT_MAX_QUEUED_WRITES = 10_000;
+
+/** The proxy's writer: its own connection to the file, with WRITER_BUSY_TIMEOUT_MS. */
+export function openWriterStore(file: string): Store {
+  return openStore(file, { busyTimeoutMs: WRITER_BUSY_TIMEOUT_MS });
+}
+const DROP_LOG_EVERY_MS = 10_000;
+/** Contention for a few milliseconds is ordinary (an admin command); a lock held this long is news. */
+const STALL_WARN_AFTER_MS = 1_000;
+
+export interface WriteQueueOptions {
+  log: Logger;
+  /** Records waiting at most; more are dropped (and counted, and logged). */
+  maxQueued?: number;
+  /** Records per transaction: a long backlog is written in slices, the event loop free between. */
+  batchSize?: number;
+  /** First retry delay after finding the database locked; doubles up to `retryMaxMs`. */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  /** How long close() keeps retrying before it gives up on what is left. */
+  closeTimeoutMs?: number;
+  clock?: () => number;
+}
+
+export interface WriteQueueStats {
+  /** Waiting now. */
+  queued: number;
+  written: number;
+  /** Lost for good: queue full, queued after close, refused by the database, or left at close. */
+  dropped: number;
+  /** Transactions committed. */
+  batches: number;
+  /** Attempts that could not take the write lock (or failed as a whole) and were tried again later. */
+  retries: number;
+}
+
+type DropReason = 'queue_full' | 'closed' | 'refused';
+
+export class WriteQueue {
+  private readonly pending: QueuedWrite[] = [];
+  private readonly maxQueued: number;
+  private readonly batchSize: number;
+  private readonly retryBaseMs: number;
+  private readonly retryMaxMs: number;
+  private readonly closeTimeoutMs: number;
+  private readonly clock: () => number;
+  private readonly log: Logger;
+  private readonly counts = { written: 0, dropped: 0, batches: 0, retries: 0 };
+  private readonly idleWaiters: Array<() => void> = [];
+  private retryDelayMs = 0;
+  private cancelWake: (() => void) | null = null;
+  private closing: Promise<void> | null = null;
+  private drained = false;
+  private unreportedDrops = 0;
+  private lastDrop: { kind: QueuedWriteKind; reason: DropReason; err?: string } | null = null;
+  private lastDropLog = -Infinity;
+  private dropReportTimer: NodeJS.Timeout | null = null;
+  private stalledSince: number | null = null;
+  private stallWarned = false;
+
+  constructor(private readonly store: Store, options: WriteQueueOptions) {
+    this.log = options.log;
+    this.maxQueued = options.maxQueued ?? DEFAULT_MAX_QUEUED_WRITES;
+    this.batchSize = options.batchSize ?? 500;
+    this.retryBaseMs = options.retryBaseMs ?? 10;
+    this.retryMaxMs = options.retryMaxMs ?? 1_000;
+    this.closeTimeoutMs = options.closeTimeoutMs ?? 5_000;
+    this.clock = options.clock ?? Date.now;
+  }
+
+  /** Queues a record; false if it was dropped instead (already counted and logged). Never blocks. */
+  enqueue(write: QueuedWrite): boolean {
+    if (this.closing) return this.drop(write, 'closed');
+    if (this.pending.length >= this.maxQueued) return this.drop(write, 'queue_full');
+    this.pending.push(write);
+    this.schedule();
+    return true;
+  }
+
+  stats(): WriteQueueStats {
+    return { queued: this.pending.length, ...this.counts };
+  }
+
+  /** Resolves once nothing waits (for tests and for callers that want their record on disk). */
+  idle(): Promise<void> {
+    if (this.pending.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Stops taking records, writes what is left (retrying up to closeTimeoutMs), reports any loss. */
+  close(): Promise<void> {
+    return (this.closing ??= this.drain());
+  }
+
+  private schedule(): void {
+    if (this.cancelWake || this.closing) return;
+    if (this.retryDelayMs === 0) {
+      const immediate = setImmediate(() => this.run());
+      immediate.unref();
+      this.cancelWake = () => clearImmediate(immediate);
+    } else {
+      const timer = setTimeout(() => this.run(), this.retryDelayMs);
+      timer.unref();
+      this.cancelWake = () => clearTimeout(timer);
+    }
+  }
+
+  private run(): void {
+    this.cancelWake = null;
+    const written = this.writeBatch();
+    this.retryDelayMs = written ? 0 : Math.min(Math.max(this.retryBaseMs, this.retryDelayMs * 2), this.retryMaxMs);
+    if (this.pending.length > 0) this.schedule();
+    else this.settle();
+  }
+
+  /** One transaction over the oldest records; false (records kept) if it could not commit. */
+  private writeBatch(): boolean {
+    const batch = this.pending.slice(0, this.batchSize);
+    const refused: Array<{ write: QueuedWrite; err: Error }> = [];
+    try {
+      this.store.transaction(() => {
+        for (const write of batch) {
+          const err = this.writeOne(write);
+          if (err) refused.push({ write, err });
+        }
+      });
+    } catch (err) {
+      this.counts.retries++;
+      this.noteStall(err as Error);
+      return false;
+    }
+    this.pending.splice(0, batch.length);
+    this.counts.batches++;
+    this.counts.written += batch.length - refused.length;
+    for (const { write, err } of refused) this.drop(write, 'refused', err);
+    this.noteResumed();
+    return true;
+  }
+
+  /**
+   * Each record in its own savepoint: one the database refuses (a constraint, a trigger) is
+   * rolled back alone. A lock error is not the record's fault: it aborts the batch, to be retried.
+   */
+  private writeOne(write: QueuedWrite): Error | null {
+    try {
+      this.store.db.transaction(() => applyQueuedWrite(this.store, write))();
+      return null;
+    } catch (err) {
+      if (isLockError(err)) throw err;
+      return err as Error;
+    }
+  }
+
+  private async drain(): Promise<void> {
+    this.cancelWake?.();
+    this.cancelWake = null;
+    const deadline = this.clock() + this.closeTimeoutMs;
+    let delay = this.retryBaseMs;
+    while (this.pending.length > 0) {
+      if (this.writeBatch()) {
+        delay = this.retryBaseMs;
+        continue;
+      }
+      const left = deadline - this.clock();
+      if (left <= 0) break;
+      // Shutdown may wait for the lock, but on a timer: the event loop stays free meanwhile.
+      await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)));
+      delay = Math.min(delay * 2, this.retryMaxMs);
+    }
+    for (const write of this.pending.splice(0)) this.drop(write, 'closed');
+    this.reportDrops();
+    this.drained = true;
+    this.settle();
+  }
+
+  private drop(write: QueuedWrite, reason: DropReason, err?: Error): false {
+    this.counts.dropped++;
+    this.unreportedDrops++;
+    this.lastDrop = { kind: write.kind, reason, err: err?.message };
+    const wait = this.lastDropLog + DROP_LOG_EVERY_MS - this.clock();
+    // After close() no timer may outlive the queue: a straggler's record is reported at once.
+    if (wait <= 0 || this.drained) this.reportDrops();
+    else if (!this.dropReportTimer && !this.closing) {
+      // Drops inside the interval are summed into one line when it ends.
+      this.dropReportTimer = setTimeout(() => this.reportDrops(), wait);
+      this.dropReportTimer.unref();
+    }
+    return false;
+  }
+
+  private reportDrops(): void {
+    if (this.dropReportTimer) clearTimeout(this.dropReportTimer);
+    this.dropReportTimer = null;
+    if (this.unreportedDrops === 0 || !this.lastDrop) return;
+    const { kind, reason, err } = this.lastDrop;
+    this.log.warn({ event: 'store.write_dropped', dropped: this.unreportedDrops, droppedTotal: this.counts.dropped, kind, reason, err },
+      `${this.unreportedDrops} history records could not be written and were dropped (last: ${kind}, ${reason})`);
+    this.lastDropLog = this.clock();
+    this.unreportedDrops = 0;
+  }
+
+  /** One warning per stall, once it has lasted STALL_WARN_AFTER_MS, and one line when it ends. */
+  private noteStall(err: Error): void {
+    const now = this.clock();
+    this.stalledSince ??= now;
+    if (this.stallWarned || now - this.stalledSince < STALL_WARN_AFTER_MS) return;
+    this.stallWarned = true;
+    this.log.warn({ event: 'store.writes_waiting', queued: this.pending.length, code: (err as { code?: string }).code, err: err.message },
+      'the database has been locked by another connection (or failing) for a while; records are queued and retried');
+  }
+
+  private noteResumed(): void {
+    if (this.stallWarned && this.stalledSince !== null) {
+      this.log.info({ event: 'store.writes_resumed', waitedMs: this.clock() - this.stalledSince, queued: this.pending.length },
+        'the database accepts writes again; the queued records are being written');
+    }
+    this.stalledSince = null;
+    this.stallWarned = false;
+  }
+
+  private settle(): void {
+    if (this.pending.length > 0) return;
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+}
+
+/** SQLITE_BUSY and SQLITE_LOCKED with their extended codes: another connection has the lock. */
+function isLockError(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
+}

@@ -146,13 +146,13 @@ export class AuthService implements Authenticator {
     const { account, password } = match;
     if (account.upstreamMode === 'master') {
       const master = this.deps.master;
-      return master ? { username: master.user, password: master.password, authzid: account.upstreamUser } : null;
+      return master ? { kind: 'master', username: master.user, password: master.password, authzid: account.upstreamUser } : null;
     }
     if (!password.dekBox || !password.dekSalt || !account.secretBox) return null;
     try {
       const dek = open(keyFromAppPassword(normalized, password.dekSalt), password.dekBox, AAD.dekForAppPassword(account.id, password.publicId));
       const secret = open(dek, account.secretBox, AAD.secret(account.id));
-      return { username: account.upstreamUser, password: secret.toString('utf8') };
+      return { kind: 'password', username: account.upstreamUser, password: secret.toString('utf8') };
     } catch (err) {
       this.deps.log.error({ event: 'auth.unseal_failed', user: account.login, passwordId: password.publicId, code: (err as { code?: string }).code }, 'sealed upstream credential could not be opened');
       return null;

@@ -19,14 +19,35 @@ export interface AuthAttempt {
 }
 
 /**
- * How to log in upstream. With `authzid`, `username`/`password` are the master user's and the
- * login is SASL PLAIN acting for `authzid` (RFC 4616); without, a plain login as the account.
+ * How postern logs in upstream for an account: what the authentication service unseals and hands
+ * to the protocol, never what the client sent. A union over `kind` so that every place that sends
+ * a credential decides for each kind (a switch without a default): a new kind — an OAuth2 bearer
+ * token, `{ kind: 'bearer'; username; token }` — is a compile error exactly where a protocol must
+ * learn to send it or refuse it.
  */
-export interface UpstreamCredential {
+export type UpstreamCredential = PasswordCredential | MasterCredential;
+
+/** The account's own upstream login and its real password. */
+export interface PasswordCredential {
+  kind: 'password';
   username: string;
   password: string;
-  authzid?: string;
 }
+
+/**
+ * A master user's login acting for the account (`authzid`): SASL PLAIN with an authorization
+ * identity (RFC 4616), which only SASL protocols can express.
+ */
+export interface MasterCredential {
+  kind: 'master';
+  /** The master user. */
+  username: string;
+  password: string;
+  /** The account's upstream user. */
+  authzid: string;
+}
+
+export type CredentialKind = UpstreamCredential['kind'];
 
 export interface AcceptedAuth {
   kind: 'accepted';

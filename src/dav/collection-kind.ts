@@ -18,9 +18,10 @@
  * changing methods through postern drop the entries they touch, for every account. Probes that
  * fail are not cached and fail the request (502), never open it.
  */
-import type { UpstreamCredential } from '../auth/types.js';
+import type { PasswordCredential } from '../auth/types.js';
 import { PosternError } from '../errors.js';
 import type { HttpUpstream } from '../upstream/http.js';
+import { basicAuthorization } from './headers.js';
 
 export type CollectionKind = 'calendar' | 'addressbook' | 'other';
 
@@ -48,7 +49,7 @@ export class CollectionKinds {
   ) {}
 
   /** The kind of collection `path` (a routing path) is or lies directly in, as `credential` sees it. */
-  async kindAt(origin: string, path: string, credential: UpstreamCredential): Promise<CollectionKind> {
+  async kindAt(origin: string, path: string, credential: PasswordCredential): Promise<CollectionKind> {
     const user = credential.username;
     const parent = parentOf(path);
     // A known calendar or address book decides for itself and for whatever lies directly in it.
@@ -73,7 +74,7 @@ export class CollectionKinds {
   }
 
   /** Probes `path` and keeps a definite answer for the account that asked. */
-  private async learn(origin: string, path: string, credential: UpstreamCredential): Promise<CollectionKind> {
+  private async learn(origin: string, path: string, credential: PasswordCredential): Promise<CollectionKind> {
     const at = this.clock();
     const kind = await this.probe(origin, path, credential);
     if (kind === 'other') return kind;
@@ -84,12 +85,12 @@ export class CollectionKinds {
     return kind;
   }
 
-  private async probe(origin: string, path: string, credential: UpstreamCredential): Promise<CollectionKind> {
+  private async probe(origin: string, path: string, credential: PasswordCredential): Promise<CollectionKind> {
     const body = Buffer.from(PROBE_BODY);
     const response = await this.upstream.send({
       origin, path: encodePath(path), method: 'PROPFIND', body,
       headers: {
-        authorization: `Basic ${Buffer.from(`${credential.username}:${credential.password}`, 'utf8').toString('base64')}`,
+        authorization: basicAuthorization(credential),
         depth: '0', 'content-type': 'application/xml; charset=utf-8', 'content-length': String(body.length),
       },
     });

@@ -11,8 +11,7 @@
  */
 import type { Socket } from 'node:net';
 import { resetConnection } from '../net/reset.js';
-import type { Authenticator } from '../auth/types.js';
-import type { Logger } from '../log.js';
+import type { RevocationWatch } from '../auth/sign-in.js';
 
 interface Watched {
   unsubscribe(): void;
@@ -21,13 +20,8 @@ interface Watched {
 export class ConnectionWatches {
   private readonly sockets = new Map<Socket, Map<number, Watched>>();
 
-  constructor(
-    private readonly auth: Authenticator,
-    private readonly log: Logger,
-  ) {}
-
-  /** Closes `socket` when `passwordId` is revoked; a no-op if already watched on this socket. */
-  watch(socket: Socket, passwordId: number, user: string, publicId: string): void {
+  /** Resets `socket` when `passwordId` is revoked (`watch`, from the sign-in); a no-op if already watched on this socket. */
+  watch(socket: Socket, passwordId: number, watch: RevocationWatch): void {
     let watches = this.sockets.get(socket);
     if (!watches) {
       if (socket.destroyed) return;
@@ -36,10 +30,7 @@ export class ConnectionWatches {
       socket.once('close', () => this.release(socket));
     }
     if (watches.has(passwordId)) return;
-    const unsubscribe = this.auth.watchRevocation(passwordId, (reason) => {
-      this.log.info({ event: 'session.revoked', user, passwordId: publicId, reason }, 'app password revoked; closing its DAV connection');
-      resetConnection(socket);
-    });
+    const unsubscribe = watch(() => resetConnection(socket));
     watches.set(passwordId, { unsubscribe });
   }
 

@@ -1,5 +1,8 @@
 /**
- * Relays one authenticated request to the upstream and its answer back.
+ * Relays one authenticated request to the upstream and its answer back. Sending it is DAV's
+ * upstream login in the sign-in sequence (src/auth/sign-in.ts): a 401 means the upstream refused
+ * the stored credentials, and the answer's head is all the sequence waits for, so streaming is
+ * unchanged.
  *
  * Where it goes: the route's configured origin followed by the canonical path handler.ts judged
  * (`upstreamPath`, request-target.ts), never the raw target resolved by a URL parser; a
@@ -18,12 +21,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline, type Transform } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
-import type { AcceptedAuth, Authenticator } from '../auth/types.js';
+import { logInUpstream, type Admitted } from '../auth/sign-in.js';
+import type { Authenticator, PasswordCredential } from '../auth/types.js';
+import { PosternError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { HttpUpstream } from '../upstream/http.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { bodyRewriter, rewriteUrl, type OriginTable } from './origin-rewrite.js';
-import { REPLY_TEXT, sendBadRequest, sendText, sendUpstreamFault } from './replies.js';
+import { REPLY_TEXT, sendBadRequest, sendText, sendUpstreamFailure } from './replies.js';
 import { parseDestination, safeTargetForLog } from './request-target.js';
 import type { DavRoutes, DavScope, UpstreamTarget } from './routes.js';
 
@@ -37,7 +42,8 @@ export interface ForwardContext {
   /** The canonical path (client's encoding) and query that routing judged: all that goes upstream. */
   upstreamPath: string;
   scope: DavScope;
-  accepted: AcceptedAuth;
+  /** The authenticated password and the credential this request is sent upstream with. */
+  admitted: Admitted<PasswordCredential>;
   clientAddress: string;
   publicOrigin: string;
   /** Upstream origins whose absolute URLs become the public origin (targets and aliases). */
@@ -49,7 +55,6 @@ export interface ForwardContext {
   bodyIdleMs: number;
   auth: Authenticator;
   log: Logger;
-  onUpstreamAccepted(accepted: AcceptedAuth): void;
 }
 
 const XML = /^[^;]*[/+]xml\s*(?:;|$)/i;
@@ -69,41 +74,42 @@ export async function forward(ctx: ForwardContext): Promise<void> {
     res.shouldKeepAlive = false;
     return sendText(req, res, 408, REPLY_TEXT.requestTimeout);
   }
-  const headers = upstreamRequestHeaders(req.headers, {
-    credential: ctx.accepted.credential,
-    clientAddress: ctx.clientAddress,
-    trusted: ctx.trusted,
-    bodyLength: Buffer.isBuffer(body) ? body.length : undefined,
-  });
-  if (destination) headers.destination = destination;
   const client = new AbortController();
   res.once('close', () => {
     if (!res.writableFinished) client.abort();
   });
-  let response: IncomingMessage;
-  try {
-    response = await ctx.upstream.send({ origin: target.origin, path: ctx.upstreamPath, method: req.method ?? 'GET', headers, body, signal: client.signal });
-  } catch (err) {
-    if (req.destroyed || res.destroyed) {
-      // The client went away first (its aborted upload destroyed the upstream request).
-      ctx.log.debug({ event: 'dav.client_aborted' }, 'client closed the connection mid-request');
-      return;
-    }
-    ctx.log.warn({ event: 'upstream.fault', code: (err as { code?: string }).code, upstream: target.origin, cause: String((err as Error).cause ?? '') }, 'DAV upstream request failed');
-    return sendUpstreamFault(req, res, err);
+  // The forwarded request is DAV's upstream login: a 401 is the stored credentials refused.
+  const result = await logInUpstream({ auth: ctx.auth, log: ctx.log }, ctx.admitted, {
+    protocol: ctx.scope,
+    login: (credential) => send(ctx, credential, { body, destination, signal: client.signal }),
+    cancelled: () => req.destroyed || res.destroyed,
+    logFields: { upstream: target.origin },
+  });
+  if (result.kind === 'signed-in') return relayResponse(ctx, result.upstream);
+  // The client went away first (its aborted upload destroyed the upstream request).
+  if (result.kind === 'cancelled') ctx.log.debug({ event: 'dav.client_aborted' }, 'client closed the connection mid-request');
+  sendUpstreamFailure(req, res, result);
+}
+
+async function send(ctx: ForwardContext, credential: PasswordCredential, request: { body: Body; destination: string | undefined; signal: AbortSignal }): Promise<IncomingMessage> {
+  const { req, target } = ctx;
+  const headers = upstreamRequestHeaders(req.headers, {
+    credential,
+    clientAddress: ctx.clientAddress,
+    trusted: ctx.trusted,
+    bodyLength: Buffer.isBuffer(request.body) ? request.body.length : undefined,
+  });
+  if (request.destination) headers.destination = request.destination;
+  const response = await ctx.upstream.send({ origin: target.origin, path: ctx.upstreamPath, method: req.method ?? 'GET', headers, body: request.body, signal: request.signal });
+  if (response.statusCode === 401) {
+    response.resume();
+    throw new PosternError('UPSTREAM_AUTH_REJECTED', 'upstream answered 401 to the stored credentials');
   }
-  relayResponse(ctx, response);
+  return response;
 }
 
 function relayResponse(ctx: ForwardContext, response: IncomingMessage): void {
   const { req, res } = ctx;
-  if (response.statusCode === 401) {
-    // Postern sent the account's stored credentials and the upstream refused them.
-    response.resume();
-    ctx.auth.reportUpstreamRejected(ctx.accepted, ctx.scope);
-    return sendText(req, res, 502, REPLY_TEXT.upstreamRejected);
-  }
-  ctx.onUpstreamAccepted(ctx.accepted);
   const table: OriginTable = { from: ctx.upstreamOrigins, to: ctx.publicOrigin };
   const decoder = bodyMayBeRewritten(req, response) ? decoderFor(response.headers['content-encoding']) : null;
   const headers = clientResponseHeaders(response.headers, { url: (v) => rewriteUrl(v, table), bodyRewritten: decoder !== null });

@@ -1,8 +1,11 @@
 /**
- * One DAV request, start to end: target → route → credentials → authenticate → watch for
- * revocation → scope (scope-check.ts, the kind of collection at source and Destination) → forward. Every request is verified afresh through the authentication service (HTTP clients
- * send the password each time); there is no session and no cache of positive answers, so a
- * revoke is in force for the very next request.
+ * One DAV request, start to end: target → route → credentials → the sign-in sequence of every
+ * protocol (src/auth/sign-in.ts): its first half here (authenticate, refuse a master login Basic
+ * cannot carry, watch for revocation), then DAV's own scope check (scope-check.ts, the kind of
+ * collection at source and Destination), then its second half in forward.ts, where the forwarded
+ * request is the upstream login. Every request is verified afresh (HTTP clients send the password
+ * each time); there is no session and no cache of positive answers, so a revoke is in force for
+ * the very next request.
  *
  * Nothing reaches the upstream without a verified app password, not even OPTIONS or the
  * well-known URLs: the upstream is never exposed to anonymous traffic through postern.
@@ -15,16 +18,17 @@
  * upstream URL must never name a host the client chose.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AcceptedAuth, Authenticator } from '../auth/types.js';
+import { authenticate, upstreamFailure, type Admitted, type SignInDeps } from '../auth/sign-in.js';
+import type { Authenticator, PasswordCredential } from '../auth/types.js';
 import type { Logger } from '../log.js';
 import type { HttpUpstream } from '../upstream/http.js';
 import { parseBasicAuthorization } from './basic-auth.js';
 import type { ConnectionWatches } from './connections.js';
 import { forward } from './forward.js';
 import { publicOriginFor } from './public-origin.js';
-import { isPosternError } from '../errors.js';
 import type { CollectionKinds } from './collection-kind.js';
-import { REPLY_TEXT, sendBadRequest, sendChallenge, sendRefusal, sendText, sendUpstreamFault } from './replies.js';
+import { basicSendable } from './headers.js';
+import { REPLY_TEXT, sendBadRequest, sendChallenge, sendSignInFailure, sendText } from './replies.js';
 import { parseDestination, parseRequestTarget, safeTargetForLog } from './request-target.js';
 import { markAuthenticated } from './slow-clients.js';
 import { evidentScope, type DavRoutes, type DavScope, type Route } from './routes.js';
@@ -57,18 +61,7 @@ export type DavHandler = (req: IncomingMessage, res: ServerResponse, expectConti
  */
 const COLLECTION_CHANGING = new Set(['MKCOL', 'MKCALENDAR', 'PROPPATCH', 'DELETE', 'MOVE', 'COPY']);
 
-/** Upstream-accepted marks are a database write; once a minute per account is plenty. */
-const ACCEPTED_REPORT_INTERVAL_MS = 60_000;
-
 export function createDavHandler(deps: DavHandlerDeps): DavHandler {
-  const lastAcceptedReport = new Map<number, number>();
-  const onUpstreamAccepted = (accepted: AcceptedAuth) => {
-    const now = Date.now();
-    const last = lastAcceptedReport.get(accepted.accountId);
-    if (last !== undefined && now - last < ACCEPTED_REPORT_INTERVAL_MS) return;
-    lastAcceptedReport.set(accepted.accountId, now);
-    deps.auth.reportUpstreamAccepted(accepted);
-  };
   return (req, res, expectContinue = false) => {
     // A client resetting mid-upload must not become an unhandled 'error' event.
     req.on('error', () => undefined);
@@ -76,7 +69,7 @@ export function createDavHandler(deps: DavHandlerDeps): DavHandler {
     res.once('finish', () => {
       deps.log.debug({ event: 'dav.request', method: req.method, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'dav request');
     });
-    handle(deps, req, res, expectContinue, onUpstreamAccepted).catch((err: unknown) => {
+    handle(deps, req, res, expectContinue).catch((err: unknown) => {
       deps.log.error({ event: 'dav.internal_error', err }, 'DAV request failed inside postern');
       if (!res.headersSent) sendText(req, res, 500, 'Internal server error.');
       else res.destroy();
@@ -84,7 +77,7 @@ export function createDavHandler(deps: DavHandlerDeps): DavHandler {
   };
 }
 
-async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerResponse, expectContinue: boolean, onUpstreamAccepted: (a: AcceptedAuth) => void): Promise<void> {
+async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerResponse, expectContinue: boolean): Promise<void> {
   const target = parseRequestTarget(req.url ?? '');
   if ('refused' in target) {
     deps.log.info({ event: 'dav.target_refused', reason: target.refused, method: req.method, target: safeTargetForLog(req.url ?? ''), ip: clientAddressOf(req) }, 'request target is not a plain path on this server');
@@ -97,7 +90,7 @@ async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerRes
 
   const authorized = await authorize(deps, req, res, route, path);
   if (!authorized) return;
-  const { accepted, scope } = authorized;
+  const { admitted, scope } = authorized;
   if (COLLECTION_CHANGING.has(method)) forgetKinds(deps, req, route.target.origin, path);
 
   const clientAddress = clientAddressOf(req);
@@ -113,7 +106,7 @@ async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerRes
     target: route.target,
     upstreamPath,
     scope,
-    accepted,
+    admitted,
     clientAddress,
     publicOrigin,
     upstreamOrigins: deps.upstreamOrigins,
@@ -122,49 +115,43 @@ async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerRes
     upstream: deps.upstream,
     bodyIdleMs: deps.upstreamTimeoutMs,
     auth: deps.auth,
-    log: deps.log.child({ user: accepted.login }),
-    onUpstreamAccepted,
+    log: deps.log.child({ user: admitted.accepted.login }),
   });
 }
 
 /**
- * Credentials → an accepted app password and the scope it acts under, or null once postern has
- * answered (challenge, refusal, fault) itself.
+ * Credentials → an admitted app password (src/auth/sign-in.ts, first half) and the scope it acts
+ * under, or null once postern has answered (challenge, refusal, fault) itself.
  */
-async function authorize(deps: DavHandlerDeps, req: IncomingMessage, res: ServerResponse, route: Exclude<Route, { kind: 'none' }>, path: string): Promise<{ accepted: AcceptedAuth; scope: DavScope } | null> {
+async function authorize(deps: DavHandlerDeps, req: IncomingMessage, res: ServerResponse, route: Exclude<Route, { kind: 'none' }>, path: string): Promise<{ admitted: Admitted<PasswordCredential>; scope: DavScope } | null> {
   const credentials = parseBasicAuthorization(req.headers.authorization);
   if (credentials.kind !== 'basic') {
     if (credentials.kind === 'malformed') deps.log.info({ event: 'auth.malformed', reason: credentials.reason, ip: clientAddressOf(req) }, 'malformed Authorization header');
     sendChallenge(req, res, deps.realm);
     return null;
   }
-  const clientAddress = clientAddressOf(req);
-  const outcome = await deps.auth.authenticate({
+  const signIn: SignInDeps = { auth: deps.auth, log: deps.log };
+  const admission = await authenticate(signIn, {
     login: credentials.login,
     password: credentials.password,
     protocol: route.scopes[0]!,
     acceptScopes: route.scopes,
-    clientAddress,
-  });
-  if (outcome.kind !== 'accepted') {
-    sendRefusal(req, res, outcome, deps.realm);
+    clientAddress: clientAddressOf(req),
+  }, basicSendable);
+  if (admission.kind !== 'refused') markAuthenticated(req.socket);
+  if (admission.kind !== 'admitted') {
+    sendSignInFailure(req, res, admission, deps.realm);
     return null;
   }
-  markAuthenticated(req.socket);
-  if (outcome.credential.authzid !== undefined) {
-    // Basic carries no authorization identity, so SASL-style master login cannot be expressed.
-    deps.log.error({ event: 'upstream.mode_unsupported', user: outcome.login, protocol: 'dav' }, 'accounts in master mode cannot use DAV: HTTP Basic has no authorization identity; give the account upstream mode "password"');
-    sendText(req, res, 503, REPLY_TEXT.unavailable);
-    return null;
-  }
-  deps.watches.watch(req.socket, outcome.passwordId, outcome.login, outcome.publicId);
+  const { accepted, credential } = admission;
+  deps.watches.watch(req.socket, accepted.passwordId, admission.watch);
   try {
-    const scope = await actingScope(deps.kinds, scopeQuestion(deps, req, route, path), outcome);
-    if (scope !== 'refused') return { accepted: outcome, scope };
-    deps.log.info({ event: 'dav.scope_refused', user: outcome.login, passwordId: outcome.publicId, method: req.method }, 'app password lacks the scope for this collection');
+    const scope = await actingScope(deps.kinds, scopeQuestion(deps, req, route, path), accepted, credential);
+    if (scope !== 'refused') return { admitted: admission, scope };
+    deps.log.info({ event: 'dav.scope_refused', user: accepted.login, passwordId: accepted.publicId, method: req.method }, 'app password lacks the scope for this collection');
     sendChallenge(req, res, deps.realm);
   } catch (err) {
-    probeFailed(deps, req, res, outcome, route.scopes[0]!, err);
+    sendSignInFailure(req, res, upstreamFailure(signIn, accepted, route.scopes[0]!, err, { stage: 'probe', probe: 'collection-kind' }), deps.realm);
   }
   return null;
 }
@@ -191,15 +178,6 @@ function forgetKinds(deps: DavHandlerDeps, req: IncomingMessage, origin: string,
   // A malformed one is answered 400 by forward.ts; nothing is moved.
   const parsed = parseDestination(destination);
   if (typeof parsed !== 'string') deps.kinds.forget(origin, parsed.path);
-}
-
-function probeFailed(deps: DavHandlerDeps, req: IncomingMessage, res: ServerResponse, accepted: AcceptedAuth, scope: DavScope, err: unknown): void {
-  if (isPosternError(err, 'UPSTREAM_AUTH_REJECTED')) {
-    deps.auth.reportUpstreamRejected(accepted, scope);
-    return sendText(req, res, 502, REPLY_TEXT.upstreamRejected);
-  }
-  deps.log.warn({ event: 'upstream.fault', code: (err as { code?: string }).code, probe: 'collection-kind' }, 'DAV collection probe failed');
-  sendUpstreamFault(req, res, err);
 }
 
 /** The peer address without the IPv4-mapped prefix (what throttling and history should see). */

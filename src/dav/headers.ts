@@ -14,7 +14,7 @@
  * - Expect is answered by postern itself (after authentication, see handler.ts).
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import type { UpstreamCredential } from '../auth/types.js';
+import type { PasswordCredential, UpstreamCredential } from '../auth/types.js';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings']);
 const CLIENT_ONLY = new Set(['host', 'authorization', 'expect', 'forwarded', 'x-real-ip']);
@@ -35,7 +35,7 @@ function isHopByHop(name: string, named: Set<string>): boolean {
 }
 
 export interface ForwardFacts {
-  credential: UpstreamCredential;
+  credential: PasswordCredential;
   clientAddress: string;
   trusted: boolean;
   /** Set when the body was rewritten and buffered: its new length. */
@@ -76,6 +76,21 @@ export function clientResponseHeaders(incoming: IncomingHttpHeaders, rewrite: Re
   return out;
 }
 
-function basicAuthorization(credential: UpstreamCredential): string {
+/**
+ * DAV's "can this credential be sent?": HTTP Basic (RFC 7617) carries a user and a password and
+ * no authorization identity, so a master login (SASL PLAIN acting for the account) cannot be
+ * expressed. Refused before anything goes upstream (src/auth/sign-in.ts `unsupported`).
+ */
+export function basicSendable(credential: UpstreamCredential): credential is PasswordCredential {
+  switch (credential.kind) {
+    case 'password':
+      return true;
+    case 'master':
+      return false;
+  }
+}
+
+/** The account's upstream login as a Basic Authorization value (forwarded requests and probes). */
+export function basicAuthorization(credential: PasswordCredential): string {
   return `Basic ${Buffer.from(`${credential.username}:${credential.password}`, 'utf8').toString('base64')}`;
 }

@@ -49,7 +49,7 @@ export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<P
   for (const target of routes.targets) {
     if (target.origin.startsWith('http:')) log.warn({ event: 'config.plain_upstream', upstream: target.origin }, 'DAV upstream uses plain http: real credentials cross the network unencrypted unless it is local');
   }
-  const watches = new ConnectionWatches(deps.auth, log);
+  const watches = new ConnectionWatches();
   const server = https.createServer({
     ...deps.tls.secureContextOptions(),
     keepAlive: true,

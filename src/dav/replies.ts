@@ -7,6 +7,7 @@
  * the hint is off all get the identical answer, so none of them can be told apart.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { SignInFailure, UpstreamFailure } from '../auth/sign-in.js';
 import { PRIMARY_PASSWORD_REFUSED_TEXT, type AuthOutcome } from '../auth/types.js';
 import { isPosternError } from '../errors.js';
 import { basicChallenge } from './basic-auth.js';
@@ -94,6 +95,34 @@ export function sendRefusal(req: IncomingMessage, res: ServerResponse, outcome: 
     case 'failed':
     case 'throttled':
       return sendChallenge(req, res, realm);
+  }
+}
+
+/**
+ * A sign-in (src/auth/sign-in.ts) that did not end in a relayed answer: a refusal is the 401
+ * challenge, a master login Basic cannot carry is 503, a refusal of the stored credentials by the
+ * upstream is 502 (never 401: the client's password was right, asking again cannot help).
+ */
+export function sendSignInFailure(req: IncomingMessage, res: ServerResponse, result: SignInFailure, realm: string): void {
+  switch (result.kind) {
+    case 'refused':
+      return sendRefusal(req, res, result.outcome, realm);
+    case 'unsupported':
+      return sendText(req, res, 503, REPLY_TEXT.unavailable);
+    default:
+      return sendUpstreamFailure(req, res, result);
+  }
+}
+
+/** The part of sendSignInFailure after the password was admitted (forward.ts, the probes). */
+export function sendUpstreamFailure(req: IncomingMessage, res: ServerResponse, result: UpstreamFailure): void {
+  switch (result.kind) {
+    case 'upstream-rejected':
+      return sendText(req, res, 502, REPLY_TEXT.upstreamRejected);
+    case 'upstream-fault':
+      return sendUpstreamFault(req, res, result.error);
+    case 'cancelled':
+      return; // the client is gone: nobody to answer
   }
 }
 

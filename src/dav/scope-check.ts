@@ -16,7 +16,7 @@
  *
  * A password holding every scope of a place needs no probe there: no kind can refuse it.
  */
-import type { AcceptedAuth } from '../auth/types.js';
+import type { AcceptedAuth, PasswordCredential } from '../auth/types.js';
 import type { CollectionKinds } from './collection-kind.js';
 import type { DavScope, UpstreamTarget } from './routes.js';
 
@@ -35,20 +35,20 @@ export interface ScopeQuestion {
   claimed: DavScope | null;
 }
 
-export async function actingScope(kinds: CollectionKinds, question: ScopeQuestion, accepted: AcceptedAuth): Promise<DavScope | 'refused'> {
+export async function actingScope(kinds: CollectionKinds, question: ScopeQuestion, accepted: AcceptedAuth, credential: PasswordCredential): Promise<DavScope | 'refused'> {
   const holds = (scope: DavScope) => accepted.scopes?.includes(scope) ?? true;
-  const atSource = await requiredAt(kinds, question.source, holds, accepted);
+  const atSource = await requiredAt(kinds, question.source, holds, credential);
   const required = new Set<DavScope>(atSource);
-  if (question.destination) for (const scope of await requiredAt(kinds, question.destination, holds, accepted)) required.add(scope);
+  if (question.destination) for (const scope of await requiredAt(kinds, question.destination, holds, credential)) required.add(scope);
   if (question.claimed && atSource.length === 0 && question.source.scopes.length > 1) required.add(question.claimed);
   for (const scope of required) if (!holds(scope)) return 'refused';
   return [...required][0] ?? question.source.scopes.find(holds) ?? 'refused';
 }
 
-async function requiredAt(kinds: CollectionKinds, place: Place, holds: (s: DavScope) => boolean, accepted: AcceptedAuth): Promise<DavScope[]> {
+async function requiredAt(kinds: CollectionKinds, place: Place, holds: (s: DavScope) => boolean, credential: PasswordCredential): Promise<DavScope[]> {
   if (place.scopes.length === 1) return [place.scopes[0]!];
   if (place.scopes.every(holds)) return [];
-  const kind = await kinds.kindAt(place.target.origin, place.path, accepted.credential);
+  const kind = await kinds.kindAt(place.target.origin, place.path, credential);
   if (kind === 'calendar') return ['caldav'];
   if (kind === 'addressbook') return ['carddav'];
   return [];

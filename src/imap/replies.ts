@@ -4,6 +4,7 @@
  * Internal error text never gets here: refusals all read alike (a wrong password, an unknown user
  * and a throttled attempt are indistinguishable), faults say UNAVAILABLE.
  */
+import type { SignInFailure } from '../auth/sign-in.js';
 import { PRIMARY_PASSWORD_REFUSED_TEXT, type AuthOutcome } from '../auth/types.js';
 import { isPosternError } from '../errors.js';
 import type { RevokeReason } from '../store/types.js';
@@ -56,11 +57,29 @@ export function refusalReply(tag: string, outcome: Exclude<AuthOutcome, { kind: 
   }
 }
 
+/** The answer to every sign-in that did not end in a relay (src/auth/sign-in.ts). */
+export function signInFailureReply(tag: string, result: SignInFailure): string {
+  switch (result.kind) {
+    case 'refused':
+      return refusalReply(tag, result.outcome);
+    case 'unsupported':
+      return refusalReply(tag, { kind: 'credential-unusable' });
+    case 'upstream-rejected':
+      return upstreamRejectedReply(tag);
+    case 'upstream-fault':
+      return upstreamFaultReply(tag, result.error);
+    case 'cancelled':
+      return upstreamFaultReply(tag, null);
+  }
+}
+
+function upstreamRejectedReply(tag: string): string {
+  return `${tag} NO [UNAVAILABLE] The mail server refused the credentials postern holds for this account; the administrator has been notified.`;
+}
+
 /** The answer when the app password was right but logging in upstream failed. */
 export function upstreamFaultReply(tag: string, err: unknown): string {
-  if (isPosternError(err, 'UPSTREAM_AUTH_REJECTED')) {
-    return `${tag} NO [UNAVAILABLE] The mail server refused the credentials postern holds for this account; the administrator has been notified.`;
-  }
+  if (isPosternError(err, 'UPSTREAM_AUTH_REJECTED')) return upstreamRejectedReply(tag);
   return `${tag} NO [UNAVAILABLE] The mail server cannot be reached right now; please try again later.`;
 }
 

@@ -11,7 +11,8 @@
  */
 import type net from 'node:net';
 import tls from 'node:tls';
-import type { AcceptedAuth, Authenticator } from '../auth/types.js';
+import type { SignedIn } from '../auth/sign-in.js';
+import type { Authenticator, UpstreamCredential } from '../auth/types.js';
 import type { Logger } from '../log.js';
 import type { TrackedConnection } from '../net/connection-registry.js';
 import type { LoggedIn, PreAuthUpstream } from '../upstream/imap/client.js';
@@ -326,7 +327,7 @@ export class ImapSession implements TrackedConnection {
       if (result.kind === 'signed-in') result.upstream.socket.destroy();
       return;
     }
-    if (result.kind === 'signed-in') return this.startRelay(tag, result.accepted, result.upstream);
+    if (result.kind === 'signed-in') return this.startRelay(tag, result);
     this.write(result.line);
     if (result.failure) this.countFailure();
     this.resumePreAuth();
@@ -347,7 +348,8 @@ export class ImapSession implements TrackedConnection {
 
   // ---- relay -----------------------------------------------------------------------------------
 
-  private startRelay(tag: string, accepted: AcceptedAuth, { socket: upstream, capabilities, leftover }: LoggedIn): void {
+  private startRelay(tag: string, { upstream: loggedIn, watch }: SignedIn<LoggedIn, UpstreamCredential>): void {
+    const { socket: upstream, capabilities, leftover } = loggedIn;
     this.state = 'relay';
     this.clearLifetimeTimer();
     this.socket.off('data', this.onData);
@@ -356,14 +358,12 @@ export class ImapSession implements TrackedConnection {
     if (leftover.length) this.socket.write(leftover);
     const pipelined = this.receiver.takeRemaining();
     if (pipelined.length) upstream.write(pipelined);
-    this.deps.log.info({ event: 'session.started', user: accepted.login, passwordId: accepted.publicId }, 'IMAP session relayed to upstream');
     this.relay = new Relay(this.socket, upstream, (end) => this.onRelayEnd(end));
-    this.unwatch = this.deps.auth.watchRevocation(accepted.passwordId, (reason) => this.onRevoked(reason, accepted));
+    this.unwatch = watch((reason) => this.onRevoked(reason));
     this.relay.start();
   }
 
-  private onRevoked(reason: RevokeReason, accepted: AcceptedAuth): void {
-    this.deps.log.info({ event: 'session.revoked', user: accepted.login, passwordId: accepted.publicId, reason }, 'app-specific password no longer valid; session ended');
+  private onRevoked(reason: RevokeReason): void {
     // Cut, not closed: what is already queued for the client must not keep reaching a revoked app.
     this.relay?.terminate(revokedBye(reason), { cut: true });
   }

@@ -1,18 +1,18 @@
 /**
- * LOGIN/AUTHENTICATE after the client's credentials are parsed: ask the Authenticator, then log
- * in upstream with the account's real credentials. Returns either a relay-ready upstream or the
- * one line to answer; sockets and session state stay with the session. Reports upstream
- * acceptance/refusal of the stored credentials to the Authenticator (which flags the account).
+ * LOGIN/AUTHENTICATE after the client's credentials are parsed: runs the one sign-in sequence
+ * (src/auth/sign-in.ts) with IMAP's upstream leg — take the early upstream connection (or a fresh
+ * one) and log in on it. Returns either a relay-ready upstream or the one line to answer; sockets
+ * and session state stay with the session.
  */
-import type { AcceptedAuth, Authenticator } from '../auth/types.js';
-import { isPosternError } from '../errors.js';
+import type { Authenticator, UpstreamCredential } from '../auth/types.js';
+import { countsAsFailure, signIn as runSignIn, type SignedIn, type UpstreamLeg } from '../auth/sign-in.js';
 import type { Logger } from '../log.js';
 import type { IdPairs, LoggedIn } from '../upstream/imap/client.js';
-import { internalErrorReply, refusalReply, upstreamFaultReply } from './replies.js';
+import { internalErrorReply, signInFailureReply } from './replies.js';
 import type { UpstreamSlot } from './upstream-slot.js';
 
 export type SignInResult =
-  | { kind: 'signed-in'; accepted: AcceptedAuth; upstream: LoggedIn }
+  | SignedIn<LoggedIn, UpstreamCredential>
   /** `failure`: counts towards the per-connection limit of failed logins. */
   | { kind: 'refused'; line: string; failure: boolean };
 
@@ -31,34 +31,35 @@ export interface SignInDeps {
 }
 
 export async function signIn(deps: SignInDeps, request: SignInRequest): Promise<SignInResult> {
-  const { tag } = request;
-  let outcome;
+  let result;
   try {
-    outcome = await deps.auth.authenticate({ login: request.login, password: request.password, protocol: 'imap', clientAddress: request.clientAddress });
+    result = await runSignIn(deps, { login: request.login, password: request.password, protocol: 'imap', clientAddress: request.clientAddress }, imapLeg(deps, request));
   } catch (err) {
     deps.log.error({ event: 'imap.internal_error', err }, 'authentication failed with an internal error');
-    return { kind: 'refused', line: internalErrorReply(tag), failure: false };
+    return { kind: 'refused', line: internalErrorReply(request.tag), failure: false };
   }
-  if (outcome.kind !== 'accepted') {
-    return { kind: 'refused', line: refusalReply(tag, outcome), failure: outcome.kind !== 'credential-unusable' };
-  }
-  return loginUpstream(deps, request, outcome);
+  if (result.kind === 'signed-in') return result;
+  // The upstream connection was used up: a fresh early one for the client's next attempt.
+  if (result.kind === 'upstream-rejected' || result.kind === 'upstream-fault') deps.upstream.open();
+  return { kind: 'refused', line: signInFailureReply(request.tag, result), failure: countsAsFailure(result) };
 }
 
-async function loginUpstream(deps: SignInDeps, request: SignInRequest, accepted: AcceptedAuth): Promise<SignInResult> {
-  try {
-    const upstream = await deps.upstream.take();
-    const loggedIn = await upstream.login({ credential: accepted.credential, id: request.clientId, clientAddress: request.clientAddress });
-    deps.auth.reportUpstreamAccepted(accepted);
-    return { kind: 'signed-in', accepted, upstream: loggedIn };
-  } catch (err) {
-    if (isPosternError(err, 'UPSTREAM_AUTH_REJECTED')) {
-      deps.auth.reportUpstreamRejected(accepted, 'imap');
-    } else {
-      const code = isPosternError(err) ? err.code : 'INTERNAL';
-      deps.log.error({ event: 'upstream.fault', code, user: accepted.login, detail: err instanceof Error ? err.message : String(err) }, 'could not log in to the upstream IMAP server');
-    }
-    deps.upstream.open(); // a fresh early connection for the client's next attempt
-    return { kind: 'refused', line: upstreamFaultReply(request.tag, err), failure: false };
+function imapLeg(deps: SignInDeps, request: SignInRequest): UpstreamLeg<LoggedIn> {
+  return {
+    protocol: 'imap',
+    sendable: imapCanSend,
+    login: async (credential) => {
+      const upstream = await deps.upstream.take();
+      return upstream.login({ credential, id: request.clientId, clientAddress: request.clientAddress });
+    },
+  };
+}
+
+/** IMAP sends a password with LOGIN and a master login with AUTHENTICATE PLAIN (RFC 4616). */
+function imapCanSend(credential: UpstreamCredential): credential is UpstreamCredential {
+  switch (credential.kind) {
+    case 'password':
+    case 'master':
+      return true;
   }
 }

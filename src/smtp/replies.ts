@@ -6,6 +6,7 @@
  * smtp-server runs with enhanced status codes hidden, so it writes `code text` verbatim; the
  * enhanced codes (RFC 3463) are part of the texts here, and of the upstream's relayed texts.
  */
+import type { SignInFailure } from '../auth/sign-in.js';
 import { PRIMARY_PASSWORD_REFUSED_TEXT, type AuthOutcome } from '../auth/types.js';
 import { isPositive, replyText, type SmtpReply } from '../upstream/smtp/reply-parser.js';
 
@@ -33,6 +34,26 @@ export function authRefusal(outcome: Exclude<AuthOutcome, { kind: 'accepted' }>)
 }
 
 export const authenticationFailed = () => reply(535, '5.7.8 Authentication failed');
+
+/**
+ * A sign-in (src/auth/sign-in.ts) that did not end with an upstream connection, at AUTH or when
+ * a later MAIL has to log in upstream again. Upstream trouble is 454 at AUTH (RFC 4954 §6) and
+ * 451 at MAIL; a refusal of the stored credentials is 454 either way.
+ */
+export function signInFailure(result: SignInFailure, at: 'auth' | 'transaction'): SmtpReplyError {
+  switch (result.kind) {
+    case 'refused':
+      return authRefusal(result.outcome);
+    case 'unsupported':
+      return authRefusal({ kind: 'credential-unusable' });
+    case 'upstream-rejected':
+      return upstreamRefusedStoredCredentials();
+    case 'upstream-fault':
+      return at === 'auth' ? upstreamUnavailableAtAuth() : upstreamUnavailable();
+    case 'cancelled':
+      return connectionEnded();
+  }
+}
 
 /** RFC 4954 §6: 454 4.7.0 Temporary authentication failure. */
 export const upstreamUnavailableAtAuth = () =>

@@ -9,8 +9,9 @@
  * middle of a transaction ends the client session with 421 (the client retries the message).
  */
 import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
-import type { AcceptedAuth, Authenticator } from '../auth/types.js';
-import { isPosternError } from '../errors.js';
+import { countsAsFailure, logInUpstream, signIn, type SignedIn, type SignInDeps, type UpstreamLogin } from '../auth/sign-in.js';
+import type { Authenticator, UpstreamCredential } from '../auth/types.js';
+import { isPosternError, PosternError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { openUpstreamSmtp, type SmtpUpstream, type SmtpUpstreamTarget } from '../upstream/smtp/connection.js';
 import { mailFromCommand } from './mail-params.js';
@@ -36,7 +37,7 @@ export interface SessionDeps {
 
 export class SubmissionSession {
   private failures = 0;
-  private accepted: AcceptedAuth | null = null;
+  private signedIn: SignedIn<SmtpUpstream, UpstreamCredential> | null = null;
   private upstream: SmtpUpstream | null = null;
   /** The upstream has accepted MAIL for a transaction that has not ended. */
   private inTransaction = false;
@@ -54,26 +55,22 @@ export class SubmissionSession {
     this.clientAddress = session.remoteAddress;
     // RFC 4616: an authorization identity other than the user itself would be "act as someone else".
     if (auth.method === 'PLAIN' && auth.authzid && auth.authcid && auth.authzid !== auth.authcid) throw replies.identityMismatch();
-    const outcome = await this.deps.auth.authenticate({
+    const result = await signIn(this.signInDeps(), {
       login: auth.username ?? '', password: auth.password ?? '', protocol: 'smtp', clientAddress: session.remoteAddress,
-    });
-    if (outcome.kind !== 'accepted') throw this.refused(replies.authRefusal(outcome));
-    this.accepted = outcome;
-    this.unwatch = this.deps.auth.watchRevocation(outcome.passwordId, (reason) => this.revoked(reason));
-    try {
-      await this.connectUpstream(replies.upstreamUnavailableAtAuth);
-    } catch (err) {
-      this.accepted = null;
-      this.unwatch();
-      throw err;
+    }, { ...this.upstreamLogin(), sendable: smtpCanSend });
+    if (result.kind !== 'signed-in') {
+      const reply = replies.signInFailure(result, 'auth');
+      throw countsAsFailure(result) ? this.refused(reply) : reply;
     }
-    this.log.info({ event: 'smtp.authenticated', user: outcome.login, passwordId: outcome.publicId }, 'session authenticated, upstream ready');
-    return { user: outcome.login };
+    this.signedIn = result;
+    this.useUpstream(result.upstream);
+    this.unwatch = result.watch(() => this.revoked());
+    return { user: result.accepted.login };
   }
 
   async mailFrom(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
-    if (!this.accepted) throw session.secure ? replies.authRequired() : replies.tlsRequired();
-    if (!this.upstream?.isOpen) await this.connectUpstream(replies.upstreamUnavailable);
+    if (!this.signedIn) throw session.secure ? replies.authRequired() : replies.tlsRequired();
+    if (!this.upstream?.isOpen) await this.reconnectUpstream();
     const upstream = this.upstream!;
     if (this.inTransaction) {
       // smtp-server answers RSET (and a new EHLO) itself; the upstream still holds the old transaction.
@@ -150,28 +147,38 @@ export class SubmissionSession {
     return reply;
   }
 
-  private async connectUpstream(unavailable: () => replies.SmtpReplyError): Promise<void> {
-    const accepted = this.accepted!;
-    let login;
-    try {
-      login = await openUpstreamSmtp(this.deps.target, accepted.credential, this.clientAddress);
-    } catch (err) {
-      this.log.warn({ event: 'upstream.fault', stage: 'connect', code: isPosternError(err) ? err.code : undefined, err }, 'upstream SMTP unavailable');
-      throw unavailable();
-    }
-    if (login.kind === 'rejected') {
-      this.deps.auth.reportUpstreamRejected(accepted, 'smtp');
-      throw replies.upstreamRefusedStoredCredentials();
-    }
-    this.deps.auth.reportUpstreamAccepted(accepted);
-    this.deps.onUpstream?.(login.connection);
+  /** Logs in upstream again with the session's credential (the upstream closed the last connection). */
+  private async reconnectUpstream(): Promise<void> {
+    const result = await logInUpstream(this.signInDeps(), this.signedIn!, this.upstreamLogin());
+    if (result.kind !== 'signed-in') throw replies.signInFailure(result, 'transaction');
+    this.useUpstream(result.upstream);
+  }
+
+  private signInDeps(): SignInDeps {
+    return { auth: this.deps.auth, log: this.log };
+  }
+
+  private upstreamLogin(): UpstreamLogin<SmtpUpstream> {
+    return {
+      protocol: 'smtp',
+      login: async (credential) => {
+        const login = await openUpstreamSmtp(this.deps.target, credential, this.clientAddress);
+        if (login.kind === 'rejected') throw new PosternError('UPSTREAM_AUTH_REJECTED', `upstream SMTP answered AUTH with ${login.reply.code}`);
+        return login.connection;
+      },
+    };
+  }
+
+  private useUpstream(connection: SmtpUpstream): void {
+    this.deps.onUpstream?.(connection);
     if (this.ended) {
-      void login.connection.quit();
-      throw replies.passwordRevoked();
+      // The client went (or was sent away) while the upstream login ran.
+      void connection.quit();
+      throw replies.connectionEnded();
     }
-    this.upstream = login.connection;
+    this.upstream = connection;
     this.inTransaction = false;
-    this.stopUpstreamWatch = login.connection.onClose((err) => this.upstreamClosed(err));
+    this.stopUpstreamWatch = connection.onClose((err) => this.upstreamClosed(err));
   }
 
   private upstreamClosed(err: Error): void {
@@ -202,11 +209,19 @@ export class SubmissionSession {
     return this.upstream;
   }
 
-  private revoked(reason: string): void {
+  private revoked(): void {
     if (this.ended) return;
-    this.log.warn({ event: 'session.revoked', user: this.accepted?.login, passwordId: this.accepted?.publicId, reason }, 'app password revoked; ending session');
     this.terminate(replies.passwordRevoked());
     // Cut, not closed: replies queued for a client that is not reading must not keep flowing.
     this.client.reset();
+  }
+}
+
+/** SMTP sends a password with PLAIN or LOGIN, a master login with PLAIN only (RFC 4616). */
+function smtpCanSend(credential: UpstreamCredential): credential is UpstreamCredential {
+  switch (credential.kind) {
+    case 'password':
+    case 'master':
+      return true;
   }
 }

@@ -44,8 +44,8 @@ describe('parentOf', () => {
 });
 
 describe('CollectionKinds cache', () => {
-  const ALICE = { username: 'alice', password: 'alice-secret' };
-  const BOB = { username: 'bob', password: 'bob-secret' };
+  const ALICE = { kind: 'password', username: 'alice', password: 'alice-secret' } as const;
+  const BOB = { kind: 'password', username: 'bob', password: 'bob-secret' } as const;
   /** What each upstream user is shown at a path; anything else is a plain collection. */
   const VIEW: Record<string, Record<string, number | string>> = {
     alice: { '/bob/cal/': 403, '/bob/book/': 404, '/mine/': '<C:calendar/>', '/alice/cal/': '<C:calendar/>' },

@@ -4,6 +4,7 @@
 // string cannot carry, SASL PLAIN with an authorization identity with and without SASL-IR, and
 // PLAIN instead of LOGIN when the upstream says LOGINDISABLED.
 import { afterEach, describe, expect, it } from 'vitest';
+import type { UpstreamCredential } from '../../src/auth/types.js';
 import type { MailUpstreamConfig } from '../../src/config/schema.js';
 import { connectImapUpstream } from '../../src/upstream/imap/client.js';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
@@ -21,7 +22,9 @@ function settings(port: number): MailUpstreamConfig {
 async function loginWith(greetingCaps: string, credential: { username: string; password: string; authzid?: string }) {
   fake = await startFakeUpstream({ greetingCaps });
   const upstream = await connectImapUpstream(settings(fake.port));
-  const loggedIn = await upstream.login({ credential, id: null, clientAddress: '127.0.0.1' });
+  const { authzid } = credential;
+  const typed: UpstreamCredential = authzid === undefined ? { kind: 'password', ...credential } : { kind: 'master', ...credential, authzid };
+  const loggedIn = await upstream.login({ credential: typed, id: null, clientAddress: '127.0.0.1' });
   loggedIn.socket.destroy();
   return { loggedIn, received: fake.received[0]! };
 }
@@ -69,7 +72,7 @@ describe('upstream login encodings', () => {
     fake = await startFakeUpstream();
     const upstream = await connectImapUpstream(settings(fake.port));
     expect(upstream.usable()).toBe(true);
-    const loggedIn = await upstream.login({ credential: { username: 'erin', password: 'pw' }, id: [['name', 'Mail']], clientAddress: '127.0.0.1' });
+    const loggedIn = await upstream.login({ credential: { kind: 'password', username: 'erin', password: 'pw' }, id: [['name', 'Mail']], clientAddress: '127.0.0.1' });
     expect(upstream.usable()).toBe(false);
     expect(fake.received[0]).toEqual(['P1 ID ("name" "Mail")', 'P2 LOGIN "erin" "pw"']);
     loggedIn.socket.destroy();

@@ -12,9 +12,10 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import type { UpstreamCredential } from '../../auth/types.js';
+import type { PasswordCredential, UpstreamCredential } from '../../auth/types.js';
 import type { MailUpstreamConfig } from '../../config/schema.js';
 import { PosternError } from '../../errors.js';
+import { saslPlainPayload } from '../sasl-plain.js';
 import { upstreamTlsOptions } from '../tls-options.js';
 import { ResponseReader } from './response-reader.js';
 import { capabilitiesFrom, codeName, hasCapability, idList, isQuotable, parseStatus, quote, type StatusResponse } from './wire.js';
@@ -238,10 +239,20 @@ class UpstreamSession implements PreAuthUpstream {
  * uses quoted strings, or literals for values a quoted string cannot carry.
  */
 function loginParts(credential: UpstreamCredential, caps: string[]): string[] {
-  if (credential.authzid !== undefined || hasCapability(caps, 'LOGINDISABLED')) {
-    const payload = Buffer.from(`${credential.authzid ?? ''}\0${credential.username}\0${credential.password}`, 'utf8').toString('base64');
-    return hasCapability(caps, 'SASL-IR') ? [`AUTHENTICATE PLAIN ${payload}`] : ['AUTHENTICATE PLAIN', payload];
+  switch (credential.kind) {
+    case 'master':
+      return plainParts(credential, caps);
+    case 'password':
+      return hasCapability(caps, 'LOGINDISABLED') ? plainParts(credential, caps) : loginCommandParts(credential, caps);
   }
+}
+
+function plainParts(credential: UpstreamCredential, caps: string[]): string[] {
+  const payload = saslPlainPayload(credential);
+  return hasCapability(caps, 'SASL-IR') ? [`AUTHENTICATE PLAIN ${payload}`] : ['AUTHENTICATE PLAIN', payload];
+}
+
+function loginCommandParts(credential: PasswordCredential, caps: string[]): string[] {
   const nonSync = hasCapability(caps, 'LITERAL+');
   const parts: string[] = ['LOGIN'];
   for (const value of [credential.username, credential.password]) {

@@ -17,6 +17,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { PosternError } from '../../errors.js';
 import type { UpstreamCredential } from '../../auth/types.js';
+import { saslPlainPayload } from '../sasl-plain.js';
 import { ReplyParser, type SmtpReply } from './reply-parser.js';
 
 export interface SmtpUpstreamTarget {
@@ -221,11 +222,12 @@ export class SmtpUpstream {
     const mechanisms = (this.capabilities.get('AUTH') ?? '').toUpperCase().split(/\s+/);
     const timeout = this.target.greetingTimeoutMs;
     if (mechanisms.includes('PLAIN')) {
-      const token = Buffer.from(`${credential.authzid ?? ''}\0${credential.username}\0${credential.password}`, 'utf8').toString('base64');
+      const token = saslPlainPayload(credential);
       const reply = await this.command(`AUTH PLAIN ${token}`, timeout);
       return reply.code === 334 ? this.command(token, timeout) : reply;
     }
-    if (mechanisms.includes('LOGIN') && !credential.authzid) {
+    // LOGIN has no authorization identity: only a password login can use it.
+    if (mechanisms.includes('LOGIN') && credential.kind === 'password') {
       const step = await this.command('AUTH LOGIN', timeout);
       if (step.code !== 334) return step;
       const next = await this.command(Buffer.from(credential.username, 'utf8').toString('base64'), timeout);

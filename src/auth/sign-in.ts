@@ -1,0 +1,156 @@
+/**
+ * The one sign-in sequence every protocol runs once it has parsed a client's login and password:
+ * authenticate → can this protocol send the account's upstream credential? → log in upstream
+ * with it → report the upstream's verdict on the stored credentials → offer the revocation watch.
+ *
+ * A protocol supplies only what differs (an UpstreamLeg: which credential kinds it can send and
+ * how it connects and logs in upstream) and maps the typed result to its wire in its replies
+ * module. Everything else is one policy for all of them:
+ * - every upstream acceptance is reported (a read, and a queued write only when the account's
+ *   flag changes: src/auth/service.ts), every refusal of the stored credentials too, so a flag
+ *   set by one protocol is cleared by the next good login of any;
+ * - the same log event for the same moment: `session.started` when signed in, `upstream.fault`
+ *   (stage `connect`, or `probe` for DAV's collection probes), `upstream.mode_unsupported`, and
+ *   `session.revoked` from the watch; `upstream.credentials_rejected` comes from the service.
+ *
+ * Refusals stay indistinguishable (the AuthOutcome goes to the protocol's one refusal mapping);
+ * nothing here writes to a socket, and no credential or password reaches a log line.
+ */
+import { isPosternError, type ErrorCode } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Protocol } from '../store/types.js';
+import type { AcceptedAuth, AuthAttempt, Authenticator, AuthOutcome, RevocationListener, UpstreamCredential } from './types.js';
+
+export interface SignInDeps {
+  auth: Authenticator;
+  /** The connection's (or request's) logger. */
+  log: Logger;
+}
+
+/** Narrows the unsealed credential to the kinds a protocol can send (a switch over every kind). */
+export type CredentialGate<C extends UpstreamCredential> = (credential: UpstreamCredential) => credential is C;
+
+/** How one protocol reaches the upstream with a credential it can send. */
+export interface UpstreamLogin<T, C extends UpstreamCredential = UpstreamCredential> {
+  /** What reports and logs name (DAV: the scope the request acts under). */
+  protocol: Protocol;
+  /**
+   * Connects and logs in upstream (DAV: sends the request itself). Throws PosternError
+   * UPSTREAM_AUTH_REJECTED when the upstream refused the credential; anything else thrown is a
+   * fault. What it returns belongs to the caller from then on.
+   */
+  login(credential: C): Promise<T>;
+  /** True when the client went away meanwhile: a failure then is the client's doing, not a fault. */
+  cancelled?(): boolean;
+  /** Extra fields for the `upstream.fault` line (never credentials). */
+  logFields?: Record<string, string>;
+}
+
+export interface UpstreamLeg<T, C extends UpstreamCredential = UpstreamCredential> extends UpstreamLogin<T, C> {
+  sendable: CredentialGate<C>;
+}
+
+/** Subscribes to the password's revocation (logged as `session.revoked`); returns the unsubscribe. */
+export type RevocationWatch = (onRevoked: RevocationListener) => () => void;
+
+export type Refused = { kind: 'refused'; outcome: Exclude<AuthOutcome, { kind: 'accepted' }> };
+/** The app password was right, but this protocol cannot send the account's kind of upstream login. */
+export type Unsupported = { kind: 'unsupported'; accepted: AcceptedAuth };
+export type Admitted<C extends UpstreamCredential> = { kind: 'admitted'; accepted: AcceptedAuth; credential: C; watch: RevocationWatch };
+export type Admission<C extends UpstreamCredential> = Refused | Unsupported | Admitted<C>;
+
+/** The upstream refused the stored credentials (reported: the account is flagged). */
+export type UpstreamRejected = { kind: 'upstream-rejected'; accepted: AcceptedAuth };
+/** The upstream could not be reached or answered something unusable (logged). */
+export type UpstreamFault = { kind: 'upstream-fault'; accepted: AcceptedAuth; code: ErrorCode | undefined; error: unknown };
+/** The client went away while the upstream leg ran (UpstreamLogin.cancelled). */
+export type Cancelled = { kind: 'cancelled'; accepted: AcceptedAuth };
+export type SignedIn<T, C extends UpstreamCredential> = { kind: 'signed-in'; accepted: AcceptedAuth; credential: C; upstream: T; watch: RevocationWatch };
+export type UpstreamResult<T, C extends UpstreamCredential> = UpstreamRejected | UpstreamFault | Cancelled | SignedIn<T, C>;
+
+export type SignInResult<T, C extends UpstreamCredential = UpstreamCredential> = Refused | Unsupported | UpstreamResult<T, C>;
+/** An upstream leg that did not sign in. */
+export type UpstreamFailure = UpstreamRejected | UpstreamFault | Cancelled;
+/** Everything but success: what a protocol's replies module maps to its wire. */
+export type SignInFailure = Exclude<SignInResult<unknown>, { kind: 'signed-in' }>;
+
+/** The whole sequence. Throws only if the authentication service itself fails (a bug or a broken store). */
+export async function signIn<T, C extends UpstreamCredential>(deps: SignInDeps, attempt: AuthAttempt, leg: UpstreamLeg<T, C>): Promise<SignInResult<T, C>> {
+  const admission = await authenticate(deps, attempt, leg.sendable);
+  if (admission.kind !== 'admitted') return admission;
+  return logInUpstream(deps, admission, leg);
+}
+
+/**
+ * The first half, for a protocol that decides more between the password and the upstream (DAV's
+ * scope check): the authentication outcome, and whether the credential can be sent at all.
+ */
+export async function authenticate<C extends UpstreamCredential>(deps: SignInDeps, attempt: AuthAttempt, sendable: CredentialGate<C>): Promise<Admission<C>> {
+  const outcome = await deps.auth.authenticate(attempt);
+  if (outcome.kind !== 'accepted') return { kind: 'refused', outcome };
+  const { credential } = outcome;
+  if (!sendable(credential)) {
+    deps.log.error({ event: 'upstream.mode_unsupported', protocol: attempt.protocol, user: outcome.login, mode: credential.kind },
+      `accounts whose upstream login is "${credential.kind}" cannot use ${attempt.protocol}; give the account upstream mode "password"`);
+    return { kind: 'unsupported', accepted: outcome };
+  }
+  return { kind: 'admitted', accepted: outcome, credential, watch: revocationWatch(deps, outcome) };
+}
+
+/**
+ * The second half: log in upstream with an admitted credential and report the verdict. Also what
+ * a session uses to log in again later with the same credential (SMTP, between transactions).
+ */
+export async function logInUpstream<T, C extends UpstreamCredential>(deps: SignInDeps, admitted: Omit<Admitted<C>, 'kind'>, leg: UpstreamLogin<T, C>): Promise<UpstreamResult<T, C>> {
+  const { accepted, credential, watch } = admitted;
+  let upstream: T;
+  try {
+    upstream = await leg.login(credential);
+  } catch (err) {
+    // A refusal of the credentials is reported even if the client has gone meanwhile.
+    if (!isPosternError(err, 'UPSTREAM_AUTH_REJECTED') && leg.cancelled?.()) return { kind: 'cancelled', accepted };
+    return upstreamFailure(deps, accepted, leg.protocol, err, { stage: 'connect', ...leg.logFields });
+  }
+  deps.auth.reportUpstreamAccepted(accepted);
+  deps.log.info({ event: 'session.started', protocol: leg.protocol, user: accepted.login, passwordId: accepted.publicId }, `${leg.protocol} session signed in upstream`);
+  return { kind: 'signed-in', accepted, credential, upstream, watch };
+}
+
+/**
+ * Classifies an error from anything sent upstream with the account's credential: a refusal of
+ * the credential is reported (the account is flagged, logged once by the service), anything else
+ * is logged as a fault. DAV's collection probes use it directly.
+ */
+export function upstreamFailure(deps: SignInDeps, accepted: AcceptedAuth, protocol: Protocol, err: unknown, fields: Record<string, string> = { stage: 'connect' }): UpstreamRejected | UpstreamFault {
+  if (isPosternError(err, 'UPSTREAM_AUTH_REJECTED')) {
+    deps.auth.reportUpstreamRejected(accepted, protocol);
+    return { kind: 'upstream-rejected', accepted };
+  }
+  const code = isPosternError(err) ? err.code : undefined;
+  deps.log.warn({ event: 'upstream.fault', ...fields, protocol, code, user: accepted.login, err }, `could not reach the ${protocol} upstream for a signed-in client`);
+  return { kind: 'upstream-fault', accepted, code, error: err };
+}
+
+/**
+ * Whether a failed sign-in counts towards a connection's limit of failed logins: only refusals
+ * of what the client sent. A credential postern cannot use, or an upstream that fails, is not
+ * the client's failure.
+ */
+export function countsAsFailure(result: SignInFailure): boolean {
+  if (result.kind !== 'refused') return false;
+  switch (result.outcome.kind) {
+    case 'failed':
+    case 'throttled':
+    case 'primary-refused':
+      return true;
+    case 'credential-unusable':
+      return false;
+  }
+}
+
+function revocationWatch(deps: SignInDeps, accepted: AcceptedAuth): RevocationWatch {
+  return (onRevoked) => deps.auth.watchRevocation(accepted.passwordId, (reason) => {
+    deps.log.info({ event: 'session.revoked', user: accepted.login, passwordId: accepted.publicId, reason }, 'app-specific password no longer valid; ending its session');
+    onRevoked(reason);
+  });
+}

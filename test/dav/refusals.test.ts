@@ -10,7 +10,7 @@
  * master-mode accounts get a clear 503, not a leak; nothing unauthenticated reaches Radicale.
  */
 import { readFile } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { PRIMARY_PASSWORD_REFUSED_TEXT } from '../../src/auth/types.js';
 import { REPLY_TEXT } from '../../src/dav/replies.js';
 import { basic, davClient, type RawResponse } from './support/client.js';
@@ -232,6 +232,24 @@ describe('stored credentials and account modes', () => {
     expect(res.headers['www-authenticate']).toBeUndefined();
     expect(rig.postern.accounts.getAccount('carol').upstreamStatus).toBe('rejected');
     expect(rig.postern.logs.events('upstream.credentials_rejected').length).toBeGreaterThan(0);
+  });
+
+  it('a good request right after the upstream refused the stored credentials clears the flag again', async () => {
+    // The accepted report used to be debounced per account for a minute and not reset by a
+    // refusal, so the account stayed flagged "rejected" after its credentials were fixed.
+    const primary = 'frank primary passphrase';
+    const upstream = (secret: string) => ({ mode: 'password' as const, user: ALICE.login, secret });
+    rig.postern.addUser('frank', primary, upstream(ALICE.upstream));
+    const status = () => rig.postern.accounts.getAccount('frank').upstreamStatus;
+    const request = async () => (await propfind(basic('frank', rig.postern.newPassword('frank', primary).password))).status;
+    expect(await request()).toBe(207);
+    await vi.waitFor(() => expect(status()).toBe('ok'), { timeout: 2_000 });
+    rig.postern.accounts.setUpstream('frank', primary, upstream('not-alices-radicale-password'));
+    expect(await request()).toBe(502);
+    await vi.waitFor(() => expect(status()).toBe('rejected'), { timeout: 2_000 });
+    rig.postern.accounts.setUpstream('frank', primary, upstream(ALICE.upstream));
+    expect(await request()).toBe(207);
+    await vi.waitFor(() => expect(status()).toBe('ok'), { timeout: 2_000 });
   });
 
   it('answers 503 for a master-mode account (Basic has no authorization identity)', async () => {

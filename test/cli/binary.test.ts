@@ -101,8 +101,8 @@ describe('accounts', () => {
       secrets.add(bobs.password).add(alices.password);
       const b = await auth.authenticate({ login: 'bob', password: bobs.password, protocol: 'imap', clientAddress: '127.0.0.1' });
       const a = await auth.authenticate({ login: 'alice@example.org', password: alices.password, protocol: 'imap', clientAddress: '127.0.0.1' });
-      expect(b.kind === 'accepted' && b.credential).toEqual({ username: 'bob@provider.example', password: BOB_UPSTREAM });
-      expect(a.kind === 'accepted' && a.credential).toEqual({ username: 'alice@example.org', password: ALICE });
+      expect(b.kind === 'accepted' && b.credential).toEqual({ kind: 'password', username: 'bob@provider.example', password: BOB_UPSTREAM });
+      expect(a.kind === 'accepted' && a.credential).toEqual({ kind: 'password', username: 'alice@example.org', password: ALICE });
       accounts.revokeAll('bob');
       accounts.revokeAll('alice@example.org');
       await auth.close();

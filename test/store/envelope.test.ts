@@ -78,7 +78,7 @@ describe('envelopes in the store', () => {
     for (const p of [one, two]) {
       const outcome = await f.login('alice', p.password);
       expect(outcome.kind).toBe('accepted');
-      if (outcome.kind === 'accepted') expect(outcome.credential).toEqual({ username: 'alice', password: 'provider app password' });
+      if (outcome.kind === 'accepted') expect(outcome.credential).toEqual({ kind: 'password', username: 'alice', password: 'provider app password' });
     }
   });
 
@@ -87,12 +87,12 @@ describe('envelopes in the store', () => {
     const p = f.accounts.createPassword('alice', 'alice primary', { label: 'one' });
     expect(f.accounts.setUpstream('alice', 'alice primary', { mode: 'password', user: 'alice.renamed' })).toEqual([]);
     let outcome = await f.login('alice', p.password);
-    expect(outcome.kind === 'accepted' && outcome.credential).toEqual({ username: 'alice.renamed', password: 'provider app password' });
+    expect(outcome.kind === 'accepted' && outcome.credential).toEqual({ kind: 'password', username: 'alice.renamed', password: 'provider app password' });
     expect(f.accounts.upstreamSecretWithPrimary(f.accounts.getAccount('alice'), 'alice primary')).toBe('provider app password');
 
     f.accounts.setUpstream('alice', 'alice primary', { mode: 'password', secret: 'new provider password' });
     outcome = await f.login('alice', p.password);
-    expect(outcome.kind === 'accepted' && outcome.credential).toEqual({ username: 'alice.renamed', password: 'new provider password' });
+    expect(outcome.kind === 'accepted' && outcome.credential).toEqual({ kind: 'password', username: 'alice.renamed', password: 'new provider password' });
   });
 
   it('a change of upstream mode revokes every app password, recorded as such', () => {

@@ -62,7 +62,9 @@ export function openUpstreamSocket(endpoint: UpstreamEndpoint, what = 'upstream 
  */
 export async function upgradeToTls(plain: net.Socket, endpoint: UpstreamEndpoint, what = 'upstream STARTTLS'): Promise<tls.TLSSocket> {
   plain.on('error', () => undefined); // the TLS socket reports the plain one's errors from here on
-  const secure = tls.connect({ ...endpoint.tls, socket: plain });
+  // `host` as for an implicit-TLS connect: the certificate is checked against it (not whatever
+  // name the plain socket happened to record) when `servername` is absent, i.e. for an IP address.
+  const secure = tls.connect({ ...endpoint.tls, host: endpoint.host, socket: plain });
   try {
     await settle(secure, 'secureConnect', endpoint.connectTimeoutMs, what);
   } catch (err) {

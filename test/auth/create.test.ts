@@ -62,10 +62,10 @@ it('applies auth.throttle and auth.trustedNetworks from config', async () => {
 });
 
 it('refuses a malformed trusted network with its path', () => {
-  const { build } = open({ trustedNetworks: ['10.0.0.0/8', '10.0.0.0/40'] });
+  // The config schema refuses it when the config is loaded, before a service could be built.
   let caught: unknown;
   try {
-    build();
+    open({ trustedNetworks: ['10.0.0.0/8', '10.0.0.0/40'] });
   } catch (err) {
     caught = err;
   }

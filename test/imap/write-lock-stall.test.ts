@@ -266,7 +266,8 @@ describe('attack: holding the SQLite write lock to freeze the proxy', () => {
       expect(slowest[Math.floor(rtts.length * 0.02)]!, detail).toBeLessThan(NOOP_BOUND_MS);
       expect(slowest[0]!, detail).toBeLessThan(NOOP_STRAGGLER_BOUND_MS);
       expect(rtts.length).toBeGreaterThan(100); // about one per 20 ms, all through the 10 s
-      expect(sent.failed).toBeGreaterThanOrEqual(3);
+      // Every kind of login was tried under the lock at least once (a loaded machine fits only a few).
+      expect(new Set(answers.map((a) => a.kind)).size).toBe(4);
       for (const a of answers) expect(a.ms, `${a.kind} login answered`).toBeLessThan(ANSWER_BOUND_MS);
       // Nothing got past the lock: the records wait in postern.
       expect(eventsSince(lockedAt)).toEqual({});

@@ -3,7 +3,8 @@
 #   1. the Debian packages of the real upstream servers the tests start (Dovecot, Postfix, Radicale,
 #      fail2ban), through scripts/install-test-deps.sh;
 #   2. the npm packages, exactly as locked (npm ci);
-#   3. `npm test` (type-check, build, vitest) with a JSON report next to the usual output;
+#   3. `npm test` (type-check, build, vitest: the unit and the integration project in one run) with
+#      one JSON report over both next to the usual output;
 # and ends with one plain line, "N passed, N failed", computed from that report. Exits non-zero
 # when a test failed or vitest itself failed (e.g. a file that could not load, a missing server).
 #

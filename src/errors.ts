@@ -2,44 +2,64 @@
  * The one error type postern throws, with a catalogue of stable codes.
  *
  * Why: protocols map outcomes to wire answers in one place each, the CLI maps codes to exit
- * statuses, and logs carry `code` as a stable field. Internal text (messages, causes) never
- * reaches a client; only the protocol mappers decide what the wire sees.
+ * statuses (read from this catalogue, so a new code cannot be left unmapped), and logs carry
+ * `code` as a stable field that alerts may match on: codes are never renamed or removed
+ * (src/errors.test.ts pins the list). Internal text (messages, causes) never reaches a client;
+ * only the protocol mappers decide what the wire sees.
  */
 
-export const ERROR_CODES = {
-  CONFIG_INVALID: 'configuration is invalid',
-  CONFIG_NOT_FOUND: 'configuration file not found',
-  STORE_OPEN_FAILED: 'database could not be opened',
-  STORE_MIGRATION_FAILED: 'database migration failed',
-  STORE_TOO_NEW: 'database was written by a newer postern',
-  KEY_FILE_INVALID: 'key file is missing or malformed',
-  ACCOUNT_NOT_FOUND: 'no such account',
-  ACCOUNT_EXISTS: 'account already exists',
-  PRIMARY_PASSWORD_WRONG: 'primary password is wrong',
-  PASSWORD_LIMIT_REACHED: 'too many active app-specific passwords',
-  PASSWORD_NOT_FOUND: 'no such app-specific password',
-  LABEL_INVALID: 'label is invalid',
-  SCOPE_INVALID: 'scope is invalid',
-  EXPIRY_INVALID: 'expiry is invalid',
-  LOGIN_INVALID: 'login name is invalid',
-  UPSTREAM_MODE_INVALID: 'upstream mode is invalid for this operation',
-  ENVELOPE_UNWRAP_FAILED: 'wrapped secret could not be unwrapped',
-  UPSTREAM_UNAVAILABLE: 'upstream is unreachable',
-  UPSTREAM_TIMEOUT: 'upstream timed out',
-  UPSTREAM_TLS_FAILED: 'upstream TLS handshake failed',
-  UPSTREAM_AUTH_REJECTED: 'upstream rejected the stored credentials',
-  UPSTREAM_PROTOCOL: 'upstream answered something unexpected',
-  TLS_MATERIAL_INVALID: 'TLS certificate or key is missing or invalid',
-  INPUT_INVALID: 'input is invalid',
-} as const;
+/** Exit statuses of the `postern` command line, as the README documents them. */
+export const EXIT_OK = 0;
+/** The command was understood and refused (or failed); one line on stderr says why. */
+export const EXIT_REFUSED = 1;
+/** The command line itself is wrong (unknown option, missing argument). */
+export const EXIT_USAGE = 2;
 
-export type ErrorCode = keyof typeof ERROR_CODES;
+export type ExitStatus = typeof EXIT_OK | typeof EXIT_REFUSED | typeof EXIT_USAGE;
+
+interface CatalogueEntry {
+  /** Default message, for a throw that gives none. */
+  readonly message: string;
+  /** What the CLI exits with when a command ends in this error. */
+  readonly exitStatus: ExitStatus;
+}
+
+// Every code exits 1: a bad label or an unknown account is a refusal with a reason (README), not
+// a malformed command line, which commander reports itself with 2.
+export const ERROR_CATALOGUE = {
+  CONFIG_INVALID: { message: 'configuration is invalid', exitStatus: EXIT_REFUSED },
+  CONFIG_NOT_FOUND: { message: 'configuration file not found', exitStatus: EXIT_REFUSED },
+  STORE_OPEN_FAILED: { message: 'database could not be opened', exitStatus: EXIT_REFUSED },
+  STORE_MIGRATION_FAILED: { message: 'database migration failed', exitStatus: EXIT_REFUSED },
+  STORE_TOO_NEW: { message: 'database was written by a newer postern', exitStatus: EXIT_REFUSED },
+  KEY_FILE_INVALID: { message: 'key file is missing or malformed', exitStatus: EXIT_REFUSED },
+  ACCOUNT_NOT_FOUND: { message: 'no such account', exitStatus: EXIT_REFUSED },
+  ACCOUNT_EXISTS: { message: 'account already exists', exitStatus: EXIT_REFUSED },
+  PRIMARY_PASSWORD_WRONG: { message: 'primary password is wrong', exitStatus: EXIT_REFUSED },
+  PASSWORD_LIMIT_REACHED: { message: 'too many active app-specific passwords', exitStatus: EXIT_REFUSED },
+  PASSWORD_NOT_FOUND: { message: 'no such app-specific password', exitStatus: EXIT_REFUSED },
+  LABEL_INVALID: { message: 'label is invalid', exitStatus: EXIT_REFUSED },
+  SCOPE_INVALID: { message: 'scope is invalid', exitStatus: EXIT_REFUSED },
+  EXPIRY_INVALID: { message: 'expiry is invalid', exitStatus: EXIT_REFUSED },
+  LOGIN_INVALID: { message: 'login name is invalid', exitStatus: EXIT_REFUSED },
+  UPSTREAM_MODE_INVALID: { message: 'upstream mode is invalid for this operation', exitStatus: EXIT_REFUSED },
+  ENVELOPE_UNWRAP_FAILED: { message: 'wrapped secret could not be unwrapped', exitStatus: EXIT_REFUSED },
+  UPSTREAM_UNAVAILABLE: { message: 'upstream is unreachable', exitStatus: EXIT_REFUSED },
+  UPSTREAM_TIMEOUT: { message: 'upstream timed out', exitStatus: EXIT_REFUSED },
+  UPSTREAM_TLS_FAILED: { message: 'upstream TLS handshake failed', exitStatus: EXIT_REFUSED },
+  UPSTREAM_AUTH_REJECTED: { message: 'upstream rejected the stored credentials', exitStatus: EXIT_REFUSED },
+  UPSTREAM_PROTOCOL: { message: 'upstream answered something unexpected', exitStatus: EXIT_REFUSED },
+  TLS_MATERIAL_INVALID: { message: 'TLS certificate or key is missing or invalid', exitStatus: EXIT_REFUSED },
+  INPUT_INVALID: { message: 'input is invalid', exitStatus: EXIT_REFUSED },
+} as const satisfies Record<string, CatalogueEntry>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
 
 export class PosternError extends Error {
   readonly code: ErrorCode;
 
   constructor(code: ErrorCode, message?: string, options?: { cause?: unknown }) {
-    super(message ?? ERROR_CODES[code], options);
+    super(message ?? ERROR_CATALOGUE[code].message, options);
     this.name = 'PosternError';
     this.code = code;
   }

@@ -46,6 +46,16 @@ export class AccountService {
     private readonly clock: () => number = Date.now,
   ) {}
 
+  /**
+   * Refuses a login that is invalid or taken, so a command can ask before anyone types a password
+   * for it; addAccount checks again inside its transaction (another process may add it meanwhile).
+   */
+  requireNewLogin(loginInput: string): string {
+    const login = normalizeLogin(loginInput);
+    if (this.store.accounts.findByLogin(login)) throw accountExists(login);
+    return login;
+  }
+
   addAccount(loginInput: string, primaryPassword: string, upstream: UpstreamSettings): AccountRow {
     const login = normalizeLogin(loginInput);
     requirePrimary(primaryPassword);
@@ -59,7 +69,7 @@ export class AccountService {
     const primarySalt = upstream.mode === 'password' ? newSalt() : null;
     const primaryKey = primarySalt ? keyFromPrimaryPassword(primaryPassword, primarySalt) : null;
     return this.store.transaction(() => {
-      if (this.store.accounts.findByLogin(login)) throw new PosternError('ACCOUNT_EXISTS', `account "${login}" already exists`);
+      if (this.store.accounts.findByLogin(login)) throw accountExists(login);
       const id = this.store.accounts.insert({ login, upstreamMode: upstream.mode, upstreamUser, primaryHash, primarySalt: null, dekPrimary: null, now });
       if (primaryKey) {
         // Boxes name the account id (known only after the insert), so they are sealed now.
@@ -171,6 +181,27 @@ export class AccountService {
     });
   }
 
+  /**
+   * Checks a request for a new password against every rule that needs no primary password
+   * (label, scopes, expiry, the limit of active passwords), so a command can refuse it before
+   * anyone types the primary password for nothing. createPassword checks them all again.
+   */
+  checkNewPassword(loginInput: string, request: NewPasswordRequest): AccountRow {
+    const account = this.getAccount(loginInput);
+    validateLabel(request.label);
+    parseScopes(request.scopes);
+    const now = this.clock();
+    parseExpiry(request.expires, now);
+    expireDuePasswords(this.store, now, account.id);
+    this.requireRoomForPassword(account, now);
+    return account;
+  }
+
+  /** Active (not revoked, not expired) app-specific passwords of an account, now. */
+  activePasswordCount(account: AccountRow): number {
+    return this.store.passwords.countActive(account.id, this.clock());
+  }
+
   /** Generates, stores and returns a new app-specific password. The plaintext is never stored. */
   createPassword(loginInput: string, primaryPassword: string, request: NewPasswordRequest): CreatedPassword {
     const account = this.getAccount(loginInput);
@@ -187,10 +218,7 @@ export class AccountService {
     const dekBox = dek ? seal(keyFromAppPassword(normalized, dekSalt!), dek, AAD.dekForAppPassword(account.id, publicId)) : null;
     return this.store.transaction(() => {
       expireDuePasswords(this.store, now, account.id);
-      if (this.store.passwords.countActive(account.id, now) >= MAX_ACTIVE_PASSWORDS) {
-        throw new PosternError('PASSWORD_LIMIT_REACHED',
-          `"${account.login}" already has ${MAX_ACTIVE_PASSWORDS} active app-specific passwords: revoke one first`);
-      }
+      this.requireRoomForPassword(account, now);
       this.store.passwords.insert({
         publicId, accountId: account.id, digest: digestAppPassword(this.digestKey, normalized),
         label, scopes, createdAt: now, expiresAt, dekSalt, dekBox,
@@ -241,6 +269,13 @@ export class AccountService {
     expireDuePasswords(this.store, this.clock(), accountId);
   }
 
+  private requireRoomForPassword(account: AccountRow, now: number): void {
+    if (this.store.passwords.countActive(account.id, now) >= MAX_ACTIVE_PASSWORDS) {
+      throw new PosternError('PASSWORD_LIMIT_REACHED',
+        `"${account.login}" already has ${MAX_ACTIVE_PASSWORDS} active app-specific passwords: revoke one first`);
+    }
+  }
+
   private recordRevoke(account: AccountRow, publicId: string, reason: string, now: number): void {
     this.store.events.append({ type: 'password.revoked', at: now, accountId: account.id, login: account.login, passwordId: publicId, detail: { reason } });
   }
@@ -256,6 +291,10 @@ export class AccountService {
     if (!account.dekPrimary || !account.primarySalt) throw new PosternError('ENVELOPE_UNWRAP_FAILED', 'account has no sealed data key');
     return open(keyFromPrimaryPassword(primaryPassword, account.primarySalt), account.dekPrimary, AAD.dekForPrimary(account.id));
   }
+}
+
+function accountExists(login: string): PosternError {
+  return new PosternError('ACCOUNT_EXISTS', `account "${login}" already exists`);
 }
 
 function requirePrimary(password: string): void {

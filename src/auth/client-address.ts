@@ -8,6 +8,7 @@
  * 2^64 fresh addresses. Anything that is not an IP (it should not happen) is used as it is.
  */
 import { BlockList, isIP, isIPv6 } from 'node:net';
+import { badNetworkMessage, parseNetwork } from '../config/networks.js';
 import { PosternError } from '../errors.js';
 
 const V4_MAPPED = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i;
@@ -46,19 +47,16 @@ export interface TrustedNetworks {
 }
 
 /**
- * Parses `auth.trustedNetworks` (CIDRs or single addresses). A wrong entry stops start-up with its
- * path: a typo must not silently leave a monitoring host throttled, or worse, trust too much.
+ * Parses `auth.trustedNetworks` (CIDRs or single addresses). The config schema has refused a wrong
+ * entry already; this check stays for callers that build a throttle without the loader: a typo
+ * must not silently leave a monitoring host throttled, or worse, trust too much.
  */
 export function parseTrustedNetworks(entries: readonly string[]): TrustedNetworks {
   const list = new BlockList();
   entries.forEach((entry, i) => {
-    const [ip = '', bits, extra] = entry.trim().split('/');
-    const family = isIP(ip);
-    const prefix = bits === undefined ? (family === 6 ? 128 : 32) : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
-    if (family === 0 || extra !== undefined || !(prefix >= 0 && prefix <= (family === 6 ? 128 : 32))) {
-      throw new PosternError('CONFIG_INVALID', `auth.trustedNetworks.${i}: "${entry}" is not an IP address or CIDR (e.g. 192.0.2.0/24, 2001:db8::/32)`);
-    }
-    list.addSubnet(ip, prefix, family === 6 ? 'ipv6' : 'ipv4');
+    const subnet = parseNetwork(entry);
+    if (!subnet) throw new PosternError('CONFIG_INVALID', `auth.trustedNetworks.${i}: ${badNetworkMessage(entry)}`);
+    list.addSubnet(subnet.address, subnet.prefix, subnet.family);
   });
   return {
     has(address) {

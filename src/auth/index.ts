@@ -12,7 +12,8 @@ export * from './types.js';
 
 export function createAuthService(config: ResolvedConfig, store: Store, writes: WriteQueue, digestKey: Buffer, log: Logger): AuthService {
   const authLog = log.child({ component: 'auth' });
-  // The throttle first: it validates auth.trustedNetworks, and a bad entry must not leak a pool.
+  // The throttle first: it parses auth.trustedNetworks (the schema has validated them; a direct
+  // caller may not have), and a bad entry must not leak a worker pool.
   const throttle = new PenaltyThrottle({ ...config.auth.throttle, trustedNetworks: config.auth.trustedNetworks, log: authLog });
   return new AuthService({
     store,

@@ -52,7 +52,7 @@ export async function checkUpstream(config: ResolvedConfig, io: CliIo, login: st
     ? { username: config.master!.user, password: config.masterPassword!, authzid: upstreamUser }
     : { username: upstreamUser, password: secret! };
   io.stderr.write(`checking the login for ${JSON.stringify(login)} at ${upstream.host}:${upstream.port}...\n`);
-  const { checkImapLogin } = await import('./upstream-check.js'); // imapflow only when --check is used
+  const { checkImapLogin } = await import('./upstream-check.js'); // the upstream client is loaded only when --check is used
   const result = await checkImapLogin(upstream, credential);
   if (!result.ok) throw refused(`upstream check failed for "${login}": ${result.detail}; nothing saved`);
   io.stderr.write('upstream accepted the login\n');

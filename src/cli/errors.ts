@@ -1,14 +1,13 @@
 /**
- * Exit statuses and the one place an error becomes the line an admin reads.
- * 0 done, 1 refused (with a one-line reason), 2 usage error (commander's own included).
+ * The one place an error becomes an exit status and the line an admin reads.
+ * 0 done, 1 refused (with a one-line reason), 2 usage error (commander's own included); a
+ * PosternError exits with what its code's catalogue entry says (src/errors.ts).
  * Messages are flattened to one line; they never carry a secret because no code path puts one in.
  */
 import { CommanderError } from 'commander';
-import { isPosternError } from '../errors.js';
+import { ERROR_CATALOGUE, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, isPosternError } from '../errors.js';
 
-export const EXIT_OK = 0;
-export const EXIT_REFUSED = 1;
-export const EXIT_USAGE = 2;
+export { EXIT_OK, EXIT_REFUSED, EXIT_USAGE } from '../errors.js';
 
 /** A refusal or usage error raised by the CLI itself (not by the services it calls). */
 export class CliError extends Error {
@@ -33,7 +32,7 @@ export function describeFailure(err: unknown): { exitCode: number; message: stri
     return { exitCode: ok ? EXIT_OK : EXIT_USAGE, message: null };
   }
   if (err instanceof CliError) return { exitCode: err.exitCode, message: oneLine(err.message) };
-  if (isPosternError(err)) return { exitCode: EXIT_REFUSED, message: oneLine(err.message) };
+  if (isPosternError(err)) return { exitCode: ERROR_CATALOGUE[err.code].exitStatus, message: oneLine(err.message) };
   const message = err instanceof Error ? err.message : String(err);
   return { exitCode: EXIT_REFUSED, message: oneLine(`unexpected error: ${message}`) };
 }

@@ -4,11 +4,23 @@
  * Relative paths are resolved by the loader (against the working directory), not here.
  */
 import { z } from 'zod';
+import { badNetworkMessage, parseNetwork } from './networks.js';
 
 const port = z.number().int().min(0).max(65535);
 const host = z.string().min(1);
 
 const listener = z.strictObject({ host: host.default('127.0.0.1'), port });
+
+/**
+ * Concurrent client connections, all addresses together and from one address (IPv6: per /64),
+ * the same two caps for every protocol; each protocol's `limits` adds its own keys and refuses a
+ * connection over a cap in its own words (IMAP BYE, SMTP 421, DAV 503). An office behind NAT may
+ * need a higher per-address cap; DAV clients open a few connections each.
+ */
+const connectionCaps = z.strictObject({
+  maxConnections: z.number().int().min(1).default(2000),
+  maxConnectionsPerAddress: z.number().int().min(1).default(200),
+});
 
 const upstreamSecurity = z.enum(['tls', 'starttls', 'plain']);
 
@@ -33,16 +45,12 @@ const imap = z.strictObject({
   implicitTls: listener.optional(),
   starttls: listener.optional(),
   upstream: mailUpstream,
-  limits: z
-    .strictObject({
+  limits: connectionCaps
+    .extend({
       preAuthLineBytes: z.number().int().min(512).max(1_048_576).default(8192),
       maxAuthFailures: z.number().int().min(1).max(100).default(3),
       preAuthIdleMs: z.number().int().positive().default(60_000),
       maxBadCommands: z.number().int().min(1).max(100).default(10),
-      /** Concurrent client connections, all addresses together; more are greeted with BYE. */
-      maxConnections: z.number().int().min(1).default(2000),
-      /** Concurrent client connections from one address (an office behind NAT may need more). */
-      maxConnectionsPerAddress: z.number().int().min(1).default(200),
       /**
        * Upstream connections opened before the client has logged in (to spare it a round trip at
        * login), per client address (IPv6: per /64) and in total. Clients beyond either connect
@@ -59,16 +67,12 @@ const smtp = z.strictObject({
   implicitTls: listener.optional(),
   starttls: listener.optional(),
   upstream: mailUpstream,
-  limits: z
-    .strictObject({
+  limits: connectionCaps
+    .extend({
       maxMessageBytes: z.number().int().positive().default(50 * 1024 * 1024),
       maxRecipients: z.number().int().positive().default(100),
       idleTimeoutMs: z.number().int().positive().default(300_000),
       maxAuthFailures: z.number().int().min(1).max(100).default(3),
-      /** Concurrent client connections, all addresses together; more are answered 421. */
-      maxConnections: z.number().int().min(1).default(2000),
-      /** Concurrent client connections from one address. */
-      maxConnectionsPerAddress: z.number().int().min(1).default(200),
     })
     .prefault({}),
 });
@@ -99,12 +103,8 @@ const dav = z.strictObject({
   upstreamTimeoutMs: z.number().int().positive().default(30_000),
   /** Trusted upstreams get X-Forwarded-For with the client address; X-Forwarded-Proto is always sent. */
   trusted: z.boolean().default(false),
-  limits: z
-    .strictObject({
-      /** Concurrent client connections, all addresses together; requests on more are answered 503. */
-      maxConnections: z.number().int().min(1).default(2000),
-      /** Concurrent client connections from one address (DAV clients open a few each). */
-      maxConnectionsPerAddress: z.number().int().min(1).default(200),
+  limits: connectionCaps
+    .extend({
       /** Requests on one keep-alive connection; the last is answered with Connection: close. */
       maxRequestsPerConnection: z.number().int().min(1).default(1000),
       /** Unanswered (pipelined) requests on one connection; the next gets 503 and the connection closes. */
@@ -132,8 +132,8 @@ const throttle = z.strictObject({
 const auth = z.strictObject({
   /** Tell a client that it used the primary password (only on a clean record). */
   primaryPasswordHint: z.boolean().default(true),
-  /** CIDRs exempt from throttling, e.g. a monitoring host. */
-  trustedNetworks: z.array(z.string()).default([]),
+  /** CIDRs or single addresses exempt from throttling, e.g. a monitoring host. */
+  trustedNetworks: z.array(z.string().refine((entry) => parseNetwork(entry) !== null, { error: (issue) => badNetworkMessage(String(issue.input)) })).default([]),
   throttle: throttle.prefault({}),
   /** Primary-password check worker threads (keyed scrypt; bcrypt for legacy hashes); 0 = one per core. */
   bcryptWorkers: z.number().int().min(0).max(64).default(0),
@@ -195,4 +195,5 @@ export type ImapConfig = z.infer<typeof imap>;
 export type SmtpConfig = z.infer<typeof smtp>;
 export type DavConfig = z.infer<typeof dav>;
 export type AuthConfig = z.infer<typeof auth>;
+export type ConnectionCapsConfig = z.infer<typeof connectionCaps>;
 export type ThrottleConfig = z.infer<typeof throttle>;

@@ -5,9 +5,15 @@
  * contacts-only password could PROPFIND, REPORT or GET its way into calendar data on
  * Radicale-style servers.
  *
- * Calendar and address-book collections cannot contain collections (RFC 4791 §4.2, RFC 6352 §5.2),
- * so a resource is inside one exactly when the path itself or its parent is one: at most two
- * Depth-0 PROPFINDs of `resourcetype`, with the account's own upstream credentials.
+ * A path is held to the nearest calendar or address book among itself and its ancestors. RFC 4791
+ * §4.2 and RFC 6352 §5.2 forbid collections inside them, which would make the path and its parent
+ * enough, but servers do not all enforce it (Radicale reports a plain collection below an address
+ * book, and 403 for paths below a calendar that cannot exist): the origin fuzz test found
+ * `/alice/book/x/y` admitted with a calendar-only password when only the parent was asked. So the
+ * walk goes up to the root. Depth-0 PROPFINDs of `resourcetype`, with the account's own upstream
+ * credentials: none for what lies directly in a known calendar or address book, otherwise one per
+ * level, at most MAX_PROBES; a path the walk cannot decide within that is 'undecidable', which no
+ * single-scope password passes.
  *
  * Only definite answers are cached, and only for the upstream account that learnt them: a
  * calendar or an address book, for TTL_MS, keyed by origin, upstream user and path. What the
@@ -23,9 +29,14 @@ import { PosternError } from '../errors.js';
 import type { HttpUpstream } from '../upstream/http.js';
 import { basicAuthorization } from './headers.js';
 
-export type CollectionKind = 'calendar' | 'addressbook' | 'other';
+export type CollectionKind = 'calendar' | 'addressbook' | 'other' | 'undecidable';
+
+/** What one probe says: a kind, or that the account is shown nothing at the path (404, 403). */
+type ProbeAnswer = 'calendar' | 'addressbook' | 'other' | 'unseen';
 
 const TTL_MS = 60_000;
+/** Probes one request may cost; a deeper path is not walked further (and is undecidable). */
+const MAX_PROBES = 8;
 const MAX_ENTRIES = 4096;
 const MAX_PROBE_BYTES = 256 * 1024;
 const PROBE_BODY = '<?xml version="1.0" encoding="utf-8"?><d:propfind xmlns:d="DAV:"><d:prop><d:resourcetype/></d:prop></d:propfind>';
@@ -38,7 +49,7 @@ interface Entry {
   at: number;
 }
 
-type DefiniteKind = Exclude<CollectionKind, 'other'>;
+type DefiniteKind = 'calendar' | 'addressbook';
 
 export class CollectionKinds {
   private readonly cache = new Map<string, Entry>();
@@ -48,16 +59,20 @@ export class CollectionKinds {
     private readonly clock: () => number = Date.now,
   ) {}
 
-  /** The kind of collection `path` (a routing path) is or lies directly in, as `credential` sees it. */
+  /** The kind of collection `path` (a routing path) is or lies in, as `credential` sees it. */
   async kindAt(origin: string, path: string, credential: PasswordCredential): Promise<CollectionKind> {
-    const user = credential.username;
-    const parent = parentOf(path);
     // A known calendar or address book decides for itself and for whatever lies directly in it.
-    const known = this.cached(origin, user, path) ?? (parent === null ? undefined : this.cached(origin, user, parent));
+    const parentOfPath = parentOf(path);
+    const known = this.cached(origin, credential.username, path) ?? (parentOfPath === null ? undefined : this.cached(origin, credential.username, parentOfPath));
     if (known) return known;
-    const own = await this.learn(origin, path, credential);
-    if (own !== 'other') return own;
-    return parent === null ? 'other' : this.learn(origin, parent, credential);
+    for (let at: string | null = path, probes = 0; at !== null; at = parentOf(at)) {
+      const cached = this.cached(origin, credential.username, at);
+      if (cached) return cached;
+      if (++probes > MAX_PROBES) return 'undecidable';
+      const answer = await this.learn(origin, at, credential);
+      if (answer === 'calendar' || answer === 'addressbook') return answer;
+    }
+    return 'other';
   }
 
   /** MKCOL, MKCALENDAR, PROPPATCH, DELETE, MOVE and COPY change what is where: forget `path` and below. */
@@ -74,10 +89,10 @@ export class CollectionKinds {
   }
 
   /** Probes `path` and keeps a definite answer for the account that asked. */
-  private async learn(origin: string, path: string, credential: PasswordCredential): Promise<CollectionKind> {
+  private async learn(origin: string, path: string, credential: PasswordCredential): Promise<ProbeAnswer> {
     const at = this.clock();
     const kind = await this.probe(origin, path, credential);
-    if (kind === 'other') return kind;
+    if (kind === 'other' || kind === 'unseen') return kind;
     const key = keyOf(origin, credential.username, path);
     this.cache.delete(key);
     this.cache.set(key, { origin, path: trimSlash(path), kind, at });
@@ -85,7 +100,7 @@ export class CollectionKinds {
     return kind;
   }
 
-  private async probe(origin: string, path: string, credential: PasswordCredential): Promise<CollectionKind> {
+  private async probe(origin: string, path: string, credential: PasswordCredential): Promise<ProbeAnswer> {
     const body = Buffer.from(PROBE_BODY);
     const response = await this.upstream.send({
       origin, path: encodePath(path), method: 'PROPFIND', body,
@@ -95,8 +110,9 @@ export class CollectionKinds {
       },
     });
     const text = await readText(response);
-    // Missing, or not this account's: the request itself will get the upstream's own answer.
-    if (response.statusCode === 404 || response.statusCode === 403) return 'other';
+    // Missing, or not shown to this account (Radicale answers 403 below a calendar for a path that
+    // cannot exist): either way, what contains it decides.
+    if (response.statusCode === 404 || response.statusCode === 403) return 'unseen';
     if (response.statusCode === 401) throw new PosternError('UPSTREAM_AUTH_REJECTED');
     if (response.statusCode !== 207) throw new PosternError('UPSTREAM_PROTOCOL', `collection probe answered ${response.statusCode}`);
     return kindFromMultistatus(text);
@@ -104,7 +120,7 @@ export class CollectionKinds {
 }
 
 /** Reads `<resourcetype>` of a Depth-0 multistatus; element names, any namespace prefix. */
-export function kindFromMultistatus(xml: string): CollectionKind {
+export function kindFromMultistatus(xml: string): 'calendar' | 'addressbook' | 'other' {
   const resourcetype = /<(?:[\w.-]+:)?resourcetype(?:\s[^>]*)?>([\s\S]*?)<\/(?:[\w.-]+:)?resourcetype\s*>/i.exec(xml)?.[1] ?? '';
   if (/<(?:[\w.-]+:)?calendar[\s/>]/i.test(resourcetype)) return 'calendar';
   if (/<(?:[\w.-]+:)?addressbook[\s/>]/i.test(resourcetype)) return 'addressbook';

@@ -126,7 +126,7 @@ export function sendUpstreamFailure(req: IncomingMessage, res: ServerResponse, r
   }
 }
 
-/** An upstream transport fault (see src/upstream/http.ts classify) on the wire. */
+/** An upstream transport fault (see src/upstream/classify.ts) on the wire. */
 export function sendUpstreamFault(req: IncomingMessage, res: ServerResponse, err: unknown): void {
   if (isPosternError(err, 'UPSTREAM_TIMEOUT')) sendText(req, res, 504, REPLY_TEXT.gatewayTimeout);
   else sendText(req, res, 502, REPLY_TEXT.badGateway);

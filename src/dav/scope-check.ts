@@ -51,5 +51,6 @@ async function requiredAt(kinds: CollectionKinds, place: Place, holds: (s: DavSc
   const kind = await kinds.kindAt(place.target.origin, place.path, credential);
   if (kind === 'calendar') return ['caldav'];
   if (kind === 'addressbook') return ['carddav'];
+  if (kind === 'undecidable') return ['caldav', 'carddav'];
   return [];
 }

@@ -7,15 +7,19 @@ import { openDatabase, type Db, type OpenOptions } from './database.js';
 import { AccountRepo } from './accounts.js';
 import { AppPasswordRepo } from './app-passwords.js';
 import { EventRepo } from './events.js';
+import { Maintenance } from './maintenance.js';
 
 export * from './types.js';
 export type { Db } from './database.js';
+export type { DatabaseCheck, Maintenance } from './maintenance.js';
 
 export interface Store {
   db: Db;
   accounts: AccountRepo;
   passwords: AppPasswordRepo;
   events: EventRepo;
+  /** Integrity check, schema version, backup: what `postern db` and `postern init` need. */
+  maintenance: Maintenance;
   /** Runs fn in one IMMEDIATE transaction (takes the write lock up front: no upgrade deadlocks). */
   transaction<T>(fn: () => T): T;
   close(): void;
@@ -29,6 +33,7 @@ export function openStore(file: string, options: Pick<OpenOptions, 'busyTimeoutM
     accounts: new AccountRepo(db),
     passwords: new AppPasswordRepo(db),
     events: new EventRepo(db),
+    maintenance: new Maintenance(db),
     transaction: <T>(fn: () => T) => db.transaction(fn).immediate(),
     close: () => {
       if (closed) return;

@@ -1,8 +1,8 @@
 /**
  * HTTP(S) client toward the real CalDAV/CardDAV provider: one keep-alive agent per configured
  * upstream origin, certificates verified by default (src/upstream/tls-options.ts), and transport
- * failures turned into typed PosternErrors (UPSTREAM_UNAVAILABLE / _TIMEOUT / _TLS_FAILED) that the
- * DAV replies module maps to 502/504.
+ * failures turned into typed PosternErrors by upstream/classify.ts (UPSTREAM_UNAVAILABLE / _TIMEOUT /
+ * _TLS_FAILED / _PROTOCOL) that the DAV replies module maps to 502/504.
  *
  * It sends exactly the method, path, headers and body it is given: which headers may cross (hop-by-
  * hop, credentials, X-Forwarded-*) is DAV policy and lives in src/dav/. Nothing here logs.
@@ -17,7 +17,8 @@
 import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
-import { PosternError, type ErrorCode } from '../errors.js';
+import { PosternError } from '../errors.js';
+import { classifyTransportError } from './classify.js';
 import { upstreamTlsOptions } from './tls-options.js';
 
 export interface HttpUpstreamSettings {
@@ -85,8 +86,8 @@ export class HttpUpstream {
       return await this.attempt(request);
     } catch (err) {
       const stale = (err as { reusedSocket?: boolean }).reusedSocket === true;
-      if (!stale || !RETRYABLE.has(request.method) || isStream(request.body)) throw classify(err);
-      return this.attempt(request).catch((again: unknown) => Promise.reject(classify(again)));
+      if (!stale || !RETRYABLE.has(request.method) || isStream(request.body)) throw classifyTransportError(err, 'upstream HTTP request');
+      return this.attempt(request).catch((again: unknown) => Promise.reject(classifyTransportError(again, 'upstream HTTP request')));
     }
   }
 
@@ -140,17 +141,4 @@ export class HttpUpstream {
 
 function isStream(body: UpstreamRequest['body']): body is Readable {
   return body !== null && !Buffer.isBuffer(body);
-}
-
-const TLS_CODES = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_|HOSTNAME_MISMATCH|ERR_OSSL_)/;
-
-/** Transport failure → the catalogue; the original error stays as `cause` for the log. */
-export function classify(err: unknown): PosternError {
-  if (err instanceof PosternError) return err;
-  const code = String((err as { code?: unknown })?.code ?? '');
-  let mapped: ErrorCode = 'UPSTREAM_UNAVAILABLE';
-  if (code === 'ETIMEDOUT') mapped = 'UPSTREAM_TIMEOUT';
-  else if (TLS_CODES.test(code) || /certificate|SSL routines|TLS/i.test(String((err as Error)?.message ?? ''))) mapped = 'UPSTREAM_TLS_FAILED';
-  else if (code === 'HPE_INVALID_CONSTANT' || code.startsWith('HPE_')) mapped = 'UPSTREAM_PROTOCOL';
-  return new PosternError(mapped, undefined, { cause: err });
 }

@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { afterEach, expect, it } from 'vitest';
 import { primaryCheckPool } from '../../src/auth/primary-check-pool.js';
 import type { AcceptedAuth } from '../../src/auth/types.js';
-import { counting, createAuthFixture, type AuthFixture } from './fixture.js';
+import { counting, createAuthFixture, type AuthFixture } from '../helpers/auth-fixture.js';
 
 const run = promisify(execFile);
 const SCRIPT = fileURLToPath(new URL('./admin-script.ts', import.meta.url));

@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { primaryCheckPool } from '../../src/auth/primary-check-pool.js';
 import { PenaltyThrottle } from '../../src/auth/penalty-throttle.js';
-import { createAuthFixture, type AuthFixture } from './fixture.js';
+import { createAuthFixture, type AuthFixture } from '../helpers/auth-fixture.js';
 
 const run = promisify(execFile);
 const FILTER = fileURLToPath(new URL('../../config/fail2ban/filter.d/postern.conf', import.meta.url));

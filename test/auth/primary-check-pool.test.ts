@@ -20,7 +20,7 @@ import { primaryCheckPool, type PrimaryCheckPool } from '../../src/auth/primary-
 import { randomBytes } from 'node:crypto';
 import { bcryptInput, hashPrimaryPassword, needsRehash } from '../../src/crypto/primary-hash.js';
 import { DUMMY_HASH, inlinePrimaryChecker, type PrimaryChecker } from '../../src/auth/primary-checker.js';
-import { createAuthFixture } from './fixture.js';
+import { createAuthFixture } from '../helpers/auth-fixture.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

@@ -1,17 +1,24 @@
 /**
  * `--check` against a real Dovecot on loopback: before saving, the CLI logs in to the configured
- * IMAP upstream with the credentials (imapflow) and refuses (exit 1, nothing saved) unless the
- * upstream accepts them. Covered: implicit TLS and STARTTLS, a distinct upstream secret and user,
- * master-user mode (SASL PLAIN with authorization identity), wrong password, unreachable upstream,
- * untrusted certificate; no secret in any output.
+ * IMAP upstream with the credentials (the proxy's own upstream login) and refuses (exit 1, nothing
+ * saved) unless the upstream accepts them. Covered: implicit TLS and STARTTLS, a distinct upstream
+ * secret and user, master-user mode (SASL PLAIN with authorization identity), wrong password,
+ * unreachable upstream, untrusted certificate; no secret in any output. With scripted upstreams,
+ * the two cases where the imapflow check this replaced disagreed with the proxy's login: a
+ * PREAUTH greeting (imapflow passed without checking anything; the proxy cannot log in there) and
+ * LOGINDISABLED without AUTH= (imapflow refused; the proxy logs in with AUTHENTICATE PLAIN).
  */
 import { writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { startDovecot, type DovecotServer } from '../helpers/dovecot.js';
 import { freePort } from '../helpers/free-port.js';
 import { createWorkspace, type CliResult, type InProcessOptions, type Workspace } from '../helpers/cli.js';
+import { startFakeUpstream } from '../imap/fake-upstream.js';
+import type { MailUpstreamConfig } from '../../src/config/schema.js';
+import { connectImapUpstream } from '../../src/upstream/imap/client.js';
 
 let dovecot: DovecotServer;
 let ws: Workspace;
@@ -114,9 +121,62 @@ it('names an unreachable upstream and an untrusted certificate', async () => {
   expect(await exists('erin')).toBe(false);
 });
 
+/** An upstream that says the connection is already logged in (RFC 9051 §7.1.4), whoever it is. */
+async function startPreauthUpstream(): Promise<{ port: number; stop(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.write('* PREAUTH [CAPABILITY IMAP4rev1 AUTH=PLAIN] logged in without asking\r\n');
+    socket.on('data', (chunk: Buffer) => {
+      for (const line of chunk.toString().split('\r\n').filter(Boolean)) socket.write(`${line.split(' ')[0]} OK done\r\n`);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    stop: () => new Promise<void>((resolve) => (sockets.forEach((s) => s.destroy()), server.close(() => resolve()))),
+  };
+}
+
+const plainUpstream = (port: number): MailUpstreamConfig => ({ host: '127.0.0.1', port, security: 'plain', rejectUnauthorized: true, connectTimeoutMs: 2_000, greetingTimeoutMs: 2_000, trusted: false });
+
+it('refuses an upstream that greets with PREAUTH, where the proxy cannot log in', async () => {
+  const preauth = await startPreauthUpstream();
+  try {
+    // The proxy's own login refuses this upstream ...
+    await expect(connectImapUpstream(plainUpstream(preauth.port))).rejects.toMatchObject({ code: 'UPSTREAM_PROTOCOL' });
+    // ... so the check must too, whatever the password (imapflow's verifyOnly check passed here).
+    const config = variant('preauth', { host: '127.0.0.1', port: preauth.port, security: 'plain' });
+    const r = await run(['-c', config, 'user', 'add', 'frank', '--password-stdin', '--check'], { input: 'any password at all\n' });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/postern: upstream check failed for "frank": the upstream login did not complete \(upstream greeting was not \* OK\); nothing saved\n$/);
+    expect(await exists('frank')).toBe(false);
+  } finally {
+    await preauth.stop();
+  }
+});
+
+it('passes for an upstream with LOGINDISABLED and no AUTH= advertised, where the proxy logs in with AUTHENTICATE PLAIN', async () => {
+  const fake = await startFakeUpstream({ greetingCaps: 'IMAP4rev1 LOGINDISABLED' });
+  try {
+    const config = variant('logindisabled', { host: '127.0.0.1', port: fake.port, security: 'plain' });
+    const r = await run(['-c', config, 'user', 'add', 'gina', '--password-stdin', '--check'], { input: 'gina upstream pw\n' });
+    // imapflow's check said "the upstream refused the login" (it would not send LOGIN and saw no AUTH=PLAIN).
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/upstream accepted the login\n$/);
+    const b64 = Buffer.from('\0gina\0gina upstream pw', 'utf8').toString('base64');
+    expect(fake.received[0]?.slice(0, 2)).toEqual(['P1 AUTHENTICATE PLAIN', b64]);
+    expect(fake.received[0]?.[2]).toMatch(/^L LOGOUT$/);
+    expect(await exists('gina')).toBe(true);
+  } finally {
+    await fake.stop();
+  }
+});
+
 it('no upstream or master secret appeared in any output', () => {
   for (const r of outputs) {
-    for (const secret of [ALICE_PW, CAROL_PW, dovecot.masterUser.password, 'dora primary', 'not bobs password']) {
+    for (const secret of [ALICE_PW, CAROL_PW, dovecot.masterUser.password, 'dora primary', 'not bobs password', 'any password at all', 'gina upstream pw']) {
       expect(r.stdout + r.stderr).not.toContain(secret);
     }
   }

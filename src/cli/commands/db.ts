@@ -6,8 +6,6 @@
 import { existsSync, chmodSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { schemaVersion } from '../../store/database.js';
-import { MIGRATIONS } from '../../store/migrations.js';
 import { globals, withStore } from '../context.js';
 import { refused } from '../errors.js';
 import { fields, json } from '../format.js';
@@ -23,7 +21,7 @@ export function registerDbCommands(program: Command, io: CliIo): void {
       if (target === config.database.path) throw refused('the backup must not overwrite the database itself');
       const folder = path.dirname(target);
       if (!statSync(folder, { throwIfNoEntry: false })?.isDirectory()) throw refused(`folder ${folder} does not exist; create it first`);
-      await store.db.backup(target);
+      await store.maintenance.backup(target);
       chmodSync(target, 0o600);
       io.stdout.write(`backed up ${config.database.path} to ${target}\n`);
       io.stdout.write(`keep the key file (${config.keyFile}) with it, separately secured: app-specific passwords cannot be checked without it\n`);
@@ -32,21 +30,7 @@ export function registerDbCommands(program: Command, io: CliIo): void {
   db.command('check').description('check the integrity and schema version of the database')
     .option('--json', 'machine-readable output')
     .action(async (opts: { json?: boolean }, cmd: Command) => withStore(globals(cmd), io, ({ config, store }) => {
-      const integrity = (store.db.pragma('integrity_check') as Array<{ integrity_check: string }>).map((r) => r.integrity_check);
-      const foreignKeyProblems = (store.db.pragma('foreign_key_check') as unknown[]).length;
-      const count = (table: string) => (store.db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
-      const report = {
-        file: config.database.path,
-        ok: integrity.length === 1 && integrity[0] === 'ok' && foreignKeyProblems === 0,
-        integrity,
-        foreignKeyProblems,
-        schemaVersion: schemaVersion(store.db),
-        latestSchemaVersion: MIGRATIONS.length,
-        journalMode: store.db.pragma('journal_mode', { simple: true }) as string,
-        accounts: count('accounts'),
-        appPasswords: count('app_passwords'),
-        events: count('events'),
-      };
+      const report = { file: config.database.path, ...store.maintenance.check() };
       if (opts.json) io.stdout.write(json(report));
       else {
         io.stdout.write(fields([

@@ -7,7 +7,6 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { ensureKeyFile } from '../../crypto/keys.js';
-import { schemaVersion } from '../../store/database.js';
 import { openStore } from '../../store/index.js';
 import { configPath, globals, loadConfig } from '../context.js';
 import { refused } from '../errors.js';
@@ -35,7 +34,7 @@ export function registerInitCommand(program: Command, io: CliIo): void {
 
       const existed = existsSync(config.database.path);
       const store = openStore(config.database.path);
-      const version = schemaVersion(store.db);
+      const version = store.maintenance.schemaVersion();
       store.close();
       // No secret is stored in clear, but the history (logins, client addresses) is nobody else's business.
       if (!existed) chmodSync(config.database.path, 0o600);

@@ -5,12 +5,12 @@
  * password exactly once with where to paste it. Nothing can show it again.
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { MAX_ACTIVE_PASSWORDS, parseExpiry, parseScopes, validateLabel } from '../../accounts/validation.js';
+import { normalizeLogin } from '../../accounts/validation.js';
 import type { CreatedPassword } from '../../accounts/service.js';
 import type { ResolvedConfig } from '../../config/load.js';
+import { isPosternError, PosternError } from '../../errors.js';
 import { isActive, type AppPasswordRow, type EventRow, type Protocol } from '../../store/index.js';
 import { globals, withStore, type StoreContext } from '../context.js';
-import { refused } from '../errors.js';
 import { fields, isoOrNull, json, safe, table, time } from '../format.js';
 import type { CliIo } from '../io.js';
 import { secretReader } from '../secrets.js';
@@ -65,23 +65,27 @@ function parseLimit(value: string): number {
   return n;
 }
 
-async function newPassword({ config, store, accounts }: StoreContext, io: CliIo, login: string, opts: NewOptions): Promise<void> {
-  const account = accounts.getAccount(login);
+async function newPassword({ config, accounts }: StoreContext, io: CliIo, login: string, opts: NewOptions): Promise<void> {
+  const request = { label: opts.label, scopes: opts.scopes, expires: opts.expires };
   // Everything checkable is checked before the prompt, so nobody types a password for nothing.
-  validateLabel(opts.label);
-  parseScopes(opts.scopes);
-  parseExpiry(opts.expires, io.clock());
-  accounts.expireDue(account.id);
-  if (store.passwords.countActive(account.id, io.clock()) >= MAX_ACTIVE_PASSWORDS) {
-    throw refused(`"${account.login}" already has ${MAX_ACTIVE_PASSWORDS} active app-specific passwords: revoke one first ("postern password list ${account.login}")`);
-  }
+  const account = withListHint(login, () => accounts.checkNewPassword(login, request));
   const primary = await secretReader(io, Boolean(opts.passwordStdin)).read({ name: `primary password of ${account.login}` });
-  const created = accounts.createPassword(account.login, primary, { label: opts.label, scopes: opts.scopes, expires: opts.expires });
+  const created = withListHint(account.login, () => accounts.createPassword(account.login, primary, request));
   if (opts.json) {
     io.stdout.write(json({ login: account.login, password: created.password, id: created.publicId, label: created.label, scopes: created.scopes, expiresAt: isoOrNull(created.expiresAt), servers: servers(config, created.scopes) }));
     return;
   }
   io.stdout.write(announce(config, account.login, created));
+}
+
+/** At the limit, the refusal also says which command shows what to revoke. */
+function withListHint<T>(login: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (!isPosternError(err, 'PASSWORD_LIMIT_REACHED')) throw err;
+    throw new PosternError(err.code, `${err.message} ("postern password list ${normalizeLogin(login)}")`, { cause: err });
+  }
 }
 
 function announce(config: ResolvedConfig, login: string, created: CreatedPassword): string {

@@ -6,7 +6,7 @@
  */
 import { createInterface } from 'node:readline/promises';
 import { Option, type Command } from 'commander';
-import { normalizeLogin } from '../../accounts/validation.js';
+import { MAX_ACTIVE_PASSWORDS, normalizeLogin } from '../../accounts/validation.js';
 import type { AccountRow, UpstreamMode } from '../../store/index.js';
 import { globals, withStore, type GlobalOptions, type StoreContext } from '../context.js';
 import {
@@ -59,9 +59,9 @@ export function registerUserCommands(program: Command, io: CliIo): void {
 async function addUser(loginInput: string, opts: AddOptions, g: GlobalOptions, io: CliIo): Promise<void> {
   wantsDistinctSecret(opts, opts.mode);
   const login = normalizeLogin(loginInput);
-  await withStore(g, io, async ({ config, store, accounts }) => {
+  await withStore(g, io, async ({ config, accounts }) => {
     if (opts.mode === 'master') requireMasterConfigured(config);
-    if (store.accounts.findByLogin(login)) throw refused(`account "${login}" already exists`);
+    accounts.requireNewLogin(login);
     const reader = secretReader(io, Boolean(opts.passwordStdin));
     const primary = await reader.read({ name: 'primary password', confirm: true });
     const secret = await readUpstreamSecret(reader, opts, opts.mode, primary);
@@ -80,10 +80,9 @@ function accountJson(a: AccountRow, activePasswords: number) {
   };
 }
 
-function listUsers({ store, accounts }: StoreContext, io: CliIo, asJson?: boolean): void {
+function listUsers({ accounts }: StoreContext, io: CliIo, asJson?: boolean): void {
   accounts.expireDue();
-  const now = io.clock();
-  const rows = accounts.listAccounts().map((a) => accountJson(a, store.passwords.countActive(a.id, now)));
+  const rows = accounts.listAccounts().map((a) => accountJson(a, accounts.activePasswordCount(a)));
   if (asJson) return void io.stdout.write(json(rows));
   if (rows.length === 0) return void io.stdout.write('no accounts yet: add one with "postern user add <login>"\n');
   io.stdout.write(table(
@@ -93,10 +92,10 @@ function listUsers({ store, accounts }: StoreContext, io: CliIo, asJson?: boolea
   if (rows.some((r) => r.upstreamStatus === 'rejected')) io.stdout.write(`\nwarning: REJECTED means ${REJECTED_HINT}\n`);
 }
 
-function showUser({ store, accounts }: StoreContext, io: CliIo, login: string, asJson?: boolean): void {
+function showUser({ accounts }: StoreContext, io: CliIo, login: string, asJson?: boolean): void {
   const account = accounts.getAccount(login);
   accounts.expireDue(account.id);
-  const active = store.passwords.countActive(account.id, io.clock());
+  const active = accounts.activePasswordCount(account);
   if (asJson) return void io.stdout.write(json(accountJson(account, active)));
   const status = account.upstreamStatus === 'rejected' ? `REJECTED since ${time(account.upstreamStatusAt)}`
     : account.upstreamStatus === 'ok' ? `ok (last confirmed ${time(account.upstreamStatusAt)})` : 'unknown (no login upstream yet)';
@@ -105,7 +104,7 @@ function showUser({ store, accounts }: StoreContext, io: CliIo, login: string, a
     ['upstream mode', account.upstreamMode],
     ['upstream user', account.upstreamUser],
     ['upstream status', status],
-    ['active passwords', `${active} of 25`],
+    ['active passwords', `${active} of ${MAX_ACTIVE_PASSWORDS}`],
     ['created', time(account.createdAt)],
     ['primary changed', time(account.primaryChangedAt)],
   ]));
@@ -113,9 +112,9 @@ function showUser({ store, accounts }: StoreContext, io: CliIo, login: string, a
 }
 
 async function removeUser(login: string, opts: { yes?: boolean }, g: GlobalOptions, io: CliIo): Promise<void> {
-  await withStore(g, io, async ({ store, accounts }) => {
+  await withStore(g, io, async ({ accounts }) => {
     const account = accounts.getAccount(login);
-    const active = store.passwords.countActive(account.id, io.clock());
+    const active = accounts.activePasswordCount(account);
     if (!opts.yes) {
       if (!io.isTTY) throw usage('stdin is not a terminal: confirm with --yes');
       if (!(await confirm(io, `Remove account ${safe(account.login)} and its ${active} active app-specific passwords? [y/N] `))) {

@@ -11,12 +11,11 @@
  * session state the client believes it is in, and connects and logs in as one step.
  */
 import net from 'node:net';
-import tls from 'node:tls';
 import type { PasswordCredential, UpstreamCredential } from '../../auth/types.js';
 import type { MailUpstreamConfig } from '../../config/schema.js';
 import { PosternError } from '../../errors.js';
+import { mailEndpoint, openUpstreamSocket, upgradeToTls, upstreamTls } from '../connect.js';
 import { saslPlainPayload } from '../sasl-plain.js';
-import { upstreamTlsOptions } from '../tls-options.js';
 import { ResponseReader } from './response-reader.js';
 import { capabilitiesFrom, codeName, hasCapability, idList, isQuotable, parseStatus, quote, type StatusResponse } from './wire.js';
 
@@ -64,49 +63,16 @@ export async function connectImapUpstream(config: MailUpstreamConfig): Promise<P
   }
 }
 
-/** Computed once per upstream config: no CA-file read per connection (a changed CA file needs a restart). */
-const tlsOptionsCache = new WeakMap<MailUpstreamConfig, tls.ConnectionOptions>();
-
 /** Reads the CA file now, so a bad path fails start-up instead of every login. */
 export function prepareUpstreamTls(config: MailUpstreamConfig): void {
-  if (config.security !== 'plain') tlsOptions(config);
+  if (config.security !== 'plain') upstreamTls(config);
 }
 
-function tlsOptions(config: MailUpstreamConfig): tls.ConnectionOptions {
-  let options = tlsOptionsCache.get(config);
-  if (!options) tlsOptionsCache.set(config, (options = upstreamTlsOptions(config)));
-  return options;
-}
-
-function openSocket(config: MailUpstreamConfig): Promise<net.Socket> {
-  const implicit = config.security === 'tls';
-  return new Promise((resolve, reject) => {
-    const socket = implicit
-      ? tls.connect({ host: config.host, port: config.port, ...tlsOptions(config) })
-      : net.connect({ host: config.host, port: config.port });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new PosternError('UPSTREAM_TIMEOUT', `connecting to upstream took longer than ${config.connectTimeoutMs} ms`));
-    }, config.connectTimeoutMs);
-    socket.once('error', (err) => {
-      clearTimeout(timer);
-      socket.destroy();
-      reject(connectError(err, implicit));
-    });
-    socket.once(implicit ? 'secureConnect' : 'connect', () => {
-      clearTimeout(timer);
-      socket.setKeepAlive(true, 60_000);
-      socket.setNoDelay(true);
-      socket.removeAllListeners('error');
-      socket.on('error', () => undefined); // the reader reports errors from here on
-      resolve(socket);
-    });
-  });
-}
-
-function connectError(err: Error & { code?: string }, tlsInvolved: boolean): PosternError {
-  const tlsFailure = tlsInvolved && (/^ERR_TLS|^ERR_SSL|CERT|SELF_SIGNED|UNABLE_TO/.test(err.code ?? '') || /SSL|TLS|certificate/i.test(err.message));
-  return new PosternError(tlsFailure ? 'UPSTREAM_TLS_FAILED' : 'UPSTREAM_UNAVAILABLE', `upstream connection failed: ${err.code ?? err.message}`, { cause: err });
+async function openSocket(config: MailUpstreamConfig): Promise<net.Socket> {
+  const socket = await openUpstreamSocket(mailEndpoint(config));
+  socket.setKeepAlive(true, 60_000);
+  socket.on('error', () => undefined); // the reader reports errors from here on
+  return socket;
 }
 
 class UpstreamSession implements PreAuthUpstream {
@@ -135,16 +101,10 @@ class UpstreamSession implements PreAuthUpstream {
   /** RFC 9051 §6.2.1; capabilities learnt before TLS are forgotten. */
   async startTls(): Promise<void> {
     const done = await this.exchange('STARTTLS');
-    if (done.status !== 'OK') throw new PosternError('UPSTREAM_PROTOCOL', 'upstream refused STARTTLS');
-    const plain = this.socket;
+    // A TLS failure, as for SMTP: the configured security cannot be had (never a fallback to clear).
+    if (done.status !== 'OK') throw new PosternError('UPSTREAM_TLS_FAILED', 'upstream refused STARTTLS');
     this.reader.detach(false);
-    const secure = await new Promise<tls.TLSSocket>((resolve, reject) => {
-      const s = tls.connect({ socket: plain, ...tlsOptions(this.config) });
-      const timer = setTimeout(() => reject(new PosternError('UPSTREAM_TIMEOUT', 'upstream TLS handshake timed out')), this.config.connectTimeoutMs);
-      s.once('error', (err) => (clearTimeout(timer), reject(connectError(err, true))));
-      s.once('secureConnect', () => (clearTimeout(timer), resolve(s)));
-    });
-    secure.removeAllListeners('error');
+    const secure = await upgradeToTls(this.socket, mailEndpoint(this.config));
     secure.on('error', () => undefined);
     secure.once('close', () => (this.closed = true));
     this.socket = secure;

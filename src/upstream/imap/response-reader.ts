@@ -6,6 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import { PosternError } from '../../errors.js';
+import { classifyTransportError } from '../classify.js';
 
 /** Bigger than any sane pre-auth response (CAPABILITY, ID, greeting). */
 export const MAX_RESPONSE_BYTES = 64 * 1024;
@@ -33,7 +34,7 @@ export class ResponseReader {
     this.serve();
   };
   private readonly onEnd = () => this.fail(new PosternError('UPSTREAM_UNAVAILABLE', 'upstream closed the connection'));
-  private readonly onError = (err: Error) => this.fail(new PosternError('UPSTREAM_UNAVAILABLE', `upstream connection failed: ${err.message}`, { cause: err }));
+  private readonly onError = (err: Error) => this.fail(classifyTransportError(err));
 
   constructor(private socket: Socket) {
     this.attach(socket);

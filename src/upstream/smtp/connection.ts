@@ -14,9 +14,11 @@
  * real credentials).
  */
 import net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import { PosternError } from '../../errors.js';
 import type { UpstreamCredential } from '../../auth/types.js';
+import { classifyTransportError } from '../classify.js';
+import { openUpstreamSocket, upgradeToTls } from '../connect.js';
 import { saslPlainPayload } from '../sasl-plain.js';
 import { ReplyParser, type SmtpReply } from './reply-parser.js';
 
@@ -81,30 +83,7 @@ export async function probeUpstreamSmtp(target: SmtpUpstreamTarget): Promise<Smt
 }
 
 function connectSocket(target: SmtpUpstreamTarget): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const implicit = target.security === 'tls';
-    const socket = implicit
-      ? tls.connect({ ...target.tls, host: target.host, port: target.port })
-      : net.connect({ host: target.host, port: target.port });
-    let connected = false;
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new PosternError('UPSTREAM_TIMEOUT', `upstream SMTP ${target.host}:${target.port} did not connect in time`));
-    }, target.connectTimeoutMs);
-    const fail = (err: Error) => {
-      clearTimeout(timer);
-      socket.destroy();
-      const code = connected && implicit ? 'UPSTREAM_TLS_FAILED' : 'UPSTREAM_UNAVAILABLE';
-      reject(new PosternError(code, `upstream SMTP ${target.host}:${target.port}: ${err.message}`, { cause: err }));
-    };
-    socket.once('error', fail);
-    socket.once('connect', () => (connected = true));
-    socket.once(implicit ? 'secureConnect' : 'connect', () => {
-      clearTimeout(timer);
-      socket.removeListener('error', fail);
-      resolve(socket);
-    });
-  });
+  return openUpstreamSocket(target, `upstream SMTP ${target.host}:${target.port}`);
 }
 
 interface Waiter {
@@ -260,22 +239,10 @@ export class SmtpUpstream {
     plain.removeAllListeners('data');
     plain.removeAllListeners('close');
     plain.removeAllListeners('error');
-    plain.on('error', () => undefined);
-    const secure = await new Promise<tls.TLSSocket>((resolve, reject) => {
-      const socket = tls.connect({ ...this.target.tls, socket: plain });
-      const failed = (err: Error) => {
-        clearTimeout(timer);
-        socket.destroy();
-        reject(new PosternError('UPSTREAM_TLS_FAILED', `upstream SMTP STARTTLS: ${err.message}`, { cause: err }));
-      };
-      const timer = setTimeout(() => failed(new Error('TLS handshake timed out')), this.target.greetingTimeoutMs);
-      socket.once('error', failed);
-      socket.once('secureConnect', () => (clearTimeout(timer), resolve(socket)));
-    }).catch((err: Error) => {
+    const secure = await upgradeToTls(plain, this.target, 'upstream SMTP STARTTLS').catch((err: Error) => {
       this.fail(err);
       throw err;
     });
-    secure.removeAllListeners('error');
     this.socket = secure;
     this.parser = new ReplyParser();
     this.attach(secure);
@@ -284,7 +251,7 @@ export class SmtpUpstream {
   private attach(socket: net.Socket): void {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err) => this.fail(new PosternError('UPSTREAM_UNAVAILABLE', `upstream SMTP: ${err.message}`, { cause: err })));
+    socket.on('error', (err) => this.fail(classifyTransportError(err, 'upstream SMTP')));
     socket.on('close', () => this.fail(new PosternError('UPSTREAM_UNAVAILABLE', 'upstream SMTP closed the connection')));
   }
 

@@ -15,10 +15,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Store } from '../../src/store/index.js';
-import type { EventType } from '../../src/store/types.js';
-import { openWriterStore, WriteQueue, type QueuedWrite, type WriteQueueOptions } from '../../src/store/write-queue.js';
-import { createLogSink, type LogSink } from '../helpers/log-sink.js';
+import type { Store } from './index.js';
+import type { EventType } from './types.js';
+import { openWriterStore, WriteQueue, type QueuedWrite, type WriteQueueOptions } from './write-queue.js';
+import { createLogSink, type LogSink } from '../../test/helpers/log-sink.js';
 
 let dir: string;
 let file: string;

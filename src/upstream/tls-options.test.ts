@@ -11,8 +11,8 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import tls, { rootCertificates } from 'node:tls';
 import { afterAll, expect, it } from 'vitest';
-import { generateSelfSigned } from '../../src/net/certs.js';
-import { extraCaBundle, upstreamTlsOptions } from '../../src/upstream/tls-options.js';
+import { generateSelfSigned } from '../net/certs.js';
+import { extraCaBundle, upstreamTlsOptions } from './tls-options.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'postern-tls-options-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -5,7 +5,7 @@
 // - the result does not depend on how the input is split into chunks.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DataEncoder } from '../../src/upstream/smtp/data-encoder.js';
+import { DataEncoder } from './data-encoder.js';
 
 function encode(chunks: Buffer[]): Buffer {
   const encoder = new DataEncoder();

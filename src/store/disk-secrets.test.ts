@@ -9,13 +9,13 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'nod
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { openDatabase } from '../../src/store/database.js';
-import { createStoreFixture, type StoreFixture } from './fixture.js';
+import { openDatabase } from './database.js';
+import { createAuthFixture, type AuthFixture } from '../../test/helpers/auth-fixture.js';
 
-let f: StoreFixture;
+let f: AuthFixture;
 let copyDir: string;
 beforeEach(() => {
-  f = createStoreFixture();
+  f = createAuthFixture({ clock: 'movable' });
   copyDir = mkdtempSync(path.join(tmpdir(), 'postern-stolen-'));
 });
 afterEach(async () => {

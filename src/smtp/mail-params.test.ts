@@ -4,8 +4,8 @@
 // - nothing else the client sent is forwarded.
 import { describe, expect, it } from 'vitest';
 import type { SMTPServerAddress } from 'smtp-server';
-import { mailFromCommand } from '../../src/smtp/mail-params.js';
-import { SmtpReplyError } from '../../src/smtp/replies.js';
+import { mailFromCommand } from './mail-params.js';
+import { SmtpReplyError } from './replies.js';
 
 const upstream = (...extensions: string[]) => ({ supports: (k: string) => extensions.includes(k) });
 const address = (args: Record<string, string | true>): SMTPServerAddress => ({ address: 'a@example.org', args });

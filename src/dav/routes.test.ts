@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DavRoutes, evidentScope, routingPath, type Route } from '../../src/dav/routes.js';
+import { DavRoutes, evidentScope, routingPath, type Route } from './routes.js';
 
 const facts = (path: string, method = 'PROPFIND', contentType?: string) => ({ method, path, contentType });
 const scopesOf = (route: Route) => (route.kind === 'none' ? null : route.scopes);

@@ -9,9 +9,9 @@
  */
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AAD, keyFromAppPassword, keyFromPrimaryPassword, newDataKey, newSalt, open, seal } from '../../src/crypto/envelope.js';
-import { isPosternError } from '../../src/errors.js';
-import { createStoreFixture, type StoreFixture } from './fixture.js';
+import { AAD, keyFromAppPassword, keyFromPrimaryPassword, newDataKey, newSalt, open, seal } from './envelope.js';
+import { isPosternError } from '../errors.js';
+import { createAuthFixture, type AuthFixture } from '../../test/helpers/auth-fixture.js';
 
 function expectUnwrapFailure(fn: () => unknown): void {
   let thrown: unknown;
@@ -65,9 +65,9 @@ describe('seal and open', () => {
 });
 
 describe('envelopes in the store', () => {
-  let f: StoreFixture;
+  let f: AuthFixture;
   beforeEach(() => {
-    f = createStoreFixture();
+    f = createAuthFixture({ clock: 'movable' });
   });
   afterEach(() => f.close());
 

@@ -1,21 +1,30 @@
 /**
- * A real authentication service on a real SQLite file in a temp folder, accounts made through the
- * AccountService the CLI uses, logs captured, and primary-password checks counted through a wrapped checker.
- * Every secret the fixture hands out is remembered; `close()` fails if one reached the logs.
+ * A real authentication service on a real SQLite file in a temp folder, with a real key file, accounts
+ * made through the AccountService the CLI uses, history written through a WriteQueue on its own
+ * connection (as in the proxy), and every log line captured. The one fixture for the store, account
+ * and authentication tests; each picks what it needs:
+ *  - `checker`: the primary-password checker (default inline bcrypt), `counting()` wraps one to count compares;
+ *  - `clock: 'movable'`: one fake clock shared by accounts and service, moved through `now.value`
+ *    (expiry tests move time instead of waiting); or any clock function; default the real one;
+ *  - `secrets`: every secret the fixture hands out is remembered (tests add their own, e.g. for
+ *    on-disk scans); `close()` fails if one reached the logs.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AccountService } from '../../src/accounts/service.js';
-import type { PrimaryChecker } from '../../src/auth/primary-checker.js';
+import { inlinePrimaryChecker, type PrimaryChecker } from '../../src/auth/primary-checker.js';
 import { AuthService } from '../../src/auth/service.js';
 import { noThrottle, type Throttle } from '../../src/auth/throttle.js';
-import type { AuthAttempt } from '../../src/auth/types.js';
+import type { AuthAttempt, AuthOutcome } from '../../src/auth/types.js';
+import { createKeyFile, readKeyFile } from '../../src/crypto/keys.js';
 import type { Logger } from '../../src/log.js';
-import { openStore, type Store } from '../../src/store/index.js';
+import { openStore, type Protocol, type Store } from '../../src/store/index.js';
 import { openWriterStore, WriteQueue, type WriteQueueOptions } from '../../src/store/write-queue.js';
-import { assertNoSecrets, createLogSink, type LogSink } from '../helpers/log-sink.js';
+import { assertNoSecrets, createLogSink, type LogSink } from './log-sink.js';
+
+/** Where a movable clock starts. */
+export const MOVABLE_CLOCK_START = Date.UTC(2026, 0, 1);
 
 export interface CountingChecker extends PrimaryChecker {
   calls: number;
@@ -37,6 +46,7 @@ export function counting(inner: PrimaryChecker): CountingChecker {
 export interface AuthFixture {
   dir: string;
   dbPath: string;
+  keyFile: string;
   digestKey: Buffer;
   store: Store;
   /** The queue the service writes history through, on its own connection as in the proxy. */
@@ -45,29 +55,40 @@ export interface AuthFixture {
   auth: AuthService;
   logs: LogSink;
   secrets: Set<string>;
+  /** The movable clock's time (ms) with `clock: 'movable'`; tests move it forward. */
+  now: { value: number };
   /** Adds an account (upstream mode password, secret = `upstream-<primary>`) and returns nothing. */
   addUser(login: string, primary: string): void;
   newPassword(login: string, primary: string, options?: { scopes?: string; expires?: string }): { password: string; publicId: string };
-  attempt(login: string, password: string, clientAddress?: string, protocol?: AuthAttempt['protocol']): Promise<Awaited<ReturnType<AuthService['authenticate']>>>;
+  /** A login from `clientAddress` (default 192.0.2.10); a password of 6 characters or more joins `secrets`. */
+  attempt(login: string, password: string, clientAddress?: string, protocol?: AuthAttempt['protocol']): Promise<AuthOutcome>;
+  /** A login from 127.0.0.1; the password is not remembered (the test decides what is secret). */
+  login(login: string, password: string, protocol?: Protocol): Promise<AuthOutcome>;
   close(): Promise<void>;
 }
 
 export interface FixtureOptions {
-  checker: PrimaryChecker;
-  /** A throttle, or a factory given the fixture's auth logger. */
+  /** Default: the inline checker. */
+  checker?: PrimaryChecker;
+  /** A throttle, or a factory given the fixture's auth logger. Default: none. */
   throttle?: Throttle | ((log: Logger) => Throttle);
-  clock?: () => number;
+  /** A clock function, or 'movable' for the fixture's own (see `now`). Default: the real clock. */
+  clock?: (() => number) | 'movable';
   primaryPasswordHint?: boolean;
   queue?: Partial<WriteQueueOptions>;
 }
 
-export function createAuthFixture(options: FixtureOptions): AuthFixture {
+export function createAuthFixture(options: FixtureOptions = {}): AuthFixture {
   const dir = mkdtempSync(path.join(tmpdir(), 'postern-auth-'));
   const dbPath = path.join(dir, 'postern.db');
-  const digestKey = randomBytes(32);
+  const keyFile = path.join(dir, 'postern.key');
+  createKeyFile(keyFile);
+  const digestKey = readKeyFile(keyFile);
+  const now = { value: MOVABLE_CLOCK_START };
+  const clock = options.clock === 'movable' ? () => now.value : options.clock;
   const store = openStore(dbPath);
   const writer = openWriterStore(dbPath);
-  const accounts = new AccountService(store, digestKey, options.clock);
+  const accounts = new AccountService(store, digestKey, clock);
   const logs = createLogSink();
   const secrets = new Set<string>();
   const log = logs.logger.child({ component: 'auth' });
@@ -75,15 +96,15 @@ export function createAuthFixture(options: FixtureOptions): AuthFixture {
   const writes = new WriteQueue(writer, { log, ...options.queue });
   const auth = new AuthService({
     store, writes, digestKey,
-    primaryChecker: options.checker,
+    primaryChecker: options.checker ?? inlinePrimaryChecker(),
     throttle,
     log,
-    clock: options.clock,
+    clock,
     primaryPasswordHint: options.primaryPasswordHint,
   });
   let closed = false;
   return {
-    dir, dbPath, digestKey, store, writes, accounts, auth, logs, secrets,
+    dir, dbPath, keyFile, digestKey, store, writes, accounts, auth, logs, secrets, now,
     addUser(login, primary) {
       secrets.add(primary);
       secrets.add(`upstream-${primary}`);
@@ -98,6 +119,7 @@ export function createAuthFixture(options: FixtureOptions): AuthFixture {
       if (password.length >= 6) secrets.add(password);
       return auth.authenticate({ login, password, clientAddress, protocol });
     },
+    login: (login, password, protocol = 'imap') => auth.authenticate({ login, password, protocol, clientAddress: '127.0.0.1' }),
     async close() {
       if (closed) return;
       closed = true;

@@ -10,11 +10,11 @@
  */
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { primaryCheckPool, type PrimaryCheckPool } from '../../src/auth/primary-check-pool.js';
-import { PenaltyThrottle } from '../../src/auth/penalty-throttle.js';
-import type { PrimaryChecker } from '../../src/auth/primary-checker.js';
-import { MAX_CHECKS_PER_ADDRESS } from '../../src/auth/service.js';
-import { counting, createAuthFixture, type AuthFixture, type CountingChecker } from './fixture.js';
+import { primaryCheckPool, type PrimaryCheckPool } from './primary-check-pool.js';
+import { PenaltyThrottle } from './penalty-throttle.js';
+import type { PrimaryChecker } from './primary-checker.js';
+import { MAX_CHECKS_PER_ADDRESS } from './service.js';
+import { counting, createAuthFixture, type AuthFixture, type CountingChecker } from '../../test/helpers/auth-fixture.js';
 
 const PRIMARY = 'correct horse battery staple';
 const FAST = { baseDelayMs: 0, maxDelayMs: 0, blockAfterFailures: 5, blockMs: 60_000, windowMs: 60_000 };

@@ -10,8 +10,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CollectionKinds, kindFromMultistatus, parentOf } from '../../src/dav/collection-kind.js';
-import { HttpUpstream } from '../../src/upstream/http.js';
+import { CollectionKinds, kindFromMultistatus, parentOf } from './collection-kind.js';
+import { HttpUpstream } from '../upstream/http.js';
 
 const ms = (resourcetype: string, extra = '') =>
   `<?xml version="1.0"?><multistatus xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><response><href>/a/</href><propstat><prop>${extra}<resourcetype>${resourcetype}</resourcetype></prop></propstat></response></multistatus>`;

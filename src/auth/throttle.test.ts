@@ -9,9 +9,9 @@
  * - memory stays bounded under a spray of addresses.
  */
 import { describe, expect, it } from 'vitest';
-import { plainAddress, parseTrustedNetworks, throttleKey } from '../../src/auth/client-address.js';
-import { PenaltyThrottle, type PenaltyThrottleOptions } from '../../src/auth/penalty-throttle.js';
-import { isPosternError } from '../../src/errors.js';
+import { plainAddress, parseTrustedNetworks, throttleKey } from './client-address.js';
+import { PenaltyThrottle, type PenaltyThrottleOptions } from './penalty-throttle.js';
+import { isPosternError } from '../errors.js';
 
 const DEFAULTS = { baseDelayMs: 2000, maxDelayMs: 15_000, blockAfterFailures: 10, blockMs: 15 * 60_000, windowMs: 15 * 60_000 };
 

@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
-import { displayWidth, safe, table } from '../../src/cli/format.js';
+import { displayWidth, safe, table } from './format.js';
 
 it('escapes every control and bidi character, and only those', () => {
   expect(safe('a\u001b[31mb\u0007c\u0085d\u007fe\u202ef\u2066g\u200fh')).toBe('a\\u{1b}[31mb\\u{7}c\\u{85}d\\u{7f}e\\u{202e}f\\u{2066}g\\u{200f}h');

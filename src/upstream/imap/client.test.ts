@@ -4,10 +4,10 @@
 // string cannot carry, SASL PLAIN with an authorization identity with and without SASL-IR, and
 // PLAIN instead of LOGIN when the upstream says LOGINDISABLED.
 import { afterEach, describe, expect, it } from 'vitest';
-import type { UpstreamCredential } from '../../src/auth/types.js';
-import type { MailUpstreamConfig } from '../../src/config/schema.js';
-import { connectImapUpstream } from '../../src/upstream/imap/client.js';
-import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
+import type { UpstreamCredential } from '../../auth/types.js';
+import type { MailUpstreamConfig } from '../../config/schema.js';
+import { connectImapUpstream } from './client.js';
+import { startFakeUpstream, type FakeUpstream } from '../../../test/imap/fake-upstream.js';
 
 let fake: FakeUpstream | null = null;
 afterEach(async () => {

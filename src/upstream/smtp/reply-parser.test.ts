@@ -4,8 +4,8 @@
 //   UPSTREAM_PROTOCOL errors, never unbounded buffering.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isPosternError } from '../../src/errors.js';
-import { MAX_REPLY_LINE_BYTES, MAX_REPLY_LINES, ReplyParser, replyText, type SmtpReply } from '../../src/upstream/smtp/reply-parser.js';
+import { isPosternError } from '../../errors.js';
+import { MAX_REPLY_LINE_BYTES, MAX_REPLY_LINES, ReplyParser, replyText, type SmtpReply } from './reply-parser.js';
 
 function parseAll(chunks: Buffer[]): SmtpReply[] {
   const parser = new ReplyParser();

@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { text as streamText } from 'node:stream/consumers';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { bodyRewriter, originSpellings, rewriteUrl, type OriginTable } from '../../src/dav/origin-rewrite.js';
+import { bodyRewriter, originSpellings, rewriteUrl, type OriginTable } from './origin-rewrite.js';
 
 const table: OriginTable = { from: ['http://127.0.0.1:5232', 'https://p07-caldav.icloud.com'], to: 'https://dav.example.org' };
 

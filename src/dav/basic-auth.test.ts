@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { basicChallenge, MAX_AUTHORIZATION_LENGTH, parseBasicAuthorization } from '../../src/dav/basic-auth.js';
+import { basicChallenge, MAX_AUTHORIZATION_LENGTH, parseBasicAuthorization } from './basic-auth.js';
 
 const encode = (text: string) => `Basic ${Buffer.from(text, 'utf8').toString('base64')}`;
 

@@ -10,12 +10,12 @@
 import { randomBytes, scryptSync } from 'node:crypto';
 import bcrypt from 'bcryptjs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AccountService } from '../../src/accounts/service.js';
-import { inlinePrimaryChecker } from '../../src/auth/primary-checker.js';
-import { SCRYPT_PARAMS } from '../../src/crypto/envelope.js';
-import { bcryptInput, needsRehash, primaryPasswordMatches } from '../../src/crypto/primary-hash.js';
-import { isPosternError } from '../../src/errors.js';
-import { createAuthFixture, type AuthFixture } from './fixture.js';
+import { AccountService } from '../accounts/service.js';
+import { inlinePrimaryChecker } from '../auth/primary-checker.js';
+import { SCRYPT_PARAMS } from './envelope.js';
+import { bcryptInput, needsRehash, primaryPasswordMatches } from './primary-hash.js';
+import { isPosternError } from '../errors.js';
+import { createAuthFixture, type AuthFixture } from '../../test/helpers/auth-fixture.js';
 
 const PRIMARY = 'correct horse battery staple';
 let f: AuthFixture | undefined;

@@ -8,8 +8,8 @@
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openStore } from '../../src/store/index.js';
-import { createWorkspace, FakeTty, type Workspace } from '../helpers/cli.js';
+import { openStore } from '../store/index.js';
+import { createWorkspace, FakeTty, type Workspace } from '../../test/helpers/cli.js';
 
 let ws: Workspace;
 const db = () => path.join(ws.dir, 'data', 'postern.db');

@@ -7,8 +7,8 @@
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isPosternError } from '../../src/errors.js';
-import { HttpUpstream } from '../../src/upstream/http.js';
+import { isPosternError } from '../errors.js';
+import { HttpUpstream } from './http.js';
 
 let upstream: http.Server;
 let catcher: net.Server;

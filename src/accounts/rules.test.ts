@@ -13,17 +13,17 @@
  *    first 72 bytes is a wrong password, for the admin CLI and at login alike.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isPosternError } from '../../src/errors.js';
-import { validateLabel } from '../../src/accounts/validation.js';
-import { startExpirySweep } from '../../src/store/expiry.js';
-import { createLogSink } from '../helpers/log-sink.js';
-import { createStoreFixture, type StoreFixture } from './fixture.js';
+import { isPosternError } from '../errors.js';
+import { validateLabel } from './validation.js';
+import { startExpirySweep } from '../store/expiry.js';
+import { createLogSink } from '../../test/helpers/log-sink.js';
+import { createAuthFixture, type AuthFixture } from '../../test/helpers/auth-fixture.js';
 
-let f: StoreFixture;
+let f: AuthFixture;
 const PRIMARY = 'correct horse battery staple';
 
 beforeEach(() => {
-  f = createStoreFixture();
+  f = createAuthFixture({ clock: 'movable' });
   f.accounts.addAccount('alice@example.org', PRIMARY, { mode: 'password', secret: PRIMARY });
 });
 afterEach(() => f.close());

@@ -1,0 +1,70 @@
+/**
+ * Config validation that does not need a file or a server. Pinned here:
+ *  - `auth.trustedNetworks` is validated by the schema (every command, not only `serve`): each
+ *    malformed entry is reported with its key path and the message the throttle used to give;
+ *  - the connection caps are one fragment shared by imap, smtp and dav `limits`: the same keys,
+ *    bounds and defaults in all three, and unknown keys beside them still rejected.
+ */
+import { describe, expect, it } from 'vitest';
+import { isPosternError } from '../errors.js';
+import { resolveConfig } from './load.js';
+import { parseNetwork } from './networks.js';
+
+function configError(raw: unknown): string {
+  try {
+    resolveConfig(raw, '/etc/postern.yaml', {});
+  } catch (err) {
+    expect(isPosternError(err, 'CONFIG_INVALID')).toBe(true);
+    return (err as Error).message;
+  }
+  throw new Error('the config was accepted');
+}
+
+describe('auth.trustedNetworks', () => {
+  it.each(['10.0.0.0/33', 'example.org', '10.0.0.0/8/1', '::1/129', '10.0.0.0/x', '', '10.0.0.0/', '300.1.1.1'])(
+    'refuses %j with its path', (bad) => {
+      expect(configError({ auth: { trustedNetworks: ['127.0.0.1', bad] } })).toBe(
+        `/etc/postern.yaml is invalid:\n  auth.trustedNetworks.1: "${bad}" is not an IP address or CIDR (e.g. 192.0.2.0/24, 2001:db8::/32)`,
+      );
+    });
+
+  it('reports every bad entry, each with its own index', () => {
+    const message = configError({ auth: { trustedNetworks: ['nope', '10.0.0.0/8', 'fe80::/200'] } });
+    expect(message).toMatch(/auth\.trustedNetworks\.0: "nope"/);
+    expect(message).toMatch(/auth\.trustedNetworks\.2: "fe80::\/200"/);
+    expect(message).not.toMatch(/trustedNetworks\.1/);
+  });
+
+  it('accepts CIDRs and single addresses of both families', () => {
+    const entries = ['10.0.0.0/8', ' 192.0.2.1 ', '2001:db8::/32', '::1', '0.0.0.0/0', '::/0'];
+    expect(resolveConfig({ auth: { trustedNetworks: entries } }, null, {}).auth.trustedNetworks).toEqual(entries);
+    expect(parseNetwork(' 192.0.2.1 ')).toEqual({ address: '192.0.2.1', prefix: 32, family: 'ipv4' });
+    expect(parseNetwork('2001:db8::/32')).toEqual({ address: '2001:db8::', prefix: 32, family: 'ipv6' });
+    expect(parseNetwork('::1')).toEqual({ address: '::1', prefix: 128, family: 'ipv6' });
+  });
+});
+
+describe('connection caps', () => {
+  const upstream = { host: 'upstream.example.org', port: 993 };
+  const sections = {
+    imap: { upstream },
+    smtp: { upstream },
+    dav: { listener: { port: 8443 } },
+  };
+
+  it('default to 2000 in total and 200 per address for every protocol', () => {
+    const config = resolveConfig(sections, null, {});
+    for (const limits of [config.imap!.limits, config.smtp!.limits, config.dav!.limits]) {
+      expect(limits).toMatchObject({ maxConnections: 2000, maxConnectionsPerAddress: 200 });
+    }
+  });
+
+  it.each(['imap', 'smtp', 'dav'] as const)('%s.limits validates the caps and still rejects unknown keys', (protocol) => {
+    const withLimits = (limits: Record<string, unknown>) => ({ [protocol]: { ...sections[protocol], limits } });
+    expect(configError(withLimits({ maxConnections: 0 }))).toMatch(new RegExp(`${protocol}\\.limits\\.maxConnections: Too small`));
+    expect(configError(withLimits({ maxConnectionsPerAddress: 1.5 }))).toMatch(new RegExp(`${protocol}\\.limits\\.maxConnectionsPerAddress: `));
+    expect(configError(withLimits({ maxConnection: 10 }))).toMatch(new RegExp(`${protocol}\\.limits: Unrecognized key: "maxConnection"`));
+    const config = resolveConfig(withLimits({ maxConnections: 7, maxConnectionsPerAddress: 3 }), null, {});
+    expect(config[protocol]!.limits).toMatchObject({ maxConnections: 7, maxConnectionsPerAddress: 3 });
+  });
+});

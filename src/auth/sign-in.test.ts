@@ -53,7 +53,7 @@ function leg<C extends UpstreamCredential = UpstreamCredential>(
   const sent: UpstreamCredential[] = [];
   const value: UpstreamLeg<string, C> = {
     protocol,
-    sendable: options.sendable ?? ((c: UpstreamCredential): c is C => true),
+    sendable: options.sendable ?? ((_c: UpstreamCredential): _c is C => true),
     login: (credential) => {
       sent.push(credential);
       return behaviour();

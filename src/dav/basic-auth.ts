@@ -24,7 +24,7 @@ export const MAX_AUTHORIZATION_LENGTH = 1024;
 
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 // RFC 7617 §2: user-id and password must not contain control characters (CTL, RFC 5234).
-// eslint-disable-next-line no-control-regex
+ 
 const CONTROL = /[\u0000-\u001f\u007f]/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 

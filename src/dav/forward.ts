@@ -91,7 +91,7 @@ export async function forward(ctx: ForwardContext): Promise<void> {
   sendUpstreamFailure(req, res, result);
 }
 
-async function send(ctx: ForwardContext, credential: PasswordCredential, request: { body: Body; destination: string | undefined; signal: AbortSignal }): Promise<IncomingMessage> {
+async function send(ctx: ForwardContext, credential: PasswordCredential, request: { body: Body; destination: UpstreamDestination | undefined; signal: AbortSignal }): Promise<IncomingMessage> {
   const { req, target } = ctx;
   const headers = upstreamRequestHeaders(req.headers, {
     credential,
@@ -99,7 +99,7 @@ async function send(ctx: ForwardContext, credential: PasswordCredential, request
     trusted: ctx.trusted,
     bodyLength: Buffer.isBuffer(request.body) ? request.body.length : undefined,
   });
-  if (request.destination) headers.destination = request.destination;
+  if (request.destination) headers.destination = request.destination.url;
   const response = await ctx.upstream.send({ origin: target.origin, path: ctx.upstreamPath, method: req.method ?? 'GET', headers, body: request.body, signal: request.signal });
   if (response.statusCode === 401) {
     response.resume();
@@ -206,7 +206,10 @@ function readCapped(req: IncomingMessage, cap: number, idleMs: number): Promise<
  * refused with 502 as RFC 4918 §9.9.4 prescribes. The scope needed at the destination is checked
  * before this (handler.ts).
  */
-function rewriteDestination(ctx: ForwardContext): string | undefined | 'bad' | 'elsewhere' {
+/** The Destination to send upstream (an absolute URL on the source's upstream origin). */
+type UpstreamDestination = { url: string };
+
+function rewriteDestination(ctx: ForwardContext): UpstreamDestination | undefined | 'bad' | 'elsewhere' {
   const raw = ctx.req.headers.destination;
   if (raw === undefined) return undefined;
   if (typeof raw !== 'string') return 'bad';
@@ -216,5 +219,5 @@ function rewriteDestination(ctx: ForwardContext): string | undefined | 'bad' | '
   const destTarget = ctx.routes.targetFor(parsed.path);
   // Moving from a calendar tree into an address-book tree would need a scope not checked here.
   if (!destTarget || destTarget.origin !== ctx.target.origin || !destTarget.scopes.includes(ctx.scope)) return 'elsewhere';
-  return ctx.target.origin + parsed.upstreamPath;
+  return { url: ctx.target.origin + parsed.upstreamPath };
 }

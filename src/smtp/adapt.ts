@@ -14,7 +14,7 @@ export function settle<T>(work: () => Promise<T>, callback: HookCallback<T>, log
   try {
     promise = work();
   } catch (err) {
-    promise = Promise.reject(err);
+    promise = Promise.reject(err instanceof Error ? err : new Error(String(err)));
   }
   promise.then(
     (result) => callback(null, result),

@@ -155,7 +155,7 @@ export class AppPasswordRepo {
 
   /** Current state of the given passwords; ids missing from the result were deleted with their account. */
   states(ids: readonly number[]): PasswordState[] {
-    return this.stateStmt.all(JSON.stringify(ids)) as PasswordState[];
+    return this.stateStmt.all(JSON.stringify(ids));
   }
 
   get database(): Db {

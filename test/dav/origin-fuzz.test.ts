@@ -39,7 +39,7 @@ const method = fc.constantFrom('GET', 'HEAD', 'PUT', 'DELETE', 'PROPFIND', 'REPO
 const host = fc.constantFrom('localhost', 'CATCHER', 'evil.example', 'localhost@CATCHER', '', 'localhost:1');
 const contentType = fc.option(fc.constantFrom('text/vcard', 'text/calendar', 'text/x-vcard', 'application/xml', 'text/vcard; charset=utf-8'), { nil: undefined });
 const forwarded = fc.option(fc.constantFrom('X-Forwarded-Host: CATCHER', 'X-Forwarded-Proto: http', 'Forwarded: host=CATCHER', 'X-Forwarded-For: 127.0.0.1'), { nil: undefined });
-const password = fc.constantFrom('full', 'caldav', 'carddav', 'garbage', 'none') as fc.Arbitrary<'full' | 'caldav' | 'carddav' | 'garbage' | 'none'>;
+const password = fc.constantFrom<'full' | 'caldav' | 'carddav' | 'garbage' | 'none'>('full', 'caldav', 'carddav', 'garbage', 'none');
 
 const withCatcher = (text: string) => text.replaceAll('CATCHER', catcherHost());
 /** Header values must be one line of visible characters, or the request is not sent at all. */

@@ -51,7 +51,7 @@ describe('a revoke while a slow reader downloads', () => {
     const python = await findRadicalePython();
     const script = path.join(import.meta.dirname, 'support', 'slow-reader.py');
     const child = spawn(python, [script, String(postern.port('dav')), basic('alice', password), '/alice/big'], { stdio: ['pipe', 'pipe', 'inherit'] });
-    const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+    const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
     try {
       expect((await lines.next()).value).toBe('HEAD HTTP/1.1 200 OK');
       // Let every buffer between upstream and client fill while the client does not read.
@@ -59,7 +59,7 @@ describe('a revoke while a slow reader downloads', () => {
       postern.accounts.revokePassword('alice', publicId);
       await postern.logs.waitForEvent('session.revoked');
       await new Promise((resolve) => setTimeout(resolve, 200));
-      child.stdin!.write('go\n');
+      child.stdin.write('go\n');
       const result = JSON.parse(String((await lines.next()).value)) as { after: number; ended: string };
       // What a close would have delivered: ~2.8 MB here. Linux hands a reset that arrives behind
       // unread data to the reader as an ordinary EOF, so the discarded bytes are the evidence.

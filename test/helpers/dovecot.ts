@@ -322,9 +322,10 @@ function killLeftovers(): void {
 async function waitReady(child: ChildProcess, ports: Ports, caPem: string, logFile: string): Promise<void> {
   const output = collectOutput(child);
   const exited = new Promise<never>((_, reject) => {
-    child.once('exit', async (code, signal) => {
-      const log = await readFile(logFile, 'utf8').catch(() => '');
-      reject(new Error(`dovecot exited (code ${code}, signal ${signal}) before it was ready:\n${output()}\n${log}`));
+    child.once('exit', (code, signal) => {
+      void readFile(logFile, 'utf8').catch(() => '').then((log) => {
+        reject(new Error(`dovecot exited (code ${code}, signal ${signal}) before it was ready:\n${output()}\n${log}`));
+      });
     });
   });
   exited.catch(() => undefined);

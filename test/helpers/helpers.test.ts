@@ -38,10 +38,10 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** Serves `script(socket)` on a loopback port; resolves the port. */
-async function scriptedServer(script: (socket: net.Socket) => void): Promise<{ port: number; close(): void }> {
+async function scriptedServer(script: (socket: net.Socket) => Promise<void> | void): Promise<{ port: number; close(): void }> {
   const server = net.createServer((socket) => {
     socket.on('error', () => undefined);
-    script(socket);
+    void Promise.resolve(script(socket)).catch(() => socket.destroy());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address() as net.AddressInfo;

@@ -70,7 +70,7 @@ function openSocket(options: LineClientOptions, timeoutMs: number): Promise<net.
       : net.connect({ host, port });
     const ready = options.tls ? 'secureConnect' : 'connect';
     const timer = setTimeout(() => socket.destroy(new Error(`connect to ${host}:${port} timed out`)), timeoutMs);
-    socket.once('error', (err) => {
+    socket.once('error', (err: Error) => {
       clearTimeout(timer);
       reject(err);
     });

@@ -76,7 +76,7 @@ async function startLockHolder(): Promise<{ send(command: string): Promise<strin
   const next = async () => {
     const { value, done } = await lines.next();
     if (done) throw new Error('the lock holder exited');
-    return value as string;
+    return value;
   };
   expect(await next()).toBe('ready');
   return {

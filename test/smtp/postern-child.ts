@@ -34,7 +34,7 @@ async function main(): Promise<void> {
     gc?.();
     peak = Math.max(peak, used());
   }, 50);
-  process.on('message', async (message: { type: string }) => {
+  process.on('message', (message: { type: string }) => {
     if (message.type === 'mark') {
       gc?.();
       baseline = used();
@@ -44,8 +44,7 @@ async function main(): Promise<void> {
       process.send!({ type: 'peak', baseline, peak: Math.max(peak, used()) });
     } else if (message.type === 'stop') {
       clearInterval(sampler);
-      await postern.stop();
-      process.exit(0);
+      void postern.stop().finally(() => process.exit(0));
     }
   });
   process.send!({ type: 'ready', port: postern.port('smtp.implicitTls'), caPem: postern.caPem, password });

@@ -77,7 +77,7 @@ describe('delivery, byte for byte', () => {
     const sink = dovecot.relaySink.received.length;
     const got = await deliveredOnce(() =>
       transport({ port: postern.port('smtp.implicitTls'), secure: true, user: 'alice', pass: password, ca: postern.caPem })
-        .sendMail({ envelope: { ...envelope, use8BitMime: true } as never, raw }));
+        .sendMail({ envelope: { ...envelope, use8BitMime: true }, raw }));
     expect(stripDeliveryTrace(got).equals(raw)).toBe(true);
     expect(dovecot.relaySink.received[sink]?.bodyType).toBe('8bitmime');
   });

@@ -99,7 +99,7 @@ it('CLI subprocesses create and revoke in a loop while this process authenticate
   expect(writes.stats().dropped).toBe(0);
   expect(counts.accepted).toBeGreaterThan(ROUNDS);
   expect(counts.failed).toBeGreaterThan(ROUNDS);
-  const storeTrouble = logs.entries().filter((e) => typeof e.event === 'string' && (e.event as string).startsWith('store.'));
+  const storeTrouble = logs.entries().filter((e) => typeof e.event === 'string' && (e.event).startsWith('store.'));
   expect(storeTrouble).toEqual([]);
   const failures = store.events.listForAccount(store.accounts.findByLogin('alice')!.id, 100_000).filter((e) => e.type === 'login.failed');
   expect(failures.length).toBe(counts.failed + ROUNDS);

@@ -163,6 +163,6 @@ function describeDetail(e: EventRow): string {
   if (typeof d.label === 'string') parts.push(`label=${JSON.stringify(d.label)}`);
   if (Array.isArray(d.scopes)) parts.push(`scopes=${d.scopes.join(',')}`);
   if (typeof d.expiresAt === 'number') parts.push(`expires=${time(d.expiresAt)}`);
-  for (const key of ['reason', 'mode', 'upstreamMode'] as const) if (typeof d[key] === 'string') parts.push(`${key}=${d[key] as string}`);
+  for (const key of ['reason', 'mode', 'upstreamMode'] as const) if (typeof d[key] === 'string') parts.push(`${key}=${d[key]}`);
   return parts.join(' ');
 }

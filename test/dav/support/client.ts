@@ -58,7 +58,7 @@ export function davClient(port: number, caPem: string, host = '127.0.0.1'): DavT
     const headers: Record<string, string> = {};
     new Headers(init?.headers).forEach((value, name) => (headers[name] = value));
     headers.host = url.host;
-    const body = init?.body === undefined || init.body === null ? undefined : String(init.body);
+    const body = init?.body === undefined || init.body === null ? undefined : (init.body as string);
     const raw = await request({ method: init?.method ?? 'GET', path: url.pathname + url.search, headers, body });
     const responseHeaders = new Headers();
     for (const [name, value] of Object.entries(raw.headers)) {

@@ -28,7 +28,7 @@ const DISABLED_BEFORE_TLS = [...DISABLED_ALWAYS, 'AUTH'];
 
 export interface SmtpListener {
   server: SMTPServer;
-  /** Advertise 8BITMIME / SMTPUTF8 to clients only as far as the upstream supports them. */
+  /** Advertise 8BITMIME, SMTPUTF8, ENHANCEDSTATUSCODES, DSN to clients only as far as the upstream supports them. */
   mirror(upstream: Pick<SmtpUpstream, 'supports'>): void;
   port: number;
   host: string;
@@ -57,6 +57,11 @@ export async function startListener(spec: ListenerSpec, config: SmtpConfig, targ
   const mirror = (upstream: Pick<SmtpUpstream, 'supports'>) => {
     server.options.hide8BITMIME = !upstream.supports('8BITMIME');
     server.options.hideSMTPUTF8 = !upstream.supports('SMTPUTF8');
+    // With the extension offered, smtp-server adds enhanced codes to its own replies; postern's
+    // and the upstream's carry theirs already (server.ts sends those as they are).
+    server.options.hideENHANCEDSTATUSCODES = !upstream.supports('ENHANCEDSTATUSCODES');
+    // RFC 3461: smtp-server checks RET/ENVID/NOTIFY/ORCPT, mail-params.ts passes them on.
+    server.options.hideDSN = !upstream.supports('DSN');
   };
   server.on('error', (err) => log.debug({ event: 'smtp.connection_error', err }, 'client connection error'));
   const stopReload = deps.tls.onReload((options) => server.updateSecureContext(options));
@@ -101,7 +106,8 @@ function serverOptions(
     authRequiredMessage: replies.authRequired().message,
     disabledCommands: DISABLED_ALWAYS,
     disableReverseLookup: true,
-    hideENHANCEDSTATUSCODES: true, // the texts carry their own (see replies.ts)
+    // Until the upstream is known (mirror()): the texts carry their own codes (see replies.ts).
+    hideENHANCEDSTATUSCODES: true,
     hideDSN: true,
     hideREQUIRETLS: true,
     logger: false,

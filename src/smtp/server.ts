@@ -1,5 +1,5 @@
 /**
- * smtp-server's SMTPServer with the change postern needs in how a connection talks, kept in
+ * smtp-server's SMTPServer with the two changes postern needs in how a connection talks, kept in
  * this one subclass (no fork, no install-time patch) so an smtp-server upgrade has one place to
  * check, pinned by test/smtp/greeting.test.ts:
  *
@@ -11,9 +11,13 @@
  *   first bytes are there by then sent them before it could have seen a greeting, and still gets
  *   smtp-server's own `421 You talk too soon` (RFC 5321 §3.1: the client waits for the 220).
  *   smtp-server's 100 ms timer still fires and finds the connection greeted already.
+ * - Replies that carry their own enhanced status code (RFC 3463) go out as they are. Postern's
+ *   own texts carry one (replies.ts), and so do the upstream's when it offers ENHANCEDSTATUSCODES;
+ *   while that extension is offered (listener.ts mirrors it), smtp-server adds its codes to its
+ *   own replies only, so every reply has exactly one (RFC 2034 §4).
  *
  * Uses of smtp-server internals, all on the connection object: `connectionReady` (what its
- * init() calls after the wait) and `_socket`.
+ * init() calls after the wait), `send` (its one write site) and `_socket`.
  */
 import type net from 'node:net';
 import { SMTPServer } from 'smtp-server';
@@ -22,11 +26,15 @@ import { SMTPServer } from 'smtp-server';
 interface ConnectionInternals {
   _socket: net.Socket;
   connectionReady(next?: () => void): void;
+  send(code: number, data?: string | string[], context?: string | false): void;
 }
 
 type Connect = (this: SMTPServer, socket: net.Socket, options?: unknown) => void;
 
 const baseConnect = (SMTPServer.prototype as unknown as { connect: Connect }).connect;
+
+/** `2.1.0 `, `5.7.8 `… at the start of a reply text (RFC 3463 §2). */
+const HAS_ENHANCED_CODE = /^[245]\.\d{1,3}\.\d{1,3}(?: |$)/;
 
 export class SubmissionServer extends SMTPServer {
   /** smtp-server's entry point for every accepted (and, on implicit TLS, handshaken) socket. */
@@ -35,6 +43,7 @@ export class SubmissionServer extends SMTPServer {
     const connection = findConnection(this.connections as Set<ConnectionInternals>, socket);
     if (!connection) return;
     greetPromptly(connection);
+    keepOwnEnhancedCodes(connection);
   }
 }
 
@@ -54,4 +63,9 @@ function greetPromptly(connection: ConnectionInternals): void {
   // The first immediate runs before the next poll phase; the second after it, once the bytes that
   // were already in the kernel have reached smtp-server's parser (and met its early-talker check).
   setImmediate(() => setImmediate(() => connection.connectionReady()));
+}
+
+function keepOwnEnhancedCodes(connection: ConnectionInternals): void {
+  const send = connection.send.bind(connection);
+  connection.send = (code, data, context) => send(code, data, typeof data === 'string' && HAS_ENHANCED_CODE.test(data) ? false : context);
 }

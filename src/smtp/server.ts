@@ -40,7 +40,7 @@ export class SubmissionServer extends SMTPServer {
   /** smtp-server's entry point for every accepted (and, on implicit TLS, handshaken) socket. */
   override connect(socket: net.Socket, options?: unknown): void {
     baseConnect.call(this, socket, options);
-    const connection = findConnection(this.connections as Set<ConnectionInternals>, socket);
+    const connection = findConnection(this.connections, socket);
     if (!connection) return;
     greetPromptly(connection);
     keepOwnEnhancedCodes(connection);

@@ -53,11 +53,12 @@ describe('ID at RFC 2971 maximum', () => {
   it('accepts the largest ID, quoted, at every split around its decision points', () => {
     const wire = largestId('quoted');
     expect(wire.length).toBeGreaterThan(limits.lineBytes * 3);
-    const [whole] = feed([wire]);
+    const results = feed([wire]);
+    const [whole] = results;
     expect(whole).toMatchObject({ type: 'command', name: 'ID' });
     if (whole?.type !== 'command') throw new Error('no command');
     expect(parseIdArgs(whole.args, limits)).toHaveLength(30);
-    const expected = summary([whole]);
+    const expected = summary(results);
     for (const cut of around(wire.length, [0, 96, limits.lineBytes, wire.length])) {
       expect(summary(feed([wire.slice(0, cut), wire.slice(cut)])), `split at ${cut}`).toBe(expected);
     }
@@ -107,9 +108,9 @@ describe('AUTHENTICATE and SASL responses of OAuth size', () => {
   it('accepts an AUTHENTICATE line with an initial response of the SASL bound, split anywhere near its bounds', () => {
     expect(token).toHaveLength(SASL_RESPONSE_BYTES);
     const wire = `a1 AUTHENTICATE PLAIN ${token}\r\n`;
-    const [whole] = feed([wire]);
-    expect(whole).toMatchObject({ type: 'command', name: 'AUTHENTICATE', args: [{ kind: 'atom', value: 'PLAIN' }, { kind: 'atom', value: token }] });
-    const expected = summary([whole]);
+    const results = feed([wire]);
+    expect(results).toEqual([expect.objectContaining({ type: 'command', name: 'AUTHENTICATE', args: [{ kind: 'atom', value: 'PLAIN' }, { kind: 'atom', value: token }] })]);
+    const expected = summary(results);
     for (const cut of around(wire.length, [0, 96, limits.lineBytes, wire.length])) {
       expect(summary(feed([wire.slice(0, cut), wire.slice(cut)])), `split at ${cut}`).toBe(expected);
     }

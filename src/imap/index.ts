@@ -1,6 +1,13 @@
 /**
  * The IMAP proxy service: its listeners (implicit TLS and/or plaintext with STARTTLS), the live
  * session registry, and the upstream connector, wired from config. Sessions do the protocol.
+ *
+ * The provider's pre-login capabilities (what capabilities.ts mirrors to clients before login)
+ * are learnt from every upstream connection, early or at login, the latest kept: a provider that
+ * changes its list is followed from its next connection on. Not every client has an early
+ * connection (the pre-connect budget), so one connection at start-up learns the list before the
+ * first client comes; if the provider is down then, clients get postern's own list until the
+ * first connection that works.
  */
 import type net from 'node:net';
 import { plainAddress } from '../auth/client-address.js';
@@ -9,7 +16,8 @@ import { ConnectionLimiter } from '../net/connection-limiter.js';
 import { ConnectionRegistry } from '../net/connection-registry.js';
 import { listen, reloadableSecureContext, type Listener } from '../net/listener.js';
 import type { ProtocolDeps, ProtocolService } from '../net/service.js';
-import { connectImapUpstream, prepareUpstreamTls } from '../upstream/imap/client.js';
+import { isPosternError } from '../errors.js';
+import { connectImapUpstream, prepareUpstreamTls, type PreAuthUpstream } from '../upstream/imap/client.js';
 import { sessionLimits } from './limits.js';
 import { ImapSession } from './session.js';
 
@@ -29,6 +37,17 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
     deps.log.warn({ event: 'upstream.unverified', host: config.upstream.host }, 'IMAP upstream certificate is NOT verified (rejectUnauthorized: false)');
   }
 
+  let upstreamCapabilities: readonly string[] | null = null;
+  const connectUpstream = async (): Promise<PreAuthUpstream> => {
+    const upstream = await connectImapUpstream(config.upstream);
+    upstreamCapabilities = upstream.preLoginCapabilities;
+    return upstream;
+  };
+  void connectUpstream().then(
+    (upstream) => upstream.close(),
+    (err: unknown) => deps.log.warn({ event: 'upstream.fault', stage: 'probe', code: isPosternError(err) ? err.code : undefined }, 'IMAP upstream not reachable at start-up; pre-login capabilities learnt later'),
+  );
+
   const accept = (socket: net.Socket, secure: boolean, listenerName: string) => {
     const clientAddress = plainAddress(socket.remoteAddress ?? 'unknown');
     const slot = limiter.acquire(clientAddress);
@@ -46,7 +65,8 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
       auth: deps.auth,
       log,
       limits,
-      connectUpstream: () => connectImapUpstream(config.upstream),
+      connectUpstream,
+      upstreamCapabilities: () => upstreamCapabilities,
       reserveEarlyUpstream: () => {
         const place = preConnect.acquire(clientAddress);
         return 'release' in place ? place.release : null;

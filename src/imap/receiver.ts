@@ -2,11 +2,12 @@
  * The sans-I/O pre-authentication receiver: bytes in, typed results out. It frames IMAP commands
  * (CRLF lines, synchronising `{n}` and non-synchronising `{n+}` literals, RFC 9051 §4.3 and
  * RFC 7888) and SASL response lines, enforcing limits.ts before anything is buffered: a literal
- * that is too large is refused before the `+` continuation is sent, an overlong line is discarded
- * up to its CRLF rather than held. The session owns the socket, the timers and the replies.
+ * that is too large is refused before the `+` continuation is sent, an overlong line is refused
+ * as soon as it is longer than its bound and the rest of it discarded up to its CRLF rather than
+ * held. The session owns the socket, the timers and the replies.
  */
 import { GrammarError, parseCommand, peekTag, type ParsedCommand } from './grammar.js';
-import { limitExceeded, type PreAuthLimits } from './limits.js';
+import { limitExceeded, lineLimit, type PreAuthLimits } from './limits.js';
 
 export type ReceiverResult =
   | { type: 'needs-more-data' }
@@ -33,8 +34,8 @@ export class CommandReceiver {
   private buffer: Buffer = Buffer.alloc(0);
   private pending: Pending | null = null;
   private literalSize: number | null = null;
-  /** Discarding an overlong line up to its CRLF; the error is reported once it is gone. */
-  private discarding: { tag: string | null; text: string } | null = null;
+  /** Discarding the rest of an overlong line (already refused) up to its CRLF. */
+  private discarding = false;
   private mode: 'command' | 'sasl' = 'command';
 
   constructor(private readonly limits: PreAuthLimits) {}
@@ -60,7 +61,7 @@ export class CommandReceiver {
     this.buffer = Buffer.alloc(0);
     this.pending = null;
     this.literalSize = null;
-    this.discarding = null;
+    this.discarding = false;
     this.mode = 'command';
   }
 
@@ -71,18 +72,21 @@ export class CommandReceiver {
 
   next(): ReceiverResult {
     for (;;) {
-      if (this.discarding) return this.discard();
+      if (this.discarding && !this.discard()) return { type: 'needs-more-data' };
       if (this.literalSize !== null) {
         if (this.buffer.length < this.literalSize) return { type: 'needs-more-data' };
         this.takeLiteral(this.literalSize);
         continue;
       }
       const end = this.buffer.indexOf(CRLF);
-      if (end < 0 || end > this.limits.lineBytes) {
-        if (end < 0 && this.buffer.length <= this.limits.lineBytes + 1) return { type: 'needs-more-data' };
-        this.discarding = { tag: this.currentTag(), text: limitExceeded('line', this.limits) };
+      const limit = lineLimit(this.limits, this.pending?.segments[0] ?? this.buffer, this.mode, this.pending !== null);
+      if (end < 0 || end > limit) {
+        // +1: a CR at the limit may be the first half of the CRLF that ends a line of exactly `limit`.
+        if (end < 0 && this.buffer.length <= limit + 1) return { type: 'needs-more-data' };
+        const tag = this.currentTag();
         this.pending = null;
-        continue;
+        this.discarding = true;
+        return { type: 'error', tag, text: limitExceeded('line', this.limits), tooBig: true, fatal: false };
       }
       const line = this.buffer.subarray(0, end);
       this.buffer = this.buffer.subarray(end + CRLF.length);
@@ -97,6 +101,13 @@ export class CommandReceiver {
     const pending = (this.pending ??= { segments: [], literals: [], bytes: 0 });
     const marker = LITERAL_MARKER.exec(line.subarray(Math.max(0, line.length - 14)).toString('latin1'));
     pending.bytes += line.length + CRLF.length;
+    if (pending.bytes > this.limits.commandBytes) {
+      const tag = this.currentTag();
+      this.pending = null;
+      // The line is complete and a literal it announces is not taken: the stream stays in step,
+      // unless that literal is non-synchronising and already on its way.
+      return { type: 'error', tag, text: limitExceeded('command', this.limits), tooBig: true, fatal: marker !== null && marker[2] === '+' };
+    }
     if (!marker) {
       pending.segments.push(line);
       return this.complete();
@@ -141,17 +152,17 @@ export class CommandReceiver {
     }
   }
 
-  private discard(): ReceiverResult {
+  /** Drops the refused line's bytes; true once its CRLF has gone too. */
+  private discard(): boolean {
     const end = this.buffer.indexOf(CRLF);
     if (end < 0) {
       // Keep a trailing CR: it may be the first half of the CRLF that ends the line.
       this.buffer = this.buffer.at(-1) === 0x0d ? Buffer.from('\r') : Buffer.alloc(0);
-      return { type: 'needs-more-data' };
+      return false;
     }
     this.buffer = this.buffer.subarray(end + CRLF.length);
-    const { tag, text } = this.discarding!;
-    this.discarding = null;
-    return { type: 'error', tag, text, tooBig: true, fatal: false };
+    this.discarding = false;
+    return true;
   }
 
   private currentTag(): string | null {

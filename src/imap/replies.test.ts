@@ -37,6 +37,14 @@ describe('capabilities', () => {
     expect(preAuthCapabilities({ secure: true, starttlsOffered: false })).toBe('IMAP4rev1 LITERAL+ SASL-IR ID AUTH=PLAIN AUTH=LOGIN');
   });
 
+  it('mirrors the provider\'s pre-login list, with postern\'s own AUTH=, STARTTLS, LOGINDISABLED, SASL-IR and no COMPRESS', () => {
+    const dovecot = ['IMAP4rev1', 'SASL-IR', 'LOGIN-REFERRALS', 'ID', 'ENABLE', 'IDLE', 'LITERAL+', 'STARTTLS', 'AUTH=PLAIN', 'AUTH=XOAUTH2', 'COMPRESS=DEFLATE'];
+    expect(preAuthCapabilities({ secure: true, starttlsOffered: false }, dovecot)).toBe('IMAP4rev1 LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ SASL-IR AUTH=PLAIN AUTH=LOGIN');
+    expect(preAuthCapabilities({ secure: false, starttlsOffered: true }, ['IMAP4rev1', 'LOGINDISABLED', 'IDLE'])).toBe('IMAP4rev1 IDLE SASL-IR STARTTLS LOGINDISABLED');
+    // A provider without LITERAL+ or ID: postern does not offer them either.
+    expect(preAuthCapabilities({ secure: true, starttlsOffered: false }, ['IMAP4rev1'])).toBe('IMAP4rev1 SASL-IR AUTH=PLAIN AUTH=LOGIN');
+  });
+
   it('drops pre-login leftovers from the upstream post-login list', () => {
     expect(postLoginCapabilities(['IMAP4rev1', 'AUTH=PLAIN', 'STARTTLS', 'IDLE', 'SASL-IR', 'COMPRESS=DEFLATE'])).toBe('IMAP4rev1 IDLE COMPRESS=DEFLATE');
   });

@@ -34,6 +34,8 @@ export interface SessionDeps {
   limits: SessionLimits;
   /** Opens a fresh upstream connection (greeting read, TLS in place). */
   connectUpstream(): Promise<PreAuthUpstream>;
+  /** The provider's latest pre-login capabilities, null while none is known. */
+  upstreamCapabilities(): readonly string[] | null;
   /** A place in the budget of upstream connections opened before login, if one is free. */
   reserveEarlyUpstream: ReserveEarlyUpstream;
   /** Server TLS context for STARTTLS; null on an implicit-TLS listener. */
@@ -378,7 +380,8 @@ export class ImapSession implements TrackedConnection {
   // ---- output, timers, teardown ---------------------------------------------------------------
 
   private capabilities(): string {
-    return preAuthCapabilities({ secure: this.secure, starttlsOffered: !this.secure && this.deps.starttlsContext !== null });
+    const ctx = { secure: this.secure, starttlsOffered: !this.secure && this.deps.starttlsContext !== null };
+    return preAuthCapabilities(ctx, this.deps.upstreamCapabilities());
   }
 
   private write(line: string): void {

@@ -1,7 +1,8 @@
 /**
  * One SMTP submission listener (implicit TLS, or plaintext with STARTTLS) on smtp-server, wired to
  * SubmissionSession. smtp-server owns the client-side protocol: parsing, STARTTLS, SASL exchanges,
- * SIZE, recipient limit, idle timeout, early talkers, HTTP lines sent to a mail port.
+ * SIZE, recipient limit, idle timeout, early talkers, HTTP lines sent to a mail port (server.ts
+ * makes it greet at once, keeping the early-talker check).
  *
  * What postern adds before authentication (RFC 6409 §4, RFC 3207 §4, RFC 4954 §4): AUTH is neither
  * advertised nor accepted before TLS, so a client set up without TLS never sends its password in
@@ -10,7 +11,7 @@
  * is always passed in, and reloads (SIGHUP) rebuild the server's contexts. The greeting and EHLO
  * name the configured host (`hostnames[0]`), never the machine's own hostname.
  */
-import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import type { SMTPServer, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import type { SmtpConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { ConnectionLimiter } from '../net/connection-limiter.js';
@@ -19,6 +20,7 @@ import type { ProtocolDeps } from '../net/service.js';
 import type { SmtpUpstream, SmtpUpstreamTarget } from '../upstream/smtp/connection.js';
 import { settle } from './adapt.js';
 import * as replies from './replies.js';
+import { SubmissionServer } from './server.js';
 import { SubmissionSession } from './session.js';
 
 const DISABLED_ALWAYS = ['VRFY', 'EXPN', 'WIZ', 'SHELL', 'KILL', 'XCLIENT', 'XFORWARD'];
@@ -26,7 +28,7 @@ const DISABLED_BEFORE_TLS = [...DISABLED_ALWAYS, 'AUTH'];
 
 export interface SmtpListener {
   server: SMTPServer;
-  /** Advertise 8BITMIME / SMTPUTF8 to clients only as far as the upstream supports them. */
+  /** Advertise 8BITMIME, SMTPUTF8, ENHANCEDSTATUSCODES, DSN to clients only as far as the upstream supports them. */
   mirror(upstream: Pick<SmtpUpstream, 'supports'>): void;
   port: number;
   host: string;
@@ -50,11 +52,16 @@ export interface ListenerShared {
 export async function startListener(spec: ListenerSpec, config: SmtpConfig, target: SmtpUpstreamTarget, deps: ProtocolDeps, shared: ListenerShared): Promise<SmtpListener> {
   const log = deps.log.child({ listener: spec.name });
   const sessions = new Map<string, SubmissionSession>();
-  const server: SMTPServer = new SMTPServer(serverOptions(spec, config, deps, log, sessions, { target, ...shared }, () => server));
+  const server: SMTPServer = new SubmissionServer(serverOptions(spec, config, deps, log, sessions, { target, ...shared }, () => server));
   // smtp-server reads these options at every EHLO, so changing them takes effect for the next client.
   const mirror = (upstream: Pick<SmtpUpstream, 'supports'>) => {
     server.options.hide8BITMIME = !upstream.supports('8BITMIME');
     server.options.hideSMTPUTF8 = !upstream.supports('SMTPUTF8');
+    // With the extension offered, smtp-server adds enhanced codes to its own replies; postern's
+    // and the upstream's carry theirs already (server.ts sends those as they are).
+    server.options.hideENHANCEDSTATUSCODES = !upstream.supports('ENHANCEDSTATUSCODES');
+    // RFC 3461: smtp-server checks RET/ENVID/NOTIFY/ORCPT, mail-params.ts passes them on.
+    server.options.hideDSN = !upstream.supports('DSN');
   };
   server.on('error', (err) => log.debug({ event: 'smtp.connection_error', err }, 'client connection error'));
   const stopReload = deps.tls.onReload((options) => server.updateSecureContext(options));
@@ -99,7 +106,8 @@ function serverOptions(
     authRequiredMessage: replies.authRequired().message,
     disabledCommands: DISABLED_ALWAYS,
     disableReverseLookup: true,
-    hideENHANCEDSTATUSCODES: true, // the texts carry their own (see replies.ts)
+    // Until the upstream is known (mirror()): the texts carry their own codes (see replies.ts).
+    hideENHANCEDSTATUSCODES: true,
     hideDSN: true,
     hideREQUIRETLS: true,
     logger: false,

@@ -95,6 +95,15 @@ export const identityMismatch = () => reply(535, '5.7.8 Authentication failed: a
 
 export const parameterUnsupported = (name: string) => reply(555, `5.5.4 ${name} is not supported by the mail provider`);
 
+/**
+ * RFC 5321 §4.1.1.11: 555 for a MAIL FROM / RCPT TO parameter not recognised or not implemented.
+ * The name is the client's own; it is echoed only when it looks like one (RFC 5321 esmtp-keyword).
+ */
+export const parameterNotRecognised = (command: 'MAIL FROM' | 'RCPT TO', name: string) =>
+  reply(555, `5.5.4 ${command} parameter ${/^[A-Za-z0-9][A-Za-z0-9-]{0,31}$/.test(name) ? `${name.toUpperCase()} ` : ''}not recognised`);
+
+export const parameterInvalid = (name: string) => reply(501, `5.5.4 Invalid ${name} parameter`);
+
 export const messageTooBig = (limit: number) => reply(552, `5.3.4 Message exceeds the maximum size of ${limit} bytes`);
 
 export const internalError = () => reply(451, '4.3.0 Internal error; try again later.');

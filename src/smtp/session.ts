@@ -14,7 +14,7 @@ import type { Authenticator, UpstreamCredential } from '../auth/types.js';
 import { isPosternError, PosternError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { openUpstreamSmtp, type SmtpUpstream, type SmtpUpstreamTarget } from '../upstream/smtp/connection.js';
-import { mailFromCommand } from './mail-params.js';
+import { mailFromCommand, rcptToCommand } from './mail-params.js';
 import { relayData } from './relay-data.js';
 import * as replies from './replies.js';
 
@@ -84,7 +84,7 @@ export class SubmissionSession {
 
   async rcptTo(address: SMTPServerAddress): Promise<void> {
     const upstream = this.transactionUpstream();
-    replies.relayed(await this.inStep(upstream.command(`RCPT TO:<${address.address}>`), replies.upstreamLostClosing));
+    replies.relayed(await this.inStep(upstream.command(rcptToCommand(address, upstream)), replies.upstreamLostClosing));
   }
 
   async data(stream: SMTPServerDataStream): Promise<string> {

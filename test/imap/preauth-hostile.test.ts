@@ -156,7 +156,7 @@ describe('bounds', () => {
     c.close();
   });
 
-  it('answers an oversized line with BAD once it ends, and BYE for an oversized LITERAL+', async () => {
+  it('answers an oversized line with BAD at once, and BYE for an oversized LITERAL+', async () => {
     const c = await rawTls(postern);
     c.write(`a LOGIN ${'x'.repeat(5000)}\r\n`);
     expect(await c.readLine()).toMatch(/^a BAD \[TOOBIG\] Command line too long/);

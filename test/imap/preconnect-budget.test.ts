@@ -14,6 +14,8 @@ import { imapClient, imapConfig, sleep } from './support.js';
 const ALICE = { name: 'alice', password: 'alice-real-Secret-1' };
 const PER_ADDRESS = 2;
 const TOTAL = 6;
+/** The one upstream connection postern makes at start-up, before any client. */
+const PROBE = 1;
 
 let dovecot: DovecotServer;
 let relay: CountingRelay;
@@ -27,6 +29,7 @@ beforeAll(async () => {
   imap.upstream = { ...(imap.upstream as object), host: relay.host, port: relay.port, servername: 'localhost' };
   postern = await startPostern({ config: { imap }, secrets: [ALICE.password] });
   postern.addUser('alice', ALICE.password);
+  await relay.waitForAccepted(PROBE); // postern's start-up connection (it learns the pre-login capabilities)
 });
 
 afterAll(async () => {
@@ -49,10 +52,10 @@ function idleClient(localAddress: string): Promise<tls.TLSSocket> {
   });
 }
 
-/** Lets pending early connections reach the relay, then reads its count. */
+/** Lets pending early connections reach the relay, then reads its count (the start-up one left out). */
 async function settledUpstreamCount(): Promise<number> {
   await sleep(500);
-  return relay.accepted();
+  return relay.accepted() - PROBE;
 }
 
 it('pre-auth flood: 60 idle unauthenticated connections from four addresses open no more upstream connections than the pre-connect budget', async () => {
@@ -68,13 +71,13 @@ it('pre-auth flood: 60 idle unauthenticated connections from four addresses open
   await client.connect();
   expect((await client.list()).map((b) => b.path)).toContain('INBOX');
   await client.logout();
-  expect(relay.accepted()).toBe(TOTAL + 1);
+  expect(relay.accepted() - PROBE).toBe(TOTAL + 1);
 
   // The clients of one address leave: their places go back, and a newcomer pre-connects again.
   for (const s of byAddress.get('127.0.0.1')!) s.destroy();
   await sleep(300);
   await idleClient('127.0.0.6');
-  await relay.waitForAccepted(TOTAL + 2);
+  await relay.waitForAccepted(PROBE + TOTAL + 2);
   await idleClient('127.0.0.6');
   await idleClient('127.0.0.6'); // the third from one address gets none: per-address budget
   expect(await settledUpstreamCount()).toBe(TOTAL + 3);

@@ -37,6 +37,8 @@ export interface LoggedIn {
 }
 
 export interface PreAuthUpstream {
+  /** The capabilities the upstream announces before login (after STARTTLS, if used). */
+  readonly preLoginCapabilities: readonly string[];
   login(request: LoginRequest): Promise<LoggedIn>;
   /** True while the connection is open and not yet used. */
   usable(): boolean;
@@ -91,6 +93,10 @@ class UpstreamSession implements PreAuthUpstream {
 
   usable(): boolean {
     return !this.used && !this.closed && !this.socket.destroyed;
+  }
+
+  get preLoginCapabilities(): readonly string[] {
+    return this.capabilities ?? [];
   }
 
   close(): void {

@@ -70,7 +70,7 @@ export function createDavHandler(deps: DavHandlerDeps): DavHandler {
       deps.log.debug({ event: 'dav.request', method: req.method, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'dav request');
     });
     handle(deps, req, res, expectContinue).catch((err: unknown) => {
-      deps.log.error({ event: 'dav.internal_error', err }, 'DAV request failed inside postern');
+      deps.log.error({ event: 'internal.error', err }, 'DAV request failed inside postern');
       if (!res.headersSent) sendText(req, res, 500, 'Internal server error.');
       else res.destroy();
     });

@@ -21,6 +21,7 @@ import type { DavConfig } from '../config/schema.js';
 import type { ProtocolDeps, ProtocolService } from '../net/service.js';
 import { PosternError } from '../errors.js';
 import { plainAddress } from '../auth/client-address.js';
+import { warnIfInsecureUpstream } from '../net/insecure-upstream.js';
 import { ConnectionLimiter } from '../net/connection-limiter.js';
 import { HttpUpstream } from '../upstream/http.js';
 import { CollectionKinds } from './collection-kind.js';
@@ -45,9 +46,8 @@ export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<P
   const routes = DavRoutes.fromConfig(config);
   const aliases = config.upstreamAliases.map((alias) => normalizeOrigin(alias));
   const upstream = new HttpUpstream({ caFile: config.caFile, rejectUnauthorized: config.rejectUnauthorized, timeoutMs: config.upstreamTimeoutMs }, routes.origins());
-  if (!config.rejectUnauthorized) log.warn({ event: 'config.insecure_upstream' }, 'dav.rejectUnauthorized is false: the DAV upstream certificate is NOT verified');
-  for (const target of routes.targets) {
-    if (target.origin.startsWith('http:')) log.warn({ event: 'config.plain_upstream', upstream: target.origin }, 'DAV upstream uses plain http: real credentials cross the network unencrypted unless it is local');
+  for (const origin of routes.origins()) {
+    warnIfInsecureUpstream(log, { protocol: 'dav', upstream: origin, plaintext: origin.startsWith('http:'), unverified: !config.rejectUnauthorized });
   }
   const watches = new ConnectionWatches();
   const server = https.createServer({
@@ -85,7 +85,7 @@ export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<P
     if ('refused' in slot) {
       overLimit.add(socket);
       setTimeout(() => socket.destroy(), REFUSED_GRACE_MS).unref();
-      return limiter.logRefusal(log, 'dav.connection_limit', ip, slot.refused);
+      return limiter.logRefusal(log, ip, slot.refused);
     }
     socket.once('close', () => slot.release());
   });
@@ -111,7 +111,7 @@ export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<P
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     } else socket.destroy();
   });
-  server.on('tlsClientError', (err: NodeJS.ErrnoException) => log.debug({ event: 'dav.tls_error', code: err.code }, 'TLS handshake with client failed'));
+  server.on('tlsClientError', (err: NodeJS.ErrnoException) => log.debug({ event: 'tls.handshake_failed', code: err.code }, 'TLS handshake with client failed'));
   server.on('secureConnection', (socket: TLSSocket) => {
     socket.on('error', () => undefined);
     // Answers are written as head + body; Nagle would hold the body for the client's delayed ACK.
@@ -131,7 +131,7 @@ export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<P
     upstream.close();
     throw err;
   });
-  server.on('error', (err) => log.error({ event: 'dav.server_error', err }, 'DAV listener error'));
+  server.on('error', (err) => log.error({ event: 'listener.error', err }, 'DAV listener error'));
   const address = server.address() as AddressInfo;
   bound = { host: address.address, port: address.port };
 

@@ -56,7 +56,7 @@ export async function startListener(spec: ListenerSpec, config: SmtpConfig, targ
     server.options.hide8BITMIME = !upstream.supports('8BITMIME');
     server.options.hideSMTPUTF8 = !upstream.supports('SMTPUTF8');
   };
-  server.on('error', (err) => log.debug({ event: 'smtp.connection_error', err }, 'client connection error'));
+  server.on('error', (err) => log.debug({ event: 'client.socket_error', err }, 'client connection error'));
   const stopReload = deps.tls.onReload((options) => server.updateSecureContext(options));
   const port = await listen(server, spec);
   let closing: Promise<void> | null = null;
@@ -106,7 +106,7 @@ function serverOptions(
     onConnect(session, callback) {
       const slot = upstream.limiter.acquire(session.remoteAddress);
       if ('refused' in slot) {
-        upstream.limiter.logRefusal(log, 'smtp.connection_limit', session.remoteAddress, slot.refused);
+        upstream.limiter.logRefusal(log, session.remoteAddress, slot.refused);
         return callback(replies.tooManyConnections());
       }
       slots.set(session.id, slot.release);

@@ -3,7 +3,7 @@
  * session registry, and the upstream connector, wired from config. Sessions do the protocol.
  */
 import type net from 'node:net';
-import { plainAddress } from '../auth/client-address.js';
+import { clientAddressOf } from '../auth/client-address.js';
 import type { ImapConfig, ListenerConfig } from '../config/schema.js';
 import { mailUpstreamSecurity, warnIfInsecureUpstream } from '../net/insecure-upstream.js';
 import { ConnectionLimiter } from '../net/connection-limiter.js';
@@ -26,7 +26,7 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
   warnIfInsecureUpstream(deps.log, mailUpstreamSecurity('imap', config.upstream));
 
   const accept = (socket: net.Socket, secure: boolean, listenerName: string) => {
-    const clientAddress = plainAddress(socket.remoteAddress ?? 'unknown');
+    const clientAddress = clientAddressOf(socket);
     const slot = limiter.acquire(clientAddress);
     if ('refused' in slot) {
       limiter.logRefusal(deps.log, clientAddress, slot.refused);

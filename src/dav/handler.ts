@@ -116,7 +116,8 @@ async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerRes
     upstream: deps.upstream,
     bodyIdleMs: deps.upstreamTimeoutMs,
     auth: deps.auth,
-    log: deps.log.child({ user: admitted.accepted.login }),
+    firstSignIn: () => deps.watches.firstSignIn(req.socket, admitted.accepted.passwordId),
+    log: deps.log.child({ ip: clientAddress, user: admitted.accepted.login }),
   });
 }
 

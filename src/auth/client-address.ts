@@ -1,6 +1,8 @@
 /**
- * Client addresses as the throttle sees them. Two concerns: which networks are trusted (exempt
- * from throttling, from config `auth.trustedNetworks`), and which key an address is counted under.
+ * Client addresses: the one form every listener, connection limiter, throttle, log line and
+ * history row sees (clientAddressOf), which networks are trusted (exempt from throttling, from
+ * config `auth.trustedNetworks`), and which key an address is counted under. Before this was one
+ * function, DAV's limiter and authenticator could see two forms of one dual-stack client.
  *
  * IPv4-mapped IPv6 (`::ffff:192.0.2.1`, what a dual-stack listener reports) counts as the IPv4
  * address, or one client could be counted twice. Native IPv6 is counted per /64: one subscriber
@@ -12,6 +14,14 @@ import { badNetworkMessage, parseNetwork } from '../config/networks.js';
 import { PosternError } from '../errors.js';
 
 const V4_MAPPED = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i;
+
+/**
+ * A connected client's address as all of postern names it: a socket's, an http request's socket's
+ * or smtp-server's session's `remoteAddress`, plain (below). A socket already torn down has none.
+ */
+export function clientAddressOf(peer: { readonly remoteAddress?: string | undefined }): string {
+  return plainAddress(peer.remoteAddress ?? 'unknown');
+}
 
 /** The address without IPv4 mapping or an IPv6 zone id. */
 export function plainAddress(address: string): string {

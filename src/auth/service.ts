@@ -137,7 +137,8 @@ export class AuthService implements Authenticator {
     const credential = this.unsealCredential(match, normalized);
     if (!credential) return { kind: 'credential-unusable' };
     this.recordUse({ id: password.id, publicId: password.publicId, accountId: account.id, login }, attempt, now);
-    this.deps.log.info({ event: 'auth.ok', protocol: attempt.protocol, ip: attempt.clientAddress, user: login, passwordId: password.publicId },
+    // Debug: the login's one info line is sign-in.ts's `session.started`, once upstream agrees.
+    this.deps.log.debug({ event: 'auth.ok', protocol: attempt.protocol, ip: attempt.clientAddress, user: login, passwordId: password.publicId },
       `authenticated ip=${attempt.clientAddress} protocol=${attempt.protocol} password_id=${password.publicId} user=${JSON.stringify(login)}`);
     return { kind: 'accepted', accountId: account.id, login, passwordId: password.id, publicId: password.publicId, credential, scopes: password.scopes };
   }

@@ -107,6 +107,15 @@ describe('sign-in: one policy for every protocol', () => {
     expect(r.events('upstream.fault')).toEqual([]);
   });
 
+  it('a login upstream that is not a new client login (announce → false) is reported but not logged as session.started', async () => {
+    const r = rig(accepted(PASSWORD_CREDENTIAL));
+    const { leg: l } = leg('caldav', () => Promise.resolve('upstream-connection'));
+    const result = await signIn(r.deps, attempt('caldav'), { ...l, announce: () => false });
+    expect(result.kind).toBe('signed-in');
+    expect(r.reports).toEqual([{ what: 'accepted' }]);
+    expect(r.events('session.started')).toEqual([]);
+  });
+
   it.each(['imap', 'smtp', 'caldav'] as const)('%s: the upstream refusing the stored credentials is reported once, under that protocol', async (protocol) => {
     const r = rig(accepted(PASSWORD_CREDENTIAL));
     const result = await signIn(r.deps, attempt(protocol), leg(protocol, () => Promise.reject(new PosternError('UPSTREAM_AUTH_REJECTED'))).leg);

@@ -9,6 +9,10 @@
  * - every upstream acceptance is reported (a read, and a queued write only when the account's
  *   flag changes: src/auth/service.ts), every refusal of the stored credentials too, so a flag
  *   set by one protocol is cleared by the next good login of any;
+ * - one log line per login: `session.started` (info) when signed in, with the connection's `ip`
+ *   binding; the service's `auth.ok` for the password alone is debug. A protocol that logs in
+ *   upstream again for the same client login (DAV's every request, SMTP's reconnect) says so
+ *   with UpstreamLogin.announce;
  * - the same log event for the same moment: `session.started` when signed in, `upstream.fault`
  *   (stage `connect`, or `probe` for DAV's collection probes), `upstream.mode_unsupported`, and
  *   `session.revoked` from the watch; `upstream.credentials_rejected` comes from the service.
@@ -42,6 +46,12 @@ export interface UpstreamLogin<T, C extends UpstreamCredential = UpstreamCredent
   login(credential: C): Promise<T>;
   /** True when the client went away meanwhile: a failure then is the client's doing, not a fault. */
   cancelled?(): boolean;
+  /**
+   * Asked once the upstream accepted: is this a client's new login, worth the `session.started`
+   * line? Default yes. DAV: only the first request per connection and password; SMTP: not a
+   * reconnect between transactions.
+   */
+  announce?(): boolean;
   /** Extra fields for the `upstream.fault` line (never credentials). */
   logFields?: Record<string, string>;
 }
@@ -112,7 +122,7 @@ export async function logInUpstream<T, C extends UpstreamCredential>(deps: SignI
     return upstreamFailure(deps, accepted, leg.protocol, err, { stage: 'connect', ...leg.logFields });
   }
   deps.auth.reportUpstreamAccepted(accepted);
-  deps.log.info({ event: 'session.started', protocol: leg.protocol, user: accepted.login, passwordId: accepted.publicId }, `${leg.protocol} session signed in upstream`);
+  if (leg.announce?.() ?? true) deps.log.info({ event: 'session.started', protocol: leg.protocol, user: accepted.login, passwordId: accepted.publicId }, `${leg.protocol} session signed in upstream`);
   return { kind: 'signed-in', accepted, credential, upstream, watch };
 }
 

@@ -4,7 +4,8 @@
  * adds is that a connection which carried a now-revoked password — idle between requests, or in
  * the middle of a long download — is closed within the watcher's interval (well under 1 s), so
  * nothing already authorised keeps flowing. One watch per (connection, password), removed when
- * the connection closes.
+ * the connection closes. The same (connection, password) pair is what DAV counts as one login:
+ * firstSignIn() says when its `session.started` line is due.
  *
  * The cut is a TCP reset, not a close: a closed socket still delivers everything queued in the
  * kernel's send buffer (megabytes to a slow reader, issue 9 item 7), a reset discards it.
@@ -15,6 +16,8 @@ import type { RevocationWatch } from '../auth/sign-in.js';
 
 interface Watched {
   unsubscribe(): void;
+  /** The upstream has accepted a request of this password on this connection. */
+  signedIn: boolean;
 }
 
 export class ConnectionWatches {
@@ -31,7 +34,15 @@ export class ConnectionWatches {
     }
     if (watches.has(passwordId)) return;
     const unsubscribe = watch(() => resetConnection(socket));
-    watches.set(passwordId, { unsubscribe });
+    watches.set(passwordId, { unsubscribe, signedIn: false });
+  }
+
+  /** True the first time it is asked for a watched (connection, password); false after, or when not watched. */
+  firstSignIn(socket: Socket, passwordId: number): boolean {
+    const watched = this.sockets.get(socket)?.get(passwordId);
+    if (!watched || watched.signedIn) return false;
+    watched.signedIn = true;
+    return true;
   }
 
   /** Ends every watch (service shutdown); idempotent. */

@@ -54,6 +54,8 @@ export interface ForwardContext {
   /** A buffered XML body that pauses this long is abandoned with 408 (the upstream timeout). */
   bodyIdleMs: number;
   auth: Authenticator;
+  /** Whether this request is the connection's first signed in with this password (one `session.started` per login). */
+  firstSignIn(): boolean;
   log: Logger;
 }
 
@@ -83,6 +85,7 @@ export async function forward(ctx: ForwardContext): Promise<void> {
     protocol: ctx.scope,
     login: (credential) => send(ctx, credential, { body, destination, signal: client.signal }),
     cancelled: () => req.destroyed || res.destroyed,
+    announce: () => ctx.firstSignIn(),
     logFields: { upstream: target.origin },
   });
   if (result.kind === 'signed-in') return relayResponse(ctx, result.upstream);

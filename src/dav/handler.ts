@@ -18,6 +18,7 @@
  * upstream URL must never name a host the client chose.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { clientAddressOf } from '../auth/client-address.js';
 import { authenticate, upstreamFailure, type Admitted, type SignInDeps } from '../auth/sign-in.js';
 import type { Authenticator, PasswordCredential } from '../auth/types.js';
 import type { Logger } from '../log.js';
@@ -70,7 +71,7 @@ export function createDavHandler(deps: DavHandlerDeps): DavHandler {
       deps.log.debug({ event: 'dav.request', method: req.method, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'dav request');
     });
     handle(deps, req, res, expectContinue).catch((err: unknown) => {
-      deps.log.error({ event: 'dav.internal_error', err }, 'DAV request failed inside postern');
+      deps.log.error({ event: 'internal.error', err }, 'DAV request failed inside postern');
       if (!res.headersSent) sendText(req, res, 500, 'Internal server error.');
       else res.destroy();
     });
@@ -80,7 +81,7 @@ export function createDavHandler(deps: DavHandlerDeps): DavHandler {
 async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerResponse, expectContinue: boolean): Promise<void> {
   const target = parseRequestTarget(req.url ?? '');
   if ('refused' in target) {
-    deps.log.info({ event: 'dav.target_refused', reason: target.refused, method: req.method, target: safeTargetForLog(req.url ?? ''), ip: clientAddressOf(req) }, 'request target is not a plain path on this server');
+    deps.log.info({ event: 'dav.target_refused', reason: target.refused, method: req.method, target: safeTargetForLog(req.url ?? ''), ip: clientAddressOf(req.socket) }, 'request target is not a plain path on this server');
     return sendBadRequest(req, res);
   }
   const { path, upstreamPath } = target;
@@ -93,7 +94,7 @@ async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerRes
   const { admitted, scope } = authorized;
   if (COLLECTION_CHANGING.has(method)) forgetKinds(deps, req, route.target.origin, path);
 
-  const clientAddress = clientAddressOf(req);
+  const clientAddress = clientAddressOf(req.socket);
   const publicOrigin = publicOriginFor(req, deps.publicOrigin, deps.fallbackOrigin());
   if (route.kind === 'redirect') {
     res.writeHead(301, { location: publicOrigin + route.location, 'content-length': '0', 'cache-control': 'no-store' });
@@ -115,7 +116,8 @@ async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerRes
     upstream: deps.upstream,
     bodyIdleMs: deps.upstreamTimeoutMs,
     auth: deps.auth,
-    log: deps.log.child({ user: admitted.accepted.login }),
+    firstSignIn: () => deps.watches.firstSignIn(req.socket, admitted.accepted.passwordId),
+    log: deps.log.child({ ip: clientAddress, user: admitted.accepted.login }),
   });
 }
 
@@ -126,7 +128,7 @@ async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerRes
 async function authorize(deps: DavHandlerDeps, req: IncomingMessage, res: ServerResponse, route: Exclude<Route, { kind: 'none' }>, path: string): Promise<{ admitted: Admitted<PasswordCredential>; scope: DavScope } | null> {
   const credentials = parseBasicAuthorization(req.headers.authorization);
   if (credentials.kind !== 'basic') {
-    if (credentials.kind === 'malformed') deps.log.info({ event: 'auth.malformed', reason: credentials.reason, ip: clientAddressOf(req) }, 'malformed Authorization header');
+    if (credentials.kind === 'malformed') deps.log.info({ event: 'auth.malformed', reason: credentials.reason, ip: clientAddressOf(req.socket) }, 'malformed Authorization header');
     sendChallenge(req, res, deps.realm);
     return null;
   }
@@ -136,7 +138,7 @@ async function authorize(deps: DavHandlerDeps, req: IncomingMessage, res: Server
     password: credentials.password,
     protocol: route.scopes[0]!,
     acceptScopes: route.scopes,
-    clientAddress: clientAddressOf(req),
+    clientAddress: clientAddressOf(req.socket),
   }, basicSendable);
   if (admission.kind !== 'refused') markAuthenticated(req.socket);
   if (admission.kind !== 'admitted') {
@@ -178,10 +180,4 @@ function forgetKinds(deps: DavHandlerDeps, req: IncomingMessage, origin: string,
   // A malformed one is answered 400 by forward.ts; nothing is moved.
   const parsed = parseDestination(destination);
   if (typeof parsed !== 'string') deps.kinds.forget(origin, parsed.path);
-}
-
-/** The peer address without the IPv4-mapped prefix (what throttling and history should see). */
-function clientAddressOf(req: IncomingMessage): string {
-  const address = req.socket.remoteAddress ?? '';
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }

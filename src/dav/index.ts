@@ -14,14 +14,14 @@
  * closes keep-alive connections), src/upstream/http.ts (upstream client).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import type { DavConfig } from '../config/schema.js';
 import type { ProtocolDeps, ProtocolService } from '../net/service.js';
-import { PosternError } from '../errors.js';
-import { plainAddress } from '../auth/client-address.js';
+import { clientAddressOf } from '../auth/client-address.js';
+import { warnIfInsecureUpstream } from '../net/insecure-upstream.js';
 import { ConnectionLimiter } from '../net/connection-limiter.js';
+import { bind } from '../net/listener.js';
 import { HttpUpstream } from '../upstream/http.js';
 import { CollectionKinds } from './collection-kind.js';
 import { ConnectionWatches } from './connections.js';
@@ -45,9 +45,8 @@ export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<P
   const routes = DavRoutes.fromConfig(config);
   const aliases = config.upstreamAliases.map((alias) => normalizeOrigin(alias));
   const upstream = new HttpUpstream({ caFile: config.caFile, rejectUnauthorized: config.rejectUnauthorized, timeoutMs: config.upstreamTimeoutMs }, routes.origins());
-  if (!config.rejectUnauthorized) log.warn({ event: 'config.insecure_upstream' }, 'dav.rejectUnauthorized is false: the DAV upstream certificate is NOT verified');
-  for (const target of routes.targets) {
-    if (target.origin.startsWith('http:')) log.warn({ event: 'config.plain_upstream', upstream: target.origin }, 'DAV upstream uses plain http: real credentials cross the network unencrypted unless it is local');
+  for (const origin of routes.origins()) {
+    warnIfInsecureUpstream(log, { protocol: 'dav', upstream: origin, plaintext: origin.startsWith('http:'), unverified: !config.rejectUnauthorized });
   }
   const watches = new ConnectionWatches();
   const server = https.createServer({
@@ -80,12 +79,12 @@ export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<P
   const limiter = new ConnectionLimiter(config.limits);
   const overLimit = new WeakSet<object>();
   server.on('secureConnection', (socket: TLSSocket) => {
-    const ip = plainAddress(socket.remoteAddress ?? 'unknown');
+    const ip = clientAddressOf(socket);
     const slot = limiter.acquire(ip);
     if ('refused' in slot) {
       overLimit.add(socket);
       setTimeout(() => socket.destroy(), REFUSED_GRACE_MS).unref();
-      return limiter.logRefusal(log, 'dav.connection_limit', ip, slot.refused);
+      return limiter.logRefusal(log, ip, slot.refused);
     }
     socket.once('close', () => slot.release());
   });
@@ -99,7 +98,7 @@ export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<P
     const admitted = pipeline.admit(req, res);
     if (admitted === 'serve') return void handler(req, res, expectsContinue);
     if (admitted === 'drop') return;
-    log.info({ event: 'dav.pipeline_limit', ip: plainAddress(req.socket.remoteAddress ?? 'unknown') }, 'too many pipelined requests on one connection; closing it');
+    log.info({ event: 'dav.pipeline_limit', ip: clientAddressOf(req.socket) }, 'too many pipelined requests on one connection; closing it');
     sendTooManyRequests(req, res);
   };
   server.on('request', (req, res) => serve(req, res));
@@ -111,7 +110,7 @@ export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<P
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     } else socket.destroy();
   });
-  server.on('tlsClientError', (err: NodeJS.ErrnoException) => log.debug({ event: 'dav.tls_error', code: err.code }, 'TLS handshake with client failed'));
+  server.on('tlsClientError', (err: NodeJS.ErrnoException) => log.debug({ event: 'tls.handshake_failed', listener: 'dav', code: err.code }, 'TLS handshake with client failed'));
   server.on('secureConnection', (socket: TLSSocket) => {
     socket.on('error', () => undefined);
     // Answers are written as head + body; Nagle would hold the body for the client's delayed ACK.
@@ -119,20 +118,11 @@ export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<P
   });
   const stopReload = deps.tls.onReload((options) => server.setSecureContext(options));
 
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error) => reject(new PosternError('CONFIG_INVALID', `dav.listener: cannot listen on ${config.listener.host}:${config.listener.port}: ${err.message}`, { cause: err }));
-    server.once('error', onError);
-    server.listen(config.listener.port, config.listener.host, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  }).catch((err: unknown) => {
+  const address = await bind(server, { key: 'dav.listener', host: config.listener.host, port: config.listener.port, log }).catch((err: unknown) => {
     stopReload();
     upstream.close();
     throw err;
   });
-  server.on('error', (err) => log.error({ event: 'dav.server_error', err }, 'DAV listener error'));
-  const address = server.address() as AddressInfo;
   bound = { host: address.address, port: address.port };
 
   let closing: Promise<void> | null = null;

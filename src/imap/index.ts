@@ -10,8 +10,9 @@
  * first connection that works.
  */
 import type net from 'node:net';
-import { plainAddress } from '../auth/client-address.js';
+import { clientAddressOf } from '../auth/client-address.js';
 import type { ImapConfig, ListenerConfig } from '../config/schema.js';
+import { mailUpstreamSecurity, warnIfInsecureUpstream } from '../net/insecure-upstream.js';
 import { ConnectionLimiter } from '../net/connection-limiter.js';
 import { ConnectionRegistry } from '../net/connection-registry.js';
 import { listen, reloadableSecureContext, type Listener } from '../net/listener.js';
@@ -30,12 +31,7 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
   const starttlsContext = reloadableSecureContext(deps.tls);
   const listeners: Listener[] = [];
   let connectionCounter = 0;
-  if (config.upstream.security === 'plain') {
-    deps.log.warn({ event: 'upstream.plaintext', host: config.upstream.host }, 'IMAP upstream is plaintext: real credentials travel unencrypted');
-  }
-  if (!config.upstream.rejectUnauthorized) {
-    deps.log.warn({ event: 'upstream.unverified', host: config.upstream.host }, 'IMAP upstream certificate is NOT verified (rejectUnauthorized: false)');
-  }
+  warnIfInsecureUpstream(deps.log, mailUpstreamSecurity('imap', config.upstream));
 
   let upstreamCapabilities: readonly string[] | null = null;
   const connectUpstream = async (): Promise<PreAuthUpstream> => {
@@ -49,10 +45,10 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
   );
 
   const accept = (socket: net.Socket, secure: boolean, listenerName: string) => {
-    const clientAddress = plainAddress(socket.remoteAddress ?? 'unknown');
+    const clientAddress = clientAddressOf(socket);
     const slot = limiter.acquire(clientAddress);
     if ('refused' in slot) {
-      limiter.logRefusal(deps.log, 'imap.connection_limit', clientAddress, slot.refused);
+      limiter.logRefusal(deps.log, clientAddress, slot.refused);
       return refuseConnection(socket);
     }
     const log = deps.log.child({ conn: ++connectionCounter, ip: clientAddress, listener: listenerName });
@@ -87,7 +83,7 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
         try {
           accept(socket, secure, name);
         } catch (err) {
-          deps.log.error({ event: 'imap.internal_error', err }, 'could not set up a connection');
+          deps.log.error({ event: 'internal.error', err }, 'could not set up a connection');
           socket.destroy();
         }
       },

@@ -312,7 +312,7 @@ export class ImapSession implements TrackedConnection {
   /** Runs the async sign-in; a bug in it must end this connection, never the process. */
   private signIn(tag: string, login: string, password: string): void {
     this.authenticate(tag, login, password).catch((err: unknown) => {
-      this.deps.log.error({ event: 'imap.internal_error', err }, 'sign-in failed with an internal error');
+      this.deps.log.error({ event: 'internal.error', err }, 'sign-in failed with an internal error');
       this.closeWith(reply.bye(bye.internal));
     });
   }
@@ -416,7 +416,7 @@ export class ImapSession implements TrackedConnection {
   }
 
   private onSocketError(err: Error): void {
-    this.deps.log.debug({ event: 'imap.socket_error', code: (err as NodeJS.ErrnoException).code }, 'client socket error');
+    this.deps.log.debug({ event: 'client.socket_error', code: (err as NodeJS.ErrnoException).code }, 'client socket error');
     if (this.state !== 'relay') this.teardown('client socket error');
     this.socket.destroy();
   }

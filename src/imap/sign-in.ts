@@ -35,7 +35,7 @@ export async function signIn(deps: SignInDeps, request: SignInRequest): Promise<
   try {
     result = await runSignIn(deps, { login: request.login, password: request.password, protocol: 'imap', clientAddress: request.clientAddress }, imapLeg(deps, request));
   } catch (err) {
-    deps.log.error({ event: 'imap.internal_error', err }, 'authentication failed with an internal error');
+    deps.log.error({ event: 'internal.error', err }, 'authentication failed with an internal error');
     return { kind: 'refused', line: internalErrorReply(request.tag), failure: false };
   }
   if (result.kind === 'signed-in') return result;

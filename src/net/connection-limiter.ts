@@ -49,11 +49,11 @@ export class ConnectionLimiter {
     };
   }
 
-  /** Logs a refusal as `event`, at most once per WARN_EVERY_MS. */
-  logRefusal(log: Logger, event: string, ip: string, refusal: Refusal): void {
+  /** Logs a refusal (`connection.limit`, every protocol alike), at most once per WARN_EVERY_MS. */
+  logRefusal(log: Logger, ip: string, refusal: Refusal): void {
     const now = Date.now();
     if (now - this.lastWarning < WARN_EVERY_MS) return;
     this.lastWarning = now;
-    log.warn({ event, ip, limit: refusal }, `connection refused: ${refusal === 'total' ? 'maxConnections' : 'maxConnectionsPerAddress'} reached`);
+    log.warn({ event: 'connection.limit', ip, limit: refusal }, `connection refused: ${refusal === 'total' ? 'maxConnections' : 'maxConnectionsPerAddress'} reached`);
   }
 }

@@ -1,11 +1,18 @@
 /**
- * TCP listeners for the mail protocols: implicit TLS (RFC 8314) or plaintext for STARTTLS, bound
- * to the configured host and port (port 0 reports the port the kernel picked). The TLS context
- * follows TlsMaterial reloads (SIGHUP) via setSecureContext, so renewed certificates apply to new
- * connections while live ones keep theirs. No bundled fallback certificate, ever.
+ * Listeners. bind() is how every protocol's server (net, tls, https, smtp-server's) takes its
+ * configured address, so a port already taken or not allowed is the same named config error
+ * everywhere (`imap.implicitTls: cannot listen on 127.0.0.1:993: address already in use`), not a
+ * raw EADDRINUSE for some and a message for others, and a bound server's later errors are logged
+ * as `listener.error` by all.
+ *
+ * listen() is the TCP listener of the mail protocols: implicit TLS (RFC 8314) or plaintext for
+ * STARTTLS (port 0 reports the port the kernel picked). The TLS context follows TlsMaterial
+ * reloads (SIGHUP) via setSecureContext, so renewed certificates apply to new connections while
+ * live ones keep theirs. No bundled fallback certificate, ever.
  */
 import net from 'node:net';
 import tls from 'node:tls';
+import { PosternError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { BoundAddress } from './service.js';
 import type { TlsMaterial } from './tls-material.js';
@@ -44,15 +51,13 @@ export async function listen(spec: ListenerSpec): Promise<Listener> {
   } else {
     server = net.createServer((socket) => spec.onConnection(socket, false));
   }
-  server.on('error', (err) => spec.log.error({ event: 'listener.error', listener: spec.name, err }, 'listener error'));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(spec.port, spec.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const bound = server.address() as net.AddressInfo;
+  let bound: net.AddressInfo;
+  try {
+    bound = await bind(server, { key: spec.name, host: spec.host, port: spec.port, log: spec.log });
+  } catch (err) {
+    unsubscribe();
+    throw err;
+  }
   let closing: Promise<void> | null = null;
   return {
     address: { name: spec.name, host: spec.host, port: bound.port },
@@ -62,6 +67,46 @@ export async function listen(spec: ListenerSpec): Promise<Listener> {
         server.close(() => resolve());
       })),
   };
+}
+
+export interface BindSpec {
+  /** The config key of the listener, e.g. `imap.implicitTls`, `dav.listener`: what errors name. */
+  key: string;
+  host: string;
+  port: number;
+  log: Logger;
+}
+
+/** Why the kernel refused a bind, in words that say what to change. */
+const BIND_FAILURES: Record<string, string> = {
+  EADDRINUSE: 'address already in use',
+  EACCES: 'permission denied (ports below 1024 need privileges)',
+  EADDRNOTAVAIL: 'address not available on this machine',
+  ENOTFOUND: 'host name does not resolve',
+  EAI_AGAIN: 'host name does not resolve',
+};
+
+/**
+ * Binds a server to its configured address; resolves with the address bound (port 0 → the
+ * kernel's pick), rejects with PosternError CONFIG_INVALID naming the listener and address.
+ */
+export async function bind(server: net.Server, spec: BindSpec): Promise<net.AddressInfo> {
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => reject(bindFailure(spec, err));
+    server.once('error', onError);
+    server.listen(spec.port, spec.host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  server.on('error', (err) => spec.log.error({ event: 'listener.error', listener: spec.key, err }, 'listener error'));
+  return server.address() as net.AddressInfo;
+}
+
+function bindFailure(spec: BindSpec, err: NodeJS.ErrnoException): PosternError {
+  const where = net.isIPv6(spec.host) ? `[${spec.host}]:${spec.port}` : `${spec.host}:${spec.port}`;
+  const why = (err.code && BIND_FAILURES[err.code]) ?? err.message;
+  return new PosternError('CONFIG_INVALID', `${spec.key}: cannot listen on ${where}: ${why}`, { cause: err });
 }
 
 /** A server-side TLS context for STARTTLS upgrades that follows TlsMaterial reloads. */

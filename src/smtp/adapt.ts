@@ -20,7 +20,7 @@ export function settle<T>(work: () => Promise<T>, callback: HookCallback<T>, log
     (result) => callback(null, result),
     (err: unknown) => {
       if (err instanceof SmtpReplyError) return callback(err);
-      log.error({ event: 'smtp.internal_error', hook, err }, `unexpected error in ${hook}`);
+      log.error({ event: 'internal.error', hook, err }, `unexpected error in ${hook}`);
       callback(internalError());
     },
   );

@@ -10,6 +10,7 @@
  */
 import type { SmtpConfig } from '../config/schema.js';
 import { isPosternError } from '../errors.js';
+import { mailUpstreamSecurity, warnIfInsecureUpstream } from '../net/insecure-upstream.js';
 import { ConnectionLimiter } from '../net/connection-limiter.js';
 import type { ProtocolDeps, ProtocolService } from '../net/service.js';
 import { probeUpstreamSmtp, type SmtpUpstream, type SmtpUpstreamTarget } from '../upstream/smtp/connection.js';
@@ -25,7 +26,7 @@ interface ListenerSpec {
 
 export async function startSmtp(config: SmtpConfig, deps: ProtocolDeps): Promise<ProtocolService> {
   const target = smtpUpstreamTarget(config.upstream, deps.serverName);
-  warnIfInsecure(config, deps);
+  warnIfInsecureUpstream(deps.log, mailUpstreamSecurity('smtp', config.upstream));
   const specs: ListenerSpec[] = [];
   if (config.implicitTls) specs.push({ name: 'smtp.implicitTls', implicitTls: true, ...config.implicitTls });
   if (config.starttls) specs.push({ name: 'smtp.starttls', implicitTls: false, ...config.starttls });
@@ -53,14 +54,5 @@ async function probeInBackground(target: SmtpUpstreamTarget, deps: ProtocolDeps,
     await upstream.quit();
   } catch (err) {
     deps.log.warn({ event: 'upstream.fault', stage: 'probe', code: isPosternError(err) ? err.code : undefined, err }, 'SMTP upstream not reachable at start-up');
-  }
-}
-
-function warnIfInsecure(config: SmtpConfig, deps: ProtocolDeps): void {
-  if (!config.upstream.rejectUnauthorized) {
-    deps.log.warn({ event: 'upstream.unverified', protocol: 'smtp', host: config.upstream.host }, 'SMTP upstream certificate is NOT verified (rejectUnauthorized: false)');
-  }
-  if (config.upstream.security === 'plain') {
-    deps.log.warn({ event: 'upstream.plaintext', protocol: 'smtp', host: config.upstream.host }, 'SMTP upstream is plaintext: real credentials travel unencrypted');
   }
 }

@@ -12,9 +12,11 @@
  * name the configured host (`hostnames[0]`), never the machine's own hostname.
  */
 import type { SMTPServer, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
+import { clientAddressOf } from '../auth/client-address.js';
 import type { SmtpConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { ConnectionLimiter } from '../net/connection-limiter.js';
+import { bind } from '../net/listener.js';
 import { resetConnection } from '../net/reset.js';
 import type { ProtocolDeps } from '../net/service.js';
 import type { SmtpUpstream, SmtpUpstreamTarget } from '../upstream/smtp/connection.js';
@@ -63,9 +65,15 @@ export async function startListener(spec: ListenerSpec, config: SmtpConfig, targ
     // RFC 3461: smtp-server checks RET/ENVID/NOTIFY/ORCPT, mail-params.ts passes them on.
     server.options.hideDSN = !upstream.supports('DSN');
   };
-  server.on('error', (err) => log.debug({ event: 'smtp.connection_error', err }, 'client connection error'));
+  server.on('error', (err) => log.debug({ event: 'client.socket_error', err }, 'client connection error'));
   const stopReload = deps.tls.onReload((options) => server.updateSecureContext(options));
-  const port = await listen(server, spec);
+  let port: number;
+  try {
+    ({ port } = await bind(server.server, { key: spec.name, host: spec.host, port: spec.port, log }));
+  } catch (err) {
+    stopReload();
+    throw err;
+  }
   let closing: Promise<void> | null = null;
   const close = () =>
     (closing ??= new Promise<void>((resolve) => {
@@ -112,14 +120,17 @@ function serverOptions(
     hideREQUIRETLS: true,
     logger: false,
     onConnect(session, callback) {
+      const connection = [...server().connections].find((c) => c.session === session);
+      if (!connection) return callback(replies.internalError());
+      // The socket's address in postern's one form, as IMAP and DAV see it (smtp-server's own keeps
+      // an IPv6 zone id); the connection's copy too, which smtp-server copies into every reset session.
+      connection.remoteAddress = session.remoteAddress = clientAddressOf(connection._socket);
       const slot = upstream.limiter.acquire(session.remoteAddress);
       if ('refused' in slot) {
-        upstream.limiter.logRefusal(log, 'smtp.connection_limit', session.remoteAddress, slot.refused);
+        upstream.limiter.logRefusal(log, session.remoteAddress, slot.refused);
         return callback(replies.tooManyConnections());
       }
       slots.set(session.id, slot.release);
-      const connection = [...server().connections].find((c) => c.session === session);
-      if (!connection) return callback(replies.internalError());
       const connLog = log.child({ cid: session.id, ip: session.remoteAddress });
       sessions.set(session.id, new SubmissionSession(
         // _socket, read when needed: smtp-server swaps in the TLS socket at STARTTLS.
@@ -145,15 +156,4 @@ function serverOptions(
       slots.delete(session.id);
     },
   };
-}
-
-function listen(server: SMTPServer, spec: ListenerSpec): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.server.once('error', reject);
-    server.listen(spec.port, spec.host, () => {
-      server.server.removeListener('error', reject);
-      const address = server.server.address();
-      resolve(typeof address === 'object' && address ? address.port : spec.port);
-    });
-  });
 }

@@ -149,7 +149,7 @@ export class SubmissionSession {
 
   /** Logs in upstream again with the session's credential (the upstream closed the last connection). */
   private async reconnectUpstream(): Promise<void> {
-    const result = await logInUpstream(this.signInDeps(), this.signedIn!, this.upstreamLogin());
+    const result = await logInUpstream(this.signInDeps(), this.signedIn!, { ...this.upstreamLogin(), announce: () => false });
     if (result.kind !== 'signed-in') throw replies.signInFailure(result, 'transaction');
     this.useUpstream(result.upstream);
   }

@@ -116,6 +116,6 @@ describe('request bodies', () => {
     await aborted;
     rig.handler = rig.recordAnd((_req, res) => res.end('still here'));
     expect((await rig.client.request({ method: 'GET', path: '/alice/x', headers: { authorization: rig.auth } })).text).toBe('still here');
-    expect(rig.postern.logs.events('dav.internal_error')).toEqual([]);
+    expect(rig.postern.logs.events('internal.error')).toEqual([]);
   });
 });

@@ -49,7 +49,7 @@ it('answers requests on connections beyond the per-address cap with 503 and clos
   expect(refused.text).toBe(`${REPLY_TEXT.tooManyConnections}\n`);
   expect(rig.requests()).toBe(before); // never forwarded
   await new Promise<void>((resolve) => (refused.socket.destroyed ? resolve() : refused.socket.once('close', () => resolve())));
-  expect(postern.logs.events('dav.connection_limit')).toEqual([expect.objectContaining({ ip: '127.0.0.1', limit: 'address' })]);
+  expect(postern.logs.events('connection.limit')).toEqual([expect.objectContaining({ ip: '127.0.0.1', limit: 'address' })]);
 
   // The two admitted connections still work (keep-alive: the same sockets).
   const again = await get(first);

@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DAVClient } from 'tsdav';
+import { davClient } from './support/client.js';
 import { ALICE, startDavRig, type DavRig } from './support/setup.js';
 
 let rig: DavRig;
@@ -144,6 +145,38 @@ describe('requests are really authenticated each time', () => {
     const used = rig.postern.accounts.listPasswords(ALICE.login).find((p) => p.label === 'phone');
     expect(used?.lastUsedProtocol).toMatch(/^(caldav|carddav)$/);
     expect(used?.lastUsedAddress).toBe('127.0.0.1');
+  });
+
+  it('logs one session.started (info, with ip) per connection and password, not one per request', async () => {
+    const tablet = rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'tablet' }).password;
+    const auth = (password: string) => `Basic ${Buffer.from(`${ALICE.login}:${password}`).toString('base64')}`;
+    const started = () => rig.postern.logs.events('session.started');
+    const before = started().length;
+    const one = davClient(rig.postern.port('dav'), rig.postern.caPem);
+    const two = davClient(rig.postern.port('dav'), rig.postern.caPem);
+    try {
+      const propfind = (c: typeof one, password: string) => c.request({ method: 'PROPFIND', path: '/alice/', headers: { authorization: auth(password), depth: '0' } });
+      const sockets = new Set();
+      for (let i = 0; i < 3; i++) {
+        const res = await propfind(one, appPassword);
+        expect(res.status).toBe(207);
+        sockets.add(res.socket);
+      }
+      expect(sockets.size).toBe(1); // keep-alive: one connection
+      expect(started().length).toBe(before + 1);
+      expect((await propfind(one, tablet)).status).toBe(207); // another password on it: another login
+      expect(started().length).toBe(before + 2);
+      expect((await propfind(two, appPassword)).status).toBe(207); // another connection: another login
+      expect((await propfind(two, appPassword)).status).toBe(207);
+      const lines = started().slice(before);
+      expect(lines).toHaveLength(3);
+      for (const line of lines) expect(line).toMatchObject({ level: 30, ip: '127.0.0.1', user: ALICE.login });
+      // auth.ok still comes with every request, at debug: the login's info line is session.started.
+      expect(rig.postern.logs.events('auth.ok').slice(-6).every((e) => e.level === 20)).toBe(true);
+    } finally {
+      one.close();
+      two.close();
+    }
   });
 });
 

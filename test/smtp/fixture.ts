@@ -129,6 +129,6 @@ function expect220(line: string): void {
 
 /** A hook that threw something other than a deliberate reply is a bug, even if the client coped. */
 export function assertNoInternalErrors(postern: PosternHarness | undefined): void {
-  const errors = postern?.logs.events('smtp.internal_error') ?? [];
+  const errors = postern?.logs.events('internal.error') ?? [];
   if (errors.length > 0) throw new Error(`postern logged internal errors: ${JSON.stringify(errors).slice(0, 500)}`);
 }

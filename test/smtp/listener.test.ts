@@ -121,7 +121,7 @@ describe('connection caps', () => {
       const third = await greeted(harness.port('smtp.starttls'));
       expect(third.greeting).toBe('421 4.7.0 Too many connections; try again later.');
       await third.client.closed;
-      await harness.logs.waitForEvent('smtp.connection_limit');
+      await harness.logs.waitForEvent('connection.limit');
       first.client.close();
       await new Promise((r) => setTimeout(r, 200));
       const fourth = await greeted(harness.port('smtp.starttls'));

@@ -1,0 +1,75 @@
+/**
+ * The catalogue of log events: every `event` field postern writes is a key of LOG_EVENTS, and the
+ * Logger type (log.ts) accepts no other, so a misspelt event is a compile error rather than an
+ * alert or fail2ban rule that silently never fires. One name per moment, whichever protocol it
+ * happens in (the protocol is in the `protocol` binding); the README's "Log events" table is
+ * checked against this list by log-events.test.ts.
+ *
+ * Renaming an event breaks people's alerts: do it only to merge two names for one moment, and say
+ * so in the README. `auth.refused`, `auth.primary_refused` and `auth.blocked` are what the shipped
+ * fail2ban filter (config/fail2ban) matches and must never change.
+ */
+
+export type LogLevelName = 'debug' | 'info' | 'warn' | 'error';
+
+export interface LogEventInfo {
+  level: LogLevelName;
+  /** When it is written (one line, for the README table). */
+  when: string;
+  /** Fields beyond the bindings every line carries (`protocol`, `listener`, `conn`/`cid`, `ip`). */
+  fields: readonly string[];
+}
+
+export const LOG_EVENTS = {
+  'postern.started': { level: 'info', when: '`serve` has opened every listener', fields: ['listeners'] },
+  'postern.stopping': { level: 'info', when: 'a stop signal arrived; listeners and sessions are closing', fields: [] },
+  'postern.stopped': { level: 'info', when: 'everything is closed; the process exits', fields: [] },
+  'postern.forced_stop': { level: 'warn', when: 'a second stop signal: exiting without waiting', fields: [] },
+  'listener.started': { level: 'info', when: 'a listener is bound', fields: ['listener', 'host', 'port'] },
+  'listener.error': { level: 'error', when: 'a bound listener reported an error', fields: ['listener', 'err'] },
+  'tls.handshake_failed': { level: 'debug', when: 'a client\'s TLS handshake failed (scanners, wrong port, old TLS)', fields: ['listener', 'code'] },
+  'tls.reloaded': { level: 'info', when: 'SIGHUP: certificate and key reloaded', fields: [] },
+  'tls.reload_failed': { level: 'error', when: 'SIGHUP: the new certificate or key is unusable; the old one stays', fields: ['code', 'reason'] },
+  'connection.limit': { level: 'warn', when: 'a connection was refused by the connection caps (at most once per 10 s per listener)', fields: ['ip', 'limit'] },
+  'client.socket_error': { level: 'debug', when: 'a client connection failed (reset, broken pipe)', fields: ['code', 'err'] },
+  'internal.error': { level: 'error', when: 'a bug or unexpected failure inside postern; the client got a temporary error', fields: ['err', 'hook'] },
+  'auth.ok': { level: 'debug', when: 'an app-specific password was verified (every DAV request, every mail login); the login\'s info line is `session.started`', fields: ['protocol', 'ip', 'user', 'passwordId'] },
+  'auth.refused': { level: 'warn', when: 'a login was refused: wrong or unknown password, unknown user, revoked, expired, out of scope, throttled', fields: ['protocol', 'ip', 'user', 'reason'] },
+  'auth.primary_refused': { level: 'warn', when: 'a client sent the account\'s primary password', fields: ['protocol', 'ip', 'user', 'reason'] },
+  'auth.blocked': { level: 'warn', when: 'an address (IPv6: its /64) is blocked after too many failed logins', fields: ['ip', 'failures', 'blockMs'] },
+  'auth.malformed': { level: 'info', when: 'a DAV Authorization header could not be parsed', fields: ['ip', 'reason'] },
+  'auth.unseal_failed': { level: 'error', when: 'a stored upstream credential could not be decrypted (wrong key file?)', fields: ['user', 'passwordId', 'code'] },
+  'auth.primary_check_unavailable': { level: 'warn', when: 'the primary-password check could not run; answered as a wrong password', fields: ['err'] },
+  'session.started': { level: 'info', when: 'a login was accepted upstream: the one info line per login (DAV: the first request per connection and password; not SMTP\'s reconnects)', fields: ['protocol', 'ip', 'user', 'passwordId'] },
+  'session.revoked': { level: 'info', when: 'the session\'s app-specific password was revoked or expired; the session ends', fields: ['user', 'passwordId', 'reason'] },
+  'session.closed': { level: 'info', when: 'an IMAP connection ended', fields: ['why', 'relayed', 'bytesIn', 'bytesOut', 'ms'] },
+  'upstream.plaintext': { level: 'warn', when: 'at start: an upstream is configured without TLS', fields: ['protocol', 'upstream'] },
+  'upstream.unverified': { level: 'warn', when: 'at start: an upstream\'s certificate is not verified', fields: ['protocol', 'upstream'] },
+  'upstream.fault': { level: 'warn', when: 'the upstream could not be reached or failed mid-session', fields: ['protocol', 'stage', 'code', 'user', 'err'] },
+  'upstream.credentials_rejected': { level: 'error', when: 'the upstream refused the account\'s stored credentials; the account is flagged', fields: ['protocol', 'user'] },
+  'upstream.mode_unsupported': { level: 'error', when: 'the account\'s upstream login kind cannot be used by this protocol', fields: ['protocol', 'user', 'mode'] },
+  'upstream.lost': { level: 'warn', when: 'the IMAP upstream closed a relayed session without BYE', fields: ['code'] },
+  'upstream.preconnect_failed': { level: 'debug', when: 'an early IMAP upstream connection failed; retried at login', fields: ['code'] },
+  'upstream.stream_aborted': { level: 'debug', when: 'a DAV upstream response ended early', fields: ['code'] },
+  'imap.output_backpressure': { level: 'debug', when: 'an IMAP client stopped reading; input paused', fields: [] },
+  'smtp.data_aborted': { level: 'info', when: 'the client stream ended before the message was complete', fields: ['err'] },
+  'smtp.message_oversized': { level: 'info', when: 'a message went over the size limit; the upstream transaction was aborted', fields: ['bytes'] },
+  'smtp.message_relayed': { level: 'info', when: 'the upstream accepted a message', fields: ['code', 'bytes'] },
+  'smtp.message_refused': { level: 'info', when: 'the upstream refused a message', fields: ['code', 'bytes'] },
+  'dav.request': { level: 'debug', when: 'a DAV request was answered', fields: ['method', 'status', 'ms'] },
+  'dav.target_refused': { level: 'info', when: 'a request target or Destination is not a plain path on this server (400)', fields: ['reason', 'method', 'target', 'ip'] },
+  'dav.scope_refused': { level: 'info', when: 'the app password lacks the scope for the collection (401)', fields: ['user', 'passwordId', 'method'] },
+  'dav.pipeline_limit': { level: 'info', when: 'too many pipelined requests on one connection; it is closed', fields: ['ip'] },
+  'dav.client_error': { level: 'debug', when: 'malformed HTTP from a client (400/408/431)', fields: ['code'] },
+  'dav.client_aborted': { level: 'debug', when: 'the client closed the connection mid-request', fields: [] },
+  'store.status_failed': { level: 'warn', when: 'the upstream status of an account could not be read', fields: ['err'] },
+  'store.write_dropped': { level: 'warn', when: 'queued writes (history, last use) were dropped', fields: ['dropped', 'droppedTotal', 'kind', 'reason', 'err'] },
+  'store.writes_waiting': { level: 'warn', when: 'the database is locked by another process; writes wait', fields: ['queued', 'code', 'err'] },
+  'store.writes_resumed': { level: 'info', when: 'the waiting writes went through', fields: ['waitedMs', 'queued'] },
+  'history.pruned': { level: 'info', when: 'history older than `history.keepDays` was deleted', fields: ['deleted', 'keepDays'] },
+  'history.prune_failed': { level: 'warn', when: 'the history could not be pruned; retried later', fields: ['err'] },
+  'password.expired': { level: 'info', when: 'app-specific passwords reached their expiry', fields: ['count'] },
+  'password.expiry_sweep_failed': { level: 'warn', when: 'expired passwords could not be recorded; retried later', fields: ['err'] },
+} as const satisfies Record<string, LogEventInfo>;
+
+export type LogEvent = keyof typeof LOG_EVENTS;

@@ -33,7 +33,7 @@ export interface SessionDeps {
   log: Logger;
   limits: SessionLimits;
   /** Opens a fresh upstream connection (greeting read, TLS in place). */
-  connectUpstream(): Promise<PreAuthUpstream>;
+  connectUpstream: () => Promise<PreAuthUpstream>;
   /** The provider's latest pre-login capabilities, null while none is known. */
   upstreamCapabilities(): readonly string[] | null;
   /** A place in the budget of upstream connections opened before login, if one is free. */
@@ -232,7 +232,7 @@ export class ImapSession implements TrackedConnection {
     if (this.state === 'closed') return;
     plain.removeAllListeners('data');
     const secure = new tls.TLSSocket(plain, { isServer: true, secureContext });
-    secure.on('error', (err) => this.onSocketError(err));
+    secure.on('error', (err: Error) => this.onSocketError(err));
     secure.once('secure', () => {
       if (this.state === 'closed') return void secure.destroy();
       this.socket = secure;

@@ -110,7 +110,7 @@ function bindFailure(spec: BindSpec, err: NodeJS.ErrnoException): PosternError {
 }
 
 /** A server-side TLS context for STARTTLS upgrades that follows TlsMaterial reloads. */
-export function reloadableSecureContext(material: TlsMaterial): { current(): tls.SecureContext; dispose(): void } {
+export function reloadableSecureContext(material: TlsMaterial): { current: () => tls.SecureContext; dispose(): void } {
   let context = tls.createSecureContext(material.secureContextOptions());
   const off = material.onReload((options) => (context = tls.createSecureContext(options)));
   return { current: () => context, dispose: () => void off() };

@@ -1,7 +1,8 @@
 /**
  * Prepared statements for app-specific passwords. `findByDigest` is the hot path of every login
  * in every protocol: one lookup on the UNIQUE digest index, joined to its account. Nothing here
- * caches a row: a revoke is in force the instant its transaction commits.
+ * caches a row: a revoke is in force the instant its transaction commits. `revision` and
+ * `changedSince` read the change log that triggers keep (migration 3), for the revocation watcher.
  */
 import type { Db } from './database.js';
 import type { AccountRow, AppPasswordRow, Protocol, RevokeReason } from './types.js';

@@ -1,7 +1,8 @@
 /**
  * Prepared statements for app-specific passwords. `findByDigest` is the hot path of every login
  * in every protocol: one lookup on the UNIQUE digest index, joined to its account. Nothing here
- * caches a row: a revoke is in force the instant its transaction commits.
+ * caches a row: a revoke is in force the instant its transaction commits. `revision` and
+ * `changedSince` read the change log that triggers keep (migration 3), for the revocation watcher.
  */
 import type { Db } from './database.js';
 import type { AccountRow, AppPasswordRow, Protocol, RevokeReason } from './types.js';
@@ -37,6 +38,12 @@ export interface PasswordState {
   expiresAt: number | null;
 }
 
+/** One row of the change log: this password's revocation, expiry or existence changed. */
+export interface PasswordChange {
+  revision: number;
+  passwordId: number;
+}
+
 function toRow(raw: RawRow): AppPasswordRow {
   return { ...raw, scopes: raw.scopes.split(',').filter(Boolean) as Protocol[] };
 }
@@ -61,6 +68,8 @@ export class AppPasswordRepo {
   private readonly expireStmt;
   private readonly dueStmt;
   private readonly stateStmt;
+  private readonly revisionStmt;
+  private readonly changesStmt;
 
   constructor(private readonly db: Db) {
     this.digestStmt = db.prepare<[Buffer], RawRow & { aId: number; aLogin: string; aMode: string; aUser: string; aBox: Buffer | null }>(
@@ -95,9 +104,15 @@ export class AppPasswordRepo {
       `SELECT 1 AS due FROM app_passwords
        WHERE revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= ? AND account_id = coalesce(?, account_id) LIMIT 1`,
     );
+    // JOIN: a password whose account row is gone (removed with foreign keys off) counts as removed.
     this.stateStmt = db.prepare<[string], PasswordState>(
       `SELECT p.id, p.revoked_at AS revokedAt, p.revoked_reason AS revokedReason, p.expires_at AS expiresAt
-       FROM app_passwords p WHERE p.id IN (SELECT value FROM json_each(?))`,
+       FROM app_passwords p JOIN accounts a ON a.id = p.account_id WHERE p.id IN (SELECT value FROM json_each(?))`,
+    );
+    // max() of the INTEGER PRIMARY KEY is one seek to the b-tree's last cell, whatever the log's size.
+    this.revisionStmt = db.prepare<[], number>(`SELECT coalesce(max(revision), 0) FROM password_changes`).pluck();
+    this.changesStmt = db.prepare<[number], PasswordChange>(
+      `SELECT revision, password_id AS passwordId FROM password_changes WHERE revision > ? ORDER BY revision`,
     );
   }
 
@@ -151,6 +166,19 @@ export class AppPasswordRepo {
    */
   expireDue(now: number, accountId: number | null = null): ExpiredPassword[] {
     return this.expireStmt.all(now, accountId);
+  }
+
+  /**
+   * The latest revision of the change log (migration 3): it moves only when a password is revoked,
+   * expired by the sweep, given another expiry, or deleted — never on a login, a use record or history.
+   */
+  revision(): number {
+    return this.revisionStmt.get()!;
+  }
+
+  /** Changes after `revision`, oldest first; the log keeps only its latest rows (see migration 3). */
+  changedSince(revision: number): PasswordChange[] {
+    return this.changesStmt.all(revision);
   }
 
   /** Current state of the given passwords; ids missing from the result were deleted with their account. */

@@ -61,4 +61,31 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX events_by_time ON events (at);
   CREATE INDEX app_passwords_expiring ON app_passwords (expires_at) WHERE revoked_at IS NULL AND expires_at IS NOT NULL;
   `,
+  // 3: the revocation watcher (src/auth/revocation-watcher.ts) polls every 250 ms in every proxy
+  // process. Reading the state of every watched password each time cost ~1 µs per password; instead
+  // every change that can end a session appends a row here, from triggers, so that no writer (CLI,
+  // another process, future code) has to remember to, and a poll reads max(revision) and, only
+  // when it moved, the rows after the last revision it saw. Not PRAGMA data_version: that changes
+  // on every commit of any other connection, the proxy's own history and last-use writes included.
+  // A log rather than a revision column on app_passwords: a deleted row cannot carry its revision.
+  // AUTOINCREMENT: revisions never go back, even if every row is pruned. The log keeps its last
+  // 10,000 rows; a poller that fell further behind sees the gap and re-reads every watched password.
+  // IF NOT EXISTS: re-running this entry on a database that has it changes nothing.
+  `
+  CREATE TABLE IF NOT EXISTS password_changes (
+    revision    INTEGER PRIMARY KEY AUTOINCREMENT,
+    password_id INTEGER NOT NULL
+  );
+  CREATE TRIGGER IF NOT EXISTS password_changes_on_update AFTER UPDATE OF revoked_at, expires_at ON app_passwords
+    WHEN OLD.revoked_at IS NOT NEW.revoked_at OR OLD.expires_at IS NOT NEW.expires_at
+    BEGIN INSERT INTO password_changes (password_id) VALUES (NEW.id); END;
+  -- Also fired for each password an account's removal cascades to.
+  CREATE TRIGGER IF NOT EXISTS password_changes_on_delete AFTER DELETE ON app_passwords
+    BEGIN INSERT INTO password_changes (password_id) VALUES (OLD.id); END;
+  -- A removal with foreign keys off (a hand-run sqlite3) cascades nothing: log the orphans too.
+  CREATE TRIGGER IF NOT EXISTS password_changes_on_account_delete BEFORE DELETE ON accounts
+    BEGIN INSERT INTO password_changes (password_id) SELECT id FROM app_passwords WHERE account_id = OLD.id; END;
+  CREATE TRIGGER IF NOT EXISTS password_changes_pruned AFTER INSERT ON password_changes
+    BEGIN DELETE FROM password_changes WHERE revision <= NEW.revision - 10000; END;
+  `,
 ];

@@ -50,7 +50,7 @@ it('several processes opening a fresh database at once all succeed, and the sche
   try {
     expect(schemaVersion(store.db)).toBe(MIGRATIONS.length);
     const tables = store.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all();
-    expect(tables).toEqual([{ name: 'accounts' }, { name: 'app_passwords' }, { name: 'events' }]);
+    expect(tables).toEqual([{ name: 'accounts' }, { name: 'app_passwords' }, { name: 'events' }, { name: 'password_changes' }, { name: 'sqlite_sequence' }]);
   } finally {
     store.close();
   }

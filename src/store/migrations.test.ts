@@ -1,0 +1,96 @@
+/**
+ * Migration 3 (the change log the revocation watcher polls) on a real SQLite file. Pins: a
+ * database at the previous schema is upgraded in place, its rows kept, and from then on every
+ * session-ending change is logged by the triggers whoever writes; re-running the entry is
+ * harmless; the log stays bounded (its latest 10,000 rows) and its revision never goes back.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import { schemaVersion } from './database.js';
+import { openStore } from './index.js';
+import { MIGRATIONS } from './migrations.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'postern-migrate-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+function previousSchema(file: string): Database.Database {
+  const db = new Database(file);
+  db.exec(MIGRATIONS[0]!);
+  db.exec(MIGRATIONS[1]!);
+  db.pragma('user_version = 2');
+  db.exec(`INSERT INTO accounts (id, login, upstream_mode, upstream_user, primary_hash, created_at, primary_changed_at)
+    VALUES (1, 'a', 'master', 'a', 'h', 1, 1), (2, 'b', 'master', 'b', 'h', 1, 1)`);
+  const insert = db.prepare(`INSERT INTO app_passwords (id, public_id, account_id, digest, label, scopes, created_at)
+    VALUES (?, ?, ?, randomblob(32), 'l', 'imap', 1)`);
+  for (const [id, account] of [[10, 1], [11, 1], [20, 2], [21, 2]] as const) insert.run(id, `p${id}`, account);
+  return db;
+}
+
+it('upgrades a database at the previous schema in place; the triggers then log every session-ending change', () => {
+  const file = path.join(dir, 'old.db');
+  previousSchema(file).close();
+  const store = openStore(file);
+  try {
+    expect(schemaVersion(store.db)).toBe(3);
+    expect(store.passwords.findByPublicId('p10')).toMatchObject({ id: 10, accountId: 1 });
+    expect(store.passwords.revision()).toBe(0);
+
+    store.passwords.markUsed(10, 5, 'imap', '192.0.2.1');
+    store.events.append({ type: 'login.failed', at: 5, login: 'a' });
+    expect(store.passwords.revision()).toBe(0);
+
+    store.passwords.revoke(10, 'admin', 5);
+    store.db.prepare('UPDATE app_passwords SET expires_at = 99 WHERE id = 11').run();
+    store.db.prepare('UPDATE app_passwords SET expires_at = 99 WHERE id = 11').run(); // unchanged: not logged
+    store.accounts.remove(2);
+    const logged = store.passwords.changedSince(0);
+    expect(logged.map((c) => c.passwordId)).toEqual([10, 11, 20, 21, 20, 21]);
+    expect(logged.map((c) => c.revision)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(store.passwords.changedSince(4).map((c) => c.passwordId)).toEqual([20, 21]);
+  } finally {
+    store.close();
+  }
+});
+
+it('re-running the migration on a database that has it changes nothing', () => {
+  const file = path.join(dir, 'p.db');
+  const store = openStore(file);
+  store.close();
+  const db = new Database(file);
+  try {
+    const objects = () => db.prepare("SELECT type, name, sql FROM sqlite_master ORDER BY name").all();
+    const before = objects();
+    db.exec(MIGRATIONS[2]!);
+    expect(objects()).toEqual(before);
+  } finally {
+    db.close();
+  }
+});
+
+it('keeps the latest 10,000 changes, and the revision keeps counting past what was pruned', () => {
+  const file = path.join(dir, 'p.db');
+  const store = openStore(file);
+  try {
+    store.accounts.insert({ login: 'a', upstreamMode: 'master', upstreamUser: 'a', primaryHash: 'h', primarySalt: null, dekPrimary: null, now: 1 });
+    store.passwords.insert({ publicId: 'p1', accountId: 1, digest: Buffer.alloc(32, 7), label: 'l', scopes: ['imap'], createdAt: 1, expiresAt: 1, dekSalt: null, dekBox: null });
+    const bump = store.db.prepare('UPDATE app_passwords SET expires_at = expires_at + 1');
+    store.transaction(() => {
+      for (let i = 0; i < 10_050; i++) bump.run();
+    });
+    expect(store.passwords.revision()).toBe(10_050);
+    const kept = store.passwords.changedSince(0);
+    expect(kept).toHaveLength(10_000);
+    expect(kept[0]!.revision).toBe(51);
+    store.db.exec('DELETE FROM password_changes');
+    bump.run();
+    expect(store.passwords.revision()).toBe(10_051);
+  } finally {
+    store.close();
+  }
+});

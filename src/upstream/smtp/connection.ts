@@ -92,17 +92,20 @@ function credentialsRefused(reply: SmtpReply): boolean {
 }
 
 /**
- * Any other final answer to AUTH. 421 is the server going away and 500–504 a command it could not
- * take (postern's bug or a broken server): faults. The rest is the provider's refusal for another
- * reason — 454 4.7.0 temporary failure, 534 5.7.9 mechanism too weak, 538 5.7.11 encryption
- * required, 550/554 5.7.x policy (RFC 4954 §6, RFC 3463) — relayed with its codes and safe text.
+ * Any other final answer to AUTH. 500–504 is a command the server could not take (postern's bug
+ * or a broken server), and a 421 other than 4.7.x the server going away: faults. The rest is the
+ * provider's refusal for another reason — 421 4.7.0 too many connections (Dovecot's
+ * mail_max_userip_connections), 454 4.7.0 temporary failure, 525 5.7.13 account disabled, 534
+ * 5.7.9 mechanism too weak, 538 5.7.11 encryption required, 550/554 5.7.x policy (RFC 4954 §6,
+ * RFC 3463's X.7.X security or policy status, RFC 5248) — relayed with its codes and safe text.
  */
 function authRefusal(reply: SmtpReply, credential: UpstreamCredential): PosternError {
-  if (reply.code === 421 || (reply.code >= 500 && reply.code <= 504)) {
-    return new PosternError(reply.code === 421 ? 'UPSTREAM_UNAVAILABLE' : 'UPSTREAM_PROTOCOL', `upstream SMTP answered AUTH with ${reply.code}`);
-  }
   const enhanced = ENHANCED.exec(reply.lines[0] ?? '');
   const classMatches = enhanced?.[1] === String(reply.code)[0];
+  const policy = classMatches && enhanced![2] === '7';
+  if ((reply.code === 421 && !policy) || (reply.code >= 500 && reply.code <= 504)) {
+    return new PosternError(reply.code === 421 ? 'UPSTREAM_UNAVAILABLE' : 'UPSTREAM_PROTOCOL', `upstream SMTP answered AUTH with ${reply.code}`);
+  }
   const code = classMatches ? `${reply.code} ${enhanced!.slice(1).join('.')}` : String(reply.code);
   const text = reply.lines.map((l) => (classMatches ? l.replace(ENHANCED, '') : l).trim()).filter(Boolean).join(' ');
   const secrets = sentSecrets(credential, [saslPlainPayload(credential)]);

@@ -36,6 +36,7 @@ const PINNED: ReadonlyArray<readonly [ErrorCode, number]> = [
   ['UPSTREAM_PROTOCOL', 1],
   ['TLS_MATERIAL_INVALID', 1],
   ['INPUT_INVALID', 1],
+  ['UPSTREAM_LOGIN_REFUSED', 1],
 ];
 
 describe('error catalogue', () => {

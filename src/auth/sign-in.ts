@@ -14,8 +14,10 @@
  *   upstream again for the same client login (DAV's every request, SMTP's reconnect) says so
  *   with UpstreamLogin.announce;
  * - the same log event for the same moment: `session.started` when signed in, `upstream.fault`
- *   (stage `connect`, or `probe` for DAV's collection probes), `upstream.mode_unsupported`, and
- *   `session.revoked` from the watch; `upstream.credentials_rejected` comes from the service.
+ *   (stage `connect`, or `probe` for DAV's collection probes), `upstream.login_refused` (the
+ *   provider refused for another reason than the credentials: a limit, a lock, a policy; the
+ *   account is not flagged), `upstream.mode_unsupported`, and `session.revoked` from the watch;
+ *   `upstream.credentials_rejected` comes from the service.
  *
  * Refusals stay indistinguishable (the AuthOutcome goes to the protocol's one refusal mapping);
  * nothing here writes to a socket, and no credential or password reaches a log line.
@@ -23,6 +25,7 @@
 import { isPosternError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Protocol } from '../store/types.js';
+import { UpstreamRefusal, type ProviderRefusal } from '../upstream/refusal.js';
 import type { AcceptedAuth, AuthAttempt, Authenticator, AuthOutcome, RevocationListener, UpstreamCredential } from './types.js';
 
 export interface SignInDeps {
@@ -40,7 +43,8 @@ export interface UpstreamLogin<T, C extends UpstreamCredential = UpstreamCredent
   protocol: Protocol;
   /**
    * Connects and logs in upstream (DAV: sends the request itself). Throws PosternError
-   * UPSTREAM_AUTH_REJECTED when the upstream refused the credential; anything else thrown is a
+   * UPSTREAM_AUTH_REJECTED when the upstream refused the credential, an UpstreamRefusal when it
+   * refused the login for another reason (src/upstream/refusal.ts); anything else thrown is a
    * fault. What it returns belongs to the caller from then on.
    */
   login(credential: C): Promise<T>;
@@ -71,16 +75,21 @@ export type Admission<C extends UpstreamCredential> = Refused | Unsupported | Ad
 
 /** The upstream refused the stored credentials (reported: the account is flagged). */
 export type UpstreamRejected = { kind: 'upstream-rejected'; accepted: AcceptedAuth };
+/**
+ * The upstream refused the login for a reason other than the stored credentials (not reported:
+ * the account stays unflagged). `refusal` is safe to put on the wire and in the log.
+ */
+export type UpstreamRefused = { kind: 'upstream-refused'; accepted: AcceptedAuth; refusal: ProviderRefusal };
 /** The upstream could not be reached or answered something unusable (logged). */
 export type UpstreamFault = { kind: 'upstream-fault'; accepted: AcceptedAuth; code: ErrorCode | undefined; error: unknown };
 /** The client went away while the upstream leg ran (UpstreamLogin.cancelled). */
 export type Cancelled = { kind: 'cancelled'; accepted: AcceptedAuth };
 export type SignedIn<T, C extends UpstreamCredential> = { kind: 'signed-in'; accepted: AcceptedAuth; credential: C; upstream: T; watch: RevocationWatch };
-export type UpstreamResult<T, C extends UpstreamCredential> = UpstreamRejected | UpstreamFault | Cancelled | SignedIn<T, C>;
+export type UpstreamResult<T, C extends UpstreamCredential> = UpstreamRejected | UpstreamRefused | UpstreamFault | Cancelled | SignedIn<T, C>;
 
 export type SignInResult<T, C extends UpstreamCredential = UpstreamCredential> = Refused | Unsupported | UpstreamResult<T, C>;
 /** An upstream leg that did not sign in. */
-export type UpstreamFailure = UpstreamRejected | UpstreamFault | Cancelled;
+export type UpstreamFailure = UpstreamRejected | UpstreamRefused | UpstreamFault | Cancelled;
 /** Everything but success: what a protocol's replies module maps to its wire. */
 export type SignInFailure = Exclude<SignInResult<unknown>, { kind: 'signed-in' }>;
 
@@ -128,13 +137,23 @@ export async function logInUpstream<T, C extends UpstreamCredential>(deps: SignI
 
 /**
  * Classifies an error from anything sent upstream with the account's credential: a refusal of
- * the credential is reported (the account is flagged, logged once by the service), anything else
- * is logged as a fault. DAV's collection probes use it directly.
+ * the credential is reported (the account is flagged, logged once by the service), another
+ * refusal is logged at the level it deserves (info when it passes by itself, warn when someone
+ * must act) and not reported, anything else is logged as a fault. DAV's collection probes use it
+ * directly.
  */
-export function upstreamFailure(deps: SignInDeps, accepted: AcceptedAuth, protocol: Protocol, err: unknown, fields: Record<string, string> = { stage: 'connect' }): UpstreamRejected | UpstreamFault {
+export function upstreamFailure(deps: SignInDeps, accepted: AcceptedAuth, protocol: Protocol, err: unknown, fields: Record<string, string> = { stage: 'connect' }): UpstreamRejected | UpstreamRefused | UpstreamFault {
   if (isPosternError(err, 'UPSTREAM_AUTH_REJECTED')) {
     deps.auth.reportUpstreamRejected(accepted, protocol);
     return { kind: 'upstream-rejected', accepted };
+  }
+  if (err instanceof UpstreamRefusal) {
+    const { refusal } = err;
+    const line = { event: 'upstream.login_refused', ...fields, protocol, user: accepted.login, code: refusal.code, text: refusal.text, temporary: refusal.temporary };
+    const msg = `the ${protocol} upstream refused the login for a reason other than the credentials`;
+    if (refusal.temporary) deps.log.info(line, msg);
+    else deps.log.warn(line, msg);
+    return { kind: 'upstream-refused', accepted, refusal };
   }
   const code = isPosternError(err) ? err.code : undefined;
   deps.log.warn({ event: 'upstream.fault', ...fields, protocol, code, user: accepted.login, err }, `could not reach the ${protocol} upstream for a signed-in client`);

@@ -13,6 +13,7 @@ import type { MailUpstreamConfig } from '../config/schema.js';
 import type { PosternError } from '../errors.js';
 import { classifyTransportError, transportCause } from '../upstream/classify.js';
 import { connectImapUpstream } from '../upstream/imap/client.js';
+import { UpstreamRefusal } from '../upstream/refusal.js';
 
 export interface CheckCredential {
   username: string;
@@ -23,7 +24,7 @@ export interface CheckCredential {
 
 export type CheckResult =
   | { ok: true }
-  | { ok: false; reason: 'rejected' | 'unreachable' | 'tls' | 'timeout' | 'protocol'; detail: string };
+  | { ok: false; reason: 'rejected' | 'refused' | 'unreachable' | 'tls' | 'timeout' | 'protocol'; detail: string };
 
 /**
  * What a `trusted` upstream is told as the client's address (ID x-originating-ip): the login is
@@ -58,6 +59,9 @@ function verdict(err: PosternError): CheckResult {
   switch (err.code) {
     case 'UPSTREAM_AUTH_REJECTED':
       return { ok: false, reason: 'rejected', detail: 'the upstream refused the login' };
+    case 'UPSTREAM_LOGIN_REFUSED':
+      // The credentials may be right: the provider refused for a reason of its own (LIMIT, EXPIRED…).
+      return { ok: false, reason: 'refused', detail: `the upstream refused the login for a reason other than the credentials (${err instanceof UpstreamRefusal ? err.refusal.code : 'no code'})` };
     case 'UPSTREAM_TIMEOUT':
       return { ok: false, reason: 'timeout', detail: 'the upstream did not answer in time' };
     case 'UPSTREAM_TLS_FAILED':

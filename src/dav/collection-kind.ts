@@ -27,6 +27,7 @@
 import type { PasswordCredential } from '../auth/types.js';
 import { PosternError } from '../errors.js';
 import type { HttpUpstream } from '../upstream/http.js';
+import { UpstreamRefusal } from '../upstream/refusal.js';
 import { basicAuthorization } from './headers.js';
 
 export type CollectionKind = 'calendar' | 'addressbook' | 'other' | 'undecidable';
@@ -38,6 +39,8 @@ const TTL_MS = 60_000;
 /** Probes one request may cost; a deeper path is not walked further (and is undecidable). */
 const MAX_PROBES = 8;
 const MAX_ENTRIES = 4096;
+/** Probe answers relayed as the upstream's refusal (RFC 4918 §11: 423, 507; RFC 6585: 429; 503). */
+const PROVIDER_REFUSALS = new Set([423, 429, 503, 507]);
 const MAX_PROBE_BYTES = 256 * 1024;
 const PROBE_BODY = '<?xml version="1.0" encoding="utf-8"?><d:propfind xmlns:d="DAV:"><d:prop><d:resourcetype/></d:prop></d:propfind>';
 
@@ -114,6 +117,11 @@ export class CollectionKinds {
     // cannot exist): either way, what contains it decides.
     if (response.statusCode === 404 || response.statusCode === 403) return 'unseen';
     if (response.statusCode === 401) throw new PosternError('UPSTREAM_AUTH_REJECTED');
+    // The upstream turned the probe down for a reason of its own (a lock, a rate limit, its own
+    // outage, a full quota): the client hears that status, never "rejected credentials".
+    if (PROVIDER_REFUSALS.has(response.statusCode ?? 0)) {
+      throw new UpstreamRefusal({ code: String(response.statusCode), text: null, temporary: response.statusCode !== 507 });
+    }
     if (response.statusCode !== 207) throw new PosternError('UPSTREAM_PROTOCOL', `collection probe answered ${response.statusCode}`);
     return kindFromMultistatus(text);
   }

@@ -28,7 +28,16 @@ export const REPLY_TEXT = {
   tooManyConnections: 'Service unavailable: too many connections; please try again later.',
   tooManyRequests: 'Service unavailable: too many requests pipelined on one connection.',
   requestTimeout: 'Request timeout: the request body did not arrive in time.',
+  upstreamRefused: 'The calendar and contacts server refused this request for now; please try again later.',
 } as const;
+
+/** The upstream's answers postern passes on when it, not a relayed response, has to say them. */
+const UPSTREAM_REFUSAL_TEXT: Record<string, string> = {
+  '423': 'Locked: the calendar and contacts server says this resource is locked.',
+  '429': 'Too many requests: the calendar and contacts server asks to slow down; please try again later.',
+  '503': 'Service unavailable: the calendar and contacts server is unavailable right now; please try again later.',
+  '507': 'Insufficient storage: the account is over its quota at the calendar and contacts server.',
+};
 
 export function sendText(req: IncomingMessage, res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
   if (res.headersSent) {
@@ -119,6 +128,9 @@ export function sendUpstreamFailure(req: IncomingMessage, res: ServerResponse, r
   switch (result.kind) {
     case 'upstream-rejected':
       return sendText(req, res, 502, REPLY_TEXT.upstreamRejected);
+    case 'upstream-refused':
+      // The upstream's own status, with postern's sentence for it (its body may be any HTML).
+      return sendText(req, res, Number(result.refusal.code), UPSTREAM_REFUSAL_TEXT[result.refusal.code] ?? REPLY_TEXT.upstreamRefused);
     case 'upstream-fault':
       return sendUpstreamFault(req, res, result.error);
     case 'cancelled':

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { PRIMARY_PASSWORD_REFUSED_TEXT } from '../auth/types.js';
 import { PosternError } from '../errors.js';
 import { postLoginCapabilities, preAuthCapabilities } from './capabilities.js';
-import { refusalReply, revokedBye, upstreamFaultReply } from './replies.js';
+import { refusalReply, revokedBye, signInFailureReply, upstreamFaultReply } from './replies.js';
 
 describe('replies', () => {
   it('answers failed, throttled and hint-less primary refusals identically', () => {
@@ -47,5 +47,14 @@ describe('capabilities', () => {
 
   it('drops pre-login leftovers from the upstream post-login list', () => {
     expect(postLoginCapabilities(['IMAP4rev1', 'AUTH=PLAIN', 'STARTTLS', 'IDLE', 'SASL-IR', 'COMPRESS=DEFLATE'])).toBe('IMAP4rev1 IDLE COMPRESS=DEFLATE');
+  });
+
+  it('passes the provider\'s refusal on with its code, a fixed sentence when its text was unsafe, UNAVAILABLE for PRIVACYREQUIRED', () => {
+    const accepted = {} as never;
+    const refused = (code: string, text: string | null) => signInFailureReply('r', { kind: 'upstream-refused', accepted, refusal: { code, text, temporary: false } });
+    expect(refused('LIMIT', 'Maximum number of connections from user+IP exceeded')).toBe('r NO [LIMIT] Maximum number of connections from user+IP exceeded');
+    expect(refused('EXPIRED', null)).toBe('r NO [EXPIRED] The mail server says the account\'s password has expired; the administrator must renew it.');
+    // The client's own connection is encrypted: it is postern's leg to the provider that lacks TLS.
+    expect(refused('PRIVACYREQUIRED', 'Plaintext authentication disallowed')).toBe('r NO [UNAVAILABLE] The mail server cannot be reached right now; please try again later.');
   });
 });

@@ -2,9 +2,11 @@
  * Every line postern itself says to an IMAP client, and the one mapping from authentication
  * outcomes and upstream faults to the wire (RFC 9051 §7.1, response codes of RFC 5530).
  * Internal error text never gets here: refusals all read alike (a wrong password, an unknown user
- * and a throttled attempt are indistinguishable), faults say UNAVAILABLE.
+ * and a throttled attempt are indistinguishable), faults say UNAVAILABLE. The provider's own
+ * refusals for other reasons (LIMIT, INUSE, EXPIRED…) keep their code and, when safe, its text.
  */
 import type { SignInFailure } from '../auth/sign-in.js';
+import type { ProviderRefusal } from '../upstream/refusal.js';
 import { PRIMARY_PASSWORD_REFUSED_TEXT, type AuthOutcome } from '../auth/types.js';
 import { isPosternError } from '../errors.js';
 import type { RevokeReason } from '../store/types.js';
@@ -66,6 +68,8 @@ export function signInFailureReply(tag: string, result: SignInFailure): string {
       return refusalReply(tag, { kind: 'credential-unusable' });
     case 'upstream-rejected':
       return upstreamRejectedReply(tag);
+    case 'upstream-refused':
+      return providerRefusalReply(tag, result.refusal);
     case 'upstream-fault':
       return upstreamFaultReply(tag, result.error);
     case 'cancelled':
@@ -75,6 +79,30 @@ export function signInFailureReply(tag: string, result: SignInFailure): string {
 
 function upstreamRejectedReply(tag: string): string {
   return `${tag} NO [UNAVAILABLE] The mail server refused the credentials postern holds for this account; the administrator has been notified.`;
+}
+
+/** Said when the provider's text cannot be passed on (RFC 5530's meaning of each code). */
+const REFUSAL_TEXT: Record<string, string> = {
+  LIMIT: 'Too many connections to the mail server for this account; try again later.',
+  INUSE: 'The mailbox is in use by another session; try again later.',
+  UNAVAILABLE: 'The mail server is temporarily unavailable; please try again later.',
+  SERVERBUG: 'The mail server had an internal error; please try again later.',
+  OVERQUOTA: 'The account is over its quota at the mail server.',
+  CONTACTADMIN: 'The mail server refused this account; contact the administrator.',
+  EXPIRED: 'The mail server says the account\'s password has expired; the administrator must renew it.',
+  NOPERM: 'The mail server does not allow this account to log in here.',
+  CANNOT: 'The mail server cannot log this account in.',
+};
+
+/**
+ * The provider refused for a reason other than the credentials: its code and safe text (RFC 5530).
+ * PRIVACYREQUIRED is about postern's own leg to the provider (the client's is encrypted), so the
+ * client hears UNAVAILABLE.
+ */
+function providerRefusalReply(tag: string, refusal: ProviderRefusal): string {
+  if (refusal.code === 'PRIVACYREQUIRED') return upstreamFaultReply(tag, null);
+  const text = refusal.text ?? REFUSAL_TEXT[refusal.code] ?? 'The mail server refused the login; please try again later.';
+  return `${tag} NO [${refusal.code}] ${text}`;
 }
 
 /** The answer when the app password was right but logging in upstream failed. */

@@ -40,7 +40,7 @@ export async function signIn(deps: SignInDeps, request: SignInRequest): Promise<
   }
   if (result.kind === 'signed-in') return result;
   // The upstream connection was used up: a fresh early one for the client's next attempt.
-  if (result.kind === 'upstream-rejected' || result.kind === 'upstream-fault') deps.upstream.open();
+  if (result.kind === 'upstream-rejected' || result.kind === 'upstream-refused' || result.kind === 'upstream-fault') deps.upstream.open();
   return { kind: 'refused', line: signInFailureReply(request.tag, result), failure: countsAsFailure(result) };
 }
 

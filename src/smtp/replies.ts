@@ -7,6 +7,7 @@
  * enhanced codes (RFC 3463) are part of the texts here, and of the upstream's relayed texts.
  */
 import type { SignInFailure } from '../auth/sign-in.js';
+import type { ProviderRefusal } from '../upstream/refusal.js';
 import { PRIMARY_PASSWORD_REFUSED_TEXT, type AuthOutcome } from '../auth/types.js';
 import { isPositive, replyText, type SmtpReply } from '../upstream/smtp/reply-parser.js';
 
@@ -48,11 +49,27 @@ export function signInFailure(result: SignInFailure, at: 'auth' | 'transaction')
       return authRefusal({ kind: 'credential-unusable' });
     case 'upstream-rejected':
       return upstreamRefusedStoredCredentials();
+    case 'upstream-refused':
+      return providerRefusal(result.refusal, at);
     case 'upstream-fault':
       return at === 'auth' ? upstreamUnavailableAtAuth() : upstreamUnavailable();
     case 'cancelled':
       return connectionEnded();
   }
+}
+
+/**
+ * The provider refused the login for another reason than the credentials: at AUTH its own reply
+ * code and enhanced code with its safe text. At MAIL (a new transaction had to log in again) a
+ * temporary refusal is 451 and a permanent one 554 (RFC 5321 §4.3.2 lists neither 454 nor 534
+ * there), the enhanced code kept.
+ */
+function providerRefusal(refusal: ProviderRefusal, at: 'auth' | 'transaction'): SmtpReplyError {
+  const [basic = '454', enhanced] = refusal.code.split(' ');
+  const text = refusal.text ?? (refusal.temporary ? 'The mail provider refused the login for now; try again later.' : 'The mail provider refused the login; contact the administrator.');
+  const fallbackEnhanced = refusal.temporary ? '4.7.0' : '5.7.0';
+  const code = at === 'auth' ? Number(basic) : refusal.temporary ? 451 : 554;
+  return reply(code, `${enhanced ?? fallbackEnhanced} ${text}`);
 }
 
 /** RFC 4954 §6: 454 4.7.0 Temporary authentication failure. */

@@ -35,6 +35,11 @@ export { addressOf, stripDeliveryTrace } from './relay-sink.js';
 export interface MailUser {
   name: string;
   password: string;
+  /**
+   * passwd-file extra fields (space-separated key=value, e.g. `nologin=y reason=...`), for a user
+   * Dovecot refuses for a reason of its own.
+   */
+  extraFields?: string;
 }
 
 export interface DovecotOptions {
@@ -133,7 +138,7 @@ async function prepareDir(dir: string, users: MailUser[], master: MailUser): Pro
 }
 
 function passwdLine(user: MailUser): string {
-  return `${user.name}:{PLAIN}${user.password}::::::\n`;
+  return `${user.name}:{PLAIN}${user.password}::::::${user.extraFields ?? ''}\n`;
 }
 
 /** A self-signed P-256 certificate valid for 127.0.0.2 and localhost; it is its own CA. */

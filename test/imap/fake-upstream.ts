@@ -4,7 +4,8 @@
 import net from 'node:net';
 import tls from 'node:tls';
 
-export type LoginBehaviour = 'ok' | 'no' | 'hang' | 'close' | 'ok-no-capability';
+/** `{ answer }`: the tagged answer after the tag, as given (e.g. `NO [LIMIT] Too many connections`). */
+export type LoginBehaviour = 'ok' | 'no' | 'hang' | 'close' | 'ok-no-capability' | { answer: string };
 
 export interface FakeUpstream {
   port: number;
@@ -41,6 +42,7 @@ export async function startFakeUpstream(options: { tls?: { key: string; cert: st
       if (fake.login === 'hang') return;
       if (fake.login === 'close') return void socket.destroy();
       if (fake.login === 'no') return void socket.write(`${tag} NO [AUTHENTICATIONFAILED] Authentication failed.\r\n`);
+      if (typeof fake.login === 'object') return void socket.write(`${tag} ${fake.login.answer}\r\n`);
       loggedIn = true;
       socket.write(fake.login === 'ok' ? `${tag} OK [CAPABILITY ${POST_LOGIN_CAPS}] Logged in\r\n` : `${tag} OK Logged in\r\n`);
     };

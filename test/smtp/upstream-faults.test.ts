@@ -6,7 +6,10 @@
 // - the upstream's own refusal after DATA, multi-line texts included, reaches the client;
 // - an upstream gone between transactions is reconnected transparently; gone in the middle of
 //   one, the client session ends with 421;
-// - a hostile upstream (endless reply line) cannot make postern buffer without limit.
+// - a hostile upstream (endless reply line) cannot make postern buffer without limit;
+// - the provider's refusals of AUTH that Dovecot will not give on demand (454, 534, 538, 550 5.7.x)
+//   reach the client with their codes and text and do not flag the account; 501 and a 421 that is
+//   not about policy stay faults; a refusal at a reconnect for a new transaction is 451 / 554.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { PosternHarness } from '../helpers/postern.js';
 import { startPostern } from '../helpers/postern.js';
@@ -183,5 +186,50 @@ describe('upstream STARTTLS', () => {
     } finally {
       await harness.stop();
     }
+  });
+});
+
+describe('the provider refuses AUTH for a reason of its own', () => {
+  const authAnswer = (answer: string, onConnection?: number): FakeScript => ({
+    onCommand: (c, ctx) => (c.startsWith('AUTH ') && (onConnection === undefined || ctx.connection === onConnection) ? answer : undefined),
+  });
+
+  it.each([
+    ['454 4.7.0 Temporary authentication failure', true],
+    ['534 5.7.9 Authentication mechanism is too weak', false],
+    ['538 5.7.11 Encryption required for requested authentication mechanism', false],
+    ['550 5.7.1 Sending from this network is not allowed', false],
+  ])('%s reaches the client as it came, the account not flagged', async (answer, temporary) => {
+    script = authAnswer(answer);
+    const { password } = postern.newPassword('erin', PRIMARY);
+    const client = await rawSession(postern.port('smtp.implicitTls'), postern.caPem);
+    expect(await say(client, `AUTH PLAIN ${plainToken('erin', password)}`)).toBe(answer);
+    client.close();
+    expect(postern.logs.events('upstream.login_refused').at(-1)).toMatchObject({ code: answer.split(' ').slice(0, 2).join(' '), temporary });
+    expect(postern.app.store.accounts.findByLogin('erin')?.upstreamStatus).not.toBe('rejected');
+  });
+
+  it.each(['501 5.5.2 Syntax error in parameters', '421 4.3.2 Service shutting down'])('%s is a fault: 454 4.7.0 and upstream.fault', async (answer) => {
+    script = authAnswer(answer);
+    const before = postern.logs.events('upstream.fault').length;
+    const { password } = postern.newPassword('erin', PRIMARY);
+    const client = await rawSession(postern.port('smtp.implicitTls'), postern.caPem);
+    expect(await say(client, `AUTH PLAIN ${plainToken('erin', password)}`)).toMatch(/^454 4\.7\.0 Temporary authentication failure: the mail provider cannot be reached/);
+    client.close();
+    expect(postern.logs.events('upstream.fault').length).toBe(before + 1);
+  });
+
+  it.each([
+    ['454 4.7.0 Temporary authentication failure', '451 4.7.0 Temporary authentication failure'],
+    ['525 5.7.13 Account disabled', '554 5.7.13 Account disabled'],
+  ])('refused with %s at a reconnect for a new transaction, MAIL gets %s', async (answer, expected) => {
+    const client = await authenticated();
+    const connections = fake.connections();
+    script = authAnswer(answer, connections + 1);
+    fake.drop(connections);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await say(client, 'MAIL FROM:<erin@example.org>')).toBe(expected);
+    client.close();
+    expect(postern.app.store.accounts.findByLogin('erin')?.upstreamStatus).not.toBe('rejected');
   });
 });

@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { UpstreamCredential } from '../../auth/types.js';
 import type { MailUpstreamConfig } from '../../config/schema.js';
+import { UpstreamRefusal } from '../refusal.js';
 import { connectImapUpstream } from './client.js';
 import { startFakeUpstream, type FakeUpstream } from '../../../test/imap/fake-upstream.js';
 
@@ -79,5 +80,39 @@ describe('upstream login encodings', () => {
     const second = await connectImapUpstream(settings(fake.port));
     second.close();
     expect(second.usable()).toBe(false);
+  });
+});
+
+// RFC 5530: which tagged answers to the login say the stored credentials are wrong (the account is
+// flagged), which are the provider's other refusals (passed on with their code), which are faults.
+describe('upstream login refusals', () => {
+  async function refusalOf(answer: string): Promise<unknown> {
+    fake = await startFakeUpstream();
+    fake.login = { answer };
+    const upstream = await connectImapUpstream(settings(fake.port));
+    const credential: UpstreamCredential = { kind: 'password', username: 'erin', password: 'erin-upstream-Secret' };
+    return upstream.login({ credential, id: null, clientAddress: '127.0.0.1' }).then(() => 'logged in', (err: unknown) => err);
+  }
+
+  it.each(['NO [AUTHENTICATIONFAILED] Authentication failed.', 'NO [AUTHORIZATIONFAILED] No such authorization-ID', 'NO Login failed', 'NO [ALERT] Application-specific password required'])('%s: the stored credentials refused', async (answer) => {
+    expect(await refusalOf(answer)).toMatchObject({ code: 'UPSTREAM_AUTH_REJECTED' });
+  });
+
+  it.each([
+    ['LIMIT', true], ['INUSE', true], ['UNAVAILABLE', true], ['SERVERBUG', true],
+    ['OVERQUOTA', false], ['CONTACTADMIN', false], ['EXPIRED', false], ['PRIVACYREQUIRED', false],
+  ])('NO [%s]: the provider\'s refusal, its code and text kept (temporary: %s)', async (code, temporary) => {
+    const err = await refusalOf(`NO [${code}] Said by the provider.`);
+    expect(err).toBeInstanceOf(UpstreamRefusal);
+    expect((err as UpstreamRefusal).refusal).toEqual({ code, text: 'Said by the provider.', temporary });
+  });
+
+  it('drops a refusal text that echoes the password', async () => {
+    const err = await refusalOf('NO [LIMIT] too many logins with password erin-upstream-Secret');
+    expect((err as UpstreamRefusal).refusal).toEqual({ code: 'LIMIT', text: null, temporary: true });
+  });
+
+  it('BAD to the login is a fault, not a refusal', async () => {
+    expect(await refusalOf('BAD Syntax error')).toMatchObject({ code: 'UPSTREAM_PROTOCOL' });
   });
 });

@@ -15,6 +15,7 @@ import type { PasswordCredential, UpstreamCredential } from '../../auth/types.js
 import type { MailUpstreamConfig } from '../../config/schema.js';
 import { PosternError } from '../../errors.js';
 import { mailEndpoint, openUpstreamSocket, upgradeToTls, upstreamTls } from '../connect.js';
+import { UpstreamRefusal, safeProviderText, sentSecrets } from '../refusal.js';
 import { saslPlainPayload } from '../sasl-plain.js';
 import { ResponseReader } from './response-reader.js';
 import { capabilitiesFrom, codeName, hasCapability, idList, isQuotable, parseStatus, quote, type StatusResponse } from './wire.js';
@@ -137,7 +138,7 @@ class UpstreamSession implements PreAuthUpstream {
     const caps = this.capabilities ?? (await this.fetchCapabilities());
     const idTag = this.sendId(request);
     const { status, untaggedCaps } = await this.authenticate(request.credential, caps, idTag);
-    if (status.status !== 'OK') throw loginRefusal(status);
+    if (status.status !== 'OK') throw loginRefusal(status, request.credential);
     const capabilities = capabilitiesFrom(status, untaggedCaps) ?? (await this.fetchCapabilities());
     const leftover = this.reader.detach();
     return { socket: this.socket, capabilities, leftover };
@@ -234,11 +235,36 @@ function loginCommandParts(credential: PasswordCredential, caps: string[]): stri
   return parts;
 }
 
-function loginRefusal(status: StatusResponse): PosternError {
+/**
+ * RFC 5530 response codes that refuse a login for a reason other than the credentials, and
+ * whether the refusal passes by itself (LIMIT: too many connections; INUSE: another session holds
+ * the mailbox; UNAVAILABLE: the provider's own back end is away) or needs someone to act.
+ * PRIVACYREQUIRED means postern's own upstream leg lacks TLS: an administrator's matter.
+ */
+const OTHER_REFUSALS: ReadonlyMap<string, { temporary: boolean }> = new Map([
+  ['LIMIT', { temporary: true }],
+  ['INUSE', { temporary: true }],
+  ['UNAVAILABLE', { temporary: true }],
+  ['SERVERBUG', { temporary: true }],
+  ['OVERQUOTA', { temporary: false }],
+  ['CONTACTADMIN', { temporary: false }],
+  ['EXPIRED', { temporary: false }],
+  ['PRIVACYREQUIRED', { temporary: false }],
+  ['NOPERM', { temporary: false }],
+  ['CANNOT', { temporary: false }],
+]);
+
+/**
+ * A tagged NO to LOGIN/AUTHENTICATE: AUTHENTICATIONFAILED, AUTHORIZATIONFAILED, no code at all
+ * (RFC 9051 §6.2.3's plain NO) and any code not listed above say the stored credentials are wrong;
+ * a listed code is the provider's other refusal, passed on with its code and safe text. A BAD is
+ * postern's or the server's bug, a fault.
+ */
+function loginRefusal(status: StatusResponse, credential: UpstreamCredential): PosternError {
   const code = codeName(status.code);
-  if (status.status === 'NO' && code !== 'UNAVAILABLE' && code !== 'SERVERBUG' && code !== 'LIMIT' && code !== 'INUSE') {
-    return new PosternError('UPSTREAM_AUTH_REJECTED', `upstream refused the login${code ? ` [${code}]` : ''}`);
-  }
-  return new PosternError(status.status === 'NO' ? 'UPSTREAM_UNAVAILABLE' : 'UPSTREAM_PROTOCOL', `upstream answered ${status.status}${code ? ` [${code}]` : ''} to the login`);
+  if (status.status !== 'NO') return new PosternError('UPSTREAM_PROTOCOL', `upstream answered ${status.status}${code ? ` [${code}]` : ''} to the login`);
+  const other = code ? OTHER_REFUSALS.get(code) : undefined;
+  if (!code || !other) return new PosternError('UPSTREAM_AUTH_REJECTED', `upstream refused the login${code ? ` [${code}]` : ''}`);
+  return new UpstreamRefusal({ code, text: safeProviderText(status.text, sentSecrets(credential, [saslPlainPayload(credential)])), temporary: other.temporary });
 }
 

@@ -19,6 +19,7 @@ import { PosternError } from '../../errors.js';
 import type { UpstreamCredential } from '../../auth/types.js';
 import { classifyTransportError } from '../classify.js';
 import { openUpstreamSocket, upgradeToTls } from '../connect.js';
+import { UpstreamRefusal, safeProviderText, sentSecrets } from '../refusal.js';
 import { saslPlainPayload } from '../sasl-plain.js';
 import { ReplyParser, type SmtpReply } from './reply-parser.js';
 
@@ -41,7 +42,7 @@ export interface SmtpUpstreamTarget {
 
 export type UpstreamLogin =
   | { kind: 'ready'; connection: SmtpUpstream }
-  /** The upstream refused the credentials (5yz to AUTH). */
+  /** The upstream refused the credentials (535, or 5.7.8, to AUTH: RFC 4954 §6). */
   | { kind: 'rejected'; reply: SmtpReply };
 
 const DEFAULT_COMMAND_TIMEOUT_MS = 5 * 60_000;
@@ -50,7 +51,8 @@ const QUIT_TIMEOUT_MS = 2_000;
 const UNSAFE_IN_COMMAND = /[\r\n\0]/;
 
 /**
- * Connects, greets, authenticates. Throws PosternError (UPSTREAM_*) for faults, never for a refusal.
+ * Connects, greets, authenticates. Throws PosternError (UPSTREAM_*) for faults, an UpstreamRefusal
+ * for a refusal of the login for another reason than the credentials (authRefusal).
  * `clientAddress` is passed on with XCLIENT only to a `trusted` upstream.
  */
 export async function openUpstreamSmtp(target: SmtpUpstreamTarget, credential: UpstreamCredential, clientAddress?: string): Promise<UpstreamLogin> {
@@ -62,8 +64,8 @@ export async function openUpstreamSmtp(target: SmtpUpstreamTarget, credential: U
     const reply = await connection.authenticate(credential);
     if (reply.code === 235) return { kind: 'ready', connection };
     connection.destroy();
-    if (reply.code >= 500) return { kind: 'rejected', reply };
-    throw new PosternError('UPSTREAM_UNAVAILABLE', `upstream SMTP answered AUTH with ${reply.code}`);
+    if (credentialsRefused(reply)) return { kind: 'rejected', reply };
+    throw authRefusal(reply, credential);
   } catch (err) {
     connection.destroy();
     throw err;
@@ -80,6 +82,34 @@ export async function probeUpstreamSmtp(target: SmtpUpstreamTarget): Promise<Smt
     connection.destroy();
     throw err;
   }
+}
+
+const ENHANCED = /^([245])\.(\d{1,3})\.(\d{1,3})(?:\s+|$)/;
+
+/** RFC 4954 §6: 535 5.7.8 "Authentication credentials invalid" (some servers say 535 alone). */
+function credentialsRefused(reply: SmtpReply): boolean {
+  return reply.code === 535 || ENHANCED.exec(reply.lines[0] ?? '')?.slice(1).join('.') === '5.7.8';
+}
+
+/**
+ * Any other final answer to AUTH. 500–504 is a command the server could not take (postern's bug
+ * or a broken server), and a 421 other than 4.7.x the server going away: faults. The rest is the
+ * provider's refusal for another reason — 421 4.7.0 too many connections (Dovecot's
+ * mail_max_userip_connections), 454 4.7.0 temporary failure, 525 5.7.13 account disabled, 534
+ * 5.7.9 mechanism too weak, 538 5.7.11 encryption required, 550/554 5.7.x policy (RFC 4954 §6,
+ * RFC 3463's X.7.X security or policy status, RFC 5248) — relayed with its codes and safe text.
+ */
+function authRefusal(reply: SmtpReply, credential: UpstreamCredential): PosternError {
+  const enhanced = ENHANCED.exec(reply.lines[0] ?? '');
+  const classMatches = enhanced?.[1] === String(reply.code)[0];
+  const policy = classMatches && enhanced![2] === '7';
+  if ((reply.code === 421 && !policy) || (reply.code >= 500 && reply.code <= 504)) {
+    return new PosternError(reply.code === 421 ? 'UPSTREAM_UNAVAILABLE' : 'UPSTREAM_PROTOCOL', `upstream SMTP answered AUTH with ${reply.code}`);
+  }
+  const code = classMatches ? `${reply.code} ${enhanced!.slice(1).join('.')}` : String(reply.code);
+  const text = reply.lines.map((l) => (classMatches ? l.replace(ENHANCED, '') : l).trim()).filter(Boolean).join(' ');
+  const secrets = sentSecrets(credential, [saslPlainPayload(credential)]);
+  return new UpstreamRefusal({ code, text: safeProviderText(text, secrets), temporary: reply.code < 500 });
 }
 
 function connectSocket(target: SmtpUpstreamTarget): Promise<net.Socket> {

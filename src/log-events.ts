@@ -46,6 +46,7 @@ export const LOG_EVENTS = {
   'upstream.plaintext': { level: 'warn', when: 'at start: an upstream is configured without TLS', fields: ['protocol', 'upstream'] },
   'upstream.unverified': { level: 'warn', when: 'at start: an upstream\'s certificate is not verified', fields: ['protocol', 'upstream'] },
   'upstream.fault': { level: 'warn', when: 'the upstream could not be reached or failed mid-session', fields: ['protocol', 'stage', 'code', 'user', 'err'] },
+  'upstream.login_refused': { level: 'warn', when: 'the upstream refused a login for a reason other than the credentials (LIMIT, INUSE, 454, 429…), relayed to the client; info when it is temporary; the account is not flagged', fields: ['protocol', 'stage', 'user', 'code', 'text', 'temporary'] },
   'upstream.credentials_rejected': { level: 'error', when: 'the upstream refused the account\'s stored credentials; the account is flagged', fields: ['protocol', 'user'] },
   'upstream.mode_unsupported': { level: 'error', when: 'the account\'s upstream login kind cannot be used by this protocol', fields: ['protocol', 'user', 'mode'] },
   'upstream.lost': { level: 'warn', when: 'the IMAP upstream closed a relayed session without BYE', fields: ['code'] },

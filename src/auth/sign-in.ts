@@ -149,7 +149,7 @@ export function upstreamFailure(deps: SignInDeps, accepted: AcceptedAuth, protoc
   }
   if (err instanceof UpstreamRefusal) {
     const { refusal } = err;
-    const line = { event: 'upstream.login_refused', ...fields, protocol, user: accepted.login, code: refusal.code, text: refusal.text, temporary: refusal.temporary };
+    const line = { event: 'upstream.login_refused' as const, ...fields, protocol, user: accepted.login, code: refusal.code, text: refusal.text, temporary: refusal.temporary };
     const msg = `the ${protocol} upstream refused the login for a reason other than the credentials`;
     if (refusal.temporary) deps.log.info(line, msg);
     else deps.log.warn(line, msg);

@@ -61,4 +61,15 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX events_by_time ON events (at);
   CREATE INDEX app_passwords_expiring ON app_passwords (expires_at) WHERE revoked_at IS NULL AND expires_at IS NOT NULL;
   `,
+  // 3: the `pop3` scope (issue 17). A password that may read mail over IMAP may read the same
+  // mailbox over POP3, which shows no more than IMAP does, so every password holding `imap` gains
+  // `pop3` (placed after it, the order new passwords list their scopes in); passwords without
+  // `imap` (SMTP-only, DAV-only) do not. Revoked rows are updated too: harmless, and it keeps the
+  // rule one sentence long.
+  `
+  UPDATE app_passwords
+     SET scopes = TRIM(REPLACE(',' || scopes || ',', ',imap,', ',imap,pop3,'), ',')
+   WHERE ',' || scopes || ',' LIKE '%,imap,%'
+     AND ',' || scopes || ',' NOT LIKE '%,pop3,%';
+  `,
 ];

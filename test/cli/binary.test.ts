@@ -133,7 +133,7 @@ describe('app-specific passwords', () => {
     const list = await run(['password', 'list', 'alice@example.org']);
     expect(list.code).toBe(0);
     expect(list.stdout.split('\n')[0]).toMatch(/^ID +LABEL +SCOPES +CREATED +LAST USED +EXPIRES +STATUS$/);
-    expect(list.stdout).toMatch(new RegExp(`^${second.id} +Phone — 手机 📱 +imap,smtp,caldav,carddav .* never +never +active$`, 'm'));
+    expect(list.stdout).toMatch(new RegExp(`^${second.id} +Phone — 手机 📱 +imap,pop3,smtp,caldav,carddav .* never +never +active$`, 'm'));
     const rows = JSON.parse((await run(['password', 'list', 'alice@example.org', '--json'])).stdout) as Array<Record<string, unknown>>;
     expect(rows.find((r) => r.id === second.id)).toMatchObject({ label: 'Phone — 手机 📱', status: 'active', lastUsed: null, expiresAt: null });
     expect(rows.filter((r) => r.label === 'probe').every((r) => r.status === 'revoked' && r.revokedReason === 'revoke-all')).toBe(true);

@@ -55,7 +55,7 @@ it('upgrades a schema-1 database in place, keeping its history, and adds the tim
 
   const upgraded = openStore(file);
   try {
-    expect(schemaVersion(upgraded.db)).toBe(2);
+    expect(schemaVersion(upgraded.db)).toBe(MIGRATIONS.length);
     expect(countEvents(upgraded)).toBe(1);
     const plan = upgraded.db.prepare('EXPLAIN QUERY PLAN SELECT id FROM events WHERE at < ? ORDER BY at LIMIT 10').all(NOW) as Array<{ detail: string }>;
     expect(plan.map((p) => p.detail).join('\n')).toMatch(/USING (COVERING )?INDEX events_by_time/);

@@ -22,7 +22,7 @@ export function registerPasswordCommands(program: Command, io: CliIo): void {
 
   password.command('new').description('create an app-specific password (prompts for the primary password)').argument('<login>')
     .requiredOption('--label <label>', 'what it is for, e.g. "Thunderbird on laptop" (1-64 characters)')
-    .option('--scopes <list>', 'comma-separated protocols it may be used for: imap,smtp,caldav,carddav (default: all)')
+    .option('--scopes <list>', 'comma-separated protocols it may be used for: imap,pop3,smtp,caldav,carddav (default: all)')
     .option('--expires <when>', 'expiry as a duration (90d, 12h, 30m, 2w) or an ISO date (default: never)')
     .option('--password-stdin', 'read the primary password from line 1 of stdin instead of a terminal prompt')
     .option('--json', 'machine-readable output (includes the password, once)')

@@ -114,11 +114,12 @@ interface ServerHint { service: string; address: string }
 export function servers(config: ResolvedConfig, scopes: readonly Protocol[]): ServerHint[] {
   const host = config.hostnames[0] ?? 'localhost';
   const hints: ServerHint[] = [];
-  const mail = (name: string, section: ResolvedConfig['imap'] | ResolvedConfig['smtp']) => {
+  const mail = (name: string, section: ResolvedConfig['imap'] | ResolvedConfig['pop3'] | ResolvedConfig['smtp']) => {
     if (section?.implicitTls) hints.push({ service: name, address: `${host}:${section.implicitTls.port} (SSL/TLS)` });
     if (section?.starttls) hints.push({ service: name, address: `${host}:${section.starttls.port} (STARTTLS)` });
   };
   if (scopes.includes('imap')) mail('IMAP', config.imap);
+  if (scopes.includes('pop3')) mail('POP3', config.pop3);
   if (scopes.includes('smtp')) mail('SMTP', config.smtp);
   if (config.dav && (scopes.includes('caldav') || scopes.includes('carddav'))) {
     const origin = config.dav.publicOrigin ?? `https://${host}:${config.dav.listener.port}`;

@@ -109,9 +109,10 @@ describe('fetchmail', () => {
     const delivered = readFileSync(result.deliveredFile, 'utf8');
     expect(delivered).toContain('Subject: pop0');
     expect(delivered).toContain('Subject: pop1');
-    // Dot-stuffing (RFC 1939 §3) undone by fetchmail, so the relay passed Dovecot's stuffed lines as they were.
-    expect(delivered).toMatch(/^\.two dots\r?$/m);
-    expect(delivered).not.toMatch(/^\.\.two dots/m);
+    // Dovecot dot-stuffs (RFC 1939 §3), fetchmail unstuffs: the lines arrive as they were sent,
+    // so the relay passed the stuffed lines untouched.
+    expect(delivered).toMatch(/^\.\r?\n\.\.two dots\r?$/m);
+    expect(delivered).not.toMatch(/^\.\.\./m);
   }, 60_000);
 
   it('polls over STLS and delivers every message', async () => {

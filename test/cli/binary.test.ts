@@ -218,7 +218,7 @@ describe('refusals (exit 1) and usage errors (exit 2)', () => {
     ['label blank', ['password', 'new', 'bob', '--label', '   ', '--password-stdin'], BOB + '\n', 1, /label must be 1–64 characters \(got 0\)/],
     ['label with escape', ['password', 'new', 'bob', '--label', 'evil\u001b[2J', '--password-stdin'], BOB + '\n', 1, /label must not contain control characters/],
     ['label with bidi override', ['password', 'new', 'bob', '--label', 'gpj.\u202eexe', '--password-stdin'], BOB + '\n', 1, /label must not contain control characters/],
-    ['bad scope', ['password', 'new', 'bob', '--label', 'x', '--scopes', 'imap,pop3', '--password-stdin'], BOB + '\n', 1, /unknown scope "pop3"/],
+    ['bad scope', ['password', 'new', 'bob', '--label', 'x', '--scopes', 'imap,nntp', '--password-stdin'], BOB + '\n', 1, /unknown scope "nntp"/],
     ['bad expiry', ['password', 'new', 'bob', '--label', 'x', '--expires', 'soon', '--password-stdin'], BOB + '\n', 1, /invalid expiry "soon"/],
     ['bad login', ['user', 'add', 'two words', '--password-stdin'], 'x\n', 1, /invalid login name/],
     ['empty primary', ['user', 'add', 'carol', '--password-stdin'], '\n', 1, /primary password must not be empty/],
@@ -279,7 +279,7 @@ describe('database and certificate commands', () => {
   it('db check reports ok; db backup writes a consistent copy without secrets and refuses to overwrite', async () => {
     const check = await run(['db', 'check', '--json']);
     expect(check.code).toBe(0);
-    expect(JSON.parse(check.stdout)).toMatchObject({ ok: true, integrity: ['ok'], foreignKeyProblems: 0, schemaVersion: 2, journalMode: 'wal', accounts: 2 });
+    expect(JSON.parse(check.stdout)).toMatchObject({ ok: true, integrity: ['ok'], foreignKeyProblems: 0, schemaVersion: 3, journalMode: 'wal', accounts: 2 });
     const target = path.join(ws.dir, 'backup.db');
     const backup = await run(['db', 'backup', target]);
     expect(backup.code, backup.stderr).toBe(0);

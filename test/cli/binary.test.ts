@@ -56,6 +56,7 @@ beforeAll(async () => {
   ws = await createWorkspace({
     hostnames: ['mail.example.test'],
     imap: { implicitTls: { port: 9993 }, starttls: { port: 9143 }, upstream: { host: 'imap.example.com', port: 993 } },
+    pop3: { implicitTls: { port: 9995 }, starttls: { port: 9110 }, upstream: { host: 'pop.example.com', port: 995 } },
     dav: { listener: { port: 8443 }, caldavUpstream: 'https://caldav.example.com/' },
   });
 });
@@ -115,15 +116,17 @@ describe('accounts', () => {
 
 describe('app-specific passwords', () => {
   it('new prints the password once with its label, id and where to paste it', async () => {
-    const { stdout, password } = await newPassword('alice@example.org', ALICE, 'Thunderbird on laptop', ['--scopes', 'imap,caldav', '--expires', '90d']);
+    const { stdout, password } = await newPassword('alice@example.org', ALICE, 'Thunderbird on laptop', ['--scopes', 'imap,pop3,caldav', '--expires', '90d']);
     expect(stdout.split(password)).toHaveLength(2);
     expect(stdout).toMatch(/shown once and cannot be displayed again/);
     expect(stdout).toMatch(/^ {2}label: +Thunderbird on laptop$/m);
-    expect(stdout).toMatch(/^ {2}scopes: +imap, caldav$/m);
+    expect(stdout).toMatch(/^ {2}scopes: +imap, pop3, caldav$/m);
     expect(stdout).toMatch(/^ {2}expires: +\d{4}-\d\d-\d\dT/m);
     expect(stdout).toMatch(/user name "alice@example\.org"/);
     expect(stdout).toMatch(/^ {2}IMAP +mail\.example\.test:9993 \(SSL\/TLS\)$/m);
     expect(stdout).toMatch(/^ {2}IMAP +mail\.example\.test:9143 \(STARTTLS\)$/m);
+    expect(stdout).toMatch(/^ {2}POP3 +mail\.example\.test:9995 \(SSL\/TLS\)$/m);
+    expect(stdout).toMatch(/^ {2}POP3 +mail\.example\.test:9110 \(STARTTLS\)$/m);
     expect(stdout).toMatch(/^ {2}CalDAV +https:\/\/mail\.example\.test:8443\/$/m);
     expect(stdout).not.toMatch(/SMTP/);
   });

@@ -6,7 +6,7 @@
 #
 #   docker build -t postern .
 #   docker run --rm -v postern-data:/app/data -v postern-certs:/app/certs -v postern-config:/app/config postern init
-#   docker run -d --name postern -p 9993:9993 -p 9143:9143 -p 9465:9465 -p 9587:9587 -p 8443:8443 \
+#   docker run -d --name postern -p 9993:9993 -p 9143:9143 -p 9995:9995 -p 9110:9110 -p 9465:9465 -p 9587:9587 -p 8443:8443 \
 #     -v postern-data:/app/data -v postern-certs:/app/certs -v postern-config:/app/config postern
 
 FROM node:20-bookworm AS build
@@ -38,7 +38,7 @@ USER node
 # The database and digest key, the TLS certificate and key, and the config.
 VOLUME ["/app/data", "/app/certs", "/app/config"]
 # IMAP implicit TLS and STARTTLS, SMTP submission implicit TLS and STARTTLS, CalDAV/CardDAV.
-EXPOSE 9993 9143 9465 9587 8443
+EXPOSE 9993 9143 9995 9110 9465 9587 8443
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["node", "/app/bin/postern.js"]
 CMD ["serve"]

@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: every section against real upstreams started on loopback, printed as one
- * table in one run. Sections: auth, imap, smtp, dav, revocation (each in bench/<section>.ts).
+ * table in one run. Sections: auth, imap, pop3, smtp, dav, revocation (each in bench/<section>.ts).
  * Run one section with `npm run bench -- imap`.
  */
 import { printTable, type BenchRow } from './table.js';
@@ -10,6 +10,7 @@ type Section = () => Promise<BenchRow[]>;
 const SECTIONS: Record<string, () => Promise<Section>> = {
   auth: async () => (await import('./auth.js')).run,
   imap: async () => (await import('./imap.js')).run,
+  pop3: async () => (await import('./pop3.js')).run,
   smtp: async () => (await import('./smtp.js')).run,
   dav: async () => (await import('./dav.js')).run,
   revocation: async () => (await import('./revocation.js')).run,

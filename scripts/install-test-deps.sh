@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the real upstream servers the integration tests start on loopback:
-# Dovecot (IMAP, submission, LMTP), Postfix (an SMTPUTF8 submission upstream,
+# Dovecot (IMAP, POP3, submission, LMTP), fetchmail (a real POP3 client),
+# Postfix (an SMTPUTF8 submission upstream,
 # which Dovecot 2.3 lacks), Radicale (CalDAV/CardDAV), fail2ban (for
 # fail2ban-regex against postern's log lines). Services are never started here:
 # the tests start their own instances with config and data in a temp dir.
 set -euo pipefail
 
-PACKAGES=(dovecot-core dovecot-imapd dovecot-submissiond dovecot-lmtpd postfix radicale fail2ban openssl)
+PACKAGES=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-lmtpd postfix radicale fail2ban fetchmail openssl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

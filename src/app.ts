@@ -19,6 +19,7 @@ import { startHistoryRetention } from './store/history-retention.js';
 import { startExpirySweep } from './store/expiry.js';
 import { openWriterStore, WriteQueue } from './store/write-queue.js';
 import { startImap } from './imap/index.js';
+import { startPop3 } from './pop3/index.js';
 import { startSmtp } from './smtp/index.js';
 import { startDav } from './dav/index.js';
 
@@ -54,6 +55,7 @@ export async function startApp(config: ResolvedConfig, log: Logger): Promise<App
   };
   try {
     if (config.imap) services.push(await startImap(config.imap, deps('imap')));
+    if (config.pop3) services.push(await startPop3(config.pop3, deps('pop3')));
     if (config.smtp) services.push(await startSmtp(config.smtp, deps('smtp')));
     if (config.dav) services.push(await startDav(config.dav, deps('dav')));
   } catch (err) {

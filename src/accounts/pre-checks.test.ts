@@ -83,7 +83,7 @@ describe('checkNewPassword', () => {
   it.each([
     [{ label: '' }, 'LABEL_INVALID'],
     [{ label: 'x'.repeat(65) }, 'LABEL_INVALID'],
-    [{ label: 'ok', scopes: 'imap,pop3' }, 'SCOPE_INVALID'],
+    [{ label: 'ok', scopes: 'imap,nntp' }, 'SCOPE_INVALID'],
     [{ label: 'ok', expires: 'soon' }, 'EXPIRY_INVALID'],
     [{ label: 'ok', expires: '2020-01-01' }, 'EXPIRY_INVALID'],
   ] as const)('refuses %j with %s', (request, code) => {

@@ -63,6 +63,29 @@ const imap = z.strictObject({
     .prefault({}),
 });
 
+/**
+ * POP3 (RFC 1939) in front of the provider's POP3 server. No early upstream connection as for
+ * IMAP: POP3 clients poll, log in and leave, so postern connects upstream once it has accepted the
+ * app password. `upstream.trusted` has no effect here (POP3 has no ID command).
+ */
+const pop3 = z.strictObject({
+  implicitTls: listener.optional(),
+  starttls: listener.optional(),
+  upstream: mailUpstream,
+  limits: connectionCaps
+    .extend({
+      /**
+       * Longest line before login. RFC 2449 §4 caps commands at 255 octets, but an AUTH initial
+       * response (RFC 5034 §4) and its SASL lines may be longer.
+       */
+      preAuthLineBytes: z.number().int().min(512).max(1_048_576).default(4096),
+      maxAuthFailures: z.number().int().min(1).max(100).default(3),
+      preAuthIdleMs: z.number().int().positive().default(60_000),
+      maxBadCommands: z.number().int().min(1).max(100).default(10),
+    })
+    .prefault({}),
+});
+
 const smtp = z.strictObject({
   implicitTls: listener.optional(),
   starttls: listener.optional(),
@@ -184,6 +207,7 @@ export const configSchema = z.strictObject({
   /** Master user for accounts in `master` upstream mode (SASL PLAIN with authorization identity). */
   master: master.optional(),
   imap: imap.optional(),
+  pop3: pop3.optional(),
   smtp: smtp.optional(),
   dav: dav.optional(),
 });
@@ -192,6 +216,7 @@ export type Config = z.infer<typeof configSchema>;
 export type MailUpstreamConfig = z.infer<typeof mailUpstream>;
 export type ListenerConfig = z.infer<typeof listener>;
 export type ImapConfig = z.infer<typeof imap>;
+export type Pop3Config = z.infer<typeof pop3>;
 export type SmtpConfig = z.infer<typeof smtp>;
 export type DavConfig = z.infer<typeof dav>;
 export type AuthConfig = z.infer<typeof auth>;

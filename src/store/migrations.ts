@@ -88,4 +88,15 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TRIGGER IF NOT EXISTS password_changes_pruned AFTER INSERT ON password_changes
     BEGIN DELETE FROM password_changes WHERE revision <= NEW.revision - 10000; END;
   `,
+  // 4: the `pop3` scope (issue 17). A password that may read mail over IMAP may read the same
+  // mailbox over POP3, which shows no more than IMAP does, so every password holding `imap` gains
+  // `pop3` (placed after it, the order new passwords list their scopes in); passwords without
+  // `imap` (SMTP-only, DAV-only) do not. Revoked rows are updated too: harmless, and it keeps the
+  // rule one sentence long.
+  `
+  UPDATE app_passwords
+     SET scopes = TRIM(REPLACE(',' || scopes || ',', ',imap,', ',imap,pop3,'), ',')
+   WHERE ',' || scopes || ',' LIKE '%,imap,%'
+     AND ',' || scopes || ',' NOT LIKE '%,pop3,%';
+  `,
 ];

@@ -1,6 +1,6 @@
 /** Row shapes the store hands out. Buffers are sealed boxes or digests, never plaintext. */
 
-export const PROTOCOLS = ['imap', 'smtp', 'caldav', 'carddav'] as const;
+export const PROTOCOLS = ['imap', 'pop3', 'smtp', 'caldav', 'carddav'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
 
 export type UpstreamMode = 'password' | 'master';

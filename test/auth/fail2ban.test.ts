@@ -99,3 +99,13 @@ it('ships a jail that uses the filter', async () => {
   expect(jail).toMatch(/^filter\s*=\s*postern$/m);
   expect(jail).toMatch(/^logpath\s*=/m);
 });
+
+it('matches a refused POP3 login too: a protocol name with a digit in it', async () => {
+  const before = f.logs.lines.length;
+  await f.attempt('alice@example.test', 'wrong-password-eight', '192.0.2.95', 'pop3');
+  const lines = f.logs.lines.slice(before);
+  expect(lines.some((l) => l.includes('"protocol":"pop3"'))).toBe(true);
+  const file = path.join(f.dir, 'pop3.log');
+  writeFileSync(file, lines.join('\n') + '\n');
+  expect((await matches(file)).map(([ip]) => ip)).toEqual(['192.0.2.95']);
+});

@@ -56,6 +56,7 @@ beforeAll(async () => {
   ws = await createWorkspace({
     hostnames: ['mail.example.test'],
     imap: { implicitTls: { port: 9993 }, starttls: { port: 9143 }, upstream: { host: 'imap.example.com', port: 993 } },
+    pop3: { implicitTls: { port: 9995 }, starttls: { port: 9110 }, upstream: { host: 'pop.example.com', port: 995 } },
     dav: { listener: { port: 8443 }, caldavUpstream: 'https://caldav.example.com/' },
   });
 });
@@ -115,15 +116,17 @@ describe('accounts', () => {
 
 describe('app-specific passwords', () => {
   it('new prints the password once with its label, id and where to paste it', async () => {
-    const { stdout, password } = await newPassword('alice@example.org', ALICE, 'Thunderbird on laptop', ['--scopes', 'imap,caldav', '--expires', '90d']);
+    const { stdout, password } = await newPassword('alice@example.org', ALICE, 'Thunderbird on laptop', ['--scopes', 'imap,pop3,caldav', '--expires', '90d']);
     expect(stdout.split(password)).toHaveLength(2);
     expect(stdout).toMatch(/shown once and cannot be displayed again/);
     expect(stdout).toMatch(/^ {2}label: +Thunderbird on laptop$/m);
-    expect(stdout).toMatch(/^ {2}scopes: +imap, caldav$/m);
+    expect(stdout).toMatch(/^ {2}scopes: +imap, pop3, caldav$/m);
     expect(stdout).toMatch(/^ {2}expires: +\d{4}-\d\d-\d\dT/m);
     expect(stdout).toMatch(/user name "alice@example\.org"/);
     expect(stdout).toMatch(/^ {2}IMAP +mail\.example\.test:9993 \(SSL\/TLS\)$/m);
     expect(stdout).toMatch(/^ {2}IMAP +mail\.example\.test:9143 \(STARTTLS\)$/m);
+    expect(stdout).toMatch(/^ {2}POP3 +mail\.example\.test:9995 \(SSL\/TLS\)$/m);
+    expect(stdout).toMatch(/^ {2}POP3 +mail\.example\.test:9110 \(STARTTLS\)$/m);
     expect(stdout).toMatch(/^ {2}CalDAV +https:\/\/mail\.example\.test:8443\/$/m);
     expect(stdout).not.toMatch(/SMTP/);
   });
@@ -133,7 +136,7 @@ describe('app-specific passwords', () => {
     const list = await run(['password', 'list', 'alice@example.org']);
     expect(list.code).toBe(0);
     expect(list.stdout.split('\n')[0]).toMatch(/^ID +LABEL +SCOPES +CREATED +LAST USED +EXPIRES +STATUS$/);
-    expect(list.stdout).toMatch(new RegExp(`^${second.id} +Phone — 手机 📱 +imap,smtp,caldav,carddav .* never +never +active$`, 'm'));
+    expect(list.stdout).toMatch(new RegExp(`^${second.id} +Phone — 手机 📱 +imap,pop3,smtp,caldav,carddav .* never +never +active$`, 'm'));
     const rows = JSON.parse((await run(['password', 'list', 'alice@example.org', '--json'])).stdout) as Array<Record<string, unknown>>;
     expect(rows.find((r) => r.id === second.id)).toMatchObject({ label: 'Phone — 手机 📱', status: 'active', lastUsed: null, expiresAt: null });
     expect(rows.filter((r) => r.label === 'probe').every((r) => r.status === 'revoked' && r.revokedReason === 'revoke-all')).toBe(true);
@@ -218,7 +221,7 @@ describe('refusals (exit 1) and usage errors (exit 2)', () => {
     ['label blank', ['password', 'new', 'bob', '--label', '   ', '--password-stdin'], BOB + '\n', 1, /label must be 1–64 characters \(got 0\)/],
     ['label with escape', ['password', 'new', 'bob', '--label', 'evil\u001b[2J', '--password-stdin'], BOB + '\n', 1, /label must not contain control characters/],
     ['label with bidi override', ['password', 'new', 'bob', '--label', 'gpj.\u202eexe', '--password-stdin'], BOB + '\n', 1, /label must not contain control characters/],
-    ['bad scope', ['password', 'new', 'bob', '--label', 'x', '--scopes', 'imap,pop3', '--password-stdin'], BOB + '\n', 1, /unknown scope "pop3"/],
+    ['bad scope', ['password', 'new', 'bob', '--label', 'x', '--scopes', 'imap,nntp', '--password-stdin'], BOB + '\n', 1, /unknown scope "nntp"/],
     ['bad expiry', ['password', 'new', 'bob', '--label', 'x', '--expires', 'soon', '--password-stdin'], BOB + '\n', 1, /invalid expiry "soon"/],
     ['bad login', ['user', 'add', 'two words', '--password-stdin'], 'x\n', 1, /invalid login name/],
     ['empty primary', ['user', 'add', 'carol', '--password-stdin'], '\n', 1, /primary password must not be empty/],
@@ -279,7 +282,7 @@ describe('database and certificate commands', () => {
   it('db check reports ok; db backup writes a consistent copy without secrets and refuses to overwrite', async () => {
     const check = await run(['db', 'check', '--json']);
     expect(check.code).toBe(0);
-    expect(JSON.parse(check.stdout)).toMatchObject({ ok: true, integrity: ['ok'], foreignKeyProblems: 0, schemaVersion: 3, journalMode: 'wal', accounts: 2 });
+    expect(JSON.parse(check.stdout)).toMatchObject({ ok: true, integrity: ['ok'], foreignKeyProblems: 0, schemaVersion: 4, journalMode: 'wal', accounts: 2 });
     const target = path.join(ws.dir, 'backup.db');
     const backup = await run(['db', 'backup', target]);
     expect(backup.code, backup.stderr).toBe(0);

@@ -39,6 +39,9 @@ describe('the example config', () => {
     const config = resolveConfig(parseYaml(exampleText), EXAMPLE, {});
     expect(config.imap?.implicitTls?.port).toBe(9993);
     expect(config.imap?.starttls?.port).toBe(9143);
+    expect(config.pop3?.implicitTls?.port).toBe(9995);
+    expect(config.pop3?.starttls?.port).toBe(9110);
+    expect(config.pop3?.upstream.host).toBe('pop.example.com');
     expect(config.smtp?.implicitTls?.port).toBe(9465);
     expect(config.smtp?.starttls?.port).toBe(9587);
     expect(config.dav?.listener.port).toBe(8443);
@@ -115,13 +118,13 @@ describe('init and serve on the example config', () => {
     // Same file, but on free ports so a parallel run cannot collide with the documented ones.
     let text = exampleText;
     const ports: Record<string, number> = {};
-    for (const p of [9993, 9143, 9465, 9587, 8443]) {
+    for (const p of [9993, 9143, 9995, 9110, 9465, 9587, 8443]) {
       ports[p] = await freePort();
       text = text.replace(new RegExp(`port: ${p}\\b`), `port: ${ports[p]}`);
     }
     // Upstreams on loopback too: tests never reach beyond 127.0.0.0/8, and some proxies probe
     // their upstream at start-up (the SMTP leg logs an unreachable one and keeps serving).
-    text = text.replace(/\b(imap|smtp|dav)\.example\.com\b/g, '127.0.0.1');
+    text = text.replace(/\b(imap|pop|smtp|dav)\.example\.com\b/g, '127.0.0.1');
     writeFileSync(path.join(dir, 'config', 'postern.yaml'), text);
     const child = spawn(process.execPath, [BIN, 'serve'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, POSTERN_CONFIG: undefined } });
     let stdout = '';
@@ -142,7 +145,7 @@ describe('init and serve on the example config', () => {
     try {
       await waitFor('postern.started');
       const listeners = events().filter((e) => e.event === 'listener.started');
-      expect(listeners.map((e) => e.listener).sort()).toEqual(['dav', 'imap.implicitTls', 'imap.starttls', 'smtp.implicitTls', 'smtp.starttls']);
+      expect(listeners.map((e) => e.listener).sort()).toEqual(['dav', 'imap.implicitTls', 'imap.starttls', 'pop3.implicitTls', 'pop3.starttls', 'smtp.implicitTls', 'smtp.starttls']);
       for (const l of listeners) {
         expect(l.host).toBe('127.0.0.1');
         await new Promise<void>((resolve, reject) => {

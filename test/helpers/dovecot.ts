@@ -1,4 +1,4 @@
-// Starts a real Dovecot 2.3 (IMAP, submission, LMTP) for integration tests: a throwaway instance with its
+// Starts a real Dovecot 2.3 (IMAP, POP3, submission, LMTP) for integration tests: a throwaway instance with its
 // own config, certificate, users, mail and log in a temp dir, on free ports of 127.0.0.2. Nothing of
 // Debian's /etc/dovecot is read, and base_dir/state_dir/instance_name are per instance, so several run
 // side by side. Must run as root (Dovecot's master drops to dovenull/dovecot/nobody itself).
@@ -54,6 +54,9 @@ export interface DovecotServer {
   /** Plaintext IMAP with STARTTLS (auth only after STARTTLS). */
   imapPort: number;
   imapsPort: number;
+  /** Plaintext POP3 with STLS (auth only after STLS), and POP3 over implicit TLS. */
+  pop3Port: number;
+  pop3sPort: number;
   /** Submission with STARTTLS, AUTH required (RFC 6409). */
   submissionPort: number;
   submissionsPort: number;
@@ -72,6 +75,8 @@ export interface DovecotServer {
 interface Ports {
   imap: number;
   imaps: number;
+  pop3: number;
+  pop3s: number;
   submission: number;
   submissions: number;
   lmtp: number;
@@ -193,6 +198,8 @@ async function startOnce(
     host: HOST,
     imapPort: ports.imap,
     imapsPort: ports.imaps,
+    pop3Port: ports.pop3,
+    pop3sPort: ports.pop3s,
     submissionPort: ports.submission,
     submissionsPort: ports.submissions,
     lmtpPort: ports.lmtp,
@@ -218,6 +225,8 @@ async function allocatePorts(): Promise<Ports> {
   return {
     imap: await next(),
     imaps: await next(),
+    pop3: await next(),
+    pop3s: await next(),
     submission: await next(),
     submissions: await next(),
     lmtp: await next(),
@@ -230,7 +239,7 @@ base_dir = ${dir}/run
 state_dir = ${dir}/state
 instance_name = postern-test-${ports.imap}
 log_path = ${dir}/dovecot.log
-protocols = imap submission lmtp
+protocols = imap pop3 submission lmtp
 listen = ${HOST}
 hostname = mail.example.test
 login_greeting = Dovecot ready.
@@ -290,6 +299,15 @@ service imap-login {
     ssl = yes
   }
 }
+service pop3-login {
+  inet_listener pop3 {
+    port = ${ports.pop3}
+  }
+  inet_listener pop3s {
+    port = ${ports.pop3s}
+    ssl = yes
+  }
+}
 service submission-login {
   inet_listener submission {
     port = ${ports.submission}
@@ -338,6 +356,8 @@ async function waitReady(child: ChildProcess, ports: Ports, caPem: string, logFi
   const greetings: Array<[number, string, boolean]> = [
     [ports.imap, '* OK', false],
     [ports.imaps, '* OK', true],
+    [ports.pop3, '+OK', false],
+    [ports.pop3s, '+OK', true],
     [ports.submission, '220 ', false],
     [ports.submissions, '220 ', true],
     [ports.lmtp, '220 ', false],

@@ -1,6 +1,8 @@
-// Vitest globalSetup: the integration tests need real Dovecot, Postfix, Radicale and fail2ban-regex. When one is
+// Vitest globalSetup: the integration tests need real Dovecot (with POP3), fetchmail, Postfix, Radicale and fail2ban-regex. When one is
 // missing the run must fail loudly with the fix, never skip: a green CI without the servers proves nothing.
 import { execFile } from 'node:child_process';
+import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { findDovecot } from './dovecot.js';
 import { findPostfix } from './postfix.js';
@@ -12,9 +14,14 @@ const FIX = 'Install them with scripts/install-test-deps.sh (Debian/Ubuntu, need
 async function missing(): Promise<string[]> {
   const checks: Array<[string, () => Promise<unknown>]> = [
     [
-      'dovecot (dovecot-core, dovecot-imapd, dovecot-submissiond, dovecot-lmtpd)',
+      'dovecot (dovecot-core, dovecot-imapd, dovecot-pop3d, dovecot-submissiond, dovecot-lmtpd)',
       async () => run(await findDovecot(), ['--version']),
     ],
+    ['dovecot POP3 (dovecot-pop3d)', () => access('/usr/lib/dovecot/pop3', constants.X_OK)],
+    ['fetchmail (fetchmail)', () => run('fetchmail', ['--version']).catch((err: { stdout?: string }) => {
+      // fetchmail --version exits 1 without a config file; it printed its version, so it is there.
+      if (!/fetchmail release/i.test(err.stdout ?? '')) throw err;
+    })],
     ['postfix (postfix)', async () => (await findPostfix(), run('/usr/sbin/postconf', ['-d', 'mail_version']))],
     ['radicale (python3 -c "import radicale")', () => findRadicalePython()],
     ['fail2ban-regex (fail2ban)', () => run('fail2ban-regex', ['--version'])],

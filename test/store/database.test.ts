@@ -84,3 +84,24 @@ it('refuses a database written by a newer postern, with a message saying what to
   expect(after.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length + 1);
   after.close();
 });
+
+it('migration 4 gives the pop3 scope to every password that holds imap, and to no other', () => {
+  const file = path.join(dir, 'v2.db');
+  const old = new Database(file);
+  old.exec(MIGRATIONS[0]!);
+  old.exec(MIGRATIONS[1]!);
+  old.pragma('user_version = 2');
+  old.prepare("INSERT INTO accounts (id, login, upstream_mode, upstream_user, primary_hash, created_at, primary_changed_at) VALUES (1, 'alice', 'password', 'alice', 'x', 0, 0)").run();
+  const insert = old.prepare("INSERT INTO app_passwords (public_id, account_id, digest, label, scopes, created_at) VALUES (?, 1, ?, 'l', ?, 0)");
+  const before = ['imap,smtp,caldav,carddav', 'imap', 'smtp', 'caldav,carddav', 'smtp,imap'];
+  before.forEach((scopes, i) => insert.run(`p${i}`, Buffer.from([i]), scopes));
+  old.close();
+
+  const store = openStore(file);
+  try {
+    const after = (store.db.prepare('SELECT scopes FROM app_passwords ORDER BY public_id').all() as Array<{ scopes: string }>).map((r) => r.scopes);
+    expect(after).toEqual(['imap,pop3,smtp,caldav,carddav', 'imap,pop3', 'smtp', 'caldav,carddav', 'smtp,imap,pop3']);
+  } finally {
+    store.close();
+  }
+});

@@ -22,7 +22,7 @@ export function registerPasswordCommands(program: Command, io: CliIo): void {
 
   password.command('new').description('create an app-specific password (prompts for the primary password)').argument('<login>')
     .requiredOption('--label <label>', 'what it is for, e.g. "Thunderbird on laptop" (1-64 characters)')
-    .option('--scopes <list>', 'comma-separated protocols it may be used for: imap,smtp,caldav,carddav (default: all)')
+    .option('--scopes <list>', 'comma-separated protocols it may be used for: imap,pop3,smtp,caldav,carddav (default: all)')
     .option('--expires <when>', 'expiry as a duration (90d, 12h, 30m, 2w) or an ISO date (default: never)')
     .option('--password-stdin', 'read the primary password from line 1 of stdin instead of a terminal prompt')
     .option('--json', 'machine-readable output (includes the password, once)')
@@ -114,11 +114,12 @@ interface ServerHint { service: string; address: string }
 export function servers(config: ResolvedConfig, scopes: readonly Protocol[]): ServerHint[] {
   const host = config.hostnames[0] ?? 'localhost';
   const hints: ServerHint[] = [];
-  const mail = (name: string, section: ResolvedConfig['imap'] | ResolvedConfig['smtp']) => {
+  const mail = (name: string, section: ResolvedConfig['imap'] | ResolvedConfig['pop3'] | ResolvedConfig['smtp']) => {
     if (section?.implicitTls) hints.push({ service: name, address: `${host}:${section.implicitTls.port} (SSL/TLS)` });
     if (section?.starttls) hints.push({ service: name, address: `${host}:${section.starttls.port} (STARTTLS)` });
   };
   if (scopes.includes('imap')) mail('IMAP', config.imap);
+  if (scopes.includes('pop3')) mail('POP3', config.pop3);
   if (scopes.includes('smtp')) mail('SMTP', config.smtp);
   if (config.dav && (scopes.includes('caldav') || scopes.includes('carddav'))) {
     const origin = config.dav.publicOrigin ?? `https://${host}:${config.dav.listener.port}`;

@@ -1,0 +1,95 @@
+/**
+ * The POP3 proxy service: its listeners (implicit TLS and/or plaintext with STLS), the live
+ * session registry, and the upstream login, wired from config. Sessions do the protocol.
+ */
+import { mailUpstreamSecurity, warnIfInsecureUpstream } from '../net/insecure-upstream.js';
+import type net from 'node:net';
+import { clientAddressOf } from '../auth/client-address.js';
+import type { ListenerConfig, Pop3Config } from '../config/schema.js';
+import { ConnectionLimiter } from '../net/connection-limiter.js';
+import { ConnectionRegistry } from '../net/connection-registry.js';
+import { listen, reloadableSecureContext, type Listener } from '../net/listener.js';
+import type { ProtocolDeps, ProtocolService } from '../net/service.js';
+import { loginPop3Upstream, preparePop3UpstreamTls } from '../upstream/pop3/client.js';
+import { sessionLimits } from './limits.js';
+import { reply } from './replies.js';
+import { Pop3Session } from './session.js';
+
+export async function startPop3(config: Pop3Config, deps: ProtocolDeps): Promise<ProtocolService> {
+  preparePop3UpstreamTls(config.upstream);
+  const limits = sessionLimits(config.limits);
+  const registry = new ConnectionRegistry();
+  const limiter = new ConnectionLimiter(config.limits);
+  const starttlsContext = reloadableSecureContext(deps.tls);
+  const listeners: Listener[] = [];
+  let connectionCounter = 0;
+  warnIfInsecureUpstream(deps.log, mailUpstreamSecurity('pop3', config.upstream));
+
+  const accept = (socket: net.Socket, secure: boolean, listenerName: string) => {
+    const clientAddress = clientAddressOf(socket);
+    const slot = limiter.acquire(clientAddress);
+    if ('refused' in slot) {
+      limiter.logRefusal(deps.log, clientAddress, slot.refused);
+      return refuseConnection(socket);
+    }
+    const log = deps.log.child({ conn: ++connectionCounter, ip: clientAddress, listener: listenerName });
+    let unregister = () => {};
+    const session = new Pop3Session(socket, clientAddress, secure, {
+      auth: deps.auth,
+      log,
+      limits,
+      loginUpstream: (credential) => loginPop3Upstream(config.upstream, credential),
+      starttlsContext: secure ? null : () => starttlsContext.current(),
+      onClosed: () => {
+        unregister();
+        slot.release();
+      },
+    });
+    unregister = registry.add(session);
+    session.start();
+  };
+
+  const open = async (name: string, listener: ListenerConfig | undefined, implicit: boolean) => {
+    if (!listener) return;
+    listeners.push(await listen({
+      name, host: listener.host, port: listener.port, log: deps.log,
+      implicitTls: implicit ? deps.tls : null,
+      onConnection: (socket, secure) => {
+        try {
+          accept(socket, secure, name);
+        } catch (err) {
+          deps.log.error({ event: 'internal.error', err }, 'could not set up a connection');
+          socket.destroy();
+        }
+      },
+    }));
+  };
+
+  try {
+    await open('pop3.implicitTls', config.implicitTls, true);
+    await open('pop3.starttls', config.starttls, false);
+  } catch (err) {
+    await Promise.all(listeners.map((l) => l.close()));
+    starttlsContext.dispose();
+    throw err;
+  }
+
+  let closing: Promise<void> | null = null;
+  return {
+    addresses: listeners.map((l) => l.address),
+    close: () =>
+      (closing ??= (async () => {
+        const stopped = Promise.all(listeners.map((l) => l.close()));
+        await registry.closeAll();
+        await stopped;
+        starttlsContext.dispose();
+      })()),
+  };
+}
+
+/** A -ERR greeting refuses the connection (RFC 3206 [SYS/TEMP]: try again later). */
+function refuseConnection(socket: net.Socket): void {
+  socket.on('error', () => undefined);
+  socket.end(`${reply.tooManyConnections()}\r\n`);
+  setTimeout(() => socket.destroy(), 1_000).unref();
+}

@@ -1,0 +1,115 @@
+/**
+ * The sans-I/O pre-authentication receiver: bytes in, typed results out. It frames POP3 commands
+ * (RFC 1939 §3: a keyword, arguments separated by single spaces, CRLF) and SASL response lines
+ * (RFC 5034 §4), enforcing limits.ts before anything is buffered: an overlong line is discarded up
+ * to its CRLF rather than held. The session owns the socket, the timers and the replies.
+ *
+ * PASS is special (RFC 1939 §7: "a server may treat spaces in the argument as part of the
+ * password"): its argument is the rest of the line, as UTF-8, so a primary password with spaces is
+ * still recognised and refused in the right words.
+ */
+import { limitExceeded, type PreAuthLimits } from './limits.js';
+
+export interface Command {
+  /** Upper-cased keyword. */
+  name: string;
+  args: string[];
+}
+
+export type ReceiverResult =
+  | { type: 'needs-more-data' }
+  | ({ type: 'command' } & Command)
+  /** A SASL client response line, in `sasl` mode. */
+  | { type: 'sasl-line'; line: string }
+  /** `fatal`: not a POP3 client at all (answer, then close). */
+  | { type: 'error'; text: string; fatal: boolean };
+
+const CRLF = Buffer.from('\r\n');
+const KEYWORD = /^[A-Za-z]{3,4}$/;
+/** Printable US-ASCII, as RFC 1939 §3 requires of keywords and arguments (PASS aside). */
+const PRINTABLE = /^[\x21-\x7e]+$/;
+/** An HTTP request line sent to the mail port (browsers, scanners; cross-protocol attacks such as ALPACA). */
+const HTTP_REQUEST = /^(?:GET|POST|HEAD|PUT|DELETE|OPTIONS|CONNECT|PATCH|TRACE) \S+ HTTP\/\d\.\d$/;
+
+export class CommandReceiver {
+  private buffer: Buffer = Buffer.alloc(0);
+  /** Discarding an overlong line up to its CRLF; reported once it is gone. */
+  private discarding = false;
+  private mode: 'command' | 'sasl' = 'command';
+
+  constructor(private readonly limits: PreAuthLimits) {}
+
+  push(chunk: Buffer): void {
+    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+  }
+
+  /** `sasl` while an AUTH exchange waits for client responses. */
+  setMode(mode: 'command' | 'sasl'): void {
+    this.mode = mode;
+  }
+
+  /** Bytes received but not yet consumed (forwarded upstream after login, dropped after STLS). */
+  takeRemaining(): Buffer {
+    const rest = this.buffer;
+    this.buffer = Buffer.alloc(0);
+    return rest;
+  }
+
+  /** Drops everything buffered (STLS: RFC 2595 §4, CVE-2011-0411). */
+  reset(): void {
+    this.buffer = Buffer.alloc(0);
+    this.discarding = false;
+    this.mode = 'command';
+  }
+
+  /** Bytes held right now; bounded by the limits whatever the peer sends. */
+  get bufferedBytes(): number {
+    return this.buffer.length;
+  }
+
+  next(): ReceiverResult {
+    if (this.discarding) return this.discard();
+    const end = this.buffer.indexOf(CRLF);
+    if (end < 0 || end > this.limits.lineBytes) {
+      if (end < 0 && this.buffer.length <= this.limits.lineBytes + 1) return { type: 'needs-more-data' };
+      this.discarding = true;
+      return this.discard();
+    }
+    const line = this.buffer.subarray(0, end);
+    this.buffer = this.buffer.subarray(end + CRLF.length);
+    if (this.mode === 'sasl') return { type: 'sasl-line', line: line.toString('latin1') };
+    return parseLine(line, this.limits);
+  }
+
+  private discard(): ReceiverResult {
+    const end = this.buffer.indexOf(CRLF);
+    if (end < 0) {
+      // Keep a trailing CR: it may be the first half of the CRLF that ends the line.
+      this.buffer = this.buffer.at(-1) === 0x0d ? Buffer.from('\r') : Buffer.alloc(0);
+      return { type: 'needs-more-data' };
+    }
+    this.buffer = this.buffer.subarray(end + CRLF.length);
+    this.discarding = false;
+    return { type: 'error', text: limitExceeded('line', this.limits), fatal: false };
+  }
+}
+
+/** One complete line (CRLF removed) → a command or the reason it is not one. */
+export function parseLine(line: Buffer, limits: PreAuthLimits): ReceiverResult {
+  const text = line.toString('latin1');
+  if (HTTP_REQUEST.test(text)) return { type: 'error', text: 'This is a POP3 server, not a web server.', fatal: true };
+  const space = text.indexOf(' ');
+  const keyword = space < 0 ? text : text.slice(0, space);
+  if (!KEYWORD.test(keyword)) return { type: 'error', text: 'Invalid command.', fatal: false };
+  const name = keyword.toUpperCase();
+  if (space < 0) return { type: 'command', name, args: [] };
+  const rest = line.subarray(space + 1);
+  if (name === 'PASS') {
+    if (rest.length === 0 || rest.includes(0)) return { type: 'error', text: 'Invalid arguments.', fatal: false };
+    return { type: 'command', name, args: [rest.toString('utf8')] };
+  }
+  const args = rest.toString('latin1').split(' ');
+  if (args.length > limits.maxArgs) return { type: 'error', text: limitExceeded('args', limits), fatal: false };
+  if (!args.every((a) => PRINTABLE.test(a))) return { type: 'error', text: 'Invalid arguments.', fatal: false };
+  return { type: 'command', name, args };
+}

@@ -2,8 +2,8 @@
 // credentials give `-ERR [SYS/PERM]` and flag the account; an
 // unreachable upstream and an untrusted certificate give `-ERR [SYS/TEMP]`, are logged, and the
 // connection stays usable (never a fallback to an unverified certificate). Against a scripted
-// in-process upstream (for what Dovecot will not do on cue): `-ERR [IN-USE]` to the login is a
-// fault, not a refusal of the credentials; an upstream that dies mid-session closes the client's
+// in-process upstream (for what Dovecot will not do on cue): `-ERR [IN-USE]` to the login is the
+// provider's refusal, passed on with its code and text (issue 18), not a refusal of the credentials; an upstream that dies mid-session closes the client's
 // connection instead of leaving it hanging. Also: shutdown ends live sessions; a bad CA file
 // stops start-up.
 import net from 'node:net';
@@ -100,14 +100,16 @@ describe('login faults', () => {
     }
   }, 30_000);
 
-  it('-ERR [IN-USE] to the upstream login is a fault, not a refusal of the credentials (RFC 3206)', async () => {
+  it('-ERR [IN-USE] to the upstream login is the provider\'s refusal, passed on, not a refusal of the credentials (RFC 3206)', async () => {
     const upstream = await scriptedUpstream('-ERR [IN-USE] Mailbox locked by another session');
     const p = await startWith(plainUpstream(upstream.port));
     try {
       const c = await login(p.postern, p.password);
-      expect(await c.readLine()).toBe('-ERR [SYS/TEMP] The mail server cannot be reached right now; please try again later.');
+      expect(await c.readLine()).toBe('-ERR [IN-USE] Mailbox locked by another session');
       c.close();
       expect(p.postern.app.store.accounts.findByLogin('dave')?.upstreamStatus).not.toBe('rejected');
+      expect(p.postern.logs.events('upstream.login_refused')).toMatchObject([{ code: 'IN-USE', temporary: true, protocol: 'pop3' }]);
+      expect(p.postern.logs.events('upstream.fault')).toEqual([]);
       expect(p.postern.logs.events('upstream.plaintext')).toHaveLength(1);
     } finally {
       await p.postern.stop();

@@ -11,11 +11,12 @@
  */
 import type net from 'node:net';
 import { clientAddressOf } from '../auth/client-address.js';
-import type { ImapConfig, ListenerConfig } from '../config/schema.js';
+import type { ImapConfig } from '../config/schema.js';
 import { mailUpstreamSecurity, warnIfInsecureUpstream } from '../net/insecure-upstream.js';
 import { ConnectionLimiter } from '../net/connection-limiter.js';
 import { ConnectionRegistry } from '../net/connection-registry.js';
-import { listen, reloadableSecureContext, type Listener } from '../net/listener.js';
+import { reloadableSecureContext } from '../net/listener.js';
+import { startMailListeners } from '../net/mail-listeners.js';
 import type { ProtocolDeps, ProtocolService } from '../net/service.js';
 import { isPosternError } from '../errors.js';
 import { connectImapUpstream, prepareUpstreamTls, type PreAuthUpstream } from '../upstream/imap/client.js';
@@ -29,7 +30,6 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
   const limiter = new ConnectionLimiter(config.limits);
   const preConnect = new ConnectionLimiter({ maxConnections: config.limits.preConnectTotal, maxConnectionsPerAddress: config.limits.preConnectPerAddress });
   const starttlsContext = reloadableSecureContext(deps.tls);
-  const listeners: Listener[] = [];
   let connectionCounter = 0;
   warnIfInsecureUpstream(deps.log, mailUpstreamSecurity('imap', config.upstream));
 
@@ -74,42 +74,11 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
     session.start();
   };
 
-  const open = async (name: string, listener: ListenerConfig | undefined, implicit: boolean) => {
-    if (!listener) return;
-    listeners.push(await listen({
-      name, host: listener.host, port: listener.port, log: deps.log,
-      implicitTls: implicit ? deps.tls : null,
-      onConnection: (socket, secure) => {
-        try {
-          accept(socket, secure, name);
-        } catch (err) {
-          deps.log.error({ event: 'internal.error', err }, 'could not set up a connection');
-          socket.destroy();
-        }
-      },
-    }));
-  };
-
-  try {
-    await open('imap.implicitTls', config.implicitTls, true);
-    await open('imap.starttls', config.starttls, false);
-  } catch (err) {
-    await Promise.all(listeners.map((l) => l.close()));
-    starttlsContext.dispose();
-    throw err;
-  }
-
-  let closing: Promise<void> | null = null;
-  return {
-    addresses: listeners.map((l) => l.address),
-    close: () =>
-      (closing ??= (async () => {
-        const stopped = Promise.all(listeners.map((l) => l.close()));
-        await registry.closeAll();
-        await stopped;
-        starttlsContext.dispose();
-      })()),
-  };
+  return startMailListeners({
+    prefix: 'imap', implicitTls: config.implicitTls, starttls: config.starttls,
+    tls: deps.tls, log: deps.log, registry, accept,
+    dispose: () => starttlsContext.dispose(),
+  });
 }
 
 /** RFC 9051 §7.1.5: a server may greet with BYE when it will not serve the connection. */

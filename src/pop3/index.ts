@@ -5,10 +5,11 @@
 import { mailUpstreamSecurity, warnIfInsecureUpstream } from '../net/insecure-upstream.js';
 import type net from 'node:net';
 import { clientAddressOf } from '../auth/client-address.js';
-import type { ListenerConfig, Pop3Config } from '../config/schema.js';
+import type { Pop3Config } from '../config/schema.js';
 import { ConnectionLimiter } from '../net/connection-limiter.js';
 import { ConnectionRegistry } from '../net/connection-registry.js';
-import { listen, reloadableSecureContext, type Listener } from '../net/listener.js';
+import { reloadableSecureContext } from '../net/listener.js';
+import { startMailListeners } from '../net/mail-listeners.js';
 import type { ProtocolDeps, ProtocolService } from '../net/service.js';
 import { loginPop3Upstream, preparePop3UpstreamTls } from '../upstream/pop3/client.js';
 import { sessionLimits } from './limits.js';
@@ -21,7 +22,6 @@ export async function startPop3(config: Pop3Config, deps: ProtocolDeps): Promise
   const registry = new ConnectionRegistry();
   const limiter = new ConnectionLimiter(config.limits);
   const starttlsContext = reloadableSecureContext(deps.tls);
-  const listeners: Listener[] = [];
   let connectionCounter = 0;
   warnIfInsecureUpstream(deps.log, mailUpstreamSecurity('pop3', config.upstream));
 
@@ -49,42 +49,11 @@ export async function startPop3(config: Pop3Config, deps: ProtocolDeps): Promise
     session.start();
   };
 
-  const open = async (name: string, listener: ListenerConfig | undefined, implicit: boolean) => {
-    if (!listener) return;
-    listeners.push(await listen({
-      name, host: listener.host, port: listener.port, log: deps.log,
-      implicitTls: implicit ? deps.tls : null,
-      onConnection: (socket, secure) => {
-        try {
-          accept(socket, secure, name);
-        } catch (err) {
-          deps.log.error({ event: 'internal.error', err }, 'could not set up a connection');
-          socket.destroy();
-        }
-      },
-    }));
-  };
-
-  try {
-    await open('pop3.implicitTls', config.implicitTls, true);
-    await open('pop3.starttls', config.starttls, false);
-  } catch (err) {
-    await Promise.all(listeners.map((l) => l.close()));
-    starttlsContext.dispose();
-    throw err;
-  }
-
-  let closing: Promise<void> | null = null;
-  return {
-    addresses: listeners.map((l) => l.address),
-    close: () =>
-      (closing ??= (async () => {
-        const stopped = Promise.all(listeners.map((l) => l.close()));
-        await registry.closeAll();
-        await stopped;
-        starttlsContext.dispose();
-      })()),
-  };
+  return startMailListeners({
+    prefix: 'pop3', implicitTls: config.implicitTls, starttls: config.starttls,
+    tls: deps.tls, log: deps.log, registry, accept,
+    dispose: () => starttlsContext.dispose(),
+  });
 }
 
 /** A -ERR greeting refuses the connection (RFC 3206 [SYS/TEMP]: try again later). */

@@ -7,7 +7,7 @@
 # the tests start their own instances with config and data in a temp dir.
 set -euo pipefail
 
-PACKAGES=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-lmtpd postfix radicale fail2ban fetchmail openssl)
+PACKAGES=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-lmtpd postfix radicale fail2ban fetchmail openssl chromium haproxy xandikos python3-caldav vdirsyncer)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -30,7 +30,7 @@ const DISABLED_BEFORE_TLS = [...DISABLED_ALWAYS, 'AUTH'];
 
 export interface SmtpListener {
   server: SMTPServer;
-  /** Advertise 8BITMIME, SMTPUTF8, ENHANCEDSTATUSCODES, DSN to clients only as far as the upstream supports them. */
+  /** Advertise 8BITMIME, SMTPUTF8, ENHANCEDSTATUSCODES, DSN, CHUNKING, BINARYMIME to clients only as far as the upstream supports them. */
   mirror(upstream: Pick<SmtpUpstream, 'supports'>): void;
   port: number;
   host: string;
@@ -54,7 +54,7 @@ export interface ListenerShared {
 export async function startListener(spec: ListenerSpec, config: SmtpConfig, target: SmtpUpstreamTarget, deps: ProtocolDeps, shared: ListenerShared): Promise<SmtpListener> {
   const log = deps.log.child({ listener: spec.name });
   const sessions = new Map<string, SubmissionSession>();
-  const server: SMTPServer = new SubmissionServer(serverOptions(spec, config, deps, log, sessions, { target, ...shared }, () => server));
+  const server: SubmissionServer = new SubmissionServer(serverOptions(spec, config, deps, log, sessions, { target, ...shared }, () => server));
   // smtp-server reads these options at every EHLO, so changing them takes effect for the next client.
   const mirror = (upstream: Pick<SmtpUpstream, 'supports'>) => {
     server.options.hide8BITMIME = !upstream.supports('8BITMIME');
@@ -64,6 +64,10 @@ export async function startListener(spec: ListenerSpec, config: SmtpConfig, targ
     server.options.hideENHANCEDSTATUSCODES = !upstream.supports('ENHANCEDSTATUSCODES');
     // RFC 3461: smtp-server checks RET/ENVID/NOTIFY/ORCPT, mail-params.ts passes them on.
     server.options.hideDSN = !upstream.supports('DSN');
+    // RFC 3030: chunks are relayed as BDAT, so only an upstream with CHUNKING gets them; a binary
+    // message has no other way upstream than BDAT.
+    server.extensions.chunking = upstream.supports('CHUNKING');
+    server.extensions.binaryMime = upstream.supports('CHUNKING') && upstream.supports('BINARYMIME');
   };
   server.on('error', (err) => log.debug({ event: 'client.socket_error', err }, 'client connection error'));
   const stopReload = deps.tls.onReload((options) => server.updateSecureContext(options));

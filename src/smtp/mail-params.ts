@@ -1,7 +1,7 @@
 /**
  * The upstream MAIL FROM and RCPT TO commands for a client's: the address, plus the parameters of
  * the extensions postern offers, passed on when the upstream announced the extension — SIZE
- * (RFC 1870), BODY (8BITMIME, RFC 6152), SMTPUTF8 (RFC 6531), and DSN's RET, ENVID, NOTIFY, ORCPT
+ * (RFC 1870), BODY (8BITMIME, RFC 6152; BINARYMIME, RFC 3030), SMTPUTF8 (RFC 6531), and DSN's RET, ENVID, NOTIFY, ORCPT
  * (RFC 3461). A message that needs an extension the upstream lacks is refused here rather than
  * silently downgraded, and a parameter postern does not understand is refused with RFC 5321
  * §4.1.1.11's 555 rather than dropped (a client that asked for delivery notifications must not
@@ -48,6 +48,11 @@ function mailParam(key: string, value: string | true | undefined, upstream: Upst
       return typeof value === 'string' && upstream.supports('SIZE') ? `SIZE=${value}` : null;
     case 'BODY': {
       const body = typeof value === 'string' ? value.toUpperCase() : '';
+      if (body === 'BINARYMIME') {
+        // RFC 3030 §3: only with BDAT, which postern relays as BDAT.
+        if (upstream.supports('BINARYMIME') && upstream.supports('CHUNKING')) return 'BODY=BINARYMIME';
+        throw parameterUnsupported('BODY=BINARYMIME');
+      }
       if (upstream.supports('8BITMIME')) return `BODY=${body}`;
       if (body === '8BITMIME') throw parameterUnsupported('BODY=8BITMIME');
       return null;

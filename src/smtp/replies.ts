@@ -123,6 +123,19 @@ export const parameterInvalid = (name: string) => reply(501, `5.5.4 Invalid ${na
 
 export const messageTooBig = (limit: number) => reply(552, `5.3.4 Message exceeds the maximum size of ${limit} bytes`);
 
+/** RFC 3030: a BDAT whose chunk size cannot be read; its chunk's end cannot be found, so the connection ends. */
+export const chunkSyntax = () => reply(501, '5.5.4 Syntax: BDAT <chunk-size> [LAST]; closing connection');
+
+export const chunkingNotOffered = () => reply(502, '5.5.1 BDAT is not offered by this server; use DATA');
+
+export const chunkNeedsRecipient = () => reply(503, '5.5.1 Bad sequence of commands: BDAT needs RCPT TO first; the chunk was discarded');
+
+/** RFC 3030 §3: between BDAT and BDAT LAST only BDAT, RSET, NOOP, QUIT. */
+export const chunkSequence = () => reply(503, '5.5.1 Bad sequence of commands: finish the message with BDAT ... LAST, or RSET');
+
+/** RFC 3030 §3: a BODY=BINARYMIME message cannot be sent with DATA. */
+export const binaryNeedsChunks = () => reply(503, '5.5.1 Bad sequence of commands: a BODY=BINARYMIME message must be sent with BDAT');
+
 export const internalError = () => reply(451, '4.3.0 Internal error; try again later.');
 
 /** The upstream's reply, relayed: text for a positive one, an error carrying its own code otherwise. */

@@ -16,11 +16,14 @@
  *   while that extension is offered (listener.ts mirrors it), smtp-server adds its codes to its
  *   own replies only, so every reply has exactly one (RFC 2034 §4).
  *
+ * - BDAT and BINARYMIME (RFC 3030), which smtp-server lacks: chunking.ts, offered per `extensions`.
+ *
  * Uses of smtp-server internals, all on the connection object: `connectionReady` (what its
- * init() calls after the wait), `send` (its one write site) and `_socket`.
+ * init() calls after the wait), `send` (its one write site) and `_socket`; chunking.ts lists its own.
  */
 import type net from 'node:net';
 import { SMTPServer } from 'smtp-server';
+import { acceptChunking, type ChunkingConnection, type ChunkingExtensions } from './chunking.js';
 
 /** The parts of smtp-server's SMTPConnection this module relies on. */
 interface ConnectionInternals {
@@ -37,6 +40,9 @@ const baseConnect = (SMTPServer.prototype as unknown as { connect: Connect }).co
 const HAS_ENHANCED_CODE = /^[245]\.\d{1,3}\.\d{1,3}(?: |$)/;
 
 export class SubmissionServer extends SMTPServer {
+  /** CHUNKING and BINARYMIME, offered only while the upstream offers them (listener.ts mirrors it). */
+  readonly extensions: ChunkingExtensions = { chunking: false, binaryMime: false };
+
   /** smtp-server's entry point for every accepted (and, on implicit TLS, handshaken) socket. */
   override connect(socket: net.Socket, options?: unknown): void {
     baseConnect.call(this, socket, options);
@@ -44,6 +50,7 @@ export class SubmissionServer extends SMTPServer {
     if (!connection) return;
     greetPromptly(connection);
     keepOwnEnhancedCodes(connection);
+    acceptChunking(connection as unknown as ChunkingConnection, this.extensions, this.options.size ?? Infinity);
   }
 }
 

@@ -90,6 +90,32 @@ describe('delivery status notifications (RFC 3461)', () => {
   });
 });
 
+describe('CHUNKING (RFC 3030) to Postfix', () => {
+  it('offers CHUNKING because Postfix does, and relays a chunked message to it as BDAT', async () => {
+    expect(await ehloLines()).toMatch(/^250[- ]CHUNKING$/m);
+    const { password } = postern.newPassword('alice', PRIMARY);
+    const before = (await inbox(dovecot, BOB)).length;
+    const parts = [`From: <${SENDER}>\r\nTo: <${RECIPIENT}>\r\nSubject: chunked to postfix\r\n\r\nfirst half\r\n`, '.\r\nsecond half\r\n'];
+    const client = await rawSession(postern.port('smtp.implicitTls'), postern.caPem);
+    try {
+      expect(await say(client, `AUTH PLAIN ${plainToken('alice', password)}`)).toMatch(/^235 /);
+      expect(await say(client, `MAIL FROM:<${SENDER}>`)).toMatch(/^250 /);
+      expect(await say(client, `RCPT TO:<${RECIPIENT}>`)).toMatch(/^250 /);
+      client.write(`BDAT ${parts[0]!.length}\r\n${parts[0]}`);
+      expect((await client.readUntil((l) => /^\d{3} /.test(l))).pop()).toMatch(/^250 2\.0\.0 \d+ octets received$/);
+      client.write(`BDAT ${parts[1]!.length} LAST\r\n${parts[1]}`);
+      expect((await client.readUntil((l) => /^\d{3} /.test(l))).pop()).toMatch(/^250 2\.0\.0 Ok: \d+ bytes queued as /); // Postfix's verdict on BDAT LAST
+      expect(await say(client, 'QUIT')).toMatch(/^221 /);
+    } finally {
+      client.close();
+    }
+    const [delivered] = await waitForNew(dovecot, BOB, before, 1, 20_000);
+    expect(delivered!.toString('utf8')).toContain('first half\r\n.\r\nsecond half\r\n');
+    // Postfix counts the commands of each session at its end: postern's went up as BDAT, not DATA.
+    await expect.poll(async () => (await postfix.log()).match(/disconnect from .* bdat=1 .*$/m)?.[0] ?? '', { timeout: 10_000 }).toMatch(/auth=1 mail=1 rcpt=1 bdat=1/);
+  });
+});
+
 describe('parameters postern does not understand', () => {
   it('refuses them itself with 555 5.5.4 on MAIL FROM and RCPT TO, not dropped', async () => {
     const { password } = postern.newPassword('alice', PRIMARY);

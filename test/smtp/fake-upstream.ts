@@ -19,6 +19,8 @@ export interface FakeScript {
   onDataChunk?(received: number, ctx: FakeContext): void;
   /** Final reply to a complete message. Default `250 2.0.0 Ok: queued as FAKE`. */
   onMessage?(message: Buffer, ctx: FakeContext): string | null;
+  /** The EHLO reply, CRLF-separated lines. Default: AUTH PLAIN LOGIN, 8BITMIME, SIZE. */
+  ehlo?: string;
 }
 
 export interface FakeUpstream {
@@ -26,6 +28,8 @@ export interface FakeUpstream {
   port: number;
   commands: string[];
   messages: Buffer[];
+  /** The size of every BDAT chunk received, in order (RFC 3030; read by count, never scanned). */
+  chunks: number[];
   connections(): number;
   /** Closes the n-th connection from the server side. */
   drop(connection: number): void;
@@ -37,6 +41,7 @@ const EHLO = '250-fake.example\r\n250-AUTH PLAIN LOGIN\r\n250-8BITMIME\r\n250 SI
 export async function startFakeUpstream(script: FakeScript = {}): Promise<FakeUpstream> {
   const commands: string[] = [];
   const messages: Buffer[] = [];
+  const chunks: number[] = [];
   const sockets = new Set<net.Socket>();
   const byNumber = new Map<number, net.Socket>();
   let count = 0;
@@ -49,11 +54,32 @@ export async function startFakeUpstream(script: FakeScript = {}): Promise<FakeUp
     let buffer = Buffer.alloc(0);
     let data: Buffer[] | null = null;
     let received = 0;
+    let chunked: Buffer[] = [];
+    let bdatChunk: { remaining: number; last: boolean } | null = null;
     const greeting = script.greeting === undefined ? '220 fake.example ESMTP' : script.greeting;
     if (greeting !== null) socket.write(`${greeting}\r\n`);
     socket.on('data', (chunk: Buffer) => {
       buffer = Buffer.concat([buffer, chunk]);
       for (;;) {
+        if (bdatChunk) {
+          const take = Math.min(bdatChunk.remaining, buffer.length);
+          chunked.push(buffer.subarray(0, take));
+          buffer = buffer.subarray(take);
+          bdatChunk.remaining -= take;
+          if (bdatChunk.remaining > 0) return;
+          const last = bdatChunk.last;
+          bdatChunk = null;
+          if (!last) {
+            socket.write('250 2.0.0 chunk accepted\r\n');
+            continue;
+          }
+          const message = Buffer.concat(chunked);
+          chunked = [];
+          messages.push(message);
+          const reply = script.onMessage ? script.onMessage(message, ctx) : '250 2.0.0 Ok: queued as FAKE';
+          if (reply !== null) socket.write(`${reply}\r\n`);
+          continue;
+        }
         if (data) {
           received += chunk.length;
           script.onDataChunk?.(received, ctx);
@@ -75,9 +101,15 @@ export async function startFakeUpstream(script: FakeScript = {}): Promise<FakeUp
         const command = buffer.subarray(0, nl).toString('utf8');
         buffer = buffer.subarray(nl + 2);
         commands.push(command);
+        const bdat = /^BDAT (\d+)( LAST)?$/.exec(command);
+        if (bdat) {
+          chunks.push(Number(bdat[1]));
+          bdatChunk = { remaining: Number(bdat[1]), last: bdat[2] !== undefined };
+          continue;
+        }
         const custom = script.onCommand?.(command, ctx);
         if (custom === null) continue;
-        const reply = custom ?? defaultReply(command);
+        const reply = custom ?? (/^EHLO /i.test(command) && script.ehlo ? script.ehlo : defaultReply(command));
         if (/^DATA$/i.test(command) && reply.startsWith('354')) {
           data = [];
           received = 0;
@@ -94,6 +126,7 @@ export async function startFakeUpstream(script: FakeScript = {}): Promise<FakeUp
     port: address.port,
     commands,
     messages,
+    chunks,
     connections: () => count,
     drop: (n) => byNumber.get(n)?.destroy(),
     stop: () => new Promise<void>((resolve) => {

@@ -186,6 +186,18 @@ export class SmtpUpstream {
     return this.read(this.target.dataEndTimeoutMs ?? DEFAULT_DATA_END_TIMEOUT_MS);
   }
 
+  /**
+   * One BDAT chunk (RFC 3030) and the upstream's reply to it: for LAST, its verdict on the message.
+   * The command line carries only the count postern computed, so nothing a client sent can end up in it.
+   */
+  chunk(parts: readonly Buffer[], last: boolean): Promise<SmtpReply> {
+    if (this.failure) return Promise.reject(this.failure);
+    const size = parts.reduce((total, part) => total + part.length, 0);
+    this.socket.write(`BDAT ${size}${last ? ' LAST' : ''}\r\n`);
+    for (const part of parts) this.socket.write(part);
+    return this.read(last ? (this.target.dataEndTimeoutMs ?? DEFAULT_DATA_END_TIMEOUT_MS) : (this.target.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS));
+  }
+
   /** Polite end: QUIT, then close whatever the answer. Never throws. */
   async quit(): Promise<void> {
     if (this.failure) return;

@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { registerCertCommands } from './commands/cert.js';
 import { registerDbCommands } from './commands/db.js';
+import { registerDnsRecordsCommand } from './commands/dns-records.js';
 import { registerInitCommand } from './commands/init.js';
 import { registerPasswordCommands } from './commands/password.js';
 import { registerServeCommand, type LoggerFactory } from './commands/serve.js';
@@ -37,6 +38,7 @@ export function buildProgram(io: CliIo, options: CliOptions = {}): Command {
   registerPasswordCommands(program, io);
   registerCertCommands(program, io);
   registerDbCommands(program, io);
+  registerDnsRecordsCommand(program, io);
   registerServeCommand(program, io, options.makeLogger);
   return program;
 }

@@ -169,6 +169,21 @@ const master = z.strictObject({
   passwordFile: z.string().optional(),
 });
 
+/** A DNS name as admins write mail domains: labels of letters, digits and hyphens. */
+const domainName = z.string().regex(/^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$/, { error: 'must be a domain name such as example.org' });
+
+/** How clients are told to set themselves up (autoconfig, Autodiscover, Apple profiles, DNS records). */
+const onboarding = z.strictObject({
+  /** The host name clients are told to connect to; must be in the certificate. Default: hostnames[0]. */
+  host: z.string().min(1).optional(),
+  /** The mail domains whose users use this postern: autoconfig and Autodiscover answer for these only. */
+  domains: z.array(domainName).default([]),
+  /** What apps log in with: the full address (user@domain) or only its local part. */
+  username: z.enum(['address', 'localpart']).default('address'),
+  /** The provider's name as apps show it. */
+  displayName: z.string().min(1).max(64).default('Mail'),
+});
+
 export const configSchema = z.strictObject({
   /** Hostnames (and IPs) postern is reached by; used for certificate SANs and DAV origins. */
   hostnames: z.array(z.string().min(1)).min(1).default(['localhost', '127.0.0.1']),
@@ -210,6 +225,7 @@ export const configSchema = z.strictObject({
   pop3: pop3.optional(),
   smtp: smtp.optional(),
   dav: dav.optional(),
+  onboarding: onboarding.optional(),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -219,6 +235,7 @@ export type ImapConfig = z.infer<typeof imap>;
 export type Pop3Config = z.infer<typeof pop3>;
 export type SmtpConfig = z.infer<typeof smtp>;
 export type DavConfig = z.infer<typeof dav>;
+export type OnboardingConfig = z.infer<typeof onboarding>;
 export type AuthConfig = z.infer<typeof auth>;
 export type ConnectionCapsConfig = z.infer<typeof connectionCaps>;
 export type ThrottleConfig = z.infer<typeof throttle>;

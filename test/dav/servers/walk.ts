@@ -120,7 +120,7 @@ export async function walkCalDav(target: WalkTarget): Promise<Walk> {
 async function addressBooks(dav: DAVClient, target: WalkTarget, homeUrl: string): Promise<DAVAddressBook[]> {
   let books = await dav.fetchAddressBooks();
   if (books.length === 0) {
-    const res = await target.fetch(new URL('postern-walk/', homeUrl), {
+    const res = await target.fetch(new URL('postern-walk-contacts/', homeUrl), {
       method: 'MKCOL',
       headers: { authorization: basicAuth(target.username, target.password), 'content-type': 'application/xml; charset=utf-8' },
       body: '<?xml version="1.0" encoding="utf-8"?><D:mkcol xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:carddav"><D:set><D:prop><D:resourcetype><D:collection/><C:addressbook/></D:resourcetype><D:displayname>Walk</D:displayname></D:prop></D:set></D:mkcol>',

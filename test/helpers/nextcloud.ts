@@ -47,6 +47,8 @@ export interface NextcloudServer {
   dir: string;
   /** HAProxy's log (one line per request, with status); each Xandikos logs to xandikos-<u>.log. */
   logFile: string;
+  /** Process ids of every Xandikos and of HAProxy (to check that stop() ended them). */
+  pids: number[];
   stop(): Promise<void>;
 }
 
@@ -100,6 +102,7 @@ export async function startNextcloud(options: NextcloudOptions): Promise<Nextclo
       users: options.users,
       dir,
       logFile,
+      pids: children.map((c) => c.pid!),
       stop: stopAll,
     };
     await waitUsersReady(server, children);

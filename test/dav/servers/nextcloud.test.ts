@@ -8,6 +8,8 @@
  * same prefix; events and contacts round-trip; HAProxy refuses a wrong password and no password;
  * users are kept apart (each has their own Xandikos).
  */
+import { access } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostFetch, type HostFetch } from '../../helpers/dav-fetch.js';
 import { startNextcloud, type NextcloudServer } from '../../helpers/nextcloud.js';
@@ -69,4 +71,28 @@ describe('Xandikos behind HAProxy in the Nextcloud shape', () => {
     });
     expect(theirs.status).toBe(404);
   });
+});
+
+describe('Nextcloud harness lifecycle', () => {
+  it('stop() closes the origin, ends HAProxy and the Xandikos processes and removes the temp dir', async () => {
+    const own = await startNextcloud({ users: [ALICE] });
+    expect(own.pids).toHaveLength(2);
+    await own.stop();
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    expect(own.pids.filter(alive)).toEqual([]);
+    const refused = await new Promise<boolean>((resolve) => {
+      const socket = connect({ host: own.hosts[own.host]!, port: own.port });
+      socket.once('connect', () => (socket.destroy(), resolve(false)));
+      socket.once('error', () => resolve(true));
+    });
+    expect(refused).toBe(true);
+    await expect(access(own.dir)).rejects.toThrow();
+  }, 60_000);
 });

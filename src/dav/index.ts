@@ -118,7 +118,7 @@ export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<P
   });
   const stopReload = deps.tls.onReload((options) => server.setSecureContext(options));
 
-  const address = await bind(server, { key: 'dav.listener', host: config.listener.host, port: config.listener.port, log }).catch((err: unknown) => {
+  const address = await bind(server, { key: 'dav.listener', host: config.listener.host, port: config.listener.port, proxyProtocol: config.listener.proxyProtocol, log }).catch((err: unknown) => {
     stopReload();
     upstream.close();
     throw err;

@@ -30,7 +30,7 @@ export async function startMailListeners(spec: MailListenersSpec): Promise<Proto
   const open = async (name: string, listener: ListenerConfig | undefined, implicit: boolean) => {
     if (!listener) return;
     listeners.push(await listen({
-      name, host: listener.host, port: listener.port, log: spec.log,
+      name, host: listener.host, port: listener.port, proxyProtocol: listener.proxyProtocol, log: spec.log,
       implicitTls: implicit ? spec.tls : null,
       onConnection: (socket, secure) => {
         try {

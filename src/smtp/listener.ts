@@ -13,7 +13,7 @@
  */
 import type { SMTPServer, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import { clientAddressOf } from '../auth/client-address.js';
-import type { SmtpConfig } from '../config/schema.js';
+import type { ProxyProtocolConfig, SmtpConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { ConnectionLimiter } from '../net/connection-limiter.js';
 import { bind } from '../net/listener.js';
@@ -43,6 +43,7 @@ interface ListenerSpec {
   implicitTls: boolean;
   host: string;
   port: number;
+  proxyProtocol?: ProxyProtocolConfig | undefined;
 }
 
 export interface ListenerShared {
@@ -69,7 +70,7 @@ export async function startListener(spec: ListenerSpec, config: SmtpConfig, targ
   const stopReload = deps.tls.onReload((options) => server.updateSecureContext(options));
   let port: number;
   try {
-    ({ port } = await bind(server.server, { key: spec.name, host: spec.host, port: spec.port, log }));
+    ({ port } = await bind(server.server, { key: spec.name, host: spec.host, port: spec.port, proxyProtocol: spec.proxyProtocol, log }));
   } catch (err) {
     stopReload();
     throw err;

@@ -1,4 +1,4 @@
-// Vitest globalSetup: the integration tests need real Dovecot (with POP3), fetchmail, Postfix, Radicale and fail2ban-regex. When one is
+// Vitest globalSetup: the integration tests need real Dovecot (with POP3), fetchmail, Postfix, Radicale, fail2ban-regex and HAProxy. When one is
 // missing the run must fail loudly with the fix, never skip: a green CI without the servers proves nothing.
 import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
@@ -26,6 +26,7 @@ async function missing(): Promise<string[]> {
     ['radicale (python3 -c "import radicale")', () => findRadicalePython()],
     ['fail2ban-regex (fail2ban)', () => run('fail2ban-regex', ['--version'])],
     ['openssl', () => run('openssl', ['version'])],
+    ['haproxy (haproxy)', () => run('haproxy', ['-v'])],
   ];
   const results = await Promise.all(checks.map(([name, check]) => check().then(() => null, () => name)));
   return results.filter((name): name is string => name !== null);

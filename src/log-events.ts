@@ -23,6 +23,7 @@ export interface LogEventInfo {
 export const LOG_EVENTS = {
   'postern.started': { level: 'info', when: '`serve` has opened every listener', fields: ['listeners'] },
   'postern.stopping': { level: 'info', when: 'a stop signal arrived; listeners and sessions are closing', fields: [] },
+  'postern.draining': { level: 'info', when: 'drain: readiness is false and listeners stopped accepting; sessions end after the grace period', fields: ['graceMs'] },
   'postern.stopped': { level: 'info', when: 'everything is closed; the process exits', fields: [] },
   'postern.forced_stop': { level: 'warn', when: 'a second stop signal: exiting without waiting', fields: [] },
   'listener.started': { level: 'info', when: 'a listener is bound', fields: ['listener', 'host', 'port'] },

@@ -220,6 +220,21 @@ export const configSchema = z.strictObject({
     .prefault({}),
   /** Master user for accounts in `master` upstream mode (SASL PLAIN with authorization identity). */
   master: master.optional(),
+  /**
+   * The admin listener (src/admin/server.ts): /healthz, /readyz, /metrics. Off unless configured;
+   * no authentication, so keep it on loopback or a management network.
+   */
+  admin: z.strictObject({ listen: host.default('127.0.0.1'), port: port.default(9900) }).optional(),
+  shutdown: z
+    .strictObject({
+      /**
+       * On SIGTERM: readiness goes false and listeners stop accepting at once; live sessions get
+       * this long to finish before they are ended with their protocol's goodbye (IMAP BYE, SMTP
+       * 421, DAV Connection: close). Keep it below systemd's TimeoutStopSec.
+       */
+      graceMs: z.number().int().min(0).max(600_000).default(10_000),
+    })
+    .prefault({}),
   imap: imap.optional(),
   pop3: pop3.optional(),
   smtp: smtp.optional(),

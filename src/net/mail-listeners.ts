@@ -53,6 +53,9 @@ export async function startMailListeners(spec: MailListenersSpec): Promise<Proto
   let closing: Promise<void> | null = null;
   return {
     addresses: listeners.map((l) => l.address),
+    // Listener.close() stops accepting at once; its promise (connections gone) is awaited by close().
+    stopAccepting: () => listeners.forEach((l) => void l.close()),
+    connections: () => spec.registry.size,
     close: () =>
       (closing ??= (async () => {
         const stopped = Promise.all(listeners.map((l) => l.close()));

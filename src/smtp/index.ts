@@ -44,6 +44,8 @@ export async function startSmtp(config: SmtpConfig, deps: ProtocolDeps): Promise
   let closing: Promise<void> | null = null;
   return {
     addresses: listeners.map((l, i) => ({ name: specs[i]!.name, host: l.host, port: l.port })),
+    stopAccepting: () => listeners.forEach((l) => l.stopAccepting()),
+    connections: () => listeners.reduce((n, l) => n + l.server.connections.size, 0),
     close: () => (closing ??= Promise.allSettled(listeners.map((l) => l.close())).then(() => undefined)),
   };
 }

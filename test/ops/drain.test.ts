@@ -45,8 +45,8 @@ function serve(): Promise<{ ports: Map<string, number>; lines: string[]; exited:
   return new Promise((resolve, reject) => {
     let pending = '';
     let stderr = '';
-    proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    proc.stdout!.on('data', (d: Buffer) => {
+    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    proc.stdout.on('data', (d: Buffer) => {
       pending += d.toString();
       let nl: number;
       while ((nl = pending.indexOf('\n')) >= 0) {

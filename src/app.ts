@@ -7,6 +7,10 @@
  * they never wait for a writer), and `writer`, with a near-zero busy timeout, for everything the
  * proxy writes itself (the write queue, history retention, the expiry sweep): a lock held by
  * another process makes those retry later instead of stalling the event loop (issue 9, item 4).
+ *
+ * Operations (issue 14): one metrics registry per app (src/metrics/), the admin listener when
+ * configured (src/admin/), and drain(): readiness false, listeners stop accepting, the grace
+ * period, then close() ends the sessions with each protocol's goodbye.
  */
 import type { ResolvedConfig } from './config/load.js';
 import { readKeyFile } from './crypto/keys.js';
@@ -22,6 +26,8 @@ import { startImap } from './imap/index.js';
 import { startPop3 } from './pop3/index.js';
 import { startSmtp } from './smtp/index.js';
 import { startDav } from './dav/index.js';
+import { createMetrics, type Metrics } from './metrics/index.js';
+import { startAdmin, type AdminServer } from './admin/server.js';
 
 export interface App {
   store: Store;
@@ -29,7 +35,10 @@ export interface App {
   auth: AuthService;
   tls: TlsMaterial;
   addresses: BoundAddress[];
+  metrics: Metrics;
   reloadTls(): void;
+  /** SIGTERM: not ready, stop accepting, wait `shutdown.graceMs` (or `graceMs`), then close(). */
+  drain(graceMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -39,13 +48,20 @@ export async function startApp(config: ResolvedConfig, log: Logger): Promise<App
   const store = openStore(config.database.path);
   const writer = openWriterStore(config.database.path);
   const writes = new WriteQueue(writer, { log: log.child({ component: 'store' }), maxQueued: config.database.maxQueuedWrites });
-  const auth = createAuthService(config, store, writes, digestKey, log);
+  const metrics = createMetrics();
+  metrics.sampleWriteErrors(() => writes.stats().retries);
+  const auth = createAuthService(config, store, writes, digestKey, log, metrics);
   const retention = startHistoryRetention(writer, { keepDays: config.history.keepDays }, log);
   const expiry = startExpirySweep(writer, log);
   const deps = (name: string): ProtocolDeps => ({ auth, tls, log: log.child({ protocol: name }), serverName: config.hostnames[0]! });
   const services: ProtocolService[] = [];
+  let admin: AdminServer | null = null;
+  let bound = false;
+  let draining = false;
   const close = async () => {
+    draining = true;
     await Promise.allSettled(services.map((s) => s.close()));
+    await admin?.close();
     await auth.close();
     retention.stop();
     expiry.stop();
@@ -58,16 +74,49 @@ export async function startApp(config: ResolvedConfig, log: Logger): Promise<App
     if (config.pop3) services.push(await startPop3(config.pop3, deps('pop3')));
     if (config.smtp) services.push(await startSmtp(config.smtp, deps('smtp')));
     if (config.dav) services.push(await startDav(config.dav, deps('dav')));
+    if (config.admin) {
+      admin = await startAdmin({
+        host: config.admin.listen, port: config.admin.port, metrics, log: log.child({ component: 'admin' }),
+        readiness: {
+          database: () => store.db.prepare('SELECT 1').pluck().get() === 1,
+          listenersBound: () => bound,
+          draining: () => draining,
+        },
+      });
+    }
   } catch (err) {
     await close();
     throw err;
   }
-  const addresses = services.flatMap((s) => s.addresses);
+  bound = true;
+  const addresses = [...services.flatMap((s) => s.addresses), ...(admin ? [admin.address] : [])];
   for (const a of addresses) log.info({ event: 'listener.started', listener: a.name, host: a.host, port: a.port }, `listening ${a.name} on ${a.host}:${a.port}`);
   let closing: Promise<void> | null = null;
+  let drained: Promise<void> | null = null;
+  const drain = (graceMs = config.shutdown.graceMs) =>
+    (drained ??= (async () => {
+      draining = true;
+      for (const service of services) service.stopAccepting();
+      log.info({ event: 'postern.draining', graceMs }, `draining: not accepting connections; sessions end in ${graceMs} ms`);
+      await graceOver(graceMs, () => services.every((service) => service.connections() === 0));
+      await (closing ??= close());
+    })());
   return {
-    store, writes, auth, tls, addresses,
+    store, writes, auth, tls, addresses, metrics,
     reloadTls: () => tls.reload(),
+    drain,
     close: () => (closing ??= close()),
   };
+}
+
+/** Resolves after `graceMs`, or sooner once nothing is connected (checked every 100 ms). */
+function graceOver(graceMs: number, idle: () => boolean): Promise<void> {
+  const deadline = Date.now() + graceMs;
+  return new Promise((resolve) => {
+    const check = () => {
+      if (idle() || Date.now() >= deadline) return resolve();
+      setTimeout(check, Math.min(100, Math.max(0, deadline - Date.now())));
+    };
+    check();
+  });
 }

@@ -23,10 +23,13 @@ export interface LogEventInfo {
 export const LOG_EVENTS = {
   'postern.started': { level: 'info', when: '`serve` has opened every listener', fields: ['listeners'] },
   'postern.stopping': { level: 'info', when: 'a stop signal arrived; listeners and sessions are closing', fields: [] },
+  'postern.draining': { level: 'info', when: 'drain: readiness is false and listeners stopped accepting; sessions end after the grace period', fields: ['graceMs'] },
   'postern.stopped': { level: 'info', when: 'everything is closed; the process exits', fields: [] },
   'postern.forced_stop': { level: 'warn', when: 'a second stop signal: exiting without waiting', fields: [] },
   'listener.started': { level: 'info', when: 'a listener is bound', fields: ['listener', 'host', 'port'] },
   'listener.error': { level: 'error', when: 'a bound listener reported an error', fields: ['listener', 'err'] },
+  'proxy.accepted': { level: 'debug', when: 'a PROXY protocol header from a configured load balancer was accepted', fields: ['listener', 'peer', 'ip', 'version'] },
+  'proxy.refused': { level: 'warn', when: 'a connection to a PROXY protocol listener was cut: not from a configured load balancer, no or malformed header, or too slow', fields: ['listener', 'peer', 'reason'] },
   'tls.handshake_failed': { level: 'debug', when: 'a client\'s TLS handshake failed (scanners, wrong port, old TLS)', fields: ['listener', 'code'] },
   'tls.reloaded': { level: 'info', when: 'SIGHUP: certificate and key reloaded', fields: [] },
   'tls.reload_failed': { level: 'error', when: 'SIGHUP: the new certificate or key is unusable; the old one stays', fields: ['code', 'reason'] },

@@ -8,6 +8,11 @@
  * address, or one client could be counted twice. Native IPv6 is counted per /64: one subscriber
  * line gets a whole /64 (RFC 6177), so per-address counting would let one attacker rotate through
  * 2^64 fresh addresses. Anything that is not an IP (it should not happen) is used as it is.
+ *
+ * Behind a load balancer speaking the PROXY protocol (src/net/proxy-gate.ts) the client's address
+ * is the one the header carried, recorded against the accepted TCP socket; clientAddressOf finds
+ * it from any socket layered on that one (the TLS socket of implicit TLS, STARTTLS, https), so no
+ * protocol has to know whether a balancer is in front.
  */
 import { BlockList, isIP, isIPv6 } from 'node:net';
 import { badNetworkMessage, parseNetwork } from '../config/networks.js';
@@ -20,7 +25,29 @@ const V4_MAPPED = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i;
  * or smtp-server's session's `remoteAddress`, plain (below). A socket already torn down has none.
  */
 export function clientAddressOf(peer: { readonly remoteAddress?: string | undefined }): string {
-  return plainAddress(peer.remoteAddress ?? 'unknown');
+  return plainAddress(carriedAddressOf(peer) ?? peer.remoteAddress ?? 'unknown');
+}
+
+const carried = new WeakMap<object, string>();
+
+/** The PROXY gate's one write: `socket`'s client is `address`, whatever the socket says. */
+export function recordCarriedAddress(socket: object, address: string): void {
+  carried.set(socket, address);
+}
+
+/**
+ * A TLS socket built on an accepted socket keeps it as `_parent` (node's tls.TLSSocket, stable
+ * since Node 0.11; pinned by src/net/proxy-gate.test.ts): the one place postern reads it. A few
+ * steps at most: TLS in TLS does not happen, the bound only guards against a cycle.
+ */
+function carriedAddressOf(peer: object): string | undefined {
+  let layer: object | undefined = peer;
+  for (let depth = 0; layer && depth < 4; depth++) {
+    const found = carried.get(layer);
+    if (found !== undefined) return found;
+    layer = (layer as { _parent?: object })._parent;
+  }
+  return undefined;
 }
 
 /** The address without IPv4 mapping or an IPv6 zone id. */

@@ -1,6 +1,7 @@
 /** Builds the authentication service from config: the one place its parts are chosen. */
 import type { ResolvedConfig } from '../config/load.js';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics/index.js';
 import type { Store } from '../store/index.js';
 import type { WriteQueue } from '../store/write-queue.js';
 import { primaryCheckPool } from './primary-check-pool.js';
@@ -10,16 +11,19 @@ import { AuthService } from './service.js';
 export { AuthService } from './service.js';
 export * from './types.js';
 
-export function createAuthService(config: ResolvedConfig, store: Store, writes: WriteQueue, digestKey: Buffer, log: Logger): AuthService {
+export function createAuthService(config: ResolvedConfig, store: Store, writes: WriteQueue, digestKey: Buffer, log: Logger, metrics?: Metrics): AuthService {
   const authLog = log.child({ component: 'auth' });
   // The throttle first: it parses auth.trustedNetworks (the schema has validated them; a direct
   // caller may not have), and a bad entry must not leak a worker pool.
-  const throttle = new PenaltyThrottle({ ...config.auth.throttle, trustedNetworks: config.auth.trustedNetworks, log: authLog });
+  const throttle = new PenaltyThrottle({ ...config.auth.throttle, trustedNetworks: config.auth.trustedNetworks, log: authLog, onBlock: () => metrics?.throttleBlocked() });
+  const primaryChecker = primaryCheckPool({ workers: config.auth.bcryptWorkers });
+  metrics?.sampleQueueDepth(() => primaryChecker.queued);
   return new AuthService({
     store,
     writes,
     digestKey,
-    primaryChecker: primaryCheckPool({ workers: config.auth.bcryptWorkers }),
+    primaryChecker,
+    ...(metrics ? { metrics } : {}),
     throttle,
     log: authLog,
     master: config.master && config.masterPassword ? { user: config.master.user, password: config.masterPassword } : null,

@@ -50,6 +50,8 @@ export interface PenaltyThrottleOptions extends Omit<ThrottleConfig, 'maxRecords
   /** Cap on each evictable tier: known and unknown address records, unknown-name records. */
   maxRecords?: number;
   log?: Logger;
+  /** Called for every block (the metrics' throttle-block count). */
+  onBlock?: () => void;
 }
 
 interface AddressRecord {
@@ -161,6 +163,7 @@ export class PenaltyThrottle implements Throttle {
 
   private block(key: string, address: AddressRecord, now: number): void {
     address.blockedUntil = now + this.options.blockMs;
+    this.options.onBlock?.();
     this.options.log?.warn({ event: 'auth.blocked', ip: key, failures: address.failures.length, blockMs: this.options.blockMs },
       `blocking ip=${key} for ${Math.round(this.options.blockMs / 1000)} s after ${address.failures.length} failed logins`);
   }

@@ -107,7 +107,7 @@ export class RevocationWatcher {
         : state.revokedAt !== null ? state.revokedReason ?? 'admin'
         : state.expiresAt !== null && state.expiresAt <= now ? 'expiry'
         : null;
-      if (reason) this.fire(id, reason);
+      if (reason) this.fire(id, reason, state?.revokedAt ?? (reason === 'expiry' ? state?.expiresAt : null) ?? now);
       else if (state!.expiresAt !== entry.expiresAt) this.setExpiry(id, entry, state!.expiresAt);
     }
   }
@@ -123,15 +123,15 @@ export class RevocationWatcher {
 
   private fireExpired(now: number): void {
     for (let due = this.expiries.popDue(now); due; due = this.expiries.popDue(now)) {
-      if (this.watched.get(due.id)?.expiresAt === due.at) this.fire(due.id, 'expiry');
+      if (this.watched.get(due.id)?.expiresAt === due.at) this.fire(due.id, 'expiry', due.at);
     }
   }
 
-  private fire(id: number, reason: Reason): void {
+  private fire(id: number, reason: Reason, at: number): void {
     const entry = this.watched.get(id);
     this.watched.delete(id);
     this.fresh.delete(id);
-    for (const listener of entry?.listeners ?? []) listener(reason);
+    for (const listener of entry?.listeners ?? []) listener(reason, at);
     if (this.watched.size === 0) this.idle();
   }
 

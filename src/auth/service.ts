@@ -17,6 +17,7 @@ import type { Logger } from '../log.js';
 import type { Protocol, Store, UpstreamStatus } from '../store/index.js';
 import type { NewEvent } from '../store/events.js';
 import type { WriteQueue } from '../store/write-queue.js';
+import type { SignInMetrics } from '../metrics/index.js';
 import { normalizeLogin } from '../accounts/validation.js';
 import { DUMMY_HASH, type PrimaryChecker } from './primary-checker.js';
 import { plainAddress, throttleKey } from './client-address.js';
@@ -36,6 +37,7 @@ export interface AuthServiceDeps {
   master?: { user: string; password: string } | null;
   primaryPasswordHint?: boolean;
   clock?: () => number;
+  metrics?: SignInMetrics;
 }
 
 /** At most one `password.used` record per password per minute. */
@@ -61,6 +63,10 @@ export class AuthService implements Authenticator {
   private readonly held = new Set<() => void>();
   private readonly checksInFlight = new Map<string, number>();
   private lastCheckerWarning = -Infinity;
+
+  get metrics(): SignInMetrics | undefined {
+    return this.deps.metrics;
+  }
 
   constructor(private readonly deps: AuthServiceDeps) {
     this.clock = deps.clock ?? Date.now;

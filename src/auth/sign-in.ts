@@ -19,11 +19,16 @@
  *   account is not flagged), `upstream.mode_unsupported`, and `session.revoked` from the watch;
  *   `upstream.credentials_rejected` comes from the service.
  *
+ * - the same metrics (src/metrics/, through `auth.metrics`): every attempt's outcome, upstream
+ *   latency and failures, and the signed-in session (held by its revocation watch: subscribed
+ *   while the session lives) with its revocation and the time from the revocation to its end.
+ *
  * Refusals stay indistinguishable (the AuthOutcome goes to the protocol's one refusal mapping);
  * nothing here writes to a socket, and no credential or password reaches a log line.
  */
 import { isPosternError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { LoginOutcome } from '../metrics/index.js';
 import type { Protocol } from '../store/types.js';
 import { UpstreamRefusal, type ProviderRefusal } from '../upstream/refusal.js';
 import type { AcceptedAuth, AuthAttempt, Authenticator, AuthOutcome, RevocationListener, UpstreamCredential } from './types.js';
@@ -105,22 +110,58 @@ export async function signIn<T, C extends UpstreamCredential>(deps: SignInDeps, 
  * scope check): the authentication outcome, and whether the credential can be sent at all.
  */
 export async function authenticate<C extends UpstreamCredential>(deps: SignInDeps, attempt: AuthAttempt, sendable: CredentialGate<C>): Promise<Admission<C>> {
-  const outcome = await deps.auth.authenticate(attempt);
-  if (outcome.kind !== 'accepted') return { kind: 'refused', outcome };
+  const metrics = deps.auth.metrics;
+  let outcome: AuthOutcome;
+  try {
+    outcome = await deps.auth.authenticate(attempt);
+  } catch (err) {
+    metrics?.databaseError('read');
+    throw err;
+  }
+  if (outcome.kind !== 'accepted') {
+    metrics?.login(attempt.protocol, REFUSAL_OUTCOME[outcome.kind]);
+    return { kind: 'refused', outcome };
+  }
   const { credential } = outcome;
   if (!sendable(credential)) {
     deps.log.error({ event: 'upstream.mode_unsupported', protocol: attempt.protocol, user: outcome.login, mode: credential.kind },
       `accounts whose upstream login is "${credential.kind}" cannot use ${attempt.protocol}; give the account upstream mode "password"`);
+    metrics?.login(attempt.protocol, 'unsupported');
     return { kind: 'unsupported', accepted: outcome };
   }
-  return { kind: 'admitted', accepted: outcome, credential, watch: revocationWatch(deps, outcome) };
+  return { kind: 'admitted', accepted: outcome, credential, watch: revocationWatch(deps, outcome, attempt.protocol) };
 }
+
+const REFUSAL_OUTCOME: Record<Exclude<AuthOutcome, { kind: 'accepted' }>['kind'], LoginOutcome> = {
+  'failed': 'refused',
+  'throttled': 'throttled',
+  'primary-refused': 'primary_refused',
+  'credential-unusable': 'unusable',
+};
+
+const UPSTREAM_OUTCOME: Record<UpstreamResult<unknown, UpstreamCredential>['kind'], LoginOutcome> = {
+  'signed-in': 'signed_in',
+  'upstream-rejected': 'upstream_rejected',
+  'upstream-refused': 'upstream_refused',
+  'upstream-fault': 'upstream_fault',
+  'cancelled': 'cancelled',
+};
 
 /**
  * The second half: log in upstream with an admitted credential and report the verdict. Also what
  * a session uses to log in again later with the same credential (SMTP, between transactions).
  */
 export async function logInUpstream<T, C extends UpstreamCredential>(deps: SignInDeps, admitted: Omit<Admitted<C>, 'kind'>, leg: UpstreamLogin<T, C>): Promise<UpstreamResult<T, C>> {
+  const started = performance.now();
+  const result = await upstreamLeg(deps, admitted, leg);
+  const metrics = deps.auth.metrics;
+  metrics?.login(leg.protocol, UPSTREAM_OUTCOME[result.kind]);
+  if (result.kind === 'signed-in') metrics?.upstreamLogin(leg.protocol, (performance.now() - started) / 1000);
+  else if (result.kind !== 'cancelled') metrics?.upstreamFailure(leg.protocol, result.kind === 'upstream-rejected' ? 'credentials_rejected' : result.kind === 'upstream-refused' ? 'refused' : 'fault');
+  return result;
+}
+
+async function upstreamLeg<T, C extends UpstreamCredential>(deps: SignInDeps, admitted: Omit<Admitted<C>, 'kind'>, leg: UpstreamLogin<T, C>): Promise<UpstreamResult<T, C>> {
   const { accepted, credential, watch } = admitted;
   let upstream: T;
   try {
@@ -177,9 +218,23 @@ export function countsAsFailure(result: SignInFailure): boolean {
   }
 }
 
-function revocationWatch(deps: SignInDeps, accepted: AcceptedAuth): RevocationWatch {
-  return (onRevoked) => deps.auth.watchRevocation(accepted.passwordId, (reason) => {
-    deps.log.info({ event: 'session.revoked', user: accepted.login, passwordId: accepted.publicId, reason }, 'app-specific password no longer valid; ending its session');
-    onRevoked(reason);
-  });
+function revocationWatch(deps: SignInDeps, accepted: AcceptedAuth, protocol: Protocol): RevocationWatch {
+  return (onRevoked) => {
+    const metrics = deps.auth.metrics;
+    const ended = metrics?.sessionStarted(protocol);
+    let revokedAt: number | null = null;
+    const unsubscribe = deps.auth.watchRevocation(accepted.passwordId, (reason, at) => {
+      revokedAt = at ?? Date.now();
+      metrics?.sessionRevoked(protocol, reason);
+      deps.log.info({ event: 'session.revoked', user: accepted.login, passwordId: accepted.publicId, reason }, 'app-specific password no longer valid; ending its session');
+      onRevoked(reason);
+    });
+    // A session lets go of its watch when it ends: after a revocation, that is the disconnect.
+    return () => {
+      unsubscribe();
+      if (revokedAt !== null) metrics?.revokeToDisconnect(Math.max(0, Date.now() - revokedAt) / 1000);
+      revokedAt = null;
+      ended?.();
+    };
+  };
 }

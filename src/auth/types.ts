@@ -3,6 +3,7 @@
  * same question and maps the typed outcome to its own wire answer in one place (see each
  * protocol's replies module). Nothing here knows about sockets.
  */
+import type { SignInMetrics } from '../metrics/index.js';
 import type { Protocol, RevokeReason } from '../store/types.js';
 
 export interface AuthAttempt {
@@ -72,7 +73,8 @@ export type AuthOutcome =
   /** The app password is valid but its sealed credential cannot be used (fault, not refusal). */
   | { kind: 'credential-unusable' };
 
-export type RevocationListener = (reason: RevokeReason | 'account-removed') => void;
+/** `at`: when the revocation was committed, or the expiry instant (ms since the epoch), if known. */
+export type RevocationListener = (reason: RevokeReason | 'account-removed', at?: number) => void;
 
 export interface Authenticator {
   authenticate(attempt: AuthAttempt): Promise<AuthOutcome>;
@@ -82,6 +84,8 @@ export interface Authenticator {
   reportUpstreamAccepted(accepted: AcceptedAuth): void;
   /** Calls `onRevoked` once, within a second, when the password is revoked, expires or its account goes. */
   watchRevocation(passwordId: number, onRevoked: RevocationListener): () => void;
+  /** Where the sign-in pipeline records its metrics; absent in tests that need none. */
+  readonly metrics?: SignInMetrics | undefined;
 }
 
 /** The primary-password sentence every protocol uses (config may turn it off). */

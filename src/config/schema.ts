@@ -9,7 +9,21 @@ import { badNetworkMessage, parseNetwork } from './networks.js';
 const port = z.number().int().min(0).max(65535);
 const host = z.string().min(1);
 
-const listener = z.strictObject({ host: host.default('127.0.0.1'), port });
+const network = z.string().refine((entry) => parseNetwork(entry) !== null, { error: (issue) => badNetworkMessage(String(issue.input)) });
+
+/**
+ * Inbound PROXY protocol (v1 or v2, src/net/proxy-gate.ts) on one listener, for a TCP load
+ * balancer in front (HAProxy `send-proxy-v2`): connections from `from` must start with a header and
+ * the address it carries is the client's for throttle, caps, logs and history; connections from
+ * anywhere else are refused. Per listener, so one port can face the balancer and another clients.
+ */
+const proxyProtocol = z.strictObject({
+  from: z.array(network).min(1),
+  /** The whole header must arrive within this; a balancer sends it at once. */
+  timeoutMs: z.number().int().min(100).max(60_000).default(5_000),
+});
+
+const listener = z.strictObject({ host: host.default('127.0.0.1'), port, proxyProtocol: proxyProtocol.optional() });
 
 /**
  * Concurrent client connections, all addresses together and from one address (IPv6: per /64),
@@ -156,7 +170,7 @@ const auth = z.strictObject({
   /** Tell a client that it used the primary password (only on a clean record). */
   primaryPasswordHint: z.boolean().default(true),
   /** CIDRs or single addresses exempt from throttling, e.g. a monitoring host. */
-  trustedNetworks: z.array(z.string().refine((entry) => parseNetwork(entry) !== null, { error: (issue) => badNetworkMessage(String(issue.input)) })).default([]),
+  trustedNetworks: z.array(network).default([]),
   throttle: throttle.prefault({}),
   /** Primary-password check worker threads (keyed scrypt; bcrypt for legacy hashes); 0 = one per core. */
   bcryptWorkers: z.number().int().min(0).max(64).default(0),
@@ -221,6 +235,21 @@ export const configSchema = z.strictObject({
     .prefault({}),
   /** Master user for accounts in `master` upstream mode (SASL PLAIN with authorization identity). */
   master: master.optional(),
+  /**
+   * The admin listener (src/admin/server.ts): /healthz, /readyz, /metrics. Off unless configured;
+   * no authentication, so keep it on loopback or a management network.
+   */
+  admin: z.strictObject({ listen: host.default('127.0.0.1'), port: port.default(9900) }).optional(),
+  shutdown: z
+    .strictObject({
+      /**
+       * On SIGTERM: readiness goes false and listeners stop accepting at once; live sessions get
+       * this long to finish before they are ended with their protocol's goodbye (IMAP BYE, SMTP
+       * 421, DAV Connection: close). Keep it below systemd's TimeoutStopSec.
+       */
+      graceMs: z.number().int().min(0).max(600_000).default(10_000),
+    })
+    .prefault({}),
   imap: imap.optional(),
   pop3: pop3.optional(),
   smtp: smtp.optional(),
@@ -231,6 +260,7 @@ export const configSchema = z.strictObject({
 export type Config = z.infer<typeof configSchema>;
 export type MailUpstreamConfig = z.infer<typeof mailUpstream>;
 export type ListenerConfig = z.infer<typeof listener>;
+export type ProxyProtocolConfig = z.infer<typeof proxyProtocol>;
 export type ImapConfig = z.infer<typeof imap>;
 export type Pop3Config = z.infer<typeof pop3>;
 export type SmtpConfig = z.infer<typeof smtp>;

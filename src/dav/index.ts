@@ -90,8 +90,17 @@ export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<P
   });
   server.maxRequestsPerSocket = config.limits.maxRequestsPerConnection;
   const pipeline = new PipelineGate(config.limits.maxQueuedRequestsPerConnection);
+  let draining = false;
+  let open = 0;
+  server.on('secureConnection', (socket: TLSSocket) => {
+    open++;
+    socket.once('close', () => open--);
+  });
   const serve = (req: IncomingMessage, res: ServerResponse, expectsContinue = false) => {
     if (overLimit.has(req.socket)) return sendTooManyConnections(req, res);
+    // Drain: answered as usual, then the connection closes (RFC 9112 §9.6), so the client's next
+    // request opens a new connection, to another instance.
+    if (draining) res.shouldKeepAlive = false;
     // Node only says `Connection: close` on the last allowed request and keeps the socket open
     // (answering 503 to any further one): close it after that answer instead.
     if ((res as { maxRequestsOnConnectionReached?: boolean }).maxRequestsOnConnectionReached) res.shouldKeepAlive = false;
@@ -118,7 +127,7 @@ export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<P
   });
   const stopReload = deps.tls.onReload((options) => server.setSecureContext(options));
 
-  const address = await bind(server, { key: 'dav.listener', host: config.listener.host, port: config.listener.port, log }).catch((err: unknown) => {
+  const address = await bind(server, { key: 'dav.listener', host: config.listener.host, port: config.listener.port, proxyProtocol: config.listener.proxyProtocol, log }).catch((err: unknown) => {
     stopReload();
     upstream.close();
     throw err;
@@ -128,6 +137,12 @@ export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<P
   let closing: Promise<void> | null = null;
   return {
     addresses: [{ name: 'dav', host: address.address, port: address.port }],
+    connections: () => open,
+    stopAccepting: () => {
+      draining = true;
+      // Stops accepting and closes idle keep-alive connections; drainAndClose() closes again later.
+      server.close();
+    },
     close: () => (closing ??= drainAndClose(server, () => {
       stopReload();
       watches.releaseAll();

@@ -5,6 +5,9 @@
  * raw EADDRINUSE for some and a message for others, and a bound server's later errors are logged
  * as `listener.error` by all.
  *
+ * bind() is also where a listener configured for the PROXY protocol gets its gate (proxy-gate.ts),
+ * before TLS and before any protocol handler sees the connection.
+ *
  * listen() is the TCP listener of the mail protocols: implicit TLS (RFC 8314) or plaintext for
  * STARTTLS (port 0 reports the port the kernel picked). The TLS context follows TlsMaterial
  * reloads (SIGHUP) via setSecureContext, so renewed certificates apply to new connections while
@@ -14,6 +17,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { PosternError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { acceptProxyProtocol, type ProxyProtocolPolicy } from './proxy-gate.js';
 import type { BoundAddress } from './service.js';
 import type { TlsMaterial } from './tls-material.js';
 
@@ -21,6 +25,8 @@ export interface ListenerSpec {
   name: string;
   host: string;
   port: number;
+  /** Inbound PROXY protocol from a load balancer (config `<listener>.proxyProtocol`). */
+  proxyProtocol?: ProxyProtocolPolicy | undefined;
   /** Implicit TLS from the first byte when set. */
   implicitTls: TlsMaterial | null;
   /** Called with each accepted socket (already past the TLS handshake when implicit). */
@@ -53,7 +59,7 @@ export async function listen(spec: ListenerSpec): Promise<Listener> {
   }
   let bound: net.AddressInfo;
   try {
-    bound = await bind(server, { key: spec.name, host: spec.host, port: spec.port, log: spec.log });
+    bound = await bind(server, { key: spec.name, host: spec.host, port: spec.port, proxyProtocol: spec.proxyProtocol, log: spec.log });
   } catch (err) {
     unsubscribe();
     throw err;
@@ -74,6 +80,8 @@ export interface BindSpec {
   key: string;
   host: string;
   port: number;
+  /** When set, every connection must first pass the PROXY header check (proxy-gate.ts). */
+  proxyProtocol?: ProxyProtocolPolicy | undefined;
   log: Logger;
 }
 
@@ -91,6 +99,8 @@ const BIND_FAILURES: Record<string, string> = {
  * kernel's pick), rejects with PosternError CONFIG_INVALID naming the listener and address.
  */
 export async function bind(server: net.Server, spec: BindSpec): Promise<net.AddressInfo> {
+  // Here, so that no listener (mail, DAV, the portal's HTTP) can be bound without it.
+  if (spec.proxyProtocol) acceptProxyProtocol(server, spec.proxyProtocol, spec.key, spec.log);
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => reject(bindFailure(spec, err));
     server.once('error', onError);

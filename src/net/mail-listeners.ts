@@ -30,7 +30,7 @@ export async function startMailListeners(spec: MailListenersSpec): Promise<Proto
   const open = async (name: string, listener: ListenerConfig | undefined, implicit: boolean) => {
     if (!listener) return;
     listeners.push(await listen({
-      name, host: listener.host, port: listener.port, log: spec.log,
+      name, host: listener.host, port: listener.port, proxyProtocol: listener.proxyProtocol, log: spec.log,
       implicitTls: implicit ? spec.tls : null,
       onConnection: (socket, secure) => {
         try {
@@ -53,6 +53,9 @@ export async function startMailListeners(spec: MailListenersSpec): Promise<Proto
   let closing: Promise<void> | null = null;
   return {
     addresses: listeners.map((l) => l.address),
+    // Listener.close() stops accepting at once; its promise (connections gone) is awaited by close().
+    stopAccepting: () => listeners.forEach((l) => void l.close()),
+    connections: () => spec.registry.size,
     close: () =>
       (closing ??= (async () => {
         const stopped = Promise.all(listeners.map((l) => l.close()));

@@ -20,6 +20,10 @@ export interface BoundAddress {
 
 export interface ProtocolService {
   readonly addresses: readonly BoundAddress[];
-  /** Stops listening and ends live sessions; idempotent. */
+  /** Drain, first step: stops accepting connections; live sessions go on. Idempotent. */
+  stopAccepting(): void;
+  /** Client connections open now (drain ends its grace period early at 0). */
+  connections(): number;
+  /** Stops listening and ends live sessions with the protocol's goodbye; idempotent. */
   close(): Promise<void>;
 }

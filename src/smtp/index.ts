@@ -8,7 +8,7 @@
  * learnt from an EHLO probe at start (in the background: a provider that is down must not stop
  * postern starting) and refreshed by every upstream login.
  */
-import type { SmtpConfig } from '../config/schema.js';
+import type { ProxyProtocolConfig, SmtpConfig } from '../config/schema.js';
 import { isPosternError } from '../errors.js';
 import { mailUpstreamSecurity, warnIfInsecureUpstream } from '../net/insecure-upstream.js';
 import { ConnectionLimiter } from '../net/connection-limiter.js';
@@ -22,6 +22,7 @@ interface ListenerSpec {
   implicitTls: boolean;
   host: string;
   port: number;
+  proxyProtocol?: ProxyProtocolConfig | undefined;
 }
 
 export async function startSmtp(config: SmtpConfig, deps: ProtocolDeps): Promise<ProtocolService> {
@@ -43,6 +44,8 @@ export async function startSmtp(config: SmtpConfig, deps: ProtocolDeps): Promise
   let closing: Promise<void> | null = null;
   return {
     addresses: listeners.map((l, i) => ({ name: specs[i]!.name, host: l.host, port: l.port })),
+    stopAccepting: () => listeners.forEach((l) => l.stopAccepting()),
+    connections: () => listeners.reduce((n, l) => n + l.server.connections.size, 0),
     close: () => (closing ??= Promise.allSettled(listeners.map((l) => l.close())).then(() => undefined)),
   };
 }

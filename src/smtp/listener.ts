@@ -13,7 +13,7 @@
  */
 import type { SMTPServer, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import { clientAddressOf } from '../auth/client-address.js';
-import type { SmtpConfig } from '../config/schema.js';
+import type { ProxyProtocolConfig, SmtpConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { ConnectionLimiter } from '../net/connection-limiter.js';
 import { bind } from '../net/listener.js';
@@ -34,6 +34,8 @@ export interface SmtpListener {
   mirror(upstream: Pick<SmtpUpstream, 'supports'>): void;
   port: number;
   host: string;
+  /** Stops accepting connections; live sessions go on (drain). */
+  stopAccepting(): void;
   /** Ends every live session with 421 and stops listening. */
   close(): Promise<void>;
 }
@@ -43,6 +45,7 @@ interface ListenerSpec {
   implicitTls: boolean;
   host: string;
   port: number;
+  proxyProtocol?: ProxyProtocolConfig | undefined;
 }
 
 export interface ListenerShared {
@@ -73,21 +76,28 @@ export async function startListener(spec: ListenerSpec, config: SmtpConfig, targ
   const stopReload = deps.tls.onReload((options) => server.updateSecureContext(options));
   let port: number;
   try {
-    ({ port } = await bind(server.server, { key: spec.name, host: spec.host, port: spec.port, log }));
+    ({ port } = await bind(server.server, { key: spec.name, host: spec.host, port: spec.port, proxyProtocol: spec.proxyProtocol, log }));
   } catch (err) {
     stopReload();
     throw err;
   }
+  // The net.Server under smtp-server, closed directly: smtp-server's own close() would send its
+  // 421 after its closeTimeout, not when postern's drain decides.
+  let listening: Promise<void> | null = null;
+  const stopAccepting = () => (listening ??= new Promise<void>((resolve) => server.server.close(() => resolve())));
   let closing: Promise<void> | null = null;
   const close = () =>
-    (closing ??= new Promise<void>((resolve) => {
+    (closing ??= (async () => {
       stopReload();
-      server.close(() => resolve());
+      const stopped = stopAccepting();
+      // Sockets still in the TLS handshake have no session to end and would hold the server open.
+      (server as unknown as { _pendingSockets?: Set<{ destroy(): void }> })._pendingSockets?.forEach((s) => s.destroy());
       for (const session of sessions.values()) session.end();
       const bye = replies.shuttingDown();
       for (const connection of server.connections) connection.send(bye.responseCode, bye.message); // 421 closes
-    }));
-  return { server, mirror, port, host: spec.host, close };
+      await stopped;
+    })());
+  return { server, mirror, port, host: spec.host, stopAccepting: () => void stopAccepting(), close };
 }
 
 function serverOptions(

@@ -30,6 +30,7 @@ async function missing(): Promise<string[]> {
     ['xandikos and haproxy (xandikos, haproxy)', () => findNextcloudParts()],
     ['fail2ban-regex (fail2ban)', () => run('fail2ban-regex', ['--version'])],
     ['openssl', () => run('openssl', ['version'])],
+    ['haproxy (haproxy)', () => run('haproxy', ['-v'])],
   ];
   const results = await Promise.all(checks.map(([name, check]) => check().then(() => null, () => name)));
   return results.filter((name): name is string => name !== null);

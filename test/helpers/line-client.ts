@@ -15,6 +15,8 @@ export interface LineClientOptions {
   tls?: boolean | tls.ConnectionOptions;
   /** Default timeout for connect, readLine and readUntil, in ms. */
   timeoutMs?: number;
+  /** Source address to connect from, e.g. another loopback address (127.0.0.5) to tell clients apart. */
+  localAddress?: string;
 }
 
 export interface LineClient {
@@ -65,9 +67,10 @@ export async function connectLineClient(options: LineClientOptions): Promise<Lin
 function openSocket(options: LineClientOptions, timeoutMs: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const { host, port } = options;
+    const from = options.localAddress ? { localAddress: options.localAddress } : {};
     const socket = options.tls
-      ? tls.connect({ host, port, ...(options.tls === true ? {} : options.tls) })
-      : net.connect({ host, port });
+      ? tls.connect({ host, port, ...from, ...(options.tls === true ? {} : options.tls) })
+      : net.connect({ host, port, ...from });
     const ready = options.tls ? 'secureConnect' : 'connect';
     const timer = setTimeout(() => socket.destroy(new Error(`connect to ${host}:${port} timed out`)), timeoutMs);
     socket.once('error', (err: Error) => {

@@ -3,6 +3,8 @@
  * a missing key file or missing TLS material ends the process with one line on stderr and a
  * non-zero status, never a half-working proxy. SIGHUP re-reads the certificate and key (renewal
  * without dropping sessions); a bad renewal is logged and the old material stays in use.
+ * SIGTERM drains (app.drain: readiness false, stop accepting, `shutdown.graceMs`, goodbyes), then
+ * exits 0; a second signal exits at once.
  */
 import type { Command } from 'commander';
 import { createLogger, type Logger } from '../../log.js';
@@ -49,7 +51,7 @@ export function registerServeCommand(program: Command, io: CliIo, makeLogger: Lo
           stopping = true;
           io.signals.off('SIGHUP', onHup);
           log.info({ event: 'postern.stopping' }, 'stopping: closing listeners and sessions');
-          void app.close().finally(() => {
+          void app.drain().finally(() => {
             io.signals.off('SIGTERM', onStop);
             io.signals.off('SIGINT', onStop);
             log.info({ event: 'postern.stopped' }, 'stopped');

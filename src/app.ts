@@ -22,6 +22,7 @@ import { startImap } from './imap/index.js';
 import { startPop3 } from './pop3/index.js';
 import { startSmtp } from './smtp/index.js';
 import { startDav } from './dav/index.js';
+import { createTokenManager } from './oauth2/index.js';
 
 export interface App {
   store: Store;
@@ -39,7 +40,8 @@ export async function startApp(config: ResolvedConfig, log: Logger): Promise<App
   const store = openStore(config.database.path);
   const writer = openWriterStore(config.database.path);
   const writes = new WriteQueue(writer, { log: log.child({ component: 'store' }), maxQueued: config.database.maxQueuedWrites });
-  const auth = createAuthService(config, store, writes, digestKey, log);
+  // Token refreshes re-seal at once on the writer connection (src/oauth2/token-manager.ts).
+  const auth = createAuthService(config, store, writes, digestKey, log, createTokenManager(config, store, writer, log));
   const retention = startHistoryRetention(writer, { keepDays: config.history.keepDays }, log);
   const expiry = startExpirySweep(writer, log);
   const deps = (name: string): ProtocolDeps => ({ auth, tls, log: log.child({ protocol: name }), serverName: config.hostnames[0]! });

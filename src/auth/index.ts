@@ -6,11 +6,12 @@ import type { WriteQueue } from '../store/write-queue.js';
 import { primaryCheckPool } from './primary-check-pool.js';
 import { PenaltyThrottle } from './penalty-throttle.js';
 import { AuthService } from './service.js';
+import type { TokenManager } from '../oauth2/token-manager.js';
 
 export { AuthService } from './service.js';
 export * from './types.js';
 
-export function createAuthService(config: ResolvedConfig, store: Store, writes: WriteQueue, digestKey: Buffer, log: Logger): AuthService {
+export function createAuthService(config: ResolvedConfig, store: Store, writes: WriteQueue, digestKey: Buffer, log: Logger, tokens: TokenManager | null = null): AuthService {
   const authLog = log.child({ component: 'auth' });
   // The throttle first: it parses auth.trustedNetworks (the schema has validated them; a direct
   // caller may not have), and a bad entry must not leak a worker pool.
@@ -24,5 +25,6 @@ export function createAuthService(config: ResolvedConfig, store: Store, writes: 
     log: authLog,
     master: config.master && config.masterPassword ? { user: config.master.user, password: config.masterPassword } : null,
     primaryPasswordHint: config.auth.primaryPasswordHint,
+    tokens,
   });
 }

@@ -99,7 +99,7 @@ async function addOAuthUser(loginInput: string, opts: AddOptions, g: GlobalOptio
     const primary = await reader.read({ name: 'primary password', confirm: true });
     const tokens = await runAuthorization(client, io, reader, opts);
     const row = accounts.addOAuth2Account(login, primary, { provider: opts.oauth!, user: opts.upstreamUser, tokens });
-    io.stdout.write(`added account ${safe(row.login)} (upstream mode oauth2 with ${safe(opts.oauth!)}, upstream user ${safe(row.upstreamUser)})\n`);
+    io.stdout.write(`added account ${safe(row.login)} (upstream mode oauth2 with ${safe(opts.oauth)}, upstream user ${safe(row.upstreamUser)})\n`);
     io.stdout.write(`next: postern password new ${safe(row.login)} --label "Mail on my laptop"\n`);
   });
 }

@@ -137,7 +137,7 @@ describe.sequential('upstream OAuth2', () => {
     expect(postern.logs.lines.filter((l) => l.includes('"event":"oauth2.refreshed"') && l.includes('"rotated":true') && l.includes('"stored":true')).length).toBeGreaterThanOrEqual(2);
   }, 60_000);
 
-  it('20 concurrent logins of one account cause one refresh', async () => {
+  it('refresh-token replay by concurrent logins: 20 logins of one account cause one refresh, so rotation never sees a spent token reused', async () => {
     await sleep(SHORT_TTL_S * 1000 + 300);
     const refreshesBefore = as.refreshGrants();
     const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => imapLogin(passwords[i % 2]!.password)));

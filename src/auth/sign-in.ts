@@ -22,7 +22,7 @@
  * Refusals stay indistinguishable (the AuthOutcome goes to the protocol's one refusal mapping);
  * nothing here writes to a socket, and no credential or password reaches a log line.
  */
-import { isPosternError, type ErrorCode } from '../errors.js';
+import { isPosternError, PosternError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Protocol } from '../store/types.js';
 import { UpstreamRefusal, type ProviderRefusal } from '../upstream/refusal.js';
@@ -122,6 +122,12 @@ export async function authenticate<C extends UpstreamCredential>(deps: SignInDep
  */
 export async function logInUpstream<T, C extends UpstreamCredential>(deps: SignInDeps, admitted: Omit<Admitted<C>, 'kind'>, leg: UpstreamLogin<T, C>): Promise<UpstreamResult<T, C>> {
   const { accepted, credential, watch } = admitted;
+  // A later login of a long session (SMTP between transactions) with an access token that has
+  // expired meanwhile: the provider would refuse it and the account would be flagged for nothing.
+  // A temporary failure instead; the client logs in again and gets a fresh token.
+  if (credential.kind === 'bearer' && credential.expiresAt !== null && credential.expiresAt <= Date.now()) {
+    return upstreamFailure(deps, accepted, leg.protocol, new PosternError('OAUTH2_FAILED', "the session's OAuth2 access token has expired; the client must log in again"), { stage: 'connect', ...leg.logFields });
+  }
   let upstream: T;
   try {
     upstream = await leg.login(credential);

@@ -73,7 +73,9 @@ export function resolveProvider(name: string, config: OAuth2ProviderConfig, opti
         authorizationEndpoint: config.authorizationEndpoint ?? null,
         tokenEndpoint: config.tokenEndpoint ?? null,
         deviceAuthorizationEndpoint: config.deviceAuthorizationEndpoint ?? null,
-        scopes: config.scopes ?? [], flow: config.flow ?? null, authorizationParams: {},
+        scopes: config.scopes ?? [], flow: config.flow ?? null,
+        // OpenID Connect Core §11: offline_access is granted only with prompt=consent.
+        authorizationParams: config.scopes?.includes('offline_access') ? { prompt: 'consent' } : {},
       };
   }
 }

@@ -24,6 +24,12 @@ export interface AuthorizationServer {
   /** Every access and refresh token value issued so far. */
   issuedTokens(): string[];
   approveDevice(userCode: string, accountId: string): Promise<void>;
+  /**
+   * What a browser does with an authorization URL: follows the server's redirects (cookies kept),
+   * signs in as `accountId` and consents at the interaction step, and finally requests the
+   * client's redirect URI. Returns that last URL (what a user would paste).
+   */
+  browse(url: string, accountId: string): Promise<string>;
   revokeGrants(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -58,6 +64,7 @@ export async function startAuthorizationServer(): Promise<AuthorizationServer> {
       AccessToken: () => state.accessTtlSeconds,
       RefreshToken: 24 * 3600, DeviceCode: 600, Grant: 24 * 3600, Interaction: 600, Session: 3600,
     },
+    interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
     // Rotation on every use (RFC 9700 §4.14.2): the spent refresh token no longer works.
     rotateRefreshToken: () => true,
   });
@@ -72,7 +79,19 @@ export async function startAuthorizationServer(): Promise<AuthorizationServer> {
     provider.on(`${model}.issued`, (token: { jti: string }) => issued.push(token.jti));
   }
   const callback = provider.callback();
-  server.on('request', callback);
+  let signInAs = '';
+  server.on('request', (req, res) => {
+    if (!req.url?.startsWith('/interaction/')) return void callback(req, res);
+    // The sign-in and consent pages, answered at once for `signInAs`.
+    void (async () => {
+      const details = await provider.interactionDetails(req, res);
+      const grant = new provider.Grant({ accountId: signInAs, clientId: details.params.client_id });
+      grant.addOIDCScope(details.params.scope);
+      const grantId = await grant.save();
+      grantIds.add(grantId);
+      await provider.interactionFinished(req, res, { login: { accountId: signInAs }, consent: { grantId } }, { mergeWithLastSubmission: false });
+    })().catch(() => res.writeHead(500).end());
+  });
   return {
     issuer,
     clientId: 'postern',
@@ -96,6 +115,27 @@ export async function startAuthorizationServer(): Promise<AuthorizationServer> {
       grantIds.add(grantId);
       Object.assign(code, { accountId, grantId, scope, authTime: Math.floor(Date.now() / 1000) });
       await code.save();
+    },
+    async browse(url, accountId) {
+      signInAs = accountId;
+      const cookies = new Map<string, string>();
+      let next = url;
+      for (let hop = 0; hop < 20; hop++) {
+        if (!next.startsWith(issuer)) {
+          await fetch(next); // the client's loopback listener
+          return next;
+        }
+        const res = await fetch(next, { redirect: 'manual', headers: { cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; ') } });
+        for (const c of res.headers.getSetCookie()) {
+          const [pair] = c.split(';');
+          const eq = pair!.indexOf('=');
+          cookies.set(pair!.slice(0, eq), pair!.slice(eq + 1));
+        }
+        const location = res.headers.get('location');
+        if (!location) throw new Error(`the authorization server answered ${res.status} without a redirect: ${await res.text()}`);
+        next = new URL(location, next).href;
+      }
+      throw new Error('too many redirects');
     },
     async revokeGrants() {
       for (const id of grantIds) {

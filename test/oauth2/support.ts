@@ -52,6 +52,8 @@ export async function startOAuthPostern(as: AuthorizationServer, dovecot: Doveco
   const oauth2Config = {
     providers: {
       test: { preset: 'generic', issuer: as.issuer, clientId: as.clientId, scopes: ['openid', 'offline_access', 'mail'], allowInsecureHttp: true },
+      // The same server, authorised by code + PKCE instead of the device flow it also offers.
+      'test-pkce': { preset: 'generic', issuer: as.issuer, clientId: as.clientId, scopes: ['openid', 'offline_access', 'mail'], flow: 'pkce', allowInsecureHttp: true },
     },
     ...oauth2,
   };

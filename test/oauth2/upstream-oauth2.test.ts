@@ -19,7 +19,7 @@ import nodemailer from 'nodemailer';
 import type { DovecotServer } from '../helpers/dovecot.js';
 import type { PosternHarness } from '../helpers/postern.js';
 import { connectLineClient } from '../helpers/line-client.js';
-import { runInProcess } from '../helpers/cli.js';
+import { runInProcess, startInProcess } from '../helpers/cli.js';
 import { startAuthorizationServer, type AuthorizationServer } from './authorization-server.js';
 import { authoriseByDevice, LOGIN, PRIMARY, startOAuthDovecot, startOAuthPostern, UPSTREAM_USER } from './support.js';
 
@@ -27,24 +27,25 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 /** Access tokens live this long; postern refreshes with less than REFRESH_MARGIN_MS left. */
 const SHORT_TTL_S = 3;
 const REFRESH_MARGIN_MS = 1000;
+const MEDIUM_TTL_S = 12;
 
 let as: AuthorizationServer;
 let dovecot: DovecotServer;
 let postern: PosternHarness & { configPath: string };
 let passwords: { password: string }[] = [];
 
-function imap(pass: string): ImapFlow {
+function imap(pass: string, login = LOGIN): ImapFlow {
   const client = new ImapFlow({
     host: '127.0.0.1', port: postern.port('imap.implicitTls'), secure: true, servername: 'localhost',
-    auth: { user: LOGIN, pass }, tls: { ca: postern.caPem, servername: 'localhost' }, logger: false,
+    auth: { user: login, pass }, tls: { ca: postern.caPem, servername: 'localhost' }, logger: false,
     connectionTimeout: 10_000, greetingTimeout: 10_000,
   });
   client.on('error', () => undefined);
   return client;
 }
 
-async function imapLogin(pass: string): Promise<void> {
-  const client = imap(pass);
+async function imapLogin(pass: string, login = LOGIN): Promise<void> {
+  const client = imap(pass, login);
   await client.connect();
   const box = await client.mailboxOpen('INBOX');
   expect(box.path).toBe('INBOX');
@@ -138,6 +139,8 @@ describe.sequential('upstream OAuth2', () => {
   }, 60_000);
 
   it('refresh-token replay by concurrent logins: 20 logins of one account cause one refresh, so rotation never sees a spent token reused', async () => {
+    // The token the 20 share lives long enough for all of them, however slowly they arrive.
+    as.accessTtlSeconds = MEDIUM_TTL_S;
     await sleep(SHORT_TTL_S * 1000 + 300);
     const refreshesBefore = as.refreshGrants();
     const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => imapLogin(passwords[i % 2]!.password)));
@@ -146,8 +149,9 @@ describe.sequential('upstream OAuth2', () => {
   }, 60_000);
 
   it('a grant revoked at the server flags the account and answers a temporary failure; user reauth makes it work again', async () => {
+    as.accessTtlSeconds = SHORT_TTL_S;
     await as.revokeGrants();
-    await sleep(SHORT_TTL_S * 1000 + 300);
+    await sleep(MEDIUM_TTL_S * 1000 - REFRESH_MARGIN_MS + 300); // the current token is now due for a refresh
     expect(await rawImapLogin(passwords[0]!.password)).toMatch(/^a NO \[UNAVAILABLE\] /);
     await expect(smtp(passwords[1]!.password).sendMail({ from: 'alice@example.test', to: 'alice@example.test', text: 'x' }))
       .rejects.toMatchObject({ responseCode: 454, response: expect.stringMatching(/^454 4\.7\.0 /) });
@@ -165,7 +169,28 @@ describe.sequential('upstream OAuth2', () => {
     await imapLogin(passwords[0]!.password);
     await imapLogin(passwords[1]!.password);
     expect(account().upstreamStatus).toBe('ok');
-  }, 90_000);
+  }, 120_000);
+
+  it('authorises by code + PKCE: the browser comes back to the CLI on a loopback redirect', async () => {
+    as.accessTtlSeconds = 3600;
+    const run = startInProcess(['-c', postern.configPath, 'user', 'add', 'carol@example.test', '--oauth', 'test-pkce', '--upstream-user', UPSTREAM_USER, '--password-stdin'], { input: `${PRIMARY}\n` });
+    let url: string | undefined;
+    for (let i = 0; i < 200 && !url; i++) {
+      url = /^(http:\/\/127\.0\.0\.1:\d+\/auth\?\S+)$/m.exec(run.stderr())?.[1];
+      if (!url) await sleep(50);
+    }
+    expect(url, run.stderr()).toBeDefined();
+    const params = new URL(url!).searchParams;
+    expect(params.get('code_challenge_method')).toBe('S256');
+    expect(params.get('redirect_uri')).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const landed = await as.browse(url!, UPSTREAM_USER);
+    expect(landed).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/\?code=/);
+    const result = await run.done;
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/added account carol@example\.test \(upstream mode oauth2 with test-pkce/);
+    const { password } = postern.newPassword('carol@example.test', PRIMARY, { label: 'pkce' });
+    await imapLogin(password, 'carol@example.test');
+  }, 60_000);
 });
 
 /** `postern user reauth` by the device flow, approved by the test. */

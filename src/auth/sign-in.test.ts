@@ -164,7 +164,7 @@ describe('sign-in: one policy for every protocol', () => {
   it('a long session whose OAuth2 access token expired meanwhile gets a temporary failure, and the account is not flagged', async () => {
     const bearer = { kind: 'bearer' as const, username: 'erin@upstream', token: 'access-token-1', expiresAt: Date.now() - 1 };
     const r = rig(accepted(bearer));
-    const admission = await authenticate(r.deps, attempt('smtp'), (c): c is UpstreamCredential => true);
+    const admission = await authenticate(r.deps, attempt('smtp'), (_c): _c is UpstreamCredential => true);
     if (admission.kind !== 'admitted') throw new Error(`expected admitted, got ${admission.kind}`);
     const again = leg('smtp', () => Promise.reject(new PosternError('UPSTREAM_AUTH_REJECTED')));
     const result = await logInUpstream(r.deps, admission, again.leg);

@@ -28,6 +28,7 @@ import { startSmtp } from './smtp/index.js';
 import { startDav } from './dav/index.js';
 import { createMetrics, type Metrics } from './metrics/index.js';
 import { startAdmin, type AdminServer } from './admin/server.js';
+import { createTokenManager } from './oauth2/index.js';
 
 export interface App {
   store: Store;
@@ -50,7 +51,8 @@ export async function startApp(config: ResolvedConfig, log: Logger): Promise<App
   const writes = new WriteQueue(writer, { log: log.child({ component: 'store' }), maxQueued: config.database.maxQueuedWrites });
   const metrics = createMetrics();
   metrics.sampleWriteErrors(() => writes.stats().retries);
-  const auth = createAuthService(config, store, writes, digestKey, log, metrics);
+  // Token refreshes re-seal at once on the writer connection (src/oauth2/token-manager.ts).
+  const auth = createAuthService(config, store, writes, digestKey, log, { metrics, tokens: createTokenManager(config, store, writer, log) });
   const retention = startHistoryRetention(writer, { keepDays: config.history.keepDays }, log);
   const expiry = startExpirySweep(writer, log);
   const deps = (name: string): ProtocolDeps => ({ auth, tls, log: log.child({ protocol: name }), serverName: config.hostnames[0]! });

@@ -37,6 +37,8 @@ const PINNED: ReadonlyArray<readonly [ErrorCode, number]> = [
   ['TLS_MATERIAL_INVALID', 1],
   ['INPUT_INVALID', 1],
   ['UPSTREAM_LOGIN_REFUSED', 1],
+  ['OAUTH2_GRANT_REJECTED', 1],
+  ['OAUTH2_FAILED', 1],
 ];
 
 describe('error catalogue', () => {

@@ -52,6 +52,10 @@ export const ERROR_CATALOGUE = {
   TLS_MATERIAL_INVALID: { message: 'TLS certificate or key is missing or invalid', exitStatus: EXIT_REFUSED },
   INPUT_INVALID: { message: 'input is invalid', exitStatus: EXIT_REFUSED },
   UPSTREAM_LOGIN_REFUSED: { message: 'upstream refused the login for a reason other than the credentials', exitStatus: EXIT_REFUSED },
+  /** invalid_grant (RFC 6749 §5.2): the grant was revoked, expired, or the user's password changed. */
+  OAUTH2_GRANT_REJECTED: { message: 'the OAuth2 provider refused the grant; the account must be authorised again', exitStatus: EXIT_REFUSED },
+  /** The provider could not be reached, timed out, or answered something other than a grant refusal. */
+  OAUTH2_FAILED: { message: 'OAuth2 request to the provider failed', exitStatus: EXIT_REFUSED },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

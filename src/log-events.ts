@@ -74,6 +74,10 @@ export const LOG_EVENTS = {
   'history.prune_failed': { level: 'warn', when: 'the history could not be pruned; retried later', fields: ['err'] },
   'password.expired': { level: 'info', when: 'app-specific passwords reached their expiry', fields: ['count'] },
   'password.expiry_sweep_failed': { level: 'warn', when: 'expired passwords could not be recorded; retried later', fields: ['err'] },
+  'upstream.grant_rejected': { level: 'error', when: 'the OAuth2 provider refused the account\'s grant (invalid_grant: revoked, expired, password changed); the account is flagged until `postern user reauth`', fields: ['protocol', 'user', 'provider'] },
+  'oauth2.refreshed': { level: 'info', when: 'an account\'s access token was refreshed at login (once for concurrent logins) and its tokens sealed again; `stored` false when another process wrote a newer grant first', fields: ['user', 'provider', 'rotated', 'stored'] },
+  'oauth2.refresh_failed': { level: 'warn', when: 'the OAuth2 provider could not be asked for a fresh access token; the login got a temporary failure', fields: ['protocol', 'user', 'provider', 'code', 'err'] },
+  'oauth2.reseal_failed': { level: 'error', when: 'refreshed OAuth2 tokens could not be stored (database locked too long); a rotated refresh token may be lost', fields: ['user', 'code'] },
 } as const satisfies Record<string, LogEventInfo>;
 
 export type LogEvent = keyof typeof LOG_EVENTS;

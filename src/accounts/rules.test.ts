@@ -131,7 +131,7 @@ describe('primary password change', () => {
     expectCode(() => f.accounts.createPassword('alice@example.org', PRIMARY, { label: 'x' }), 'PRIMARY_PASSWORD_WRONG');
     const fresh = f.accounts.createPassword('alice@example.org', 'a brand new primary', { label: 'fresh' });
     const outcome = await f.login('alice@example.org', fresh.password);
-    expect(outcome.kind === 'accepted' && outcome.credential.password).toBe('new upstream secret');
+    expect(outcome.kind === 'accepted' && outcome.credential.kind === 'password' && outcome.credential.password).toBe('new upstream secret');
   });
 
   it('changes nothing when any part of the transaction fails', async () => {

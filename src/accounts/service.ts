@@ -15,6 +15,7 @@ import { AAD, keyFromAppPassword, keyFromPrimaryPassword, newDataKey, newSalt, o
 import type { AccountRow, AppPasswordRow, EventRow, Protocol, Store, UpstreamMode } from '../store/index.js';
 import { isActive } from '../store/index.js';
 import { expireDuePasswords } from '../store/expiry.js';
+import { sealTokenSet, type TokenSet } from '../oauth2/token-set.js';
 import { MAX_ACTIVE_PASSWORDS, normalizeLogin, parseExpiry, parseScopes, validateLabel } from './validation.js';
 
 export interface UpstreamSettings {
@@ -23,6 +24,14 @@ export interface UpstreamSettings {
   user?: string;
   /** Mode `password` only: the secret postern logs in upstream with. */
   secret?: string;
+}
+
+export interface OAuth2Grant {
+  /** The configured provider's name (config oauth2.providers). */
+  provider: string;
+  /** Login name upstream (the mailbox the grant is for); defaults to the postern login. */
+  user?: string;
+  tokens: TokenSet;
 }
 
 export interface NewPasswordRequest {
@@ -56,8 +65,56 @@ export class AccountService {
     return login;
   }
 
+  /**
+   * Adds an account in mode `oauth2` with the tokens an authorisation produced (src/oauth2/authorize.ts):
+   * sealed like an upstream password, under a new data key that the primary password wraps.
+   */
+  addOAuth2Account(loginInput: string, primaryPassword: string, grant: OAuth2Grant): AccountRow {
+    const login = normalizeLogin(loginInput);
+    requirePrimary(primaryPassword);
+    const upstreamUser = grant.user?.trim() || login;
+    const now = this.clock();
+    const primaryHash = hashPrimaryPassword(primaryPassword, this.digestKey);
+    const primarySalt = newSalt();
+    const primaryKey = keyFromPrimaryPassword(primaryPassword, primarySalt);
+    return this.store.transaction(() => {
+      if (this.store.accounts.findByLogin(login)) throw accountExists(login);
+      const id = this.store.accounts.insert({ login, upstreamMode: 'oauth2', oauth2Provider: grant.provider, upstreamUser, primaryHash, primarySalt: null, dekPrimary: null, now });
+      const dek = newDataKey();
+      this.store.accounts.setUpstream(id, {
+        upstreamMode: 'oauth2', oauth2Provider: grant.provider, upstreamUser, primarySalt, now,
+        dekPrimary: seal(primaryKey, dek, AAD.dekForPrimary(id)), secretBox: sealTokenSet(dek, id, grant.tokens),
+      });
+      this.store.events.append({ type: 'account.created', at: now, accountId: id, login, detail: { upstreamMode: 'oauth2', provider: grant.provider } });
+      return this.store.accounts.get(id)!;
+    });
+  }
+
+  /**
+   * `postern user reauth` (and later the account page): seals a new grant's tokens for an oauth2
+   * account under its existing data key, so every app password keeps working, and clears the
+   * `rejected` flag (status back to unknown until the next login). Needs the primary password,
+   * which wraps the data key.
+   */
+  replaceOAuth2Grant(loginInput: string, primaryPassword: string, tokens: TokenSet): AccountRow {
+    const account = this.getAccount(loginInput);
+    if (account.upstreamMode !== 'oauth2') throw new PosternError('UPSTREAM_MODE_INVALID', `"${account.login}" is not in upstream mode oauth2`);
+    this.verifyPrimary(account, primaryPassword);
+    const dek = this.unsealDekWithPrimary(account, primaryPassword);
+    const now = this.clock();
+    return this.store.transaction(() => {
+      this.store.accounts.setUpstream(account.id, {
+        upstreamMode: 'oauth2', oauth2Provider: account.oauth2Provider, upstreamUser: account.upstreamUser,
+        primarySalt: account.primarySalt, dekPrimary: account.dekPrimary, secretBox: sealTokenSet(dek, account.id, tokens), now,
+      });
+      this.store.events.append({ type: 'account.upstream_changed', at: now, accountId: account.id, login: account.login, detail: { mode: 'oauth2', reauthorised: true } });
+      return this.store.accounts.get(account.id)!;
+    });
+  }
+
   addAccount(loginInput: string, primaryPassword: string, upstream: UpstreamSettings): AccountRow {
     const login = normalizeLogin(loginInput);
+    if (upstream.mode === 'oauth2') throw new PosternError('UPSTREAM_MODE_INVALID', 'mode "oauth2" is added with an authorisation (postern user add --oauth)');
     requirePrimary(primaryPassword);
     const upstreamUser = upstream.user?.trim() || login;
     if (upstream.mode === 'password' && !upstream.secret) {
@@ -133,11 +190,13 @@ export class AccountService {
     let primarySalt: Buffer | null = null;
     let dekPrimary: Buffer | null = null;
     let secretBox: Buffer | null = null;
-    if (account.upstreamMode === 'password') {
+    if (account.upstreamMode !== 'master') {
       const dek = newDataKey();
       primarySalt = newSalt();
       dekPrimary = seal(keyFromPrimaryPassword(newPrimary, primarySalt), dek, AAD.dekForPrimary(account.id));
-      secretBox = seal(dek, Buffer.from(secret, 'utf8'), AAD.secret(account.id));
+      // Mode oauth2: the tokens were sealed under the old data key, which a reset cannot open;
+      // they are dropped, and the account needs `postern user reauth` (the CLI says so).
+      secretBox = account.upstreamMode === 'password' ? seal(dek, Buffer.from(secret, 'utf8'), AAD.secret(account.id)) : null;
     }
     return this.store.transaction(() => {
       this.store.accounts.setPrimary(account.id, { primaryHash, primarySalt, dekPrimary, secretBox, now });
@@ -157,6 +216,7 @@ export class AccountService {
    */
   setUpstream(loginInput: string, primaryPassword: string, upstream: UpstreamSettings): string[] {
     const account = this.getAccount(loginInput);
+    if (upstream.mode === 'oauth2') throw new PosternError('UPSTREAM_MODE_INVALID', 'mode "oauth2" needs an authorisation: postern user reauth (or user add --oauth)');
     this.verifyPrimary(account, primaryPassword);
     const now = this.clock();
     const user = upstream.user?.trim() || account.upstreamUser;
@@ -210,7 +270,7 @@ export class AccountService {
     const now = this.clock();
     const expiresAt = parseExpiry(request.expires, now);
     this.verifyPrimary(account, primaryPassword);
-    const dek = account.upstreamMode === 'password' ? this.unsealDekWithPrimary(account, primaryPassword) : null;
+    const dek = account.upstreamMode === 'master' ? null : this.unsealDekWithPrimary(account, primaryPassword);
     const password = generateAppPassword();
     const normalized = normalizeAppPassword(password)!;
     const publicId = randomBytes(4).toString('hex');

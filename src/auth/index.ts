@@ -7,11 +7,18 @@ import type { WriteQueue } from '../store/write-queue.js';
 import { primaryCheckPool } from './primary-check-pool.js';
 import { PenaltyThrottle } from './penalty-throttle.js';
 import { AuthService } from './service.js';
+import type { TokenManager } from '../oauth2/token-manager.js';
 
 export { AuthService } from './service.js';
 export * from './types.js';
 
-export function createAuthService(config: ResolvedConfig, store: Store, writes: WriteQueue, digestKey: Buffer, log: Logger, metrics?: Metrics): AuthService {
+/** What the service reports to (metrics) and logs in upstream with besides passwords (OAuth2 tokens). */
+export interface AuthServiceExtras {
+  metrics?: Metrics;
+  tokens?: TokenManager | null;
+}
+
+export function createAuthService(config: ResolvedConfig, store: Store, writes: WriteQueue, digestKey: Buffer, log: Logger, { metrics, tokens = null }: AuthServiceExtras = {}): AuthService {
   const authLog = log.child({ component: 'auth' });
   // The throttle first: it parses auth.trustedNetworks (the schema has validated them; a direct
   // caller may not have), and a bad entry must not leak a worker pool.
@@ -28,5 +35,6 @@ export function createAuthService(config: ResolvedConfig, store: Store, writes: 
     log: authLog,
     master: config.master && config.masterPassword ? { user: config.master.user, password: config.masterPassword } : null,
     primaryPasswordHint: config.auth.primaryPasswordHint,
+    tokens,
   });
 }

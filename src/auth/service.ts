@@ -23,6 +23,8 @@ import { DUMMY_HASH, type PrimaryChecker } from './primary-checker.js';
 import { plainAddress, throttleKey } from './client-address.js';
 import { RevocationWatcher } from './revocation-watcher.js';
 import type { Throttle } from './throttle.js';
+import { isPosternError, PosternError } from '../errors.js';
+import type { TokenManager } from '../oauth2/token-manager.js';
 import type { AcceptedAuth, AuthAttempt, Authenticator, AuthOutcome, RevocationListener, UpstreamCredential } from './types.js';
 
 export interface AuthServiceDeps {
@@ -36,8 +38,18 @@ export interface AuthServiceDeps {
   /** Master user for accounts in mode `master`. */
   master?: { user: string; password: string } | null;
   primaryPasswordHint?: boolean;
+  /** Access tokens for accounts in mode `oauth2`; absent when no provider is configured. */
+  tokens?: TokenManager | null;
   clock?: () => number;
   metrics?: SignInMetrics;
+}
+
+/** An oauth2 account's app password was right: its data key is open, the token is yet to be had. */
+interface GrantPending {
+  kind: 'grant';
+  accepted: Omit<AcceptedAuth, 'credential'>;
+  account: { id: number; login: string; upstreamUser: string; oauth2Provider: string | null };
+  dek: Buffer;
 }
 
 /** At most one `password.used` record per password per minute. */
@@ -81,17 +93,51 @@ export class AuthService implements Authenticator {
     if (gate.delayMs) await this.sleep(gate.delayMs);
     const checked = login === null ? { refusal: 'invalid_login' as const } : this.verifyAppPassword(login, attempt);
     if ('kind' in checked) {
-      if (checked.kind === 'accepted') this.deps.throttle.succeeded(attempt.clientAddress, login!);
-      return checked;
+      if (checked.kind !== 'credential-unusable') this.deps.throttle.succeeded(attempt.clientAddress, login!);
+      return checked.kind === 'grant' ? this.withAccessToken(checked, attempt.protocol) : checked;
     }
     return this.fail(login, attempt, checked.refusal);
   }
 
   reportUpstreamRejected(accepted: AcceptedAuth, protocol: Protocol): void {
     const now = this.clock();
+    // A refused access token is a grant problem too: the fix is the same as for invalid_grant.
+    const fix = accepted.credential.kind === 'bearer' ? `renew the grant with "postern user reauth ${accepted.login}"` : 'check them with "postern user set-upstream"';
     this.deps.log.error({ event: 'upstream.credentials_rejected', protocol, user: accepted.login },
-      'upstream rejected the stored credentials for this account; check them with "postern user set-upstream"');
+      `upstream rejected the stored credentials for this account; ${fix}`);
     this.recordStatus(accepted, 'rejected', now, { type: 'account.upstream_rejected', at: now, accountId: accepted.accountId, login: accepted.login, protocol });
+  }
+
+  /**
+   * The second half of an oauth2 account's login: an access token, refreshed when about to expire.
+   * The client's password was right in every case, so nothing here is a refusal: a grant the
+   * provider refused flags the account (like a refused upstream password, and with the command
+   * that fixes it), and every failure is `credential-unusable`, a temporary failure on the wire
+   * (never a "wrong password", which would make a client discard the app password it saved).
+   */
+  private async withAccessToken(pending: GrantPending, protocol: Protocol): Promise<AuthOutcome> {
+    const { accepted, account } = pending;
+    const tokens = this.deps.tokens;
+    try {
+      if (!tokens) throw new PosternError('OAUTH2_FAILED', 'no OAuth2 provider is configured (config oauth2.providers)');
+      const credential = await tokens.bearer(account, pending.dek);
+      return { ...accepted, credential };
+    } catch (err) {
+      const provider = account.oauth2Provider;
+      if (isPosternError(err, 'OAUTH2_GRANT_REJECTED')) {
+        const now = this.clock();
+        this.deps.log.error({ event: 'upstream.grant_rejected', protocol, user: account.login, provider },
+          `the OAuth2 provider refused this account's grant (revoked, expired or password changed); renew it with "postern user reauth ${account.login}"`);
+        this.recordStatus(accepted, 'rejected', now, {
+          type: 'account.upstream_rejected', at: now, accountId: account.id, login: account.login, protocol, detail: { reason: 'invalid_grant', fix: 'postern user reauth' },
+        });
+      } else {
+        const code = isPosternError(err) ? err.code : undefined;
+        this.deps.log.warn({ event: 'oauth2.refresh_failed', protocol, user: account.login, provider, code, err: isPosternError(err) ? err.message : 'internal error' },
+          'could not get a fresh OAuth2 access token for a signed-in client');
+      }
+      return { kind: 'credential-unusable' };
+    }
   }
 
   /** On every successful upstream login: a read, and a queued write only when the flag changes. */
@@ -105,7 +151,7 @@ export class AuthService implements Authenticator {
    * The read keeps the queue (and its write lock) out of every ordinary login; the queued write
    * checks again, so that a flip is recorded once however many logins saw it.
    */
-  private recordStatus(accepted: AcceptedAuth, status: UpstreamStatus, at: number, event?: NewEvent): void {
+  private recordStatus(accepted: Pick<AcceptedAuth, 'accountId'>, status: UpstreamStatus, at: number, event?: NewEvent): void {
     let current: UpstreamStatus | undefined;
     try {
       current = this.deps.store.accounts.upstreamStatus(accepted.accountId);
@@ -128,7 +174,7 @@ export class AuthService implements Authenticator {
   }
 
   /** The hot path. Anything that is not a valid app password for this login comes back as a refusal reason (for the log only). */
-  private verifyAppPassword(login: string, attempt: AuthAttempt): AcceptedAuth | { kind: 'credential-unusable' } | { refusal: Refusal } {
+  private verifyAppPassword(login: string, attempt: AuthAttempt): AcceptedAuth | GrantPending | { kind: 'credential-unusable' } | { refusal: Refusal } {
     const normalized = normalizeAppPassword(attempt.password);
     if (!normalized) return { refusal: 'bad_password' };
     const match = this.deps.store.passwords.findByDigest(digestAppPassword(this.deps.digestKey, normalized));
@@ -142,14 +188,16 @@ export class AuthService implements Authenticator {
     if (!(attempt.acceptScopes ?? [attempt.protocol]).some((scope) => password.scopes.includes(scope))) return { refusal: 'out_of_scope' };
     const credential = this.unsealCredential(match, normalized);
     if (!credential) return { kind: 'credential-unusable' };
+    const base = { kind: 'accepted' as const, accountId: account.id, login, passwordId: password.id, publicId: password.publicId, scopes: password.scopes };
     this.recordUse({ id: password.id, publicId: password.publicId, accountId: account.id, login }, attempt, now);
     // Debug: the login's one info line is sign-in.ts's `session.started`, once upstream agrees.
     this.deps.log.debug({ event: 'auth.ok', protocol: attempt.protocol, ip: attempt.clientAddress, user: login, passwordId: password.publicId },
       `authenticated ip=${attempt.clientAddress} protocol=${attempt.protocol} password_id=${password.publicId} user=${JSON.stringify(login)}`);
-    return { kind: 'accepted', accountId: account.id, login, passwordId: password.id, publicId: password.publicId, credential, scopes: password.scopes };
+    if ('dek' in credential) return { kind: 'grant', accepted: base, account, dek: credential.dek };
+    return { ...base, credential };
   }
 
-  private unsealCredential(match: NonNullable<ReturnType<Store['passwords']['findByDigest']>>, normalized: string): UpstreamCredential | null {
+  private unsealCredential(match: NonNullable<ReturnType<Store['passwords']['findByDigest']>>, normalized: string): UpstreamCredential | { dek: Buffer } | null {
     const { account, password } = match;
     if (account.upstreamMode === 'master') {
       const master = this.deps.master;
@@ -158,6 +206,8 @@ export class AuthService implements Authenticator {
     if (!password.dekBox || !password.dekSalt || !account.secretBox) return null;
     try {
       const dek = open(keyFromAppPassword(normalized, password.dekSalt), password.dekBox, AAD.dekForAppPassword(account.id, password.publicId));
+      // The token set is opened by the token manager, which may have to refresh and re-seal it.
+      if (account.upstreamMode === 'oauth2') return { dek };
       const secret = open(dek, account.secretBox, AAD.secret(account.id));
       return { kind: 'password', username: account.upstreamUser, password: secret.toString('utf8') };
     } catch (err) {

@@ -160,6 +160,19 @@ describe('sign-in: one policy for every protocol', () => {
     await logInUpstream(r.deps, admission, { protocol: 'smtp', login: () => Promise.resolve('again') });
     expect(r.reports).toEqual([{ what: 'rejected', protocol: 'smtp' }, { what: 'accepted' }]);
   });
+
+  it('a long session whose OAuth2 access token expired meanwhile gets a temporary failure, and the account is not flagged', async () => {
+    const bearer = { kind: 'bearer' as const, username: 'erin@upstream', token: 'access-token-1', expiresAt: Date.now() - 1 };
+    const r = rig(accepted(bearer));
+    const admission = await authenticate(r.deps, attempt('smtp'), (_c): _c is UpstreamCredential => true);
+    if (admission.kind !== 'admitted') throw new Error(`expected admitted, got ${admission.kind}`);
+    const again = leg('smtp', () => Promise.reject(new PosternError('UPSTREAM_AUTH_REJECTED')));
+    const result = await logInUpstream(r.deps, admission, again.leg);
+    expect(result).toMatchObject({ kind: 'upstream-fault', code: 'OAUTH2_FAILED' });
+    expect(again.sent).toEqual([]);
+    expect(r.reports).toEqual([]);
+    expect(r.lines.join('\n')).not.toContain('access-token-1');
+  });
 });
 
 describe('sign-in: revocation watch', () => {

@@ -26,7 +26,7 @@
  * Refusals stay indistinguishable (the AuthOutcome goes to the protocol's one refusal mapping);
  * nothing here writes to a socket, and no credential or password reaches a log line.
  */
-import { isPosternError, type ErrorCode } from '../errors.js';
+import { isPosternError, PosternError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { LoginOutcome } from '../metrics/index.js';
 import type { Protocol } from '../store/types.js';
@@ -163,6 +163,12 @@ export async function logInUpstream<T, C extends UpstreamCredential>(deps: SignI
 
 async function upstreamLeg<T, C extends UpstreamCredential>(deps: SignInDeps, admitted: Omit<Admitted<C>, 'kind'>, leg: UpstreamLogin<T, C>): Promise<UpstreamResult<T, C>> {
   const { accepted, credential, watch } = admitted;
+  // A later login of a long session (SMTP between transactions) with an access token that has
+  // expired meanwhile: the provider would refuse it and the account would be flagged for nothing.
+  // A temporary failure instead; the client logs in again and gets a fresh token.
+  if (credential.kind === 'bearer' && credential.expiresAt !== null && credential.expiresAt <= Date.now()) {
+    return upstreamFailure(deps, accepted, leg.protocol, new PosternError('OAUTH2_FAILED', "the session's OAuth2 access token has expired; the client must log in again"), { stage: 'connect', ...leg.logFields });
+  }
   let upstream: T;
   try {
     upstream = await leg.login(credential);

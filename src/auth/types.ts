@@ -26,7 +26,7 @@ export interface AuthAttempt {
  * token, `{ kind: 'bearer'; username; token }` — is a compile error exactly where a protocol must
  * learn to send it or refuse it.
  */
-export type UpstreamCredential = PasswordCredential | MasterCredential;
+export type UpstreamCredential = PasswordCredential | MasterCredential | BearerCredential;
 
 /** The account's own upstream login and its real password. */
 export interface PasswordCredential {
@@ -47,6 +47,24 @@ export interface MasterCredential {
   /** The account's upstream user. */
   authzid: string;
 }
+
+/**
+ * An OAuth2 access token for the account's upstream user (upstream mode `oauth2`), sent as SASL
+ * XOAUTH2 / OAUTHBEARER (RFC 7628) or HTTP `Authorization: Bearer` (RFC 6750). The service has
+ * refreshed it if it was about to expire (src/oauth2/token-manager.ts); `expiresAt` lets a long
+ * session (SMTP reconnecting between transactions) see that it went stale.
+ */
+export interface BearerCredential {
+  kind: 'bearer';
+  /** The account's upstream user (the mailbox address the token was granted for). */
+  username: string;
+  token: string;
+  /** Milliseconds since the epoch; null when the provider did not say. */
+  expiresAt: number | null;
+}
+
+/** What SASL PLAIN (and POP3's USER/PASS) can carry: a password, with or without an authorization identity. */
+export type PlainCredential = PasswordCredential | MasterCredential;
 
 export type CredentialKind = UpstreamCredential['kind'];
 

@@ -33,7 +33,7 @@ export function loadConfigFile(configPath: string, env: NodeJS.ProcessEnv = proc
 export function resolveConfig(raw: unknown, configPath: string | null, env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new PosternError('CONFIG_INVALID', formatIssues(configPath, parsed.error.issues));
-  const config = resolvePaths(parsed.data, process.cwd());
+  const config = readClientSecrets(resolvePaths(parsed.data, process.cwd()));
   const masterPassword = readMasterPassword(config, env);
   return deepFreeze({ ...config, configPath, masterPassword });
 }
@@ -61,7 +61,22 @@ function resolvePaths(config: Config, base: string): Config {
     imap: config.imap && { ...config.imap, upstream: { ...config.imap.upstream, caFile: absOpt(config.imap.upstream.caFile) } },
     smtp: config.smtp && { ...config.smtp, upstream: { ...config.smtp.upstream, caFile: absOpt(config.smtp.upstream.caFile) } },
     dav: config.dav && { ...config.dav, caFile: absOpt(config.dav.caFile) },
+    oauth2: config.oauth2 && { ...config.oauth2, providers: Object.fromEntries(Object.entries(config.oauth2.providers).map(([name, p]) => [name, { ...p, clientSecretFile: absOpt(p.clientSecretFile) }])) },
   };
+}
+
+/** Client secrets named by file are read once, here, into `clientSecret`. */
+function readClientSecrets(config: Config): Config {
+  if (!config.oauth2) return config;
+  const providers = Object.fromEntries(Object.entries(config.oauth2.providers).map(([name, p]) => {
+    if (!p.clientSecretFile) return [name, p];
+    try {
+      return [name, { ...p, clientSecret: readFileSync(p.clientSecretFile, 'utf8').replace(/\r?\n$/, '') }];
+    } catch (err) {
+      throw new PosternError('CONFIG_INVALID', `oauth2.providers.${name}.clientSecretFile: cannot read ${p.clientSecretFile}`, { cause: err });
+    }
+  }));
+  return { ...config, oauth2: { ...config.oauth2, providers } };
 }
 
 function readMasterPassword(config: Config, env: NodeJS.ProcessEnv): string | null {

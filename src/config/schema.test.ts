@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { isPosternError } from '../errors.js';
 import { resolveConfig } from './load.js';
 import { parseNetwork } from './networks.js';
+import { configSchema } from './schema.js';
 
 function configError(raw: unknown): string {
   try {
@@ -66,5 +67,27 @@ describe('connection caps', () => {
     expect(configError(withLimits({ maxConnection: 10 }))).toMatch(new RegExp(`${protocol}\\.limits: Unrecognized key: "maxConnection"`));
     const config = resolveConfig(withLimits({ maxConnections: 7, maxConnectionsPerAddress: 3 }), null, {});
     expect(config[protocol]!.limits).toMatchObject({ maxConnections: 7, maxConnectionsPerAddress: 3 });
+  });
+});
+
+describe('oauth2 providers', () => {
+  const parse = (providers: Record<string, unknown>) => configSchema.safeParse({ oauth2: { providers } });
+  const messages = (r: ReturnType<typeof parse>) => (r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+
+  it('accepts the presets with a client id, and a generic provider with an issuer and scopes', () => {
+    const r = parse({ ms: { preset: 'microsoft', clientId: 'x', tenant: 'contoso.onmicrosoft.com' }, g: { preset: 'google', clientId: 'y', clientSecret: 's' }, corp: { issuer: 'https://id.example.com', clientId: 'z', scopes: ['mail'] } });
+    expect(messages(r)).toEqual([]);
+    expect(r.success && r.data.oauth2?.refreshMarginMs).toBe(300_000);
+  });
+
+  it('refuses a generic provider without issuer or endpoints or scopes, a tenant outside microsoft, two secrets, unknown keys', () => {
+    expect(messages(parse({ corp: { clientId: 'z' } }))).toEqual([
+      'oauth2.providers.corp.issuer: preset generic needs issuer (discovery) or tokenEndpoint',
+      'oauth2.providers.corp.scopes: preset generic needs scopes',
+    ]);
+    expect(messages(parse({ g: { preset: 'google', clientId: 'y', tenant: 'x' } }))).toEqual(['oauth2.providers.g.tenant: tenant is for preset microsoft only']);
+    expect(messages(parse({ g: { preset: 'google', clientId: 'y', clientSecret: 'a', clientSecretFile: '/f' } }))).toEqual(['oauth2.providers.g.clientSecretFile: set clientSecret or clientSecretFile, not both']);
+    expect(parse({ g: { preset: 'google', clientId: 'y', scope: 'x' } }).success).toBe(false);
+    expect(parse({ 'Bad Name': { preset: 'google', clientId: 'y' } }).success).toBe(false);
   });
 });

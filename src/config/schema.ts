@@ -198,6 +198,55 @@ const onboarding = z.strictObject({
   displayName: z.string().min(1).max(64).default('Mail'),
 });
 
+/**
+ * One OAuth2 provider accounts in upstream mode `oauth2` authorise against (issue 13). A preset
+ * (`microsoft`, `google`) brings its endpoints, scopes and flow (src/oauth2/providers.ts); `generic`
+ * needs an `issuer` (RFC 8414 / OpenID discovery) or explicit endpoints, and `scopes`.
+ */
+const oauth2Provider = z
+  .strictObject({
+    preset: z.enum(['microsoft', 'google', 'generic']).default('generic'),
+    /** Application (client) id of the app registered at the provider. */
+    clientId: z.string().min(1),
+    /** Prefer clientSecretFile; public clients (Microsoft device flow) need none. */
+    clientSecret: z.string().min(1).optional(),
+    clientSecretFile: z.string().optional(),
+    /** Microsoft only: `common`, `organizations`, `consumers` or the tenant id (default `organizations`). */
+    tenant: z.string().regex(/^[A-Za-z0-9.-]+$/).optional(),
+    issuer: z.url().optional(),
+    authorizationEndpoint: z.url().optional(),
+    tokenEndpoint: z.url().optional(),
+    deviceAuthorizationEndpoint: z.url().optional(),
+    /** Replaces the preset's scopes. */
+    scopes: z.array(z.string().min(1).regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, { error: 'a scope is printable ASCII without space, " or \\ (RFC 6749 §3.3)' })).min(1).optional(),
+    /** How `postern user add --oauth` authorises: device grant (RFC 8628) or code + PKCE (RFC 7636). */
+    flow: z.enum(['device', 'pkce']).optional(),
+    /** Lab set-ups only: let the provider be reached over http (logged loudly). */
+    allowInsecureHttp: z.boolean().default(false),
+  })
+  .superRefine((p, ctx) => {
+    if (p.clientSecret && p.clientSecretFile) ctx.addIssue({ code: 'custom', message: 'set clientSecret or clientSecretFile, not both', path: ['clientSecretFile'] });
+    if (p.tenant !== undefined && p.preset !== 'microsoft') ctx.addIssue({ code: 'custom', message: 'tenant is for preset microsoft only', path: ['tenant'] });
+    if (p.preset !== 'generic') return;
+    if (!p.issuer && !p.tokenEndpoint) ctx.addIssue({ code: 'custom', message: 'preset generic needs issuer (discovery) or tokenEndpoint', path: ['issuer'] });
+    if (!p.issuer && p.tokenEndpoint && !p.authorizationEndpoint && !p.deviceAuthorizationEndpoint) {
+      ctx.addIssue({ code: 'custom', message: 'without issuer, set authorizationEndpoint or deviceAuthorizationEndpoint', path: ['authorizationEndpoint'] });
+    }
+    if (!p.scopes) ctx.addIssue({ code: 'custom', message: 'preset generic needs scopes', path: ['scopes'] });
+  });
+
+const oauth2 = z.strictObject({
+  /** Providers by name (what `postern user add --oauth <name>` takes and accounts record). */
+  providers: z.record(z.string().regex(/^[a-z0-9][a-z0-9-]{0,39}$/, { error: 'provider names are lower-case letters, digits and -' }), oauth2Provider),
+  /**
+   * A login refreshes the access token when less than this is left of it, so that no session
+   * starts with a token about to lapse (one refresh per account at a time, src/oauth2/token-manager.ts).
+   */
+  refreshMarginMs: z.number().int().min(0).max(3_600_000).default(300_000),
+  /** How long one token-endpoint request may take before the login gets a temporary failure. */
+  requestTimeoutMs: z.number().int().positive().default(15_000),
+});
+
 export const configSchema = z.strictObject({
   /** Hostnames (and IPs) postern is reached by; used for certificate SANs and DAV origins. */
   hostnames: z.array(z.string().min(1)).min(1).default(['localhost', '127.0.0.1']),
@@ -250,6 +299,8 @@ export const configSchema = z.strictObject({
       graceMs: z.number().int().min(0).max(600_000).default(10_000),
     })
     .prefault({}),
+  /** OAuth2 providers for accounts in `oauth2` upstream mode (Microsoft 365, Google, any other). */
+  oauth2: oauth2.optional(),
   imap: imap.optional(),
   pop3: pop3.optional(),
   smtp: smtp.optional(),
@@ -269,3 +320,5 @@ export type OnboardingConfig = z.infer<typeof onboarding>;
 export type AuthConfig = z.infer<typeof auth>;
 export type ConnectionCapsConfig = z.infer<typeof connectionCaps>;
 export type ThrottleConfig = z.infer<typeof throttle>;
+export type OAuth2Config = z.infer<typeof oauth2>;
+export type OAuth2ProviderConfig = z.infer<typeof oauth2Provider>;

@@ -63,6 +63,8 @@ export function keyFromPrimaryPassword(password: string, salt: Buffer): Buffer {
 
 export const AAD = {
   secret: (accountId: number) => `postern/upstream-secret/account:${accountId}`,
+  /** Mode `oauth2`: the token set, in the same column as a password but never mistakable for one. */
+  oauth2Tokens: (accountId: number) => `postern/oauth2-tokens/account:${accountId}`,
   dekForPrimary: (accountId: number) => `postern/dek/primary/account:${accountId}`,
   dekForAppPassword: (accountId: number, publicId: string) => `postern/dek/app-password/account:${accountId}/${publicId}`,
 } as const;

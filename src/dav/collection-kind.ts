@@ -24,11 +24,10 @@
  * changing methods through postern drop the entries they touch, for every account. Probes that
  * fail are not cached and fail the request (502), never open it.
  */
-import type { PasswordCredential } from '../auth/types.js';
 import { PosternError } from '../errors.js';
 import type { HttpUpstream } from '../upstream/http.js';
 import { UpstreamRefusal } from '../upstream/refusal.js';
-import { basicAuthorization } from './headers.js';
+import { upstreamAuthorization, type DavCredential } from './headers.js';
 
 export type CollectionKind = 'calendar' | 'addressbook' | 'other' | 'undecidable';
 
@@ -63,7 +62,7 @@ export class CollectionKinds {
   ) {}
 
   /** The kind of collection `path` (a routing path) is or lies in, as `credential` sees it. */
-  async kindAt(origin: string, path: string, credential: PasswordCredential): Promise<CollectionKind> {
+  async kindAt(origin: string, path: string, credential: DavCredential): Promise<CollectionKind> {
     // A known calendar or address book decides for itself and for whatever lies directly in it.
     const parentOfPath = parentOf(path);
     const known = this.cached(origin, credential.username, path) ?? (parentOfPath === null ? undefined : this.cached(origin, credential.username, parentOfPath));
@@ -92,7 +91,7 @@ export class CollectionKinds {
   }
 
   /** Probes `path` and keeps a definite answer for the account that asked. */
-  private async learn(origin: string, path: string, credential: PasswordCredential): Promise<ProbeAnswer> {
+  private async learn(origin: string, path: string, credential: DavCredential): Promise<ProbeAnswer> {
     const at = this.clock();
     const kind = await this.probe(origin, path, credential);
     if (kind === 'other' || kind === 'unseen') return kind;
@@ -103,12 +102,12 @@ export class CollectionKinds {
     return kind;
   }
 
-  private async probe(origin: string, path: string, credential: PasswordCredential): Promise<ProbeAnswer> {
+  private async probe(origin: string, path: string, credential: DavCredential): Promise<ProbeAnswer> {
     const body = Buffer.from(PROBE_BODY);
     const response = await this.upstream.send({
       origin, path: encodePath(path), method: 'PROPFIND', body,
       headers: {
-        authorization: basicAuthorization(credential),
+        authorization: upstreamAuthorization(credential),
         depth: '0', 'content-type': 'application/xml; charset=utf-8', 'content-length': String(body.length),
       },
     });

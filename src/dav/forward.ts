@@ -22,7 +22,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline, type Transform } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { logInUpstream, type Admitted } from '../auth/sign-in.js';
-import type { Authenticator, PasswordCredential } from '../auth/types.js';
+import type { Authenticator } from '../auth/types.js';
+import type { DavCredential } from './headers.js';
 import { PosternError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { HttpUpstream } from '../upstream/http.js';
@@ -43,7 +44,7 @@ export interface ForwardContext {
   upstreamPath: string;
   scope: DavScope;
   /** The authenticated password and the credential this request is sent upstream with. */
-  admitted: Admitted<PasswordCredential>;
+  admitted: Admitted<DavCredential>;
   clientAddress: string;
   publicOrigin: string;
   /** Upstream origins whose absolute URLs become the public origin (targets and aliases). */
@@ -94,7 +95,7 @@ export async function forward(ctx: ForwardContext): Promise<void> {
   sendUpstreamFailure(req, res, result);
 }
 
-async function send(ctx: ForwardContext, credential: PasswordCredential, request: { body: Body; destination: UpstreamDestination | undefined; signal: AbortSignal }): Promise<IncomingMessage> {
+async function send(ctx: ForwardContext, credential: DavCredential, request: { body: Body; destination: UpstreamDestination | undefined; signal: AbortSignal }): Promise<IncomingMessage> {
   const { req, target } = ctx;
   const headers = upstreamRequestHeaders(req.headers, {
     credential,

@@ -20,7 +20,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { clientAddressOf } from '../auth/client-address.js';
 import { authenticate, upstreamFailure, type Admitted, type SignInDeps } from '../auth/sign-in.js';
-import type { Authenticator, PasswordCredential } from '../auth/types.js';
+import type { Authenticator } from '../auth/types.js';
+import type { DavCredential } from './headers.js';
 import type { Logger } from '../log.js';
 import type { HttpUpstream } from '../upstream/http.js';
 import { parseBasicAuthorization } from './basic-auth.js';
@@ -28,7 +29,7 @@ import type { ConnectionWatches } from './connections.js';
 import { forward } from './forward.js';
 import { publicOriginFor } from './public-origin.js';
 import type { CollectionKinds } from './collection-kind.js';
-import { basicSendable } from './headers.js';
+import { davSendable } from './headers.js';
 import { REPLY_TEXT, sendBadRequest, sendChallenge, sendSignInFailure, sendText } from './replies.js';
 import { parseDestination, parseRequestTarget, safeTargetForLog } from './request-target.js';
 import { markAuthenticated } from './slow-clients.js';
@@ -125,7 +126,7 @@ async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerRes
  * Credentials → an admitted app password (src/auth/sign-in.ts, first half) and the scope it acts
  * under, or null once postern has answered (challenge, refusal, fault) itself.
  */
-async function authorize(deps: DavHandlerDeps, req: IncomingMessage, res: ServerResponse, route: Exclude<Route, { kind: 'none' }>, path: string): Promise<{ admitted: Admitted<PasswordCredential>; scope: DavScope } | null> {
+async function authorize(deps: DavHandlerDeps, req: IncomingMessage, res: ServerResponse, route: Exclude<Route, { kind: 'none' }>, path: string): Promise<{ admitted: Admitted<DavCredential>; scope: DavScope } | null> {
   const credentials = parseBasicAuthorization(req.headers.authorization);
   if (credentials.kind !== 'basic') {
     if (credentials.kind === 'malformed') deps.log.info({ event: 'auth.malformed', reason: credentials.reason, ip: clientAddressOf(req.socket) }, 'malformed Authorization header');
@@ -139,7 +140,7 @@ async function authorize(deps: DavHandlerDeps, req: IncomingMessage, res: Server
     protocol: route.scopes[0]!,
     acceptScopes: route.scopes,
     clientAddress: clientAddressOf(req.socket),
-  }, basicSendable);
+  }, davSendable);
   if (admission.kind !== 'refused') markAuthenticated(req.socket);
   if (admission.kind !== 'admitted') {
     sendSignInFailure(req, res, admission, deps.realm);

@@ -14,7 +14,10 @@
  * - Expect is answered by postern itself (after authentication, see handler.ts).
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import type { PasswordCredential, UpstreamCredential } from '../auth/types.js';
+import type { BearerCredential, PasswordCredential, UpstreamCredential } from '../auth/types.js';
+
+/** What a DAV request can carry upstream: Basic (RFC 7617) or Bearer (RFC 6750). */
+export type DavCredential = PasswordCredential | BearerCredential;
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings']);
 const CLIENT_ONLY = new Set(['host', 'authorization', 'expect', 'forwarded', 'x-real-ip']);
@@ -35,7 +38,7 @@ function isHopByHop(name: string, named: Set<string>): boolean {
 }
 
 export interface ForwardFacts {
-  credential: PasswordCredential;
+  credential: DavCredential;
   clientAddress: string;
   trusted: boolean;
   /** Set when the body was rewritten and buffered: its new length. */
@@ -50,7 +53,7 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, facts: For
     out[name] = value;
   }
   if (facts.bodyLength !== undefined) out['content-length'] = String(facts.bodyLength);
-  out.authorization = basicAuthorization(facts.credential);
+  out.authorization = upstreamAuthorization(facts.credential);
   out['x-forwarded-proto'] = 'https';
   if (facts.trusted) out['x-forwarded-for'] = facts.clientAddress;
   return out;
@@ -79,18 +82,25 @@ export function clientResponseHeaders(incoming: IncomingHttpHeaders, rewrite: Re
 /**
  * DAV's "can this credential be sent?": HTTP Basic (RFC 7617) carries a user and a password and
  * no authorization identity, so a master login (SASL PLAIN acting for the account) cannot be
- * expressed. Refused before anything goes upstream (src/auth/sign-in.ts `unsupported`).
+ * expressed. Refused before anything goes upstream (src/auth/sign-in.ts `unsupported`). An OAuth2
+ * access token goes as `Authorization: Bearer` (RFC 6750 §2.1; Google CalDAV/CardDAV).
  */
-export function basicSendable(credential: UpstreamCredential): credential is PasswordCredential {
+export function davSendable(credential: UpstreamCredential): credential is DavCredential {
   switch (credential.kind) {
     case 'password':
+    case 'bearer':
       return true;
     case 'master':
       return false;
   }
 }
 
-/** The account's upstream login as a Basic Authorization value (forwarded requests and probes). */
-export function basicAuthorization(credential: PasswordCredential): string {
-  return `Basic ${Buffer.from(`${credential.username}:${credential.password}`, 'utf8').toString('base64')}`;
+/** The account's upstream login as an Authorization value (forwarded requests and probes). */
+export function upstreamAuthorization(credential: DavCredential): string {
+  switch (credential.kind) {
+    case 'password':
+      return `Basic ${Buffer.from(`${credential.username}:${credential.password}`, 'utf8').toString('base64')}`;
+    case 'bearer':
+      return `Bearer ${credential.token}`;
+  }
 }

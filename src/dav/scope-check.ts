@@ -16,7 +16,8 @@
  *
  * A password holding every scope of a place needs no probe there: no kind can refuse it.
  */
-import type { AcceptedAuth, PasswordCredential } from '../auth/types.js';
+import type { AcceptedAuth } from '../auth/types.js';
+import type { DavCredential } from './headers.js';
 import type { CollectionKinds } from './collection-kind.js';
 import type { DavScope, UpstreamTarget } from './routes.js';
 
@@ -35,7 +36,7 @@ export interface ScopeQuestion {
   claimed: DavScope | null;
 }
 
-export async function actingScope(kinds: CollectionKinds, question: ScopeQuestion, accepted: AcceptedAuth, credential: PasswordCredential): Promise<DavScope | 'refused'> {
+export async function actingScope(kinds: CollectionKinds, question: ScopeQuestion, accepted: AcceptedAuth, credential: DavCredential): Promise<DavScope | 'refused'> {
   const holds = (scope: DavScope) => accepted.scopes?.includes(scope) ?? true;
   const atSource = await requiredAt(kinds, question.source, holds, credential);
   const required = new Set<DavScope>(atSource);
@@ -45,7 +46,7 @@ export async function actingScope(kinds: CollectionKinds, question: ScopeQuestio
   return [...required][0] ?? question.source.scopes.find(holds) ?? 'refused';
 }
 
-async function requiredAt(kinds: CollectionKinds, place: Place, holds: (s: DavScope) => boolean, credential: PasswordCredential): Promise<DavScope[]> {
+async function requiredAt(kinds: CollectionKinds, place: Place, holds: (s: DavScope) => boolean, credential: DavCredential): Promise<DavScope[]> {
   if (place.scopes.length === 1) return [place.scopes[0]!];
   if (place.scopes.every(holds)) return [];
   const kind = await kinds.kindAt(place.target.origin, place.path, credential);

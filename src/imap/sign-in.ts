@@ -55,11 +55,15 @@ function imapLeg(deps: SignInDeps, request: SignInRequest): UpstreamLeg<LoggedIn
   };
 }
 
-/** IMAP sends a password with LOGIN and a master login with AUTHENTICATE PLAIN (RFC 4616). */
+/**
+ * IMAP sends a password with LOGIN, a master login with AUTHENTICATE PLAIN (RFC 4616) and an
+ * OAuth2 token with AUTHENTICATE OAUTHBEARER or XOAUTH2 (RFC 7628).
+ */
 function imapCanSend(credential: UpstreamCredential): credential is UpstreamCredential {
   switch (credential.kind) {
     case 'password':
     case 'master':
+    case 'bearer':
       return true;
   }
 }

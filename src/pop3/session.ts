@@ -14,7 +14,7 @@
 import type net from 'node:net';
 import tls from 'node:tls';
 import type { SignedIn } from '../auth/sign-in.js';
-import type { Authenticator, UpstreamCredential } from '../auth/types.js';
+import type { Authenticator, PlainCredential } from '../auth/types.js';
 // SASL PLAIN/LOGIN decoding is protocol-neutral (RFC 4616, base64 lines, `*` cancels): POP3's AUTH
 // (RFC 5034) and IMAP's AUTHENTICATE share it.
 import { SaslExchange, SASL_MECHANISMS, type SaslMechanism, type SaslStep } from '../imap/sasl.js';
@@ -32,7 +32,7 @@ export interface SessionDeps {
   log: Logger;
   limits: SessionLimits;
   /** Connects and logs in upstream with the account's credential. */
-  loginUpstream(credential: UpstreamCredential): Promise<Pop3LoggedIn>;
+  loginUpstream(credential: PlainCredential): Promise<Pop3LoggedIn>;
   /** Server TLS context for STLS; null on an implicit-TLS listener. */
   starttlsContext: (() => tls.SecureContext) | null;
   /** Called once when the session has fully ended. */
@@ -319,7 +319,7 @@ export class Pop3Session implements TrackedConnection {
 
   // ---- relay -----------------------------------------------------------------------------------
 
-  private startRelay({ upstream: loggedIn, watch }: SignedIn<Pop3LoggedIn, UpstreamCredential>): void {
+  private startRelay({ upstream: loggedIn, watch }: SignedIn<Pop3LoggedIn, PlainCredential>): void {
     const { socket: upstream, leftover } = loggedIn;
     this.state = 'relay';
     this.clearLifetimeTimer();

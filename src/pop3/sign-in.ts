@@ -5,13 +5,13 @@
  * state stay with the session.
  */
 import { countsAsFailure, signIn as runSignIn, type SignedIn, type UpstreamLeg } from '../auth/sign-in.js';
-import type { Authenticator, UpstreamCredential } from '../auth/types.js';
+import type { Authenticator, PlainCredential, UpstreamCredential } from '../auth/types.js';
 import type { Logger } from '../log.js';
 import type { Pop3LoggedIn } from '../upstream/pop3/client.js';
 import { reply, signInFailureReply } from './replies.js';
 
 export type SignInResult =
-  | SignedIn<Pop3LoggedIn, UpstreamCredential>
+  | SignedIn<Pop3LoggedIn, PlainCredential>
   /** `failure`: counts towards the per-connection limit of failed logins. */
   | { kind: 'refused'; line: string; failure: boolean };
 
@@ -24,7 +24,7 @@ export interface SignInRequest {
 export interface SignInDeps {
   auth: Authenticator;
   log: Logger;
-  loginUpstream(credential: UpstreamCredential): Promise<Pop3LoggedIn>;
+  loginUpstream(credential: PlainCredential): Promise<Pop3LoggedIn>;
   /** True once the client has gone: a failure then is not an upstream fault. */
   cancelled(): boolean;
 }
@@ -41,15 +41,21 @@ export async function signIn(deps: SignInDeps, request: SignInRequest): Promise<
   return { kind: 'refused', line: signInFailureReply(result), failure: countsAsFailure(result) };
 }
 
-function pop3Leg(deps: SignInDeps): UpstreamLeg<Pop3LoggedIn> {
+function pop3Leg(deps: SignInDeps): UpstreamLeg<Pop3LoggedIn, PlainCredential> {
   return { protocol: 'pop3', sendable: pop3CanSend, login: (credential) => deps.loginUpstream(credential), cancelled: () => deps.cancelled() };
 }
 
-/** POP3 sends a password with USER/PASS or AUTH PLAIN, a master login with AUTH PLAIN (RFC 5034). */
-function pop3CanSend(credential: UpstreamCredential): credential is UpstreamCredential {
+/**
+ * POP3 sends a password with USER/PASS or AUTH PLAIN, a master login with AUTH PLAIN (RFC 5034).
+ * Not an OAuth2 token: neither Microsoft nor Google is configured with POP3 here, and XOAUTH2 over
+ * POP3 is left for when someone needs it (the account gets `upstream.mode_unsupported`).
+ */
+function pop3CanSend(credential: UpstreamCredential): credential is PlainCredential {
   switch (credential.kind) {
     case 'password':
     case 'master':
       return true;
+    case 'bearer':
+      return false;
   }
 }

@@ -217,11 +217,15 @@ export class SubmissionSession {
   }
 }
 
-/** SMTP sends a password with PLAIN or LOGIN, a master login with PLAIN only (RFC 4616). */
+/**
+ * SMTP sends a password with PLAIN or LOGIN, a master login with PLAIN only (RFC 4616), an OAuth2
+ * token with OAUTHBEARER or XOAUTH2 (RFC 7628).
+ */
 function smtpCanSend(credential: UpstreamCredential): credential is UpstreamCredential {
   switch (credential.kind) {
     case 'password':
     case 'master':
+    case 'bearer':
       return true;
   }
 }

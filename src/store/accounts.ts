@@ -5,10 +5,11 @@ import type { AccountRow, UpstreamMode, UpstreamStatus } from './types.js';
 const COLUMNS = `id, login, upstream_mode AS upstreamMode, upstream_user AS upstreamUser,
   primary_hash AS primaryHash, primary_salt AS primarySalt, dek_primary AS dekPrimary,
   secret_box AS secretBox, upstream_status AS upstreamStatus, upstream_status_at AS upstreamStatusAt,
-  created_at AS createdAt, primary_changed_at AS primaryChangedAt`;
+  created_at AS createdAt, primary_changed_at AS primaryChangedAt, oauth2_provider AS oauth2Provider`;
 
 export type NewAccount = Pick<AccountRow, 'login' | 'upstreamMode' | 'upstreamUser' | 'primaryHash' | 'primarySalt' | 'dekPrimary'> & {
   now: number;
+  oauth2Provider?: string | null;
 };
 
 export interface PrimaryUpdate {
@@ -25,6 +26,8 @@ export class AccountRepo {
   private readonly all;
   private readonly insertStmt;
   private readonly secretStmt;
+  private readonly swapSecretStmt;
+  private readonly secretReadStmt;
   private readonly primaryStmt;
   private readonly rehashStmt;
   private readonly upstreamStmt;
@@ -37,10 +40,12 @@ export class AccountRepo {
     this.byId = db.prepare<[number], AccountRow>(`SELECT ${COLUMNS} FROM accounts WHERE id = ?`);
     this.all = db.prepare<[], AccountRow>(`SELECT ${COLUMNS} FROM accounts ORDER BY login`);
     this.insertStmt = db.prepare(
-      `INSERT INTO accounts (login, upstream_mode, upstream_user, primary_hash, primary_salt, dek_primary, created_at, primary_changed_at)
-       VALUES (@login, @upstreamMode, @upstreamUser, @primaryHash, @primarySalt, @dekPrimary, @now, @now)`,
+      `INSERT INTO accounts (login, upstream_mode, upstream_user, primary_hash, primary_salt, dek_primary, created_at, primary_changed_at, oauth2_provider)
+       VALUES (@login, @upstreamMode, @upstreamUser, @primaryHash, @primarySalt, @dekPrimary, @now, @now, @oauth2Provider)`,
     );
     this.secretStmt = db.prepare(`UPDATE accounts SET secret_box = ? WHERE id = ?`);
+    this.swapSecretStmt = db.prepare(`UPDATE accounts SET secret_box = ? WHERE id = ? AND secret_box = ?`);
+    this.secretReadStmt = db.prepare<[number], { box: Buffer | null }>(`SELECT secret_box AS box FROM accounts WHERE id = ?`);
     this.primaryStmt = db.prepare(
       `UPDATE accounts SET primary_hash = @primaryHash, primary_salt = @primarySalt, dek_primary = @dekPrimary,
          secret_box = @secretBox, primary_changed_at = @now WHERE id = @id`,
@@ -48,7 +53,7 @@ export class AccountRepo {
     this.rehashStmt = db.prepare(`UPDATE accounts SET primary_hash = ? WHERE id = ? AND primary_hash = ?`);
     this.upstreamStmt = db.prepare(
       `UPDATE accounts SET upstream_mode = @upstreamMode, upstream_user = @upstreamUser, primary_salt = @primarySalt,
-         dek_primary = @dekPrimary, secret_box = @secretBox, upstream_status = 'unknown', upstream_status_at = @now WHERE id = @id`,
+         dek_primary = @dekPrimary, secret_box = @secretBox, oauth2_provider = @oauth2Provider, upstream_status = 'unknown', upstream_status_at = @now WHERE id = @id`,
     );
     this.statusStmt = db.prepare(`UPDATE accounts SET upstream_status = ?, upstream_status_at = ? WHERE id = ? AND upstream_status != ?`);
     this.statusReadStmt = db.prepare<[number], { status: UpstreamStatus }>(`SELECT upstream_status AS status FROM accounts WHERE id = ?`);
@@ -68,7 +73,20 @@ export class AccountRepo {
   }
 
   insert(account: NewAccount): number {
-    return Number(this.insertStmt.run(account).lastInsertRowid);
+    return Number(this.insertStmt.run({ oauth2Provider: null, ...account }).lastInsertRowid);
+  }
+
+  /** The sealed upstream secret as it is now (another process may have replaced it since a row was read). */
+  secretBox(id: number): Buffer | null | undefined {
+    return this.secretReadStmt.get(id)?.box;
+  }
+
+  /**
+   * Replaces the sealed secret only if it is still `expected`: a token refresh must not overwrite
+   * one another process (or `postern user reauth`) committed meanwhile. Says whether it did.
+   */
+  swapSecretBox(id: number, expected: Buffer, replacement: Buffer): boolean {
+    return this.swapSecretStmt.run(replacement, id, expected).changes > 0;
   }
 
   setSecretBox(id: number, box: Buffer | null): void {
@@ -87,8 +105,8 @@ export class AccountRepo {
     return this.rehashStmt.run(replacement, id, expected).changes > 0;
   }
 
-  setUpstream(id: number, u: { upstreamMode: UpstreamMode; upstreamUser: string; primarySalt: Buffer | null; dekPrimary: Buffer | null; secretBox: Buffer | null; now: number }): void {
-    this.upstreamStmt.run({ ...u, id });
+  setUpstream(id: number, u: { upstreamMode: UpstreamMode; upstreamUser: string; primarySalt: Buffer | null; dekPrimary: Buffer | null; secretBox: Buffer | null; oauth2Provider?: string | null; now: number }): void {
+    this.upstreamStmt.run({ oauth2Provider: null, ...u, id });
   }
 
   /**

@@ -5,7 +5,7 @@
  * `changedSince` read the change log that triggers keep (migration 3), for the revocation watcher.
  */
 import type { Db } from './database.js';
-import type { AccountRow, AppPasswordRow, Protocol, RevokeReason } from './types.js';
+import type { AccountRow, AppPasswordRow, Protocol, RevokeReason, UpstreamMode } from './types.js';
 
 const COLUMNS = `p.id, p.public_id AS publicId, p.account_id AS accountId, p.label, p.scopes,
   p.created_at AS createdAt, p.expires_at AS expiresAt, p.revoked_at AS revokedAt,
@@ -28,7 +28,7 @@ export interface NewAppPassword {
 
 export interface DigestMatch {
   password: AppPasswordRow;
-  account: Pick<AccountRow, 'id' | 'login' | 'upstreamMode' | 'upstreamUser' | 'secretBox'>;
+  account: Pick<AccountRow, 'id' | 'login' | 'upstreamMode' | 'upstreamUser' | 'secretBox' | 'oauth2Provider'>;
 }
 
 export interface PasswordState {
@@ -72,8 +72,8 @@ export class AppPasswordRepo {
   private readonly changesStmt;
 
   constructor(private readonly db: Db) {
-    this.digestStmt = db.prepare<[Buffer], RawRow & { aId: number; aLogin: string; aMode: string; aUser: string; aBox: Buffer | null }>(
-      `SELECT ${COLUMNS}, a.id AS aId, a.login AS aLogin, a.upstream_mode AS aMode, a.upstream_user AS aUser, a.secret_box AS aBox
+    this.digestStmt = db.prepare<[Buffer], RawRow & { aId: number; aLogin: string; aMode: string; aUser: string; aBox: Buffer | null; aProvider: string | null }>(
+      `SELECT ${COLUMNS}, a.id AS aId, a.login AS aLogin, a.upstream_mode AS aMode, a.upstream_user AS aUser, a.secret_box AS aBox, a.oauth2_provider AS aProvider
        FROM app_passwords p JOIN accounts a ON a.id = p.account_id WHERE p.digest = ?`,
     );
     this.insertStmt = db.prepare(
@@ -119,10 +119,10 @@ export class AppPasswordRepo {
   findByDigest(digest: Buffer): DigestMatch | undefined {
     const raw = this.digestStmt.get(digest);
     if (!raw) return undefined;
-    const { aId, aLogin, aMode, aUser, aBox, ...password } = raw;
+    const { aId, aLogin, aMode, aUser, aBox, aProvider, ...password } = raw;
     return {
       password: toRow(password),
-      account: { id: aId, login: aLogin, upstreamMode: aMode as 'password' | 'master', upstreamUser: aUser, secretBox: aBox },
+      account: { id: aId, login: aLogin, upstreamMode: aMode as UpstreamMode, upstreamUser: aUser, secretBox: aBox, oauth2Provider: aProvider },
     };
   }
 

@@ -57,15 +57,26 @@ function migrate(db: Db): void {
       // Written by a newer postern: its tables may mean things this code does not know.
       throw new PosternError('STORE_TOO_NEW', `the database has schema version ${found}, newer than this postern knows (${MIGRATIONS.length}); upgrade postern or restore a backup`);
     }
-    for (let v = schemaVersion(db); v < MIGRATIONS.length; v++) {
+    const from = schemaVersion(db);
+    const dangling = () => (db.pragma('foreign_key_check') as unknown[]).length;
+    const before = from < MIGRATIONS.length ? dangling() : 0;
+    for (let v = from; v < MIGRATIONS.length; v++) {
       db.exec(MIGRATIONS[v]!);
       db.pragma(`user_version = ${v + 1}`);
     }
+    // Orphans left by a hand-run removal with foreign keys off are tolerated; new ones are not.
+    if (from < MIGRATIONS.length && dangling() > before) throw new Error('a migration left rows whose foreign keys point nowhere');
   });
+  // Foreign keys off while migrating, as SQLite's recipe for rebuilding a table requires (the
+  // pragma is a no-op inside a transaction, hence out here); the rows keep their ids, and the
+  // check below refuses to commit a migration that left a dangling reference behind.
+  db.pragma('foreign_keys = OFF');
   try {
     apply.immediate();
   } catch (err) {
     if (err instanceof PosternError) throw err;
     throw new PosternError('STORE_MIGRATION_FAILED', `database migration failed: ${(err as Error).message}`, { cause: err });
+  } finally {
+    db.pragma('foreign_keys = ON');
   }
 }

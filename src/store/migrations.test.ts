@@ -94,3 +94,38 @@ it('keeps the latest 10,000 changes, and the revision keeps counting past what w
     store.close();
   }
 });
+
+/**
+ * Migration 5 rebuilds the accounts table (mode `oauth2`): the app passwords of every account
+ * survive it (the rebuild runs with foreign keys off; with them on, dropping the old table would
+ * cascade to them), the removal trigger of migration 3 is back, and the new mode is accepted only
+ * with a provider.
+ */
+it('upgrades a database at schema 4 to upstream mode oauth2 without losing an app password', () => {
+  const file = path.join(dir, 'v4.db');
+  const db = previousSchema(file);
+  db.exec(MIGRATIONS[2]!);
+  db.exec(MIGRATIONS[3]!);
+  db.pragma('user_version = 4');
+  db.close();
+  const store = openStore(file);
+  try {
+    expect(schemaVersion(store.db)).toBe(MIGRATIONS.length);
+    expect(store.passwords.listForAccount(1).map((p) => p.publicId)).toEqual(['p10', 'p11']);
+    expect(store.passwords.listForAccount(2).map((p) => p.publicId)).toEqual(['p20', 'p21']);
+    expect(store.db.pragma('foreign_keys', { simple: true })).toBe(1);
+    expect(store.db.pragma('foreign_key_check')).toEqual([]);
+    expect(store.accounts.get(1)).toMatchObject({ login: 'a', upstreamMode: 'master', oauth2Provider: null });
+
+    const id = store.accounts.insert({ login: 'c', upstreamMode: 'oauth2', oauth2Provider: 'microsoft', upstreamUser: 'c', primaryHash: 'h', primarySalt: null, dekPrimary: null, now: 1 });
+    expect(store.accounts.get(id)).toMatchObject({ upstreamMode: 'oauth2', oauth2Provider: 'microsoft' });
+    expect(() => store.accounts.insert({ login: 'd', upstreamMode: 'oauth2', upstreamUser: 'd', primaryHash: 'h', primarySalt: null, dekPrimary: null, now: 1 })).toThrow(/CHECK/);
+
+    const before = store.passwords.revision();
+    store.accounts.remove(2);
+    expect(store.passwords.changedSince(before).map((c) => c.passwordId)).toEqual([20, 21, 20, 21]);
+    expect(store.passwords.listForAccount(2)).toEqual([]);
+  } finally {
+    store.close();
+  }
+});

@@ -99,4 +99,37 @@ export const MIGRATIONS: readonly string[] = [
    WHERE ',' || scopes || ',' LIKE '%,imap,%'
      AND ',' || scopes || ',' NOT LIKE '%,pop3,%';
   `,
+  // 5: upstream mode `oauth2` (issue 13). SQLite cannot change a CHECK constraint in place, so the
+  // accounts table is rebuilt as SQLite's ALTER TABLE page prescribes (create, copy, drop, rename),
+  // which needs foreign keys off: the runner turns them off around every migration (database.ts),
+  // else dropping the old table would cascade to every app password. Ids are copied as they are,
+  // so app_passwords.account_id still points at the same rows. The trigger of migration 3 went
+  // with the old table and is created again. `oauth2_provider` names the configured provider
+  // (config oauth2.providers) the account's grant belongs to; its tokens are sealed in secret_box
+  // like the upstream password (src/oauth2/token-set.ts).
+  `
+  CREATE TABLE accounts_v5 (
+    id                 INTEGER PRIMARY KEY,
+    login              TEXT NOT NULL UNIQUE,
+    upstream_mode      TEXT NOT NULL CHECK (upstream_mode IN ('password', 'master', 'oauth2')),
+    upstream_user      TEXT NOT NULL,
+    primary_hash       TEXT NOT NULL,
+    primary_salt       BLOB,
+    dek_primary        BLOB,
+    secret_box         BLOB,
+    upstream_status    TEXT NOT NULL DEFAULT 'unknown' CHECK (upstream_status IN ('unknown', 'ok', 'rejected')),
+    upstream_status_at INTEGER,
+    created_at         INTEGER NOT NULL,
+    primary_changed_at INTEGER NOT NULL,
+    oauth2_provider    TEXT CHECK ((upstream_mode = 'oauth2') = (oauth2_provider IS NOT NULL))
+  );
+  INSERT INTO accounts_v5 (id, login, upstream_mode, upstream_user, primary_hash, primary_salt, dek_primary, secret_box,
+      upstream_status, upstream_status_at, created_at, primary_changed_at)
+    SELECT id, login, upstream_mode, upstream_user, primary_hash, primary_salt, dek_primary, secret_box,
+      upstream_status, upstream_status_at, created_at, primary_changed_at FROM accounts;
+  DROP TABLE accounts;
+  ALTER TABLE accounts_v5 RENAME TO accounts;
+  CREATE TRIGGER password_changes_on_account_delete BEFORE DELETE ON accounts
+    BEGIN INSERT INTO password_changes (password_id) SELECT id FROM app_passwords WHERE account_id = OLD.id; END;
+  `,
 ];

@@ -3,7 +3,7 @@
 export const PROTOCOLS = ['imap', 'pop3', 'smtp', 'caldav', 'carddav'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
 
-export type UpstreamMode = 'password' | 'master';
+export type UpstreamMode = 'password' | 'master' | 'oauth2';
 export type UpstreamStatus = 'unknown' | 'ok' | 'rejected';
 
 export type RevokeReason = 'admin' | 'revoke-all' | 'primary-password-change' | 'upstream-mode-change' | 'expiry' | 'account-removed';
@@ -16,7 +16,10 @@ export interface AccountRow {
   primaryHash: string;
   primarySalt: Buffer | null;
   dekPrimary: Buffer | null;
+  /** Mode `password`: the upstream password; mode `oauth2`: the token set (src/oauth2/token-set.ts). Sealed under the data key. */
   secretBox: Buffer | null;
+  /** Mode `oauth2` only: the configured provider (config oauth2.providers) the grant belongs to. */
+  oauth2Provider: string | null;
   upstreamStatus: UpstreamStatus;
   upstreamStatusAt: number | null;
   createdAt: number;

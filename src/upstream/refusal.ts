@@ -11,6 +11,8 @@
  */
 import { PosternError } from '../errors.js';
 import type { UpstreamCredential } from '../auth/types.js';
+import { oauthInitialResponse } from './sasl-oauth.js';
+import { saslPlainPayload } from './sasl-plain.js';
 
 export interface ProviderRefusal {
   /**
@@ -37,8 +39,30 @@ const PRINTABLE = /^[\x20-\x7e]+$/;
 
 /** Every string the login sent that must not come back out: the password, and each as base64. */
 export function sentSecrets(credential: UpstreamCredential, extra: readonly string[] = []): string[] {
-  const clear = credential.kind === 'master' ? [credential.password, credential.username] : [credential.password];
+  const clear = secretsOf(credential);
   return [...clear, ...extra].filter((s) => s.length > 0).flatMap((s) => [s, Buffer.from(s, 'utf8').toString('base64')]);
+}
+
+/** The SASL messages a login with this credential may have sent (base64): they carry its secret. */
+export function saslMessages(credential: UpstreamCredential): string[] {
+  switch (credential.kind) {
+    case 'password':
+    case 'master':
+      return [saslPlainPayload(credential)];
+    case 'bearer':
+      return [oauthInitialResponse('OAUTHBEARER', credential), oauthInitialResponse('XOAUTH2', credential)];
+  }
+}
+
+function secretsOf(credential: UpstreamCredential): string[] {
+  switch (credential.kind) {
+    case 'master':
+      return [credential.password, credential.username];
+    case 'password':
+      return [credential.password];
+    case 'bearer':
+      return [credential.token];
+  }
 }
 
 /** The provider's text if it may be shown, else null. */

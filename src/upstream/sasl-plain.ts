@@ -4,14 +4,14 @@
  * names the account as its authorization identity; a password login leaves it empty (the server
  * derives it from the login).
  */
-import type { UpstreamCredential } from '../auth/types.js';
+import type { PlainCredential } from '../auth/types.js';
 
-export function saslPlainPayload(credential: UpstreamCredential): string {
+export function saslPlainPayload(credential: PlainCredential): string {
   const authzid = authorizationIdentity(credential);
   return Buffer.from(`${authzid}\0${credential.username}\0${credential.password}`, 'utf8').toString('base64');
 }
 
-function authorizationIdentity(credential: UpstreamCredential): string {
+function authorizationIdentity(credential: PlainCredential): string {
   switch (credential.kind) {
     case 'password':
       return '';

@@ -1,5 +1,5 @@
 /**
- * `postern user add | list | show | remove | set-password | set-upstream`: accounts and how
+ * `postern user add | list | show | remove | set-password | set-upstream | reauth`: accounts and how
  * postern logs in upstream for them. The upstream status flag (`rejected`, set by the proxies
  * when the provider refuses the stored credentials) is shown prominently: it is the one thing an
  * admin must act on.
@@ -16,12 +16,19 @@ import { refused, usage } from '../errors.js';
 import { fields, isoOrNull, json, safe, table, time } from '../format.js';
 import type { CliIo } from '../io.js';
 import { secretReader } from '../secrets.js';
+import { oauthClient, runAuthorization, type OAuthFlowOptions } from '../oauth.js';
 
-interface AddOptions extends SecretOptions { mode: UpstreamMode; upstreamUser?: string }
+interface AddOptions extends SecretOptions, OAuthFlowOptions { mode: UpstreamMode; upstreamUser?: string; oauth?: string }
 interface SetUpstreamOptions extends SecretOptions { mode?: UpstreamMode; upstreamUser?: string }
 
 const modeOption = () => new Option('--mode <mode>', 'how postern logs in upstream').choices(['password', 'master']);
 const REJECTED_HINT = 'the upstream REFUSED the stored credentials: fix them with "postern user set-upstream"';
+const rejectedHint = (a: AccountRow) => a.upstreamMode === 'oauth2'
+  ? `the provider REFUSED the OAuth2 grant (revoked, expired or password changed): renew it with "postern user reauth ${safe(a.login)}"`
+  : REJECTED_HINT;
+const addOAuthFlowOptions = (cmd: Command) => cmd
+  .option('--paste', 'OAuth2 code flow: paste the URL the browser was redirected to instead of listening on 127.0.0.1 (headless server)')
+  .option('--redirect-port <port>', 'OAuth2 code flow: the loopback port to listen on (default: any free port)');
 
 export function registerUserCommands(program: Command, io: CliIo): void {
   const user = program.command('user').description('manage accounts');
@@ -29,9 +36,15 @@ export function registerUserCommands(program: Command, io: CliIo): void {
   addSecretOptions(
     user.command('add').description('add an account (prompts for its primary password)').argument('<login>', 'login name clients will use')
       .addOption(modeOption().default('password'))
-      .option('--upstream-user <name>', 'login name at the upstream (default: the login)'),
+      .option('--upstream-user <name>', 'login name at the upstream (default: the login)')
+      .option('--oauth <provider>', 'upstream mode oauth2: authorise with this provider of the config (oauth2.providers)'),
     'primary password',
-  ).action(async (login: string, opts: AddOptions, cmd: Command) => addUser(login, opts, globals(cmd), io));
+  );
+  addOAuthFlowOptions(user.commands.at(-1)!).action(async (login: string, opts: AddOptions, cmd: Command) => addUser(login, opts, globals(cmd), io));
+
+  addOAuthFlowOptions(user.command('reauth').description('renew the OAuth2 grant of an oauth2 account (prompts for the primary password; app passwords keep working)').argument('<login>')
+    .option('--password-stdin', 'read the primary password from line 1 of stdin (and a pasted redirect URL from line 2)'))
+    .action(async (login: string, opts: OAuthFlowOptions & { passwordStdin?: boolean }, cmd: Command) => reauth(login, opts, globals(cmd), io));
 
   user.command('list').description('list accounts').option('--json', 'machine-readable output')
     .action(async (opts: { json?: boolean }, cmd: Command) => withStore(globals(cmd), io, (ctx) => listUsers(ctx, io, opts.json)));
@@ -57,6 +70,7 @@ export function registerUserCommands(program: Command, io: CliIo): void {
 }
 
 async function addUser(loginInput: string, opts: AddOptions, g: GlobalOptions, io: CliIo): Promise<void> {
+  if (opts.oauth !== undefined) return addOAuthUser(loginInput, opts, g, io);
   wantsDistinctSecret(opts, opts.mode);
   const login = normalizeLogin(loginInput);
   await withStore(g, io, async ({ config, accounts }) => {
@@ -73,23 +87,58 @@ async function addUser(loginInput: string, opts: AddOptions, g: GlobalOptions, i
   });
 }
 
+async function addOAuthUser(loginInput: string, opts: AddOptions, g: GlobalOptions, io: CliIo): Promise<void> {
+  if (opts.mode !== 'password' || opts.upstreamSecret || opts.upstreamSecretStdin || opts.check) {
+    throw usage('--oauth sets the upstream mode itself: drop --mode, --upstream-secret and --check');
+  }
+  const login = normalizeLogin(loginInput);
+  await withStore(g, io, async ({ config, accounts }) => {
+    const client = oauthClient(config, opts.oauth!);
+    accounts.requireNewLogin(login);
+    const reader = secretReader(io, Boolean(opts.passwordStdin));
+    const primary = await reader.read({ name: 'primary password', confirm: true });
+    const tokens = await runAuthorization(client, io, reader, opts);
+    const row = accounts.addOAuth2Account(login, primary, { provider: opts.oauth!, user: opts.upstreamUser, tokens });
+    io.stdout.write(`added account ${safe(row.login)} (upstream mode oauth2 with ${safe(opts.oauth)}, upstream user ${safe(row.upstreamUser)})\n`);
+    io.stdout.write(`next: postern password new ${safe(row.login)} --label "Mail on my laptop"\n`);
+  });
+}
+
+async function reauth(login: string, opts: OAuthFlowOptions & { passwordStdin?: boolean }, g: GlobalOptions, io: CliIo): Promise<void> {
+  await withStore(g, io, async ({ config, accounts }) => {
+    const account = accounts.getAccount(login);
+    if (account.upstreamMode !== 'oauth2' || !account.oauth2Provider) throw refused(`"${safe(account.login)}" is not in upstream mode oauth2 (it is ${account.upstreamMode})`);
+    const client = oauthClient(config, account.oauth2Provider);
+    const reader = secretReader(io, Boolean(opts.passwordStdin));
+    const primary = await reader.read({ name: 'primary password' });
+    // Checked before the flow: nobody should approve a grant that cannot be saved.
+    accounts.verifyPrimary(account, primary);
+    const tokens = await runAuthorization(client, io, reader, opts);
+    accounts.replaceOAuth2Grant(account.login, primary, tokens);
+    io.stdout.write(`renewed the OAuth2 grant of ${safe(account.login)} with ${safe(account.oauth2Provider)}; its app-specific passwords keep working; status reset to unknown\n`);
+  });
+}
+
 function accountJson(a: AccountRow, activePasswords: number) {
   return {
-    login: a.login, upstreamMode: a.upstreamMode, upstreamUser: a.upstreamUser, upstreamStatus: a.upstreamStatus,
+    login: a.login, upstreamMode: a.upstreamMode, upstreamUser: a.upstreamUser, oauth2Provider: a.oauth2Provider, upstreamStatus: a.upstreamStatus,
     upstreamStatusAt: isoOrNull(a.upstreamStatusAt), activePasswords, createdAt: isoOrNull(a.createdAt), primaryChangedAt: isoOrNull(a.primaryChangedAt),
   };
 }
 
 function listUsers({ accounts }: StoreContext, io: CliIo, asJson?: boolean): void {
   accounts.expireDue();
-  const rows = accounts.listAccounts().map((a) => accountJson(a, accounts.activePasswordCount(a)));
+  const listed = accounts.listAccounts();
+  const rows = listed.map((a) => accountJson(a, accounts.activePasswordCount(a)));
   if (asJson) return void io.stdout.write(json(rows));
   if (rows.length === 0) return void io.stdout.write('no accounts yet: add one with "postern user add <login>"\n');
   io.stdout.write(table(
     ['LOGIN', 'MODE', 'UPSTREAM USER', 'UPSTREAM', 'ACTIVE PASSWORDS', 'CREATED'],
     rows.map((r) => [r.login, r.upstreamMode, r.upstreamUser, r.upstreamStatus === 'rejected' ? 'REJECTED' : r.upstreamStatus, String(r.activePasswords), time(Date.parse(r.createdAt!))]),
   ));
-  if (rows.some((r) => r.upstreamStatus === 'rejected')) io.stdout.write(`\nwarning: REJECTED means ${REJECTED_HINT}\n`);
+  const rejected = listed.filter((r) => r.upstreamStatus === 'rejected');
+  if (rejected.some((a) => a.upstreamMode !== 'oauth2')) io.stdout.write(`\nwarning: REJECTED means ${REJECTED_HINT}\n`);
+  for (const a of rejected.filter((r) => r.upstreamMode === 'oauth2')) io.stdout.write(`\nwarning: ${safe(a.login)} is REJECTED: ${rejectedHint(a)}\n`);
 }
 
 function showUser({ accounts }: StoreContext, io: CliIo, login: string, asJson?: boolean): void {
@@ -101,14 +150,14 @@ function showUser({ accounts }: StoreContext, io: CliIo, login: string, asJson?:
     : account.upstreamStatus === 'ok' ? `ok (last confirmed ${time(account.upstreamStatusAt)})` : 'unknown (no login upstream yet)';
   io.stdout.write(fields([
     ['login', account.login],
-    ['upstream mode', account.upstreamMode],
+    ['upstream mode', account.oauth2Provider ? `${account.upstreamMode} (${account.oauth2Provider})` : account.upstreamMode],
     ['upstream user', account.upstreamUser],
     ['upstream status', status],
     ['active passwords', `${active} of ${MAX_ACTIVE_PASSWORDS}`],
     ['created', time(account.createdAt)],
     ['primary changed', time(account.primaryChangedAt)],
   ]));
-  if (account.upstreamStatus === 'rejected') io.stdout.write(`\nwarning: ${REJECTED_HINT}\n`);
+  if (account.upstreamStatus === 'rejected') io.stdout.write(`\nwarning: ${rejectedHint(account)}\n`);
 }
 
 async function removeUser(login: string, opts: { yes?: boolean }, g: GlobalOptions, io: CliIo): Promise<void> {
@@ -145,6 +194,7 @@ async function setPassword(login: string, opts: SecretOptions, g: GlobalOptions,
     if (opts.check) await checkUpstream(config, io, account.login, account.upstreamMode, account.upstreamUser, secret);
     const revoked = accounts.setPrimaryPassword(account.login, primary, secret);
     io.stdout.write(`primary password of ${safe(account.login)} changed; ${revoked.length} app-specific passwords revoked${revoked.length ? ': ' + revoked.join(', ') : ''}\n`);
+    if (account.upstreamMode === 'oauth2') io.stdout.write(`the OAuth2 grant was sealed under the old primary password and is gone: run "postern user reauth ${safe(account.login)}"\n`);
     // A reset cannot keep the old upstream secret (it is sealed under the old primary password).
     if (account.upstreamMode === 'password' && secret === primary) {
       io.stdout.write('the upstream password is now the new primary password; if the provider uses a different one, run set-password again with --upstream-secret\n');

@@ -11,12 +11,13 @@
  * session state the client believes it is in, and connects and logs in as one step.
  */
 import net from 'node:net';
-import type { PasswordCredential, UpstreamCredential } from '../../auth/types.js';
+import type { BearerCredential, PasswordCredential, PlainCredential, UpstreamCredential } from '../../auth/types.js';
 import type { MailUpstreamConfig } from '../../config/schema.js';
 import { PosternError } from '../../errors.js';
 import { mailEndpoint, openUpstreamSocket, upgradeToTls, upstreamTls } from '../connect.js';
-import { UpstreamRefusal, safeProviderText, sentSecrets } from '../refusal.js';
+import { UpstreamRefusal, safeProviderText, saslMessages, sentSecrets } from '../refusal.js';
 import { saslPlainPayload } from '../sasl-plain.js';
+import { ABORT_RESPONSE, oauthInitialResponse, pickOAuthMechanism } from '../sasl-oauth.js';
 import { ResponseReader } from './response-reader.js';
 import { capabilitiesFrom, codeName, hasCapability, idList, isQuotable, parseStatus, quote, type StatusResponse } from './wire.js';
 
@@ -211,10 +212,26 @@ function loginParts(credential: UpstreamCredential, caps: string[]): string[] {
       return plainParts(credential, caps);
     case 'password':
       return hasCapability(caps, 'LOGINDISABLED') ? plainParts(credential, caps) : loginCommandParts(credential, caps);
+    case 'bearer':
+      return bearerParts(credential, caps);
   }
 }
 
-function plainParts(credential: UpstreamCredential, caps: string[]): string[] {
+/**
+ * AUTHENTICATE OAUTHBEARER or XOAUTH2, whichever the upstream advertises (RFC 7628 §4), with
+ * SASL-IR when offered (RFC 4959). The last part answers the error challenge of a refusal.
+ */
+function bearerParts(credential: BearerCredential, caps: string[]): string[] {
+  const offered = caps.filter((c) => /^AUTH=/i.test(c)).map((c) => c.slice(5).toUpperCase());
+  const mechanism = pickOAuthMechanism(offered);
+  if (!mechanism) throw new PosternError('UPSTREAM_PROTOCOL', 'upstream IMAP offers neither AUTH=OAUTHBEARER nor AUTH=XOAUTH2');
+  const payload = oauthInitialResponse(mechanism, credential);
+  return hasCapability(caps, 'SASL-IR')
+    ? [`AUTHENTICATE ${mechanism} ${payload}`, ABORT_RESPONSE]
+    : [`AUTHENTICATE ${mechanism}`, payload, ABORT_RESPONSE];
+}
+
+function plainParts(credential: PlainCredential, caps: string[]): string[] {
   const payload = saslPlainPayload(credential);
   return hasCapability(caps, 'SASL-IR') ? [`AUTHENTICATE PLAIN ${payload}`] : ['AUTHENTICATE PLAIN', payload];
 }
@@ -265,6 +282,5 @@ function loginRefusal(status: StatusResponse, credential: UpstreamCredential): P
   if (status.status !== 'NO') return new PosternError('UPSTREAM_PROTOCOL', `upstream answered ${status.status}${code ? ` [${code}]` : ''} to the login`);
   const other = code ? OTHER_REFUSALS.get(code) : undefined;
   if (!code || !other) return new PosternError('UPSTREAM_AUTH_REJECTED', `upstream refused the login${code ? ` [${code}]` : ''}`);
-  return new UpstreamRefusal({ code, text: safeProviderText(status.text, sentSecrets(credential, [saslPlainPayload(credential)])), temporary: other.temporary });
+  return new UpstreamRefusal({ code, text: safeProviderText(status.text, sentSecrets(credential, saslMessages(credential))), temporary: other.temporary });
 }
-

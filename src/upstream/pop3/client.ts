@@ -11,7 +11,7 @@
  */
 import { safeProviderText, sentSecrets, UpstreamRefusal } from '../refusal.js';
 import type net from 'node:net';
-import type { UpstreamCredential } from '../../auth/types.js';
+import type { PlainCredential } from '../../auth/types.js';
 import type { MailUpstreamConfig } from '../../config/schema.js';
 import { PosternError } from '../../errors.js';
 import { mailEndpoint, openUpstreamSocket, upgradeToTls, upstreamTls } from '../connect.js';
@@ -29,7 +29,7 @@ export function preparePop3UpstreamTls(config: MailUpstreamConfig): void {
   if (config.security !== 'plain') upstreamTls(config);
 }
 
-export async function loginPop3Upstream(config: MailUpstreamConfig, credential: UpstreamCredential): Promise<Pop3LoggedIn> {
+export async function loginPop3Upstream(config: MailUpstreamConfig, credential: PlainCredential): Promise<Pop3LoggedIn> {
   let socket = await openUpstreamSocket(mailEndpoint(config), 'POP3 upstream connection');
   socket.setKeepAlive(true, 60_000);
   socket.on('error', () => undefined); // the reader reports errors from here on
@@ -68,7 +68,7 @@ async function capabilities(socket: net.Socket, reader: Pop3LineReader, timeout:
   return status!.startsWith('+OK') ? lines.map((l) => l.toUpperCase()) : [];
 }
 
-async function logIn(socket: net.Socket, reader: Pop3LineReader, credential: UpstreamCredential, caps: string[], timeout: number): Promise<void> {
+async function logIn(socket: net.Socket, reader: Pop3LineReader, credential: PlainCredential, caps: string[], timeout: number): Promise<void> {
   if (usesSaslPlain(credential, caps)) {
     socket.write(`AUTH PLAIN ${saslPlainPayload(credential)}\r\n`);
     return verdict(await reader.line(timeout), credential);
@@ -80,7 +80,7 @@ async function logIn(socket: net.Socket, reader: Pop3LineReader, credential: Ups
   verdict(await reader.line(timeout), credential);
 }
 
-function usesSaslPlain(credential: UpstreamCredential, caps: string[]): boolean {
+function usesSaslPlain(credential: PlainCredential, caps: string[]): boolean {
   switch (credential.kind) {
     case 'master':
       return true;
@@ -96,7 +96,7 @@ function usesSaslPlain(credential: UpstreamCredential, caps: string[]): boolean 
  * with its code (issue 18), never a verdict on the stored credentials; [AUTH] or no code is a
  * refusal of them.
  */
-function verdict(line: string, credential: UpstreamCredential): void {
+function verdict(line: string, credential: PlainCredential): void {
   if (line.startsWith('+OK')) return;
   if (!line.startsWith('-ERR')) throw new PosternError('UPSTREAM_PROTOCOL', 'upstream answered neither +OK nor -ERR to the login');
   const match = /^-ERR \[([A-Z/-]+)\]\s*(.*)$/i.exec(line);

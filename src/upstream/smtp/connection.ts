@@ -19,7 +19,8 @@ import { PosternError } from '../../errors.js';
 import type { UpstreamCredential } from '../../auth/types.js';
 import { classifyTransportError } from '../classify.js';
 import { openUpstreamSocket, upgradeToTls } from '../connect.js';
-import { UpstreamRefusal, safeProviderText, sentSecrets } from '../refusal.js';
+import { UpstreamRefusal, safeProviderText, saslMessages, sentSecrets } from '../refusal.js';
+import { ABORT_RESPONSE, oauthInitialResponse, pickOAuthMechanism } from '../sasl-oauth.js';
 import { saslPlainPayload } from '../sasl-plain.js';
 import { ReplyParser, type SmtpReply } from './reply-parser.js';
 
@@ -108,7 +109,7 @@ function authRefusal(reply: SmtpReply, credential: UpstreamCredential): PosternE
   }
   const code = classMatches ? `${reply.code} ${enhanced!.slice(1).join('.')}` : String(reply.code);
   const text = reply.lines.map((l) => (classMatches ? l.replace(ENHANCED, '') : l).trim()).filter(Boolean).join(' ');
-  const secrets = sentSecrets(credential, [saslPlainPayload(credential)]);
+  const secrets = sentSecrets(credential, saslMessages(credential));
   return new UpstreamRefusal({ code, text: safeProviderText(text, secrets), temporary: reply.code < 500 });
 }
 
@@ -238,10 +239,20 @@ export class SmtpUpstream {
     return true;
   }
 
-  /** @internal SASL PLAIN (with authzid for master users, RFC 4616) or LOGIN; returns the final reply. */
+  /**
+   * @internal SASL PLAIN (with authzid for master users, RFC 4616) or LOGIN; an OAuth2 token with
+   * OAUTHBEARER or XOAUTH2 (RFC 7628); returns the final reply.
+   */
   async authenticate(credential: UpstreamCredential): Promise<SmtpReply> {
     const mechanisms = (this.capabilities.get('AUTH') ?? '').toUpperCase().split(/\s+/);
     const timeout = this.target.greetingTimeoutMs;
+    if (credential.kind === 'bearer') {
+      const mechanism = pickOAuthMechanism(mechanisms);
+      if (!mechanism) throw new PosternError('UPSTREAM_PROTOCOL', 'upstream SMTP offers neither AUTH OAUTHBEARER nor AUTH XOAUTH2');
+      const reply = await this.command(`AUTH ${mechanism} ${oauthInitialResponse(mechanism, credential)}`, timeout);
+      // 334 with a JSON error (RFC 7628 §3.2.2): end the exchange to get the final failure.
+      return reply.code === 334 ? this.command(ABORT_RESPONSE, timeout) : reply;
+    }
     if (mechanisms.includes('PLAIN')) {
       const token = saslPlainPayload(credential);
       const reply = await this.command(`AUTH PLAIN ${token}`, timeout);

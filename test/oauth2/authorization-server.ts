@@ -1,0 +1,152 @@
+// A real OAuth2 authorization server for the tests: oidc-provider on http://127.0.0.1:<free port>
+// with the device flow (RFC 8628), authorization code + PKCE (RFC 7636), refresh-token rotation
+// on every refresh, and token introspection (RFC 7662) for Dovecot's oauth2 passdb. In memory.
+//
+// What the tests steer:
+// - approveDevice(userCode, accountId): what a user does on the verification page — done on the
+//   server's own DeviceCode and Grant models (its HTML forms need a browser session to drive);
+// - accessTtlSeconds: lifetime of the access tokens issued from now on (short: refresh at login);
+// - revokeGrants(): the user revokes postern's access (every grant destroyed: refresh → invalid_grant);
+// - counters of refresh-token grants and device polls, and every token issued (to scan for leaks).
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import Provider from 'oidc-provider';
+
+export interface AuthorizationServer {
+  issuer: string;
+  clientId: string;
+  /** Dovecot's credentials for introspection. */
+  introspection: { url: string; clientId: string; clientSecret: string };
+  accessTtlSeconds: number;
+  /** refresh_token grants answered (successfully or not). */
+  refreshGrants(): number;
+  /** Every access and refresh token value issued so far. */
+  issuedTokens(): string[];
+  approveDevice(userCode: string, accountId: string): Promise<void>;
+  /**
+   * What a browser does with an authorization URL: follows the server's redirects (cookies kept),
+   * signs in as `accountId` and consents at the interaction step, and finally requests the
+   * client's redirect URI. Returns that last URL (what a user would paste).
+   */
+  browse(url: string, accountId: string): Promise<string>;
+  revokeGrants(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startAuthorizationServer(): Promise<AuthorizationServer> {
+  const server: Server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const dovecotSecret = randomBytes(16).toString('hex');
+  const state = { accessTtlSeconds: 3600 };
+  const grantIds = new Set<string>();
+  const issued: string[] = [];
+  let refreshGrants = 0;
+  const provider = new Provider(issuer, {
+    clients: [
+      {
+        client_id: 'postern', application_type: 'native', token_endpoint_auth_method: 'none',
+        grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token', 'authorization_code'],
+        response_types: ['code'], redirect_uris: ['http://127.0.0.1/'],
+      },
+      { client_id: 'dovecot', client_secret: dovecotSecret, grant_types: [], response_types: [], redirect_uris: [] },
+    ],
+    features: {
+      devInteractions: { enabled: false },
+      deviceFlow: { enabled: true },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+    },
+    scopes: ['openid', 'offline_access', 'mail'],
+    findAccount: async (_ctx: unknown, sub: string) => ({ accountId: sub, claims: async () => ({ sub }) }),
+    ttl: {
+      AccessToken: () => state.accessTtlSeconds,
+      RefreshToken: 24 * 3600, DeviceCode: 600, Grant: 24 * 3600, Interaction: 600, Session: 3600,
+    },
+    interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
+    // Rotation on every use (RFC 9700 §4.14.2): the spent refresh token no longer works.
+    rotateRefreshToken: () => true,
+  });
+  provider.on('grant.success', (ctx: { oidc: { params?: { grant_type?: string } } }) => {
+    if (ctx.oidc.params?.grant_type === 'refresh_token') refreshGrants++;
+  });
+  provider.on('grant.error', (ctx: { oidc: { params?: { grant_type?: string } } }) => {
+    if (ctx.oidc.params?.grant_type === 'refresh_token') refreshGrants++;
+  });
+  for (const model of ['access_token', 'refresh_token']) {
+    provider.on(`${model}.saved`, (token: { jti: string }) => issued.push(token.jti));
+    provider.on(`${model}.issued`, (token: { jti: string }) => issued.push(token.jti));
+  }
+  const callback = provider.callback();
+  let signInAs = '';
+  server.on('request', (req, res) => {
+    if (!req.url?.startsWith('/interaction/')) return void callback(req, res);
+    // The sign-in and consent pages, answered at once for `signInAs`.
+    void (async () => {
+      const details = await provider.interactionDetails(req, res);
+      const grant = new provider.Grant({ accountId: signInAs, clientId: details.params.client_id });
+      grant.addOIDCScope(details.params.scope);
+      const grantId = await grant.save();
+      grantIds.add(grantId);
+      await provider.interactionFinished(req, res, { login: { accountId: signInAs }, consent: { grantId } }, { mergeWithLastSubmission: false });
+    })().catch(() => res.writeHead(500).end());
+  });
+  return {
+    issuer,
+    clientId: 'postern',
+    introspection: { url: `${issuer}/token/introspection`, clientId: 'dovecot', clientSecret: dovecotSecret },
+    get accessTtlSeconds() {
+      return state.accessTtlSeconds;
+    },
+    set accessTtlSeconds(v: number) {
+      state.accessTtlSeconds = v;
+    },
+    refreshGrants: () => refreshGrants,
+    issuedTokens: () => [...new Set(issued)],
+    async approveDevice(userCode, accountId) {
+      const code = await provider.DeviceCode.findByUserCode(userCode.replace(/[^A-Z]/gi, '').toUpperCase());
+      if (!code) throw new Error(`no pending device code ${userCode}`);
+      const grant = new provider.Grant({ accountId, clientId: code.clientId });
+      // What the user consents to on the confirmation page: the scopes the device asked for.
+      const scope: string = code.params?.scope ?? '';
+      grant.addOIDCScope(scope);
+      const grantId = await grant.save();
+      grantIds.add(grantId);
+      Object.assign(code, { accountId, grantId, scope, authTime: Math.floor(Date.now() / 1000) });
+      await code.save();
+    },
+    async browse(url, accountId) {
+      signInAs = accountId;
+      const cookies = new Map<string, string>();
+      let next = url;
+      for (let hop = 0; hop < 20; hop++) {
+        if (!next.startsWith(issuer)) {
+          await fetch(next); // the client's loopback listener
+          return next;
+        }
+        const res = await fetch(next, { redirect: 'manual', headers: { cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; ') } });
+        for (const c of res.headers.getSetCookie()) {
+          const [pair] = c.split(';');
+          const eq = pair!.indexOf('=');
+          cookies.set(pair!.slice(0, eq), pair!.slice(eq + 1));
+        }
+        const location = res.headers.get('location');
+        if (!location) throw new Error(`the authorization server answered ${res.status} without a redirect: ${await res.text()}`);
+        next = new URL(location, next).href;
+      }
+      throw new Error('too many redirects');
+    },
+    async revokeGrants() {
+      for (const id of grantIds) {
+        const grant = await provider.Grant.find(id);
+        await grant?.destroy();
+      }
+      grantIds.clear();
+    },
+    async stop() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

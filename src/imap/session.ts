@@ -24,7 +24,7 @@ import type { SessionLimits } from './limits.js';
 import { CommandReceiver, type ReceiverResult } from './receiver.js';
 import { Relay, type RelayEnd } from './relay.js';
 import { authzRefusedReply, bye, reply, revokedBye } from './replies.js';
-import { SaslExchange, SASL_MECHANISMS, type SaslMechanism, type SaslStep } from './sasl.js';
+import { SaslExchange, SASL_MECHANISMS, type SaslMechanism, type SaslStep } from '../sasl/exchange.js';
 import { signIn } from './sign-in.js';
 import { UpstreamSlot, type ReserveEarlyUpstream } from './upstream-slot.js';
 

@@ -15,11 +15,9 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import type { SignedIn } from '../auth/sign-in.js';
 import type { Authenticator, UpstreamCredential } from '../auth/types.js';
-// SASL PLAIN/LOGIN decoding is protocol-neutral (RFC 4616, base64 lines, `*` cancels): POP3's AUTH
-// (RFC 5034) and IMAP's AUTHENTICATE share it.
-import { SaslExchange, SASL_MECHANISMS, type SaslMechanism, type SaslStep } from '../imap/sasl.js';
 import type { Logger } from '../log.js';
 import type { TrackedConnection } from '../net/connection-registry.js';
+import { SaslExchange, SASL_MECHANISMS, type SaslMechanism, type SaslStep } from '../sasl/exchange.js';
 import type { Pop3LoggedIn } from '../upstream/pop3/client.js';
 import type { SessionLimits } from './limits.js';
 import { CommandReceiver, type Command, type ReceiverResult } from './receiver.js';

@@ -6,7 +6,8 @@
  * as soon as it is longer than its bound and the rest of it discarded up to its CRLF rather than
  * held. The session owns the socket, the timers and the replies.
  */
-import { isHttpRequestLine, LineBuffer } from '../line-protocol/line-buffer.js';
+import { isHttpRequestLine } from '../line-protocol/line-buffer.js';
+import { ReceiverBase } from '../line-protocol/receiver-base.js';
 import { GrammarError, parseCommand, peekTag, type ParsedCommand } from './grammar.js';
 import { limitExceeded, lineLimit, type PreAuthLimits } from './limits.js';
 
@@ -29,34 +30,19 @@ interface Pending {
   bytes: number;
 }
 
-export class CommandReceiver {
-  private readonly lines = new LineBuffer();
+export class CommandReceiver extends ReceiverBase<ReceiverResult> {
   private pending: Pending | null = null;
   private literalSize: number | null = null;
-  private mode: 'command' | 'sasl' = 'command';
 
-  constructor(private readonly limits: PreAuthLimits) {}
-
-  push(chunk: Buffer): void {
-    this.lines.push(chunk);
-  }
-
-  /** `sasl` while an AUTHENTICATE exchange waits for client responses. */
-  setMode(mode: 'command' | 'sasl'): void {
-    this.mode = mode;
-  }
-
-  /** Bytes received but not yet consumed (forwarded upstream after login, dropped after STARTTLS). */
-  takeRemaining(): Buffer {
-    return this.lines.takeRemaining();
+  constructor(private readonly limits: PreAuthLimits) {
+    super();
   }
 
   /** Drops everything buffered and any command in progress (STARTTLS: RFC 9051 §6.2.1, CVE-2011-0411). */
-  reset(): void {
-    this.lines.clear();
+  override reset(): void {
+    super.reset();
     this.pending = null;
     this.literalSize = null;
-    this.mode = 'command';
   }
 
   /** Bytes held right now; bounded by the limits whatever the peer sends. */

@@ -8,7 +8,8 @@
  * password"): its argument is the rest of the line, as UTF-8, so a primary password with spaces is
  * still recognised and refused in the right words.
  */
-import { isHttpRequestLine, LineBuffer } from '../line-protocol/line-buffer.js';
+import { isHttpRequestLine } from '../line-protocol/line-buffer.js';
+import { ReceiverBase } from '../line-protocol/receiver-base.js';
 import { limitExceeded, type PreAuthLimits } from './limits.js';
 
 export interface Command {
@@ -29,31 +30,9 @@ const KEYWORD = /^[A-Za-z]{3,4}$/;
 /** Printable US-ASCII, as RFC 1939 §3 requires of keywords and arguments (PASS aside). */
 const PRINTABLE = /^[\x21-\x7e]+$/;
 
-export class CommandReceiver {
-  /** An overlong line is reported once its rest is gone, not when it is refused. */
-  private readonly lines = new LineBuffer();
-  private mode: 'command' | 'sasl' = 'command';
-
-  constructor(private readonly limits: PreAuthLimits) {}
-
-  push(chunk: Buffer): void {
-    this.lines.push(chunk);
-  }
-
-  /** `sasl` while an AUTH exchange waits for client responses. */
-  setMode(mode: 'command' | 'sasl'): void {
-    this.mode = mode;
-  }
-
-  /** Bytes received but not yet consumed (forwarded upstream after login, dropped after STLS). */
-  takeRemaining(): Buffer {
-    return this.lines.takeRemaining();
-  }
-
-  /** Drops everything buffered (STLS: RFC 2595 §4, CVE-2011-0411). */
-  reset(): void {
-    this.lines.clear();
-    this.mode = 'command';
+export class CommandReceiver extends ReceiverBase<ReceiverResult> {
+  constructor(private readonly limits: PreAuthLimits) {
+    super();
   }
 
   /** Bytes held right now; bounded by the limits whatever the peer sends. */
@@ -61,6 +40,7 @@ export class CommandReceiver {
     return this.lines.length;
   }
 
+  /** An overlong line is reported once its rest is gone, not when it is refused. */
   next(): ReceiverResult {
     if (this.lines.discarding) return this.discard();
     const line = this.lines.takeLine(this.limits.lineBytes);

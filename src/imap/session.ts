@@ -70,7 +70,7 @@ export class ImapSession implements TrackedConnection {
       limits: deps.limits,
       protocol: 'IMAP',
       backpressureEvent: 'imap.output_backpressure',
-      lastWords: { idle: reply.bye(bye.idle), lifetime: reply.bye(bye.preAuthTooLong) },
+      lastWords: { idle: reply.bye(bye.idle), lifetime: reply.bye(bye.preAuthTooLong), internal: reply.bye(bye.internal) },
       onResult: (result) => this.handle(result),
       onTeardown: () => this.onTeardown(),
       onClosed: () => deps.onClosed(),
@@ -231,16 +231,11 @@ export class ImapSession implements TrackedConnection {
     if (++this.failures >= this.deps.limits.maxAuthFailures) this.closeWith(reply.bye(bye.tooManyFailures));
   }
 
-  /** Runs the async sign-in; a bug in it must end this connection, never the process. */
   private signIn(tag: string, login: string, password: string): void {
-    this.authenticate(tag, login, password).catch((err: unknown) => {
-      this.deps.log.error({ event: 'internal.error', err }, 'sign-in failed with an internal error');
-      this.closeWith(reply.bye(bye.internal));
-    });
+    this.conn.runBusy(() => this.authenticate(tag, login, password));
   }
 
   private async authenticate(tag: string, login: string, password: string): Promise<void> {
-    this.conn.pause();
     const result = await signIn(
       { auth: this.deps.auth, log: this.deps.log, upstream: this.upstream },
       { tag, login, password, clientAddress: this.clientAddress, clientId: this.clientId },

@@ -36,8 +36,11 @@ export interface ClientConnectionOptions<R extends { type: string }> {
   protocol: string;
   /** Logged (debug) when a client stops reading; none if the protocol has no event for it. */
   backpressureEvent?: LogEvent;
-  /** Last words when the idle or the lifetime timer ends the session; null says nothing (RFC 1939 §3). */
-  lastWords: { idle: string | null; lifetime: string | null };
+  /**
+   * Last words when the idle or the lifetime timer ends the session, or a login fails with an
+   * internal error; null says nothing (RFC 1939 §3).
+   */
+  lastWords: { idle: string | null; lifetime: string | null; internal: string | null };
   /** One receiver result, other than needs-more-data, while reading. */
   onResult(result: Exclude<R, { type: 'needs-more-data' }>): void;
   /** The session's own cleanup, once, as the connection closes. */
@@ -107,8 +110,19 @@ export class ClientConnection<R extends { type: string }> {
     setTimeout(() => socket.destroy(), 1_000).unref();
   }
 
-  /** A login starts: stop reading (and the idle clock) until resume(). */
-  pause(): void {
+  /**
+   * Runs a login: reading stops (and the idle clock) until resume() or handOver(). A bug in it must
+   * end this connection, never the process.
+   */
+  runBusy(login: () => Promise<void>): void {
+    this.pause();
+    login().catch((err: unknown) => {
+      this.options.log.error({ event: 'internal.error', err }, 'sign-in failed with an internal error');
+      this.closeWith(this.options.lastWords.internal);
+    });
+  }
+
+  private pause(): void {
     this.state = 'busy';
     this.socketNow.pause();
     this.clearIdleTimer();

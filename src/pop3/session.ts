@@ -61,7 +61,7 @@ export class Pop3Session implements TrackedConnection {
       limits: deps.limits,
       protocol: 'POP3',
       // RFC 1939 §3: an autologout closes "without sending any response".
-      lastWords: { idle: null, lifetime: null },
+      lastWords: { idle: null, lifetime: null, internal: reply.internal() },
       onResult: (result) => this.handle(result),
       onTeardown: () => this.onTeardown(),
       onClosed: () => deps.onClosed(),
@@ -210,16 +210,11 @@ export class Pop3Session implements TrackedConnection {
     this.receiver.setMode('command');
   }
 
-  /** Runs the async sign-in; a bug in it must end this connection, never the process. */
   private signIn(login: string, password: string): void {
-    this.authenticate(login, password).catch((err: unknown) => {
-      this.deps.log.error({ event: 'internal.error', err }, 'sign-in failed with an internal error');
-      this.closeWith(reply.internal());
-    });
+    this.conn.runBusy(() => this.authenticate(login, password));
   }
 
   private async authenticate(login: string, password: string): Promise<void> {
-    this.conn.pause();
     const result = await signIn(
       { auth: this.deps.auth, log: this.deps.log, loginUpstream: (credential) => this.deps.loginUpstream(credential), cancelled: () => this.conn.isClosed() },
       { login, password, clientAddress: this.clientAddress },

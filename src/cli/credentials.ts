@@ -24,7 +24,7 @@ export function addSecretOptions(cmd: Command, primaryName: string): Command {
     .option('--password-stdin', `read the ${primaryName} from line 1 of stdin instead of a terminal prompt`)
     .option('--upstream-secret', 'prompt for an upstream password that differs from the primary password')
     .option('--upstream-secret-stdin', 'read that distinct upstream password from line 2 of stdin (implies --upstream-secret)')
-    .option('--check', 'log in to the configured IMAP upstream with the credentials before saving them');
+    .option('--check', 'log in to the configured upstream (IMAP, else POP3, else SMTP) with the credentials before saving them');
 }
 
 export function wantsDistinctSecret(opts: SecretOptions, mode: UpstreamMode): boolean {
@@ -46,14 +46,15 @@ export function requireMasterConfigured(config: ResolvedConfig): void {
 
 /** `--check`: refuses (exit 1) unless the upstream accepts the credentials. Saves nothing itself. */
 export async function checkUpstream(config: ResolvedConfig, io: CliIo, login: string, mode: UpstreamMode, upstreamUser: string, secret: string | undefined): Promise<void> {
-  const upstream = config.imap?.upstream;
-  if (!upstream) throw refused('--check needs imap.upstream in the config');
+  const { checkTarget, checkLogin } = await import('./upstream-check.js'); // the upstream clients are loaded only when --check is used
+  const target = checkTarget(config);
+  if (!target) throw refused('--check needs an upstream in the config (imap, pop3 or smtp)');
+  const { upstream } = target;
   const credential: CheckCredential = mode === 'master'
     ? { username: config.master!.user, password: config.masterPassword!, authzid: upstreamUser }
     : { username: upstreamUser, password: secret! };
   io.stderr.write(`checking the login for ${JSON.stringify(login)} at ${upstream.host}:${upstream.port}...\n`);
-  const { checkImapLogin } = await import('./upstream-check.js'); // the upstream client is loaded only when --check is used
-  const result = await checkImapLogin(upstream, credential);
+  const result = await checkLogin(target, credential, config.hostnames[0]!);
   if (!result.ok) throw refused(`upstream check failed for "${login}": ${result.detail}; nothing saved`);
   io.stderr.write('upstream accepted the login\n');
 }

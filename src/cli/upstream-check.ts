@@ -1,19 +1,24 @@
 /**
- * `--check`: before saving credentials, log in to the configured IMAP upstream with them, so a
- * typo is caught at the admin's desk rather than by a user's mail client.
+ * `--check`: before saving credentials, log in to a configured mail upstream with them, so a
+ * typo is caught at the admin's desk rather than by a user's mail client. The upstream is IMAP's
+ * when one is configured, else POP3's, else SMTP's: whichever front the account will be used through.
  *
- * It logs in with the proxy's own upstream login (connectImapUpstream → login → LOGOUT), never a
- * second client: a check that passed where the proxy then fails (imapflow accepted a PREAUTH
- * greeting without checking anything and refused LOGINDISABLED servers the proxy logs in to with
- * AUTHENTICATE PLAIN) is worse than none. Reports a verdict, never the secret; nothing here logs.
+ * It logs in with the proxy's own upstream login (connectImapUpstream → login → LOGOUT;
+ * loginPop3Upstream → QUIT; openUpstreamSmtp → QUIT), never a second client: a check that passed
+ * where the proxy then fails (imapflow accepted a PREAUTH greeting without checking anything and
+ * refused LOGINDISABLED servers the proxy logs in to with AUTHENTICATE PLAIN) is worse than none.
+ * Reports a verdict, never the secret; nothing here logs.
  */
 import type { Socket } from 'node:net';
-import type { UpstreamCredential } from '../auth/types.js';
+import type { PlainCredential } from '../auth/types.js';
 import type { MailUpstreamConfig } from '../config/schema.js';
-import type { PosternError } from '../errors.js';
+import { PosternError } from '../errors.js';
+import { smtpUpstreamTarget } from '../smtp/upstream-target.js';
 import { classifyTransportError, transportCause } from '../upstream/classify.js';
 import { connectImapUpstream } from '../upstream/imap/client.js';
+import { loginPop3Upstream } from '../upstream/pop3/client.js';
 import { UpstreamRefusal } from '../upstream/refusal.js';
+import { openUpstreamSmtp } from '../upstream/smtp/connection.js';
 
 export interface CheckCredential {
   username: string;
@@ -34,12 +39,31 @@ const CHECK_CLIENT_ADDRESS = '127.0.0.1';
 /** The LOGOUT is a courtesy: the verdict is already in. */
 const LOGOUT_WAIT_MS = 2_000;
 
-/** Throws only for a broken config (e.g. an unreadable CA file); every upstream outcome is a CheckResult. */
-export async function checkImapLogin(upstream: MailUpstreamConfig, credential: CheckCredential): Promise<CheckResult> {
+export type CheckProtocol = 'imap' | 'pop3' | 'smtp';
+
+export interface CheckTarget {
+  protocol: CheckProtocol;
+  upstream: MailUpstreamConfig;
+}
+
+type MailSections = Partial<Record<CheckProtocol, { upstream: MailUpstreamConfig } | undefined>>;
+
+/** The upstream a check logs in to: IMAP's, else POP3's, else SMTP's; null with none configured. */
+export function checkTarget(config: MailSections): CheckTarget | null {
+  for (const protocol of ['imap', 'pop3', 'smtp'] as const) {
+    const upstream = config[protocol]?.upstream;
+    if (upstream) return { protocol, upstream };
+  }
+  return null;
+}
+
+/**
+ * Throws only for a broken config (e.g. an unreadable CA file); every upstream outcome is a
+ * CheckResult. `serverName`: what postern calls itself in SMTP's EHLO.
+ */
+export async function checkLogin(target: CheckTarget, credential: CheckCredential, serverName: string): Promise<CheckResult> {
   try {
-    const session = await connectImapUpstream(upstream);
-    const { socket } = await session.login({ credential: upstreamCredential(credential), id: null, clientAddress: CHECK_CLIENT_ADDRESS });
-    await logout(socket);
+    await LOGINS[target.protocol](target.upstream, upstreamCredential(credential), serverName);
     return { ok: true };
   } catch (err) {
     const failure = classifyTransportError(err);
@@ -48,7 +72,25 @@ export async function checkImapLogin(upstream: MailUpstreamConfig, credential: C
   }
 }
 
-function upstreamCredential(credential: CheckCredential): UpstreamCredential {
+/** Each logs in the way the proxy does and logs out again; throws what the login throws. */
+const LOGINS: Record<CheckProtocol, (upstream: MailUpstreamConfig, credential: PlainCredential, serverName: string) => Promise<void>> = {
+  async imap(upstream, credential) {
+    const session = await connectImapUpstream(upstream);
+    const { socket } = await session.login({ credential, id: null, clientAddress: CHECK_CLIENT_ADDRESS });
+    await logout(socket, 'L LOGOUT');
+  },
+  async pop3(upstream, credential) {
+    const { socket } = await loginPop3Upstream(upstream, credential);
+    await logout(socket, 'QUIT');
+  },
+  async smtp(upstream, credential, serverName) {
+    const login = await openUpstreamSmtp(smtpUpstreamTarget(upstream, serverName), credential);
+    if (login.kind === 'rejected') throw new PosternError('UPSTREAM_AUTH_REJECTED', 'upstream refused the login');
+    await login.connection.quit();
+  },
+};
+
+function upstreamCredential(credential: CheckCredential): PlainCredential {
   const { username, password, authzid } = credential;
   return authzid === undefined ? { kind: 'password', username, password } : { kind: 'master', username, password, authzid };
 }
@@ -75,14 +117,14 @@ function verdict(err: PosternError): CheckResult {
   }
 }
 
-/** RFC 9051 §6.1.3; waits for the upstream to close, at most LOGOUT_WAIT_MS. Never throws. */
-function logout(socket: Socket): Promise<void> {
+/** IMAP LOGOUT (RFC 9051 §6.1.3) or POP3 QUIT (RFC 1939 §6); waits for the upstream to close, at most LOGOUT_WAIT_MS. Never throws. */
+function logout(socket: Socket, command: string): Promise<void> {
   return new Promise((resolve) => {
     const done = () => (clearTimeout(timer), socket.destroy(), resolve());
     const timer = setTimeout(done, LOGOUT_WAIT_MS);
     socket.once('close', done);
     socket.on('error', () => undefined);
-    socket.resume(); // the login left it paused for a relay; read (and drop) the BYE
-    socket.end('L LOGOUT\r\n');
+    socket.resume(); // the login left it paused for a relay; read (and drop) the goodbye
+    socket.end(`${command}\r\n`);
   });
 }

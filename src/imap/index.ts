@@ -9,8 +9,6 @@
  * first client comes; if the provider is down then, clients get postern's own list until the
  * first connection that works.
  */
-import type net from 'node:net';
-import { clientAddressOf } from '../auth/client-address.js';
 import type { ImapConfig } from '../config/schema.js';
 import { mailUpstreamSecurity, warnIfInsecureUpstream } from '../net/insecure-upstream.js';
 import { ConnectionLimiter } from '../net/connection-limiter.js';
@@ -18,6 +16,7 @@ import { ConnectionRegistry } from '../net/connection-registry.js';
 import { reloadableSecureContext } from '../net/listener.js';
 import { startMailListeners } from '../net/mail-listeners.js';
 import type { ProtocolDeps, ProtocolService } from '../net/service.js';
+import { admitSessions } from '../net/session-admission.js';
 import { isPosternError } from '../errors.js';
 import { connectImapUpstream, prepareUpstreamTls, type PreAuthUpstream } from '../upstream/imap/client.js';
 import { sessionLimits } from './limits.js';
@@ -30,7 +29,6 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
   const limiter = new ConnectionLimiter(config.limits);
   const preConnect = new ConnectionLimiter({ maxConnections: config.limits.preConnectTotal, maxConnectionsPerAddress: config.limits.preConnectPerAddress });
   const starttlsContext = reloadableSecureContext(deps.tls);
-  let connectionCounter = 0;
   warnIfInsecureUpstream(deps.log, mailUpstreamSecurity('imap', config.upstream));
 
   let upstreamCapabilities: readonly string[] | null = null;
@@ -44,20 +42,11 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
     (err: unknown) => deps.log.warn({ event: 'upstream.fault', stage: 'probe', code: isPosternError(err) ? err.code : undefined }, 'IMAP upstream not reachable at start-up; pre-login capabilities learnt later'),
   );
 
-  const accept = (socket: net.Socket, secure: boolean, listenerName: string) => {
-    const clientAddress = clientAddressOf(socket);
-    const slot = limiter.acquire(clientAddress);
-    if ('refused' in slot) {
-      limiter.logRefusal(deps.log, clientAddress, slot.refused);
-      return refuseConnection(socket);
-    }
-    const log = deps.log.child({ conn: ++connectionCounter, ip: clientAddress, listener: listenerName });
-    let unregister = () => {};
-    const done = () => {
-      unregister();
-      slot.release();
-    };
-    const session = new ImapSession(socket, clientAddress, secure, {
+  const accept = admitSessions({
+    limiter, registry, log: deps.log,
+    // RFC 9051 §7.1.5: a server may greet with BYE when it will not serve the connection.
+    refuseLine: '* BYE Too many connections; please try again later.',
+    open: (socket, secure, { clientAddress, log, onClosed }) => new ImapSession(socket, clientAddress, secure, {
       auth: deps.auth,
       log,
       limits,
@@ -68,22 +57,13 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
         return 'release' in place ? place.release : null;
       },
       starttlsContext: secure ? null : starttlsContext.current,
-      onClosed: () => done(),
-    });
-    unregister = registry.add(session);
-    session.start();
-  };
+      onClosed,
+    }),
+  });
 
   return startMailListeners({
     prefix: 'imap', implicitTls: config.implicitTls, starttls: config.starttls,
     tls: deps.tls, log: deps.log, registry, accept,
     dispose: () => starttlsContext.dispose(),
   });
-}
-
-/** RFC 9051 §7.1.5: a server may greet with BYE when it will not serve the connection. */
-function refuseConnection(socket: net.Socket): void {
-  socket.on('error', () => undefined);
-  socket.end('* BYE Too many connections; please try again later.\r\n');
-  setTimeout(() => socket.destroy(), 1_000).unref();
 }

@@ -4,6 +4,7 @@
  * lib/handler/limits.js uses). Nothing an unauthenticated peer sends may grow memory past these.
  */
 import type { ImapConfig } from '../config/schema.js';
+import { sessionBudget, type SessionBudget } from '../line-protocol/session-limits.js';
 
 export interface PreAuthLimits {
   /** Longest command line (without literals), CRLF excluded, for commands without a bound of their own. */
@@ -100,25 +101,10 @@ const COMMAND_HEAD = /^[^ \r\n]{1,64} ([A-Za-z-]*)([^]?)/;
 /** A tag, SP and a name as long as AUTHENTICATE, with room to spare. */
 const HEAD_BYTES = TAG_BYTES + 32;
 
-export interface SessionLimits extends PreAuthLimits {
-  maxAuthFailures: number;
-  maxBadCommands: number;
-  idleMs: number;
-  /** Whole time allowed before login, however busy: NOOPs must not hold a slot (and an upstream connection) forever. */
-  preAuthLifetimeMs: number;
-}
-
-/** Logging in takes seconds; five idle periods is generous for the slowest human at a terminal. */
-export const PRE_AUTH_LIFETIME_IDLE_PERIODS = 5;
+export interface SessionLimits extends PreAuthLimits, SessionBudget {}
 
 export function sessionLimits(config: ImapConfig['limits']): SessionLimits {
-  return {
-    ...preAuthLimits(config.preAuthLineBytes),
-    maxAuthFailures: config.maxAuthFailures,
-    maxBadCommands: config.maxBadCommands,
-    idleMs: config.preAuthIdleMs,
-    preAuthLifetimeMs: config.preAuthIdleMs * PRE_AUTH_LIFETIME_IDLE_PERIODS,
-  };
+  return { ...preAuthLimits(config.preAuthLineBytes), ...sessionBudget(config) };
 }
 
 export type LimitKind = 'line' | 'literal' | 'command' | 'literals' | 'tokens';

@@ -6,6 +6,8 @@
  * as soon as it is longer than its bound and the rest of it discarded up to its CRLF rather than
  * held. The session owns the socket, the timers and the replies.
  */
+import { isHttpRequestLine } from '../line-protocol/line-buffer.js';
+import { ReceiverBase } from '../line-protocol/receiver-base.js';
 import { GrammarError, parseCommand, peekTag, type ParsedCommand } from './grammar.js';
 import { limitExceeded, lineLimit, type PreAuthLimits } from './limits.js';
 
@@ -19,10 +21,8 @@ export type ReceiverResult =
   /** `fatal`: the stream cannot be resynchronised (answer, then BYE and close). */
   | { type: 'error'; tag: string | null; text: string; tooBig: boolean; fatal: boolean };
 
-const CRLF = Buffer.from('\r\n');
+const CRLF_BYTES = 2;
 const LITERAL_MARKER = /\{(\d{1,10})(\+?)\}$/;
-/** An HTTP request line sent to the mail port (browsers, scanners; cross-protocol attacks such as ALPACA). */
-const HTTP_REQUEST = /^(?:GET|POST|HEAD|PUT|DELETE|OPTIONS|CONNECT|PATCH|TRACE) \S+ HTTP\/\d\.\d$/;
 
 interface Pending {
   segments: Buffer[];
@@ -30,66 +30,43 @@ interface Pending {
   bytes: number;
 }
 
-export class CommandReceiver {
-  private buffer: Buffer = Buffer.alloc(0);
+export class CommandReceiver extends ReceiverBase<ReceiverResult> {
   private pending: Pending | null = null;
   private literalSize: number | null = null;
-  /** Discarding the rest of an overlong line (already refused) up to its CRLF. */
-  private discarding = false;
-  private mode: 'command' | 'sasl' = 'command';
 
-  constructor(private readonly limits: PreAuthLimits) {}
-
-  push(chunk: Buffer): void {
-    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
-  }
-
-  /** `sasl` while an AUTHENTICATE exchange waits for client responses. */
-  setMode(mode: 'command' | 'sasl'): void {
-    this.mode = mode;
-  }
-
-  /** Bytes received but not yet consumed (forwarded upstream after login, dropped after STARTTLS). */
-  takeRemaining(): Buffer {
-    const rest = this.buffer;
-    this.buffer = Buffer.alloc(0);
-    return rest;
+  constructor(private readonly limits: PreAuthLimits) {
+    super();
   }
 
   /** Drops everything buffered and any command in progress (STARTTLS: RFC 9051 §6.2.1, CVE-2011-0411). */
-  reset(): void {
-    this.buffer = Buffer.alloc(0);
+  override reset(): void {
+    super.reset();
     this.pending = null;
     this.literalSize = null;
-    this.discarding = false;
-    this.mode = 'command';
   }
 
   /** Bytes held right now; bounded by the limits whatever the peer sends. */
   get bufferedBytes(): number {
-    return this.buffer.length + (this.pending?.bytes ?? 0);
+    return this.lines.length + (this.pending?.bytes ?? 0);
   }
 
   next(): ReceiverResult {
     for (;;) {
-      if (this.discarding && !this.discard()) return { type: 'needs-more-data' };
+      if (this.lines.discarding && !this.lines.discardRefused()) return { type: 'needs-more-data' };
       if (this.literalSize !== null) {
-        if (this.buffer.length < this.literalSize) return { type: 'needs-more-data' };
-        this.takeLiteral(this.literalSize);
+        const literal = this.lines.takeBytes(this.literalSize);
+        if (!literal) return { type: 'needs-more-data' };
+        this.takeLiteral(literal);
         continue;
       }
-      const end = this.buffer.indexOf(CRLF);
-      const limit = lineLimit(this.limits, this.pending?.segments[0] ?? this.buffer, this.mode, this.pending !== null);
-      if (end < 0 || end > limit) {
-        // +1: a CR at the limit may be the first half of the CRLF that ends a line of exactly `limit`.
-        if (end < 0 && this.buffer.length <= limit + 1) return { type: 'needs-more-data' };
+      const limit = lineLimit(this.limits, this.pending?.segments[0] ?? this.lines.peek(), this.mode, this.pending !== null);
+      const line = this.lines.takeLine(limit);
+      if (line === 'needs-more-data') return { type: 'needs-more-data' };
+      if (line === 'too-long') {
         const tag = this.currentTag();
         this.pending = null;
-        this.discarding = true;
         return { type: 'error', tag, text: limitExceeded('line', this.limits), tooBig: true, fatal: false };
       }
-      const line = this.buffer.subarray(0, end);
-      this.buffer = this.buffer.subarray(end + CRLF.length);
       if (this.mode === 'sasl' && !this.pending) return { type: 'sasl-line', line: line.toString('latin1') };
       const result = this.onLine(line);
       if (result) return result;
@@ -100,7 +77,7 @@ export class CommandReceiver {
   private onLine(line: Buffer): ReceiverResult | null {
     const pending = (this.pending ??= { segments: [], literals: [], bytes: 0 });
     const marker = LITERAL_MARKER.exec(line.subarray(Math.max(0, line.length - 14)).toString('latin1'));
-    pending.bytes += line.length + CRLF.length;
+    pending.bytes += line.length + CRLF_BYTES;
     if (pending.bytes > this.limits.commandBytes) {
       const tag = this.currentTag();
       this.pending = null;
@@ -130,18 +107,17 @@ export class CommandReceiver {
     return synchronising ? { type: 'needs-literal', tag: this.currentTag(), size } : null;
   }
 
-  private takeLiteral(size: number): void {
+  private takeLiteral(literal: Buffer): void {
     const pending = this.pending!;
-    pending.literals.push(Buffer.from(this.buffer.subarray(0, size)));
-    pending.bytes += size;
-    this.buffer = this.buffer.subarray(size);
+    pending.literals.push(literal);
+    pending.bytes += literal.length;
     this.literalSize = null;
   }
 
   private complete(): ReceiverResult {
     const { segments, literals } = this.pending!;
     this.pending = null;
-    if (segments.length === 1 && HTTP_REQUEST.test(segments[0]!.toString('latin1'))) {
+    if (segments.length === 1 && isHttpRequestLine(segments[0]!.toString('latin1'))) {
       return { type: 'error', tag: null, text: 'This is an IMAP server, not a web server.', tooBig: false, fatal: true };
     }
     try {
@@ -152,21 +128,8 @@ export class CommandReceiver {
     }
   }
 
-  /** Drops the refused line's bytes; true once its CRLF has gone too. */
-  private discard(): boolean {
-    const end = this.buffer.indexOf(CRLF);
-    if (end < 0) {
-      // Keep a trailing CR: it may be the first half of the CRLF that ends the line.
-      this.buffer = this.buffer.at(-1) === 0x0d ? Buffer.from('\r') : Buffer.alloc(0);
-      return false;
-    }
-    this.buffer = this.buffer.subarray(end + CRLF.length);
-    this.discarding = false;
-    return true;
-  }
-
   private currentTag(): string | null {
-    const first = this.pending?.segments[0] ?? this.buffer;
+    const first = this.pending?.segments[0] ?? this.lines.peek();
     return peekTag(first);
   }
 }

@@ -1,7 +1,6 @@
 /**
- * After login: client and upstream sockets piped to each other, byte for byte, with stream
- * back-pressure both ways (a slow client pauses the upstream, never buffers a whole mailbox).
- * Nothing is re-encoded: IDLE, COMPRESS=DEFLATE, literals of any size just pass.
+ * After login: client and upstream sockets piped to each other, byte for byte, through the shared
+ * relay plumbing (src/net/relay-pipe.ts: back-pressure both ways, ends, linger). Nothing is re-encoded: IDLE, COMPRESS=DEFLATE, literals of any size just pass.
  *
  * Two things are watched. Where COMPRESS=DEFLATE (RFC 4978) starts, because from there on the
  * streams are raw DEFLATE (CompressWatch). And the upstream's last words: when the upstream closes,
@@ -10,13 +9,11 @@
  */
 import type { Socket } from 'node:net';
 import zlib from 'node:zlib';
+import { endWithLinger, pipeBothWays, unpipeBothWays } from '../net/relay-pipe.js';
 import { sayAndReset } from '../net/reset.js';
 import { CompressWatch } from './compress-watch.js';
 import { LastWords } from './last-words.js';
 import { bye, reply } from './replies.js';
-
-/** After our last words, how long a client may take to close before we drop it. */
-const LINGER_MS = 2_000;
 
 export interface RelayEnd {
   /** Who ended the relay first. */
@@ -31,7 +28,6 @@ export class Relay {
   private readonly lastWords = new LastWords();
   private ended = false;
   private upstreamClosing = false;
-  private lingerTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly client: Socket,
@@ -44,16 +40,11 @@ export class Relay {
     // Registered before the pipes: each chunk is looked at before it is forwarded.
     client.on('data', (chunk: Buffer) => this.compression.fromClient(chunk));
     upstream.on('data', (chunk: Buffer) => this.fromUpstream(chunk));
-    client.on('error', (error) => this.finish({ by: 'client', error }));
-    // A reset or other socket error from the upstream ends it like a close: the client gets a BYE.
-    upstream.on('error', (error) => this.upstreamGone(error));
-    client.on('close', () => this.finish({ by: 'client' }));
-    client.on('end', () => this.finish({ by: 'client' }));
-    upstream.on('close', () => this.upstreamGone());
-    upstream.on('end', () => this.upstreamGone());
-    client.pipe(upstream, { end: false });
-    upstream.pipe(client, { end: false });
-    client.resume();
+    pipeBothWays(client, upstream, {
+      clientGone: (error) => this.finish({ by: 'client', ...(error ? { error } : {}) }),
+      // The client gets a BYE, whether the upstream closed or reset.
+      upstreamGone: (error) => this.upstreamGone(error),
+    });
   }
 
   /**
@@ -63,8 +54,7 @@ export class Relay {
    */
   terminate(finalLine: string, how: { cut?: boolean } = {}): void {
     if (this.ended) return;
-    this.upstream.unpipe(this.client);
-    this.client.unpipe(this.upstream);
+    unpipeBothWays(this.client, this.upstream);
     this.upstream.destroy();
     if (!how.cut) {
       this.sayGoodbye(finalLine);
@@ -88,8 +78,7 @@ export class Relay {
   private upstreamGone(error?: Error): void {
     if (this.ended || this.upstreamClosing) return;
     this.upstreamClosing = true;
-    this.upstream.unpipe(this.client);
-    this.client.unpipe(this.upstream);
+    unpipeBothWays(this.client, this.upstream);
     this.lastWords.settle((saidBye) => {
       if (this.ended) return;
       this.sayGoodbye(saidBye ? null : reply.bye(bye.upstreamLost));
@@ -98,13 +87,7 @@ export class Relay {
   }
 
   private sayGoodbye(line: string | null): void {
-    const { client } = this;
-    if (client.destroyed) return;
-    if (line) client.write(this.encode(line));
-    client.end();
-    this.lingerTimer = setTimeout(() => client.destroy(), LINGER_MS);
-    this.lingerTimer.unref();
-    client.once('close', () => this.lingerTimer && clearTimeout(this.lingerTimer));
+    endWithLinger(this.client, line ? this.encode(line) : null);
   }
 
   private encode(line: string): Buffer | string {

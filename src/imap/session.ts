@@ -1,20 +1,20 @@
 /**
- * One client connection, from greeting to relay: the state machine that owns the socket and the
- * timers, feeds bytes to the sans-I/O receiver, answers the pre-authentication commands itself
- * (RFC 9051 §6.1–6.2: CAPABILITY, NOOP, LOGOUT, ID, STARTTLS, LOGIN, AUTHENTICATE), asks the
- * Authenticator, logs in upstream and hands both sockets to the relay.
+ * One IMAP client connection, from greeting to relay: answers the pre-authentication commands
+ * itself (RFC 9051 §6.1–6.2: CAPABILITY, NOOP, LOGOUT, ID, STARTTLS, LOGIN, AUTHENTICATE), asks the
+ * Authenticator, logs in upstream and hands both sockets to the relay. The socket, the timers,
+ * back-pressure and the TLS upgrade are the line-protocol ClientConnection's, shared with POP3.
  *
  * Must not: log anything the client sends before authentication (no protocol trace, no
- * passwords), keep reading while an authentication is in flight (the socket is paused, so
- * pipelined commands wait in the kernel, bounded by TCP), or let a STARTTLS client's plaintext
- * pipelined after the command reach the TLS session (CVE-2011-0411).
+ * passwords), or carry anything learnt in clear across STARTTLS (RFC 3207 §4.2's rule).
  */
 import type net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import type { SignedIn } from '../auth/sign-in.js';
 import type { Authenticator, UpstreamCredential } from '../auth/types.js';
+import { ClientConnection } from '../line-protocol/client-connection.js';
 import type { Logger } from '../log.js';
 import type { TrackedConnection } from '../net/connection-registry.js';
+import { SaslExchange, SASL_MECHANISMS, type SaslMechanism, type SaslStep } from '../sasl/exchange.js';
 import type { LoggedIn, PreAuthUpstream } from '../upstream/imap/client.js';
 import type { RevokeReason } from '../store/types.js';
 import { postLoginCapabilities, preAuthCapabilities } from './capabilities.js';
@@ -24,7 +24,6 @@ import type { SessionLimits } from './limits.js';
 import { CommandReceiver, type ReceiverResult } from './receiver.js';
 import { Relay, type RelayEnd } from './relay.js';
 import { authzRefusedReply, bye, reply, revokedBye } from './replies.js';
-import { SaslExchange, SASL_MECHANISMS, type SaslMechanism, type SaslStep } from './sasl.js';
 import { signIn } from './sign-in.js';
 import { UpstreamSlot, type ReserveEarlyUpstream } from './upstream-slot.js';
 
@@ -44,61 +43,43 @@ export interface SessionDeps {
   onClosed(): void;
 }
 
-type State = 'pre-auth' | 'sasl' | 'busy' | 'relay' | 'closed';
-
 type Command = Extract<ReceiverResult, { type: 'command' }>;
 
 export class ImapSession implements TrackedConnection {
-  private state: State = 'pre-auth';
   private readonly receiver: CommandReceiver;
-  private secure: boolean;
+  private readonly conn: ClientConnection<ReceiverResult>;
   private failures = 0;
   private badCommands = 0;
   private clientId: IdParams | null = null;
   private sasl: { tag: string; exchange: SaslExchange } | null = null;
   private readonly upstream: UpstreamSlot;
-  private idleTimer: NodeJS.Timeout | null = null;
-  private lifetimeTimer: NodeJS.Timeout | null = null;
   private relay: Relay | null = null;
-  /** Between our STARTTLS OK and the end of the handshake nothing may be written in clear. */
-  private upgrading = false;
-  private awaitingDrain = false;
   private unwatch: (() => void) | null = null;
-  private readonly startedAt = Date.now();
-  private readonly onData = (chunk: Buffer) => {
-    this.receiver.push(chunk);
-    this.pump();
-  };
 
   constructor(
-    private socket: net.Socket,
+    socket: net.Socket,
     private readonly clientAddress: string,
     secure: boolean,
     private readonly deps: SessionDeps,
   ) {
-    this.secure = secure;
     this.receiver = new CommandReceiver(deps.limits);
     this.upstream = new UpstreamSlot(deps.connectUpstream, deps.reserveEarlyUpstream, deps.log);
+    this.conn = new ClientConnection(socket, secure, {
+      receiver: this.receiver,
+      log: deps.log,
+      limits: deps.limits,
+      protocol: 'IMAP',
+      backpressureEvent: 'imap.output_backpressure',
+      lastWords: { idle: reply.bye(bye.idle), lifetime: reply.bye(bye.preAuthTooLong), internal: reply.bye(bye.internal) },
+      onResult: (result) => this.handle(result),
+      onTeardown: () => this.onTeardown(),
+      onClosed: () => deps.onClosed(),
+    });
   }
 
   start(): void {
-    // Long IDLE sessions sit silent for many minutes: keepalives notice dead peers and keep NAT state.
-    this.socket.setKeepAlive(true, 60_000);
-    this.socket.setNoDelay(true);
-    this.attach(this.socket);
     this.upstream.open();
-    this.write(reply.greeting(this.capabilities()));
-    this.armIdleTimer();
-    this.armLifetimeTimer(this.deps.limits.preAuthLifetimeMs);
-  }
-
-  /** While a login or TLS handshake is in flight, look again a second later. */
-  private armLifetimeTimer(ms: number): void {
-    this.lifetimeTimer = setTimeout(() => {
-      if (this.state === 'busy') return this.armLifetimeTimer(1_000);
-      if (this.state !== 'relay') this.closeWith(reply.bye(bye.preAuthTooLong));
-    }, ms);
-    this.lifetimeTimer.unref();
+    this.conn.start(reply.greeting(this.capabilities()));
   }
 
   /** Server shutdown. */
@@ -108,38 +89,6 @@ export class ImapSession implements TrackedConnection {
   }
 
   // ---- input ---------------------------------------------------------------------------------
-
-  private attach(socket: net.Socket): void {
-    socket.on('data', this.onData);
-    socket.on('error', (err) => this.onSocketError(err));
-    socket.on('close', () => this.state !== 'relay' && this.teardown('client closed'));
-  }
-
-  private pump(): void {
-    while (this.state === 'pre-auth' || this.state === 'sasl') {
-      // A client that pipelines commands but never reads the answers must not grow our output
-      // buffer without bound: stop reading until it catches up.
-      if (this.socket.writableNeedDrain) return this.waitForDrain();
-      const result = this.receiver.next();
-      if (result.type === 'needs-more-data') return;
-      this.armIdleTimer();
-      this.handle(result);
-    }
-  }
-
-  private waitForDrain(): void {
-    const socket = this.socket;
-    socket.pause();
-    if (this.awaitingDrain) return;
-    this.awaitingDrain = true;
-    this.deps.log.debug({ event: 'imap.output_backpressure' }, 'client is not reading; pausing input');
-    socket.once('drain', () => {
-      this.awaitingDrain = false;
-      if (this.state !== 'pre-auth' && this.state !== 'sasl') return;
-      socket.resume();
-      this.pump();
-    });
-  }
 
   private handle(result: Exclude<ReceiverResult, { type: 'needs-more-data' }>): void {
     switch (result.type) {
@@ -211,45 +160,20 @@ export class ImapSession implements TrackedConnection {
 
   private onStartTls(tag: string): void {
     const context = this.deps.starttlsContext;
-    if (!context || this.secure) {
+    if (!context || this.conn.secure) {
       this.write(reply.bad(tag, 'STARTTLS is not available on this connection.'));
       return this.countBad();
     }
-    this.state = 'busy';
-    this.upgrading = true;
-    // Whatever the client pipelined after STARTTLS came in clear and may be an attacker's, and so
-    // may anything learnt before it (RFC 3207 §4.2's rule): ID parameters sent in clear are not
-    // passed upstream; the client sends ID again over TLS if it wants to.
-    this.receiver.reset();
+    // Anything learnt in clear may be an attacker's (RFC 3207 §4.2's rule): ID parameters sent in
+    // clear are not passed upstream; the client sends ID again over TLS if it wants to.
     this.clientId = null;
-    const plain = this.socket;
-    plain.off('data', this.onData);
-    plain.pause();
-    plain.write(`${reply.ok(tag, 'Begin TLS negotiation now.')}\r\n`, () => this.upgrade(plain, context()));
-  }
-
-  private upgrade(plain: net.Socket, secureContext: tls.SecureContext): void {
-    if (this.state === 'closed') return;
-    plain.removeAllListeners('data');
-    const secure = new tls.TLSSocket(plain, { isServer: true, secureContext });
-    secure.on('error', (err: Error) => this.onSocketError(err));
-    secure.once('secure', () => {
-      if (this.state === 'closed') return void secure.destroy();
-      this.socket = secure;
-      this.secure = true;
-      this.upgrading = false;
-      this.receiver.reset();
-      secure.on('data', this.onData);
-      secure.on('close', () => this.state !== 'relay' && this.teardown('client closed'));
-      this.state = 'pre-auth';
-      this.pump();
-    });
+    this.conn.startTls(reply.ok(tag, 'Begin TLS negotiation now.'), context);
   }
 
   // ---- LOGIN and AUTHENTICATE ------------------------------------------------------------------
 
   private onLogin(tag: string, args: Arg[]): void {
-    if (!this.secure) return this.write(reply.privacyRequired(tag));
+    if (!this.conn.secure) return this.write(reply.privacyRequired(tag));
     const login = astringValue(args[0]);
     const password = astringValue(args[1]);
     if (args.length !== 2 || login === null || password === null) return this.badSyntax(tag);
@@ -257,7 +181,7 @@ export class ImapSession implements TrackedConnection {
   }
 
   private onAuthenticate(tag: string, args: Arg[]): void {
-    if (!this.secure) return this.write(reply.privacyRequired(tag));
+    if (!this.conn.secure) return this.write(reply.privacyRequired(tag));
     const [mechArg, irArg] = args;
     if (!mechArg || mechArg.kind !== 'atom' || args.length > 2 || (irArg && irArg.kind !== 'atom')) return this.badSyntax(tag);
     const mechanism = mechArg.value.toUpperCase() as SaslMechanism;
@@ -267,7 +191,6 @@ export class ImapSession implements TrackedConnection {
     }
     const exchange = new SaslExchange(mechanism);
     this.sasl = { tag, exchange };
-    this.state = 'sasl';
     this.receiver.setMode('sasl');
     this.onSaslStep(exchange.start(irArg?.kind === 'atom' ? irArg.value : undefined));
   }
@@ -302,65 +225,41 @@ export class ImapSession implements TrackedConnection {
   private endSasl(): void {
     this.sasl = null;
     this.receiver.setMode('command');
-    if (this.state === 'sasl') this.state = 'pre-auth';
   }
 
   private countFailure(): void {
     if (++this.failures >= this.deps.limits.maxAuthFailures) this.closeWith(reply.bye(bye.tooManyFailures));
   }
 
-  /** Runs the async sign-in; a bug in it must end this connection, never the process. */
   private signIn(tag: string, login: string, password: string): void {
-    this.authenticate(tag, login, password).catch((err: unknown) => {
-      this.deps.log.error({ event: 'internal.error', err }, 'sign-in failed with an internal error');
-      this.closeWith(reply.bye(bye.internal));
-    });
+    this.conn.runBusy(() => this.authenticate(tag, login, password));
   }
 
   private async authenticate(tag: string, login: string, password: string): Promise<void> {
-    this.state = 'busy';
-    this.socket.pause();
-    this.clearIdleTimer();
     const result = await signIn(
       { auth: this.deps.auth, log: this.deps.log, upstream: this.upstream },
       { tag, login, password, clientAddress: this.clientAddress, clientId: this.clientId },
     );
-    if (this.isClosed()) {
+    if (this.conn.isClosed()) {
       if (result.kind === 'signed-in') result.upstream.socket.destroy();
       return;
     }
     if (result.kind === 'signed-in') return this.startRelay(tag, result);
     this.write(result.line);
     if (result.failure) this.countFailure();
-    this.resumePreAuth();
-  }
-
-  /** A method, not a field test: the state changes across awaits. */
-  private isClosed(): boolean {
-    return this.state === 'closed';
-  }
-
-  private resumePreAuth(): void {
-    if (this.state !== 'busy') return;
-    this.state = 'pre-auth';
-    this.armIdleTimer();
-    this.socket.resume();
-    this.pump();
+    this.conn.resume();
   }
 
   // ---- relay -----------------------------------------------------------------------------------
 
   private startRelay(tag: string, { upstream: loggedIn, watch }: SignedIn<LoggedIn, UpstreamCredential>): void {
     const { socket: upstream, capabilities, leftover } = loggedIn;
-    this.state = 'relay';
-    this.clearLifetimeTimer();
-    this.socket.off('data', this.onData);
+    const { socket: client, pipelined } = this.conn.handOver();
     // Many clients ignore untagged CAPABILITY after login; the tagged OK carries it (RFC 9051 §6.2.3).
     this.write(reply.loggedIn(tag, postLoginCapabilities(capabilities)));
-    if (leftover.length) this.socket.write(leftover);
-    const pipelined = this.receiver.takeRemaining();
+    if (leftover.length) client.write(leftover);
     if (pipelined.length) upstream.write(pipelined);
-    this.relay = new Relay(this.socket, upstream, (end) => this.onRelayEnd(end));
+    this.relay = new Relay(client, upstream, (end) => this.onRelayEnd(end));
     this.unwatch = watch((reason) => this.onRevoked(reason));
     this.relay.start();
   }
@@ -374,63 +273,27 @@ export class ImapSession implements TrackedConnection {
     if (end.by === 'upstream' && !end.upstreamSaidBye) {
       this.deps.log.warn({ event: 'upstream.lost', code: end.error ? (end.error as NodeJS.ErrnoException).code : undefined }, 'upstream closed the session without BYE; told the client');
     }
-    this.teardown(`relay ended by ${end.by}`);
+    this.conn.teardown(`relay ended by ${end.by}`);
   }
 
-  // ---- output, timers, teardown ---------------------------------------------------------------
+  // ---- output and teardown --------------------------------------------------------------------
 
   private capabilities(): string {
-    const ctx = { secure: this.secure, starttlsOffered: !this.secure && this.deps.starttlsContext !== null };
-    return preAuthCapabilities(ctx, this.deps.upstreamCapabilities());
+    const secure = this.conn.secure;
+    return preAuthCapabilities({ secure, starttlsOffered: !secure && this.deps.starttlsContext !== null }, this.deps.upstreamCapabilities());
   }
 
   private write(line: string): void {
-    if (this.state === 'closed' || this.upgrading || this.socket.destroyed) return;
-    this.socket.write(`${line}\r\n`);
+    this.conn.write(line);
   }
 
-  private armIdleTimer(): void {
-    this.clearIdleTimer();
-    this.idleTimer = setTimeout(() => this.closeWith(reply.bye(bye.idle)), this.deps.limits.idleMs);
-    this.idleTimer.unref();
-  }
-
-  private clearLifetimeTimer(): void {
-    if (this.lifetimeTimer) clearTimeout(this.lifetimeTimer);
-    this.lifetimeTimer = null;
-  }
-
-  private clearIdleTimer(): void {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = null;
-  }
-
-  /** Last words (if any), then close; the socket is destroyed if the client does not go. */
   private closeWith(line: string | null): void {
-    if (this.state === 'closed') return;
-    if (line) this.write(line);
-    const socket = this.socket;
-    this.teardown('closed by postern');
-    socket.end();
-    setTimeout(() => socket.destroy(), 1_000).unref();
+    this.conn.closeWith(line);
   }
 
-  private onSocketError(err: Error): void {
-    this.deps.log.debug({ event: 'client.socket_error', code: (err as NodeJS.ErrnoException).code }, 'client socket error');
-    if (this.state !== 'relay') this.teardown('client socket error');
-    this.socket.destroy();
-  }
-
-  private teardown(why: string): void {
-    if (this.state === 'closed') return;
-    const wasRelay = this.state === 'relay';
-    this.state = 'closed';
-    this.clearIdleTimer();
-    this.clearLifetimeTimer();
+  private onTeardown(): void {
     this.unwatch?.();
     this.unwatch = null;
     this.upstream.close();
-    this.deps.log.info({ event: 'session.closed', why, relayed: wasRelay, bytesIn: this.socket.bytesRead, bytesOut: this.socket.bytesWritten, ms: Date.now() - this.startedAt }, 'IMAP connection closed');
-    this.deps.onClosed();
   }
 }

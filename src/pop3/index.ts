@@ -2,15 +2,14 @@
  * The POP3 proxy service: its listeners (implicit TLS and/or plaintext with STLS), the live
  * session registry, and the upstream login, wired from config. Sessions do the protocol.
  */
-import { mailUpstreamSecurity, warnIfInsecureUpstream } from '../net/insecure-upstream.js';
-import type net from 'node:net';
-import { clientAddressOf } from '../auth/client-address.js';
 import type { Pop3Config } from '../config/schema.js';
+import { mailUpstreamSecurity, warnIfInsecureUpstream } from '../net/insecure-upstream.js';
 import { ConnectionLimiter } from '../net/connection-limiter.js';
 import { ConnectionRegistry } from '../net/connection-registry.js';
 import { reloadableSecureContext } from '../net/listener.js';
 import { startMailListeners } from '../net/mail-listeners.js';
 import type { ProtocolDeps, ProtocolService } from '../net/service.js';
+import { admitSessions } from '../net/session-admission.js';
 import { loginPop3Upstream, preparePop3UpstreamTls } from '../upstream/pop3/client.js';
 import { sessionLimits } from './limits.js';
 import { reply } from './replies.js';
@@ -22,43 +21,25 @@ export async function startPop3(config: Pop3Config, deps: ProtocolDeps): Promise
   const registry = new ConnectionRegistry();
   const limiter = new ConnectionLimiter(config.limits);
   const starttlsContext = reloadableSecureContext(deps.tls);
-  let connectionCounter = 0;
   warnIfInsecureUpstream(deps.log, mailUpstreamSecurity('pop3', config.upstream));
 
-  const accept = (socket: net.Socket, secure: boolean, listenerName: string) => {
-    const clientAddress = clientAddressOf(socket);
-    const slot = limiter.acquire(clientAddress);
-    if ('refused' in slot) {
-      limiter.logRefusal(deps.log, clientAddress, slot.refused);
-      return refuseConnection(socket);
-    }
-    const log = deps.log.child({ conn: ++connectionCounter, ip: clientAddress, listener: listenerName });
-    let unregister = () => {};
-    const session = new Pop3Session(socket, clientAddress, secure, {
+  const accept = admitSessions({
+    limiter, registry, log: deps.log,
+    // A -ERR greeting refuses the connection (RFC 3206 [SYS/TEMP]: try again later).
+    refuseLine: reply.tooManyConnections(),
+    open: (socket, secure, { clientAddress, log, onClosed }) => new Pop3Session(socket, clientAddress, secure, {
       auth: deps.auth,
       log,
       limits,
       loginUpstream: (credential) => loginPop3Upstream(config.upstream, credential),
       starttlsContext: secure ? null : () => starttlsContext.current(),
-      onClosed: () => {
-        unregister();
-        slot.release();
-      },
-    });
-    unregister = registry.add(session);
-    session.start();
-  };
+      onClosed,
+    }),
+  });
 
   return startMailListeners({
     prefix: 'pop3', implicitTls: config.implicitTls, starttls: config.starttls,
     tls: deps.tls, log: deps.log, registry, accept,
     dispose: () => starttlsContext.dispose(),
   });
-}
-
-/** A -ERR greeting refuses the connection (RFC 3206 [SYS/TEMP]: try again later). */
-function refuseConnection(socket: net.Socket): void {
-  socket.on('error', () => undefined);
-  socket.end(`${reply.tooManyConnections()}\r\n`);
-  setTimeout(() => socket.destroy(), 1_000).unref();
 }

@@ -4,6 +4,7 @@
  * grow memory past these.
  */
 import type { Pop3Config } from '../config/schema.js';
+import { sessionBudget, type SessionBudget } from '../line-protocol/session-limits.js';
 
 export interface PreAuthLimits {
   /** Longest line (command or SASL response), CRLF excluded. */
@@ -18,25 +19,10 @@ export function preAuthLimits(lineBytes: number = DEFAULT_LINE_BYTES): PreAuthLi
   return { lineBytes, maxArgs: 2 };
 }
 
-export interface SessionLimits extends PreAuthLimits {
-  maxAuthFailures: number;
-  maxBadCommands: number;
-  idleMs: number;
-  /** Whole time allowed before login, however busy: NOOPs must not hold a connection slot forever. */
-  preAuthLifetimeMs: number;
-}
-
-/** As for IMAP: five idle periods is generous for the slowest client. */
-export const PRE_AUTH_LIFETIME_IDLE_PERIODS = 5;
+export interface SessionLimits extends PreAuthLimits, SessionBudget {}
 
 export function sessionLimits(config: Pop3Config['limits']): SessionLimits {
-  return {
-    ...preAuthLimits(config.preAuthLineBytes),
-    maxAuthFailures: config.maxAuthFailures,
-    maxBadCommands: config.maxBadCommands,
-    idleMs: config.preAuthIdleMs,
-    preAuthLifetimeMs: config.preAuthIdleMs * PRE_AUTH_LIFETIME_IDLE_PERIODS,
-  };
+  return { ...preAuthLimits(config.preAuthLineBytes), ...sessionBudget(config) };
 }
 
 export type LimitKind = 'line' | 'args';

@@ -8,6 +8,8 @@
  * password"): its argument is the rest of the line, as UTF-8, so a primary password with spaces is
  * still recognised and refused in the right words.
  */
+import { isHttpRequestLine } from '../line-protocol/line-buffer.js';
+import { ReceiverBase } from '../line-protocol/receiver-base.js';
 import { limitExceeded, type PreAuthLimits } from './limits.js';
 
 export interface Command {
@@ -24,72 +26,32 @@ export type ReceiverResult =
   /** `fatal`: not a POP3 client at all (answer, then close). */
   | { type: 'error'; text: string; fatal: boolean };
 
-const CRLF = Buffer.from('\r\n');
 const KEYWORD = /^[A-Za-z]{3,4}$/;
 /** Printable US-ASCII, as RFC 1939 §3 requires of keywords and arguments (PASS aside). */
 const PRINTABLE = /^[\x21-\x7e]+$/;
-/** An HTTP request line sent to the mail port (browsers, scanners; cross-protocol attacks such as ALPACA). */
-const HTTP_REQUEST = /^(?:GET|POST|HEAD|PUT|DELETE|OPTIONS|CONNECT|PATCH|TRACE) \S+ HTTP\/\d\.\d$/;
 
-export class CommandReceiver {
-  private buffer: Buffer = Buffer.alloc(0);
-  /** Discarding an overlong line up to its CRLF; reported once it is gone. */
-  private discarding = false;
-  private mode: 'command' | 'sasl' = 'command';
-
-  constructor(private readonly limits: PreAuthLimits) {}
-
-  push(chunk: Buffer): void {
-    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
-  }
-
-  /** `sasl` while an AUTH exchange waits for client responses. */
-  setMode(mode: 'command' | 'sasl'): void {
-    this.mode = mode;
-  }
-
-  /** Bytes received but not yet consumed (forwarded upstream after login, dropped after STLS). */
-  takeRemaining(): Buffer {
-    const rest = this.buffer;
-    this.buffer = Buffer.alloc(0);
-    return rest;
-  }
-
-  /** Drops everything buffered (STLS: RFC 2595 §4, CVE-2011-0411). */
-  reset(): void {
-    this.buffer = Buffer.alloc(0);
-    this.discarding = false;
-    this.mode = 'command';
+export class CommandReceiver extends ReceiverBase<ReceiverResult> {
+  constructor(private readonly limits: PreAuthLimits) {
+    super();
   }
 
   /** Bytes held right now; bounded by the limits whatever the peer sends. */
   get bufferedBytes(): number {
-    return this.buffer.length;
+    return this.lines.length;
   }
 
+  /** An overlong line is reported once its rest is gone, not when it is refused. */
   next(): ReceiverResult {
-    if (this.discarding) return this.discard();
-    const end = this.buffer.indexOf(CRLF);
-    if (end < 0 || end > this.limits.lineBytes) {
-      if (end < 0 && this.buffer.length <= this.limits.lineBytes + 1) return { type: 'needs-more-data' };
-      this.discarding = true;
-      return this.discard();
-    }
-    const line = this.buffer.subarray(0, end);
-    this.buffer = this.buffer.subarray(end + CRLF.length);
+    if (this.lines.discarding) return this.discard();
+    const line = this.lines.takeLine(this.limits.lineBytes);
+    if (line === 'needs-more-data') return { type: 'needs-more-data' };
+    if (line === 'too-long') return this.discard();
     if (this.mode === 'sasl') return { type: 'sasl-line', line: line.toString('latin1') };
     return parseLine(line, this.limits);
   }
 
   private discard(): ReceiverResult {
-    const end = this.buffer.indexOf(CRLF);
-    if (end < 0) {
-      // Keep a trailing CR: it may be the first half of the CRLF that ends the line.
-      this.buffer = this.buffer.at(-1) === 0x0d ? Buffer.from('\r') : Buffer.alloc(0);
-      return { type: 'needs-more-data' };
-    }
-    this.buffer = this.buffer.subarray(end + CRLF.length);
-    this.discarding = false;
+    if (!this.lines.discardRefused()) return { type: 'needs-more-data' };
     return { type: 'error', text: limitExceeded('line', this.limits), fatal: false };
   }
 }
@@ -97,7 +59,7 @@ export class CommandReceiver {
 /** One complete line (CRLF removed) → a command or the reason it is not one. */
 export function parseLine(line: Buffer, limits: PreAuthLimits): ReceiverResult {
   const text = line.toString('latin1');
-  if (HTTP_REQUEST.test(text)) return { type: 'error', text: 'This is a POP3 server, not a web server.', fatal: true };
+  if (isHttpRequestLine(text)) return { type: 'error', text: 'This is a POP3 server, not a web server.', fatal: true };
   const space = text.indexOf(' ');
   const keyword = space < 0 ? text : text.slice(0, space);
   if (!KEYWORD.test(keyword)) return { type: 'error', text: 'Invalid command.', fatal: false };

@@ -1,7 +1,6 @@
 /**
- * After login: client and upstream sockets piped to each other, byte for byte, with stream
- * back-pressure both ways (a slow client pauses the upstream, never buffers a whole mailbox).
- * Nothing is parsed: RETR and TOP of any size, and whatever extensions the upstream speaks, pass.
+ * After login: client and upstream sockets piped to each other, byte for byte, through the shared
+ * relay plumbing (src/net/relay-pipe.ts: back-pressure both ways, ends, linger). Nothing is parsed: RETR and TOP of any size, and whatever extensions the upstream speaks, pass.
  *
  * Ending it from postern's side says nothing to the client: POP3 has no unsolicited response (a
  * `-ERR` written now would be read as the answer to the client's next command, or, in the middle
@@ -13,10 +12,8 @@
  * UPDATE state (RFC 1939 §6): messages marked with DELE stay in the mailbox.
  */
 import type { Socket } from 'node:net';
+import { endWithLinger, pipeBothWays, unpipeBothWays } from '../net/relay-pipe.js';
 import { sayAndReset } from '../net/reset.js';
-
-/** After a graceful end, how long a client may take to close before we drop it. */
-const LINGER_MS = 2_000;
 
 export interface RelayEnd {
   /** Who ended the relay first. */
@@ -35,46 +32,30 @@ export class Relay {
 
   start(): void {
     const { client, upstream } = this;
-    client.on('error', (error) => this.finish({ by: 'client', error }));
-    upstream.on('error', (error) => this.upstreamGone(error));
-    client.on('close', () => this.finish({ by: 'client' }));
-    client.on('end', () => this.finish({ by: 'client' }));
-    upstream.on('close', () => this.upstreamGone());
-    upstream.on('end', () => this.upstreamGone());
-    client.pipe(upstream, { end: false });
-    upstream.pipe(client, { end: false });
-    client.resume();
+    pipeBothWays(client, upstream, {
+      clientGone: (error) => this.finish({ by: 'client', ...(error ? { error } : {}) }),
+      upstreamGone: (error) => this.upstreamGone(error),
+    });
     upstream.resume();
   }
 
   /** Graceful (shutdown): what is queued still reaches the client, then FIN. With `cut`: reset at once. */
   terminate(how: { cut?: boolean } = {}): void {
     if (this.ended) return;
-    this.upstream.unpipe(this.client);
-    this.client.unpipe(this.upstream);
+    unpipeBothWays(this.client, this.upstream);
     this.upstream.destroy();
     // Finished first: the reset ends the client socket at once, and that is not the client leaving.
     this.finish({ by: 'postern' });
     if (how.cut) return sayAndReset(this.client, null);
-    this.endClient();
+    endWithLinger(this.client, null);
   }
 
   /** The upstream's +OK to QUIT, or its own close: the client has had every byte; close after them. */
   private upstreamGone(error?: Error): void {
     if (this.ended) return;
-    this.upstream.unpipe(this.client);
-    this.client.unpipe(this.upstream);
+    unpipeBothWays(this.client, this.upstream);
     this.finish({ by: 'upstream', ...(error ? { error } : {}) });
-    this.endClient();
-  }
-
-  private endClient(): void {
-    const { client } = this;
-    if (client.destroyed) return;
-    client.end();
-    const timer = setTimeout(() => client.destroy(), LINGER_MS);
-    timer.unref();
-    client.once('close', () => clearTimeout(timer));
+    endWithLinger(this.client, null);
   }
 
   private finish(end: RelayEnd): void {

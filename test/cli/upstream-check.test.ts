@@ -53,12 +53,17 @@ async function exists(login: string): Promise<boolean> {
 
 /** A config variant next to the workspace's, for other upstream settings. */
 function variant(name: string, upstream: Record<string, unknown>): string {
+  return variantWith(name, { imap: { upstream } });
+}
+
+/** A config variant with other mail sections than the workspace's (e.g. POP3 only). */
+function variantWith(name: string, sections: Record<string, { upstream: Record<string, unknown> }>): string {
   const file = path.join(ws.dir, `${name}.yaml`);
   writeFileSync(file, stringify({
     database: { path: path.join(ws.dir, 'data', 'postern.db') },
     keyFile: path.join(ws.dir, 'data', 'postern.key'),
     tls: { cert: path.join(ws.dir, 'certs', 'postern.crt'), key: path.join(ws.dir, 'certs', 'postern.key') },
-    imap: { upstream },
+    ...sections,
   }));
   return file;
 }
@@ -174,9 +179,41 @@ it('passes for an upstream with LOGINDISABLED and no AUTH= advertised, where the
   }
 });
 
+it('checks through the POP3 upstream when POP3 is the only mail upstream configured', async () => {
+  const pop3Only = variantWith('pop3-only', { pop3: { upstream: { host: dovecot.host, port: dovecot.pop3sPort, security: 'tls', caFile: dovecot.caFile } } });
+  const ok = await run(['-c', pop3Only, 'user', 'add', 'hana', '--upstream-user', 'alice', '--password-stdin', '--check'], { input: ALICE_PW + '\n' });
+  expect(ok.code, ok.stderr).toBe(0);
+  expect(ok.stderr).toMatch(new RegExp(`^checking the login for "hana" at 127\\.0\\.0\\.2:${dovecot.pop3sPort}\\.\\.\\.\nupstream accepted the login\n$`));
+  const bad = await run(['-c', pop3Only, 'user', 'add', 'ivan', '--upstream-user', 'alice', '--password-stdin', '--check'], { input: 'not alices pop3 password\n' });
+  expect(bad.code).toBe(1);
+  expect(bad.stderr).toMatch(/postern: upstream check failed for "ivan": the upstream refused the login; nothing saved\n$/);
+  expect(await exists('hana')).toBe(true);
+  expect(await exists('ivan')).toBe(false);
+});
+
+it('checks through the SMTP upstream when SMTP is the only mail upstream configured', async () => {
+  const smtpOnly = variantWith('smtp-only', { smtp: { upstream: { host: dovecot.host, port: dovecot.submissionsPort, security: 'tls', caFile: dovecot.caFile } } });
+  const ok = await run(['-c', smtpOnly, 'user', 'add', 'jana', '--upstream-user', 'carol', '--password-stdin', '--check'], { input: CAROL_PW + '\n' });
+  expect(ok.code, ok.stderr).toBe(0);
+  expect(ok.stderr).toMatch(new RegExp(`^checking the login for "jana" at 127\\.0\\.0\\.2:${dovecot.submissionsPort}\\.\\.\\.\nupstream accepted the login\n$`));
+  const bad = await run(['-c', smtpOnly, 'user', 'add', 'karl', '--upstream-user', 'carol', '--password-stdin', '--check'], { input: 'not carols smtp password\n' });
+  expect(bad.code).toBe(1);
+  expect(bad.stderr).toMatch(/postern: upstream check failed for "karl": the upstream refused the login; nothing saved\n$/);
+  expect(await exists('jana')).toBe(true);
+  expect(await exists('karl')).toBe(false);
+});
+
+it('refuses --check with no mail upstream configured, saving nothing', async () => {
+  const none = variantWith('no-mail', {});
+  const r = await run(['-c', none, 'user', 'add', 'lena', '--password-stdin', '--check'], { input: 'lena primary\n' });
+  expect(r.code).toBe(1);
+  expect(r.stderr).toMatch(/--check needs an upstream in the config \(imap, pop3 or smtp\)/);
+  expect(await exists('lena')).toBe(false);
+});
+
 it('no upstream or master secret appeared in any output', () => {
   for (const r of outputs) {
-    for (const secret of [ALICE_PW, CAROL_PW, dovecot.masterUser.password, 'dora primary', 'not bobs password', 'any password at all', 'gina upstream pw']) {
+    for (const secret of [ALICE_PW, CAROL_PW, dovecot.masterUser.password, 'dora primary', 'not bobs password', 'any password at all', 'gina upstream pw', 'not alices pop3 password', 'not carols smtp password', 'lena primary']) {
       expect(r.stdout + r.stderr).not.toContain(secret);
     }
   }

@@ -1,6 +1,8 @@
 /**
- * SASL PLAIN (RFC 4616) and LOGIN (draft-murchison-sasl-login) for AUTHENTICATE (RFC 9051 §6.2.2,
- * SASL-IR RFC 4959). Pure: decodes client responses into a login and password or a refusal.
+ * The server side of SASL PLAIN (RFC 4616) and LOGIN (draft-murchison-sasl-login), shared by every
+ * front that takes a SASL exchange: IMAP's AUTHENTICATE (RFC 9051 §6.2.2, SASL-IR RFC 4959) and
+ * POP3's AUTH (RFC 5034). Protocol-neutral and pure: decodes base64 client responses into a login
+ * and password or a refusal; each protocol frames the lines and words the replies itself.
  * The authorization identity of PLAIN must be empty or the login itself: postern never lets one
  * account act for another.
  */
@@ -39,7 +41,7 @@ export class SaslExchange {
     return this.step(initialResponse, true);
   }
 
-  /** A continuation line from the client. `*` cancels (RFC 9051 §6.2.2). */
+  /** A continuation line from the client. `*` cancels (RFC 9051 §6.2.2, RFC 5034 §4). */
   respond(line: string): SaslStep {
     if (line === '*') return { kind: 'cancelled' };
     return this.step(line, false);

@@ -1,7 +1,7 @@
 // SASL PLAIN and LOGIN decoding: strict base64, `=` as the empty initial response, `*` cancels,
 // and PLAIN never lets one identity act for another.
 import { describe, expect, it } from 'vitest';
-import { SaslExchange } from './sasl.js';
+import { SaslExchange } from './exchange.js';
 
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 

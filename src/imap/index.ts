@@ -13,7 +13,8 @@ import type net from 'node:net';
 import { clientAddressOf } from '../auth/client-address.js';
 import type { ImapConfig } from '../config/schema.js';
 import { mailUpstreamSecurity, warnIfInsecureUpstream } from '../net/insecure-upstream.js';
-import { ConnectionLimiter } from '../net/connection-limiter.js';
+import { ConnectionLimiter, type Refusal } from '../net/connection-limiter.js';
+import { TOO_BUSY_TEXT } from '../net/descriptors.js';
 import { ConnectionRegistry } from '../net/connection-registry.js';
 import { reloadableSecureContext } from '../net/listener.js';
 import { startMailListeners } from '../net/mail-listeners.js';
@@ -28,7 +29,8 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
   const limits = sessionLimits(config.limits);
   const registry = new ConnectionRegistry();
   const limiter = new ConnectionLimiter(config.limits);
-  const preConnect = new ConnectionLimiter({ maxConnections: config.limits.preConnectTotal, maxConnectionsPerAddress: config.limits.preConnectPerAddress });
+  // Its upstream sockets are the ones each session's two descriptors already count.
+  const preConnect = new ConnectionLimiter({ maxConnections: config.limits.preConnectTotal, maxConnectionsPerAddress: config.limits.preConnectPerAddress }, 0);
   const starttlsContext = reloadableSecureContext(deps.tls);
   let connectionCounter = 0;
   warnIfInsecureUpstream(deps.log, mailUpstreamSecurity('imap', config.upstream));
@@ -49,7 +51,7 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
     const slot = limiter.acquire(clientAddress);
     if ('refused' in slot) {
       limiter.logRefusal(deps.log, clientAddress, slot.refused);
-      return refuseConnection(socket);
+      return refuseConnection(socket, slot.refused);
     }
     const log = deps.log.child({ conn: ++connectionCounter, ip: clientAddress, listener: listenerName });
     let unregister = () => {};
@@ -82,8 +84,9 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
 }
 
 /** RFC 9051 §7.1.5: a server may greet with BYE when it will not serve the connection. */
-function refuseConnection(socket: net.Socket): void {
+function refuseConnection(socket: net.Socket, why: Refusal): void {
   socket.on('error', () => undefined);
-  socket.end('* BYE Too many connections; please try again later.\r\n');
+  // Out of descriptors is the server's own trouble (RFC 5530 UNAVAILABLE), not the client's count.
+  socket.end(why === 'descriptors' ? `* BYE [UNAVAILABLE] ${TOO_BUSY_TEXT}\r\n` : '* BYE Too many connections; please try again later.\r\n');
   setTimeout(() => socket.destroy(), 1_000).unref();
 }

@@ -6,7 +6,8 @@ import { mailUpstreamSecurity, warnIfInsecureUpstream } from '../net/insecure-up
 import type net from 'node:net';
 import { clientAddressOf } from '../auth/client-address.js';
 import type { Pop3Config } from '../config/schema.js';
-import { ConnectionLimiter } from '../net/connection-limiter.js';
+import { ConnectionLimiter, type Refusal } from '../net/connection-limiter.js';
+import { TOO_BUSY_TEXT } from '../net/descriptors.js';
 import { ConnectionRegistry } from '../net/connection-registry.js';
 import { reloadableSecureContext } from '../net/listener.js';
 import { startMailListeners } from '../net/mail-listeners.js';
@@ -30,7 +31,7 @@ export async function startPop3(config: Pop3Config, deps: ProtocolDeps): Promise
     const slot = limiter.acquire(clientAddress);
     if ('refused' in slot) {
       limiter.logRefusal(deps.log, clientAddress, slot.refused);
-      return refuseConnection(socket);
+      return refuseConnection(socket, slot.refused);
     }
     const log = deps.log.child({ conn: ++connectionCounter, ip: clientAddress, listener: listenerName });
     let unregister = () => {};
@@ -57,8 +58,8 @@ export async function startPop3(config: Pop3Config, deps: ProtocolDeps): Promise
 }
 
 /** A -ERR greeting refuses the connection (RFC 3206 [SYS/TEMP]: try again later). */
-function refuseConnection(socket: net.Socket): void {
+function refuseConnection(socket: net.Socket, why: Refusal): void {
   socket.on('error', () => undefined);
-  socket.end(`${reply.tooManyConnections()}\r\n`);
+  socket.end(why === 'descriptors' ? `-ERR [SYS/TEMP] ${TOO_BUSY_TEXT}\r\n` : `${reply.tooManyConnections()}\r\n`);
   setTimeout(() => socket.destroy(), 1_000).unref();
 }

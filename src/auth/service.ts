@@ -88,8 +88,13 @@ export class AuthService implements Authenticator {
     this.recordStatus(accepted, 'rejected', now, { type: 'account.upstream_rejected', at: now, accountId: accepted.accountId, login: accepted.login, protocol });
   }
 
-  /** On every successful upstream login: a read, and a queued write only when the flag changes. */
+  /**
+   * On every successful upstream login: nothing when the login's own lookup saw 'ok' already (no
+   * read, no write: issue 15); else a queued write. A change committed between that lookup and
+   * now is seen by the next login.
+   */
   reportUpstreamAccepted(accepted: AcceptedAuth): void {
+    if (accepted.upstreamStatus === 'ok') return;
     this.recordStatus(accepted, 'ok', this.clock());
   }
 
@@ -140,7 +145,7 @@ export class AuthService implements Authenticator {
     // Debug: the login's one info line is sign-in.ts's `session.started`, once upstream agrees.
     this.deps.log.debug({ event: 'auth.ok', protocol: attempt.protocol, ip: attempt.clientAddress, user: login, passwordId: password.publicId },
       `authenticated ip=${attempt.clientAddress} protocol=${attempt.protocol} password_id=${password.publicId} user=${JSON.stringify(login)}`);
-    return { kind: 'accepted', accountId: account.id, login, passwordId: password.id, publicId: password.publicId, credential, scopes: password.scopes };
+    return { kind: 'accepted', accountId: account.id, login, passwordId: password.id, publicId: password.publicId, credential, scopes: password.scopes, upstreamStatus: account.upstreamStatus };
   }
 
   private unsealCredential(match: NonNullable<ReturnType<Store['passwords']['findByDigest']>>, normalized: string): UpstreamCredential | null {

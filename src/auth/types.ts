@@ -3,7 +3,7 @@
  * same question and maps the typed outcome to its own wire answer in one place (see each
  * protocol's replies module). Nothing here knows about sockets.
  */
-import type { Protocol, RevokeReason } from '../store/types.js';
+import type { Protocol, RevokeReason, UpstreamStatus } from '../store/types.js';
 
 export interface AuthAttempt {
   login: string;
@@ -60,6 +60,11 @@ export interface AcceptedAuth {
   credential: UpstreamCredential;
   /** All scopes of the password (DAV narrows `acceptScopes` answers with it); absent = unknown. */
   scopes?: readonly Protocol[];
+  /**
+   * The account's upstream status as the login's own lookup read it: a successful upstream login
+   * records 'ok' only when it was something else, with no second read (issue 15). Absent: read it.
+   */
+  upstreamStatus?: UpstreamStatus;
 }
 
 export type AuthOutcome =

@@ -5,7 +5,7 @@
  * `changedSince` read the change log that triggers keep (migration 3), for the revocation watcher.
  */
 import type { Db } from './database.js';
-import type { AccountRow, AppPasswordRow, Protocol, RevokeReason } from './types.js';
+import type { AccountRow, AppPasswordRow, Protocol, RevokeReason, UpstreamStatus } from './types.js';
 
 const COLUMNS = `p.id, p.public_id AS publicId, p.account_id AS accountId, p.label, p.scopes,
   p.created_at AS createdAt, p.expires_at AS expiresAt, p.revoked_at AS revokedAt,
@@ -14,7 +14,8 @@ const COLUMNS = `p.id, p.public_id AS publicId, p.account_id AS accountId, p.lab
 
 type RawRow = Omit<AppPasswordRow, 'scopes'> & { scopes: string };
 type DigestTuple = [id: number, publicId: string, scopes: string, expiresAt: number | null, revokedAt: number | null,
-  dekSalt: Buffer | null, dekBox: Buffer | null, accountId: number, login: string, upstreamMode: string, upstreamUser: string, secretBox: Buffer | null];
+  dekSalt: Buffer | null, dekBox: Buffer | null, accountId: number, login: string, upstreamMode: string, upstreamUser: string, secretBox: Buffer | null,
+  upstreamStatus: UpstreamStatus];
 
 export interface NewAppPassword {
   publicId: string;
@@ -33,7 +34,7 @@ export type LoginPassword = Pick<AppPasswordRow, 'id' | 'publicId' | 'scopes' | 
 
 export interface DigestMatch {
   password: LoginPassword;
-  account: Pick<AccountRow, 'id' | 'login' | 'upstreamMode' | 'upstreamUser' | 'secretBox'>;
+  account: Pick<AccountRow, 'id' | 'login' | 'upstreamMode' | 'upstreamUser' | 'secretBox' | 'upstreamStatus'>;
 }
 
 export interface PasswordState {
@@ -81,7 +82,7 @@ export class AppPasswordRepo {
     // ~1.5 µs), and keyed row objects more; this cut the lookup from ~14 µs to ~8 µs (issue 15).
     this.digestStmt = db.prepare<[Buffer], DigestTuple>(
       `SELECT p.id, p.public_id, p.scopes, p.expires_at, p.revoked_at, p.dek_salt, p.dek_box,
-         a.id, a.login, a.upstream_mode, a.upstream_user, a.secret_box
+         a.id, a.login, a.upstream_mode, a.upstream_user, a.secret_box, a.upstream_status
        FROM app_passwords p JOIN accounts a ON a.id = p.account_id WHERE p.digest = ?`,
     ).raw();
     this.insertStmt = db.prepare(
@@ -127,10 +128,10 @@ export class AppPasswordRepo {
   findByDigest(digest: Buffer): DigestMatch | undefined {
     const row = this.digestStmt.get(digest);
     if (!row) return undefined;
-    const [id, publicId, scopes, expiresAt, revokedAt, dekSalt, dekBox, aId, login, upstreamMode, upstreamUser, secretBox] = row;
+    const [id, publicId, scopes, expiresAt, revokedAt, dekSalt, dekBox, aId, login, upstreamMode, upstreamUser, secretBox, upstreamStatus] = row;
     return {
       password: { id, publicId, scopes: scopes.split(',').filter(Boolean) as Protocol[], expiresAt, revokedAt, dekSalt, dekBox },
-      account: { id: aId, login, upstreamMode: upstreamMode as 'password' | 'master', upstreamUser, secretBox },
+      account: { id: aId, login, upstreamMode: upstreamMode as 'password' | 'master', upstreamUser, secretBox, upstreamStatus },
     };
   }
 

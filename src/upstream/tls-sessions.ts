@@ -58,7 +58,7 @@ export function keepSessions(socket: TLSSocket, origin: TlsOrigin): void {
   let early: Buffer | undefined;
   const keep = (session: Buffer) => {
     let origins = byVerification.get(origin.tls);
-    if (!origins) byVerification.set(origin.tls, (origins = new Map()));
+    if (!origins) byVerification.set(origin.tls, (origins = new Map<string, Kept>()));
     origins.set(originKey(origin), { session, at: Date.now() });
     socket.off('session', onSession);
   };

@@ -66,7 +66,7 @@ class FullQueryWatcher implements Poller {
   }
 }
 
-type Kind = 'old' | 'new';
+export type Kind = 'old' | 'new';
 const make = (kind: Kind, store: Store): Poller => (kind === 'old' ? new FullQueryWatcher(store.db) : new RevocationWatcher(store.passwords));
 
 export async function run(): Promise<BenchRow[]> {
@@ -79,13 +79,13 @@ export async function run(): Promise<BenchRow[]> {
     const us = (x: number) => `${x < 10 ? x.toFixed(2) : x.toFixed(0)} µs`;
     const rows: BenchRow[] = [];
     for (const n of [1_000, 10_000]) {
-      const old = pollCost(make('old', store), ids.slice(0, n));
-      const now = pollCost(make('new', store), ids.slice(0, n));
+      const old = pollCost('old', store, ids.slice(0, n));
+      const now = pollCost('new', store, ids.slice(0, n));
       rows.push({ section: 'revocation', measure: `poll, nothing changed, ${n.toLocaleString('en')} watched`, direct: us(old), postern: us(now),
         note: `per poll; every ${REVOCATION_POLL_MS} ms = ${share(old)} / ${share(now)} of one core` });
     }
-    const floodOld = pollCost(make('old', store), ids.slice(0, 10_000), () => appendHistory(admin));
-    const floodNew = pollCost(make('new', store), ids.slice(0, 10_000), () => appendHistory(admin));
+    const floodOld = pollCost('old', store, ids.slice(0, 10_000), () => appendHistory(admin));
+    const floodNew = pollCost('new', store, ids.slice(0, 10_000), () => appendHistory(admin));
     rows.push({ section: 'revocation', measure: 'poll, 10,000 watched, login flood writing history', direct: us(floodOld), postern: us(floodNew),
       note: `${FLOOD_EVENTS_PER_POLL} history events committed by another connection before each poll (PRAGMA data_version would say "changed")` });
 
@@ -102,7 +102,7 @@ export async function run(): Promise<BenchRow[]> {
   }
 }
 
-function seed(s: Store, n: number): number[] {
+export function seed(s: Store, n: number): number[] {
   return s.transaction(() => {
     const ids: number[] = [];
     for (let a = 0; a < n / 10; a++) {
@@ -118,7 +118,8 @@ function seed(s: Store, n: number): number[] {
 }
 
 /** µs per check() with `ids` watched and nothing revoked; `between` runs untimed before each poll. */
-function pollCost(watcher: Poller, ids: readonly number[], between?: () => void): number {
+export function pollCost(poller: Poller | Kind, store: Store, ids: readonly number[], between?: () => void): number {
+  const watcher = typeof poller === 'string' ? make(poller, store) : poller;
   try {
     for (const id of ids) watcher.watch(id, () => {});
     watcher.check();

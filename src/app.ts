@@ -15,6 +15,7 @@
 import type { ResolvedConfig } from './config/load.js';
 import { readKeyFile } from './crypto/keys.js';
 import { createAuthService, type AuthService } from './auth/index.js';
+import { checkDescriptorBudget, type ConnectionCap } from './net/descriptors.js';
 import type { Logger } from './log.js';
 import { TlsMaterial } from './net/tls-material.js';
 import type { BoundAddress, ProtocolDeps, ProtocolService } from './net/service.js';
@@ -92,6 +93,7 @@ export async function startApp(config: ResolvedConfig, log: Logger): Promise<App
   }
   bound = true;
   const addresses = [...services.flatMap((s) => s.addresses), ...(admin ? [admin.address] : [])];
+  checkDescriptorBudget(connectionCaps(config), log);
   for (const a of addresses) log.info({ event: 'listener.started', listener: a.name, host: a.host, port: a.port }, `listening ${a.name} on ${a.host}:${a.port}`);
   let closing: Promise<void> | null = null;
   let drained: Promise<void> | null = null;
@@ -121,4 +123,10 @@ function graceOver(graceMs: number, idle: () => boolean): Promise<void> {
     };
     check();
   });
+}
+
+/** Every protocol's connection cap, each session of which may hold two descriptors (net/descriptors.ts). */
+function connectionCaps(config: ResolvedConfig): ConnectionCap[] {
+  const sections = { imap: config.imap, pop3: config.pop3, smtp: config.smtp, dav: config.dav };
+  return Object.entries(sections).flatMap(([name, section]) => (section ? [{ path: `${name}.limits.maxConnections`, maxConnections: section.limits.maxConnections }] : []));
 }

@@ -39,6 +39,7 @@ const PINNED: ReadonlyArray<readonly [ErrorCode, number]> = [
   ['UPSTREAM_LOGIN_REFUSED', 1],
   ['OAUTH2_GRANT_REJECTED', 1],
   ['OAUTH2_FAILED', 1],
+  ['DESCRIPTORS_EXHAUSTED', 1],
 ];
 
 describe('error catalogue', () => {

@@ -56,6 +56,7 @@ export const ERROR_CATALOGUE = {
   OAUTH2_GRANT_REJECTED: { message: 'the OAuth2 provider refused the grant; the account must be authorised again', exitStatus: EXIT_REFUSED },
   /** The provider could not be reached, timed out, or answered something other than a grant refusal. */
   OAUTH2_FAILED: { message: 'OAuth2 request to the provider failed', exitStatus: EXIT_REFUSED },
+  DESCRIPTORS_EXHAUSTED: { message: 'the process has no file descriptor left (EMFILE/ENFILE)', exitStatus: EXIT_REFUSED },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

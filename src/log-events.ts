@@ -30,6 +30,8 @@ export const LOG_EVENTS = {
   'listener.error': { level: 'error', when: 'a bound listener reported an error', fields: ['listener', 'err'] },
   'proxy.accepted': { level: 'debug', when: 'a PROXY protocol header from a configured load balancer was accepted', fields: ['listener', 'peer', 'ip', 'version'] },
   'proxy.refused': { level: 'warn', when: 'a connection to a PROXY protocol listener was cut: not from a configured load balancer, no or malformed header, or too slow', fields: ['listener', 'peer', 'reason'] },
+  'net.descriptor_budget': { level: 'warn', when: 'at start: the connection caps need more file descriptors (2 per session) than the process may open (info: the limit cannot be read here)', fields: ['needed', 'limit'] },
+  'net.descriptors_exhausted': { level: 'error', when: 'out of file descriptors at accept or upstream connect; at most once a minute, with the count since', fields: ['stage', 'code', 'count', 'limit'] },
   'tls.handshake_failed': { level: 'debug', when: 'a client\'s TLS handshake failed (scanners, wrong port, old TLS)', fields: ['listener', 'code'] },
   'tls.reloaded': { level: 'info', when: 'SIGHUP: certificate and key reloaded', fields: [] },
   'tls.reload_failed': { level: 'error', when: 'SIGHUP: the new certificate or key is unusable; the old one stays', fields: ['code', 'reason'] },

@@ -140,8 +140,13 @@ export class AuthService implements Authenticator {
     }
   }
 
-  /** On every successful upstream login: a read, and a queued write only when the flag changes. */
+  /**
+   * On every successful upstream login: nothing when the login's own lookup saw 'ok' already (no
+   * read, no write: issue 15); else a queued write. A change committed between that lookup and
+   * now is seen by the next login.
+   */
   reportUpstreamAccepted(accepted: AcceptedAuth): void {
+    if (accepted.upstreamStatus === 'ok') return;
     this.recordStatus(accepted, 'ok', this.clock());
   }
 
@@ -193,8 +198,9 @@ export class AuthService implements Authenticator {
     // Debug: the login's one info line is sign-in.ts's `session.started`, once upstream agrees.
     this.deps.log.debug({ event: 'auth.ok', protocol: attempt.protocol, ip: attempt.clientAddress, user: login, passwordId: password.publicId },
       `authenticated ip=${attempt.clientAddress} protocol=${attempt.protocol} password_id=${password.publicId} user=${JSON.stringify(login)}`);
-    if ('dek' in credential) return { kind: 'grant', accepted: base, account, dek: credential.dek };
-    return { ...base, credential };
+    const accepted = { ...base, upstreamStatus: account.upstreamStatus };
+    if ('dek' in credential) return { kind: 'grant', accepted, account, dek: credential.dek };
+    return { ...accepted, credential };
   }
 
   private unsealCredential(match: NonNullable<ReturnType<Store['passwords']['findByDigest']>>, normalized: string): UpstreamCredential | { dek: Buffer } | null {

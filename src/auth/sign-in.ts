@@ -29,7 +29,9 @@
 import { isPosternError, PosternError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { LoginOutcome } from '../metrics/index.js';
+import { reportDescriptorsExhausted } from '../net/descriptors.js';
 import type { Protocol } from '../store/types.js';
+import { transportCause } from '../upstream/classify.js';
 import { UpstreamRefusal, type ProviderRefusal } from '../upstream/refusal.js';
 import type { AcceptedAuth, AuthAttempt, Authenticator, AuthOutcome, RevocationListener, UpstreamCredential } from './types.js';
 
@@ -203,6 +205,11 @@ export function upstreamFailure(deps: SignInDeps, accepted: AcceptedAuth, protoc
     return { kind: 'upstream-refused', accepted, refusal };
   }
   const code = isPosternError(err) ? err.code : undefined;
+  // Postern's own limit, not the upstream's fault: one rate-limited line for all of them.
+  if (code === 'DESCRIPTORS_EXHAUSTED') {
+    reportDescriptorsExhausted(deps.log, 'upstream', transportCause(err));
+    return { kind: 'upstream-fault', accepted, code, error: err };
+  }
   deps.log.warn({ event: 'upstream.fault', ...fields, protocol, code, user: accepted.login, err }, `could not reach the ${protocol} upstream for a signed-in client`);
   return { kind: 'upstream-fault', accepted, code, error: err };
 }

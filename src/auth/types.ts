@@ -4,7 +4,7 @@
  * protocol's replies module). Nothing here knows about sockets.
  */
 import type { SignInMetrics } from '../metrics/index.js';
-import type { Protocol, RevokeReason } from '../store/types.js';
+import type { Protocol, RevokeReason, UpstreamStatus } from '../store/types.js';
 
 export interface AuthAttempt {
   login: string;
@@ -79,6 +79,11 @@ export interface AcceptedAuth {
   credential: UpstreamCredential;
   /** All scopes of the password (DAV narrows `acceptScopes` answers with it); absent = unknown. */
   scopes?: readonly Protocol[];
+  /**
+   * The account's upstream status as the login's own lookup read it: a successful upstream login
+   * records 'ok' only when it was something else, with no second read (issue 15). Absent: read it.
+   */
+  upstreamStatus?: UpstreamStatus;
 }
 
 export type AuthOutcome =

@@ -7,6 +7,7 @@
  *    differs from the primary password); the primary password unseals the data key, a wrong one
  *    does not; boxes cannot be swapped between accounts.
  */
+import { hkdfSync } from 'node:crypto';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AAD, keyFromAppPassword, keyFromPrimaryPassword, newDataKey, newSalt, open, seal } from './envelope.js';
@@ -61,6 +62,16 @@ describe('seal and open', () => {
     const appBox = seal(keyFromAppPassword('abcdefghijklmnop', salt), dek, 'a');
     expect(open(keyFromAppPassword('abcdefghijklmnop', salt), appBox, 'a').equals(dek)).toBe(true);
     expectUnwrapFailure(() => open(keyFromAppPassword('abcdefghijklmnoq', salt), appBox, 'a'));
+  });
+});
+
+describe('app-password key derivation', () => {
+  // Boxes sealed before the two-HMAC form must still open: it must be HKDF-SHA256 to the bit.
+  it('is exactly RFC 5869 HKDF-SHA256, as hkdfSync computes it', () => {
+    fc.assert(fc.property(fc.stringMatching(/^[a-z]{16}$/), fc.uint8Array({ minLength: 16, maxLength: 16 }), (password, salt) => {
+      const reference = Buffer.from(hkdfSync('sha256', Buffer.from(password, 'utf8'), Buffer.from(salt), 'postern/dek-wrap/app-password/v1', 32));
+      expect(keyFromAppPassword(password, Buffer.from(salt)).equals(reference)).toBe(true);
+    }));
   });
 });
 

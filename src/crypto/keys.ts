@@ -39,5 +39,5 @@ export function readKeyFile(file: string): Buffer {
 
 /** Keyed digest of a normalised app-specific password: the value the store indexes. */
 export function digestAppPassword(key: Buffer, normalized: string): Buffer {
-  return createHmac('sha256', key).update('postern/app-password/v1\0').update(normalized).digest();
+  return createHmac('sha256', key).update(`postern/app-password/v1\0${normalized}`).digest();
 }

@@ -10,6 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SignInFailure, UpstreamFailure } from '../auth/sign-in.js';
 import { PRIMARY_PASSWORD_REFUSED_TEXT, type AuthOutcome } from '../auth/types.js';
 import { isPosternError } from '../errors.js';
+import { TOO_BUSY_TEXT } from '../net/descriptors.js';
 import { basicChallenge } from './basic-auth.js';
 import { expectRestOfBody, unauthenticatedTooLong } from './slow-clients.js';
 
@@ -140,6 +141,8 @@ export function sendUpstreamFailure(req: IncomingMessage, res: ServerResponse, r
 
 /** An upstream transport fault (see src/upstream/classify.ts) on the wire. */
 export function sendUpstreamFault(req: IncomingMessage, res: ServerResponse, err: unknown): void {
-  if (isPosternError(err, 'UPSTREAM_TIMEOUT')) sendText(req, res, 504, REPLY_TEXT.gatewayTimeout);
+  // Postern's own descriptor limit: the service is overloaded, not the gateway's upstream (RFC 9110 §15.6.4).
+  if (isPosternError(err, 'DESCRIPTORS_EXHAUSTED')) sendText(req, res, 503, TOO_BUSY_TEXT, { 'retry-after': '30' });
+  else if (isPosternError(err, 'UPSTREAM_TIMEOUT')) sendText(req, res, 504, REPLY_TEXT.gatewayTimeout);
   else sendText(req, res, 502, REPLY_TEXT.badGateway);
 }

@@ -12,6 +12,7 @@
 import type { ImapConfig } from '../config/schema.js';
 import { mailUpstreamSecurity, warnIfInsecureUpstream } from '../net/insecure-upstream.js';
 import { ConnectionLimiter } from '../net/connection-limiter.js';
+import { TOO_BUSY_TEXT } from '../net/descriptors.js';
 import { ConnectionRegistry } from '../net/connection-registry.js';
 import { reloadableSecureContext } from '../net/listener.js';
 import { startMailListeners } from '../net/mail-listeners.js';
@@ -27,7 +28,8 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
   const limits = sessionLimits(config.limits);
   const registry = new ConnectionRegistry();
   const limiter = new ConnectionLimiter(config.limits);
-  const preConnect = new ConnectionLimiter({ maxConnections: config.limits.preConnectTotal, maxConnectionsPerAddress: config.limits.preConnectPerAddress });
+  // Its upstream sockets are the ones each session's two descriptors already count.
+  const preConnect = new ConnectionLimiter({ maxConnections: config.limits.preConnectTotal, maxConnectionsPerAddress: config.limits.preConnectPerAddress }, 0);
   const starttlsContext = reloadableSecureContext(deps.tls);
   warnIfInsecureUpstream(deps.log, mailUpstreamSecurity('imap', config.upstream));
 
@@ -45,7 +47,8 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
   const accept = admitSessions({
     limiter, registry, log: deps.log,
     // RFC 9051 §7.1.5: a server may greet with BYE when it will not serve the connection.
-    refuseLine: '* BYE Too many connections; please try again later.',
+    // Out of descriptors is the server's own trouble (RFC 5530 UNAVAILABLE), not the client's count.
+    refuseLine: (why) => (why === 'descriptors' ? `* BYE [UNAVAILABLE] ${TOO_BUSY_TEXT}` : '* BYE Too many connections; please try again later.'),
     open: (socket, secure, { clientAddress, log, onClosed }) => new ImapSession(socket, clientAddress, secure, {
       auth: deps.auth,
       log,

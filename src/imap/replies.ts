@@ -5,6 +5,7 @@
  * and a throttled attempt are indistinguishable), faults say UNAVAILABLE. The provider's own
  * refusals for other reasons (LIMIT, INUSE, EXPIRED…) keep their code and, when safe, its text.
  */
+import { TOO_BUSY_TEXT } from '../net/descriptors.js';
 import type { SignInFailure } from '../auth/sign-in.js';
 import type { ProviderRefusal } from '../upstream/refusal.js';
 import { PRIMARY_PASSWORD_REFUSED_TEXT, type AuthOutcome } from '../auth/types.js';
@@ -108,6 +109,8 @@ function providerRefusalReply(tag: string, refusal: ProviderRefusal): string {
 /** The answer when the app password was right but logging in upstream failed. */
 export function upstreamFaultReply(tag: string, err: unknown): string {
   if (isPosternError(err, 'UPSTREAM_AUTH_REJECTED')) return upstreamRejectedReply(tag);
+  // Postern's own limit, not the provider's (RFC 5530 UNAVAILABLE covers both): busy, not unreachable.
+  if (isPosternError(err, 'DESCRIPTORS_EXHAUSTED')) return `${tag} NO [UNAVAILABLE] ${TOO_BUSY_TEXT}`;
   return `${tag} NO [UNAVAILABLE] The mail server cannot be reached right now; please try again later.`;
 }
 

@@ -10,13 +10,15 @@
  */
 import { throttleKey } from '../auth/client-address.js';
 import type { Logger } from '../log.js';
+import { DESCRIPTORS_PER_SESSION, descriptorsLeft, reportDescriptorsExhausted, takeDescriptors } from './descriptors.js';
 
 export interface ConnectionLimits {
   maxConnections: number;
   maxConnectionsPerAddress: number;
 }
 
-export type Refusal = 'total' | 'address';
+/** `descriptors`: the process's descriptor limit is near (net/descriptors.ts), whatever the caps say. */
+export type Refusal = 'total' | 'address' | 'descriptors';
 
 /** Refusals are logged at most this often per limiter: a flood must not flood the log as well. */
 const WARN_EVERY_MS = 10_000;
@@ -26,7 +28,11 @@ export class ConnectionLimiter {
   private readonly perAddress = new Map<string, number>();
   private lastWarning = Number.NEGATIVE_INFINITY;
 
-  constructor(private readonly limits: ConnectionLimits) {}
+  /**
+   * `descriptorsEach`: what one connection holds against the process's descriptor limit, counted
+   * across every limiter; 0 for slots whose descriptors another limiter's count already includes.
+   */
+  constructor(private readonly limits: ConnectionLimits, private readonly descriptorsEach = DESCRIPTORS_PER_SESSION) {}
 
   /** A release function, or why the connection is refused. Release is idempotent. */
   acquire(clientAddress: string): { release: () => void } | { refused: Refusal } {
@@ -34,6 +40,9 @@ export class ConnectionLimiter {
     const current = this.perAddress.get(address) ?? 0;
     if (this.total >= this.limits.maxConnections) return { refused: 'total' };
     if (current >= this.limits.maxConnectionsPerAddress) return { refused: 'address' };
+    // Refused while there are still descriptors to say so: past the limit libuv closes unanswered.
+    if (this.descriptorsEach > 0 && descriptorsLeft() < this.descriptorsEach) return { refused: 'descriptors' };
+    const giveBack = takeDescriptors(this.descriptorsEach);
     this.total++;
     this.perAddress.set(address, current + 1);
     let released = false;
@@ -41,6 +50,7 @@ export class ConnectionLimiter {
       release: () => {
         if (released) return;
         released = true;
+        giveBack();
         this.total--;
         const left = (this.perAddress.get(address) ?? 1) - 1;
         if (left > 0) this.perAddress.set(address, left);
@@ -51,6 +61,7 @@ export class ConnectionLimiter {
 
   /** Logs a refusal (`connection.limit`, every protocol alike), at most once per WARN_EVERY_MS. */
   logRefusal(log: Logger, ip: string, refusal: Refusal): void {
+    if (refusal === 'descriptors') return reportDescriptorsExhausted(log, 'accept', 'budget');
     const now = Date.now();
     if (now - this.lastWarning < WARN_EVERY_MS) return;
     this.lastWarning = now;

@@ -18,6 +18,7 @@ import tls from 'node:tls';
 import { PosternError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { acceptProxyProtocol, type ProxyProtocolPolicy } from './proxy-gate.js';
+import { reportDescriptorsExhausted } from './descriptors.js';
 import type { BoundAddress } from './service.js';
 import type { TlsMaterial } from './tls-material.js';
 
@@ -109,7 +110,11 @@ export async function bind(server: net.Server, spec: BindSpec): Promise<net.Addr
       resolve();
     });
   });
-  server.on('error', (err) => spec.log.error({ event: 'listener.error', listener: spec.key, err }, 'listener error'));
+  server.on('error', (err: NodeJS.ErrnoException) => {
+    // EMFILE at accept: libuv has already closed the connection it could not give a descriptor (net/descriptors.ts).
+    if (err.code === 'EMFILE' || err.code === 'ENFILE') reportDescriptorsExhausted(spec.log, 'accept', err.code);
+    else spec.log.error({ event: 'listener.error', listener: spec.key, err }, 'listener error');
+  });
   return server.address() as net.AddressInfo;
 }
 

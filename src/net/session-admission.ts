@@ -7,7 +7,7 @@
 import type net from 'node:net';
 import { clientAddressOf } from '../auth/client-address.js';
 import type { Logger } from '../log.js';
-import type { ConnectionLimiter } from './connection-limiter.js';
+import type { ConnectionLimiter, Refusal } from './connection-limiter.js';
 import type { ConnectionRegistry, TrackedConnection } from './connection-registry.js';
 
 export interface Admitted {
@@ -22,8 +22,11 @@ export interface AdmissionSpec {
   limiter: ConnectionLimiter;
   registry: ConnectionRegistry;
   log: Logger;
-  /** The protocol's refusal (IMAP `* BYE`, POP3 `-ERR [SYS/TEMP]`), then the socket is closed. */
-  refuseLine: string;
+  /**
+   * The protocol's refusal (IMAP `* BYE`, POP3 `-ERR [SYS/TEMP]`), then the socket is closed:
+   * too many connections, or the process near its descriptor limit (net/descriptors.ts).
+   */
+  refuseLine(why: Refusal): string;
   open(socket: net.Socket, secure: boolean, admitted: Admitted): TrackedConnection & { start(): void };
 }
 
@@ -35,7 +38,7 @@ export function admitSessions(spec: AdmissionSpec): (socket: net.Socket, secure:
     const slot = spec.limiter.acquire(clientAddress);
     if ('refused' in slot) {
       spec.limiter.logRefusal(spec.log, clientAddress, slot.refused);
-      return refuseConnection(socket, spec.refuseLine);
+      return refuseConnection(socket, spec.refuseLine(slot.refused));
     }
     const log = spec.log.child({ conn: ++connectionCounter, ip: clientAddress, listener: listenerName });
     let unregister = () => {};

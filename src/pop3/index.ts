@@ -5,6 +5,7 @@
 import type { Pop3Config } from '../config/schema.js';
 import { mailUpstreamSecurity, warnIfInsecureUpstream } from '../net/insecure-upstream.js';
 import { ConnectionLimiter } from '../net/connection-limiter.js';
+import { TOO_BUSY_TEXT } from '../net/descriptors.js';
 import { ConnectionRegistry } from '../net/connection-registry.js';
 import { reloadableSecureContext } from '../net/listener.js';
 import { startMailListeners } from '../net/mail-listeners.js';
@@ -26,7 +27,7 @@ export async function startPop3(config: Pop3Config, deps: ProtocolDeps): Promise
   const accept = admitSessions({
     limiter, registry, log: deps.log,
     // A -ERR greeting refuses the connection (RFC 3206 [SYS/TEMP]: try again later).
-    refuseLine: reply.tooManyConnections(),
+    refuseLine: (why) => (why === 'descriptors' ? `-ERR [SYS/TEMP] ${TOO_BUSY_TEXT}` : reply.tooManyConnections()),
     open: (socket, secure, { clientAddress, log, onClosed }) => new Pop3Session(socket, clientAddress, secure, {
       auth: deps.auth,
       log,

@@ -10,6 +10,7 @@
  * "the server should close the TCP connection without ... sending any response").
  */
 import type { SignInFailure } from '../auth/sign-in.js';
+import { TOO_BUSY_TEXT } from '../net/descriptors.js';
 import { PRIMARY_PASSWORD_REFUSED_TEXT, type AuthOutcome } from '../auth/types.js';
 
 export const AUTH_FAILED_TEXT = 'Authentication failed.';
@@ -70,6 +71,9 @@ export function signInFailureReply(result: SignInFailure): string {
       // The provider's own RFC 3206 code and (safe) text, as it would have answered the app itself.
       return `-ERR [${result.refusal.code}] ${result.refusal.text ?? (result.refusal.temporary ? 'The mail server refused the login for now; please try again later.' : 'The mail server refused the login; please contact the administrator.')}`;
     case 'upstream-fault':
+      // RFC 3206: SYS/TEMP, a temporary problem of the server (here postern's own descriptor limit).
+      if (result.code === 'DESCRIPTORS_EXHAUSTED') return `-ERR [SYS/TEMP] ${TOO_BUSY_TEXT}`;
+      return '-ERR [SYS/TEMP] The mail server cannot be reached right now; please try again later.';
     case 'cancelled':
       return '-ERR [SYS/TEMP] The mail server cannot be reached right now; please try again later.';
   }

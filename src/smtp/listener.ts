@@ -142,7 +142,7 @@ function serverOptions(
       const slot = upstream.limiter.acquire(session.remoteAddress);
       if ('refused' in slot) {
         upstream.limiter.logRefusal(log, session.remoteAddress, slot.refused);
-        return callback(replies.tooManyConnections());
+        return callback(slot.refused === 'descriptors' ? replies.tooBusy() : replies.tooManyConnections());
       }
       slots.set(session.id, slot.release);
       const connLog = log.child({ cid: session.id, ip: session.remoteAddress });

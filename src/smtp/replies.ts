@@ -7,6 +7,7 @@
  * enhanced codes (RFC 3463) are part of the texts here, and of the upstream's relayed texts.
  */
 import type { SignInFailure } from '../auth/sign-in.js';
+import { TOO_BUSY_TEXT } from '../net/descriptors.js';
 import type { ProviderRefusal } from '../upstream/refusal.js';
 import { PRIMARY_PASSWORD_REFUSED_TEXT, type AuthOutcome } from '../auth/types.js';
 import { isPositive, replyText, type SmtpReply } from '../upstream/smtp/reply-parser.js';
@@ -52,6 +53,7 @@ export function signInFailure(result: SignInFailure, at: 'auth' | 'transaction')
     case 'upstream-refused':
       return providerRefusal(result.refusal, at);
     case 'upstream-fault':
+      if (result.code === 'DESCRIPTORS_EXHAUSTED') return tooBusy();
       return at === 'auth' ? upstreamUnavailableAtAuth() : upstreamUnavailable();
     case 'cancelled':
       return connectionEnded();
@@ -73,6 +75,9 @@ function providerRefusal(refusal: ProviderRefusal, at: 'auth' | 'transaction'): 
 }
 
 /** RFC 4954 §6: 454 4.7.0 Temporary authentication failure. */
+/** Out of file descriptors: 421 closes the session (RFC 5321 §3.8), 4.3.2 "system not accepting network messages" (RFC 3463). */
+export const tooBusy = () => reply(421, `4.3.2 ${TOO_BUSY_TEXT}`);
+
 export const upstreamUnavailableAtAuth = () =>
   reply(454, '4.7.0 Temporary authentication failure: the mail provider cannot be reached right now; try again later.');
 

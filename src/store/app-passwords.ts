@@ -5,7 +5,7 @@
  * `changedSince` read the change log that triggers keep (migration 3), for the revocation watcher.
  */
 import type { Db } from './database.js';
-import type { AccountRow, AppPasswordRow, Protocol, RevokeReason, UpstreamMode } from './types.js';
+import type { AccountRow, AppPasswordRow, Protocol, RevokeReason, UpstreamMode, UpstreamStatus } from './types.js';
 
 const COLUMNS = `p.id, p.public_id AS publicId, p.account_id AS accountId, p.label, p.scopes,
   p.created_at AS createdAt, p.expires_at AS expiresAt, p.revoked_at AS revokedAt,
@@ -13,6 +13,9 @@ const COLUMNS = `p.id, p.public_id AS publicId, p.account_id AS accountId, p.lab
   p.last_used_address AS lastUsedAddress, p.dek_salt AS dekSalt, p.dek_box AS dekBox`;
 
 type RawRow = Omit<AppPasswordRow, 'scopes'> & { scopes: string };
+type DigestTuple = [id: number, publicId: string, scopes: string, expiresAt: number | null, revokedAt: number | null,
+  dekSalt: Buffer | null, dekBox: Buffer | null, accountId: number, login: string, upstreamMode: string, upstreamUser: string, secretBox: Buffer | null,
+  upstreamStatus: UpstreamStatus, oauth2Provider: string | null];
 
 export interface NewAppPassword {
   publicId: string;
@@ -26,9 +29,12 @@ export interface NewAppPassword {
   dekBox: Buffer | null;
 }
 
+/** What a login needs of a password row, and nothing more (see findByDigest). */
+export type LoginPassword = Pick<AppPasswordRow, 'id' | 'publicId' | 'scopes' | 'expiresAt' | 'revokedAt' | 'dekSalt' | 'dekBox'>;
+
 export interface DigestMatch {
-  password: AppPasswordRow;
-  account: Pick<AccountRow, 'id' | 'login' | 'upstreamMode' | 'upstreamUser' | 'secretBox' | 'oauth2Provider'>;
+  password: LoginPassword;
+  account: Pick<AccountRow, 'id' | 'login' | 'upstreamMode' | 'upstreamUser' | 'secretBox' | 'oauth2Provider' | 'upstreamStatus'>;
 }
 
 export interface PasswordState {
@@ -72,10 +78,13 @@ export class AppPasswordRepo {
   private readonly changesStmt;
 
   constructor(private readonly db: Db) {
-    this.digestStmt = db.prepare<[Buffer], RawRow & { aId: number; aLogin: string; aMode: string; aUser: string; aBox: Buffer | null; aProvider: string | null }>(
-      `SELECT ${COLUMNS}, a.id AS aId, a.login AS aLogin, a.upstream_mode AS aMode, a.upstream_user AS aUser, a.secret_box AS aBox, a.oauth2_provider AS aProvider
+    // Only the columns a login reads, as an array: each column costs a value built in JS (a blob
+    // ~1.5 µs), and keyed row objects more; this cut the lookup from ~14 µs to ~8 µs (issue 15).
+    this.digestStmt = db.prepare<[Buffer], DigestTuple>(
+      `SELECT p.id, p.public_id, p.scopes, p.expires_at, p.revoked_at, p.dek_salt, p.dek_box,
+         a.id, a.login, a.upstream_mode, a.upstream_user, a.secret_box, a.upstream_status, a.oauth2_provider
        FROM app_passwords p JOIN accounts a ON a.id = p.account_id WHERE p.digest = ?`,
-    );
+    ).raw();
     this.insertStmt = db.prepare(
       `INSERT INTO app_passwords (public_id, account_id, digest, label, scopes, created_at, expires_at, dek_salt, dek_box)
        VALUES (@publicId, @accountId, @digest, @label, @scopes, @createdAt, @expiresAt, @dekSalt, @dekBox)`,
@@ -117,12 +126,12 @@ export class AppPasswordRepo {
   }
 
   findByDigest(digest: Buffer): DigestMatch | undefined {
-    const raw = this.digestStmt.get(digest);
-    if (!raw) return undefined;
-    const { aId, aLogin, aMode, aUser, aBox, aProvider, ...password } = raw;
+    const row = this.digestStmt.get(digest);
+    if (!row) return undefined;
+    const [id, publicId, scopes, expiresAt, revokedAt, dekSalt, dekBox, aId, login, upstreamMode, upstreamUser, secretBox, upstreamStatus, oauth2Provider] = row;
     return {
-      password: toRow(password),
-      account: { id: aId, login: aLogin, upstreamMode: aMode as UpstreamMode, upstreamUser: aUser, secretBox: aBox, oauth2Provider: aProvider },
+      password: { id, publicId, scopes: scopes.split(',').filter(Boolean) as Protocol[], expiresAt, revokedAt, dekSalt, dekBox },
+      account: { id: aId, login, upstreamMode: upstreamMode as UpstreamMode, upstreamUser, secretBox, upstreamStatus, oauth2Provider },
     };
   }
 

@@ -1,7 +1,7 @@
 /**
  * The one place that says what a failure to reach an upstream *was*: Node and OpenSSL errors
  * (from net, tls, http) become the catalogue's UPSTREAM_UNAVAILABLE / _TIMEOUT / _TLS_FAILED /
- * _PROTOCOL, the original error kept as `cause` for the log. The IMAP and SMTP upstream clients
+ * _PROTOCOL (or DESCRIPTORS_EXHAUSTED: postern itself is out of file descriptors), the original error kept as `cause` for the log. The IMAP and SMTP upstream clients
  * (through upstream/connect.ts), the HTTP upstream and the CLI's `--check` all use it, so one
  * failure gets one name in every log, reply and verdict.
  *
@@ -31,7 +31,11 @@ export function classifyTransportError(err: unknown, what = 'upstream connection
   return new PosternError(transportErrorCode(code, message), `${what} failed: ${code || message}`, { cause: err });
 }
 
+/** Out of descriptors: postern's own limit (EMFILE) or the system's (ENFILE), not an upstream fault. */
+const DESCRIPTOR_CODES = new Set(['EMFILE', 'ENFILE']);
+
 function transportErrorCode(code: string, message: string): ErrorCode {
+  if (DESCRIPTOR_CODES.has(code)) return 'DESCRIPTORS_EXHAUSTED';
   if (TIMEOUT_CODES.has(code)) return 'UPSTREAM_TIMEOUT';
   if (TLS_CODES.test(code) || TLS_MESSAGES.test(message)) return 'UPSTREAM_TLS_FAILED';
   // llhttp's parse errors: the upstream spoke, but not HTTP/1.1.

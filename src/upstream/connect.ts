@@ -3,6 +3,8 @@
  * socket within the connect timeout, and the STARTTLS upgrade over an existing socket with the
  * same verified TLS options. Failures arrive as PosternErrors named by upstream/classify.ts.
  *
+ * TLS sessions are resumed per origin (upstream/tls-sessions.ts): most handshakes are abbreviated.
+ *
  * It knows no protocol: the greeting, the STARTTLS command and what to do with bytes that came
  * in clear (RFC 3207 §6, RFC 9051 §6.2.1: discard them) are the caller's. It never falls back to
  * plaintext or to an unverified certificate: the options it is given are the ones it uses.
@@ -13,6 +15,7 @@ import type { MailUpstreamConfig } from '../config/schema.js';
 import { PosternError } from '../errors.js';
 import { classifyTransportError } from './classify.js';
 import { upstreamTlsOptions } from './tls-options.js';
+import { keepSessions, sessionFor } from './tls-sessions.js';
 
 export interface UpstreamEndpoint {
   host: string;
@@ -47,9 +50,7 @@ export function mailEndpoint(config: MailUpstreamConfig): UpstreamEndpoint {
  */
 export function openUpstreamSocket(endpoint: UpstreamEndpoint, what = 'upstream connection'): Promise<net.Socket> {
   const implicit = endpoint.security === 'tls';
-  const socket = implicit
-    ? tls.connect({ ...endpoint.tls, host: endpoint.host, port: endpoint.port })
-    : net.connect({ host: endpoint.host, port: endpoint.port });
+  const socket = implicit ? secureConnect(endpoint, { port: endpoint.port }) : net.connect({ host: endpoint.host, port: endpoint.port });
   return settle(socket, implicit ? 'secureConnect' : 'connect', endpoint.connectTimeoutMs, what).then(() => {
     socket.setNoDelay(true);
     return socket;
@@ -64,7 +65,7 @@ export async function upgradeToTls(plain: net.Socket, endpoint: UpstreamEndpoint
   plain.on('error', () => undefined); // the TLS socket reports the plain one's errors from here on
   // `host` as for an implicit-TLS connect: the certificate is checked against it (not whatever
   // name the plain socket happened to record) when `servername` is absent, i.e. for an IP address.
-  const secure = tls.connect({ ...endpoint.tls, host: endpoint.host, socket: plain });
+  const secure = secureConnect(endpoint, { socket: plain });
   try {
     await settle(secure, 'secureConnect', endpoint.connectTimeoutMs, what);
   } catch (err) {
@@ -72,6 +73,14 @@ export async function upgradeToTls(plain: net.Socket, endpoint: UpstreamEndpoint
     throw err;
   }
   return secure;
+}
+
+/** A TLS client socket with the endpoint's verified options, resuming a session of this very origin if one is kept. */
+function secureConnect(endpoint: UpstreamEndpoint, over: { port: number } | { socket: net.Socket }): tls.TLSSocket {
+  const origin = { tls: endpoint.tls, host: endpoint.host, port: endpoint.port };
+  const socket = tls.connect({ ...endpoint.tls, host: endpoint.host, ...over, session: sessionFor(origin) });
+  keepSessions(socket, origin);
+  return socket;
 }
 
 /** Waits for `ready`, the first error, or the timeout; on failure the socket is destroyed. */

@@ -9,8 +9,8 @@
  *
  * Defence in depth against the origin escape of issue 9 (a client path read as another authority
  * carried real credentials to a host of the client's choosing): the origins it may talk to are
- * fixed at construction, each with its agent made then, so nothing a client sends can add one or
- * grow the agent map; a request for any other origin, or a path that is not plain origin-form,
+ * fixed at construction, each with its agent made then (plus sibling hosts a configured upstream
+ * handed out, `allow`), so nothing a client sends can add one or grow the agent map; a request for any other origin, or a path that is not plain origin-form,
  * is refused before a socket is opened or a header written. The path is never resolved by a URL
  * parser: it goes into the request line as given.
  */
@@ -76,6 +76,16 @@ export class HttpUpstream {
       if (url.origin !== origin) throw new PosternError('CONFIG_INVALID', `upstream origin ${origin} is not in origin form`);
       this.destinations.set(origin, this.destinationFor(url));
     }
+  }
+
+  /**
+   * Adds a sibling origin the DAV namespace learnt from a configured upstream's answer and the
+   * admin's follow patterns allow (src/dav/routes.ts `learn`, bounded there); never from client input.
+   */
+  allow(origin: string): void {
+    const url = new URL(origin);
+    if (url.origin !== origin) throw new PosternError('CONFIG_INVALID', `upstream origin ${origin} is not in origin form`);
+    if (!this.destinations.has(origin)) this.destinations.set(origin, this.destinationFor(url));
   }
 
   /** Resolves when the response head has arrived (body still streaming); rejects with a PosternError. */

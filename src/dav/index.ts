@@ -43,7 +43,7 @@ const REFUSED_GRACE_MS = 5_000;
 export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<ProtocolService> {
   const log = deps.log.child({ listener: 'dav' });
   const routes = DavRoutes.fromConfig(config);
-  const upstream = new HttpUpstream({ caFile: config.caFile, rejectUnauthorized: config.rejectUnauthorized, timeoutMs: config.upstreamTimeoutMs }, routes.origins());
+  const upstream = new HttpUpstream({ caFile: config.caFile, rejectUnauthorized: config.rejectUnauthorized, timeoutMs: config.upstreamTimeoutMs, lookup: deps.upstreamLookup }, routes.origins());
   for (const origin of routes.origins()) {
     warnIfInsecureUpstream(log, { protocol: 'dav', upstream: origin, plaintext: origin.startsWith('http:'), unverified: !config.rejectUnauthorized });
   }

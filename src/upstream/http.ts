@@ -24,6 +24,11 @@ import { upstreamTlsOptions } from './tls-options.js';
 export interface HttpUpstreamSettings {
   caFile?: string | undefined;
   rejectUnauthorized: boolean;
+  /**
+   * Name resolution for upstream hosts; the system resolver when absent. Tests reach provider-
+   * shaped upstreams by name (`caldav.fastmail.test`) through a map of loopback addresses.
+   */
+  lookup?: import('node:net').LookupFunction | undefined;
   /** No byte from the upstream for this long (waiting for headers or mid-body) → UPSTREAM_TIMEOUT. */
   timeoutMs: number;
 }
@@ -141,7 +146,7 @@ export class HttpUpstream {
     const secure = url.protocol === 'https:';
     if (!secure && url.protocol !== 'http:') throw new PosternError('CONFIG_INVALID', `upstream origin ${url.origin} is not http or https`);
     const hostname = url.hostname.replace(/^\[|\]$/g, '');
-    const common = { keepAlive: true, maxSockets: 64, scheduling: 'lifo' as const, timeout: IDLE_SOCKET_MS };
+    const common = { keepAlive: true, maxSockets: 64, scheduling: 'lifo' as const, timeout: IDLE_SOCKET_MS, ...(this.settings.lookup ? { lookup: this.settings.lookup } : {}) };
     const agent = secure
       ? new https.Agent({ ...common, ...upstreamTlsOptions({ host: hostname, caFile: this.settings.caFile, rejectUnauthorized: this.settings.rejectUnauthorized }) })
       : new http.Agent(common);

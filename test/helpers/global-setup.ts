@@ -1,9 +1,10 @@
-// Vitest globalSetup: the integration tests need real Dovecot (with POP3), fetchmail, Postfix, Radicale and fail2ban-regex. When one is
-// missing the run must fail loudly with the fix, never skip: a green CI without the servers proves nothing.
+// Vitest globalSetup: the integration tests need real Dovecot (with POP3), fetchmail, Postfix, Radicale, Cyrus httpd,
+// Xandikos, HAProxy and fail2ban-regex. When one is missing the run must fail loudly with the fix, never skip: a green CI without the servers proves nothing.
 import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import { findCyrus } from './cyrus.js';
 import { findDovecot } from './dovecot.js';
 import { findPostfix } from './postfix.js';
 import { findRadicalePython } from './radicale.js';
@@ -24,6 +25,7 @@ async function missing(): Promise<string[]> {
     })],
     ['postfix (postfix)', async () => (await findPostfix(), run('/usr/sbin/postconf', ['-d', 'mail_version']))],
     ['radicale (python3 -c "import radicale")', () => findRadicalePython()],
+    ['cyrus httpd, lmtpd, deliver and saslpasswd2 (cyrus-common, cyrus-caldav, sasl2-bin)', () => findCyrus()],
     ['fail2ban-regex (fail2ban)', () => run('fail2ban-regex', ['--version'])],
     ['openssl', () => run('openssl', ['version'])],
   ];

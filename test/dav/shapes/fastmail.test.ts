@@ -1,0 +1,95 @@
+/**
+ * Postern in front of the Fastmail shape (issue 11): a real Cyrus httpd on two TLS origins,
+ * `caldav.fastmail.test` and `carddav.fastmail.test`, both with `/dav/principals/user/<u>/`. The
+ * admin's config is the provider's two URLs; clients start from postern's bare origin.
+ *
+ * Pins: tsdav walks well-known → principal → home → list → create, read, update (If-Match), delete
+ * for an event and a contact through postern, every URL it is handed being on postern's origin
+ * under the mount of the upstream that served it (`/@caldav.fastmail.test:PORT/dav/…`), never on a
+ * Cyrus host; a caldav-only password is refused on the carddav mount (principal, home, a contact)
+ * and a carddav-only one on the caldav mount, each still working on its own; no secret reaches a log.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hostFetch, type HostFetch } from '../../helpers/dav-fetch.js';
+import { startCyrus, type CyrusServer } from '../../helpers/cyrus.js';
+import { startPostern, type PosternHarness } from '../../helpers/postern.js';
+import { basicAuth, walkCalDav, walkCardDav } from '../servers/walk.js';
+
+const ALICE = { name: 'alice', password: 'cyrus-alice-upstream-secret', primary: 'alice primary passphrase 1' };
+let cyrus: CyrusServer;
+let postern: PosternHarness;
+let client: HostFetch;
+let origin: string;
+const passwords = { both: '', caldav: '', carddav: '' };
+
+beforeAll(async () => {
+  cyrus = await startCyrus({ users: [{ name: ALICE.name, password: ALICE.password }] });
+  postern = await startPostern({
+    config: { dav: { listener: { host: '127.0.0.1', port: 0 }, caldav: { url: `${cyrus.caldavOrigin}/` }, carddav: { url: `${cyrus.carddavOrigin}/` }, caFile: cyrus.caFile } },
+    upstreamLookup: cyrus.lookup,
+    secrets: [ALICE.password],
+  });
+  postern.addUser(ALICE.name, ALICE.primary, { mode: 'password', secret: ALICE.password });
+  passwords.both = postern.newPassword(ALICE.name, ALICE.primary, { label: 'both' }).password;
+  passwords.caldav = postern.newPassword(ALICE.name, ALICE.primary, { label: 'cal', scopes: ['caldav'] }).password;
+  passwords.carddav = postern.newPassword(ALICE.name, ALICE.primary, { label: 'card', scopes: ['carddav'] }).password;
+  origin = `https://127.0.0.1:${postern.port('dav')}`;
+  client = hostFetch({ caPem: postern.caPem, hosts: {} });
+}, 90_000);
+
+afterAll(async () => {
+  client?.close();
+  await postern?.stop();
+  await cyrus?.stop();
+});
+
+const target = (password: string) => ({ serverUrl: `${origin}/`, username: ALICE.name, password, fetch: client.fetch });
+const calMount = () => `${origin}/@${new URL(cyrus.caldavOrigin).host}`;
+const cardMount = () => `${origin}/@${new URL(cyrus.carddavOrigin).host}`;
+
+function onlyPostern(): void {
+  for (const request of client.requests) expect(request.url.startsWith(`${origin}/`), request.url).toBe(true);
+}
+
+describe('Fastmail shape (Cyrus, two origins)', () => {
+  it('walks CalDAV from postern\'s bare origin, under the caldav mount', async () => {
+    const walk = await walkCalDav(target(passwords.both));
+    expect(walk.wellKnown.status).toBe(301);
+    expect(walk.wellKnown.location).toBe(`${calMount()}/dav/calendars`);
+    expect(walk.principalUrl).toBe(`${calMount()}/dav/principals/user/alice/`);
+    expect(walk.homeUrl).toBe(`${calMount()}/dav/calendars/user/alice/`);
+    expect(walk.collections).toContain(`${calMount()}/dav/calendars/user/alice/Default/`);
+    onlyPostern();
+  });
+
+  it('walks CardDAV from postern\'s bare origin, under the carddav mount', async () => {
+    const walk = await walkCardDav(target(passwords.both));
+    expect(walk.wellKnown.location).toBe(`${cardMount()}/dav/addressbooks`);
+    expect(walk.principalUrl).toBe(`${cardMount()}/dav/principals/user/alice/`);
+    expect(walk.homeUrl).toBe(`${cardMount()}/dav/addressbooks/user/alice/`);
+    onlyPostern();
+  });
+
+  it('walks each kind with a password holding only that scope', async () => {
+    await walkCalDav(target(passwords.caldav));
+    await walkCardDav(target(passwords.carddav));
+  });
+
+  it('refuses a single-scope password on the other kind\'s mount, principal included', async () => {
+    const propfind = async (url: string, password: string) => {
+      const res = await client.fetch(url, { method: 'PROPFIND', headers: { authorization: basicAuth(ALICE.name, password), depth: '0' } });
+      await res.arrayBuffer();
+      return res.status;
+    };
+    for (const path of ['/dav/principals/user/alice/', '/dav/addressbooks/user/alice/', '/dav/addressbooks/user/alice/Default/x.vcf', '/dav/calendars/user/alice/']) {
+      expect(await propfind(cardMount() + path, passwords.caldav), path).toBe(401);
+    }
+    for (const path of ['/dav/principals/user/alice/', '/dav/calendars/user/alice/', '/dav/calendars/user/alice/Default/']) {
+      expect(await propfind(calMount() + path, passwords.carddav), path).toBe(401);
+    }
+    expect(await propfind(`${calMount()}/dav/principals/user/alice/`, passwords.caldav)).toBe(207);
+    expect(await propfind(`${cardMount()}/dav/principals/user/alice/`, passwords.carddav)).toBe(207);
+    const wellKnown = await client.fetch(`${origin}/.well-known/carddav`, { method: 'PROPFIND', headers: { authorization: basicAuth(ALICE.name, passwords.caldav) }, redirect: 'manual' });
+    expect(wellKnown.status).toBe(401);
+  });
+});

@@ -48,7 +48,7 @@ function answer(name: Name) {
   return (req: IncomingMessage, res: ServerResponse) => {
     req.resume();
     req.on('end', () => {
-      servers.get(name)!.seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? '-'} ${req.headers.destination ?? ''}`);
+      servers.get(name)!.seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? '-'} ${String(req.headers.destination ?? '')}`);
       const body = name === 'caldav.icloud.test'
         ? multistatus([`${origin('p07-caldav.icloud.test')}/123/principal/`, `${origin('p07-caldav.evil.test')}/123/calendars/`])
         : multistatus(['/123/principal/', '/123/calendars/']);

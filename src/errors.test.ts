@@ -37,6 +37,7 @@ const PINNED: ReadonlyArray<readonly [ErrorCode, number]> = [
   ['TLS_MATERIAL_INVALID', 1],
   ['INPUT_INVALID', 1],
   ['UPSTREAM_LOGIN_REFUSED', 1],
+  ['DAV_DISCOVERY_FAILED', 1],
 ];
 
 describe('error catalogue', () => {

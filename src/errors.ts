@@ -52,6 +52,7 @@ export const ERROR_CATALOGUE = {
   TLS_MATERIAL_INVALID: { message: 'TLS certificate or key is missing or invalid', exitStatus: EXIT_REFUSED },
   INPUT_INVALID: { message: 'input is invalid', exitStatus: EXIT_REFUSED },
   UPSTREAM_LOGIN_REFUSED: { message: 'upstream refused the login for a reason other than the credentials', exitStatus: EXIT_REFUSED },
+  DAV_DISCOVERY_FAILED: { message: 'DAV discovery through the upstream did not complete', exitStatus: EXIT_REFUSED },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -4,6 +4,7 @@
  */
 import { Command } from 'commander';
 import { registerCertCommands } from './commands/cert.js';
+import { registerDavCommands } from './commands/dav.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerInitCommand } from './commands/init.js';
 import { registerPasswordCommands } from './commands/password.js';
@@ -37,6 +38,7 @@ export function buildProgram(io: CliIo, options: CliOptions = {}): Command {
   registerPasswordCommands(program, io);
   registerCertCommands(program, io);
   registerDbCommands(program, io);
+  registerDavCommands(program, io);
   registerServeCommand(program, io, options.makeLogger);
   return program;
 }

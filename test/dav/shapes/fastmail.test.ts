@@ -13,6 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostFetch, type HostFetch } from '../../helpers/dav-fetch.js';
 import { startCyrus, type CyrusServer } from '../../helpers/cyrus.js';
 import { startPostern, type PosternHarness } from '../../helpers/postern.js';
+import { discover, startUrl } from '../../../src/dav/discovery.js';
+import { DavRoutes } from '../../../src/dav/routes.js';
+import { HttpUpstream } from '../../../src/upstream/http.js';
 import { basicAuth, walkCalDav, walkCardDav } from '../servers/walk.js';
 
 const ALICE = { name: 'alice', password: 'cyrus-alice-upstream-secret', primary: 'alice primary passphrase 1' };
@@ -91,5 +94,22 @@ describe('Fastmail shape (Cyrus, two origins)', () => {
     expect(await propfind(`${cardMount()}/dav/principals/user/alice/`, passwords.carddav)).toBe(207);
     const wellKnown = await client.fetch(`${origin}/.well-known/carddav`, { method: 'PROPFIND', headers: { authorization: basicAuth(ALICE.name, passwords.caldav) }, redirect: 'manual' });
     expect(wellKnown.status).toBe(401);
+  });
+
+  it('dav check\'s discovery walks both origins with the account\'s credentials (what `postern dav check` prints)', async () => {
+    const routes = DavRoutes.fromConfig({ caldav: { url: `${cyrus.caldavOrigin}/` }, carddav: { url: `${cyrus.carddavOrigin}/` } });
+    const upstream = new HttpUpstream({ caFile: cyrus.caFile, rejectUnauthorized: true, timeoutMs: 5000, lookup: cyrus.lookup }, routes.origins());
+    const credential = { kind: 'password' as const, username: ALICE.name, password: ALICE.password };
+    try {
+      const cal = await discover({ routes, upstream, credential }, 'caldav', startUrl(`${cyrus.caldavOrigin}/`, 'caldav'));
+      expect(cal).toMatchObject({ principal: `${cyrus.caldavOrigin}/dav/principals/user/alice/`, home: `${cyrus.caldavOrigin}/dav/calendars/user/alice/` });
+      expect(cal.collections.map((c) => c.url)).toContain(`${cyrus.caldavOrigin}/dav/calendars/user/alice/Default/`);
+      const card = await discover({ routes, upstream, credential }, 'carddav', startUrl(`${cyrus.carddavOrigin}/`, 'carddav'));
+      expect(card).toMatchObject({ principal: `${cyrus.carddavOrigin}/dav/principals/user/alice/`, home: `${cyrus.carddavOrigin}/dav/addressbooks/user/alice/` });
+      const wrong = discover({ routes, upstream, credential: { ...credential, password: 'not-it' } }, 'caldav', startUrl(`${cyrus.caldavOrigin}/`, 'caldav'));
+      await expect(wrong).rejects.toMatchObject({ code: 'UPSTREAM_AUTH_REJECTED' });
+    } finally {
+      upstream.close();
+    }
   });
 });

@@ -6,6 +6,7 @@ import { access } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { findCyrus } from './cyrus.js';
 import { findDovecot } from './dovecot.js';
+import { findNextcloudParts } from './nextcloud.js';
 import { findPostfix } from './postfix.js';
 import { findRadicalePython } from './radicale.js';
 
@@ -26,6 +27,7 @@ async function missing(): Promise<string[]> {
     ['postfix (postfix)', async () => (await findPostfix(), run('/usr/sbin/postconf', ['-d', 'mail_version']))],
     ['radicale (python3 -c "import radicale")', () => findRadicalePython()],
     ['cyrus httpd, lmtpd, deliver and saslpasswd2 (cyrus-common, cyrus-caldav, sasl2-bin)', () => findCyrus()],
+    ['xandikos and haproxy (xandikos, haproxy)', () => findNextcloudParts()],
     ['fail2ban-regex (fail2ban)', () => run('fail2ban-regex', ['--version'])],
     ['openssl', () => run('openssl', ['version'])],
   ];

@@ -8,6 +8,11 @@
  * and contacts really round-trip; a wrong password is refused; both names are served by their own
  * address with a certificate for that name.
  */
+import { execFile } from 'node:child_process';
+import { access, readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostFetch, type HostFetch } from '../../helpers/dav-fetch.js';
 import { startCyrus, type CyrusServer } from '../../helpers/cyrus.js';
@@ -74,4 +79,24 @@ describe('Cyrus in the Fastmail shape', () => {
     const there = await client.fetch(`${cyrus.caldavOrigin}${cyrus.calendarHomePath('alice')}Default/intruder.ics`, { headers: { authorization: basicAuth(ALICE.name, ALICE.password) } });
     expect(there.status).toBe(404);
   });
+});
+
+const refused = (host: string, port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = connect({ host, port });
+    socket.once('connect', () => (socket.destroy(), resolve(false)));
+    socket.once('error', () => resolve(true));
+  });
+
+describe('Cyrus harness lifecycle', () => {
+  it('stop() ends master and every service it forked, closes both origins and removes the temp dir', async () => {
+    const own = await startCyrus({ users: [ALICE] });
+    const pid = Number((await readFile(join(own.dir, 'run', 'master.pid'), 'utf8')).trim());
+    const group = async () => (await promisify(execFile)('ps', ['-o', 'pid=', '-g', String(pid)]).then((r) => r.stdout, () => '')).trim();
+    expect(await group()).not.toBe('');
+    await own.stop();
+    expect(await group()).toBe('');
+    for (const host of Object.values(own.hosts)) expect(await refused(host, own.port)).toBe(true);
+    await expect(access(own.dir)).rejects.toThrow();
+  }, 60_000);
 });

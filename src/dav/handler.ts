@@ -105,7 +105,8 @@ async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerRes
     req, res,
     target: route.target,
     mount: route.mount,
-    upstreamPath: upstreamPathOf(target.upstreamPath, route.prefixed),
+    // A well-known request (or `/` standing in for one, routes.ts) goes to the upstream's well-known URL.
+    upstreamPath: /^\/\.well-known\/(?:caldav|carddav)$/.test(route.path) ? route.path : upstreamPathOf(target.upstreamPath, route.prefixed),
     scope,
     admitted,
     clientAddress,

@@ -84,6 +84,12 @@ describe('DavRoutes, two origins with one layout (Fastmail)', () => {
     expect(sameBase.route(facts('/@carddav.example/dav/calendars/user/alice/'))).toMatchObject({ scopes: ['carddav'] });
   });
 
+  it('leads a PROPFIND of the bare origin on as well-known caldav does (no root mount)', () => {
+    expect(routes.route(facts('/'))).toMatchObject({ kind: 'redirect', location: '/@caldav.example/dav/calendars/', scopes: ['caldav'] });
+    const cardOnly = DavRoutes.fromConfig({ carddav: { url: 'https://carddav.example/' }, caldav: { url: 'https://caldav.example/' } });
+    expect(cardOnly.route(facts('/'))).toMatchObject({ kind: 'proxy', path: '/.well-known/caldav', mount: { origin: 'https://caldav.example' } });
+  });
+
   it('redirects well-known to the mounted base path', () => {
     expect(routes.route(facts('/.well-known/caldav'))).toMatchObject({ kind: 'redirect', location: '/@caldav.example/dav/calendars/' });
     expect(routes.route(facts('/.well-known/carddav'))).toMatchObject({ kind: 'redirect', location: '/@carddav.example/dav/addressbooks/' });

@@ -165,12 +165,15 @@ export class DavRoutes {
 
   route(facts: RequestFacts): Route {
     const wellKnown = /^\/\.well-known\/(caldav|carddav)\/?$/i.exec(facts.path);
-    if (wellKnown) {
-      const scope = wellKnown[1]!.toLowerCase() as DavScope;
+    // Without a root mount, `/` is nobody's: clients that PROPFIND the bare origin instead of the
+    // well-known URL (python-caldav 0.11) are led on as by `/.well-known/caldav` (carddav if alone).
+    const bare = facts.path === '/' && !this.byPrefix.has('') ? (this.byScope.has('caldav') ? 'caldav' : 'carddav') : null;
+    if (wellKnown || bare) {
+      const scope = bare ?? (wellKnown![1]!.toLowerCase() as DavScope);
       const target = this.byScope.get(scope);
       if (!target) return { kind: 'none' };
       const mount = this.byOrigin.get(target.origin)!;
-      const placed = { mount, target, scopes: [scope], path: facts.path, prefixed: false };
+      const placed = { mount, target, scopes: [scope], path: `/.well-known/${scope}`, prefixed: false };
       if (target.basePath === '/') return { kind: 'proxy', ...placed };
       return { kind: 'redirect', ...placed, location: mount.prefix + target.basePath };
     }

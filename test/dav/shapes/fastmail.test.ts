@@ -17,6 +17,7 @@ import { discover, startUrl } from '../../../src/dav/discovery.js';
 import { DavRoutes } from '../../../src/dav/routes.js';
 import { HttpUpstream } from '../../../src/upstream/http.js';
 import { basicAuth, walkCalDav, walkCardDav } from '../servers/walk.js';
+import { pythonCaldavWalk } from './support/python-caldav.js';
 
 const ALICE = { name: 'alice', password: 'cyrus-alice-upstream-secret', primary: 'alice primary passphrase 1' };
 let cyrus: CyrusServer;
@@ -71,6 +72,18 @@ describe('Fastmail shape (Cyrus, two origins)', () => {
     expect(walk.principalUrl).toBe(`${cardMount()}/dav/principals/user/alice/`);
     expect(walk.homeUrl).toBe(`${cardMount()}/dav/addressbooks/user/alice/`);
     onlyPostern();
+  });
+
+  // python-caldav 0.11 (Debian) does no RFC 6764 discovery and keeps the URL it was given as the
+  // principal's base, so it is given the DAV root as Fastmail's docs name it, under postern's mount.
+  it('python-caldav (a second real client) walks principal, home, calendars and an event (issue 11: it used to get NotFoundError)', async () => {
+    const walk = await pythonCaldavWalk({ url: `${calMount()}/dav/`, user: ALICE.name, password: passwords.caldav, caPem: postern.caPem, dir: postern.dir });
+    // It prints `@` percent-encoded (`/%40caldav…`): the same path (request-target.ts decodes segments).
+    const plain = decodeURIComponent;
+    expect(plain(walk.principal)).toBe(`${calMount()}/dav/principals/user/alice/`);
+    expect(plain(walk.home)).toBe(`${calMount()}/dav/calendars/user/alice/`);
+    expect(walk.calendars.map(plain)).toContain(`${calMount()}/dav/calendars/user/alice/Default/`);
+    expect(walk).toMatchObject({ read: true, updated: true, deleted: true });
   });
 
   it('walks each kind with a password holding only that scope', async () => {

@@ -44,7 +44,12 @@ export interface App {
   close(): Promise<void>;
 }
 
-export async function startApp(config: ResolvedConfig, log: Logger): Promise<App> {
+export interface AppOptions {
+  /** Resolver for upstream host names; only tests set it (provider-shaped upstreams on loopback). */
+  upstreamLookup?: import('node:net').LookupFunction | undefined;
+}
+
+export async function startApp(config: ResolvedConfig, log: Logger, options: AppOptions = {}): Promise<App> {
   const digestKey = readKeyFile(config.keyFile);
   const tls = new TlsMaterial(config.tls.cert, config.tls.key, config.tls.minVersion);
   const store = openStore(config.database.path);
@@ -56,7 +61,7 @@ export async function startApp(config: ResolvedConfig, log: Logger): Promise<App
   const auth = createAuthService(config, store, writes, digestKey, log, { metrics, tokens: createTokenManager(config, store, writer, log) });
   const retention = startHistoryRetention(writer, { keepDays: config.history.keepDays }, log);
   const expiry = startExpirySweep(writer, log);
-  const deps = (name: string): ProtocolDeps => ({ auth, tls, log: log.child({ protocol: name }), serverName: config.hostnames[0]! });
+  const deps = (name: string): ProtocolDeps => ({ auth, tls, log: log.child({ protocol: name }), serverName: config.hostnames[0]!, upstreamLookup: options.upstreamLookup });
   const services: ProtocolService[] = [];
   let admin: AdminServer | null = null;
   let bound = false;

@@ -40,6 +40,7 @@ const PINNED: ReadonlyArray<readonly [ErrorCode, number]> = [
   ['OAUTH2_GRANT_REJECTED', 1],
   ['OAUTH2_FAILED', 1],
   ['DESCRIPTORS_EXHAUSTED', 1],
+  ['DAV_DISCOVERY_FAILED', 1],
 ];
 
 describe('error catalogue', () => {

@@ -57,6 +57,7 @@ export const ERROR_CATALOGUE = {
   /** The provider could not be reached, timed out, or answered something other than a grant refusal. */
   OAUTH2_FAILED: { message: 'OAuth2 request to the provider failed', exitStatus: EXIT_REFUSED },
   DESCRIPTORS_EXHAUSTED: { message: 'the process has no file descriptor left (EMFILE/ENFILE)', exitStatus: EXIT_REFUSED },
+  DAV_DISCOVERY_FAILED: { message: 'DAV discovery through the upstream did not complete', exitStatus: EXIT_REFUSED },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

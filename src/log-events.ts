@@ -67,6 +67,7 @@ export const LOG_EVENTS = {
   'dav.scope_refused': { level: 'info', when: 'the app password lacks the scope for the collection (401)', fields: ['user', 'passwordId', 'method'] },
   'dav.pipeline_limit': { level: 'info', when: 'too many pipelined requests on one connection; it is closed', fields: ['ip'] },
   'dav.client_error': { level: 'debug', when: 'malformed HTTP from a client (400/408/431)', fields: ['code'] },
+  'dav.host_followed': { level: 'info', when: 'a DAV upstream handed out a sibling host its `follow` patterns allow (iCloud); postern now follows it', fields: ['upstream', 'host', 'mount'] },
   'dav.client_aborted': { level: 'debug', when: 'the client closed the connection mid-request', fields: [] },
   'store.status_failed': { level: 'warn', when: 'the upstream status of an account could not be read', fields: ['err'] },
   'store.write_dropped': { level: 'warn', when: 'queued writes (history, last use) were dropped', fields: ['dropped', 'droppedTotal', 'kind', 'reason', 'err'] },

@@ -4,6 +4,7 @@
  */
 import { Command } from 'commander';
 import { registerCertCommands } from './commands/cert.js';
+import { registerDavCommands } from './commands/dav.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerDnsRecordsCommand } from './commands/dns-records.js';
 import { registerInitCommand } from './commands/init.js';
@@ -39,6 +40,7 @@ export function buildProgram(io: CliIo, options: CliOptions = {}): Command {
   registerCertCommands(program, io);
   registerDbCommands(program, io);
   registerDnsRecordsCommand(program, io);
+  registerDavCommands(program, io);
   registerServeCommand(program, io, options.makeLogger);
   return program;
 }

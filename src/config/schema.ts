@@ -114,6 +114,11 @@ const smtp = z.strictObject({
     .prefault({}),
 });
 
+const upstreamSpec = z.strictObject({
+  url: z.url(),
+  follow: z.array(z.string().min(1)).default([]),
+});
+
 const dav = z.strictObject({
   listener,
   /**
@@ -122,16 +127,21 @@ const dav = z.strictObject({
    */
   publicOrigin: z.url().optional(),
   /**
-   * Upstream base URLs (http or https). Paths are not re-mounted: a path on postern is the same
-   * path upstream. The longest base path matching a request decides its upstream and the scope the
-   * app password needs. When both are the same URL (Radicale), calendar requests (MKCALENDAR,
-   * text/calendar, .ics) need caldav, contact requests (text/vcard, .vcf) carddav; for the rest, a
+   * The provider's CalDAV and CardDAV URLs, as its documentation gives them (http or https), and
+   * `follow`: host patterns (`*.icloud.com`, `*` = one DNS label, `host:*` any port) of sibling
+   * hosts this upstream may hand out at discovery, which postern then follows (iCloud). With one
+   * upstream origin, paths on postern are the paths upstream; with two (Fastmail, iCloud), and for
+   * followed hosts, each origin is mounted at /@host/. The longest base path matching a request
+   * decides the scope the app password needs; where both scopes meet (Radicale, Nextcloud), a
    * password with just one of the two is checked against the kind of collection the path is in
    * (asked of the upstream). See src/dav/routes.ts.
    */
+  caldav: upstreamSpec.optional(),
+  carddav: upstreamSpec.optional(),
+  /** Short for `caldav: { url }` / `carddav: { url }` (older configs). */
   caldavUpstream: z.url().optional(),
   carddavUpstream: z.url().optional(),
-  /** Extra upstream origins whose absolute URLs are rewritten too (e.g. sibling hosts). */
+  /** Extra origins that are other names of the single upstream origin (rewritten, never sent to). */
   upstreamAliases: z.array(z.url()).default([]),
   caFile: z.string().optional(),
   rejectUnauthorized: z.boolean().default(true),

@@ -113,4 +113,11 @@ describe('CollectionKinds cache', () => {
     expect(await count(() => kinds.kindAt(origin, '/alice/cal/', ALICE))).toBe(1);
     expect(await count(() => kinds.kindAt(origin, '/bob/cal/', BOB))).toBe(1);
   });
+
+  it('walks no higher than the configured base path (above it is not the provider\'s DAV tree)', async () => {
+    const kinds = new CollectionKinds(upstream);
+    probes.length = 0;
+    expect(await kinds.kindAt(origin, '/remote.php/dav/x/y', ALICE, '/remote.php/dav/')).toBe('other');
+    expect(probes).toEqual(['alice /remote.php/dav/x/y', 'alice /remote.php/dav/x/', 'alice /remote.php/dav/']);
+  });
 });

@@ -61,8 +61,12 @@ export class CollectionKinds {
     private readonly clock: () => number = Date.now,
   ) {}
 
-  /** The kind of collection `path` (a routing path) is or lies in, as `credential` sees it. */
-  async kindAt(origin: string, path: string, credential: DavCredential): Promise<CollectionKind> {
+  /**
+   * The kind of collection `path` (a routing path) is or lies in, as `credential` sees it. The walk
+   * stops at `root`, the configured base path the route is under: above it is not the provider's
+   * DAV tree (Nextcloud's `/remote.php/` is no DAV resource, and answers no 207).
+   */
+  async kindAt(origin: string, path: string, credential: DavCredential, root = '/'): Promise<CollectionKind> {
     // A known calendar or address book decides for itself and for whatever lies directly in it.
     const parentOfPath = parentOf(path);
     const known = this.cached(origin, credential.username, path) ?? (parentOfPath === null ? undefined : this.cached(origin, credential.username, parentOfPath));
@@ -73,6 +77,7 @@ export class CollectionKinds {
       if (++probes > MAX_PROBES) return 'undecidable';
       const answer = await this.learn(origin, at, credential);
       if (answer === 'calendar' || answer === 'addressbook') return answer;
+      if (trimSlash(at) === trimSlash(root)) break;
     }
     return 'other';
   }

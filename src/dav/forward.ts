@@ -28,10 +28,11 @@ import { PosternError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { HttpUpstream } from '../upstream/http.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
-import { bodyRewriter, rewriteUrl, type OriginTable } from './origin-rewrite.js';
+import { toPublic, toUpstream } from './href-map.js';
+import { bodyRewriter, rewriteUrl } from './origin-rewrite.js';
 import { REPLY_TEXT, sendBadRequest, sendText, sendUpstreamFailure } from './replies.js';
 import { parseDestination, safeTargetForLog } from './request-target.js';
-import type { DavRoutes, DavScope, UpstreamTarget } from './routes.js';
+import { upstreamPathOf, type DavRoutes, type DavScope, type Mount, type UpstreamTarget } from './routes.js';
 
 /** Far above any real PROPFIND/REPORT body (a multiget of 10 000 hrefs is under 1 MiB). */
 export const MAX_XML_REQUEST_BYTES = 4 * 1024 * 1024;
@@ -40,15 +41,15 @@ export interface ForwardContext {
   req: IncomingMessage;
   res: ServerResponse;
   target: UpstreamTarget;
-  /** The canonical path (client's encoding) and query that routing judged: all that goes upstream. */
+  /** The mount the request path is under (routes.ts); answers are rewritten from it. */
+  mount: Mount;
+  /** The canonical path (client's encoding, mount prefix dropped) and query routing judged: all that goes upstream. */
   upstreamPath: string;
   scope: DavScope;
   /** The authenticated password and the credential this request is sent upstream with. */
   admitted: Admitted<DavCredential>;
   clientAddress: string;
   publicOrigin: string;
-  /** Upstream origins whose absolute URLs become the public origin (targets and aliases). */
-  upstreamOrigins: readonly string[];
   trusted: boolean;
   routes: DavRoutes;
   upstream: HttpUpstream;
@@ -63,7 +64,7 @@ export interface ForwardContext {
 const XML = /^[^;]*[/+]xml\s*(?:;|$)/i;
 
 export async function forward(ctx: ForwardContext): Promise<void> {
-  const { req, res, target } = ctx;
+  const { req, res } = ctx;
   const destination = rewriteDestination(ctx);
   if (destination === 'bad') {
     ctx.log.info({ event: 'dav.target_refused', reason: 'bad-destination', method: req.method, target: safeTargetForLog(String(req.headers.destination)) }, 'Destination is not a plain URL on this server');
@@ -87,7 +88,7 @@ export async function forward(ctx: ForwardContext): Promise<void> {
     login: (credential) => send(ctx, credential, { body, destination, signal: client.signal }),
     cancelled: () => req.destroyed || res.destroyed,
     announce: () => ctx.firstSignIn(),
-    logFields: { upstream: target.origin },
+    logFields: { upstream: ctx.mount.origin },
   });
   if (result.kind === 'signed-in') return relayResponse(ctx, result.upstream);
   // The client went away first (its aborted upload destroyed the upstream request).
@@ -96,7 +97,7 @@ export async function forward(ctx: ForwardContext): Promise<void> {
 }
 
 async function send(ctx: ForwardContext, credential: DavCredential, request: { body: Body; destination: UpstreamDestination | undefined; signal: AbortSignal }): Promise<IncomingMessage> {
-  const { req, target } = ctx;
+  const { req } = ctx;
   const headers = upstreamRequestHeaders(req.headers, {
     credential,
     clientAddress: ctx.clientAddress,
@@ -104,7 +105,7 @@ async function send(ctx: ForwardContext, credential: DavCredential, request: { b
     bodyLength: Buffer.isBuffer(request.body) ? request.body.length : undefined,
   });
   if (request.destination) headers.destination = request.destination.url;
-  const response = await ctx.upstream.send({ origin: target.origin, path: ctx.upstreamPath, method: req.method ?? 'GET', headers, body: request.body, signal: request.signal });
+  const response = await ctx.upstream.send({ origin: ctx.mount.origin, path: ctx.upstreamPath, method: req.method ?? 'GET', headers, body: request.body, signal: request.signal });
   if (response.statusCode === 401) {
     response.resume();
     throw new PosternError('UPSTREAM_AUTH_REJECTED', 'upstream answered 401 to the stored credentials');
@@ -114,11 +115,11 @@ async function send(ctx: ForwardContext, credential: DavCredential, request: { b
 
 function relayResponse(ctx: ForwardContext, response: IncomingMessage): void {
   const { req, res } = ctx;
-  const table: OriginTable = { from: ctx.upstreamOrigins, to: ctx.publicOrigin };
+  const map = toPublic(ctx.routes, ctx.mount, ctx.publicOrigin);
   const decoder = bodyMayBeRewritten(req, response) ? decoderFor(response.headers['content-encoding']) : null;
-  const headers = clientResponseHeaders(response.headers, { url: (v) => rewriteUrl(v, table), bodyRewritten: decoder !== null });
+  const headers = clientResponseHeaders(response.headers, { url: (v) => rewriteUrl(v, map), bodyRewritten: decoder !== null });
   res.writeHead(response.statusCode ?? 502, response.statusMessage, headers);
-  const stages: Transform[] = decoder ? [...(decoder === 'identity' ? [] : [decoder]), bodyRewriter(table).stream()] : [];
+  const stages: Transform[] = decoder ? [...(decoder === 'identity' ? [] : [decoder]), bodyRewriter(map).stream()] : [];
   pipeline([response, ...stages, res], (err) => {
     if (err && !res.writableFinished) {
       ctx.log.debug({ event: 'upstream.stream_aborted', code: (err as { code?: string }).code }, 'DAV response stream ended early');
@@ -165,7 +166,7 @@ async function requestBody(ctx: ForwardContext): Promise<Body | BodyFailure> {
   const read = await readCapped(req, MAX_XML_REQUEST_BYTES, ctx.bodyIdleMs);
   if (!Buffer.isBuffer(read)) return read;
   const text = read.toString('latin1');
-  return Buffer.from(bodyRewriter({ from: [ctx.publicOrigin], to: ctx.target.origin }).text(text), 'latin1');
+  return Buffer.from(bodyRewriter(toUpstream(ctx.routes, ctx.mount, ctx.publicOrigin)).text(text), 'latin1');
 }
 
 /**
@@ -205,10 +206,11 @@ function readCapped(req: IncomingMessage, cap: number, idleMs: number): Promise<
 
 /**
  * MOVE/COPY name their target in Destination (RFC 4918 §10.3), absolute or as a path, parsed as
- * strictly as the request target (request-target.ts). Postern's public origin becomes the
- * upstream's; a destination on another server, or on an upstream other than the source's, is
- * refused with 502 as RFC 4918 §9.9.4 prescribes. The scope needed at the destination is checked
- * before this (handler.ts).
+ * strictly as the request target (request-target.ts) and placed in the namespace (routes.ts) like
+ * it. A destination on another server, under another mount (another upstream origin), or on an
+ * upstream other than the source's, is refused with 502 as RFC 4918 §9.9.4 prescribes; naming the
+ * upstream's own origin is accepted on the root mount only, where its paths are postern's. The
+ * scope needed at the destination is checked before this (handler.ts).
  */
 /** The Destination to send upstream (an absolute URL on the source's upstream origin). */
 type UpstreamDestination = { url: string };
@@ -219,9 +221,10 @@ function rewriteDestination(ctx: ForwardContext): UpstreamDestination | undefine
   if (typeof raw !== 'string') return 'bad';
   const parsed = parseDestination(raw);
   if (typeof parsed === 'string') return parsed;
-  if (parsed.origin !== null && parsed.origin !== ctx.publicOrigin && parsed.origin !== ctx.target.origin) return 'elsewhere';
-  const destTarget = ctx.routes.targetFor(parsed.path);
+  const onUpstream = parsed.origin === ctx.mount.origin && ctx.mount.prefix === '';
+  if (parsed.origin !== null && parsed.origin !== ctx.publicOrigin && !onUpstream) return 'elsewhere';
+  const placed = ctx.routes.resolve(parsed.path);
   // Moving from a calendar tree into an address-book tree would need a scope not checked here.
-  if (!destTarget || destTarget.origin !== ctx.target.origin || !destTarget.scopes.includes(ctx.scope)) return 'elsewhere';
-  return { url: ctx.target.origin + parsed.upstreamPath };
+  if (!placed || placed.mount !== ctx.mount || !placed.scopes.includes(ctx.scope)) return 'elsewhere';
+  return { url: ctx.mount.origin + upstreamPathOf(parsed.upstreamPath, placed.prefixed) };
 }

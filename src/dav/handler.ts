@@ -33,7 +33,9 @@ import { davSendable } from './headers.js';
 import { REPLY_TEXT, sendBadRequest, sendChallenge, sendSignInFailure, sendText } from './replies.js';
 import { parseDestination, parseRequestTarget, safeTargetForLog } from './request-target.js';
 import { markAuthenticated } from './slow-clients.js';
-import { evidentScope, type DavRoutes, type DavScope, type Route } from './routes.js';
+import { evidentScope, upstreamPathOf, type DavRoutes, type DavScope, type Route } from './routes.js';
+
+type Placed = Exclude<Route, { kind: 'none' }>;
 import { actingScope, type ScopeQuestion } from './scope-check.js';
 
 export interface DavHandlerDeps {
@@ -50,8 +52,6 @@ export interface DavHandlerDeps {
   publicOrigin: string | undefined;
   /** Origin of the listener itself, when neither config nor Host can say. */
   fallbackOrigin(): string;
-  /** Upstream origins rewritten to the public one: every target plus `upstreamAliases`. */
-  upstreamOrigins: readonly string[];
   trusted: boolean;
 }
 
@@ -85,15 +85,14 @@ async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerRes
     deps.log.info({ event: 'dav.target_refused', reason: target.refused, method: req.method, target: safeTargetForLog(req.url ?? ''), ip: clientAddressOf(req.socket) }, 'request target is not a plain path on this server');
     return sendBadRequest(req, res);
   }
-  const { path, upstreamPath } = target;
   const method = req.method ?? 'GET';
-  const route = deps.routes.route({ method, path, contentType: req.headers['content-type'] });
+  const route = deps.routes.route({ method, path: target.path, contentType: req.headers['content-type'] });
   if (route.kind === 'none') return sendText(req, res, 404, REPLY_TEXT.notFound);
 
-  const authorized = await authorize(deps, req, res, route, path);
+  const authorized = await authorize(deps, req, res, route);
   if (!authorized) return;
   const { admitted, scope } = authorized;
-  if (COLLECTION_CHANGING.has(method)) forgetKinds(deps, req, route.target.origin, path);
+  if (COLLECTION_CHANGING.has(method)) forgetKinds(deps, req, route);
 
   const clientAddress = clientAddressOf(req.socket);
   const publicOrigin = publicOriginFor(req, deps.publicOrigin, deps.fallbackOrigin());
@@ -106,12 +105,13 @@ async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerRes
   await forward({
     req, res,
     target: route.target,
-    upstreamPath,
+    mount: route.mount,
+    // A well-known request (or `/` standing in for one, routes.ts) goes to the upstream's well-known URL.
+    upstreamPath: /^\/\.well-known\/(?:caldav|carddav)$/.test(route.path) ? route.path : upstreamPathOf(target.upstreamPath, route.prefixed),
     scope,
     admitted,
     clientAddress,
     publicOrigin,
-    upstreamOrigins: deps.upstreamOrigins,
     trusted: deps.trusted,
     routes: deps.routes,
     upstream: deps.upstream,
@@ -126,7 +126,7 @@ async function handle(deps: DavHandlerDeps, req: IncomingMessage, res: ServerRes
  * Credentials → an admitted app password (src/auth/sign-in.ts, first half) and the scope it acts
  * under, or null once postern has answered (challenge, refusal, fault) itself.
  */
-async function authorize(deps: DavHandlerDeps, req: IncomingMessage, res: ServerResponse, route: Exclude<Route, { kind: 'none' }>, path: string): Promise<{ admitted: Admitted<DavCredential>; scope: DavScope } | null> {
+async function authorize(deps: DavHandlerDeps, req: IncomingMessage, res: ServerResponse, route: Placed): Promise<{ admitted: Admitted<DavCredential>; scope: DavScope } | null> {
   const credentials = parseBasicAuthorization(req.headers.authorization);
   if (credentials.kind !== 'basic') {
     if (credentials.kind === 'malformed') deps.log.info({ event: 'auth.malformed', reason: credentials.reason, ip: clientAddressOf(req.socket) }, 'malformed Authorization header');
@@ -149,7 +149,7 @@ async function authorize(deps: DavHandlerDeps, req: IncomingMessage, res: Server
   const { accepted, credential } = admission;
   deps.watches.watch(req.socket, accepted.passwordId, admission.watch);
   try {
-    const scope = await actingScope(deps.kinds, scopeQuestion(deps, req, route, path), accepted, credential);
+    const scope = await actingScope(deps.kinds, scopeQuestion(deps, req, route), accepted, credential);
     if (scope !== 'refused') return { admitted: admission, scope };
     deps.log.info({ event: 'dav.scope_refused', user: accepted.login, passwordId: accepted.publicId, method: req.method }, 'app password lacks the scope for this collection');
     sendChallenge(req, res, deps.realm);
@@ -160,25 +160,26 @@ async function authorize(deps: DavHandlerDeps, req: IncomingMessage, res: Server
 }
 
 /** The places a request touches and what it claims to be: the question scope-check.ts answers. */
-function scopeQuestion(deps: DavHandlerDeps, req: IncomingMessage, route: Exclude<Route, { kind: 'none' }>, path: string): ScopeQuestion {
-  const source = { target: route.target, path, scopes: route.scopes };
+function scopeQuestion(deps: DavHandlerDeps, req: IncomingMessage, route: Placed): ScopeQuestion {
+  const source = { target: route.target, path: route.path, scopes: route.scopes };
   // A redirect is postern's own answer: the well-known name is all that it needs.
   if (route.kind === 'redirect') return { source, destination: null, claimed: null };
-  const claimed = evidentScope({ method: req.method ?? 'GET', path, contentType: req.headers['content-type'] });
-  const raw = req.headers.destination;
-  const parsed = typeof raw === 'string' ? parseDestination(raw) : 'bad';
-  // An unusable Destination is answered by forward.ts (400/502) before anything is sent.
-  const destTarget = typeof parsed === 'string' ? null : deps.routes.targetFor(parsed.path);
-  const destination = destTarget && typeof parsed !== 'string' ? { target: destTarget, path: parsed.path, scopes: destTarget.scopes } : null;
+  const claimed = evidentScope({ method: req.method ?? 'GET', path: route.path, contentType: req.headers['content-type'] });
+  const placed = destinationOf(deps, req);
+  const destination = placed ? { target: placed.target, path: placed.path, scopes: placed.scopes } : null;
   return { source, destination, claimed };
 }
 
+/** Where a Destination lands; null when absent or unusable (forward.ts answers that, 400/502). */
+function destinationOf(deps: DavHandlerDeps, req: IncomingMessage): ReturnType<DavRoutes['resolve']> {
+  const raw = req.headers.destination;
+  const parsed = typeof raw === 'string' ? parseDestination(raw) : 'bad';
+  return typeof parsed === 'string' ? null : deps.routes.resolve(parsed.path);
+}
+
 /** A MOVE or COPY also replaces whatever was at its Destination (RFC 4918 §9.8.4, §9.9.3). */
-function forgetKinds(deps: DavHandlerDeps, req: IncomingMessage, origin: string, path: string): void {
-  deps.kinds.forget(origin, path);
-  const destination = req.headers.destination;
-  if (typeof destination !== 'string') return;
-  // A malformed one is answered 400 by forward.ts; nothing is moved.
-  const parsed = parseDestination(destination);
-  if (typeof parsed !== 'string') deps.kinds.forget(origin, parsed.path);
+function forgetKinds(deps: DavHandlerDeps, req: IncomingMessage, route: Placed): void {
+  deps.kinds.forget(route.mount.origin, route.path);
+  const destination = destinationOf(deps, req);
+  if (destination) deps.kinds.forget(destination.mount.origin, destination.path);
 }

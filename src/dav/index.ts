@@ -43,11 +43,15 @@ const REFUSED_GRACE_MS = 5_000;
 export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<ProtocolService> {
   const log = deps.log.child({ listener: 'dav' });
   const routes = DavRoutes.fromConfig(config);
-  const aliases = config.upstreamAliases.map((alias) => normalizeOrigin(alias));
-  const upstream = new HttpUpstream({ caFile: config.caFile, rejectUnauthorized: config.rejectUnauthorized, timeoutMs: config.upstreamTimeoutMs }, routes.origins());
+  const upstream = new HttpUpstream({ caFile: config.caFile, rejectUnauthorized: config.rejectUnauthorized, timeoutMs: config.upstreamTimeoutMs, lookup: deps.upstreamLookup }, routes.origins());
   for (const origin of routes.origins()) {
     warnIfInsecureUpstream(log, { protocol: 'dav', upstream: origin, plaintext: origin.startsWith('http:'), unverified: !config.rejectUnauthorized });
   }
+  // A sibling host a configured upstream named and the admin's `follow` patterns allow (routes.ts).
+  routes.onLearn = (mount, via) => {
+    upstream.allow(mount.origin);
+    log.info({ event: 'dav.host_followed', upstream: via.origin, host: mount.origin, mount: mount.prefix }, 'following a sibling host the upstream handed out');
+  };
   const watches = new ConnectionWatches();
   const server = https.createServer({
     ...deps.tls.secureContextOptions(),
@@ -71,7 +75,6 @@ export async function startDav(config: DavConfig, deps: ProtocolDeps): Promise<P
     upstreamTimeoutMs: config.upstreamTimeoutMs,
     publicOrigin: config.publicOrigin ? normalizeOrigin(config.publicOrigin) : undefined,
     fallbackOrigin: () => `https://${bound.host.includes(':') ? `[${bound.host}]` : bound.host}:${bound.port}`,
-    upstreamOrigins: [...new Set([...routes.origins(), ...aliases])],
     trusted: config.trusted,
   });
   // Connection caps, as on the mail listeners: counted once the TLS handshake is done, so that a

@@ -8,9 +8,13 @@ import { Readable } from 'node:stream';
 import { text as streamText } from 'node:stream/consumers';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { bodyRewriter, originSpellings, rewriteUrl, type OriginTable } from './origin-rewrite.js';
+import { toPublic } from './href-map.js';
+import { bodyRewriter, originSpellings, rewriteUrl } from './origin-rewrite.js';
+import { DavRoutes } from './routes.js';
 
-const table: OriginTable = { from: ['http://127.0.0.1:5232', 'https://p07-caldav.icloud.com'], to: 'https://dav.example.org' };
+// One upstream origin (mounted at /) with an alias: absolute URLs on either become the public origin.
+const routes = DavRoutes.fromConfig({ caldavUpstream: 'http://127.0.0.1:5232/', carddavUpstream: 'http://127.0.0.1:5232/', upstreamAliases: ['https://p07-caldav.icloud.com'] });
+const table = toPublic(routes, routes.root()!, 'https://dav.example.org');
 
 const multistatus = [
   '<?xml version="1.0" encoding="utf-8"?>',
@@ -70,7 +74,8 @@ describe('bodyRewriter', () => {
   });
 
   it('is the identity when no origin would change', () => {
-    expect(bodyRewriter({ from: ['https://a.example'], to: 'https://a.example' }).text('<href>https://a.example/x</href>')).toBe('<href>https://a.example/x</href>');
+    const same = DavRoutes.fromConfig({ caldavUpstream: 'https://a.example/' });
+    expect(bodyRewriter(toPublic(same, same.root()!, 'https://a.example')).text('<href>https://a.example/x</href>')).toBe('<href>https://a.example/x</href>');
   });
 });
 

@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DavRoutes, evidentScope, routingPath, type Route } from './routes.js';
+import { DavRoutes, evidentScope, MAX_LEARNED, routingPath, upstreamPathOf, type Route } from './routes.js';
 
 const facts = (path: string, method = 'PROPFIND', contentType?: string) => ({ method, path, contentType });
 const scopesOf = (route: Route) => (route.kind === 'none' ? null : route.scopes);
@@ -62,13 +62,44 @@ describe('DavRoutes, distinct base paths', () => {
   });
 });
 
-describe('DavRoutes, different origins', () => {
-  const routes = DavRoutes.fromConfig({ caldavUpstream: 'https://cal.example.org/caldav/', carddavUpstream: 'https://card.example.org/carddav/' });
+describe('DavRoutes, two origins with one layout (Fastmail)', () => {
+  const routes = DavRoutes.fromConfig({ caldav: { url: 'https://caldav.example/dav/calendars/' }, carddav: { url: 'https://carddav.example/dav/addressbooks/' } });
 
-  it('routes each base to its origin and refuses the rest', () => {
-    expect(routes.route(facts('/caldav/x/'))).toMatchObject({ target: { origin: 'https://cal.example.org' }, scopes: ['caldav'] });
-    expect(routes.route(facts('/carddav/x/'))).toMatchObject({ target: { origin: 'https://card.example.org' }, scopes: ['carddav'] });
-    expect(routes.route(facts('/principals/'))).toEqual({ kind: 'none' });
+  it('mounts each origin under /@host, serving the whole origin under its one scope', () => {
+    expect(routes.route(facts('/@caldav.example/dav/principals/user/alice/'))).toMatchObject({ kind: 'proxy', mount: { origin: 'https://caldav.example' }, path: '/dav/principals/user/alice/', prefixed: true, scopes: ['caldav'] });
+    expect(routes.route(facts('/@carddav.example/dav/principals/user/alice/'))).toMatchObject({ mount: { origin: 'https://carddav.example' }, scopes: ['carddav'] });
+    expect(routes.route(facts('/@CardDAV.example'))).toMatchObject({ path: '/', scopes: ['carddav'] });
+  });
+
+  it('refuses paths under no mount, and @-segments naming no mount', () => {
+    expect(routes.route(facts('/dav/principals/user/alice/'))).toEqual({ kind: 'none' });
+    expect(routes.route(facts('/@evil.example/dav/'))).toEqual({ kind: 'none' });
+    expect(routes.route(facts('/@caldav.example.evil/dav/'))).toEqual({ kind: 'none' });
+  });
+
+  it('still routes a path under exactly one base path written without its mount (URLs learnt before mounts)', () => {
+    expect(routes.route(facts('/dav/calendars/user/alice/'))).toMatchObject({ mount: { origin: 'https://caldav.example' }, path: '/dav/calendars/user/alice/', prefixed: false, scopes: ['caldav'] });
+    const sameBase = DavRoutes.fromConfig({ caldav: { url: 'https://caldav.example/dav/' }, carddav: { url: 'https://carddav.example/dav/' } });
+    expect(sameBase.route(facts('/dav/calendars/user/alice/'))).toEqual({ kind: 'none' });
+    expect(sameBase.route(facts('/@carddav.example/dav/calendars/user/alice/'))).toMatchObject({ scopes: ['carddav'] });
+  });
+
+  it('leads a PROPFIND of the bare origin on as well-known caldav does (no root mount)', () => {
+    expect(routes.route(facts('/'))).toMatchObject({ kind: 'redirect', location: '/@caldav.example/dav/calendars/', scopes: ['caldav'] });
+    const cardOnly = DavRoutes.fromConfig({ carddav: { url: 'https://carddav.example/' }, caldav: { url: 'https://caldav.example/' } });
+    expect(cardOnly.route(facts('/'))).toMatchObject({ kind: 'proxy', path: '/.well-known/caldav', mount: { origin: 'https://caldav.example' } });
+  });
+
+  it('redirects well-known to the mounted base path', () => {
+    expect(routes.route(facts('/.well-known/caldav'))).toMatchObject({ kind: 'redirect', location: '/@caldav.example/dav/calendars/' });
+    expect(routes.route(facts('/.well-known/carddav'))).toMatchObject({ kind: 'redirect', location: '/@carddav.example/dav/addressbooks/' });
+  });
+
+  it('drops the mount segment, in the client\'s own encoding, from what goes upstream', () => {
+    expect(upstreamPathOf('/%40caldav.example/dav/a%20b/?x=1', true)).toBe('/dav/a%20b/?x=1');
+    expect(upstreamPathOf('/@caldav.example', true)).toBe('/');
+    expect(upstreamPathOf('/@caldav.example?x', true)).toBe('/?x');
+    expect(upstreamPathOf('/alice/', false)).toBe('/alice/');
   });
 
   it('has no carddav well-known when only caldav is configured', () => {
@@ -78,14 +109,60 @@ describe('DavRoutes, different origins', () => {
   });
 });
 
+describe('DavRoutes, sibling hosts (iCloud)', () => {
+  const config = { caldav: { url: 'https://caldav.icloud.example/', follow: ['*.icloud.example'] }, carddav: { url: 'https://contacts.icloud.example/', follow: ['*.icloud.example'] } };
+
+  it('mounts a host only when an upstream whose patterns allow it names it, with that upstream\'s scope', () => {
+    const routes = DavRoutes.fromConfig(config);
+    const learnt: string[] = [];
+    routes.onLearn = (mount) => learnt.push(mount.prefix);
+    expect(routes.route(facts('/@p42-caldav.icloud.example/123/'))).toEqual({ kind: 'none' });
+    const caldav = routes.mountOf('https://caldav.icloud.example')!;
+    expect(routes.learn('https://p42-caldav.icloud.example', caldav)).toMatchObject({ prefix: '/@p42-caldav.icloud.example', scopes: ['caldav'], learned: true });
+    expect(routes.route(facts('/@p42-caldav.icloud.example/123/'))).toMatchObject({ mount: { origin: 'https://p42-caldav.icloud.example' }, path: '/123/', scopes: ['caldav'] });
+    expect(learnt).toEqual(['/@p42-caldav.icloud.example']);
+  });
+
+  it('never follows a host outside the patterns, a deeper label, another port or a downgrade', () => {
+    const routes = DavRoutes.fromConfig(config);
+    const caldav = routes.mountOf('https://caldav.icloud.example')!;
+    for (const origin of ['https://icloud.example.evil', 'https://a.b.icloud.example', 'https://p1.icloud.example:8443', 'http://p1.icloud.example', 'https://icloud.example']) {
+      expect(routes.learn(origin, caldav), origin).toBeNull();
+    }
+    expect(routes.origins()).toEqual(['https://caldav.icloud.example', 'https://contacts.icloud.example']);
+  });
+
+  it('follows nothing for an upstream without patterns', () => {
+    const routes = DavRoutes.fromConfig({ caldav: { url: 'https://caldav.icloud.example/' }, carddav: { url: 'https://contacts.icloud.example/', follow: ['*.icloud.example'] } });
+    expect(routes.learn('https://p42-caldav.icloud.example', routes.mountOf('https://caldav.icloud.example')!)).toBeNull();
+  });
+
+  it('keeps at most MAX_LEARNED sibling hosts', () => {
+    const routes = DavRoutes.fromConfig(config);
+    const caldav = routes.mountOf('https://caldav.icloud.example')!;
+    for (let i = 0; i < MAX_LEARNED; i++) expect(routes.learn(`https://p${i}.icloud.example`, caldav)).not.toBeNull();
+    expect(routes.learn('https://one-more.icloud.example', caldav)).toBeNull();
+  });
+
+  it('reserves @-segments on a single origin that may follow hosts', () => {
+    const routes = DavRoutes.fromConfig({ caldav: { url: 'https://dav.example/', follow: ['*.dav.example'] } });
+    expect(routes.route(facts('/@x.dav.example/'))).toEqual({ kind: 'none' });
+    expect(routes.route(facts('/alice/'))).toMatchObject({ mount: { prefix: '' }, path: '/alice/' });
+  });
+});
+
 describe('DavRoutes config errors', () => {
   it.each([
-    [{}, /set caldavUpstream/],
-    [{ caldavUpstream: 'https://a.example/', carddavUpstream: 'https://b.example/' }, /same path/],
+    [{}, /set dav.caldav.url/],
     [{ caldavUpstream: 'ftp://a.example/' }, /http or https/],
     [{ caldavUpstream: 'https://u:p@a.example/' }, /credentials/],
     [{ caldavUpstream: 'https://a.example/?x=1' }, /query/],
     [{ caldavUpstream: 'https://a.example/a%2Fb/' }, /encoded slashes/],
+    [{ caldavUpstream: 'https://a.example/', caldav: { url: 'https://a.example/' } }, /not both/],
+    [{ caldav: { url: 'https://a.example/', follow: ['*'] } }, /any host/],
+    [{ caldav: { url: 'https://a.example/', follow: ['*.*'] } }, /any host/],
+    [{ caldav: { url: 'https://a.example/', follow: ['https://*.a.example'] } }, /not a host pattern/],
+    [{ caldavUpstream: 'https://a.example/', carddavUpstream: 'https://b.example/', upstreamAliases: ['https://c.example'] }, /single upstream origin/],
   ])('refuses %j', (config, message) => {
     expect(() => DavRoutes.fromConfig(config)).toThrow(message);
   });

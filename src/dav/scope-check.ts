@@ -49,7 +49,7 @@ export async function actingScope(kinds: CollectionKinds, question: ScopeQuestio
 async function requiredAt(kinds: CollectionKinds, place: Place, holds: (s: DavScope) => boolean, credential: DavCredential): Promise<DavScope[]> {
   if (place.scopes.length === 1) return [place.scopes[0]!];
   if (place.scopes.every(holds)) return [];
-  const kind = await kinds.kindAt(place.target.origin, place.path, credential);
+  const kind = await kinds.kindAt(place.target.origin, place.path, credential, place.target.basePath);
   if (kind === 'calendar') return ['caldav'];
   if (kind === 'addressbook') return ['carddav'];
   if (kind === 'undecidable') return ['caldav', 'carddav'];

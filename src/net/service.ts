@@ -9,6 +9,8 @@ export interface ProtocolDeps {
   log: Logger;
   /** The name postern introduces itself by (first of config `hostnames`), never the machine's. */
   serverName: string;
+  /** Resolver for upstream host names (tests: a map of loopback addresses); the system's when absent. */
+  upstreamLookup?: import('node:net').LookupFunction | undefined;
 }
 
 export interface BoundAddress {

@@ -9,8 +9,8 @@
  *
  * Defence in depth against the origin escape of issue 9 (a client path read as another authority
  * carried real credentials to a host of the client's choosing): the origins it may talk to are
- * fixed at construction, each with its agent made then, so nothing a client sends can add one or
- * grow the agent map; a request for any other origin, or a path that is not plain origin-form,
+ * fixed at construction, each with its agent made then (plus sibling hosts a configured upstream
+ * handed out, `allow`), so nothing a client sends can add one or grow the agent map; a request for any other origin, or a path that is not plain origin-form,
  * is refused before a socket is opened or a header written. The path is never resolved by a URL
  * parser: it goes into the request line as given.
  */
@@ -24,6 +24,11 @@ import { upstreamTlsOptions } from './tls-options.js';
 export interface HttpUpstreamSettings {
   caFile?: string | undefined;
   rejectUnauthorized: boolean;
+  /**
+   * Name resolution for upstream hosts; the system resolver when absent. Tests reach provider-
+   * shaped upstreams by name (`caldav.fastmail.test`) through a map of loopback addresses.
+   */
+  lookup?: import('node:net').LookupFunction | undefined;
   /** No byte from the upstream for this long (waiting for headers or mid-body) → UPSTREAM_TIMEOUT. */
   timeoutMs: number;
 }
@@ -76,6 +81,16 @@ export class HttpUpstream {
       if (url.origin !== origin) throw new PosternError('CONFIG_INVALID', `upstream origin ${origin} is not in origin form`);
       this.destinations.set(origin, this.destinationFor(url));
     }
+  }
+
+  /**
+   * Adds a sibling origin the DAV namespace learnt from a configured upstream's answer and the
+   * admin's follow patterns allow (src/dav/routes.ts `learn`, bounded there); never from client input.
+   */
+  allow(origin: string): void {
+    const url = new URL(origin);
+    if (url.origin !== origin) throw new PosternError('CONFIG_INVALID', `upstream origin ${origin} is not in origin form`);
+    if (!this.destinations.has(origin)) this.destinations.set(origin, this.destinationFor(url));
   }
 
   /** Resolves when the response head has arrived (body still streaming); rejects with a PosternError. */
@@ -131,7 +146,7 @@ export class HttpUpstream {
     const secure = url.protocol === 'https:';
     if (!secure && url.protocol !== 'http:') throw new PosternError('CONFIG_INVALID', `upstream origin ${url.origin} is not http or https`);
     const hostname = url.hostname.replace(/^\[|\]$/g, '');
-    const common = { keepAlive: true, maxSockets: 64, scheduling: 'lifo' as const, timeout: IDLE_SOCKET_MS };
+    const common = { keepAlive: true, maxSockets: 64, scheduling: 'lifo' as const, timeout: IDLE_SOCKET_MS, ...(this.settings.lookup ? { lookup: this.settings.lookup } : {}) };
     const agent = secure
       ? new https.Agent({ ...common, ...upstreamTlsOptions({ host: hostname, caFile: this.settings.caFile, rejectUnauthorized: this.settings.rejectUnauthorized }) })
       : new http.Agent(common);

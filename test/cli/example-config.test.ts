@@ -47,7 +47,7 @@ describe('the example config', () => {
     expect(config.dav?.listener.port).toBe(8443);
     expect(config.imap?.upstream.host).toBe('imap.example.com');
     expect(config.smtp?.upstream.host).toBe('smtp.example.com');
-    expect(config.dav?.caldavUpstream).toBe('https://dav.example.com/dav/calendars/');
+    expect(config.dav?.caldav?.url).toBe('https://dav.example.com/dav/calendars/');
     // The example states the schema's defaults: parsing it equals parsing it with the defaulted keys removed.
     const bare = configSchema.parse({ imap: { upstream: { host: 'imap.example.com', port: 993 } } });
     expect(configSchema.parse(parseYaml(exampleText)).auth).toEqual(bare.auth);

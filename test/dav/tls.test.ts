@@ -23,6 +23,8 @@ let dir: string;
 let trustedUpstream: https.Server;
 let untrustedUpstream: https.Server;
 let sawCredentials: string[];
+let trustedOrigin: string;
+let untrustedOrigin: string;
 let postern: PosternHarness;
 let client: DavTestClient;
 let auth: string;
@@ -44,6 +46,8 @@ beforeAll(async () => {
   const untrusted = await httpsUpstream('untrusted');
   trustedUpstream = trusted.server;
   untrustedUpstream = untrusted.server;
+  trustedOrigin = trusted.origin;
+  untrustedOrigin = untrusted.origin;
   const caFile = path.join(dir, 'upstream-ca.pem');
   writeFileSync(caFile, trusted.certPem);
   postern = await startPostern({
@@ -91,9 +95,10 @@ describe('well-known with base paths', () => {
     expect((await client.request({ method: 'PROPFIND', path: '/.well-known/caldav' })).status).toBe(401);
     const cal = await client.request({ method: 'PROPFIND', path: '/.well-known/caldav', headers: { authorization: auth } });
     expect(cal.status).toBe(301);
-    expect(cal.headers.location).toBe(`https://127.0.0.1:${postern.port('dav')}/cal/`);
+    // Two upstream origins: each is mounted at /@host[:port]/ (src/dav/routes.ts).
+    expect(cal.headers.location).toBe(`https://127.0.0.1:${postern.port('dav')}/@${new URL(trustedOrigin).host}/cal/`);
     const card = await client.request({ method: 'GET', path: '/.well-known/carddav', headers: { authorization: auth } });
-    expect(card.headers.location).toBe(`https://127.0.0.1:${postern.port('dav')}/card/`);
+    expect(card.headers.location).toBe(`https://127.0.0.1:${postern.port('dav')}/@${new URL(untrustedOrigin).host}/card/`);
   });
 });
 

@@ -38,6 +38,8 @@ export interface PosternHarness {
 export interface PosternOptions {
   /** Raw config (as it would be in YAML) merged over the harness defaults. */
   config?: Record<string, unknown>;
+  /** Resolver for upstream host names (test/helpers/dav-hosts.ts `hostLookup`). */
+  upstreamLookup?: import('node:net').LookupFunction;
   /** Extra secrets that must never appear in logs (e.g. upstream passwords). */
   secrets?: string[];
 }
@@ -68,7 +70,7 @@ export async function startPostern(options: PosternOptions = {}): Promise<Poster
   let app: App;
   try {
     config = resolveConfig(raw, null, {});
-    app = await startApp(config, logs.logger);
+    app = await startApp(config, logs.logger, { upstreamLookup: options.upstreamLookup });
   } catch (err) {
     // Tests that expect start-up to fail must not leave the workspace behind.
     rmSync(dir, { recursive: true, force: true });

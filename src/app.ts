@@ -33,22 +33,35 @@ export interface App {
   close(): Promise<void>;
 }
 
-export async function startApp(config: ResolvedConfig, log: Logger): Promise<App> {
+export interface AppOptions {
+  /** Log `listener.started` per address (default); `serve` prints them itself, once for all workers. */
+  announce?: boolean;
+  /**
+   * Run history retention and the expiry sweep (default). Of several workers on one database only
+   * one does: they are database-wide chores, and N copies would only contend for the write lock.
+   */
+  maintenance?: boolean;
+  /** Processes serving from this machine: the default bcrypt pool is the cores shared among them. */
+  processes?: number;
+}
+
+export async function startApp(config: ResolvedConfig, log: Logger, options: AppOptions = {}): Promise<App> {
   const digestKey = readKeyFile(config.keyFile);
   const tls = new TlsMaterial(config.tls.cert, config.tls.key, config.tls.minVersion);
   const store = openStore(config.database.path);
   const writer = openWriterStore(config.database.path);
   const writes = new WriteQueue(writer, { log: log.child({ component: 'store' }), maxQueued: config.database.maxQueuedWrites });
-  const auth = createAuthService(config, store, writes, digestKey, log);
-  const retention = startHistoryRetention(writer, { keepDays: config.history.keepDays }, log);
-  const expiry = startExpirySweep(writer, log);
+  const auth = createAuthService(config, store, writes, digestKey, log, { processes: options.processes ?? 1 });
+  const maintenance = options.maintenance ?? true;
+  const retention = maintenance ? startHistoryRetention(writer, { keepDays: config.history.keepDays }, log) : null;
+  const expiry = maintenance ? startExpirySweep(writer, log) : null;
   const deps = (name: string): ProtocolDeps => ({ auth, tls, log: log.child({ protocol: name }), serverName: config.hostnames[0]! });
   const services: ProtocolService[] = [];
   const close = async () => {
     await Promise.allSettled(services.map((s) => s.close()));
     await auth.close();
-    retention.stop();
-    expiry.stop();
+    retention?.stop();
+    expiry?.stop();
     await writes.close();
     writer.close();
     store.close();
@@ -63,7 +76,7 @@ export async function startApp(config: ResolvedConfig, log: Logger): Promise<App
     throw err;
   }
   const addresses = services.flatMap((s) => s.addresses);
-  for (const a of addresses) log.info({ event: 'listener.started', listener: a.name, host: a.host, port: a.port }, `listening ${a.name} on ${a.host}:${a.port}`);
+  if (options.announce ?? true) for (const a of addresses) log.info({ event: 'listener.started', listener: a.name, host: a.host, port: a.port }, `listening ${a.name} on ${a.host}:${a.port}`);
   let closing: Promise<void> | null = null;
   return {
     store, writes, auth, tls, addresses,

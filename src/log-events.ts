@@ -21,10 +21,13 @@ export interface LogEventInfo {
 }
 
 export const LOG_EVENTS = {
-  'postern.started': { level: 'info', when: '`serve` has opened every listener', fields: ['listeners'] },
+  'postern.started': { level: 'info', when: '`serve` has opened every listener (in every worker)', fields: ['listeners', 'workers'] },
   'postern.stopping': { level: 'info', when: 'a stop signal arrived; listeners and sessions are closing', fields: [] },
   'postern.stopped': { level: 'info', when: 'everything is closed; the process exits', fields: [] },
   'postern.forced_stop': { level: 'warn', when: 'a second stop signal: exiting without waiting', fields: [] },
+  'worker.exited': { level: 'error', when: 'a worker process died while serving; a new one is started after `restartInMs`', fields: ['worker', 'code', 'signal', 'restartInMs'] },
+  'worker.replaced': { level: 'info', when: 'the new worker in place of one that died is serving', fields: ['worker', 'pid'] },
+  'worker.start_failed': { level: 'error', when: 'the worker replacing a dead one could not start; tried again later', fields: ['worker', 'reason'] },
   'listener.started': { level: 'info', when: 'a listener is bound', fields: ['listener', 'host', 'port'] },
   'listener.error': { level: 'error', when: 'a bound listener reported an error', fields: ['listener', 'err'] },
   'tls.handshake_failed': { level: 'debug', when: 'a client\'s TLS handshake failed (scanners, wrong port, old TLS)', fields: ['listener', 'code'] },

@@ -1,4 +1,5 @@
 /** Builds the authentication service from config: the one place its parts are chosen. */
+import { availableParallelism } from 'node:os';
 import type { ResolvedConfig } from '../config/load.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/index.js';
@@ -10,7 +11,7 @@ import { AuthService } from './service.js';
 export { AuthService } from './service.js';
 export * from './types.js';
 
-export function createAuthService(config: ResolvedConfig, store: Store, writes: WriteQueue, digestKey: Buffer, log: Logger): AuthService {
+export function createAuthService(config: ResolvedConfig, store: Store, writes: WriteQueue, digestKey: Buffer, log: Logger, options: { processes?: number } = {}): AuthService {
   const authLog = log.child({ component: 'auth' });
   // The throttle first: it parses auth.trustedNetworks (the schema has validated them; a direct
   // caller may not have), and a bad entry must not leak a worker pool.
@@ -19,7 +20,7 @@ export function createAuthService(config: ResolvedConfig, store: Store, writes: 
     store,
     writes,
     digestKey,
-    primaryChecker: primaryCheckPool({ workers: config.auth.bcryptWorkers }),
+    primaryChecker: primaryCheckPool({ workers: config.auth.bcryptWorkers || Math.max(1, Math.ceil(availableParallelism() / (options.processes ?? 1))) }),
     throttle,
     log: authLog,
     master: config.master && config.masterPassword ? { user: config.master.user, password: config.masterPassword } : null,

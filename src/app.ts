@@ -17,6 +17,7 @@ import type { BoundAddress, ProtocolDeps, ProtocolService } from './net/service.
 import { openStore, type Store } from './store/index.js';
 import { startHistoryRetention } from './store/history-retention.js';
 import { startExpirySweep } from './store/expiry.js';
+import { startThrottlePrune } from './store/throttle-prune.js';
 import { openWriterStore, WriteQueue } from './store/write-queue.js';
 import { startImap } from './imap/index.js';
 import { startPop3 } from './pop3/index.js';
@@ -43,6 +44,8 @@ export interface AppOptions {
   maintenance?: boolean;
   /** Processes serving from this machine: the default bcrypt pool is the cores shared among them. */
   processes?: number;
+  /** Key of the shared throttle's wrong-password digests: one per `serve`, the same in all its workers. */
+  throttleRepeatKey?: Buffer;
 }
 
 export async function startApp(config: ResolvedConfig, log: Logger, options: AppOptions = {}): Promise<App> {
@@ -51,10 +54,11 @@ export async function startApp(config: ResolvedConfig, log: Logger, options: App
   const store = openStore(config.database.path);
   const writer = openWriterStore(config.database.path);
   const writes = new WriteQueue(writer, { log: log.child({ component: 'store' }), maxQueued: config.database.maxQueuedWrites });
-  const auth = createAuthService(config, store, writes, digestKey, log, { processes: options.processes ?? 1 });
+  const auth = createAuthService(config, store, writes, digestKey, log, { processes: options.processes ?? 1, throttleRepeatKey: options.throttleRepeatKey });
   const maintenance = options.maintenance ?? true;
   const retention = maintenance ? startHistoryRetention(writer, { keepDays: config.history.keepDays }, log) : null;
   const expiry = maintenance ? startExpirySweep(writer, log) : null;
+  const throttlePrune = maintenance ? startThrottlePrune(writer, config.auth.throttle, log) : null;
   const deps = (name: string): ProtocolDeps => ({ auth, tls, log: log.child({ protocol: name }), serverName: config.hostnames[0]! });
   const services: ProtocolService[] = [];
   const close = async () => {
@@ -62,6 +66,7 @@ export async function startApp(config: ResolvedConfig, log: Logger, options: App
     await auth.close();
     retention?.stop();
     expiry?.stop();
+    throttlePrune?.stop();
     await writes.close();
     writer.close();
     store.close();

@@ -43,6 +43,7 @@ export const LOG_EVENTS = {
   'auth.malformed': { level: 'info', when: 'a DAV Authorization header could not be parsed', fields: ['ip', 'reason'] },
   'auth.unseal_failed': { level: 'error', when: 'a stored upstream credential could not be decrypted (wrong key file?)', fields: ['user', 'passwordId', 'code'] },
   'auth.primary_check_unavailable': { level: 'warn', when: 'the primary-password check could not run; answered as a wrong password', fields: ['err'] },
+  'auth.shared_throttle_unavailable': { level: 'warn', when: 'the throttle counts shared through the database could not be read; this process\'s own counts still apply', fields: ['err'] },
   'session.started': { level: 'info', when: 'a login was accepted upstream: the one info line per login (DAV: the first request per connection and password; not SMTP\'s reconnects)', fields: ['protocol', 'ip', 'user', 'passwordId'] },
   'session.revoked': { level: 'info', when: 'the session\'s app-specific password was revoked or expired; the session ends', fields: ['user', 'passwordId', 'reason'] },
   'session.closed': { level: 'info', when: 'an IMAP connection ended', fields: ['why', 'relayed', 'bytesIn', 'bytesOut', 'ms'] },
@@ -72,6 +73,7 @@ export const LOG_EVENTS = {
   'store.writes_resumed': { level: 'info', when: 'the waiting writes went through', fields: ['waitedMs', 'queued'] },
   'history.pruned': { level: 'info', when: 'history older than `history.keepDays` was deleted', fields: ['deleted', 'keepDays'] },
   'history.prune_failed': { level: 'warn', when: 'the history could not be pruned; retried later', fields: ['err'] },
+  'throttle.prune_failed': { level: 'warn', when: 'throttle counts older than the window could not be deleted; retried later', fields: ['err'] },
   'password.expired': { level: 'info', when: 'app-specific passwords reached their expiry', fields: ['count'] },
   'password.expiry_sweep_failed': { level: 'warn', when: 'expired passwords could not be recorded; retried later', fields: ['err'] },
 } as const satisfies Record<string, LogEventInfo>;

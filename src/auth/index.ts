@@ -6,16 +6,21 @@ import type { Store } from '../store/index.js';
 import type { WriteQueue } from '../store/write-queue.js';
 import { primaryCheckPool } from './primary-check-pool.js';
 import { PenaltyThrottle } from './penalty-throttle.js';
+import { SharedThrottle } from './shared-throttle.js';
 import { AuthService } from './service.js';
 
 export { AuthService } from './service.js';
 export * from './types.js';
 
-export function createAuthService(config: ResolvedConfig, store: Store, writes: WriteQueue, digestKey: Buffer, log: Logger, options: { processes?: number } = {}): AuthService {
+export function createAuthService(config: ResolvedConfig, store: Store, writes: WriteQueue, digestKey: Buffer, log: Logger, options: { processes?: number; throttleRepeatKey?: Buffer } = {}): AuthService {
   const authLog = log.child({ component: 'auth' });
   // The throttle first: it parses auth.trustedNetworks (the schema has validated them; a direct
   // caller may not have), and a bad entry must not leak a worker pool.
-  const throttle = new PenaltyThrottle({ ...config.auth.throttle, trustedNetworks: config.auth.trustedNetworks, log: authLog });
+  // The in-process layer logs nothing: the shared layer, whose counts include it, logs each block once.
+  const local = new PenaltyThrottle({ ...config.auth.throttle, trustedNetworks: config.auth.trustedNetworks });
+  const throttle = new SharedThrottle(local, store.throttle, writes, {
+    ...config.auth.throttle, trustedNetworks: config.auth.trustedNetworks, repeatKey: options.throttleRepeatKey, log: authLog,
+  });
   return new AuthService({
     store,
     writes,

@@ -8,7 +8,7 @@ import type { BoundAddress } from '../net/service.js';
 
 export type ToWorker =
   /** Start serving: the config the primary validated, so every worker (a replacement too) runs the same one. */
-  | { type: 'postern:start'; config: ResolvedConfig; worker: number; workers: number }
+  | { type: 'postern:start'; config: ResolvedConfig; worker: number; workers: number; throttleRepeatKey: string }
   | { type: 'postern:reload-tls' }
   | { type: 'postern:stop' };
 

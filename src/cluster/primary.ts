@@ -10,6 +10,7 @@
  * others are stopped and `serve` ends with that worker's one line and status, as in one process.
  */
 import cluster, { type Worker } from 'node:cluster';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { ResolvedConfig } from '../config/load.js';
 import type { Logger } from '../log.js';
@@ -47,6 +48,8 @@ export async function startSupervisor(config: ResolvedConfig, workers: number, l
   /** False until every first worker is up: a start-up failure ends `serve`, it is not restarted. */
   let serving = false;
   const exits = new Set<Promise<void>>();
+  // Made here, held only in memory: every worker (a replacement too) digests wrong passwords alike.
+  const throttleRepeatKey = randomBytes(32).toString('base64');
 
   /** Forks the worker of `slot`; resolves with its addresses, or rejects with its start-up failure. */
   const fork = (index: number): Promise<BoundAddress[]> => {
@@ -57,7 +60,7 @@ export async function startSupervisor(config: ResolvedConfig, workers: number, l
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     exits.add(exited);
     void exited.then(() => exits.delete(exited));
-    const start: ToWorker = { type: 'postern:start', config, worker: index + 1, workers };
+    const start: ToWorker = { type: 'postern:start', config, worker: index + 1, workers, throttleRepeatKey };
     return new Promise((resolve, reject) => {
       let settled = false;
       worker.on('message', (message: unknown) => {

@@ -26,7 +26,9 @@ export async function runWorker(io: CliIo, makeLogger: WorkerLoggerFactory): Pro
   const { startApp } = await import('../app.js');
   let app: Awaited<ReturnType<typeof startApp>>;
   try {
-    app = await startApp(start.config, log, { announce: false, maintenance: start.worker === 1, processes: start.workers });
+    app = await startApp(start.config, log, {
+      announce: false, maintenance: start.worker === 1, processes: start.workers, throttleRepeatKey: Buffer.from(start.throttleRepeatKey, 'base64'),
+    });
   } catch (err) {
     const { exitCode, message } = describeFailure(err);
     tell({ type: 'postern:failed', exitCode, message: message ?? 'start-up failed' });

@@ -39,8 +39,8 @@ export class ThrottleCountRepo {
        UNION ALL
        SELECT '', 0, until FROM throttle_blocks WHERE key = ? AND until > ?`,
     );
-    this.addStmt = db.prepare<[string, number, number]>(
-      `INSERT INTO throttle_counts (key, bucket, failures, last_at) VALUES (?, ?, 1, ?3)
+    this.addStmt = db.prepare<{ key: string; bucket: number; at: number }>(
+      `INSERT INTO throttle_counts (key, bucket, failures, last_at) VALUES (@key, @bucket, 1, @at)
        ON CONFLICT (key, bucket) DO UPDATE SET failures = failures + 1, last_at = MAX(last_at, excluded.last_at)`,
     );
     this.blockStmt = db.prepare<[string, number]>(
@@ -74,7 +74,7 @@ export class ThrottleCountRepo {
 
   /** One counted failure under each key, in the slice starting at `bucket`. */
   add(keys: readonly string[], bucket: number, at: number): void {
-    for (const key of keys) this.addStmt.run(key, bucket, at);
+    for (const key of keys) this.addStmt.run({ key, bucket, at });
   }
 
   block(key: string, until: number): void {

@@ -7,9 +7,12 @@
  * The policy is PenaltyThrottle's, applied to counts in the database (src/store/throttle-counts.ts):
  * per address (IPv6: its /64) and per real account, with the account's count blocking only
  * addresses that failed against it, the same wrong password from the same address not counted
- * twice, and a success forgiving that address's failures against that account. Where the two
- * layers disagree the stricter wins: the longer delay, either block, a clean record only if both
- * say so. The in-process layer also covers the moment between a failure and its row.
+ * twice, and a success forgiving that address's failures against that account. The database is
+ * the one record: the in-process throttle is kept informed but decides only while the counts
+ * cannot be read (a per-process record would disagree as soon as a success on another worker
+ * forgave something). Unlike the in-process pools, nothing is evicted by a flood of made-up
+ * names: their failures add to the address's count and one repeat digest each, pruned with
+ * the window (src/store/throttle-prune.ts).
  *
  * Cost and discipline (issue 9, item 4): nothing waits for the write lock on the event loop. Each
  * attempt is one read on the reader connection (WAL: never waits for a writer), one statement of
@@ -74,19 +77,19 @@ export class SharedThrottle implements Throttle {
   }
 
   before(clientAddress: string, login: string): ThrottleGate {
-    const local = this.local.before(clientAddress, login);
-    if (local.blocked || this.trusted.has(clientAddress)) return local;
+    if (this.trusted.has(clientAddress)) return this.local.before(clientAddress, login);
     const now = this.clock();
     const keys = this.keys(clientAddress, login);
     const shared = this.read(keys, '', now);
-    if (!shared) return local;
-    const address = shared.counts.get(keys.address);
+    if (!shared) return this.local.before(clientAddress, login);
     if (this.blocked(shared, keys, now)) return { blocked: true, delayMs: 0 };
-    const penalty = address ? Math.max(0, address.lastAt + penaltyDelay(address.failures, this.options) - now) : 0;
-    return { blocked: false, delayMs: Math.max(local.delayMs ?? 0, penalty), pairFailures: shared.counts.get(keys.pair)?.failures ?? 0 };
+    const address = shared.counts.get(keys.address);
+    const delayMs = address ? Math.max(0, address.lastAt + this.delay(address.failures) - now) : 0;
+    return { blocked: false, delayMs, pairFailures: shared.counts.get(keys.pair)?.failures ?? 0 };
   }
 
   failed(clientAddress: string, login: string, password: string, known: boolean): ThrottleVerdict {
+    // Always told, so that it is ready should the database become unreadable.
     const local = this.local.failed(clientAddress, login, password, known);
     if (this.trusted.has(clientAddress)) return local;
     const now = this.clock();
@@ -99,8 +102,7 @@ export class SharedThrottle implements Throttle {
     const accountBefore = known ? shared.counts.get(keys.account)?.failures ?? 0 : 0;
     if (shared.counts.has(wrong)) {
       // A repeat (e.g. a stale saved password, maybe first tried on another worker): not counted again.
-      const delayMs = Math.max(local.delayMs, this.delay(addressBefore), this.delay(accountBefore));
-      return { delayMs, cleanRecord: local.cleanRecord && addressBefore <= 1 && accountBefore <= 1 };
+      return { delayMs: Math.max(this.delay(addressBefore), this.delay(accountBefore)), cleanRecord: addressBefore <= 1 && accountBefore <= 1 };
     }
     const counted = known ? [keys.address, keys.account, keys.pair, wrong] : [keys.address, wrong];
     const earnsBlock = addressBefore + 1 >= this.options.blockAfterFailures && this.options.blockMs > 0;
@@ -110,8 +112,8 @@ export class SharedThrottle implements Throttle {
     });
     if (earnsBlock) this.logBlock(keys.address, addressBefore + 1);
     return {
-      delayMs: Math.max(local.delayMs, this.delay(addressBefore + 1), this.delay(accountBefore + 1)),
-      cleanRecord: local.cleanRecord && addressBefore === 0 && accountBefore === 0,
+      delayMs: Math.max(this.delay(addressBefore + 1), this.delay(accountBefore + 1)),
+      cleanRecord: addressBefore === 0 && accountBefore === 0,
       shared: this.writes.flushed(),
     };
   }

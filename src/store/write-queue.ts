@@ -81,6 +81,7 @@ export class WriteQueue {
   private readonly flushWaiters: Array<{ upTo: number; resolve: () => void }> = [];
   private retryDelayMs = 0;
   private cancelWake: (() => void) | null = null;
+  private wake: { ref(): unknown } | null = null;
   private closing: Promise<void> | null = null;
   private drained = false;
   private unreportedDrops = 0;
@@ -117,6 +118,7 @@ export class WriteQueue {
    */
   flushed(): Promise<void> {
     if (this.settled >= this.accepted) return Promise.resolve();
+    this.wake?.ref();
     return new Promise((resolve) => this.flushWaiters.push({ upTo: this.accepted, resolve }));
   }
 
@@ -137,19 +139,24 @@ export class WriteQueue {
 
   private schedule(): void {
     if (this.cancelWake || this.closing) return;
+    // Unref'd, so a queue never keeps a stopping process alive; but an unref'd immediate does not
+    // stop libuv from blocking in poll either, so while someone waits on flushed() it is ref'd.
     if (this.retryDelayMs === 0) {
       const immediate = setImmediate(() => this.run());
-      immediate.unref();
+      if (this.flushWaiters.length === 0) immediate.unref();
+      this.wake = immediate;
       this.cancelWake = () => clearImmediate(immediate);
     } else {
       const timer = setTimeout(() => this.run(), this.retryDelayMs);
-      timer.unref();
+      if (this.flushWaiters.length === 0) timer.unref();
+      this.wake = timer;
       this.cancelWake = () => clearTimeout(timer);
     }
   }
 
   private run(): void {
     this.cancelWake = null;
+    this.wake = null;
     const written = this.writeBatch();
     this.retryDelayMs = written ? 0 : Math.min(Math.max(this.retryBaseMs, this.retryDelayMs * 2), this.retryMaxMs);
     if (this.pending.length > 0) this.schedule();
@@ -198,6 +205,7 @@ export class WriteQueue {
   private async drain(): Promise<void> {
     this.cancelWake?.();
     this.cancelWake = null;
+    this.wake = null;
     const deadline = this.clock() + this.closeTimeoutMs;
     let delay = this.retryBaseMs;
     while (this.pending.length > 0) {

@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: every section against real upstreams started on loopback, printed as one
- * table in one run. Sections: auth, imap, pop3, smtp, dav, revocation (each in bench/<section>.ts).
+ * table in one run. Sections: auth, imap, pop3, smtp, dav, revocation, workers (each in bench/<section>.ts).
  * Run one section with `npm run bench -- imap`.
  */
 import { printTable, type BenchRow } from './table.js';
@@ -14,6 +14,7 @@ const SECTIONS: Record<string, () => Promise<Section>> = {
   smtp: async () => (await import('./smtp.js')).run,
   dav: async () => (await import('./dav.js')).run,
   revocation: async () => (await import('./revocation.js')).run,
+  workers: async () => (await import('./workers.js')).run,
 };
 
 async function main(): Promise<void> {

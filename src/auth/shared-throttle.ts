@@ -8,9 +8,9 @@
  * per address (IPv6: its /64) and per real account, with the account's count blocking only
  * addresses that failed against it, the same wrong password from the same address not counted
  * twice, and a success forgiving that address's failures against that account. The database is
- * the one record: the in-process throttle is kept informed but decides only while the counts
- * cannot be read (a per-process record would disagree as soon as a success on another worker
- * forgave something). Unlike the in-process pools, nothing is evicted by a flood of made-up
+ * the one record: the in-process throttle is kept informed but is heeded only while the counts
+ * cannot be read, or lag behind this process's own queued records (a held write lock); always
+ * heeding it would disagree as soon as a success on another worker forgave something. Unlike the in-process pools, nothing is evicted by a flood of made-up
  * names: their failures add to the address's count and one repeat digest each, pruned with
  * the window (src/store/throttle-prune.ts).
  *
@@ -52,6 +52,10 @@ interface Keys {
   wrongPrefix: string;
 }
 
+function stricter(shared: ThrottleVerdict, local: ThrottleVerdict): ThrottleVerdict {
+  return { ...shared, delayMs: Math.max(shared.delayMs, local.delayMs), cleanRecord: shared.cleanRecord && local.cleanRecord };
+}
+
 /** Time slice of the counts: a window is read as its slices, so it is at most one slice too long. */
 export function sliceMs(windowMs: number): number {
   return Math.max(1_000, Math.ceil(windowMs / 16));
@@ -85,7 +89,10 @@ export class SharedThrottle implements Throttle {
     if (this.blocked(shared, keys, now)) return { blocked: true, delayMs: 0 };
     const address = shared.counts.get(keys.address);
     const delayMs = address ? Math.max(0, address.lastAt + this.delay(address.failures) - now) : 0;
-    return { blocked: false, delayMs, pairFailures: shared.counts.get(keys.pair)?.failures ?? 0 };
+    const gate = { blocked: false, delayMs, pairFailures: shared.counts.get(keys.pair)?.failures ?? 0 };
+    if (!this.behind()) return gate;
+    const local = this.local.before(clientAddress, login);
+    return local.blocked ? { blocked: true, delayMs: 0 } : { ...gate, delayMs: Math.max(delayMs, local.delayMs ?? 0) };
   }
 
   failed(clientAddress: string, login: string, password: string, known: boolean): ThrottleVerdict {
@@ -100,9 +107,11 @@ export class SharedThrottle implements Throttle {
     if (this.blocked(shared, keys, now)) return { delayMs: this.options.maxDelayMs, cleanRecord: false };
     const addressBefore = shared.counts.get(keys.address)?.failures ?? 0;
     const accountBefore = known ? shared.counts.get(keys.account)?.failures ?? 0 : 0;
+    const behind = this.behind();
     if (shared.counts.has(wrong)) {
       // A repeat (e.g. a stale saved password, maybe first tried on another worker): not counted again.
-      return { delayMs: Math.max(this.delay(addressBefore), this.delay(accountBefore)), cleanRecord: addressBefore <= 1 && accountBefore <= 1 };
+      const verdict = { delayMs: Math.max(this.delay(addressBefore), this.delay(accountBefore)), cleanRecord: addressBefore <= 1 && accountBefore <= 1 };
+      return behind ? stricter(verdict, local) : verdict;
     }
     const counted = known ? [keys.address, keys.account, keys.pair, wrong] : [keys.address, wrong];
     const earnsBlock = addressBefore + 1 >= this.options.blockAfterFailures && this.options.blockMs > 0;
@@ -111,11 +120,20 @@ export class SharedThrottle implements Throttle {
       block: earnsBlock ? { key: keys.address, until: now + this.options.blockMs } : undefined,
     });
     if (earnsBlock) this.logBlock(keys.address, addressBefore + 1);
-    return {
+    const verdict = {
       delayMs: Math.max(this.delay(addressBefore + 1), this.delay(accountBefore + 1)),
       cleanRecord: addressBefore === 0 && accountBefore === 0,
       shared: this.writes.flushed(),
     };
+    return behind ? stricter(verdict, local) : verdict;
+  }
+
+  /**
+   * Records of this process still wait in the write queue (the database is locked, or busy): the
+   * shared counts lag behind what this process knows, so its own counts are heeded too.
+   */
+  private behind(): boolean {
+    return this.writes.stats().queued > 0;
   }
 
   succeeded(clientAddress: string, login: string, gate?: ThrottleGate): void {

@@ -111,7 +111,9 @@ export async function startSupervisor(config: ResolvedConfig, workers: number, l
   };
 
   const started = await Promise.allSettled(slots.map((_, i) => fork(i)));
-  const failure = started.find((r) => r.status === 'rejected');
+  // A worker's own report is the line to show; "exited during start-up" only if none reported.
+  const failures = started.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  const failure = failures.find((r) => !(r.reason as Error).message.includes('exited during start-up')) ?? failures[0];
   if (failure) {
     await stop();
     throw failure.reason;

@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: every section against real upstreams started on loopback, printed as one
- * table in one run. Sections: auth, imap, pop3, smtp, dav, revocation, scale (each in bench/<section>.ts).
+ * table in one run. Sections: auth, imap, pop3, smtp, dav, revocation, scale, workers (each in bench/<section>.ts).
  * Run one section with `npm run bench -- imap`.
  */
 import { printTable, type BenchRow } from './table.js';
@@ -15,6 +15,7 @@ const SECTIONS: Record<string, () => Promise<Section>> = {
   dav: async () => (await import('./dav.js')).run,
   revocation: async () => (await import('./revocation.js')).run,
   scale: async () => (await import('./scale.js')).run,
+  workers: async () => (await import('./workers.js')).run,
 };
 
 async function main(): Promise<void> {

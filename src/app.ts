@@ -22,6 +22,7 @@ import type { BoundAddress, ProtocolDeps, ProtocolService } from './net/service.
 import { openStore, type Store } from './store/index.js';
 import { startHistoryRetention } from './store/history-retention.js';
 import { startExpirySweep } from './store/expiry.js';
+import { startThrottlePrune } from './store/throttle-prune.js';
 import { openWriterStore, WriteQueue } from './store/write-queue.js';
 import { startImap } from './imap/index.js';
 import { startPop3 } from './pop3/index.js';
@@ -47,6 +48,17 @@ export interface App {
 export interface AppOptions {
   /** Resolver for upstream host names; only tests set it (provider-shaped upstreams on loopback). */
   upstreamLookup?: import('node:net').LookupFunction | undefined;
+  /** Log `listener.started` per address (default); `serve` prints them itself, once for all workers. */
+  announce?: boolean;
+  /**
+   * Run history retention and the expiry sweep (default). Of several workers on one database only
+   * one does: they are database-wide chores, and N copies would only contend for the write lock.
+   */
+  maintenance?: boolean;
+  /** Processes serving from this machine: the default bcrypt pool is the cores shared among them. */
+  processes?: number;
+  /** Key of the shared throttle's wrong-password digests: one per `serve`, the same in all its workers. */
+  throttleRepeatKey?: Buffer;
 }
 
 export async function startApp(config: ResolvedConfig, log: Logger, options: AppOptions = {}): Promise<App> {
@@ -58,9 +70,13 @@ export async function startApp(config: ResolvedConfig, log: Logger, options: App
   const metrics = createMetrics();
   metrics.sampleWriteErrors(() => writes.stats().retries);
   // Token refreshes re-seal at once on the writer connection (src/oauth2/token-manager.ts).
-  const auth = createAuthService(config, store, writes, digestKey, log, { metrics, tokens: createTokenManager(config, store, writer, log) });
-  const retention = startHistoryRetention(writer, { keepDays: config.history.keepDays }, log);
-  const expiry = startExpirySweep(writer, log);
+  const auth = createAuthService(config, store, writes, digestKey, log, {
+    metrics, tokens: createTokenManager(config, store, writer, log), processes: options.processes ?? 1, throttleRepeatKey: options.throttleRepeatKey,
+  });
+  const maintenance = options.maintenance ?? true;
+  const retention = maintenance ? startHistoryRetention(writer, { keepDays: config.history.keepDays }, log) : null;
+  const expiry = maintenance ? startExpirySweep(writer, log) : null;
+  const throttlePrune = maintenance ? startThrottlePrune(writer, config.auth.throttle, log) : null;
   const deps = (name: string): ProtocolDeps => ({ auth, tls, log: log.child({ protocol: name }), serverName: config.hostnames[0]!, upstreamLookup: options.upstreamLookup });
   const services: ProtocolService[] = [];
   let admin: AdminServer | null = null;
@@ -71,8 +87,9 @@ export async function startApp(config: ResolvedConfig, log: Logger, options: App
     await Promise.allSettled(services.map((s) => s.close()));
     await admin?.close();
     await auth.close();
-    retention.stop();
-    expiry.stop();
+    retention?.stop();
+    expiry?.stop();
+    throttlePrune?.stop();
     await writes.close();
     writer.close();
     store.close();
@@ -99,7 +116,7 @@ export async function startApp(config: ResolvedConfig, log: Logger, options: App
   bound = true;
   const addresses = [...services.flatMap((s) => s.addresses), ...(admin ? [admin.address] : [])];
   checkDescriptorBudget(connectionCaps(config), log);
-  for (const a of addresses) log.info({ event: 'listener.started', listener: a.name, host: a.host, port: a.port }, `listening ${a.name} on ${a.host}:${a.port}`);
+  if (options.announce ?? true) for (const a of addresses) log.info({ event: 'listener.started', listener: a.name, host: a.host, port: a.port }, `listening ${a.name} on ${a.host}:${a.port}`);
   let closing: Promise<void> | null = null;
   let drained: Promise<void> | null = null;
   const drain = (graceMs = config.shutdown.graceMs) =>

@@ -21,11 +21,14 @@ export interface LogEventInfo {
 }
 
 export const LOG_EVENTS = {
-  'postern.started': { level: 'info', when: '`serve` has opened every listener', fields: ['listeners'] },
+  'postern.started': { level: 'info', when: '`serve` has opened every listener (in every worker)', fields: ['listeners', 'workers'] },
   'postern.stopping': { level: 'info', when: 'a stop signal arrived; listeners and sessions are closing', fields: [] },
   'postern.draining': { level: 'info', when: 'drain: readiness is false and listeners stopped accepting; sessions end after the grace period', fields: ['graceMs'] },
   'postern.stopped': { level: 'info', when: 'everything is closed; the process exits', fields: [] },
   'postern.forced_stop': { level: 'warn', when: 'a second stop signal: exiting without waiting', fields: [] },
+  'worker.exited': { level: 'error', when: 'a worker process died while serving; a new one is started after `restartInMs`', fields: ['worker', 'code', 'signal', 'restartInMs'] },
+  'worker.replaced': { level: 'info', when: 'the new worker in place of one that died is serving', fields: ['worker', 'pid'] },
+  'worker.start_failed': { level: 'error', when: 'the worker replacing a dead one could not start; tried again later', fields: ['worker', 'reason'] },
   'listener.started': { level: 'info', when: 'a listener is bound', fields: ['listener', 'host', 'port'] },
   'listener.error': { level: 'error', when: 'a bound listener reported an error', fields: ['listener', 'err'] },
   'proxy.accepted': { level: 'debug', when: 'a PROXY protocol header from a configured load balancer was accepted', fields: ['listener', 'peer', 'ip', 'version'] },
@@ -45,6 +48,7 @@ export const LOG_EVENTS = {
   'auth.malformed': { level: 'info', when: 'a DAV Authorization header could not be parsed', fields: ['ip', 'reason'] },
   'auth.unseal_failed': { level: 'error', when: 'a stored upstream credential could not be decrypted (wrong key file?)', fields: ['user', 'passwordId', 'code'] },
   'auth.primary_check_unavailable': { level: 'warn', when: 'the primary-password check could not run; answered as a wrong password', fields: ['err'] },
+  'auth.shared_throttle_unavailable': { level: 'warn', when: 'the throttle counts shared through the database could not be read; this process\'s own counts still apply', fields: ['err'] },
   'session.started': { level: 'info', when: 'a login was accepted upstream: the one info line per login (DAV: the first request per connection and password; not SMTP\'s reconnects)', fields: ['protocol', 'ip', 'user', 'passwordId'] },
   'session.revoked': { level: 'info', when: 'the session\'s app-specific password was revoked or expired; the session ends', fields: ['user', 'passwordId', 'reason'] },
   'session.closed': { level: 'info', when: 'an IMAP connection ended', fields: ['why', 'relayed', 'bytesIn', 'bytesOut', 'ms'] },
@@ -75,6 +79,7 @@ export const LOG_EVENTS = {
   'store.writes_resumed': { level: 'info', when: 'the waiting writes went through', fields: ['waitedMs', 'queued'] },
   'history.pruned': { level: 'info', when: 'history older than `history.keepDays` was deleted', fields: ['deleted', 'keepDays'] },
   'history.prune_failed': { level: 'warn', when: 'the history could not be pruned; retried later', fields: ['err'] },
+  'throttle.prune_failed': { level: 'warn', when: 'throttle counts older than the window could not be deleted; retried later', fields: ['err'] },
   'password.expired': { level: 'info', when: 'app-specific passwords reached their expiry', fields: ['count'] },
   'password.expiry_sweep_failed': { level: 'warn', when: 'expired passwords could not be recorded; retried later', fields: ['err'] },
   'upstream.grant_rejected': { level: 'error', when: 'the OAuth2 provider refused the account\'s grant (invalid_grant: revoked, expired, password changed); the account is flagged until `postern user reauth`', fields: ['protocol', 'user', 'provider'] },

@@ -168,11 +168,8 @@ export class PenaltyThrottle implements Throttle {
       `blocking ip=${key} for ${Math.round(this.options.blockMs / 1000)} s after ${address.failures.length} failed logins`);
   }
 
-  /** base × 2^(n−1), capped; no failures, no delay. */
   private delayFor(failures: number): number {
-    if (failures <= 0) return 0;
-    const { baseDelayMs, maxDelayMs } = this.options;
-    return Math.min(maxDelayMs, baseDelayMs * 2 ** Math.min(failures - 1, 30));
+    return penaltyDelay(failures, this.options);
   }
 
   private accountCount(login: string, now: number): number {
@@ -204,6 +201,12 @@ export class PenaltyThrottle implements Throttle {
     if (record.failures[0] && record.failures[0].at <= since) record.failures = record.failures.filter((f) => f.at > since);
     return record;
   }
+}
+
+/** base × 2^(n−1), capped; no failures, no delay. */
+export function penaltyDelay(failures: number, options: { baseDelayMs: number; maxDelayMs: number }): number {
+  if (failures <= 0) return 0;
+  return Math.min(options.maxDelayMs, options.baseDelayMs * 2 ** Math.min(failures - 1, 30));
 }
 
 function pushCapped<T>(list: T[], item: T, cap: number): void {

@@ -22,9 +22,10 @@ import { normalizeLogin } from '../accounts/validation.js';
 import { DUMMY_HASH, type PrimaryChecker } from './primary-checker.js';
 import { plainAddress, throttleKey } from './client-address.js';
 import { RevocationWatcher } from './revocation-watcher.js';
-import type { Throttle } from './throttle.js';
 import { isPosternError, PosternError } from '../errors.js';
 import type { TokenManager } from '../oauth2/token-manager.js';
+import { SHARED_WAIT_MS } from './shared-throttle.js';
+import type { Throttle, ThrottleVerdict } from './throttle.js';
 import type { AcceptedAuth, AuthAttempt, Authenticator, AuthOutcome, RevocationListener, UpstreamCredential } from './types.js';
 
 export interface AuthServiceDeps {
@@ -93,7 +94,7 @@ export class AuthService implements Authenticator {
     if (gate.delayMs) await this.sleep(gate.delayMs);
     const checked = login === null ? { refusal: 'invalid_login' as const } : this.verifyAppPassword(login, attempt);
     if ('kind' in checked) {
-      if (checked.kind !== 'credential-unusable') this.deps.throttle.succeeded(attempt.clientAddress, login!);
+      if (checked.kind !== 'credential-unusable') this.deps.throttle.succeeded(attempt.clientAddress, login!, gate);
       return checked.kind === 'grant' ? this.withAccessToken(checked, attempt.protocol) : checked;
     }
     return this.fail(login, attempt, checked.refusal);
@@ -245,7 +246,7 @@ export class AuthService implements Authenticator {
     const reason: Reason = primary ? 'primary_password' : account ? refusal : login === null ? 'invalid_login' : 'unknown_user';
     this.logFailure(primary ? 'auth.primary_refused' : 'auth.refused', login, account !== undefined, attempt, reason);
     this.recordFailure(account, attempt, primary ? 'primary.refused' : 'login.failed', reason);
-    await this.sleep(verdict.delayMs);
+    await Promise.all([this.sleep(verdict.delayMs), this.untilShared(verdict)]);
     if (primary) return { kind: 'primary-refused', hint: (this.deps.primaryPasswordHint ?? true) && verdict.cleanRecord };
     return { kind: 'failed' };
   }
@@ -309,6 +310,25 @@ export class AuthService implements Authenticator {
     if (!account) return;
     const event = { type, at: this.clock(), accountId: account.id, login: account.login, protocol: attempt.protocol, address: attempt.clientAddress, detail: { reason } };
     this.deps.writes.enqueue({ kind: 'event', event });
+  }
+
+  /**
+   * Holds a failure answer until the other processes can see it (bounded: the count is written
+   * anyway), so the client's next attempt, on any worker, meets it; a blocked address waits not.
+   */
+  private untilShared(verdict: ThrottleVerdict): Promise<void> {
+    const shared = verdict.shared;
+    if (!shared) return Promise.resolve();
+    return new Promise((resolve) => {
+      const release = () => {
+        clearTimeout(timer);
+        this.held.delete(release);
+        resolve();
+      };
+      const timer = setTimeout(release, SHARED_WAIT_MS);
+      this.held.add(release);
+      void shared.then(release);
+    });
   }
 
   /** Holds an answer back; close() lets every held answer go at once so shutdown is not delayed. */

@@ -11,6 +11,11 @@ export interface ThrottleGate {
    * only the failure answer would not slow an attacker who hangs up after 50 ms and reconnects.
    */
   delayMs?: number;
+  /**
+   * Failures of this address against this login on record anywhere (the shared counts), when the
+   * throttle looked: a success with none changes nothing, so it writes nothing.
+   */
+  pairFailures?: number;
 }
 
 export interface ThrottleVerdict {
@@ -18,6 +23,8 @@ export interface ThrottleVerdict {
   delayMs: number;
   /** True when neither the address nor the account had recent failures before this one. */
   cleanRecord: boolean;
+  /** Resolves once other processes see this failure (the shared counts); the answer waits for it. */
+  shared?: Promise<void>;
 }
 
 export interface Throttle {
@@ -27,7 +34,8 @@ export interface Throttle {
    * not exist, so that guesses at made-up names cannot flush them (see throttle-pools.ts).
    */
   failed(clientAddress: string, login: string, password: string, known: boolean): ThrottleVerdict;
-  succeeded(clientAddress: string, login: string): void;
+  /** `gate`: what before() said for this attempt. */
+  succeeded(clientAddress: string, login: string, gate?: ThrottleGate): void;
 }
 
 /** No throttling: for unit tests of other parts. */

@@ -258,6 +258,11 @@ const oauth2 = z.strictObject({
 });
 
 export const configSchema = z.strictObject({
+  /**
+   * Processes `serve` runs, sharing the listeners (src/cluster/): `auto` = one per available core
+   * (node:os availableParallelism), or a number. 1 runs everything in the one process, as before.
+   */
+  workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default('auto'),
   /** Hostnames (and IPs) postern is reached by; used for certificate SANs and DAV origins. */
   hostnames: z.array(z.string().min(1)).min(1).default(['localhost', '127.0.0.1']),
   database: z

@@ -8,6 +8,7 @@ import { AccountRepo } from './accounts.js';
 import { AppPasswordRepo } from './app-passwords.js';
 import { EventRepo } from './events.js';
 import { Maintenance } from './maintenance.js';
+import { ThrottleCountRepo } from './throttle-counts.js';
 
 export * from './types.js';
 export type { Db } from './database.js';
@@ -18,6 +19,8 @@ export interface Store {
   accounts: AccountRepo;
   passwords: AppPasswordRepo;
   events: EventRepo;
+  /** The brute-force throttle's counts, shared by every process on this database. */
+  throttle: ThrottleCountRepo;
   /** Integrity check, schema version, backup: what `postern db` and `postern init` need. */
   maintenance: Maintenance;
   /** Runs fn in one IMMEDIATE transaction (takes the write lock up front: no upgrade deadlocks). */
@@ -33,6 +36,7 @@ export function openStore(file: string, options: Pick<OpenOptions, 'busyTimeoutM
     accounts: new AccountRepo(db),
     passwords: new AppPasswordRepo(db),
     events: new EventRepo(db),
+    throttle: new ThrottleCountRepo(db),
     maintenance: new Maintenance(db),
     transaction: <T>(fn: () => T) => db.transaction(fn).immediate(),
     close: () => {

@@ -132,4 +132,27 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TRIGGER password_changes_on_account_delete BEFORE DELETE ON accounts
     BEGIN INSERT INTO password_changes (password_id) SELECT id FROM app_passwords WHERE account_id = OLD.id; END;
   `,
+  // 6: the brute-force throttle's counts, shared by every process serving from this database
+  // (issue 15: several workers; later several instances, issue 14), so that spreading guesses
+  // over N processes does not buy N times the guesses. Failures are counted per key (`a:` client
+  // address or IPv6 /64, `l:` real account, `p:` address × account, `w:` address × account ×
+  // keyed digest of one wrong password, for the repeat rule) in time slices (`bucket`, the
+  // slice's start): a read sums the slices of the window, one range seek on the primary key per
+  // key. Blocks are rows of their own, so that a block outlasts the window it was earned in.
+  // Rows are written only through the proxy's write queue and pruned by age (bucket index).
+  `
+  CREATE TABLE IF NOT EXISTS throttle_counts (
+    key      TEXT NOT NULL,
+    bucket   INTEGER NOT NULL,
+    failures INTEGER NOT NULL,
+    last_at  INTEGER NOT NULL,
+    PRIMARY KEY (key, bucket)
+  ) WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS throttle_counts_by_bucket ON throttle_counts (bucket);
+  CREATE TABLE IF NOT EXISTS throttle_blocks (
+    key   TEXT PRIMARY KEY,
+    until INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS throttle_blocks_by_until ON throttle_blocks (until);
+  `,
 ];

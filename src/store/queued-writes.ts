@@ -15,7 +15,11 @@ export type QueuedWrite =
   /** Last use on the password's row and its `password.used` event. */
   | { kind: 'use'; passwordId: number; at: number; protocol: Protocol; address: string; event: NewEvent }
   /** The account's upstream status, and `event` only if this write is what changed it. */
-  | { kind: 'upstream-status'; accountId: number; status: UpstreamStatus; at: number; event?: NewEvent };
+  | { kind: 'upstream-status'; accountId: number; status: UpstreamStatus; at: number; event?: NewEvent }
+  /** A counted failure under each key (src/auth/shared-throttle.ts), and the address's block if it earned one. */
+  | { kind: 'throttle-failure'; keys: string[]; bucket: number; at: number; block?: { key: string; until: number } }
+  /** A success: the address's failures against the account are forgiven (src/auth/shared-throttle.ts). */
+  | { kind: 'throttle-success'; pair: string; address: string; account: string; wrongPrefix: string };
 
 export type QueuedWriteKind = QueuedWrite['kind'];
 
@@ -30,6 +34,13 @@ export function applyQueuedWrite(store: Store, write: QueuedWrite): void {
       return;
     case 'upstream-status':
       if (store.accounts.setUpstreamStatus(write.accountId, write.status, write.at) && write.event) store.events.append(write.event);
+      return;
+    case 'throttle-failure':
+      store.throttle.add(write.keys, write.bucket, write.at);
+      if (write.block) store.throttle.block(write.block.key, write.block.until);
+      return;
+    case 'throttle-success':
+      store.throttle.clearPair(write);
       return;
   }
 }

@@ -75,8 +75,13 @@ export class WriteQueue {
   private readonly log: Logger;
   private readonly counts = { written: 0, dropped: 0, batches: 0, retries: 0 };
   private readonly idleWaiters: Array<() => void> = [];
+  /** Records accepted and records written or dropped since: pending is FIFO, so these order them. */
+  private accepted = 0;
+  private settled = 0;
+  private readonly flushWaiters: Array<{ upTo: number; resolve: () => void }> = [];
   private retryDelayMs = 0;
   private cancelWake: (() => void) | null = null;
+  private wake: { ref(): unknown } | null = null;
   private closing: Promise<void> | null = null;
   private drained = false;
   private unreportedDrops = 0;
@@ -101,8 +106,20 @@ export class WriteQueue {
     if (this.closing) return this.drop(write, 'closed');
     if (this.pending.length >= this.maxQueued) return this.drop(write, 'queue_full');
     this.pending.push(write);
+    this.accepted++;
     this.schedule();
     return true;
+  }
+
+  /**
+   * Resolves once every record accepted so far is written (or given up on), however busy the
+   * queue stays after: what a caller waits on when others must see its record (the shared
+   * throttle's counts), without waiting for records queued after it.
+   */
+  flushed(): Promise<void> {
+    if (this.settled >= this.accepted) return Promise.resolve();
+    this.wake?.ref();
+    return new Promise((resolve) => this.flushWaiters.push({ upTo: this.accepted, resolve }));
   }
 
   stats(): WriteQueueStats {
@@ -122,19 +139,24 @@ export class WriteQueue {
 
   private schedule(): void {
     if (this.cancelWake || this.closing) return;
+    // Unref'd, so a queue never keeps a stopping process alive; but an unref'd immediate does not
+    // stop libuv from blocking in poll either, so while someone waits on flushed() it is ref'd.
     if (this.retryDelayMs === 0) {
       const immediate = setImmediate(() => this.run());
-      immediate.unref();
+      if (this.flushWaiters.length === 0) immediate.unref();
+      this.wake = immediate;
       this.cancelWake = () => clearImmediate(immediate);
     } else {
       const timer = setTimeout(() => this.run(), this.retryDelayMs);
-      timer.unref();
+      if (this.flushWaiters.length === 0) timer.unref();
+      this.wake = timer;
       this.cancelWake = () => clearTimeout(timer);
     }
   }
 
   private run(): void {
     this.cancelWake = null;
+    this.wake = null;
     const written = this.writeBatch();
     this.retryDelayMs = written ? 0 : Math.min(Math.max(this.retryBaseMs, this.retryDelayMs * 2), this.retryMaxMs);
     if (this.pending.length > 0) this.schedule();
@@ -158,6 +180,7 @@ export class WriteQueue {
       return false;
     }
     this.pending.splice(0, batch.length);
+    this.noteSettled(batch.length);
     this.counts.batches++;
     this.counts.written += batch.length - refused.length;
     for (const { write, err } of refused) this.drop(write, 'refused', err);
@@ -182,6 +205,7 @@ export class WriteQueue {
   private async drain(): Promise<void> {
     this.cancelWake?.();
     this.cancelWake = null;
+    this.wake = null;
     const deadline = this.clock() + this.closeTimeoutMs;
     let delay = this.retryBaseMs;
     while (this.pending.length > 0) {
@@ -195,7 +219,9 @@ export class WriteQueue {
       await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)));
       delay = Math.min(delay * 2, this.retryMaxMs);
     }
-    for (const write of this.pending.splice(0)) this.drop(write, 'closed');
+    const left = this.pending.splice(0);
+    for (const write of left) this.drop(write, 'closed');
+    this.noteSettled(left.length);
     this.reportDrops();
     this.drained = true;
     this.settle();
@@ -244,6 +270,11 @@ export class WriteQueue {
     }
     this.stalledSince = null;
     this.stallWarned = false;
+  }
+
+  private noteSettled(count: number): void {
+    this.settled += count;
+    while (this.flushWaiters.length > 0 && this.flushWaiters[0]!.upTo <= this.settled) this.flushWaiters.shift()!.resolve();
   }
 
   private settle(): void {

@@ -145,6 +145,8 @@ export async function createWorkspace(config: Record<string, unknown> = {}, env:
   const dir = mkdtempSync(path.join(tmpdir(), 'postern-cli-'));
   const configPath = path.join(dir, 'postern.yaml');
   const base = {
+    // One process: `serve` in-process (startHere) cannot fork workers, and the suite starts many.
+    workers: 1,
     database: { path: path.join(dir, 'data', 'postern.db') },
     keyFile: path.join(dir, 'data', 'postern.key'),
     tls: { cert: path.join(dir, 'certs', 'postern.crt'), key: path.join(dir, 'certs', 'postern.key') },

@@ -22,6 +22,10 @@ import { startImap } from './imap/index.js';
 import { startPop3 } from './pop3/index.js';
 import { startSmtp } from './smtp/index.js';
 import { startDav } from './dav/index.js';
+import { startPortal } from './portal/index.js';
+
+/** A lock held by an admin command holds a page request (and the event loop) at most this long. */
+const PORTAL_BUSY_TIMEOUT_MS = 1000;
 
 export interface App {
   store: Store;
@@ -44,8 +48,10 @@ export async function startApp(config: ResolvedConfig, log: Logger): Promise<App
   const expiry = startExpirySweep(writer, log);
   const deps = (name: string): ProtocolDeps => ({ auth, tls, log: log.child({ protocol: name }), serverName: config.hostnames[0]! });
   const services: ProtocolService[] = [];
+  const closers: Array<() => void> = [];
   const close = async () => {
     await Promise.allSettled(services.map((s) => s.close()));
+    for (const closeOne of closers) closeOne();
     await auth.close();
     retention.stop();
     expiry.stop();
@@ -58,6 +64,13 @@ export async function startApp(config: ResolvedConfig, log: Logger): Promise<App
     if (config.pop3) services.push(await startPop3(config.pop3, deps('pop3')));
     if (config.smtp) services.push(await startSmtp(config.smtp, deps('smtp')));
     if (config.dav) services.push(await startDav(config.dav, deps('dav')));
+    if (config.portal?.enabled) {
+      // Its own connection: the page's writes (sessions, new passwords) are an admin's kind of
+      // write, short and rare; they must not wait behind the proxy's queue, nor hold its lock.
+      const portalStore = openStore(config.database.path, { busyTimeoutMs: PORTAL_BUSY_TIMEOUT_MS });
+      closers.push(() => portalStore.close());
+      services.push(await startPortal(config.portal, { config, store: portalStore, auth, tls, digestKey, log: log.child({ protocol: 'portal' }) }));
+    }
   } catch (err) {
     await close();
     throw err;

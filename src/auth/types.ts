@@ -3,7 +3,7 @@
  * same question and maps the typed outcome to its own wire answer in one place (see each
  * protocol's replies module). Nothing here knows about sockets.
  */
-import type { Protocol, RevokeReason } from '../store/types.js';
+import type { AccountRow, Protocol, RevokeReason } from '../store/types.js';
 
 export interface AuthAttempt {
   login: string;
@@ -83,6 +83,18 @@ export interface Authenticator {
   /** Calls `onRevoked` once, within a second, when the password is revoked, expires or its account goes. */
   watchRevocation(passwordId: number, onRevoked: RevocationListener): () => void;
 }
+
+/** A sign-in to the account page with the primary password (AuthService.signInWithPrimary). */
+export interface PrimarySignIn {
+  login: string;
+  password: string;
+  clientAddress: string;
+  /** The User-Agent, for the account's history (truncated by the caller). */
+  browser: string;
+}
+
+/** Refusals look alike on purpose: wrong password, unknown login and throttled get one answer. */
+export type PrimarySignInOutcome = { kind: 'accepted'; account: AccountRow } | { kind: 'failed' } | { kind: 'throttled' };
 
 /** The primary-password sentence every protocol uses (config may turn it off). */
 export const PRIMARY_PASSWORD_REFUSED_TEXT =

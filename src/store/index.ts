@@ -8,6 +8,8 @@ import { AccountRepo } from './accounts.js';
 import { AppPasswordRepo } from './app-passwords.js';
 import { EventRepo } from './events.js';
 import { Maintenance } from './maintenance.js';
+import { PortalSessionRepo } from './portal-sessions.js';
+import { SecondFactorRepo } from './second-factors.js';
 
 export * from './types.js';
 export type { Db } from './database.js';
@@ -18,6 +20,8 @@ export interface Store {
   accounts: AccountRepo;
   passwords: AppPasswordRepo;
   events: EventRepo;
+  secondFactors: SecondFactorRepo;
+  portalSessions: PortalSessionRepo;
   /** Integrity check, schema version, backup: what `postern db` and `postern init` need. */
   maintenance: Maintenance;
   /** Runs fn in one IMMEDIATE transaction (takes the write lock up front: no upgrade deadlocks). */
@@ -33,6 +37,8 @@ export function openStore(file: string, options: Pick<OpenOptions, 'busyTimeoutM
     accounts: new AccountRepo(db),
     passwords: new AppPasswordRepo(db),
     events: new EventRepo(db),
+    secondFactors: new SecondFactorRepo(db),
+    portalSessions: new PortalSessionRepo(db),
     maintenance: new Maintenance(db),
     transaction: <T>(fn: () => T) => db.transaction(fn).immediate(),
     close: () => {

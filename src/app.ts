@@ -69,7 +69,7 @@ export async function startApp(config: ResolvedConfig, log: Logger): Promise<App
       // write, short and rare; they must not wait behind the proxy's queue, nor hold its lock.
       const portalStore = openStore(config.database.path, { busyTimeoutMs: PORTAL_BUSY_TIMEOUT_MS });
       closers.push(() => portalStore.close());
-      services.push(await startPortal(config.portal, { config, store: portalStore, auth, tls, digestKey, log: log.child({ protocol: 'portal' }) }));
+      services.push(await startPortal(config.portal, { config, store: portalStore, auth, tls, digestKey, log: log.child({ protocol: 'portal' }), listeners: () => services.flatMap((s) => s.addresses) }));
     }
   } catch (err) {
     await close();

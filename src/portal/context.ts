@@ -3,6 +3,7 @@ import type { AccountService } from '../accounts/service.js';
 import type { AuthService } from '../auth/service.js';
 import type { ResolvedConfig } from '../config/load.js';
 import type { Logger } from '../log.js';
+import type { BoundAddress } from '../net/service.js';
 import type { SecondFactorService } from '../second-factor/service.js';
 import type { Store } from '../store/index.js';
 import type { Pages } from './render.js';
@@ -18,5 +19,6 @@ export interface PortalContext {
   pages: Pages;
   log: Logger;
   recentAuthMs: number;
+  listeners: () => readonly BoundAddress[];
   clock: () => number;
 }

@@ -23,7 +23,7 @@ import type { ResolvedConfig } from '../config/load.js';
 import type { PortalConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { bind } from '../net/listener.js';
-import type { ProtocolService } from '../net/service.js';
+import type { BoundAddress, ProtocolService } from '../net/service.js';
 import type { TlsMaterial } from '../net/tls-material.js';
 import { SecondFactorService } from '../second-factor/service.js';
 import type { Store } from '../store/index.js';
@@ -44,6 +44,8 @@ export interface PortalDeps {
   tls: TlsMaterial;
   digestKey: Buffer;
   log: Logger;
+  /** The addresses the proxy's listeners are bound to (for the settings shown with a new password). */
+  listeners: () => readonly BoundAddress[];
   clock?: () => number;
 }
 
@@ -60,7 +62,7 @@ export async function startPortal(portal: PortalConfig, deps: PortalDeps): Promi
     recentAuthMs: portal.sessions.recentAuthMinutes * minute,
   }, clock);
   const ctx: PortalContext = {
-    config: deps.config, store: deps.store, auth: deps.auth, log, clock, sessions,
+    config: deps.config, store: deps.store, auth: deps.auth, log, clock, sessions, listeners: deps.listeners,
     accounts: new AccountService(deps.store, deps.digestKey, clock),
     factors: new SecondFactorService(deps.store, deps.digestKey, portal.issuer, clock),
     pages: new Pages(),

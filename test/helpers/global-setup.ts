@@ -1,4 +1,4 @@
-// Vitest globalSetup: the integration tests need real Dovecot (with POP3), fetchmail, Postfix, Radicale and fail2ban-regex. When one is
+// Vitest globalSetup: the integration tests need real Dovecot (with POP3), fetchmail, Postfix, Radicale, fail2ban-regex and Chromium. When one is
 // missing the run must fail loudly with the fix, never skip: a green CI without the servers proves nothing.
 import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { findDovecot } from './dovecot.js';
 import { findPostfix } from './postfix.js';
 import { findRadicalePython } from './radicale.js';
+import { CHROMIUM } from './browser.js';
 
 const run = promisify(execFile);
 const FIX = 'Install them with scripts/install-test-deps.sh (Debian/Ubuntu, needs root or sudo)';
@@ -26,6 +27,8 @@ async function missing(): Promise<string[]> {
     ['radicale (python3 -c "import radicale")', () => findRadicalePython()],
     ['fail2ban-regex (fail2ban)', () => run('fail2ban-regex', ['--version'])],
     ['openssl', () => run('openssl', ['version'])],
+    // The account page's end-to-end tests drive Debian's browser (test/helpers/browser.ts).
+    ['chromium (chromium)', () => run(CHROMIUM, ['--version'])],
   ];
   const results = await Promise.all(checks.map(([name, check]) => check().then(() => null, () => name)));
   return results.filter((name): name is string => name !== null);

@@ -61,7 +61,7 @@ export function passwordRoutes(app: FastifyInstance, ctx: PortalContext): void {
       return pages.send(reply, 'generated', {
         title: t.generatedTitle, login: live.account.login, nav: 'passwords',
         label: created.label, password: created.password, groups: created.password.split('-'),
-        servers: servers(ctx.config, created.scopes),
+        servers: servers(ctx.config, created.scopes, ctx.listeners()),
       });
     } catch (err) {
       if (!USER_ERRORS.some((code) => isPosternError(err, code))) throw err;

@@ -1,12 +1,13 @@
 /**
  * Second factors of an account: TOTP enrolment (a key is proposed, sealed into the session, and
  * becomes the account's only once a code from it is confirmed), verification (TOTP step accepted at
- * most once, or a single-use recovery code), and the admin's reset after a lost phone. Every
+ * most once, or a single-use recovery code); the admin's reset is in admin.ts. Every
  * outcome the user can see goes into the account's history; no key or code is ever logged.
  */
 import { PosternError } from '../errors.js';
 import { open, seal } from '../crypto/envelope.js';
 import type { AccountRow, Store } from '../store/index.js';
+import { hasSecondFactor } from './admin.js';
 import { secondFactorKeys, TOTP_AAD, type SecondFactorKeys } from './keys.js';
 import { newRecoveryCodes, normalizeRecoveryCode } from './recovery-codes.js';
 import { matchingStep, newTotpKey, totpUri } from './totp.js';
@@ -33,7 +34,7 @@ export class SecondFactorService {
   }
 
   isEnrolled(accountId: number): boolean {
-    return this.store.secondFactors.get(accountId) !== undefined;
+    return hasSecondFactor(this.store, accountId);
   }
 
   recoveryCodesLeft(accountId: number): number {
@@ -95,17 +96,6 @@ export class SecondFactorService {
     }
     this.record(account, 'second_factor.failed', where, { method: step !== null ? 'totp-replayed' : recovery ? 'recovery' : 'totp' });
     return { ok: false };
-  }
-
-  /** The admin's reset: removes the factors and ends the account's page sessions. */
-  reset(account: AccountRow): boolean {
-    const now = this.clock();
-    return this.store.transaction(() => {
-      const had = this.store.secondFactors.reset(account.id);
-      this.store.portalSessions.endAll(account.id, now);
-      if (had) this.store.events.append({ type: 'second_factor.reset', at: now, accountId: account.id, login: account.login });
-      return had;
-    });
   }
 
   private record(account: AccountRow, type: 'second_factor.failed' | 'second_factor.accepted' | 'recovery_code.used', where: Where, detail: Record<string, unknown>): void {

@@ -9,14 +9,18 @@
  *    a second; Revoke all revokes the rest; the history shows it all, newest first;
  *  - a wrong code, a replayed code (the step already accepted) and a used recovery code are refused;
  *  - a change older than the recent-auth window asks for the password again;
+ *  - the admin's `user 2fa reset` ends the session and the next sign-in enrols again;
  *  - a primary-password change ends the page session;
  *  - no secret reaches the logs (the harness scans at stop) or the database file.
  * Screenshots of every page at phone and desktop widths go to test-artifacts/portal/.
  */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { ImapFlow } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser, screenshots } from '../helpers/browser.js';
+import { runInProcess } from '../helpers/cli.js';
 import { startDovecot, type DovecotServer } from '../helpers/dovecot.js';
 import { startPostern, type PosternHarness } from '../helpers/postern.js';
 import { imapClient, imapConfig, quoted, rawTls } from '../imap/support.js';
@@ -300,6 +304,26 @@ describe('the account page, in a real browser', () => {
     const response = await page.goto(`${base}/no-such-page`);
     expect(response!.status()).toBe(404);
     await screenshots(page, '14-not-found');
+  });
+
+  it("the admin's `user 2fa reset` ends the page session; `user show` says whether 2FA is on; the next sign-in enrols again", async () => {
+    const configPath = path.join(postern.dir, 'cli.yaml');
+    writeFileSync(configPath, JSON.stringify({ database: { path: postern.dbPath }, keyFile: postern.keyFile, tls: postern.config.tls }));
+    const show = async () => (await runInProcess(['-c', configPath, 'user', 'show', 'alice'])).stdout;
+    expect(await show()).toMatch(/two-factor:\s+on \(7 recovery codes left\)/);
+    const reset = await runInProcess(['-c', configPath, 'user', '2fa', 'reset', 'alice']);
+    expect(reset).toMatchObject({ code: 0 });
+    expect(reset.stdout).toContain('two-factor authentication of alice reset');
+    expect(await show()).toMatch(/two-factor:\s+off/);
+    const json = JSON.parse((await runInProcess(['-c', configPath, 'user', 'show', 'alice', '--json'])).stdout);
+    expect(json.twoFactor).toBe(false);
+    await page.goto(`${base}/passwords`);
+    expect(new URL(page.url()).pathname).toBe('/sign-in');
+    await signIn(page, base, 'alice', PRIMARY);
+    expect(new URL(page.url()).pathname).toBe('/two-factor/setup');
+    const again = await enrolTotp(page);
+    for (const c of again.recoveryCodes) secrets.add(c);
+    secrets.add(again.key);
   });
 
   it('a primary-password change ends the page session', async () => {

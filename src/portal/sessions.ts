@@ -43,6 +43,8 @@ export class PortalSessions {
   create(account: AccountRow, stage: PortalStage, password: string, where: { address: string; browser: string }): { token: string; id: number } {
     const token = randomBytes(32).toString('base64url');
     const now = this.clock();
+    // Rows of sessions long over go at each sign-in: a table the size of the active users.
+    this.store.portalSessions.prune(now - this.policy.absoluteMs, now - 2 * this.policy.absoluteMs);
     const id = this.store.portalSessions.insert({
       tokenDigest: tokenDigest(token), accountId: account.id, stage, at: now,
       primaryChangedAt: account.primaryChangedAt, address: where.address, browser: where.browser,

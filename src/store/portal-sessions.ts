@@ -46,7 +46,7 @@ export class PortalSessionRepo {
     this.pendingStmt = db.prepare(`UPDATE portal_sessions SET pending_totp_box = ? WHERE id = ? AND ended_at IS NULL`);
     this.endStmt = db.prepare(`UPDATE portal_sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL`);
     this.endAllStmt = db.prepare(`UPDATE portal_sessions SET ended_at = ? WHERE account_id = ? AND ended_at IS NULL`);
-    this.pruneStmt = db.prepare(`DELETE FROM portal_sessions WHERE ended_at IS NOT NULL AND ended_at < ?`);
+    this.pruneStmt = db.prepare(`DELETE FROM portal_sessions WHERE (ended_at IS NOT NULL AND ended_at < @before) OR created_at < @createdBefore`);
   }
 
   insert(s: NewPortalSession): number {
@@ -87,7 +87,8 @@ export class PortalSessionRepo {
     return this.endAllStmt.run(at, accountId).changes;
   }
 
-  pruneEndedBefore(before: number): number {
-    return this.pruneStmt.run(before).changes;
+  /** Deletes rows ended before `before`, and rows created before `createdBefore` (past any absolute limit). */
+  prune(before: number, createdBefore: number): number {
+    return this.pruneStmt.run({ before, createdBefore }).changes;
   }
 }

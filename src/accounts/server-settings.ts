@@ -30,3 +30,11 @@ export function servers(config: ResolvedConfig, scopes: readonly Protocol[], bou
   }
   return hints;
 }
+
+/** The account page's address: `portal.publicUrl`, else https://<first hostname>:<port>/; null without a page. */
+export function portalUrl(config: ResolvedConfig): string | null {
+  if (!config.portal?.enabled) return null;
+  if (config.portal.publicUrl) return config.portal.publicUrl;
+  const host = config.hostnames[0] ?? 'localhost';
+  return `https://${host.includes(':') ? `[${host}]` : host}:${config.portal.listener.port}/`;
+}

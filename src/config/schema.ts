@@ -143,7 +143,7 @@ const dav = z.strictObject({
 const portal = z.strictObject({
   enabled: z.boolean().default(true),
   listener,
-  /** The address users open, e.g. https://account.example.org:8444; shown in the CLI and used for passkeys. */
+  /** The address users open, e.g. https://account.example.org:8444/; `user add` tells the admin to send users there. */
   publicUrl: z.url().optional(),
   /** The name authenticator apps show next to the code. */
   issuer: z.string().min(1).max(64).default('postern'),

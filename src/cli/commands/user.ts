@@ -17,6 +17,7 @@ import { fields, isoOrNull, json, safe, table, time } from '../format.js';
 import type { CliIo } from '../io.js';
 import { secretReader } from '../secrets.js';
 import { hasSecondFactor, resetSecondFactor } from '../../second-factor/admin.js';
+import { portalUrl } from '../../accounts/server-settings.js';
 
 interface AddOptions extends SecretOptions { mode: UpstreamMode; upstreamUser?: string }
 interface SetUpstreamOptions extends SecretOptions { mode?: UpstreamMode; upstreamUser?: string }
@@ -82,6 +83,8 @@ async function addUser(loginInput: string, opts: AddOptions, g: GlobalOptions, i
     const row = accounts.addAccount(login, primary, { mode: opts.mode, user: upstreamUser, secret });
     io.stdout.write(`added account ${safe(row.login)} (upstream mode ${row.upstreamMode}, upstream user ${safe(row.upstreamUser)})\n`);
     io.stdout.write(`next: postern password new ${safe(row.login)} --label "Mail on my laptop"\n`);
+    const page = portalUrl(config);
+    if (page) io.stdout.write(`or the user signs in at ${page} and generates their own (two-factor authentication first)\n`);
   });
 }
 

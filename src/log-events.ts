@@ -73,6 +73,7 @@ export const LOG_EVENTS = {
   'password.expiry_sweep_failed': { level: 'warn', when: 'expired passwords could not be recorded; retried later', fields: ['err'] },
   'portal.signed_in': { level: 'info', when: 'a user completed both steps of the account page\'s sign-in (password failures are `auth.refused`, protocol `portal`)', fields: ['ip', 'user', 'via'] },
   'portal.csrf_refused': { level: 'info', when: 'a form was posted to the account page without a valid CSRF token (403)', fields: ['ip', 'path'] },
+  'portal.primary_changed': { level: 'info', when: 'an account flagged REJECTED signed in with a new password the provider accepted: primary password changed, app-specific passwords revoked', fields: ['user', 'revoked'] },
   'portal.code_refused': { level: 'warn', when: 'a wrong or replayed second-factor code on the account page; the session ends after 5', fields: ['ip', 'user', 'failures'] },
 } as const satisfies Record<string, LogEventInfo>;
 

@@ -145,6 +145,12 @@ const portal = z.strictObject({
   listener,
   /** The address users open, e.g. https://account.example.org:8444/; `user add` tells the admin to send users there. */
   publicUrl: z.url().optional(),
+  /**
+   * "I changed my password at my provider": an account in mode `password` flagged REJECTED may
+   * sign in with a new password the provider (the IMAP upstream) accepts; it becomes the primary
+   * password and every app-specific password is revoked.
+   */
+  providerPasswordChange: z.boolean().default(true),
   /** The name authenticator apps show next to the code. */
   issuer: z.string().min(1).max(64).default('postern'),
   sessions: z

@@ -8,6 +8,7 @@ import type { SecondFactorService } from '../second-factor/service.js';
 import type { Store } from '../store/index.js';
 import type { Pages } from './render.js';
 import type { PortalSessions } from './sessions.js';
+import type { ProviderCheck } from './provider-change.js';
 
 export interface PortalContext {
   config: ResolvedConfig;
@@ -19,6 +20,8 @@ export interface PortalContext {
   pages: Pages;
   log: Logger;
   recentAuthMs: number;
+  /** Stage 3: a refused sign-in of a REJECTED account, checked with the provider (provider-change.ts). */
+  providerCheck: ProviderCheck;
   listeners: () => readonly BoundAddress[];
   clock: () => number;
 }

@@ -35,6 +35,7 @@ import { passwordRoutes } from './routes/passwords.js';
 import { secondFactorRoutes } from './routes/second-factor.js';
 import { signInRoutes } from './routes/sign-in.js';
 import { PortalSessions } from './sessions.js';
+import { providerPasswordChange } from './provider-change.js';
 
 export interface PortalDeps {
   config: ResolvedConfig;
@@ -61,9 +62,10 @@ export async function startPortal(portal: PortalConfig, deps: PortalDeps): Promi
     absoluteMs: portal.sessions.absoluteHours * 60 * minute,
     recentAuthMs: portal.sessions.recentAuthMinutes * minute,
   }, clock);
+  const accounts = new AccountService(deps.store, deps.digestKey, clock);
   const ctx: PortalContext = {
-    config: deps.config, store: deps.store, auth: deps.auth, log, clock, sessions, listeners: deps.listeners,
-    accounts: new AccountService(deps.store, deps.digestKey, clock),
+    config: deps.config, store: deps.store, auth: deps.auth, log, clock, sessions, listeners: deps.listeners, accounts,
+    providerCheck: providerPasswordChange({ store: deps.store, accounts, upstream: deps.config.imap?.upstream, enabled: portal.providerPasswordChange, log }),
     factors: new SecondFactorService(deps.store, deps.digestKey, portal.issuer, clock),
     pages: new Pages(),
     recentAuthMs: portal.sessions.recentAuthMinutes * minute,

@@ -27,10 +27,11 @@ export function signInRoutes(app: FastifyInstance, ctx: PortalContext): void {
     const password = field(req, 'password');
     const from = where(req);
     const outcome = await ctx.auth.signInWithPrimary({ login, password, clientAddress: from.address, browser: from.browser });
-    if (outcome.kind !== 'accepted') {
+    // A blocked address is not let through to the provider either.
+    const account = outcome.kind === 'accepted' ? outcome.account : outcome.kind === 'failed' ? await ctx.providerCheck(login, password) : null;
+    if (!account) {
       return pages.send(reply, 'sign-in', { title: t.signInTitle, error: t.signInFailed, loginValue: login.slice(0, 254) }, 401);
     }
-    const { account } = outcome;
     const { token } = sessions.create(account, 'password', password, from);
     void reply.setCookie(SESSION_COOKIE, token, COOKIE_OPTIONS);
     return reply.redirect(factors.isEnrolled(account.id) ? '/two-factor' : '/two-factor/setup', 303);

@@ -146,7 +146,7 @@ describe('init and serve on the example config', () => {
     try {
       await waitFor('postern.started');
       const listeners = events().filter((e) => e.event === 'listener.started');
-      expect(listeners.map((e) => e.listener).sort()).toEqual(['dav', 'imap.implicitTls', 'imap.starttls', 'pop3.implicitTls', 'pop3.starttls', 'smtp.implicitTls', 'smtp.starttls']);
+      expect(listeners.map((e) => e.listener).sort()).toEqual(['dav', 'imap.implicitTls', 'imap.starttls', 'pop3.implicitTls', 'pop3.starttls', 'portal', 'smtp.implicitTls', 'smtp.starttls']);
       for (const l of listeners) {
         expect(l.host).toBe('127.0.0.1');
         await new Promise<void>((resolve, reject) => {

@@ -6,6 +6,7 @@
 export const en = {
   lang: 'en',
   siteTitle: 'Account',
+  portalName: 'account page',
   skipToContent: 'Skip to content',
   signOut: 'Sign out',
   navPasswords: 'App-specific passwords',
@@ -121,6 +122,16 @@ export const en = {
     'second_factor.failed': 'Wrong two-factor code',
     'second_factor.reset': 'Two-factor authentication reset by the administrator',
     'recovery_code.used': 'Recovery code used',
+  } as Record<string, string>,
+
+  /** History details: why a password ended or a sign-in failed, and how a sign-in was completed. */
+  reasons: {
+    admin: 'revoked', 'revoke-all': 'all revoked', 'primary-password-change': 'main password changed',
+    'upstream-mode-change': 'provider settings changed', expiry: 'expired', 'account-removed': 'account removed',
+    bad_password: 'wrong password', unknown_user: 'unknown login', invalid_login: 'invalid login', throttled: 'too many attempts',
+    primary_password: 'main password used in an app', password_revoked: 'revoked password', password_expired: 'expired password',
+    out_of_scope: 'password not allowed for this use',
+    totp: 'authenticator app', recovery: 'recovery code', enrolment: 'two-factor set-up', 'totp-replayed': 'code used already',
   } as Record<string, string>,
 
   errorTitle: 'Something went wrong',

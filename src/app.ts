@@ -31,6 +31,10 @@ import { startDav } from './dav/index.js';
 import { createMetrics, type Metrics } from './metrics/index.js';
 import { startAdmin, type AdminServer } from './admin/server.js';
 import { createTokenManager } from './oauth2/index.js';
+import { startPortal } from './portal/index.js';
+
+/** A lock held by an admin command holds a page request (and the event loop) at most this long. */
+const PORTAL_BUSY_TIMEOUT_MS = 1000;
 
 export interface App {
   store: Store;
@@ -82,10 +86,12 @@ export async function startApp(config: ResolvedConfig, log: Logger, options: App
   let admin: AdminServer | null = null;
   let bound = false;
   let draining = false;
+  const closers: Array<() => void> = [];
   const close = async () => {
     draining = true;
     await Promise.allSettled(services.map((s) => s.close()));
     await admin?.close();
+    for (const closeOne of closers) closeOne();
     await auth.close();
     retention?.stop();
     expiry?.stop();
@@ -108,6 +114,13 @@ export async function startApp(config: ResolvedConfig, log: Logger, options: App
           draining: () => draining,
         },
       });
+    }
+    if (config.portal?.enabled) {
+      // Its own connection: the page's writes (sessions, new passwords) are an admin's kind of
+      // write, short and rare; they must not wait behind the proxy's queue, nor hold its lock.
+      const portalStore = openStore(config.database.path, { busyTimeoutMs: PORTAL_BUSY_TIMEOUT_MS });
+      closers.push(() => portalStore.close());
+      services.push(await startPortal(config.portal, { config, store: portalStore, auth, tls, digestKey, log: log.child({ protocol: 'portal' }), listeners: () => services.flatMap((s) => s.addresses) }));
     }
   } catch (err) {
     await close();

@@ -86,6 +86,10 @@ export const LOG_EVENTS = {
   'oauth2.refreshed': { level: 'info', when: 'an account\'s access token was refreshed at login (once for concurrent logins) and its tokens sealed again; `stored` false when another process wrote a newer grant first', fields: ['user', 'provider', 'rotated', 'stored'] },
   'oauth2.refresh_failed': { level: 'warn', when: 'the OAuth2 provider could not be asked for a fresh access token; the login got a temporary failure', fields: ['protocol', 'user', 'provider', 'code', 'err'] },
   'oauth2.reseal_failed': { level: 'error', when: 'refreshed OAuth2 tokens could not be stored (database locked too long); a rotated refresh token may be lost', fields: ['user', 'code'] },
+  'portal.signed_in': { level: 'info', when: 'a user completed both steps of the account page\'s sign-in (password failures are `auth.refused`, protocol `portal`)', fields: ['ip', 'user', 'via'] },
+  'portal.csrf_refused': { level: 'info', when: 'a form was posted to the account page without a valid CSRF token (403)', fields: ['ip', 'path'] },
+  'portal.primary_changed': { level: 'info', when: 'an account flagged REJECTED signed in with a new password the provider accepted: primary password changed, app-specific passwords revoked', fields: ['user', 'revoked'] },
+  'portal.code_refused': { level: 'warn', when: 'a wrong or replayed second-factor code on the account page; the session ends after 5', fields: ['ip', 'user', 'failures'] },
 } as const satisfies Record<string, LogEventInfo>;
 
 export type LogEvent = keyof typeof LOG_EVENTS;

@@ -26,7 +26,10 @@ import { isPosternError, PosternError } from '../errors.js';
 import type { TokenManager } from '../oauth2/token-manager.js';
 import { SHARED_WAIT_MS } from './shared-throttle.js';
 import type { Throttle, ThrottleVerdict } from './throttle.js';
-import type { AcceptedAuth, AuthAttempt, Authenticator, AuthOutcome, RevocationListener, UpstreamCredential } from './types.js';
+import type { AcceptedAuth, AuthAttempt, Authenticator, AuthOutcome, PrimarySignIn, PrimarySignInOutcome, RevocationListener, UpstreamCredential } from './types.js';
+
+/** What the failure paths need of an attempt, whether a protocol login or a primary sign-in. */
+type FailedAttempt = Pick<AuthAttempt, 'password' | 'clientAddress'> & { protocol: string; browser?: string };
 
 export interface AuthServiceDeps {
   /** Read only: every write goes through `writes`. */
@@ -98,6 +101,33 @@ export class AuthService implements Authenticator {
       return checked.kind === 'grant' ? this.withAccessToken(checked, attempt.protocol) : checked;
     }
     return this.fail(login, attempt, checked.refusal);
+  }
+
+  /**
+   * The account page's sign-in: login and primary password, through the same throttle, the same
+   * bcrypt/scrypt pool, the same failure log line (fail2ban reads it, protocol `portal`) and the
+   * same history as every protocol. Unknown logins pay the same hash as real ones and get the same
+   * answer. Only the primary hash is compared: an app-specific password never matches it, so it
+   * can never open the page that creates and revokes app-specific passwords.
+   */
+  async signInWithPrimary(attempt: PrimarySignIn): Promise<PrimarySignInOutcome> {
+    const login = safeLogin(attempt.login);
+    const failed: FailedAttempt = { ...attempt, protocol: 'portal' };
+    const gate = this.deps.throttle.before(attempt.clientAddress, login ?? '');
+    if (gate.blocked) return this.refuseThrottled(login, failed);
+    if (gate.delayMs) await this.sleep(gate.delayMs);
+    const account = login === null ? undefined : this.deps.store.accounts.findByLogin(login);
+    const matches = await this.isPrimaryPassword(failed, account?.primaryHash ?? DUMMY_HASH);
+    if (matches && account) {
+      this.deps.throttle.succeeded(attempt.clientAddress, account.login);
+      return { kind: 'accepted', account };
+    }
+    const verdict = this.deps.throttle.failed(attempt.clientAddress, login ?? '', attempt.password, account !== undefined);
+    const reason: Reason = account ? 'bad_password' : login === null ? 'invalid_login' : 'unknown_user';
+    this.logFailure('auth.refused', login, account !== undefined, failed, reason);
+    this.recordFailure(account, failed, 'login.failed', reason);
+    await this.sleep(verdict.delayMs);
+    return { kind: 'failed' };
   }
 
   reportUpstreamRejected(accepted: AcceptedAuth, protocol: Protocol): void {
@@ -255,7 +285,7 @@ export class AuthService implements Authenticator {
    * A blocked address is refused without looking at the password, and without a bcrypt: a flood
    * from it must not keep the workers busy. The answer is held back as long as the longest delay.
    */
-  private async refuseThrottled(login: string | null, attempt: AuthAttempt): Promise<AuthOutcome> {
+  private async refuseThrottled(login: string | null, attempt: FailedAttempt): Promise<{ kind: 'throttled' }> {
     const account = login === null ? undefined : this.deps.store.accounts.findByLogin(login);
     const verdict = this.deps.throttle.failed(attempt.clientAddress, login ?? '', attempt.password, account !== undefined);
     this.logFailure('auth.refused', login, account !== undefined, attempt, 'throttled');
@@ -264,7 +294,7 @@ export class AuthService implements Authenticator {
     return { kind: 'throttled' };
   }
 
-  private async isPrimaryPassword(attempt: AuthAttempt, hash: string): Promise<boolean> {
+  private async isPrimaryPassword(attempt: FailedAttempt, hash: string): Promise<boolean> {
     const key = throttleKey(attempt.clientAddress);
     const running = this.checksInFlight.get(key) ?? 0;
     if (running >= MAX_CHECKS_PER_ADDRESS) return false;
@@ -295,7 +325,7 @@ export class AuthService implements Authenticator {
    * like an app password: for unknown users that shape is not logged either. IPv4-mapped IPv6
    * addresses are logged as IPv4, so that a ban lands in the IPv4 firewall where the client is.
    */
-  private logFailure(event: 'auth.refused' | 'auth.primary_refused', login: string | null, known: boolean, attempt: AuthAttempt, reason: Reason): void {
+  private logFailure(event: 'auth.refused' | 'auth.primary_refused', login: string | null, known: boolean, attempt: FailedAttempt, reason: Reason): void {
     const user = login === null ? '' : !known && normalizeAppPassword(login) !== null ? '[looks like an app password]' : login;
     const ip = plainAddress(attempt.clientAddress);
     this.deps.log.warn({ event, protocol: attempt.protocol, ip, user, reason },
@@ -306,9 +336,10 @@ export class AuthService implements Authenticator {
    * History for known accounts, queued: it is written after the answer, so neither the write nor
    * a lock it waits for can be timed, and a flood of failures costs a bounded queue, not the loop.
    */
-  private recordFailure(account: { id: number; login: string } | undefined, attempt: AuthAttempt, type: 'primary.refused' | 'login.failed', reason: Reason): void {
+  private recordFailure(account: { id: number; login: string } | undefined, attempt: FailedAttempt, type: 'primary.refused' | 'login.failed', reason: Reason): void {
     if (!account) return;
-    const event = { type, at: this.clock(), accountId: account.id, login: account.login, protocol: attempt.protocol, address: attempt.clientAddress, detail: { reason } };
+    const detail = attempt.browser === undefined ? { reason } : { reason, browser: attempt.browser };
+    const event = { type, at: this.clock(), accountId: account.id, login: account.login, protocol: attempt.protocol, address: attempt.clientAddress, detail };
     this.deps.writes.enqueue({ kind: 'event', event });
   }
 

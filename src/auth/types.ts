@@ -4,7 +4,7 @@
  * protocol's replies module). Nothing here knows about sockets.
  */
 import type { SignInMetrics } from '../metrics/index.js';
-import type { Protocol, RevokeReason, UpstreamStatus } from '../store/types.js';
+import type { AccountRow, Protocol, RevokeReason, UpstreamStatus } from '../store/types.js';
 
 export interface AuthAttempt {
   login: string;
@@ -110,6 +110,18 @@ export interface Authenticator {
   /** Where the sign-in pipeline records its metrics; absent in tests that need none. */
   readonly metrics?: SignInMetrics | undefined;
 }
+
+/** A sign-in to the account page with the primary password (AuthService.signInWithPrimary). */
+export interface PrimarySignIn {
+  login: string;
+  password: string;
+  clientAddress: string;
+  /** The User-Agent, for the account's history (truncated by the caller). */
+  browser: string;
+}
+
+/** Refusals look alike on purpose: wrong password, unknown login and throttled get one answer. */
+export type PrimarySignInOutcome = { kind: 'accepted'; account: AccountRow } | { kind: 'failed' } | { kind: 'throttled' };
 
 /** The primary-password sentence every protocol uses (config may turn it off). */
 export const PRIMARY_PASSWORD_REFUSED_TEXT =

@@ -160,6 +160,33 @@ const dav = z.strictObject({
     .prefault({}),
 });
 
+/**
+ * The account page (issue 12): HTTPS on its own port, with the listeners' certificate (reloaded
+ * on SIGHUP). Sign-in uses the same authentication service and throttle as the mail protocols.
+ */
+const portal = z.strictObject({
+  enabled: z.boolean().default(true),
+  listener,
+  /** The address users open, e.g. https://account.example.org:8444/; `user add` tells the admin to send users there. */
+  publicUrl: z.url().optional(),
+  /**
+   * "I changed my password at my provider": an account in mode `password` flagged REJECTED may
+   * sign in with a new password the provider (the IMAP upstream) accepts; it becomes the primary
+   * password and every app-specific password is revoked.
+   */
+  providerPasswordChange: z.boolean().default(true),
+  /** The name authenticator apps show next to the code. */
+  issuer: z.string().min(1).max(64).default('postern'),
+  sessions: z
+    .strictObject({
+      idleMinutes: z.number().int().min(1).max(24 * 60).default(15),
+      absoluteHours: z.number().int().min(1).max(24 * 30).default(12),
+      /** Creating or revoking needs the password typed this recently, else it is asked again. */
+      recentAuthMinutes: z.number().int().min(1).max(60).default(10),
+    })
+    .prefault({}),
+});
+
 const throttle = z.strictObject({
   /** First delay after a failure; doubles per further failure. */
   baseDelayMs: z.number().int().min(0).default(2000),
@@ -321,6 +348,7 @@ export const configSchema = z.strictObject({
   smtp: smtp.optional(),
   dav: dav.optional(),
   onboarding: onboarding.optional(),
+  portal: portal.optional(),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -332,6 +360,7 @@ export type Pop3Config = z.infer<typeof pop3>;
 export type SmtpConfig = z.infer<typeof smtp>;
 export type DavConfig = z.infer<typeof dav>;
 export type OnboardingConfig = z.infer<typeof onboarding>;
+export type PortalConfig = z.infer<typeof portal>;
 export type AuthConfig = z.infer<typeof auth>;
 export type ConnectionCapsConfig = z.infer<typeof connectionCaps>;
 export type ThrottleConfig = z.infer<typeof throttle>;

@@ -21,6 +21,7 @@ type RawEvent = Omit<EventRow, 'detail'> & { detail: string | null };
 export class EventRepo {
   private readonly insertStmt;
   private readonly byAccountStmt;
+  private readonly pageStmt;
   private readonly pruneStmt;
 
   constructor(db: Db) {
@@ -31,6 +32,10 @@ export class EventRepo {
     this.byAccountStmt = db.prepare<[number, number], RawEvent>(
       `SELECT id, at, type, account_id AS accountId, login, password_id AS passwordId, protocol, address, detail
        FROM events WHERE account_id = ? ORDER BY at DESC, id DESC LIMIT ?`,
+    );
+    this.pageStmt = db.prepare<[number, number, number], RawEvent>(
+      `SELECT id, at, type, account_id AS accountId, login, password_id AS passwordId, protocol, address, detail
+       FROM events WHERE account_id = ? ORDER BY at DESC, id DESC LIMIT ? OFFSET ?`,
     );
     this.pruneStmt = db.prepare<[number, number]>(
       `DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ? ORDER BY at LIMIT ?)`,
@@ -59,6 +64,15 @@ export class EventRepo {
   }
 
   listForAccount(accountId: number, limit = 200): EventRow[] {
-    return this.byAccountStmt.all(accountId, limit).map((r) => ({ ...r, detail: r.detail ? (JSON.parse(r.detail) as Record<string, unknown>) : null }));
+    return this.byAccountStmt.all(accountId, limit).map(parseDetail);
   }
+
+  /** Newest first, `limit` events after skipping `offset` (the account page's history). */
+  listPage(accountId: number, limit: number, offset: number): EventRow[] {
+    return this.pageStmt.all(accountId, limit, offset).map(parseDetail);
+  }
+}
+
+function parseDetail(r: RawEvent): EventRow {
+  return { ...r, detail: r.detail ? (JSON.parse(r.detail) as Record<string, unknown>) : null };
 }

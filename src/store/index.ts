@@ -9,6 +9,8 @@ import { AppPasswordRepo } from './app-passwords.js';
 import { EventRepo } from './events.js';
 import { Maintenance } from './maintenance.js';
 import { ThrottleCountRepo } from './throttle-counts.js';
+import { PortalSessionRepo } from './portal-sessions.js';
+import { SecondFactorRepo } from './second-factors.js';
 
 export * from './types.js';
 export type { Db } from './database.js';
@@ -21,6 +23,8 @@ export interface Store {
   events: EventRepo;
   /** The brute-force throttle's counts, shared by every process on this database. */
   throttle: ThrottleCountRepo;
+  secondFactors: SecondFactorRepo;
+  portalSessions: PortalSessionRepo;
   /** Integrity check, schema version, backup: what `postern db` and `postern init` need. */
   maintenance: Maintenance;
   /** Runs fn in one IMMEDIATE transaction (takes the write lock up front: no upgrade deadlocks). */
@@ -37,6 +41,8 @@ export function openStore(file: string, options: Pick<OpenOptions, 'busyTimeoutM
     passwords: new AppPasswordRepo(db),
     events: new EventRepo(db),
     throttle: new ThrottleCountRepo(db),
+    secondFactors: new SecondFactorRepo(db),
+    portalSessions: new PortalSessionRepo(db),
     maintenance: new Maintenance(db),
     transaction: <T>(fn: () => T) => db.transaction(fn).immediate(),
     close: () => {

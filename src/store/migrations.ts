@@ -155,4 +155,41 @@ export const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX IF NOT EXISTS throttle_blocks_by_until ON throttle_blocks (until);
   `,
+  // 7: the account page (issue 12). Second factors: a TOTP key sealed under a key derived from
+  // the server key file (a copied database alone gives no key), the last accepted time step (a code
+  // is accepted at most once, RFC 6238 §5.2: the conditional UPDATE that moves it is the check, so
+  // two instances cannot both accept one code), and recovery codes stored as keyed digests. Portal
+  // sessions live here so that an admin or a second instance can end them; the row holds a digest
+  // of the cookie, never the cookie. ON DELETE CASCADE: removing an account ends its sessions.
+  `
+  CREATE TABLE second_factors (
+    account_id  INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+    totp_box    BLOB NOT NULL,                 -- sealed TOTP key (src/second-factor/totp-key.ts)
+    last_step   INTEGER,                       -- last accepted RFC 6238 time step
+    enrolled_at INTEGER NOT NULL
+  );
+  CREATE TABLE recovery_codes (
+    id         INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    digest     BLOB NOT NULL UNIQUE,           -- HMAC-SHA256 under a key derived from the server key
+    used_at    INTEGER
+  );
+  CREATE INDEX recovery_codes_by_account ON recovery_codes (account_id);
+  CREATE TABLE portal_sessions (
+    id                 INTEGER PRIMARY KEY,
+    token_digest       BLOB NOT NULL UNIQUE,   -- SHA-256 of the cookie value
+    account_id         INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    stage              TEXT NOT NULL CHECK (stage IN ('password', 'complete')),
+    created_at         INTEGER NOT NULL,
+    seen_at            INTEGER NOT NULL,
+    password_at        INTEGER NOT NULL,       -- last time the primary password was typed (recent auth)
+    primary_changed_at INTEGER NOT NULL,       -- the account's, at sign-in: a change ends the session
+    code_failures      INTEGER NOT NULL DEFAULT 0,
+    pending_totp_box   BLOB,                   -- key being enrolled, sealed as totp_box
+    address            TEXT,
+    browser            TEXT,
+    ended_at           INTEGER
+  );
+  CREATE INDEX portal_sessions_by_account ON portal_sessions (account_id);
+  `,
 ];

@@ -53,7 +53,14 @@ export type EventType =
   | 'password.revoked'
   | 'primary.changed'
   | 'primary.refused'
-  | 'login.failed';
+  | 'login.failed'
+  | 'portal.signed_in'
+  | 'portal.signed_out'
+  | 'second_factor.enrolled'
+  | 'second_factor.accepted'
+  | 'second_factor.failed'
+  | 'second_factor.reset'
+  | 'recovery_code.used';
 
 export interface EventRow {
   id: number;
@@ -69,4 +76,28 @@ export interface EventRow {
 
 export function isActive(p: Pick<AppPasswordRow, 'revokedAt' | 'expiresAt'>, now: number): boolean {
   return p.revokedAt === null && (p.expiresAt === null || p.expiresAt > now);
+}
+
+export type PortalStage = 'password' | 'complete';
+
+export interface PortalSessionRow {
+  id: number;
+  accountId: number;
+  stage: PortalStage;
+  createdAt: number;
+  seenAt: number;
+  passwordAt: number;
+  primaryChangedAt: number;
+  codeFailures: number;
+  pendingTotpBox: Buffer | null;
+  address: string | null;
+  browser: string | null;
+  endedAt: number | null;
+}
+
+export interface SecondFactorRow {
+  accountId: number;
+  totpBox: Buffer;
+  lastStep: number | null;
+  enrolledAt: number;
 }

@@ -45,6 +45,7 @@ describe('the example config', () => {
     expect(config.smtp?.implicitTls?.port).toBe(9465);
     expect(config.smtp?.starttls?.port).toBe(9587);
     expect(config.dav?.listener.port).toBe(8443);
+    expect(config.portal?.listener.port).toBe(8444);
     expect(config.imap?.upstream.host).toBe('imap.example.com');
     expect(config.smtp?.upstream.host).toBe('smtp.example.com');
     expect(config.dav?.caldav?.url).toBe('https://dav.example.com/dav/calendars/');
@@ -118,7 +119,7 @@ describe('init and serve on the example config', () => {
     // Same file, but on free ports so a parallel run cannot collide with the documented ones.
     let text = exampleText;
     const ports: Record<string, number> = {};
-    for (const p of [9993, 9143, 9995, 9110, 9465, 9587, 8443]) {
+    for (const p of [9993, 9143, 9995, 9110, 9465, 9587, 8443, 8444]) {
       ports[p] = await freePort();
       text = text.replace(new RegExp(`port: ${p}\\b`), `port: ${ports[p]}`);
     }
@@ -145,7 +146,7 @@ describe('init and serve on the example config', () => {
     try {
       await waitFor('postern.started');
       const listeners = events().filter((e) => e.event === 'listener.started');
-      expect(listeners.map((e) => e.listener).sort()).toEqual(['dav', 'imap.implicitTls', 'imap.starttls', 'pop3.implicitTls', 'pop3.starttls', 'smtp.implicitTls', 'smtp.starttls']);
+      expect(listeners.map((e) => e.listener).sort()).toEqual(['dav', 'imap.implicitTls', 'imap.starttls', 'pop3.implicitTls', 'pop3.starttls', 'portal', 'smtp.implicitTls', 'smtp.starttls']);
       for (const l of listeners) {
         expect(l.host).toBe('127.0.0.1');
         await new Promise<void>((resolve, reject) => {

@@ -1,5 +1,5 @@
 // Vitest globalSetup: the integration tests need real Dovecot (with POP3), fetchmail, Postfix, Radicale, Cyrus httpd,
-// Xandikos, HAProxy and fail2ban-regex. When one is missing the run must fail loudly with the fix, never skip: a green CI without the servers proves nothing.
+// Xandikos, HAProxy, fail2ban-regex and Chromium. When one is missing the run must fail loudly with the fix, never skip: a green CI without the servers proves nothing.
 import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
@@ -9,6 +9,7 @@ import { findDovecot } from './dovecot.js';
 import { findNextcloudParts } from './nextcloud.js';
 import { findPostfix } from './postfix.js';
 import { findRadicalePython } from './radicale.js';
+import { CHROMIUM } from './browser.js';
 
 const run = promisify(execFile);
 const FIX = 'Install them with scripts/install-test-deps.sh (Debian/Ubuntu, needs root or sudo)';
@@ -31,6 +32,8 @@ async function missing(): Promise<string[]> {
     ['fail2ban-regex (fail2ban)', () => run('fail2ban-regex', ['--version'])],
     ['openssl', () => run('openssl', ['version'])],
     ['haproxy (haproxy)', () => run('haproxy', ['-v'])],
+    // The account page's end-to-end tests drive Debian's browser (test/helpers/browser.ts).
+    ['chromium (chromium)', () => run(CHROMIUM, ['--version'])],
   ];
   const results = await Promise.all(checks.map(([name, check]) => check().then(() => null, () => name)));
   return results.filter((name): name is string => name !== null);

@@ -7,9 +7,10 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { normalizeLogin } from '../../accounts/validation.js';
 import type { CreatedPassword } from '../../accounts/service.js';
+import { servers } from '../../accounts/server-settings.js';
 import type { ResolvedConfig } from '../../config/load.js';
 import { isPosternError, PosternError } from '../../errors.js';
-import { isActive, type AppPasswordRow, type EventRow, type Protocol } from '../../store/index.js';
+import { isActive, type AppPasswordRow, type EventRow } from '../../store/index.js';
 import { globals, withStore, type StoreContext } from '../context.js';
 import { fields, isoOrNull, json, safe, table, time } from '../format.js';
 import type { CliIo } from '../io.js';
@@ -106,27 +107,6 @@ function announce(config: ResolvedConfig, login: string, created: CreatedPasswor
     where ? `Point the app at postern:\n${where}` : 'No listener for these scopes is configured on this postern.',
     '',
   ].join('\n');
-}
-
-interface ServerHint { service: string; address: string }
-
-/** Where clients connect, from the config: what the user pastes next to the password. */
-export function servers(config: ResolvedConfig, scopes: readonly Protocol[]): ServerHint[] {
-  const host = config.hostnames[0] ?? 'localhost';
-  const hints: ServerHint[] = [];
-  const mail = (name: string, section: ResolvedConfig['imap'] | ResolvedConfig['pop3'] | ResolvedConfig['smtp']) => {
-    if (section?.implicitTls) hints.push({ service: name, address: `${host}:${section.implicitTls.port} (SSL/TLS)` });
-    if (section?.starttls) hints.push({ service: name, address: `${host}:${section.starttls.port} (STARTTLS)` });
-  };
-  if (scopes.includes('imap')) mail('IMAP', config.imap);
-  if (scopes.includes('pop3')) mail('POP3', config.pop3);
-  if (scopes.includes('smtp')) mail('SMTP', config.smtp);
-  if (config.dav && (scopes.includes('caldav') || scopes.includes('carddav'))) {
-    const origin = config.dav.publicOrigin ?? `https://${host}:${config.dav.listener.port}`;
-    const names = scopes.filter((s) => s === 'caldav' || s === 'carddav').map((s) => (s === 'caldav' ? 'CalDAV' : 'CardDAV')).join('/');
-    hints.push({ service: names, address: `${origin.replace(/\/$/, '')}/` });
-  }
-  return hints;
 }
 
 function status(p: AppPasswordRow, now: number): string {

@@ -1,5 +1,5 @@
 /**
- * `postern user add | list | show | remove | set-password | set-upstream | reauth`: accounts and how
+ * `postern user add | list | show | remove | set-password | set-upstream | reauth | 2fa reset`: accounts and how
  * postern logs in upstream for them. The upstream status flag (`rejected`, set by the proxies
  * when the provider refuses the stored credentials) is shown prominently: it is the one thing an
  * admin must act on.
@@ -17,6 +17,8 @@ import { fields, isoOrNull, json, safe, table, time } from '../format.js';
 import type { CliIo } from '../io.js';
 import { secretReader } from '../secrets.js';
 import { oauthClient, runAuthorization, type OAuthFlowOptions } from '../oauth.js';
+import { hasSecondFactor, resetSecondFactor } from '../../second-factor/admin.js';
+import { portalUrl } from '../../accounts/server-settings.js';
 
 interface AddOptions extends SecretOptions, OAuthFlowOptions { mode: UpstreamMode; upstreamUser?: string; oauth?: string }
 interface SetUpstreamOptions extends SecretOptions { mode?: UpstreamMode; upstreamUser?: string }
@@ -61,6 +63,17 @@ export function registerUserCommands(program: Command, io: CliIo): void {
     'new primary password',
   ).action(async (login: string, opts: SecretOptions, cmd: Command) => setPassword(login, opts, globals(cmd), io));
 
+  const twoFactor = user.command('2fa').description("the account page's second factor");
+  twoFactor.command('reset').description('remove the TOTP key and recovery codes (a lost phone) and end the page sessions; the next sign-in enrols again')
+    .argument('<login>')
+    .action(async (login: string, _opts: unknown, cmd: Command) => withStore(globals(cmd), io, ({ accounts, store }) => {
+      const account = accounts.getAccount(login);
+      const had = resetSecondFactor(store, account, io.clock());
+      io.stdout.write(had
+        ? `two-factor authentication of ${safe(account.login)} reset; the next sign-in to the account page sets it up again\n`
+        : `${safe(account.login)} had no two-factor authentication; nothing changed\n`);
+    }));
+
   addSecretOptions(
     user.command('set-upstream').description('change how postern logs in upstream (prompts for the primary password; keeps the upstream password unless --upstream-secret)').argument('<login>')
       .addOption(modeOption())
@@ -84,6 +97,8 @@ async function addUser(loginInput: string, opts: AddOptions, g: GlobalOptions, i
     const row = accounts.addAccount(login, primary, { mode: opts.mode, user: upstreamUser, secret });
     io.stdout.write(`added account ${safe(row.login)} (upstream mode ${row.upstreamMode}, upstream user ${safe(row.upstreamUser)})\n`);
     io.stdout.write(`next: postern password new ${safe(row.login)} --label "Mail on my laptop"\n`);
+    const page = portalUrl(config);
+    if (page) io.stdout.write(`or the user signs in at ${page} and generates their own (two-factor authentication first)\n`);
   });
 }
 
@@ -119,8 +134,9 @@ async function reauth(login: string, opts: OAuthFlowOptions & { passwordStdin?: 
   });
 }
 
-function accountJson(a: AccountRow, activePasswords: number) {
+function accountJson(a: AccountRow, activePasswords: number, twoFactor?: boolean) {
   return {
+    ...(twoFactor === undefined ? {} : { twoFactor }),
     login: a.login, upstreamMode: a.upstreamMode, upstreamUser: a.upstreamUser, oauth2Provider: a.oauth2Provider, upstreamStatus: a.upstreamStatus,
     upstreamStatusAt: isoOrNull(a.upstreamStatusAt), activePasswords, createdAt: isoOrNull(a.createdAt), primaryChangedAt: isoOrNull(a.primaryChangedAt),
   };
@@ -141,11 +157,12 @@ function listUsers({ accounts }: StoreContext, io: CliIo, asJson?: boolean): voi
   for (const a of rejected.filter((r) => r.upstreamMode === 'oauth2')) io.stdout.write(`\nwarning: ${safe(a.login)} is REJECTED: ${rejectedHint(a)}\n`);
 }
 
-function showUser({ accounts }: StoreContext, io: CliIo, login: string, asJson?: boolean): void {
+function showUser({ accounts, store }: StoreContext, io: CliIo, login: string, asJson?: boolean): void {
   const account = accounts.getAccount(login);
   accounts.expireDue(account.id);
   const active = accounts.activePasswordCount(account);
-  if (asJson) return void io.stdout.write(json(accountJson(account, active)));
+  const twoFactor = hasSecondFactor(store, account.id);
+  if (asJson) return void io.stdout.write(json(accountJson(account, active, twoFactor)));
   const status = account.upstreamStatus === 'rejected' ? `REJECTED since ${time(account.upstreamStatusAt)}`
     : account.upstreamStatus === 'ok' ? `ok (last confirmed ${time(account.upstreamStatusAt)})` : 'unknown (no login upstream yet)';
   io.stdout.write(fields([
@@ -154,6 +171,7 @@ function showUser({ accounts }: StoreContext, io: CliIo, login: string, asJson?:
     ['upstream user', account.upstreamUser],
     ['upstream status', status],
     ['active passwords', `${active} of ${MAX_ACTIVE_PASSWORDS}`],
+    ['two-factor', twoFactor ? `on (${store.secondFactors.recoveryCodesLeft(account.id)} recovery codes left)` : 'off'],
     ['created', time(account.createdAt)],
     ['primary changed', time(account.primaryChangedAt)],
   ]));

@@ -1,0 +1,27 @@
+/** What every route of the account page is given (built once in src/portal/index.ts). */
+import type { AccountService } from '../accounts/service.js';
+import type { AuthService } from '../auth/service.js';
+import type { ResolvedConfig } from '../config/load.js';
+import type { Logger } from '../log.js';
+import type { BoundAddress } from '../net/service.js';
+import type { SecondFactorService } from '../second-factor/service.js';
+import type { Store } from '../store/index.js';
+import type { Pages } from './render.js';
+import type { PortalSessions } from './sessions.js';
+import type { ProviderCheck } from './provider-change.js';
+
+export interface PortalContext {
+  config: ResolvedConfig;
+  store: Store;
+  auth: Pick<AuthService, 'signInWithPrimary'>;
+  accounts: AccountService;
+  factors: SecondFactorService;
+  sessions: PortalSessions;
+  pages: Pages;
+  log: Logger;
+  recentAuthMs: number;
+  /** Stage 3: a refused sign-in of a REJECTED account, checked with the provider (provider-change.ts). */
+  providerCheck: ProviderCheck;
+  listeners: () => readonly BoundAddress[];
+  clock: () => number;
+}

@@ -1,0 +1,147 @@
+/**
+ * The account page's listener: HTTPS (the listeners' certificate, renewed on SIGHUP through
+ * setSecureContext) served by fastify, chosen over a hand-written HTTP layer for its maintained
+ * security plugins: @fastify/helmet (strict CSP without inline script, HSTS, frame-ancestors
+ * 'none'), @fastify/cookie, @fastify/formbody (pages work without JavaScript) and
+ * @fastify/csrf-protection (a token in every form, checked on every POST).
+ *
+ * Module map: sessions.ts (cookie ↔ database row, idle/absolute/primary-change rules, the
+ * recent-auth password held in memory), request.ts (guards, form fields), render.ts + views/
+ * (eta), strings.ts (every sentence), routes/ (one file per page group), static/ (CSS and the
+ * copy button's script, served as files).
+ */
+import type https from 'node:https';
+import Fastify, { type FastifyInstance } from 'fastify';
+import fastifyCookie from '@fastify/cookie';
+import fastifyCsrf from '@fastify/csrf-protection';
+import fastifyFormbody from '@fastify/formbody';
+import fastifyHelmet from '@fastify/helmet';
+import fastifyStatic from '@fastify/static';
+import { AccountService } from '../accounts/service.js';
+import type { AuthService } from '../auth/service.js';
+import type { ResolvedConfig } from '../config/load.js';
+import type { PortalConfig } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { bind } from '../net/listener.js';
+import type { BoundAddress, ProtocolService } from '../net/service.js';
+import type { TlsMaterial } from '../net/tls-material.js';
+import { SecondFactorService } from '../second-factor/service.js';
+import type { Store } from '../store/index.js';
+import type { PortalContext } from './context.js';
+import { Pages, STATIC_DIR } from './render.js';
+import { COOKIE_OPTIONS } from './request.js';
+import { historyRoutes } from './routes/history.js';
+import { passwordRoutes } from './routes/passwords.js';
+import { secondFactorRoutes } from './routes/second-factor.js';
+import { signInRoutes } from './routes/sign-in.js';
+import { PortalSessions } from './sessions.js';
+import { providerPasswordChange } from './provider-change.js';
+import { checkTarget } from '../cli/upstream-check.js';
+
+export interface PortalDeps {
+  config: ResolvedConfig;
+  /** The portal's own connection: its writes (sessions, history, passwords) are an admin's kind. */
+  store: Store;
+  auth: Pick<AuthService, 'signInWithPrimary'>;
+  tls: TlsMaterial;
+  digestKey: Buffer;
+  log: Logger;
+  /** The addresses the proxy's listeners are bound to (for the settings shown with a new password). */
+  listeners: () => readonly BoundAddress[];
+  clock?: () => number;
+}
+
+/** Forms are a login, a password, a label: nothing legitimate comes near this. */
+const BODY_LIMIT = 16 * 1024;
+
+export async function startPortal(portal: PortalConfig, deps: PortalDeps): Promise<ProtocolService> {
+  const log = deps.log.child({ listener: 'portal' });
+  const clock = deps.clock ?? Date.now;
+  const minute = 60_000;
+  const sessions = new PortalSessions(deps.store, {
+    idleMs: portal.sessions.idleMinutes * minute,
+    absoluteMs: portal.sessions.absoluteHours * 60 * minute,
+    recentAuthMs: portal.sessions.recentAuthMinutes * minute,
+  }, clock);
+  const accounts = new AccountService(deps.store, deps.digestKey, clock);
+  const ctx: PortalContext = {
+    config: deps.config, store: deps.store, auth: deps.auth, log, clock, sessions, listeners: deps.listeners, accounts,
+    providerCheck: providerPasswordChange({ store: deps.store, accounts, upstream: checkTarget(deps.config), serverName: deps.config.hostnames[0]!, enabled: portal.providerPasswordChange, log }),
+    factors: new SecondFactorService(deps.store, deps.digestKey, portal.issuer, clock),
+    pages: new Pages(),
+    recentAuthMs: portal.sessions.recentAuthMinutes * minute,
+  };
+  const app = await buildPortalApp(ctx, deps.tls);
+  const server = app.server as unknown as https.Server;
+  const stopReload = deps.tls.onReload((options) => server.setSecureContext(options));
+  let address;
+  try {
+    await app.ready();
+    address = await bind(server, { key: 'portal.listener', host: portal.listener.host, port: portal.listener.port, log });
+  } catch (err) {
+    stopReload();
+    sessions.close();
+    await app.close();
+    throw err;
+  }
+  let closing: Promise<void> | null = null;
+  const close = () => (closing ??= (async () => {
+    stopReload();
+    sessions.close();
+    server.closeAllConnections();
+    await app.close();
+  })());
+  return {
+    addresses: [{ name: 'portal', host: address.address, port: address.port }],
+    // Drain: page requests are short and a browser simply asks again, so the page closes at once.
+    stopAccepting: () => void close(),
+    connections: () => 0,
+    close,
+  };
+}
+
+export async function buildPortalApp(ctx: PortalContext, tls: TlsMaterial): Promise<FastifyInstance> {
+  const app = Fastify({
+    https: tls.secureContextOptions(),
+    bodyLimit: BODY_LIMIT,
+    logger: false,
+    requestTimeout: 30_000,
+    connectionTimeout: 60_000,
+  }) as unknown as FastifyInstance;
+  await app.register(fastifyHelmet, {
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'none'"], scriptSrc: ["'self'"], styleSrc: ["'self'"], imgSrc: ["'self'"], connectSrc: ["'self'"],
+        formAction: ["'self'"], frameAncestors: ["'none'"], baseUri: ["'none'"],
+      },
+    },
+    strictTransportSecurity: { maxAge: 31_536_000, includeSubDomains: true },
+    referrerPolicy: { policy: 'no-referrer' },
+    frameguard: { action: 'deny' },
+  });
+  await app.register(fastifyCookie);
+  await app.register(fastifyFormbody);
+  await app.register(fastifyCsrf, { cookieKey: '__Host-postern_csrf', cookieOpts: COOKIE_OPTIONS, sessionPlugin: '@fastify/cookie' });
+  await app.register(fastifyStatic, { root: STATIC_DIR, prefix: '/static/', decorateReply: false, index: false, maxAge: 3_600_000 });
+  // Every POST, whatever its route, carries the form's token (double submit with the cookie).
+  app.addHook('preHandler', (req, reply, done) => (req.method === 'POST' ? app.csrfProtection(req, reply, done) : done()));
+  const t = ctx.pages.t;
+  app.setNotFoundHandler((_req, reply) => ctx.pages.send(reply, 'error', { title: t.errorTitle, message: t.errorNotFound }, 404));
+  app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, req, reply) => {
+    if (err.code?.startsWith('FST_CSRF')) {
+      ctx.log.info({ event: 'portal.csrf_refused', ip: req.socket.remoteAddress ?? '', path: req.url.slice(0, 100) }, 'a form was posted without a valid CSRF token');
+      return ctx.pages.send(reply, 'error', { title: t.errorTitle, message: t.errorForbidden }, 403);
+    }
+    if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+      return ctx.pages.send(reply, 'error', { title: t.errorTitle, message: t.errorBadRequest }, err.statusCode);
+    }
+    ctx.log.error({ event: 'internal.error', hook: 'portal', err }, 'the account page failed to answer a request');
+    return ctx.pages.send(reply, 'error', { title: t.errorTitle, message: t.errorInternal }, 500);
+  });
+  signInRoutes(app, ctx);
+  secondFactorRoutes(app, ctx);
+  passwordRoutes(app, ctx);
+  historyRoutes(app, ctx);
+  return app;
+}

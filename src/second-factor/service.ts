@@ -1,0 +1,104 @@
+/**
+ * Second factors of an account: TOTP enrolment (a key is proposed, sealed into the session, and
+ * becomes the account's only once a code from it is confirmed), verification (TOTP step accepted at
+ * most once, or a single-use recovery code); the admin's reset is in admin.ts. Every
+ * outcome the user can see goes into the account's history; no key or code is ever logged.
+ */
+import { PosternError } from '../errors.js';
+import { open, seal } from '../crypto/envelope.js';
+import type { AccountRow, Store } from '../store/index.js';
+import { hasSecondFactor } from './admin.js';
+import { secondFactorKeys, TOTP_AAD, type SecondFactorKeys } from './keys.js';
+import { newRecoveryCodes, normalizeRecoveryCode } from './recovery-codes.js';
+import { matchingStep, newTotpKey, totpUri } from './totp.js';
+
+export interface ProposedTotp {
+  base32: string;
+  uri: string;
+  /** The key sealed for the session that proposed it. */
+  box: Buffer;
+}
+
+export type CodeCheck = { ok: true; via: 'totp' | 'recovery' } | { ok: false };
+
+export interface Where {
+  address: string;
+  browser: string;
+}
+
+export class SecondFactorService {
+  private readonly keys: SecondFactorKeys;
+
+  constructor(private readonly store: Store, serverKey: Buffer, private readonly issuer: string, private readonly clock: () => number = Date.now) {
+    this.keys = secondFactorKeys(serverKey);
+  }
+
+  isEnrolled(accountId: number): boolean {
+    return hasSecondFactor(this.store, accountId);
+  }
+
+  recoveryCodesLeft(accountId: number): number {
+    return this.store.secondFactors.recoveryCodesLeft(accountId);
+  }
+
+  propose(account: AccountRow, sessionId: number): ProposedTotp {
+    const key = newTotpKey(this.issuer, account.login);
+    return { ...key, box: seal(this.keys.totpSeal, Buffer.from(key.base32, 'utf8'), TOTP_AAD.pending(account.id, sessionId)) };
+  }
+
+  /** The otpauth:// URI of a key (what the QR code holds). */
+  uriFor(account: AccountRow, base32: string): string {
+    return totpUri(base32, this.issuer, account.login);
+  }
+
+  /** The base32 key inside a proposal sealed for this session (to show it again). */
+  openProposal(account: AccountRow, sessionId: number, box: Buffer): string {
+    return open(this.keys.totpSeal, box, TOTP_AAD.pending(account.id, sessionId)).toString('utf8');
+  }
+
+  /**
+   * Makes a proposed key the account's when `code` is current for it; returns the new recovery
+   * codes (shown once), or null for a wrong code. Replaces an earlier enrolment.
+   */
+  confirm(account: AccountRow, sessionId: number, box: Buffer, code: string, where: Where): string[] | null {
+    const now = this.clock();
+    const base32 = this.openProposal(account, sessionId, box);
+    const step = matchingStep(base32, code, now);
+    if (step === null) {
+      this.record(account, 'second_factor.failed', where, { method: 'totp', during: 'enrolment' });
+      return null;
+    }
+    const codes = newRecoveryCodes();
+    const digests = codes.map((c) => this.keys.recoveryDigest(normalizeRecoveryCode(c)!));
+    const totpBox = seal(this.keys.totpSeal, Buffer.from(base32, 'utf8'), TOTP_AAD.enrolled(account.id));
+    this.store.transaction(() => {
+      this.store.secondFactors.enrol(account.id, totpBox, step, digests, now);
+      this.store.events.append({ type: 'second_factor.enrolled', at: now, accountId: account.id, login: account.login, address: where.address, detail: { method: 'totp', browser: where.browser } });
+    });
+    return codes;
+  }
+
+  /** A TOTP code (each time step once) or an unused recovery code. */
+  verify(account: AccountRow, code: string, where: Where): CodeCheck {
+    const now = this.clock();
+    const row = this.store.secondFactors.get(account.id);
+    if (!row) throw new PosternError('ACCOUNT_NOT_FOUND', 'the account has no second factor');
+    const base32 = open(this.keys.totpSeal, row.totpBox, TOTP_AAD.enrolled(account.id)).toString('utf8');
+    const step = matchingStep(base32, code, now);
+    if (step !== null && this.store.secondFactors.acceptStep(account.id, step)) {
+      this.record(account, 'second_factor.accepted', where, { method: 'totp' });
+      return { ok: true, via: 'totp' };
+    }
+    const recovery = normalizeRecoveryCode(code);
+    if (recovery && this.store.secondFactors.useRecoveryCode(account.id, this.keys.recoveryDigest(recovery), now)) {
+      this.record(account, 'recovery_code.used', where, { left: this.store.secondFactors.recoveryCodesLeft(account.id) });
+      return { ok: true, via: 'recovery' };
+    }
+    this.record(account, 'second_factor.failed', where, { method: step !== null ? 'totp-replayed' : recovery ? 'recovery' : 'totp' });
+    return { ok: false };
+  }
+
+  private record(account: AccountRow, type: 'second_factor.failed' | 'second_factor.accepted' | 'recovery_code.used', where: Where, detail: Record<string, unknown>): void {
+    this.store.events.append({ type, at: this.clock(), accountId: account.id, login: account.login, address: where.address, detail: { ...detail, browser: where.browser } });
+  }
+}

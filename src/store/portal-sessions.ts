@@ -1,0 +1,94 @@
+/**
+ * Prepared statements for account-page sessions (migration 5). Looked up by the SHA-256 of the
+ * cookie value, so that a read of the database (a backup, a stolen copy) yields no usable cookie.
+ * Rows are ended, never updated back to life; the rules (idle, absolute, primary change) live in
+ * src/portal/sessions.ts.
+ */
+import type { Db } from './database.js';
+import type { PortalSessionRow, PortalStage } from './types.js';
+
+const COLUMNS = `id, account_id AS accountId, stage, created_at AS createdAt, seen_at AS seenAt, password_at AS passwordAt,
+  primary_changed_at AS primaryChangedAt, code_failures AS codeFailures, pending_totp_box AS pendingTotpBox,
+  address, browser, ended_at AS endedAt`;
+
+export interface NewPortalSession {
+  tokenDigest: Buffer;
+  accountId: number;
+  stage: PortalStage;
+  at: number;
+  primaryChangedAt: number;
+  address: string;
+  browser: string;
+}
+
+export class PortalSessionRepo {
+  private readonly insertStmt;
+  private readonly byDigestStmt;
+  private readonly seenStmt;
+  private readonly stageStmt;
+  private readonly passwordStmt;
+  private readonly failureStmt;
+  private readonly pendingStmt;
+  private readonly endStmt;
+  private readonly endAllStmt;
+  private readonly pruneStmt;
+
+  constructor(db: Db) {
+    this.insertStmt = db.prepare(
+      `INSERT INTO portal_sessions (token_digest, account_id, stage, created_at, seen_at, password_at, primary_changed_at, address, browser)
+       VALUES (@tokenDigest, @accountId, @stage, @at, @at, @at, @primaryChangedAt, @address, @browser)`,
+    );
+    this.byDigestStmt = db.prepare<[Buffer], PortalSessionRow>(`SELECT ${COLUMNS} FROM portal_sessions WHERE token_digest = ?`);
+    this.seenStmt = db.prepare(`UPDATE portal_sessions SET seen_at = ? WHERE id = ? AND ended_at IS NULL`);
+    this.stageStmt = db.prepare(`UPDATE portal_sessions SET stage = ?, code_failures = 0, pending_totp_box = NULL WHERE id = ? AND ended_at IS NULL`);
+    this.passwordStmt = db.prepare(`UPDATE portal_sessions SET password_at = ? WHERE id = ? AND ended_at IS NULL`);
+    this.failureStmt = db.prepare<[number]>(`UPDATE portal_sessions SET code_failures = code_failures + 1 WHERE id = ? RETURNING code_failures AS n`);
+    this.pendingStmt = db.prepare(`UPDATE portal_sessions SET pending_totp_box = ? WHERE id = ? AND ended_at IS NULL`);
+    this.endStmt = db.prepare(`UPDATE portal_sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL`);
+    this.endAllStmt = db.prepare(`UPDATE portal_sessions SET ended_at = ? WHERE account_id = ? AND ended_at IS NULL`);
+    this.pruneStmt = db.prepare(`DELETE FROM portal_sessions WHERE (ended_at IS NOT NULL AND ended_at < @before) OR created_at < @createdBefore`);
+  }
+
+  insert(s: NewPortalSession): number {
+    return Number(this.insertStmt.run(s).lastInsertRowid);
+  }
+
+  findByDigest(tokenDigest: Buffer): PortalSessionRow | undefined {
+    return this.byDigestStmt.get(tokenDigest);
+  }
+
+  touch(id: number, at: number): void {
+    this.seenStmt.run(at, id);
+  }
+
+  setStage(id: number, stage: PortalStage): void {
+    this.stageStmt.run(stage, id);
+  }
+
+  passwordTyped(id: number, at: number): void {
+    this.passwordStmt.run(at, id);
+  }
+
+  /** Counts a wrong second-factor code; returns how many this session has had. */
+  codeFailed(id: number): number {
+    return (this.failureStmt.get(id) as { n: number } | undefined)?.n ?? 0;
+  }
+
+  setPendingTotp(id: number, box: Buffer | null): void {
+    this.pendingStmt.run(box, id);
+  }
+
+  end(id: number, at: number): void {
+    this.endStmt.run(at, id);
+  }
+
+  /** Ends every live session of the account (admin, second-factor reset); returns how many. */
+  endAll(accountId: number, at: number): number {
+    return this.endAllStmt.run(at, accountId).changes;
+  }
+
+  /** Deletes rows ended before `before`, and rows created before `createdBefore` (past any absolute limit). */
+  prune(before: number, createdBefore: number): number {
+    return this.pruneStmt.run({ before, createdBefore }).changes;
+  }
+}

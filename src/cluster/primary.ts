@@ -55,6 +55,9 @@ export async function startSupervisor(config: ResolvedConfig, workers: number, l
   const fork = (index: number): Promise<BoundAddress[]> => {
     const slot = slots[index]!;
     const worker = cluster.fork();
+    // A worker that exits while a message to it is on its way fails that send (EPIPE) as an
+    // 'error' event; unheard, it would end the primary. Its exit is handled on 'exit'.
+    worker.on('error', () => undefined);
     slot.worker = worker;
     slot.startedAt = Date.now();
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
@@ -101,7 +104,8 @@ export async function startSupervisor(config: ResolvedConfig, workers: number, l
   };
 
   const send = (message: ToWorker) => {
-    for (const slot of slots) if (slot.worker?.isConnected()) slot.worker.send(message);
+    // The callback takes a send's failure (the worker went meanwhile) instead of an 'error' event.
+    for (const slot of slots) if (slot.worker?.isConnected()) slot.worker.send(message, () => undefined);
   };
   const stop = async () => {
     stopping = true;

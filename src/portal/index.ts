@@ -77,7 +77,7 @@ export async function startPortal(portal: PortalConfig, deps: PortalDeps): Promi
   let address;
   try {
     await app.ready();
-    address = await bind(server, { key: 'portal.listener', host: portal.listener.host, port: portal.listener.port, log });
+    address = await bind(server, { key: 'portal.listener', host: portal.listener.host, port: portal.listener.port, proxyProtocol: portal.listener.proxyProtocol, log });
   } catch (err) {
     stopReload();
     sessions.close();

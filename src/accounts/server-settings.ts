@@ -5,28 +5,28 @@
 import type { ResolvedConfig } from '../config/load.js';
 import type { BoundAddress } from '../net/service.js';
 import type { Protocol } from '../store/types.js';
+import { publishedServices } from '../onboarding/services.js';
 
 export interface ServerHint { service: string; address: string }
 
 /**
  * Where clients connect, from the config: what the user pastes next to the password. `bound`: the
- * addresses the running listeners took (a configured port 0 is the kernel's pick).
+ * addresses the running listeners took (a configured port 0 is the kernel's pick). The same list
+ * autoconfig, Autodiscover, the Apple profile and the DNS records describe (src/onboarding/).
  */
 export function servers(config: ResolvedConfig, scopes: readonly Protocol[], bound: readonly BoundAddress[] = []): ServerHint[] {
-  const host = config.hostnames[0] ?? 'localhost';
+  const published = publishedServices(config, bound);
   const hints: ServerHint[] = [];
-  const portOf = (listener: string, configured: number) => bound.find((b) => b.name === listener)?.port ?? configured;
-  const mail = (name: string, section: ResolvedConfig['imap'] | ResolvedConfig['pop3'] | ResolvedConfig['smtp']) => {
-    if (section?.implicitTls) hints.push({ service: name, address: `${host}:${portOf(`${name.toLowerCase()}.implicitTls`, section.implicitTls.port)} (SSL/TLS)` });
-    if (section?.starttls) hints.push({ service: name, address: `${host}:${portOf(`${name.toLowerCase()}.starttls`, section.starttls.port)} (STARTTLS)` });
-  };
-  if (scopes.includes('imap')) mail('IMAP', config.imap);
-  if (scopes.includes('pop3')) mail('POP3', config.pop3);
-  if (scopes.includes('smtp')) mail('SMTP', config.smtp);
-  if (config.dav && (scopes.includes('caldav') || scopes.includes('carddav'))) {
-    const origin = config.dav.publicOrigin ?? `https://${host}:${portOf('dav', config.dav.listener.port)}`;
+  for (const [protocol, name] of [['imap', 'IMAP'], ['pop3', 'POP3'], ['smtp', 'SMTP']] as const) {
+    if (!scopes.includes(protocol)) continue;
+    for (const s of published.filter((p) => p.protocol === protocol)) {
+      hints.push({ service: name, address: `${s.host}:${s.port} (${s.security === 'tls' ? 'SSL/TLS' : 'STARTTLS'})` });
+    }
+  }
+  const dav = published.find((s) => s.protocol === 'caldav');
+  if (dav && (scopes.includes('caldav') || scopes.includes('carddav'))) {
     const names = scopes.filter((s) => s === 'caldav' || s === 'carddav').map((s) => (s === 'caldav' ? 'CalDAV' : 'CardDAV')).join('/');
-    hints.push({ service: names, address: `${origin.replace(/\/$/, '')}/` });
+    hints.push({ service: names, address: dav.url! });
   }
   return hints;
 }

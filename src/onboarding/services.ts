@@ -8,6 +8,7 @@
  * that clients should use. Nothing here depends on an account: the same answer for every address.
  */
 import type { ResolvedConfig } from '../config/load.js';
+import type { BoundAddress } from '../net/service.js';
 
 export type PublishedProtocol = 'imap' | 'pop3' | 'smtp' | 'caldav' | 'carddav';
 
@@ -23,18 +24,22 @@ export interface PublishedService {
 
 type MailSection = ResolvedConfig['imap'] | ResolvedConfig['pop3'] | ResolvedConfig['smtp'];
 
-/** Every service, implicit TLS before STARTTLS for each protocol (RFC 8314 §3: prefer implicit TLS). */
-export function publishedServices(config: ResolvedConfig): PublishedService[] {
+/**
+ * Every service, implicit TLS before STARTTLS for each protocol (RFC 8314 §3: prefer implicit TLS).
+ * `bound`: the addresses the running listeners took (a configured port 0 is the kernel's pick).
+ */
+export function publishedServices(config: ResolvedConfig, bound: readonly BoundAddress[] = []): PublishedService[] {
   const host = publishedHost(config);
   const services: PublishedService[] = [];
+  const portOf = (listener: string, configured: number) => bound.find((b) => b.name === listener)?.port ?? configured;
   const mail = (protocol: PublishedProtocol, section: MailSection) => {
-    if (section?.implicitTls) services.push({ protocol, host, port: section.implicitTls.port, security: 'tls' });
-    if (section?.starttls) services.push({ protocol, host, port: section.starttls.port, security: 'starttls' });
+    if (section?.implicitTls) services.push({ protocol, host, port: portOf(`${protocol}.implicitTls`, section.implicitTls.port), security: 'tls' });
+    if (section?.starttls) services.push({ protocol, host, port: portOf(`${protocol}.starttls`, section.starttls.port), security: 'starttls' });
   };
   mail('imap', config.imap);
   mail('pop3', config.pop3);
   mail('smtp', config.smtp);
-  const dav = davOrigin(config, host);
+  const dav = davOrigin(config, host, portOf('dav', config.dav?.listener.port ?? 0));
   if (dav) {
     for (const protocol of ['caldav', 'carddav'] as const) {
       services.push({ protocol, host: dav.hostname, port: dav.port, security: 'tls', url: `${dav.origin}/` });
@@ -57,9 +62,9 @@ export function publishedDomains(config: ResolvedConfig): string[] {
   return (config.onboarding?.domains ?? []).map((d) => d.toLowerCase());
 }
 
-function davOrigin(config: ResolvedConfig, host: string): { origin: string; hostname: string; port: number } | null {
+function davOrigin(config: ResolvedConfig, host: string, listenerPort: number): { origin: string; hostname: string; port: number } | null {
   if (!config.dav) return null;
-  const url = new URL(config.dav.publicOrigin ?? `https://${host}:${config.dav.listener.port}`);
+  const url = new URL(config.dav.publicOrigin ?? `https://${host.includes(':') ? `[${host}]` : host}:${listenerPort}`);
   const port = url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
   return { origin: url.origin, hostname: url.hostname, port };
 }

@@ -31,6 +31,7 @@ import type { PortalContext } from './context.js';
 import { Pages, STATIC_DIR } from './render.js';
 import { COOKIE_OPTIONS } from './request.js';
 import { historyRoutes } from './routes/history.js';
+import { onboardingRoutes } from './routes/onboarding.js';
 import { passwordRoutes } from './routes/passwords.js';
 import { secondFactorRoutes } from './routes/second-factor.js';
 import { signInRoutes } from './routes/sign-in.js';
@@ -125,7 +126,8 @@ export async function buildPortalApp(ctx: PortalContext, tls: TlsMaterial): Prom
   await app.register(fastifyCsrf, { cookieKey: '__Host-postern_csrf', cookieOpts: COOKIE_OPTIONS, sessionPlugin: '@fastify/cookie' });
   await app.register(fastifyStatic, { root: STATIC_DIR, prefix: '/static/', decorateReply: false, index: false, maxAge: 3_600_000 });
   // Every POST, whatever its route, carries the form's token (double submit with the cookie).
-  app.addHook('preHandler', (req, reply, done) => (req.method === 'POST' ? app.csrfProtection(req, reply, done) : done()));
+  // Autodiscover (routes/onboarding.ts) opts out: mail clients post it, with no page session.
+  app.addHook('preHandler', (req, reply, done) => (req.method === 'POST' && (req.routeOptions.config as { csrf?: boolean }).csrf !== false ? app.csrfProtection(req, reply, done) : done()));
   const t = ctx.pages.t;
   app.setNotFoundHandler((_req, reply) => ctx.pages.send(reply, 'error', { title: t.errorTitle, message: t.errorNotFound }, 404));
   app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, req, reply) => {
@@ -143,5 +145,6 @@ export async function buildPortalApp(ctx: PortalContext, tls: TlsMaterial): Prom
   secondFactorRoutes(app, ctx);
   passwordRoutes(app, ctx);
   historyRoutes(app, ctx);
+  onboardingRoutes(app, ctx);
   return app;
 }

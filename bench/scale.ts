@@ -99,7 +99,7 @@ export async function run(): Promise<BenchRow[]> {
     const cpu = await cpuPerLogin(postern, upstream, target, started.passwords[0]!);
     rows.push({ section: 'scale', measure: `postern CPU per login (n=${LOGINS}, sequential)`, direct: fmtUs(cpu.upstream), postern: fmtUs(cpu.postern),
       note: `user+system of the process; connect, TLS, LOGIN, upstream TLS + LOGIN, LOGOUT; direct = the minimal upstream's own; ${cpu.resumedShare} of upstream handshakes resumed` });
-    rows.push({ section: 'scale', measure: 'logins/s with 1 and 2 workers', direct: '—', postern: '—', note: 'SLOT: filled in by the workers branch (serve with one worker per core)' });
+    // Logins per second with 1 and 2 workers: the `workers` section (bench/workers.ts).
 
     const room = Math.min(ownLimit - 256, upstreamLimit - 256, Math.floor((posternLimit - 256) / 2));
     const sessions: Session[] = [];

@@ -23,7 +23,8 @@ export function registerDnsRecordsCommand(program: Command, io: CliIo): void {
       if (isIP(host) || host === 'localhost') {
         io.stderr.write(`postern: warning: the published host is "${host}"; SRV and CNAME records need the public host name (set onboarding.host)\n`);
       }
-      // The account page (which serves autoconfig and Autodiscover) is not part of this build yet.
-      io.stdout.write(domains.map((domain) => dnsRecords(services, { domain, webHost: host })).join('\n'));
+      // Autoconfig and Autodiscover are served by the account page (src/portal/routes/onboarding.ts).
+      const webPort = config.portal?.enabled ? config.portal.listener.port : undefined;
+      io.stdout.write(domains.map((domain) => dnsRecords(services, { domain, webHost: host, ...(webPort === undefined ? {} : { webPort }) })).join('\n'));
     });
 }

@@ -22,6 +22,7 @@ import type { AuthService } from '../auth/service.js';
 import type { ResolvedConfig } from '../config/load.js';
 import type { PortalConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import { clientAddressOf } from '../auth/client-address.js';
 import { bind } from '../net/listener.js';
 import type { BoundAddress, ProtocolService } from '../net/service.js';
 import type { TlsMaterial } from '../net/tls-material.js';
@@ -132,7 +133,7 @@ export async function buildPortalApp(ctx: PortalContext, tls: TlsMaterial): Prom
   app.setNotFoundHandler((_req, reply) => ctx.pages.send(reply, 'error', { title: t.errorTitle, message: t.errorNotFound }, 404));
   app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, req, reply) => {
     if (err.code?.startsWith('FST_CSRF')) {
-      ctx.log.info({ event: 'portal.csrf_refused', ip: req.socket.remoteAddress ?? '', path: req.url.slice(0, 100) }, 'a form was posted without a valid CSRF token');
+      ctx.log.info({ event: 'portal.csrf_refused', ip: clientAddressOf(req.socket), path: req.url.slice(0, 100) }, 'a form was posted without a valid CSRF token');
       return ctx.pages.send(reply, 'error', { title: t.errorTitle, message: t.errorForbidden }, 403);
     }
     if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {

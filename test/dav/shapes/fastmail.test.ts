@@ -18,13 +18,14 @@ import { DavRoutes } from '../../../src/dav/routes.js';
 import { HttpUpstream } from '../../../src/upstream/http.js';
 import { basicAuth, walkCalDav, walkCardDav } from '../servers/walk.js';
 import { pythonCaldavWalk } from './support/python-caldav.js';
+import { expectOnlyPostern, scopedPasswords, type ScopedPasswords } from './support/through-postern.js';
 
 const ALICE = { name: 'alice', password: 'cyrus-alice-upstream-secret', primary: 'alice primary passphrase 1' };
 let cyrus: CyrusServer;
 let postern: PosternHarness;
 let client: HostFetch;
 let origin: string;
-const passwords = { both: '', caldav: '', carddav: '' };
+const passwords: ScopedPasswords = { both: '', caldav: '', carddav: '' };
 
 beforeAll(async () => {
   cyrus = await startCyrus({ users: [{ name: ALICE.name, password: ALICE.password }] });
@@ -34,9 +35,7 @@ beforeAll(async () => {
     secrets: [ALICE.password],
   });
   postern.addUser(ALICE.name, ALICE.primary, { mode: 'password', secret: ALICE.password });
-  passwords.both = postern.newPassword(ALICE.name, ALICE.primary, { label: 'both' }).password;
-  passwords.caldav = postern.newPassword(ALICE.name, ALICE.primary, { label: 'cal', scopes: ['caldav'] }).password;
-  passwords.carddav = postern.newPassword(ALICE.name, ALICE.primary, { label: 'card', scopes: ['carddav'] }).password;
+  Object.assign(passwords, scopedPasswords(postern, ALICE));
   origin = `https://127.0.0.1:${postern.port('dav')}`;
   client = hostFetch({ caPem: postern.caPem, hosts: {} });
 }, 90_000);
@@ -51,9 +50,7 @@ const target = (password: string) => ({ serverUrl: `${origin}/`, username: ALICE
 const calMount = () => `${origin}/@${new URL(cyrus.caldavOrigin).host}`;
 const cardMount = () => `${origin}/@${new URL(cyrus.carddavOrigin).host}`;
 
-function onlyPostern(): void {
-  for (const request of client.requests) expect(request.url.startsWith(`${origin}/`), request.url).toBe(true);
-}
+const onlyPostern = () => expectOnlyPostern(client, origin);
 
 describe('Fastmail shape (Cyrus, two origins)', () => {
   it('walks CalDAV from postern\'s bare origin, under the caldav mount', async () => {

@@ -16,13 +16,14 @@ import { hostFetch, type HostFetch } from '../../helpers/dav-fetch.js';
 import { startICloud, type ICloudServer } from '../../helpers/icloud.js';
 import { startPostern, type PosternHarness } from '../../helpers/postern.js';
 import { basicAuth, walkCalDav, walkCardDav } from '../servers/walk.js';
+import { expectOnlyPostern, scopedPasswords, type ScopedPasswords } from './support/through-postern.js';
 
 const ALICE = { name: 'alice', password: 'icloud-alice-app-specific-secret', primary: 'alice primary passphrase 1' };
 let icloud: ICloudServer;
 let postern: PosternHarness;
 let client: HostFetch;
 let origin: string;
-const passwords = { both: '', caldav: '', carddav: '' };
+const passwords: ScopedPasswords = { both: '', caldav: '', carddav: '' };
 
 beforeAll(async () => {
   icloud = await startICloud({ users: [{ name: ALICE.name, password: ALICE.password }] });
@@ -33,9 +34,7 @@ beforeAll(async () => {
     secrets: [ALICE.password],
   });
   postern.addUser(ALICE.name, ALICE.primary, { mode: 'password', secret: ALICE.password });
-  passwords.both = postern.newPassword(ALICE.name, ALICE.primary, { label: 'both' }).password;
-  passwords.caldav = postern.newPassword(ALICE.name, ALICE.primary, { label: 'cal', scopes: ['caldav'] }).password;
-  passwords.carddav = postern.newPassword(ALICE.name, ALICE.primary, { label: 'card', scopes: ['carddav'] }).password;
+  Object.assign(passwords, scopedPasswords(postern, ALICE));
   origin = `https://127.0.0.1:${postern.port('dav')}`;
   client = hostFetch({ caPem: postern.caPem, hosts: {} });
 }, 90_000);
@@ -49,9 +48,7 @@ afterAll(async () => {
 const target = (password: string) => ({ serverUrl: `${origin}/`, username: ALICE.name, password, fetch: client.fetch });
 const mount = (upstreamOrigin: string) => `${origin}/@${new URL(upstreamOrigin).host}`;
 
-function onlyPostern(): void {
-  for (const request of client.requests) expect(request.url.startsWith(`${origin}/`), request.url).toBe(true);
-}
+const onlyPostern = () => expectOnlyPostern(client, origin);
 
 describe('iCloud shape (sibling hosts handed out at discovery)', () => {
   it('walks CalDAV from postern\'s bare origin, following caldav. to its partition', async () => {

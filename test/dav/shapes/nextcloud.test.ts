@@ -14,13 +14,14 @@ import { hostFetch, type HostFetch } from '../../helpers/dav-fetch.js';
 import { startNextcloud, type NextcloudServer } from '../../helpers/nextcloud.js';
 import { startPostern, type PosternHarness } from '../../helpers/postern.js';
 import { basicAuth, walkCalDav, walkCardDav } from '../servers/walk.js';
+import { expectOnlyPostern, scopedPasswords, type ScopedPasswords } from './support/through-postern.js';
 
 const ALICE = { name: 'alice', password: 'nextcloud-alice-app-password', primary: 'alice primary passphrase 1' };
 let nextcloud: NextcloudServer;
 let postern: PosternHarness;
 let client: HostFetch;
 let origin: string;
-const passwords = { both: '', caldav: '', carddav: '' };
+const passwords: ScopedPasswords = { both: '', caldav: '', carddav: '' };
 
 beforeAll(async () => {
   nextcloud = await startNextcloud({ users: [{ name: ALICE.name, password: ALICE.password }] });
@@ -31,9 +32,7 @@ beforeAll(async () => {
     secrets: [ALICE.password],
   });
   postern.addUser(ALICE.name, ALICE.primary, { mode: 'password', secret: ALICE.password });
-  passwords.both = postern.newPassword(ALICE.name, ALICE.primary, { label: 'both' }).password;
-  passwords.caldav = postern.newPassword(ALICE.name, ALICE.primary, { label: 'cal', scopes: ['caldav'] }).password;
-  passwords.carddav = postern.newPassword(ALICE.name, ALICE.primary, { label: 'card', scopes: ['carddav'] }).password;
+  Object.assign(passwords, scopedPasswords(postern, ALICE));
   origin = `https://127.0.0.1:${postern.port('dav')}`;
   client = hostFetch({ caPem: postern.caPem, hosts: {} });
 }, 90_000);
@@ -46,9 +45,7 @@ afterAll(async () => {
 
 const target = (password: string) => ({ serverUrl: `${origin}/`, username: ALICE.name, password, fetch: client.fetch });
 
-function onlyPostern(): void {
-  for (const request of client.requests) expect(request.url.startsWith(`${origin}/`), request.url).toBe(true);
-}
+const onlyPostern = () => expectOnlyPostern(client, origin);
 
 describe('Nextcloud shape (one origin, one prefix)', () => {
   it('walks CalDAV from postern\'s bare origin', async () => {

@@ -267,6 +267,17 @@ describe('failure log lines', () => {
     expect(f.logs.events('auth.refused').at(-1)).toMatchObject({ user: '[looks like an app password]', reason: 'unknown_user' });
   });
 
+  it('attack on the log: a password pasted into the user name with a host after it is not logged either', async () => {
+    const { f } = setup();
+    f.addUser('lena', PRIMARY);
+    const { password } = f.newPassword('lena', PRIMARY);
+    for (const login of [`${password}@evil.example:143`, `${password.replaceAll('-', '')}@example.org`, `x%${password}`]) {
+      await f.attempt(login, password);
+      expect(f.logs.events('auth.refused').at(-1)).toMatchObject({ user: '[looks like an app password]', reason: 'unknown_user' });
+    }
+    expect(f.logs.lines.join('\n')).not.toContain(password);
+  });
+
   it('answers "failed" and says why in the log when the pool cannot run the check', async () => {
     const broken: PrimaryChecker = { compare: async () => { throw new Error('Task queue is at limit'); }, close: async () => {} };
     const { f } = setup({ checker: broken });

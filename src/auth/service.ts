@@ -10,7 +10,7 @@
  * Nothing here writes to the database: history, last use and upstream status are queued
  * (src/store/write-queue.ts), so a lock held by another process never stalls a login or a relay.
  */
-import { normalizeAppPassword } from '../crypto/app-password.js';
+import { mayCarryAppPassword, normalizeAppPassword } from '../crypto/app-password.js';
 import { digestAppPassword } from '../crypto/keys.js';
 import { AAD, keyFromAppPassword, open } from '../crypto/envelope.js';
 import type { Logger } from '../log.js';
@@ -326,7 +326,7 @@ export class AuthService implements Authenticator {
    * addresses are logged as IPv4, so that a ban lands in the IPv4 firewall where the client is.
    */
   private logFailure(event: 'auth.refused' | 'auth.primary_refused', login: string | null, known: boolean, attempt: FailedAttempt, reason: Reason): void {
-    const user = login === null ? '' : !known && normalizeAppPassword(login) !== null ? '[looks like an app password]' : login;
+    const user = login === null ? '' : !known && mayCarryAppPassword(login) ? '[looks like an app password]' : login;
     const ip = plainAddress(attempt.clientAddress);
     this.deps.log.warn({ event, protocol: attempt.protocol, ip, user, reason },
       `authentication failed ip=${ip} protocol=${attempt.protocol} reason=${reason} user=${JSON.stringify(user)}`);

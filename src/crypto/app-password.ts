@@ -26,3 +26,15 @@ export function normalizeAppPassword(input: string): string | null {
   const compact = input.trim().replace(/[-\s]/g, '').toLowerCase();
   return /^[a-z]{16}$/.test(compact) ? compact : null;
 }
+
+/** Four groups of four letters, as postern shows a password and apps keep it. */
+const GROUPED = /[a-z]{4}[-\s][a-z]{4}[-\s][a-z]{4}[-\s][a-z]{4}/i;
+
+/**
+ * Whether a login a client typed may carry an app-specific password: the whole of it, one part of
+ * it around `@` or `%` (a password pasted into the user-name field, then a domain added), or the
+ * grouped form anywhere. Such a login is never logged as it is.
+ */
+export function mayCarryAppPassword(login: string): boolean {
+  return GROUPED.test(login) || login.split(/[@%]/).some((part) => normalizeAppPassword(part) !== null);
+}

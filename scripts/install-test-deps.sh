@@ -6,11 +6,11 @@
 # fail2ban-regex against postern's log lines), Cyrus's httpd (CalDAV/CardDAV in
 # Fastmail's shape: cyrus-common + cyrus-caldav + sasl2-bin's saslpasswd2, without
 # cyrus-imapd, which conflicts with dovecot-imapd), Xandikos behind HAProxy (the
-# Nextcloud shape). Services are never started here: the tests start their own
+# Nextcloud shape), PostgreSQL (the multi-instance store). Services are never started here: the tests start their own
 # instances with config and data in a temp dir.
 set -euo pipefail
 
-PACKAGES=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-lmtpd postfix radicale fail2ban fetchmail openssl chromium haproxy xandikos python3-caldav vdirsyncer cyrus-common cyrus-caldav sasl2-bin)
+PACKAGES=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-lmtpd postfix radicale fail2ban fetchmail openssl chromium haproxy xandikos python3-caldav vdirsyncer cyrus-common cyrus-caldav sasl2-bin postgresql)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,5 +1,5 @@
 // Vitest globalSetup: the integration tests need real Dovecot (with POP3), fetchmail, Postfix, Radicale, Cyrus httpd,
-// Xandikos, HAProxy, fail2ban-regex and Chromium. When one is missing the run must fail loudly with the fix, never skip: a green CI without the servers proves nothing.
+// Xandikos, HAProxy, fail2ban-regex, Chromium and PostgreSQL. When one is missing the run must fail loudly with the fix, never skip: a green CI without the servers proves nothing.
 import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
@@ -10,6 +10,7 @@ import { findNextcloudParts } from './nextcloud.js';
 import { findPostfix } from './postfix.js';
 import { findRadicalePython } from './radicale.js';
 import { CHROMIUM } from './browser.js';
+import { findPostgresBin } from './postgres.js';
 
 const run = promisify(execFile);
 const FIX = 'Install them with scripts/install-test-deps.sh (Debian/Ubuntu, needs root or sudo)';
@@ -34,6 +35,8 @@ async function missing(): Promise<string[]> {
     ['haproxy (haproxy)', () => run('haproxy', ['-v'])],
     // The account page's end-to-end tests drive Debian's browser (test/helpers/browser.ts).
     ['chromium (chromium)', () => run(CHROMIUM, ['--version'])],
+    // The PostgreSQL store's tests run a real server (test/helpers/postgres.ts).
+    ['postgresql (postgresql)', async () => run(`${findPostgresBin()}/postgres`, ['--version'])],
   ];
   const results = await Promise.all(checks.map(([name, check]) => check().then(() => null, () => name)));
   return results.filter((name): name is string => name !== null);

@@ -58,6 +58,8 @@ export const ERROR_CATALOGUE = {
   OAUTH2_FAILED: { message: 'OAuth2 request to the provider failed', exitStatus: EXIT_REFUSED },
   DESCRIPTORS_EXHAUSTED: { message: 'the process has no file descriptor left (EMFILE/ENFILE)', exitStatus: EXIT_REFUSED },
   DAV_DISCOVERY_FAILED: { message: 'DAV discovery through the upstream did not complete', exitStatus: EXIT_REFUSED },
+  /** The database server could not be reached or dropped the connection (PostgreSQL); a retry may succeed. */
+  STORE_UNAVAILABLE: { message: 'database is unavailable', exitStatus: EXIT_REFUSED },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

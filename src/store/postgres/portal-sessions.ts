@@ -1,0 +1,60 @@
+/** Account-page sessions on PostgreSQL: the statements of src/store/portal-sessions.ts, one for one. */
+import type { Async } from '../api.js';
+import type { NewPortalSession, PortalSessionRepo } from '../portal-sessions.js';
+import type { PortalSessionRow, PortalStage } from '../types.js';
+import type { Queryable } from './queryable.js';
+
+const COLUMNS = `id, account_id AS "accountId", stage, created_at AS "createdAt", seen_at AS "seenAt", password_at AS "passwordAt",
+  primary_changed_at AS "primaryChangedAt", code_failures AS "codeFailures", pending_totp_box AS "pendingTotpBox",
+  address, browser, ended_at AS "endedAt"`;
+
+export class PgPortalSessionRepo implements Async<PortalSessionRepo> {
+  constructor(private readonly db: Queryable) {}
+
+  async insert(s: NewPortalSession): Promise<number> {
+    const { rows } = await this.db.query<{ id: number }>(
+      `INSERT INTO portal_sessions (token_digest, account_id, stage, created_at, seen_at, password_at, primary_changed_at, address, browser)
+       VALUES ($1, $2, $3, $4, $4, $4, $5, $6, $7) RETURNING id`,
+      [s.tokenDigest, s.accountId, s.stage, s.at, s.primaryChangedAt, s.address, s.browser],
+    );
+    return rows[0]!.id;
+  }
+
+  async findByDigest(tokenDigest: Buffer): Promise<PortalSessionRow | undefined> {
+    return (await this.db.query<PortalSessionRow>(`SELECT ${COLUMNS} FROM portal_sessions WHERE token_digest = $1`, [tokenDigest])).rows[0];
+  }
+
+  async touch(id: number, at: number): Promise<void> {
+    await this.db.query('UPDATE portal_sessions SET seen_at = $1 WHERE id = $2 AND ended_at IS NULL', [at, id]);
+  }
+
+  async setStage(id: number, stage: PortalStage): Promise<void> {
+    await this.db.query('UPDATE portal_sessions SET stage = $1, code_failures = 0, pending_totp_box = NULL WHERE id = $2 AND ended_at IS NULL', [stage, id]);
+  }
+
+  async passwordTyped(id: number, at: number): Promise<void> {
+    await this.db.query('UPDATE portal_sessions SET password_at = $1 WHERE id = $2 AND ended_at IS NULL', [at, id]);
+  }
+
+  async codeFailed(id: number): Promise<number> {
+    const { rows } = await this.db.query<{ n: number }>('UPDATE portal_sessions SET code_failures = code_failures + 1 WHERE id = $1 RETURNING code_failures AS n', [id]);
+    return rows[0]?.n ?? 0;
+  }
+
+  async setPendingTotp(id: number, box: Buffer | null): Promise<void> {
+    await this.db.query('UPDATE portal_sessions SET pending_totp_box = $1 WHERE id = $2 AND ended_at IS NULL', [box, id]);
+  }
+
+  async end(id: number, at: number): Promise<void> {
+    await this.db.query('UPDATE portal_sessions SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL', [at, id]);
+  }
+
+  async endAll(accountId: number, at: number): Promise<number> {
+    return (await this.db.query('UPDATE portal_sessions SET ended_at = $1 WHERE account_id = $2 AND ended_at IS NULL', [at, accountId])).rowCount ?? 0;
+  }
+
+  async prune(before: number, createdBefore: number): Promise<number> {
+    const r = await this.db.query('DELETE FROM portal_sessions WHERE (ended_at IS NOT NULL AND ended_at < $1) OR created_at < $2', [before, createdBefore]);
+    return r.rowCount ?? 0;
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * The portal-session and second-factor repositories' contracts on both engines (engines.ts).
+ * Pins: a session is found by its cookie digest, updated only while live, ended once; code
+ * failures count up; pruning removes ended and too-old rows. A TOTP step is accepted only when
+ * later than the last one, a recovery code once; enrolling replaces key and codes; reset removes
+ * both.
+ */
+import { expect, it } from 'vitest';
+import { anAccount, describeEngines } from './engines.js';
+
+describeEngines('portal sessions', (store) => {
+  it('finds a session by digest, updates it only while live, ends it, and prunes', async () => {
+    const s = store();
+    const alice = await anAccount(s);
+    const id = await s.portalSessions.insert({ tokenDigest: Buffer.alloc(32, 1), accountId: alice, stage: 'password', at: 100, primaryChangedAt: 50, address: '192.0.2.1', browser: 'Firefox' });
+    expect(await s.portalSessions.findByDigest(Buffer.alloc(32, 1))).toEqual({
+      id, accountId: alice, stage: 'password', createdAt: 100, seenAt: 100, passwordAt: 100, primaryChangedAt: 50, codeFailures: 0,
+      pendingTotpBox: null, address: '192.0.2.1', browser: 'Firefox', endedAt: null,
+    });
+    expect(await s.portalSessions.findByDigest(Buffer.alloc(32, 2))).toBeUndefined();
+    await s.portalSessions.setPendingTotp(id, Buffer.from('pending'));
+    expect(await s.portalSessions.codeFailed(id)).toBe(1);
+    expect(await s.portalSessions.codeFailed(id)).toBe(2);
+    expect(await s.portalSessions.codeFailed(999)).toBe(0);
+    await s.portalSessions.touch(id, 110);
+    await s.portalSessions.passwordTyped(id, 120);
+    expect(await s.portalSessions.findByDigest(Buffer.alloc(32, 1))).toMatchObject({ seenAt: 110, passwordAt: 120, codeFailures: 2, pendingTotpBox: Buffer.from('pending') });
+    await s.portalSessions.setStage(id, 'complete');
+    expect(await s.portalSessions.findByDigest(Buffer.alloc(32, 1))).toMatchObject({ stage: 'complete', codeFailures: 0, pendingTotpBox: null });
+    await s.portalSessions.end(id, 130);
+    await s.portalSessions.end(id, 140);
+    await s.portalSessions.touch(id, 150);
+    expect(await s.portalSessions.findByDigest(Buffer.alloc(32, 1))).toMatchObject({ endedAt: 130, seenAt: 110 });
+
+    const other = await s.portalSessions.insert({ tokenDigest: Buffer.alloc(32, 3), accountId: alice, stage: 'complete', at: 200, primaryChangedAt: 50, address: '192.0.2.2', browser: 'b' });
+    await s.portalSessions.insert({ tokenDigest: Buffer.alloc(32, 4), accountId: alice, stage: 'complete', at: 10, primaryChangedAt: 50, address: '192.0.2.2', browser: 'b' });
+    expect(await s.portalSessions.endAll(alice, 300)).toBe(2);
+    expect(await s.portalSessions.endAll(alice, 310)).toBe(0);
+    expect(await s.portalSessions.prune(135, 50)).toBe(2); // the one ended at 130, the one created at 10
+    expect((await s.portalSessions.findByDigest(Buffer.alloc(32, 3)))?.id).toBe(other);
+  });
+});
+
+describeEngines('second factors', (store) => {
+  it('accepts each TOTP step once and in order, each recovery code once; enrolling replaces; reset removes', async () => {
+    const s = store();
+    const alice = await anAccount(s);
+    expect(await s.secondFactors.get(alice)).toBeUndefined();
+    await s.secondFactors.enrol(alice, Buffer.from('k1'), 10, [Buffer.alloc(32, 1), Buffer.alloc(32, 2)], 500);
+    expect(await s.secondFactors.get(alice)).toEqual({ accountId: alice, totpBox: Buffer.from('k1'), lastStep: 10, enrolledAt: 500 });
+    expect(await s.secondFactors.acceptStep(alice, 10)).toBe(false);
+    expect(await s.secondFactors.acceptStep(alice, 11)).toBe(true);
+    expect(await s.secondFactors.acceptStep(alice, 11)).toBe(false);
+    expect(await s.secondFactors.recoveryCodesLeft(alice)).toBe(2);
+    expect(await s.secondFactors.useRecoveryCode(alice, Buffer.alloc(32, 1), 600)).toBe(true);
+    expect(await s.secondFactors.useRecoveryCode(alice, Buffer.alloc(32, 1), 601)).toBe(false);
+    expect(await s.secondFactors.useRecoveryCode(alice, Buffer.alloc(32, 7), 601)).toBe(false);
+    expect(await s.secondFactors.recoveryCodesLeft(alice)).toBe(1);
+
+    await s.transaction((tx) => tx.secondFactors.enrol(alice, Buffer.from('k2'), 3, [Buffer.alloc(32, 3), Buffer.alloc(32, 4), Buffer.alloc(32, 5)], 700));
+    expect(await s.secondFactors.get(alice)).toEqual({ accountId: alice, totpBox: Buffer.from('k2'), lastStep: 3, enrolledAt: 700 });
+    expect(await s.secondFactors.recoveryCodesLeft(alice)).toBe(3);
+    expect(await s.secondFactors.useRecoveryCode(alice, Buffer.alloc(32, 2), 800)).toBe(false);
+    expect((await s.rows('SELECT digest FROM recovery_codes ORDER BY id')).map((r) => (r.digest as Buffer)[0])).toEqual([3, 4, 5]);
+
+    expect(await s.secondFactors.reset(alice)).toBe(true);
+    expect(await s.secondFactors.reset(alice)).toBe(false);
+    expect(await s.secondFactors.recoveryCodesLeft(alice)).toBe(0);
+  });
+
+  it('rolls a failed transaction back whole', async () => {
+    const s = store();
+    const alice = await anAccount(s);
+    await expect(s.transaction(async (tx) => {
+      await tx.secondFactors.enrol(alice, Buffer.from('k'), 1, [Buffer.alloc(32, 1)], 1);
+      await tx.secondFactors.enrol(alice, Buffer.from('k'), 1, [Buffer.alloc(32, 1), Buffer.alloc(32, 1)], 1); // duplicate digest
+    })).rejects.toThrow(/unique/i);
+    expect(await s.secondFactors.get(alice)).toBeUndefined();
+    expect(await s.secondFactors.recoveryCodesLeft(alice)).toBe(0);
+  });
+});

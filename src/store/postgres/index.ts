@@ -59,6 +59,10 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
       } catch (err) {
         throw storeError(err, url);
       }
+      // Checked out, a client's connection error is emitted on it, not the pool: without a
+      // listener it would end the process; the next statement of fn reports it instead.
+      const onError = () => {};
+      client.on('error', onError);
       const tx = guarded(client, url);
       // A client whose ROLLBACK failed (the connection broke) may be mid-transaction: it is
       // destroyed, never handed to the next caller.
@@ -72,6 +76,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
         await client.query('ROLLBACK').catch((e: unknown) => (broken = e instanceof Error ? e : new Error(String(e))));
         throw err;
       } finally {
+        client.off('error', onError);
         client.release(broken);
       }
     },

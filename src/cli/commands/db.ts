@@ -10,6 +10,7 @@ import { globals, withStore } from '../context.js';
 import { refused } from '../errors.js';
 import { fields, json } from '../format.js';
 import type { CliIo } from '../io.js';
+import { registerMigrateTo } from './db-migrate-to.js';
 
 export function registerDbCommands(program: Command, io: CliIo): void {
   const db = program.command('db').description('database maintenance');
@@ -44,4 +45,6 @@ export function registerDbCommands(program: Command, io: CliIo): void {
       }
       if (!report.ok) throw refused(`database ${report.file} failed its integrity check`);
     }));
+
+  registerMigrateTo(db, io);
 }

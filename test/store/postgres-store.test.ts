@@ -7,15 +7,18 @@
  * STORE_UNAVAILABLE, whose message never holds the URL's password; the store recovers when the
  * server returns; a transaction is one client's (invisible outside until COMMIT, gone on
  * ROLLBACK); BIGINT parsing is the pool's own, pg's global parsers untouched; backup is refused
- * with a pointer to pg_dump.
+ * with a pointer to pg_dump; the final schema has SQLite's tables, columns (in order, with their
+ * nullability), named indexes and triggers.
  */
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { isPosternError } from '../../src/errors.js';
+import { openStore } from '../../src/store/index.js';
 import { MIGRATIONS } from '../../src/store/migrations.js';
 import { openPostgresStore } from '../../src/store/postgres/index.js';
 import { freePort } from '../helpers/free-port.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres.js';
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 let server: PostgresServer;
 beforeAll(async () => {
@@ -120,5 +123,43 @@ it('parses BIGINT as numbers on its own pool only; backup is refused with a poin
     expect(await s.maintenance.check()).toMatchObject({ ok: true, schemaVersion: MIGRATIONS.length, latestSchemaVersion: MIGRATIONS.length, accounts: 1, appPasswords: 0, events: 0 });
   } finally {
     await s.close();
+  }
+});
+
+it('reaches the same final schema as SQLite: tables, columns and their nullability, indexes, change-log triggers', async () => {
+  const dir = await makeTempDir('postern-schema-');
+  const sqlite = openStore(`${dir}/p.db`);
+  const s = await openPostgresStore(await server.createDatabase());
+  try {
+    const sqliteTables = sqlite.db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`).pluck().all() as string[];
+    const pgTables = (await s.pool.query<{ name: string }>(
+      `SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public' AND table_name <> 'postern_schema' ORDER BY table_name`,
+    )).rows.map((r) => r.name);
+    expect(pgTables).toEqual(sqliteTables);
+    for (const table of sqliteTables) {
+      const lite = (sqlite.db.prepare(`SELECT name, "notnull" AS nn, pk FROM pragma_table_info('${table}') ORDER BY cid`).all() as Array<{ name: string; nn: number; pk: number }>)
+        .map((c) => `${c.name}${c.nn || c.pk ? ' NOT NULL' : ''}`);
+      const pgCols = (await s.pool.query<{ c: string }>(
+        `SELECT column_name || CASE WHEN is_nullable = 'NO' THEN ' NOT NULL' ELSE '' END AS c FROM information_schema.columns
+          WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position`, [table],
+      )).rows.map((r) => r.c);
+      expect(pgCols, table).toEqual(lite);
+    }
+    // Named indexes (SQLite's automatic ones back UNIQUE and PRIMARY KEY, as PostgreSQL's constraint indexes do).
+    const liteIndexes = sqlite.db.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name`).pluck().all();
+    const pgIndexes = (await s.pool.query<{ name: string }>(
+      `SELECT i.indexname AS name FROM pg_indexes i WHERE i.schemaname = 'public'
+          AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname) ORDER BY i.indexname`,
+    )).rows.map((r) => r.name);
+    expect(pgIndexes).toEqual(liteIndexes);
+    const liteTriggers = sqlite.db.prepare(`SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name`).pluck().all();
+    const pgTriggers = (await s.pool.query<{ name: string }>(
+      `SELECT tgname AS name FROM pg_trigger WHERE NOT tgisinternal ORDER BY tgname`,
+    )).rows.map((r) => r.name);
+    expect(pgTriggers).toEqual(liteTriggers);
+  } finally {
+    sqlite.close();
+    await s.close();
+    await removeTempDir(dir);
   }
 });

@@ -77,6 +77,8 @@ export const LOG_EVENTS = {
   'store.write_dropped': { level: 'warn', when: 'queued writes (history, last use) were dropped', fields: ['dropped', 'droppedTotal', 'kind', 'reason', 'err'] },
   'store.writes_waiting': { level: 'warn', when: 'the database is locked by another process; writes wait', fields: ['queued', 'code', 'err'] },
   'store.writes_resumed': { level: 'info', when: 'the waiting writes went through', fields: ['waitedMs', 'queued'] },
+  'store.change_feed_lost': { level: 'warn', when: 'PostgreSQL: the connection that listens for revocations from other instances failed (once per outage); it reconnects, revocations are polled meanwhile', fields: ['code', 'reason'] },
+  'store.change_feed_restored': { level: 'info', when: 'PostgreSQL: the revocation listener is connected again after `downMs`; every watched password is re-read', fields: ['downMs'] },
   'history.pruned': { level: 'info', when: 'history older than `history.keepDays` was deleted', fields: ['deleted', 'keepDays'] },
   'history.prune_failed': { level: 'warn', when: 'the history could not be pruned; retried later', fields: ['err'] },
   'throttle.prune_failed': { level: 'warn', when: 'throttle counts older than the window could not be deleted; retried later', fields: ['err'] },

@@ -9,10 +9,17 @@
  * - an outage is one `store.change_feed_lost` line and one `store.change_feed_restored` line,
  *   however many attempts it took, and no line carries the URL's password;
  * - close() during an outage stops the reconnecting: no connection appears once the server is back;
- * - no unhandled 'error' at any point (vitest fails the file on one).
+ * - no unhandled 'error' at any point (vitest fails the file on one);
+ * - with the revocation watcher (connectChangeFeed) and its timer slowed to a minute, so that
+ *   only the feed can be what ends a session: a revoke committed by another connection ends the
+ *   session within a second; one committed while the feed was disconnected ends it at the
+ *   reconnect's resync; after a server restart a revoke still ends a session within a second.
  */
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { connectChangeFeed } from '../../src/auth/connect-change-feed.js';
+import { RevocationWatcher, type RevocationSource } from '../../src/auth/revocation-watcher.js';
+import type { PasswordState } from '../../src/store/app-passwords.js';
 import { PASSWORD_CHANGES_NOTIFY_SQL, PgChangeFeed } from '../../src/store/postgres/change-feed.js';
 import { assertNoSecrets, createLogSink, type LogSink } from '../helpers/log-sink.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres.js';
@@ -38,6 +45,9 @@ beforeEach(async () => {
   await setup.connect();
   await setup.query('CREATE TABLE password_changes (revision BIGSERIAL PRIMARY KEY, password_id BIGINT NOT NULL)');
   await setup.query(PASSWORD_CHANGES_NOTIFY_SQL);
+  // Just enough of app_passwords for the watcher's state reads.
+  await setup.query('CREATE TABLE passwords (id BIGINT PRIMARY KEY, revoked_at BIGINT)');
+  await setup.query('INSERT INTO passwords (id) SELECT g FROM generate_series(1, 100) g');
   await setup.end();
   // Trust authentication ignores it, but the feed holds it like a real deployment's URL.
   const withPassword = new URL(plain);
@@ -59,9 +69,9 @@ interface Recorded {
   losses: number;
 }
 
-function openFeed(): Recorded {
+function openFeed(retry = { minRetryMs: 50, maxRetryMs: 400 }): Recorded {
   const seen: Recorded = { batches: [], resyncs: 0, losses: 0 };
-  feed = new PgChangeFeed({ url, log: sink.logger, minRetryMs: 50, maxRetryMs: 400 });
+  feed = new PgChangeFeed({ url, log: sink.logger, ...retry });
   feed.onChange((ids) => seen.batches.push([...ids].sort((a, b) => a - b)));
   feed.onResync(() => seen.resyncs++);
   feed.onLost(() => seen.losses++);
@@ -200,5 +210,84 @@ describe('the database going away', () => {
     expect(sink.events('store.change_feed_lost')[0]!.code).toBe('ECONNREFUSED');
     await write('INSERT INTO password_changes (password_id) VALUES (5)');
     await expectNotified(seen, 5);
+  });
+});
+
+describe('with the revocation watcher', () => {
+  let pool: pg.Pool;
+  let watcher: RevocationWatcher;
+  const errors: unknown[] = [];
+
+  beforeEach(() => {
+    pool = new pg.Pool({ connectionString: url, max: 2 });
+    pool.on('error', () => {});
+    const source: RevocationSource = {
+      revision: async () => Number((await pool.query<{ r: string }>('SELECT coalesce(max(revision), 0) AS r FROM password_changes')).rows[0]!.r),
+      changedSince: async (revision) => (await pool.query<{ revision: string; id: string }>(
+        'SELECT revision, password_id AS id FROM password_changes WHERE revision > $1 ORDER BY revision', [revision],
+      )).rows.map((r) => ({ revision: Number(r.revision), passwordId: Number(r.id) })),
+      states: async (ids) => (await pool.query<{ id: string; revoked_at: string | null }>(
+        'SELECT id, revoked_at FROM passwords WHERE id = ANY($1)', [ids],
+      )).rows.map((r): PasswordState => ({ id: Number(r.id), revokedAt: r.revoked_at === null ? null : Number(r.revoked_at), revokedReason: 'admin', expiresAt: null })),
+    };
+    // A minute, while listening and while not: only the feed can end a session within the test.
+    watcher = new RevocationWatcher(source, Date.now, 60_000, (err) => errors.push(err));
+  });
+  afterEach(async () => {
+    watcher.stop();
+    await pool.end();
+  });
+
+  async function revoke(id: number): Promise<void> {
+    await write(`BEGIN; UPDATE passwords SET revoked_at = ${Date.now()} WHERE id = ${id}; INSERT INTO password_changes (password_id) VALUES (${id}); COMMIT`);
+  }
+
+  function watchSessions(ids: readonly number[]): Map<number, number> {
+    const endedAt = new Map<number, number>();
+    for (const id of ids) watcher.watch(id, () => endedAt.set(id, Date.now()));
+    return endedAt;
+  }
+
+  it('a revoke committed by another connection ends the session within a second', async () => {
+    const seen = openFeed();
+    connectChangeFeed(watcher, feed!, { safetyNetPollMs: 60_000, pollMs: 60_000 });
+    const ended = watchSessions([1, 2, 3]);
+    await listening(seen, 1);
+    const committedAt = Date.now();
+    await revoke(2);
+    await expect.poll(() => ended.has(2), { timeout: 1500, interval: 5 }).toBe(true);
+    expect(ended.get(2)! - committedAt).toBeLessThan(1000);
+    expect([...ended.keys()]).toEqual([2]);
+  });
+
+  it('a revoke committed while the feed was disconnected ends the session at the reconnect', async () => {
+    // Reconnecting only after a second, so the revoke is surely committed while nobody listens.
+    const seen = openFeed({ minRetryMs: 1_000, maxRetryMs: 1_000 });
+    connectChangeFeed(watcher, feed!, { safetyNetPollMs: 60_000, pollMs: 60_000 });
+    const ended = watchSessions([4, 5]);
+    await listening(seen, 1);
+    await write(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'postern change feed'`);
+    await revoke(5);
+    await expect.poll(() => seen.losses, { timeout: 1000 }).toBe(1);
+    expect(ended.size).toBe(0);
+    await listening(seen, 2);
+    await expect.poll(() => ended.has(5), { timeout: 1000, interval: 5 }).toBe(true);
+    expect(allIds(seen)).not.toContain(5);
+    expect([...ended.keys()]).toEqual([5]);
+  });
+
+  it('after a server restart, a revoke still ends a session within a second', async () => {
+    const seen = openFeed();
+    connectChangeFeed(watcher, feed!, { safetyNetPollMs: 60_000, pollMs: 60_000 });
+    const ended = watchSessions([6, 7]);
+    await listening(seen, 1);
+    await server.restart();
+    await listening(seen, 2);
+    await reconnectWriter();
+    const committedAt = Date.now();
+    await revoke(7);
+    await expect.poll(() => ended.has(7), { timeout: 1500, interval: 5 }).toBe(true);
+    expect(ended.get(7)! - committedAt).toBeLessThan(1000);
+    expect([...ended.keys()]).toEqual([7]);
   });
 });

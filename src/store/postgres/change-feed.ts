@@ -48,7 +48,6 @@ export interface ChangeFeedOptions {
   /** Delay before the first reconnection attempt; doubled after each failed one, up to maxRetryMs. */
   minRetryMs?: number;
   maxRetryMs?: number;
-  channel?: string;
 }
 
 type Listener<A extends unknown[] = []> = (...args: A) => void;
@@ -66,10 +65,8 @@ export class PgChangeFeed {
   private readonly changeListeners = new Set<Listener<[ReadonlySet<number>]>>();
   private readonly resyncListeners = new Set<Listener>();
   private readonly lostListeners = new Set<Listener>();
-  private readonly channel: string;
 
   constructor(private readonly options: ChangeFeedOptions) {
-    this.channel = options.channel ?? PASSWORD_CHANGES_CHANNEL;
     this.retryMs = this.minRetryMs;
   }
 
@@ -140,7 +137,7 @@ export class PgChangeFeed {
     });
     try {
       await client.connect();
-      await client.query(`LISTEN ${client.escapeIdentifier(this.channel)}`);
+      await client.query(`LISTEN ${client.escapeIdentifier(PASSWORD_CHANGES_CHANNEL)}`);
     } catch (err) {
       this.lost(client, err as Error);
       return;

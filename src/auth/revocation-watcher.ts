@@ -84,7 +84,7 @@ export class RevocationWatcher {
       this.pollAgain = true;
       return this.polling;
     }
-    this.polling = this.pollWhileAsked().finally(() => (this.polling = null));
+    this.polling = this.pollWhileAsked();
     return this.polling;
   }
 
@@ -123,11 +123,16 @@ export class RevocationWatcher {
     this.forget();
   }
 
+  /** Clears `polling` in the same step as it decides to stop: a later ask starts a new poll, never joins a finished one. */
   private async pollWhileAsked(): Promise<void> {
-    do {
-      this.pollAgain = false;
-      await this.poll();
-    } while (this.pollAgain);
+    try {
+      do {
+        this.pollAgain = false;
+        await this.poll();
+      } while (this.pollAgain);
+    } finally {
+      this.polling = null;
+    }
   }
 
   private async poll(): Promise<void> {

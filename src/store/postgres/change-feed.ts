@@ -91,7 +91,7 @@ export class PgChangeFeed {
     return () => this.resyncListeners.delete(listener);
   }
 
-  /** When a connection (or the first attempt) fails: until onResync, nothing is notified. */
+  /** Once per outage, when the connection (or the first attempt) fails: until onResync, nothing is notified. */
   onLost(listener: Listener): () => void {
     this.lostListeners.add(listener);
     return () => this.lostListeners.delete(listener);

@@ -81,7 +81,7 @@ describe('changes committed by another connection, at 10,000 watched passwords',
     watcher = new RevocationWatcher(store.passwords);
     const fired = watchAll(watcher, [...crowd, ...ids]);
     expect(watcher.watchedCount).toBe(10_000);
-    watcher.check();
+    await watcher.check();
     expect(fired.size).toBe(0);
 
     change({ accountId, ids });
@@ -98,32 +98,32 @@ describe('changes committed by another connection, at 10,000 watched passwords',
 });
 
 describe('what a poll reads', () => {
-  it('reads only the revision when nothing changed, at 10,000 watched; then only the changed password', () => {
+  it('reads only the revision when nothing changed, at 10,000 watched; then only the changed password', async () => {
     const ids = addPasswords(store, addAccount(store, 'a'), 10_000);
     watcher = new RevocationWatcher(store.passwords);
     watchAll(watcher, ids);
-    watcher.check();
+    await watcher.check();
     const revision = vi.spyOn(store.passwords, 'revision');
     const changes = vi.spyOn(store.passwords, 'changedSince');
     const states = vi.spyOn(store.passwords, 'states');
-    for (let i = 0; i < 20; i++) watcher.check();
+    for (let i = 0; i < 20; i++) await watcher.check();
     expect(revision).toHaveBeenCalledTimes(20);
     expect(changes).not.toHaveBeenCalled();
     expect(states).not.toHaveBeenCalled();
 
     other.passwords.revoke(ids[4321]!, 'admin', Date.now());
-    watcher.check();
+    await watcher.check();
     expect(changes).toHaveBeenCalledTimes(1);
     expect(states).toHaveBeenCalledExactlyOnceWith([ids[4321]]);
     expect(watcher.watchedCount).toBe(9_999);
   });
 
-  it('unrelated writes (history events, use records, upstream status, new passwords) fire nothing and move no revision', () => {
+  it('unrelated writes (history events, use records, upstream status, new passwords) fire nothing and move no revision', async () => {
     const accountId = addAccount(store, 'a');
     const ids = addPasswords(store, accountId, 100);
     watcher = new RevocationWatcher(store.passwords);
     const fired = watchAll(watcher, ids);
-    watcher.check();
+    await watcher.check();
     const before = store.passwords.revision();
     const states = vi.spyOn(store.passwords, 'states');
     const changes = vi.spyOn(store.passwords, 'changedSince');
@@ -134,7 +134,7 @@ describe('what a poll reads', () => {
       other.accounts.setUpstreamStatus(accountId, 'rejected', Date.now());
     });
     addPasswords(other, accountId, 3);
-    watcher.check();
+    await watcher.check();
 
     expect(fired.size).toBe(0);
     expect(store.passwords.revision()).toBe(before);
@@ -144,7 +144,7 @@ describe('what a poll reads', () => {
 });
 
 describe('expiry', () => {
-  it('fires at its instant from memory, without a query or a revision change', () => {
+  it('fires at its instant from memory, without a query or a revision change', async () => {
     const t0 = 1_000_000;
     let now = t0;
     const [soon, later, never] = [
@@ -154,105 +154,105 @@ describe('expiry', () => {
     ];
     watcher = new RevocationWatcher(store.passwords, () => now);
     const fired = watchAll(watcher, [soon, later, never]);
-    watcher.check();
+    await watcher.check();
     const revision = store.passwords.revision();
     const states = vi.spyOn(store.passwords, 'states');
 
     now = t0 + 999;
-    watcher.check();
+    await watcher.check();
     expect(fired.size).toBe(0);
     now = t0 + 1000;
-    watcher.check();
+    await watcher.check();
     expect([...fired]).toEqual([[soon, ['expiry']]]);
     now = t0 + 5000;
-    watcher.check();
+    await watcher.check();
     expect(fired.get(later)).toEqual(['expiry']);
     expect(fired.has(never)).toBe(false);
     expect(states).not.toHaveBeenCalled();
     expect(store.passwords.revision()).toBe(revision);
   });
 
-  it('follows an expiry moved by another connection: not at the old instant, at the new one', () => {
+  it('follows an expiry moved by another connection: not at the old instant, at the new one', async () => {
     const t0 = 1_000_000;
     let now = t0;
     const [id] = addPasswords(store, addAccount(store, 'a'), 1, t0 + 1000);
     watcher = new RevocationWatcher(store.passwords, () => now);
     const fired = watchAll(watcher, [id!]);
-    watcher.check();
+    await watcher.check();
     other.db.prepare('UPDATE app_passwords SET expires_at = ? WHERE id = ?').run(t0 + 3000, id);
-    watcher.check();
+    await watcher.check();
     now = t0 + 2000;
-    watcher.check();
+    await watcher.check();
     expect(fired.size).toBe(0);
     now = t0 + 3000;
-    watcher.check();
+    await watcher.check();
     expect(fired.get(id!)).toEqual(['expiry']);
   });
 });
 
 describe('revocations the revision had already passed', () => {
-  it('verify → revoke → watch race: a session watched after its revoke was polled past is still signed out', () => {
+  it('verify → revoke → watch race: a session watched after its revoke was polled past is still signed out', async () => {
     const accountId = addAccount(store, 'a');
     const [session, bystander] = addPasswords(store, accountId, 2);
     watcher = new RevocationWatcher(store.passwords);
     watchAll(watcher, [bystander!]);
-    watcher.check();
+    await watcher.check();
     // The session's password was verified; before its upstream login finished, it was revoked…
     other.passwords.revoke(session!, 'admin', Date.now());
     // …and the watcher polled meanwhile, moving past the revoke's revision.
-    watcher.check();
+    await watcher.check();
     const fired = watchAll(watcher, [session!]);
-    watcher.check();
+    await watcher.check();
     expect(fired.get(session!)).toEqual(['admin']);
   });
 
-  it('a revoke committed while the watcher was stopped, or idle with nothing watched, is still seen', () => {
+  it('a revoke committed while the watcher was stopped, or idle with nothing watched, is still seen', async () => {
     const [a, b] = addPasswords(store, addAccount(store, 'a'), 2);
     watcher = new RevocationWatcher(store.passwords);
     const unwatch = watcher.watch(a!, () => {});
-    watcher.check();
+    await watcher.check();
     unwatch();
     other.passwords.revoke(a!, 'admin', Date.now());
     const fired = watchAll(watcher, [a!]);
-    watcher.check();
+    await watcher.check();
     expect(fired.get(a!)).toEqual(['admin']);
 
     watchAll(watcher, [b!], fired);
-    watcher.check();
+    await watcher.check();
     watcher.stop();
     other.passwords.revoke(b!, 'revoke-all', Date.now());
     watchAll(watcher, [b!], fired);
-    watcher.check();
+    await watcher.check();
     expect(fired.get(b!)).toEqual(['revoke-all']);
   });
 
-  it('a watcher left behind by the pruned log re-reads every watched password', () => {
+  it('a watcher left behind by the pruned log re-reads every watched password', async () => {
     const accountId = addAccount(store, 'a');
     const [a, b, c] = addPasswords(store, accountId, 3);
     watcher = new RevocationWatcher(store.passwords);
     const fired = watchAll(watcher, [a!, b!]);
-    watcher.check();
+    await watcher.check();
     other.passwords.revoke(a!, 'admin', Date.now());
     // As if 10,000 later changes had pruned the log past the watcher's revision.
     other.db.exec('DELETE FROM password_changes');
     other.passwords.revoke(c!, 'admin', Date.now());
-    watcher.check();
+    await watcher.check();
     expect([...fired]).toEqual([[a, ['admin']]]);
   });
 
-  it('a revision gone back (a backup restored under a running proxy) re-reads every watched password', () => {
+  it('a revision gone back (a backup restored under a running proxy) re-reads every watched password', async () => {
     const [a, b] = addPasswords(store, addAccount(store, 'a'), 2);
     const gone = addAccount(store, 'gone');
     addPasswords(store, gone, 2);
     other.passwords.revokeAll(gone, 'revoke-all', Date.now());
     watcher = new RevocationWatcher(store.passwords);
     const fired = watchAll(watcher, [a!, b!]);
-    watcher.check();
+    await watcher.check();
     // The restored file's log is shorter: its latest revision is below the one the watcher saw.
     other.db.exec("DELETE FROM password_changes; UPDATE sqlite_sequence SET seq = 0 WHERE name = 'password_changes'");
     other.passwords.revoke(b!, 'admin', Date.now());
     expect(other.passwords.revision()).toBe(1);
-    watcher.check();
+    await watcher.check();
     expect([...fired]).toEqual([[b, ['admin']]]);
   });
 });

@@ -14,15 +14,30 @@
  * Race: a session is verified, then its password is revoked, then (after the upstream login) the
  * session is watched — the revocation's revision may already be behind the watcher. So a password
  * watched afresh has its whole state read once, at the next poll, not just its changes since.
+ *
+ * On PostgreSQL a change feed (LISTEN/NOTIFY, connect-change-feed.ts) calls recheck() with the
+ * notified ids and pollNow(), and resyncAll() after each reconnect; the timer then only runs a
+ * slow safety-net poll. The notified ids are read directly because a sequence's revisions are
+ * not in commit order there: a transaction holding revision 6 may commit after one holding 7
+ * was polled past, and `changedSince` would never show it.
+ *
+ * A poll awaits the store (the async interface, or the sync SQLite repository as it is): polls never
+ * overlap; one asked for while one runs happens right after it, since the running one may have read
+ * the revision before the commit that asked.
  */
-import type { AppPasswordRepo, PasswordState } from '../store/app-passwords.js';
+import type { PasswordChange, PasswordState } from '../store/app-passwords.js';
 import { ExpiryQueue } from './expiry-queue.js';
 import type { RevocationListener } from './types.js';
 
 export const REVOCATION_POLL_MS = 250;
 
 type Reason = Parameters<RevocationListener>[0];
-export type RevocationSource = Pick<AppPasswordRepo, 'revision' | 'changedSince' | 'states'>;
+/** What a poll reads: the SQLite repository's methods or the async store's (src/store/api.ts). */
+export interface RevocationSource {
+  revision(): number | Promise<number>;
+  changedSince(revision: number): PasswordChange[] | Promise<PasswordChange[]>;
+  states(ids: readonly number[]): PasswordState[] | Promise<PasswordState[]>;
+}
 
 interface Watched {
   listeners: Set<RevocationListener>;
@@ -32,17 +47,21 @@ interface Watched {
 
 export class RevocationWatcher {
   private readonly watched = new Map<number, Watched>();
-  /** Watched since the last poll: their full state is still to be read (see the race above). */
-  private readonly fresh = new Set<number>();
+  /** Watched (or rechecked) since the last poll began: their full state is still to be read (see the race above). */
+  private fresh = new Set<number>();
   private readonly expiries = new ExpiryQueue();
   /** The change-log revision the watched states are known up to; null while nothing is watched. */
   private seen: number | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private polling: Promise<void> | null = null;
+  private pollAgain = false;
 
   constructor(
     private readonly source: RevocationSource,
     private readonly clock: () => number = Date.now,
-    private readonly pollMs = REVOCATION_POLL_MS,
+    private pollMs = REVOCATION_POLL_MS,
+    /** A failed poll (database unreachable) leaves its work to the next one; this hears of it. */
+    private readonly onPollError: (err: unknown) => void = () => {},
   ) {}
 
   watch(passwordId: number, listener: RevocationListener): () => void {
@@ -56,17 +75,42 @@ export class RevocationWatcher {
     return () => this.unwatch(passwordId, listener);
   }
 
-  /** Checks now; also what the timer runs. */
-  check(): void {
-    if (this.watched.size === 0) return;
-    const { ids, revision } = this.idsToRead();
-    const states = ids.size > 0 ? this.source.states([...ids]) : [];
-    // Only once every read has succeeded: a failed one leaves the same work for the next poll.
-    this.seen = revision;
-    this.fresh.clear();
-    const now = this.clock();
-    if (ids.size > 0) this.apply(ids, states, now);
-    this.fireExpired(now);
+  /**
+   * Polls now, or right after the poll running (see the header); rejects if that poll failed.
+   * Settles once a poll that began after this call has finished.
+   */
+  check(): Promise<void> {
+    if (this.polling) {
+      this.pollAgain = true;
+      return this.polling;
+    }
+    this.polling = this.pollWhileAsked();
+    return this.polling;
+  }
+
+  /** check() for a caller that does not wait (a notification, the timer): a failure goes to onPollError. */
+  pollNow(): void {
+    this.check().catch(this.onPollError);
+  }
+
+  /** The state of these watched passwords is read whole at the next poll (a notification named them). */
+  recheck(ids: Iterable<number>): void {
+    for (const id of ids) if (this.watched.has(id)) this.fresh.add(id);
+  }
+
+  /** Every watched password is read whole at the next poll (the notifications of an outage are lost). */
+  resyncAll(): void {
+    this.recheck(this.watched.keys());
+  }
+
+  /** The timer's period: fast while polling is all there is, slow as a safety net behind a change feed. */
+  setPollInterval(ms: number): void {
+    if (ms === this.pollMs) return;
+    this.pollMs = ms;
+    if (this.timer) {
+      this.stopTimer();
+      this.ensureTimer();
+    }
   }
 
   get watchedCount(): number {
@@ -79,19 +123,51 @@ export class RevocationWatcher {
     this.forget();
   }
 
+  /** Clears `polling` in the same step as it decides to stop: a later ask starts a new poll, never joins a finished one. */
+  private async pollWhileAsked(): Promise<void> {
+    try {
+      do {
+        this.pollAgain = false;
+        await this.poll();
+      } while (this.pollAgain);
+    } finally {
+      this.polling = null;
+    }
+  }
+
+  private async poll(): Promise<void> {
+    if (this.watched.size === 0) return;
+    // Ids made fresh while this poll awaits are for the next one: its reads may predate them.
+    const fresh = this.fresh;
+    this.fresh = new Set();
+    try {
+      const { ids, revision } = await this.idsToRead(fresh);
+      const states = ids.size > 0 ? await this.source.states([...ids]) : [];
+      // Only once every read has succeeded: a failed one leaves the same work for the next poll.
+      this.seen = revision;
+      const now = this.clock();
+      if (ids.size > 0) this.apply(ids, states, now);
+      this.fireExpired(now);
+    } catch (err) {
+      for (const id of fresh) if (this.watched.has(id)) this.fresh.add(id);
+      throw err;
+    }
+  }
+
   /**
    * The fresh ids plus the watched ids changed since `seen`, and the revision they bring the
    * watcher up to. Reads the revision before any state, so a commit racing this poll is either in
    * the states read now or after the revision kept.
    */
-  private idsToRead(): { ids: Set<number>; revision: number } {
-    const ids = new Set(this.fresh);
-    const revision = this.source.revision();
-    if (this.seen === null || revision === this.seen) return { ids, revision };
-    const changes = revision > this.seen ? this.source.changedSince(this.seen) : [];
+  private async idsToRead(fresh: ReadonlySet<number>): Promise<{ ids: Set<number>; revision: number }> {
+    const ids = new Set(fresh);
+    const seen = this.seen;
+    const revision = await this.source.revision();
+    if (seen === null || revision === seen) return { ids, revision };
+    const changes = revision > seen ? await this.source.changedSince(seen) : [];
     // A gap (the log pruned past `seen`) or a revision gone back (a restored backup): what changed
     // is unknown, so read every watched password once.
-    const complete = changes.length > 0 && changes[0]!.revision === this.seen + 1;
+    const complete = changes.length > 0 && changes[0]!.revision === seen + 1;
     if (!complete) for (const id of this.watched.keys()) ids.add(id);
     else for (const c of changes) if (this.watched.has(c.passwordId)) ids.add(c.passwordId);
     return { ids, revision: Math.max(revision, changes.at(-1)?.revision ?? revision) };
@@ -159,7 +235,7 @@ export class RevocationWatcher {
 
   private ensureTimer(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => this.check(), this.pollMs);
+    this.timer = setInterval(() => this.pollNow(), this.pollMs);
     this.timer.unref();
   }
 

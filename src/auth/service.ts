@@ -21,7 +21,8 @@ import type { SignInMetrics } from '../metrics/index.js';
 import { normalizeLogin } from '../accounts/validation.js';
 import { DUMMY_HASH, type PrimaryChecker } from './primary-checker.js';
 import { plainAddress, throttleKey } from './client-address.js';
-import { RevocationWatcher } from './revocation-watcher.js';
+import { connectChangeFeed, type ChangeFeed } from './connect-change-feed.js';
+import { REVOCATION_POLL_MS, RevocationWatcher } from './revocation-watcher.js';
 import { isPosternError, PosternError } from '../errors.js';
 import type { TokenManager } from '../oauth2/token-manager.js';
 import { SHARED_WAIT_MS } from './shared-throttle.js';
@@ -79,6 +80,7 @@ export class AuthService implements Authenticator {
   private readonly held = new Set<() => void>();
   private readonly checksInFlight = new Map<string, number>();
   private lastCheckerWarning = -Infinity;
+  private lastPollWarning = -Infinity;
 
   get metrics(): SignInMetrics | undefined {
     return this.deps.metrics;
@@ -86,7 +88,7 @@ export class AuthService implements Authenticator {
 
   constructor(private readonly deps: AuthServiceDeps) {
     this.clock = deps.clock ?? Date.now;
-    this.watcher = new RevocationWatcher(deps.store.passwords, this.clock);
+    this.watcher = new RevocationWatcher(deps.store.passwords, this.clock, REVOCATION_POLL_MS, (err) => this.revocationPollFailed(err));
   }
 
   async authenticate(attempt: AuthAttempt): Promise<AuthOutcome> {
@@ -201,6 +203,20 @@ export class AuthService implements Authenticator {
 
   watchRevocation(passwordId: number, onRevoked: RevocationListener): () => void {
     return this.watcher.watch(passwordId, onRevoked);
+  }
+
+  /** Revocations committed elsewhere arrive through the feed (PostgreSQL NOTIFY); returns the undo. */
+  followChangeFeed(feed: ChangeFeed): () => void {
+    return connectChangeFeed(this.watcher, feed);
+  }
+
+  /** The next poll retries; while the database stays away, one line a minute. */
+  private revocationPollFailed(err: unknown): void {
+    const now = this.clock();
+    if (now - this.lastPollWarning < CHECKER_WARNING_INTERVAL_MS) return;
+    this.lastPollWarning = now;
+    this.deps.log.warn({ event: 'auth.revocation_poll_failed', code: (err as { code?: string }).code ?? null, err: (err as Error).message },
+      'revocations could not be read from the database; retrying at the next poll, live sessions continue');
   }
 
   async close(): Promise<void> {

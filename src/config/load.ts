@@ -8,10 +8,19 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { PosternError } from '../errors.js';
-import { configSchema, type Config } from './schema.js';
+import { DATABASE_URL_ENV, DEFAULT_DATABASE_PATH, databaseUrlProblem } from './database.js';
+import { configSchema, type Config, type DatabaseConfig } from './schema.js';
+
+/**
+ * `path` is the SQLite file (the default one when unset) and means nothing when `url` is set:
+ * read the engine through databaseTarget (database.ts).
+ */
+export type ResolvedDatabaseConfig = Omit<DatabaseConfig, 'path' | 'url'> & { path: string; url: string | null };
+
+type PathsResolved = Omit<Config, 'database'> & { database: ResolvedDatabaseConfig };
 
 /** Config with paths made absolute and the master password (if any) read from its source. */
-export type ResolvedConfig = Readonly<Config & { configPath: string | null; masterPassword: string | null }>;
+export type ResolvedConfig = Readonly<PathsResolved & { configPath: string | null; masterPassword: string | null }>;
 
 export const DEFAULT_CONFIG_PATH = 'config/postern.yaml';
 
@@ -31,11 +40,30 @@ export function loadConfigFile(configPath: string, env: NodeJS.ProcessEnv = proc
 }
 
 export function resolveConfig(raw: unknown, configPath: string | null, env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
-  const parsed = configSchema.safeParse(raw);
+  const parsed = configSchema.safeParse(withDatabaseUrlFromEnv(raw, configPath, env));
   if (!parsed.success) throw new PosternError('CONFIG_INVALID', formatIssues(configPath, parsed.error.issues));
   const config = readClientSecrets(resolvePaths(parsed.data, process.cwd()));
   const masterPassword = readMasterPassword(config, env);
   return deepFreeze({ ...config, configPath, masterPassword });
+}
+
+/**
+ * POSTERN_DATABASE_URL, when set, is the database URL (over any database.url of the file); beside
+ * a database.path it is refused, since which database to use would then be a guess.
+ */
+function withDatabaseUrlFromEnv(raw: unknown, configPath: string | null, env: NodeJS.ProcessEnv): unknown {
+  const url = env[DATABASE_URL_ENV];
+  if (!url) return raw;
+  const invalid = (message: string) => new PosternError('CONFIG_INVALID', `${configPath ?? 'configuration'} is invalid:\n  ${DATABASE_URL_ENV}: ${message}`);
+  const problem = databaseUrlProblem(url);
+  if (problem) throw invalid(problem);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return raw;
+  const database = (raw as { database?: unknown }).database ?? {};
+  if (database === null || typeof database !== 'object' || Array.isArray(database)) return raw;
+  if ((database as { path?: unknown }).path !== undefined) {
+    throw invalid('is set, but database.path selects SQLite: remove database.path to use PostgreSQL, or unset the variable');
+  }
+  return { ...raw, database: { ...database, url } };
 }
 
 function formatIssues(configPath: string | null, issues: z.core.$ZodIssue[]): string {
@@ -49,12 +77,12 @@ function formatIssues(configPath: string | null, issues: z.core.$ZodIssue[]): st
  * the documented defaults (`data/…`, `certs/…`) assume postern runs from its install folder
  * (the Docker image's WORKDIR). Use absolute paths in a system-wide config.
  */
-function resolvePaths(config: Config, base: string): Config {
+function resolvePaths(config: Config, base: string): PathsResolved {
   const abs = (p: string) => path.resolve(base, p);
   const absOpt = (p: string | undefined) => (p === undefined ? undefined : abs(p));
   return {
     ...config,
-    database: { ...config.database, path: abs(config.database.path) },
+    database: { ...config.database, path: abs(config.database.path ?? DEFAULT_DATABASE_PATH), url: config.database.url ?? null },
     keyFile: abs(config.keyFile),
     tls: { ...config.tls, cert: abs(config.tls.cert), key: abs(config.tls.key) },
     master: config.master && { ...config.master, passwordFile: absOpt(config.master.passwordFile) },
@@ -66,7 +94,7 @@ function resolvePaths(config: Config, base: string): Config {
 }
 
 /** Client secrets named by file are read once, here, into `clientSecret`. */
-function readClientSecrets(config: Config): Config {
+function readClientSecrets<T extends Pick<Config, 'oauth2'>>(config: T): T {
   if (!config.oauth2) return config;
   const providers = Object.fromEntries(Object.entries(config.oauth2.providers).map(([name, p]) => {
     if (!p.clientSecretFile) return [name, p];
@@ -79,7 +107,7 @@ function readClientSecrets(config: Config): Config {
   return { ...config, oauth2: { ...config.oauth2, providers } };
 }
 
-function readMasterPassword(config: Config, env: NodeJS.ProcessEnv): string | null {
+function readMasterPassword(config: Pick<Config, 'master'>, env: NodeJS.ProcessEnv): string | null {
   if (!config.master) return null;
   const fromEnv = env.POSTERN_MASTER_PASSWORD;
   if (fromEnv) return fromEnv;

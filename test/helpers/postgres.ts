@@ -68,8 +68,11 @@ export async function startPostgres(): Promise<PostgresServer> {
   appendFileSync(path.join(data, 'postgresql.conf'), [
     "listen_addresses = '127.0.0.1'",
     `unix_socket_directories = '${sockets}'`,
+    // fsync off: a test never survives an OS crash, and a killed server's writes are in the page
+    // cache. Not synchronous_commit = off: a commit would then sit in shared memory until the WAL
+    // writer's next round, and kill() (SIGKILL) would lose committed transactions — the tables a
+    // test just created included — which no real server does.
     'fsync = off',
-    'synchronous_commit = off',
     'full_page_writes = off',
     'max_connections = 200',
     "log_min_messages = warning",

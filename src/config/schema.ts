@@ -167,7 +167,11 @@ const dav = z.strictObject({
 const portal = z.strictObject({
   enabled: z.boolean().default(true),
   listener,
-  /** The address users open, e.g. https://account.example.org:8444/; `user add` tells the admin to send users there. */
+  /**
+   * The address users open, e.g. https://account.example.org:8444/; `user add` tells the admin to
+   * send users there. Passkeys are bound to it: its origin is what the browser must report, its
+   * host name the WebAuthn RP ID (at an IP address, no passkeys: WebAuthn refuses them).
+   */
   publicUrl: z.url().optional(),
   /**
    * "I changed my password at my provider": an account in mode `password` flagged REJECTED may

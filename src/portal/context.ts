@@ -4,6 +4,7 @@ import type { AuthService } from '../auth/service.js';
 import type { ResolvedConfig } from '../config/load.js';
 import type { Logger } from '../log.js';
 import type { BoundAddress } from '../net/service.js';
+import type { PasskeyService } from '../second-factor/passkeys.js';
 import type { SecondFactorService } from '../second-factor/service.js';
 import type { Store } from '../store/index.js';
 import type { Pages } from './render.js';
@@ -16,6 +17,7 @@ export interface PortalContext {
   auth: Pick<AuthService, 'signInWithPrimary'>;
   accounts: AccountService;
   factors: SecondFactorService;
+  passkeys: PasskeyService;
   sessions: PortalSessions;
   pages: Pages;
   log: Logger;

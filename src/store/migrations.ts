@@ -192,4 +192,48 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX portal_sessions_by_account ON portal_sessions (account_id);
   `,
+  // 8: passkeys (WebAuthn, issue 12) as a second factor. The public key is public; what matters is
+  // that the counter only moves forward (the conditional UPDATE in passkeys.ts is the check, so two
+  // instances cannot both accept one signature count; a cloned authenticator shows as a regression).
+  // The challenge a page session is answering lives on the session row: bound to it, single-use
+  // (cleared by the UPDATE that accepts it) and short-lived; a second instance can finish it.
+  `
+  CREATE TABLE passkeys (
+    id            INTEGER PRIMARY KEY,
+    account_id    INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    credential_id BLOB NOT NULL UNIQUE,        -- the authenticator's credential id (raw bytes)
+    public_key    BLOB NOT NULL,               -- COSE public key
+    counter       INTEGER NOT NULL,            -- last signature count seen
+    transports    TEXT NOT NULL,               -- comma-separated (usb, nfc, ble, internal, hybrid)
+    name          TEXT NOT NULL,               -- the user's name for it
+    created_at    INTEGER NOT NULL,
+    last_used_at  INTEGER
+  );
+  CREATE INDEX passkeys_by_account ON passkeys (account_id);
+  ALTER TABLE portal_sessions ADD COLUMN webauthn_challenge TEXT;     -- base64url, what the browser must sign
+  ALTER TABLE portal_sessions ADD COLUMN webauthn_purpose TEXT;       -- 'register' or 'authenticate'
+  ALTER TABLE portal_sessions ADD COLUMN webauthn_until INTEGER;      -- the challenge's expiry
+  `,
 ];
+
+/**
+ * FOR THE COORDINATOR: migration 8 in PostgreSQL's dialect (same columns; BIGINT identity, BYTEA,
+ * BIGINT milliseconds), to be added to the PostgreSQL migration set (src/store/postgres/).
+ */
+export const POSTGRES_PASSKEYS_DDL = `
+  CREATE TABLE passkeys (
+    id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    account_id    BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    credential_id BYTEA NOT NULL UNIQUE,
+    public_key    BYTEA NOT NULL,
+    counter       BIGINT NOT NULL,
+    transports    TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    last_used_at  BIGINT
+  );
+  CREATE INDEX passkeys_by_account ON passkeys (account_id);
+  ALTER TABLE portal_sessions ADD COLUMN webauthn_challenge TEXT;
+  ALTER TABLE portal_sessions ADD COLUMN webauthn_purpose TEXT;
+  ALTER TABLE portal_sessions ADD COLUMN webauthn_until BIGINT;
+`;

@@ -60,7 +60,10 @@ export type EventType =
   | 'second_factor.accepted'
   | 'second_factor.failed'
   | 'second_factor.reset'
-  | 'recovery_code.used';
+  | 'recovery_code.used'
+  | 'passkey.enrolled'
+  | 'passkey.used'
+  | 'passkey.removed';
 
 export interface EventRow {
   id: number;
@@ -101,3 +104,17 @@ export interface SecondFactorRow {
   lastStep: number | null;
   enrolledAt: number;
 }
+
+export interface PasskeyRow {
+  id: number;
+  accountId: number;
+  credentialId: Buffer;
+  publicKey: Buffer;
+  counter: number;
+  transports: string[];
+  name: string;
+  createdAt: number;
+  lastUsedAt: number | null;
+}
+
+export type WebAuthnPurpose = 'register' | 'authenticate';

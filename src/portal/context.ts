@@ -10,6 +10,7 @@ import type { Store } from '../store/index.js';
 import type { Pages } from './render.js';
 import type { PortalSessions } from './sessions.js';
 import type { ProviderCheck } from './provider-change.js';
+import type { SelfEnrol } from './self-enrol.js';
 
 export interface PortalContext {
   config: ResolvedConfig;
@@ -24,6 +25,8 @@ export interface PortalContext {
   recentAuthMs: number;
   /** Stage 3: a refused sign-in of a REJECTED account, checked with the provider (provider-change.ts). */
   providerCheck: ProviderCheck;
+  /** Self-enrolment of an unknown login the provider accepts (self-enrol.ts); null: off. */
+  selfEnrol: SelfEnrol | null;
   listeners: () => readonly BoundAddress[];
   clock: () => number;
 }

@@ -155,7 +155,7 @@ export const en = {
 
   /** History details: why a password ended or a sign-in failed, and how a sign-in was completed. */
   reasons: {
-    admin: 'revoked', 'revoke-all': 'all revoked', 'primary-password-change': 'main password changed',
+    admin: 'revoked by the administrator', user: 'revoked by you', 'revoke-all': 'all revoked', 'primary-password-change': 'main password changed',
     'upstream-mode-change': 'provider settings changed', expiry: 'expired', 'account-removed': 'account removed',
     bad_password: 'wrong password', unknown_user: 'unknown login', invalid_login: 'invalid login', throttled: 'too many attempts',
     primary_password: 'main password used in an app', password_revoked: 'revoked password', password_expired: 'expired password',

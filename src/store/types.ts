@@ -6,7 +6,8 @@ export type Protocol = (typeof PROTOCOLS)[number];
 export type UpstreamMode = 'password' | 'master' | 'oauth2';
 export type UpstreamStatus = 'unknown' | 'ok' | 'rejected';
 
-export type RevokeReason = 'admin' | 'revoke-all' | 'primary-password-change' | 'upstream-mode-change' | 'expiry' | 'account-removed';
+/** `admin`: one password revoked from the CLI; `user`: one revoked by the account holder on the account page. */
+export type RevokeReason = 'admin' | 'user' | 'revoke-all' | 'primary-password-change' | 'upstream-mode-change' | 'expiry' | 'account-removed';
 
 export interface AccountRow {
   id: number;

@@ -32,6 +32,7 @@ export class PortalSessionRepo {
   private readonly endStmt;
   private readonly endAllStmt;
   private readonly pruneStmt;
+  private readonly tokenStmt;
   private readonly challengeStmt;
   private readonly takeChallengeStmt;
 
@@ -48,6 +49,7 @@ export class PortalSessionRepo {
     this.pendingStmt = db.prepare(`UPDATE portal_sessions SET pending_totp_box = ? WHERE id = ? AND ended_at IS NULL`);
     this.endStmt = db.prepare(`UPDATE portal_sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL`);
     this.endAllStmt = db.prepare(`UPDATE portal_sessions SET ended_at = ? WHERE account_id = ? AND ended_at IS NULL`);
+    this.tokenStmt = db.prepare(`UPDATE portal_sessions SET token_digest = ? WHERE id = ? AND ended_at IS NULL`);
     this.challengeStmt = db.prepare(
       `UPDATE portal_sessions SET webauthn_challenge = @challenge, webauthn_purpose = @purpose, webauthn_until = @until WHERE id = @id AND ended_at IS NULL`,
     );
@@ -85,6 +87,11 @@ export class PortalSessionRepo {
 
   setPendingTotp(id: number, box: Buffer | null): void {
     this.pendingStmt.run(box, id);
+  }
+
+  /** Gives the session a new cookie digest: the old cookie value names no session from now on. */
+  rotateToken(id: number, tokenDigest: Buffer): boolean {
+    return this.tokenStmt.run(tokenDigest, id).changes === 1;
   }
 
   /** The WebAuthn challenge this session must answer next (replaces any earlier one). */

@@ -33,7 +33,7 @@ export function secondFactorRoutes(app: FastifyInstance, ctx: PortalContext): vo
     if (!enrolled(live.account.id)) return reply.redirect('/two-factor/setup', 303);
     const check = factors.verify(live.account, field(req, 'code'), where(req));
     if (check.ok) {
-      complete(ctx, live, check.via, where(req));
+      complete(ctx, live, reply, check.via, where(req));
       return reply.redirect('/passwords', 303);
     }
     if (codeFailed(ctx, live, reply, where(req).address)) return reply;
@@ -57,7 +57,7 @@ export function secondFactorRoutes(app: FastifyInstance, ctx: PortalContext): vo
     if (live.session.stage === 'complete') return reply.redirect('/passwords', 303);
     if (!enrolled(live.account.id)) return reply.redirect('/two-factor/setup', 303);
     if (ctx.passkeys.rp && await ctx.passkeys.authenticate(live.account, live.session.id, field(req, 'response'), where(req))) {
-      complete(ctx, live, 'passkey', where(req));
+      complete(ctx, live, reply, 'passkey', where(req));
       return reply.redirect('/passwords', 303);
     }
     if (codeFailed(ctx, live, reply, where(req).address)) return reply;
@@ -80,7 +80,7 @@ export function secondFactorRoutes(app: FastifyInstance, ctx: PortalContext): vo
       if (codeFailed(ctx, live, reply, where(req).address)) return reply;
       return sendEnrolment(ctx, live, reply, t.codeWrong);
     }
-    complete(ctx, live, 'enrolment', where(req));
+    complete(ctx, live, reply, 'enrolment', where(req));
     return pages.send(reply, 'recovery-codes', { title: t.recoveryTitle, login: live.account.login, codes });
   });
 }
@@ -117,9 +117,10 @@ function codeFailed(ctx: PortalContext, live: LiveSession, reply: FastifyReply, 
   return true;
 }
 
-/** Both steps done: the session may now create and revoke (with a recent password). */
-function complete(ctx: PortalContext, live: LiveSession, via: string, from: { address: string; browser: string }): void {
-  ctx.sessions.complete(live);
+/** Both steps done: the session, under a new cookie, may now create and revoke (with a recent password). */
+function complete(ctx: PortalContext, live: LiveSession, reply: FastifyReply, via: string, from: { address: string; browser: string }): void {
+  const token = ctx.sessions.complete(live);
+  if (token) void reply.setCookie(SESSION_COOKIE, token, COOKIE_OPTIONS);
   ctx.store.events.append({ type: 'portal.signed_in', at: ctx.clock(), accountId: live.account.id, login: live.account.login, address: from.address, detail: { via, browser: from.browser } });
   ctx.log.info({ event: 'portal.signed_in', ip: from.address, user: live.account.login, via }, 'signed in to the account page');
 }

@@ -93,6 +93,7 @@ export const LOG_EVENTS = {
   'portal.csrf_refused': { level: 'info', when: 'a form was posted to the account page without a valid CSRF token (403)', fields: ['ip', 'path'] },
   'portal.primary_changed': { level: 'info', when: 'an account flagged REJECTED signed in with a new password the provider accepted: primary password changed, app-specific passwords revoked', fields: ['user', 'revoked'] },
   'portal.code_refused': { level: 'warn', when: 'a wrong or replayed second-factor code on the account page; the session ends after 5', fields: ['ip', 'user', 'failures'] },
+  'portal.self_enrolled': { level: 'info', when: 'a login postern did not know, in `portal.enrol.domains`, that the provider accepted became an account on the account page (it must set up two-factor authentication next)', fields: ['user'] },
 } as const satisfies Record<string, LogEventInfo>;
 
 export type LogEvent = keyof typeof LOG_EVENTS;

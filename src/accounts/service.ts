@@ -294,7 +294,8 @@ export class AccountService {
     return this.store.passwords.listForAccount(account.id);
   }
 
-  revokePassword(loginInput: string, publicId: string): void {
+  /** `by`: who revoked it, as the history and `password list` show (the CLI's admin, or the user on the account page). */
+  revokePassword(loginInput: string, publicId: string, by: 'admin' | 'user' = 'admin'): void {
     const account = this.getAccount(loginInput);
     const now = this.clock();
     this.store.transaction(() => {
@@ -303,8 +304,8 @@ export class AccountService {
         throw new PosternError('PASSWORD_NOT_FOUND', `"${account.login}" has no app-specific password with id ${publicId}`);
       }
       if (!isActive(row, now)) throw new PosternError('PASSWORD_NOT_FOUND', `app-specific password ${row.publicId} is already revoked or expired`);
-      this.store.passwords.revoke(row.id, 'admin', now);
-      this.recordRevoke(account, row.publicId, 'admin', now);
+      this.store.passwords.revoke(row.id, by, now);
+      this.recordRevoke(account, row.publicId, by, now);
     });
   }
 

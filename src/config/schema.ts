@@ -165,10 +165,16 @@ const dav = z.strictObject({
  * The account page (issue 12): HTTPS on its own port, with the listeners' certificate (reloaded
  * on SIGHUP). Sign-in uses the same authentication service and throttle as the mail protocols.
  */
+const domainName = z.string().regex(/^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$/, { error: 'must be a domain name such as example.org' });
+
 const portal = z.strictObject({
   enabled: z.boolean().default(true),
   listener,
-  /** The address users open, e.g. https://account.example.org:8444/; `user add` tells the admin to send users there. */
+  /**
+   * The address users open, e.g. https://account.example.org:8444/; `user add` tells the admin to
+   * send users there. Passkeys are bound to it: its origin is what the browser must report, its
+   * host name the WebAuthn RP ID (at an IP address, no passkeys: WebAuthn refuses them).
+   */
   publicUrl: z.url().optional(),
   /**
    * "I changed my password at my provider": an account in mode `password` flagged REJECTED may
@@ -178,6 +184,13 @@ const portal = z.strictObject({
   providerPasswordChange: z.boolean().default(true),
   /** The name authenticator apps show next to the code. */
   issuer: z.string().min(1).max(64).default('postern'),
+  /**
+   * Self-enrolment, off unless domains are listed: a login postern does not know, in one of these
+   * domains, that the provider accepts (checked through the mail upstream, as `--check` does)
+   * becomes an account in mode `password` on first sign-in, and must set up two-factor
+   * authentication before anything else. Every other sign-in is answered as a wrong password.
+   */
+  enrol: z.strictObject({ domains: z.array(domainName).min(1) }).optional(),
   sessions: z
     .strictObject({
       idleMinutes: z.number().int().min(1).max(24 * 60).default(15),
@@ -222,7 +235,6 @@ const master = z.strictObject({
 });
 
 /** A DNS name as admins write mail domains: labels of letters, digits and hyphens. */
-const domainName = z.string().regex(/^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$/, { error: 'must be a domain name such as example.org' });
 
 /** How clients are told to set themselves up (autoconfig, Autodiscover, Apple profiles, DNS records). */
 const onboarding = z.strictObject({

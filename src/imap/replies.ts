@@ -120,6 +120,7 @@ export function authzRefusedReply(tag: string): string {
 
 const REVOKED_TEXT: Record<RevokeReason, string> = {
   admin: 'This app-specific password has been revoked; signing out.',
+  user: 'This app-specific password has been revoked; signing out.',
   'revoke-all': 'All app-specific passwords of this account have been revoked; signing out.',
   'primary-password-change': 'The account password changed, which revoked every app-specific password; signing out.',
   'upstream-mode-change': 'The account\'s mail server login changed, which revoked every app-specific password; signing out.',

@@ -4,11 +4,13 @@ import type { AuthService } from '../auth/service.js';
 import type { ResolvedConfig } from '../config/load.js';
 import type { Logger } from '../log.js';
 import type { BoundAddress } from '../net/service.js';
+import type { PasskeyService } from '../second-factor/passkeys.js';
 import type { SecondFactorService } from '../second-factor/service.js';
 import type { Store } from '../store/index.js';
 import type { Pages } from './render.js';
 import type { PortalSessions } from './sessions.js';
 import type { ProviderCheck } from './provider-change.js';
+import type { SelfEnrol } from './self-enrol.js';
 
 export interface PortalContext {
   config: ResolvedConfig;
@@ -16,12 +18,15 @@ export interface PortalContext {
   auth: Pick<AuthService, 'signInWithPrimary'>;
   accounts: AccountService;
   factors: SecondFactorService;
+  passkeys: PasskeyService;
   sessions: PortalSessions;
   pages: Pages;
   log: Logger;
   recentAuthMs: number;
   /** Stage 3: a refused sign-in of a REJECTED account, checked with the provider (provider-change.ts). */
   providerCheck: ProviderCheck;
+  /** Self-enrolment of an unknown login the provider accepts (self-enrol.ts); null: off. */
+  selfEnrol: SelfEnrol | null;
   listeners: () => readonly BoundAddress[];
   clock: () => number;
 }

@@ -10,6 +10,7 @@
  * (eta), strings.ts (every sentence), routes/ (one file per page group), static/ (CSS and the
  * copy button's script, served as files).
  */
+import { readFileSync } from 'node:fs';
 import type https from 'node:https';
 import Fastify, { type FastifyInstance } from 'fastify';
 import fastifyCookie from '@fastify/cookie';
@@ -26,18 +27,22 @@ import { clientAddressOf } from '../auth/client-address.js';
 import { bind } from '../net/listener.js';
 import type { BoundAddress, ProtocolService } from '../net/service.js';
 import type { TlsMaterial } from '../net/tls-material.js';
+import { PasskeyService, relyingPartyOf } from '../second-factor/passkeys.js';
 import { SecondFactorService } from '../second-factor/service.js';
+import { portalUrl } from '../accounts/server-settings.js';
 import type { Store } from '../store/index.js';
 import type { PortalContext } from './context.js';
-import { Pages, STATIC_DIR } from './render.js';
+import { Pages, STATIC_DIR, WEBAUTHN_BROWSER_BUNDLE } from './render.js';
 import { COOKIE_OPTIONS } from './request.js';
 import { historyRoutes } from './routes/history.js';
+import { passkeyRoutes } from './routes/passkeys.js';
 import { onboardingRoutes } from './routes/onboarding.js';
 import { passwordRoutes } from './routes/passwords.js';
 import { secondFactorRoutes } from './routes/second-factor.js';
 import { signInRoutes } from './routes/sign-in.js';
 import { PortalSessions } from './sessions.js';
 import { providerPasswordChange } from './provider-change.js';
+import { selfEnrolment } from './self-enrol.js';
 import { checkTarget } from '../cli/upstream-check.js';
 
 export interface PortalDeps {
@@ -69,7 +74,9 @@ export async function startPortal(portal: PortalConfig, deps: PortalDeps): Promi
   const ctx: PortalContext = {
     config: deps.config, store: deps.store, auth: deps.auth, log, clock, sessions, listeners: deps.listeners, accounts,
     providerCheck: providerPasswordChange({ store: deps.store, accounts, upstream: checkTarget(deps.config), serverName: deps.config.hostnames[0]!, enabled: portal.providerPasswordChange, log }),
+    selfEnrol: selfEnrolment({ store: deps.store, accounts, upstream: checkTarget(deps.config), serverName: deps.config.hostnames[0]!, domains: portal.enrol?.domains ?? [], log, clock }),
     factors: new SecondFactorService(deps.store, deps.digestKey, portal.issuer, clock),
+    passkeys: new PasskeyService(deps.store, relyingPartyOf(portalUrl(deps.config), portal.issuer), clock),
     pages: new Pages(),
     recentAuthMs: portal.sessions.recentAuthMinutes * minute,
   };
@@ -128,6 +135,9 @@ export async function buildPortalApp(ctx: PortalContext, tls: TlsMaterial): Prom
   await app.register(fastifyStatic, { root: STATIC_DIR, prefix: '/static/', decorateReply: false, index: false, maxAge: 3_600_000 });
   // Every POST, whatever its route, carries the form's token (double submit with the cookie).
   // Autodiscover (routes/onboarding.ts) opts out: mail clients post it, with no page session.
+  // @simplewebauthn/browser's own bundle, as published (the page script, static/passkeys.js, uses its global).
+  const webauthnBundle = readFileSync(WEBAUTHN_BROWSER_BUNDLE);
+  app.get('/vendor/simplewebauthn-browser.js', (_req, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'public, max-age=3600').send(webauthnBundle));
   app.addHook('preHandler', (req, reply, done) => (req.method === 'POST' && (req.routeOptions.config as { csrf?: boolean }).csrf !== false ? app.csrfProtection(req, reply, done) : done()));
   const t = ctx.pages.t;
   app.setNotFoundHandler((_req, reply) => ctx.pages.send(reply, 'error', { title: t.errorTitle, message: t.errorNotFound }, 404));
@@ -145,6 +155,7 @@ export async function buildPortalApp(ctx: PortalContext, tls: TlsMaterial): Prom
   signInRoutes(app, ctx);
   secondFactorRoutes(app, ctx);
   passwordRoutes(app, ctx);
+  passkeyRoutes(app, ctx);
   historyRoutes(app, ctx);
   onboardingRoutes(app, ctx);
   return app;

@@ -86,8 +86,17 @@ export class PortalSessions {
     this.remember(live.session.id, password, now);
   }
 
-  complete(live: LiveSession): void {
+  /**
+   * Both steps done. The session gets a new cookie value and the one it had until now is dead
+   * (session fixation, OWASP: a token someone learned or planted before the second factor — one
+   * set while only the password was known — must not become a signed-in session). Null when the
+   * session ended meanwhile.
+   */
+  complete(live: LiveSession): string | null {
+    const token = randomBytes(32).toString('base64url');
+    if (!this.store.portalSessions.rotateToken(live.session.id, tokenDigest(token))) return null;
     this.store.portalSessions.setStage(live.session.id, 'complete');
+    return token;
   }
 
   end(id: number): void {

@@ -18,6 +18,7 @@ import type { EventRepo } from './events.js';
 import type { DatabaseCheck } from './maintenance.js';
 import type { PortalSessionRepo } from './portal-sessions.js';
 import type { SecondFactorRepo } from './second-factors.js';
+import type { PasskeyRepo } from './passkeys.js';
 import type { ThrottleCountRepo } from './throttle-counts.js';
 
 /** The public methods of a synchronous repository, each returning a promise of its result. */
@@ -37,6 +38,7 @@ export interface StoreRepos {
   throttle: Async<ThrottleCountRepo>;
   secondFactors: Async<SecondFactorRepo>;
   portalSessions: Async<PortalSessionRepo>;
+  passkeys: Async<PasskeyRepo>;
 }
 
 export interface StoreMaintenance {

@@ -11,6 +11,7 @@ import { Maintenance } from './maintenance.js';
 import { ThrottleCountRepo } from './throttle-counts.js';
 import { PortalSessionRepo } from './portal-sessions.js';
 import { SecondFactorRepo } from './second-factors.js';
+import { PasskeyRepo } from './passkeys.js';
 
 export * from './types.js';
 export type { Db } from './database.js';
@@ -25,6 +26,7 @@ export interface Store {
   throttle: ThrottleCountRepo;
   secondFactors: SecondFactorRepo;
   portalSessions: PortalSessionRepo;
+  passkeys: PasskeyRepo;
   /** Integrity check, schema version, backup: what `postern db` and `postern init` need. */
   maintenance: Maintenance;
   /** Runs fn in one IMMEDIATE transaction (takes the write lock up front: no upgrade deadlocks). */
@@ -43,6 +45,7 @@ export function openStore(file: string, options: Pick<OpenOptions, 'busyTimeoutM
     throttle: new ThrottleCountRepo(db),
     secondFactors: new SecondFactorRepo(db),
     portalSessions: new PortalSessionRepo(db),
+    passkeys: new PasskeyRepo(db),
     maintenance: new Maintenance(db),
     transaction: <T>(fn: () => T) => db.transaction(fn).immediate(),
     close: () => {

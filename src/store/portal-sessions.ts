@@ -5,7 +5,7 @@
  * src/portal/sessions.ts.
  */
 import type { Db } from './database.js';
-import type { PortalSessionRow, PortalStage } from './types.js';
+import type { PortalSessionRow, PortalStage, WebAuthnPurpose } from './types.js';
 
 const COLUMNS = `id, account_id AS accountId, stage, created_at AS createdAt, seen_at AS seenAt, password_at AS passwordAt,
   primary_changed_at AS primaryChangedAt, code_failures AS codeFailures, pending_totp_box AS pendingTotpBox,
@@ -32,6 +32,9 @@ export class PortalSessionRepo {
   private readonly endStmt;
   private readonly endAllStmt;
   private readonly pruneStmt;
+  private readonly tokenStmt;
+  private readonly challengeStmt;
+  private readonly takeChallengeStmt;
 
   constructor(db: Db) {
     this.insertStmt = db.prepare(
@@ -46,6 +49,14 @@ export class PortalSessionRepo {
     this.pendingStmt = db.prepare(`UPDATE portal_sessions SET pending_totp_box = ? WHERE id = ? AND ended_at IS NULL`);
     this.endStmt = db.prepare(`UPDATE portal_sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL`);
     this.endAllStmt = db.prepare(`UPDATE portal_sessions SET ended_at = ? WHERE account_id = ? AND ended_at IS NULL`);
+    this.tokenStmt = db.prepare(`UPDATE portal_sessions SET token_digest = ? WHERE id = ? AND ended_at IS NULL`);
+    this.challengeStmt = db.prepare(
+      `UPDATE portal_sessions SET webauthn_challenge = @challenge, webauthn_purpose = @purpose, webauthn_until = @until WHERE id = @id AND ended_at IS NULL`,
+    );
+    this.takeChallengeStmt = db.prepare(
+      `UPDATE portal_sessions SET webauthn_challenge = NULL, webauthn_purpose = NULL, webauthn_until = NULL
+        WHERE id = @id AND ended_at IS NULL AND webauthn_challenge = @challenge AND webauthn_purpose = @purpose AND webauthn_until > @now`,
+    );
     this.pruneStmt = db.prepare(`DELETE FROM portal_sessions WHERE (ended_at IS NOT NULL AND ended_at < @before) OR created_at < @createdBefore`);
   }
 
@@ -76,6 +87,24 @@ export class PortalSessionRepo {
 
   setPendingTotp(id: number, box: Buffer | null): void {
     this.pendingStmt.run(box, id);
+  }
+
+  /** Gives the session a new cookie digest: the old cookie value names no session from now on. */
+  rotateToken(id: number, tokenDigest: Buffer): boolean {
+    return this.tokenStmt.run(tokenDigest, id).changes === 1;
+  }
+
+  /** The WebAuthn challenge this session must answer next (replaces any earlier one). */
+  setChallenge(id: number, challenge: string, purpose: WebAuthnPurpose, until: number): void {
+    this.challengeStmt.run({ id, challenge, purpose, until });
+  }
+
+  /**
+   * True when `challenge` is the session's current one, for `purpose`, and not expired; it is
+   * cleared by the same UPDATE, so a challenge is answered at most once.
+   */
+  takeChallenge(id: number, challenge: string, purpose: WebAuthnPurpose, now: number): boolean {
+    return this.takeChallengeStmt.run({ id, challenge, purpose, now }).changes === 1;
   }
 
   end(id: number, at: number): void {

@@ -6,7 +6,8 @@ export type Protocol = (typeof PROTOCOLS)[number];
 export type UpstreamMode = 'password' | 'master' | 'oauth2';
 export type UpstreamStatus = 'unknown' | 'ok' | 'rejected';
 
-export type RevokeReason = 'admin' | 'revoke-all' | 'primary-password-change' | 'upstream-mode-change' | 'expiry' | 'account-removed';
+/** `admin`: one password revoked from the CLI; `user`: one revoked by the account holder on the account page. */
+export type RevokeReason = 'admin' | 'user' | 'revoke-all' | 'primary-password-change' | 'upstream-mode-change' | 'expiry' | 'account-removed';
 
 export interface AccountRow {
   id: number;
@@ -60,7 +61,10 @@ export type EventType =
   | 'second_factor.accepted'
   | 'second_factor.failed'
   | 'second_factor.reset'
-  | 'recovery_code.used';
+  | 'recovery_code.used'
+  | 'passkey.enrolled'
+  | 'passkey.used'
+  | 'passkey.removed';
 
 export interface EventRow {
   id: number;
@@ -101,3 +105,17 @@ export interface SecondFactorRow {
   lastStep: number | null;
   enrolledAt: number;
 }
+
+export interface PasskeyRow {
+  id: number;
+  accountId: number;
+  credentialId: Buffer;
+  publicKey: Buffer;
+  counter: number;
+  transports: string[];
+  name: string;
+  createdAt: number;
+  lastUsedAt: number | null;
+}
+
+export type WebAuthnPurpose = 'register' | 'authenticate';

@@ -64,7 +64,7 @@ export function registerUserCommands(program: Command, io: CliIo): void {
   ).action(async (login: string, opts: SecretOptions, cmd: Command) => setPassword(login, opts, globals(cmd), io));
 
   const twoFactor = user.command('2fa').description("the account page's second factor");
-  twoFactor.command('reset').description('remove the TOTP key and recovery codes (a lost phone) and end the page sessions; the next sign-in enrols again')
+  twoFactor.command('reset').description('remove the TOTP key, recovery codes and passkeys (a lost phone) and end the page sessions; the next sign-in enrols again')
     .argument('<login>')
     .action(async (login: string, _opts: unknown, cmd: Command) => withStore(globals(cmd), io, ({ accounts, store }) => {
       const account = accounts.getAccount(login);
@@ -162,7 +162,8 @@ function showUser({ accounts, store }: StoreContext, io: CliIo, login: string, a
   accounts.expireDue(account.id);
   const active = accounts.activePasswordCount(account);
   const twoFactor = hasSecondFactor(store, account.id);
-  if (asJson) return void io.stdout.write(json(accountJson(account, active, twoFactor)));
+  const passkeys = store.passkeys.count(account.id);
+  if (asJson) return void io.stdout.write(json({ ...accountJson(account, active, twoFactor), passkeys }));
   const status = account.upstreamStatus === 'rejected' ? `REJECTED since ${time(account.upstreamStatusAt)}`
     : account.upstreamStatus === 'ok' ? `ok (last confirmed ${time(account.upstreamStatusAt)})` : 'unknown (no login upstream yet)';
   io.stdout.write(fields([
@@ -172,6 +173,7 @@ function showUser({ accounts, store }: StoreContext, io: CliIo, login: string, a
     ['upstream status', status],
     ['active passwords', `${active} of ${MAX_ACTIVE_PASSWORDS}`],
     ['two-factor', twoFactor ? `on (${store.secondFactors.recoveryCodesLeft(account.id)} recovery codes left)` : 'off'],
+    ['passkeys', String(passkeys)],
     ['created', time(account.createdAt)],
     ['primary changed', time(account.primaryChangedAt)],
   ]));

@@ -32,6 +32,7 @@ function describe(ctx: PortalContext, e: EventRow, labels: ReadonlyMap<string, s
   const details: string[] = [];
   const label = typeof d.label === 'string' ? d.label : e.passwordId ? labels.get(e.passwordId) : undefined;
   if (label !== undefined) details.push(`“${label}”`);
+  if (typeof d.name === 'string') details.push(`“${d.name}”`);
   if (e.protocol) details.push(e.protocol === 'portal' ? ctx.pages.t.portalName : PROTOCOL_NAMES[e.protocol as keyof typeof PROTOCOL_NAMES] ?? e.protocol);
   if (typeof d.via === 'string') details.push(words(d.via));
   if (typeof d.method === 'string') details.push(words(d.method));

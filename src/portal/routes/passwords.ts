@@ -88,7 +88,7 @@ export function passwordRoutes(app: FastifyInstance, ctx: PortalContext): void {
     if (!row) return notFound(ctx, reply, live);
     if (!recent(live)) return askPasswordAgain(ctx, req, reply, live.account.login, `/passwords/${row.publicId}/revoke`);
     try {
-      accounts.revokePassword(live.account.login, row.publicId);
+      accounts.revokePassword(live.account.login, row.publicId, 'user');
     } catch (err) {
       if (!isPosternError(err, 'PASSWORD_NOT_FOUND')) throw err;
       return notFound(ctx, reply, live);

@@ -23,7 +23,7 @@ export function secondFactorRoutes(app: FastifyInstance, ctx: PortalContext): vo
     if (!live) return reply;
     if (live.session.stage === 'complete') return reply.redirect('/passwords', 303);
     if (!enrolled(live.account.id)) return reply.redirect('/two-factor/setup', 303);
-    return pages.send(reply, 'challenge', { title: t.challengeTitle });
+    return sendChallenge(ctx, live, reply);
   });
 
   app.post('/two-factor', async (req, reply) => {
@@ -33,11 +33,35 @@ export function secondFactorRoutes(app: FastifyInstance, ctx: PortalContext): vo
     if (!enrolled(live.account.id)) return reply.redirect('/two-factor/setup', 303);
     const check = factors.verify(live.account, field(req, 'code'), where(req));
     if (check.ok) {
-      complete(ctx, live, check.via, where(req));
+      complete(ctx, live, reply, check.via, where(req));
       return reply.redirect('/passwords', 303);
     }
     if (codeFailed(ctx, live, reply, where(req).address)) return reply;
-    return pages.send(reply, 'challenge', { title: t.challengeTitle, error: t.codeWrong }, 401);
+    return sendChallenge(ctx, live, reply, t.codeWrong);
+  });
+
+  // The passkey as the second step (src/second-factor/passkeys.ts): options for the page script,
+  // then the posted assertion. A refused assertion counts as a wrong code.
+  app.post('/two-factor/passkey/options', async (req, reply) => {
+    const live = guard(sessions, req, reply, 'password', enrolled);
+    if (!live) return reply;
+    if (live.session.stage === 'complete' || !ctx.passkeys.rp || ctx.passkeys.count(live.account.id) === 0) {
+      return reply.code(409).header('cache-control', 'no-store').send({ error: 'no passkey step' });
+    }
+    return reply.header('cache-control', 'no-store').send(await ctx.passkeys.authenticationOptions(live.account, live.session.id));
+  });
+
+  app.post('/two-factor/passkey', async (req, reply) => {
+    const live = guard(sessions, req, reply, 'password', enrolled);
+    if (!live) return reply;
+    if (live.session.stage === 'complete') return reply.redirect('/passwords', 303);
+    if (!enrolled(live.account.id)) return reply.redirect('/two-factor/setup', 303);
+    if (ctx.passkeys.rp && await ctx.passkeys.authenticate(live.account, live.session.id, field(req, 'response'), where(req))) {
+      complete(ctx, live, reply, 'passkey', where(req));
+      return reply.redirect('/passwords', 303);
+    }
+    if (codeFailed(ctx, live, reply, where(req).address)) return reply;
+    return sendChallenge(ctx, live, reply, t.passkeyRefused);
   });
 
   app.get('/two-factor/setup', async (req, reply) => {
@@ -56,9 +80,14 @@ export function secondFactorRoutes(app: FastifyInstance, ctx: PortalContext): vo
       if (codeFailed(ctx, live, reply, where(req).address)) return reply;
       return sendEnrolment(ctx, live, reply, t.codeWrong);
     }
-    complete(ctx, live, 'enrolment', where(req));
+    complete(ctx, live, reply, 'enrolment', where(req));
     return pages.send(reply, 'recovery-codes', { title: t.recoveryTitle, login: live.account.login, codes });
   });
+}
+
+function sendChallenge(ctx: PortalContext, live: LiveSession, reply: FastifyReply, error?: string): FastifyReply {
+  const passkeys = ctx.passkeys.rp !== null && ctx.passkeys.count(live.account.id) > 0;
+  return ctx.pages.send(reply, 'challenge', { title: ctx.pages.t.challengeTitle, error, passkeys, webauthn: passkeys }, error ? 401 : 200);
 }
 
 async function sendEnrolment(ctx: PortalContext, live: LiveSession, reply: FastifyReply, error?: string): Promise<FastifyReply> {
@@ -88,9 +117,10 @@ function codeFailed(ctx: PortalContext, live: LiveSession, reply: FastifyReply, 
   return true;
 }
 
-/** Both steps done: the session may now create and revoke (with a recent password). */
-function complete(ctx: PortalContext, live: LiveSession, via: string, from: { address: string; browser: string }): void {
-  ctx.sessions.complete(live);
+/** Both steps done: the session, under a new cookie, may now create and revoke (with a recent password). */
+function complete(ctx: PortalContext, live: LiveSession, reply: FastifyReply, via: string, from: { address: string; browser: string }): void {
+  const token = ctx.sessions.complete(live);
+  if (token) void reply.setCookie(SESSION_COOKIE, token, COOKIE_OPTIONS);
   ctx.store.events.append({ type: 'portal.signed_in', at: ctx.clock(), accountId: live.account.id, login: live.account.login, address: from.address, detail: { via, browser: from.browser } });
   ctx.log.info({ event: 'portal.signed_in', ip: from.address, user: live.account.login, via }, 'signed in to the account page');
 }

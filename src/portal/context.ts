@@ -6,6 +6,8 @@ import type { Logger } from '../log.js';
 import type { BoundAddress } from '../net/service.js';
 import type { SecondFactorService } from '../second-factor/service.js';
 import type { Store } from '../store/index.js';
+import type { OAuth2Client } from '../oauth2/client.js';
+import type { ConnectFlows } from './connect-flows.js';
 import type { Pages } from './render.js';
 import type { PortalSessions } from './sessions.js';
 import type { ProviderCheck } from './provider-change.js';
@@ -23,5 +25,8 @@ export interface PortalContext {
   /** Stage 3: a refused sign-in of a REJECTED account, checked with the provider (provider-change.ts). */
   providerCheck: ProviderCheck;
   listeners: () => readonly BoundAddress[];
+  /** "Connect your account": the configured providers and the requests started (connect-flows.ts). */
+  oauth2Clients: ReadonlyMap<string, OAuth2Client>;
+  connectFlows: ConnectFlows;
   clock: () => number;
 }

@@ -8,7 +8,7 @@
  * Module map: sessions.ts (cookie ↔ database row, idle/absolute/primary-change rules, the
  * recent-auth password held in memory), request.ts (guards, form fields), render.ts + views/
  * (eta), strings.ts (every sentence), routes/ (one file per page group), static/ (CSS and the
- * copy button's script, served as files).
+ * copy button's script, served as files), connect-flows.ts ("Connect your account" requests).
  */
 import type https from 'node:https';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -39,6 +39,9 @@ import { signInRoutes } from './routes/sign-in.js';
 import { PortalSessions } from './sessions.js';
 import { providerPasswordChange } from './provider-change.js';
 import { checkTarget } from '../cli/upstream-check.js';
+import { oauth2Clients } from '../oauth2/index.js';
+import { ConnectFlows } from './connect-flows.js';
+import { connectRoutes } from './routes/connect.js';
 
 export interface PortalDeps {
   config: ResolvedConfig;
@@ -72,6 +75,7 @@ export async function startPortal(portal: PortalConfig, deps: PortalDeps): Promi
     factors: new SecondFactorService(deps.store, deps.digestKey, portal.issuer, clock),
     pages: new Pages(),
     recentAuthMs: portal.sessions.recentAuthMinutes * minute,
+    oauth2Clients: oauth2Clients(deps.config), connectFlows: new ConnectFlows(clock),
   };
   const app = await buildPortalApp(ctx, deps.tls);
   const server = app.server as unknown as https.Server;
@@ -90,6 +94,7 @@ export async function startPortal(portal: PortalConfig, deps: PortalDeps): Promi
   const close = () => (closing ??= (async () => {
     stopReload();
     sessions.close();
+    ctx.connectFlows.clear();
     server.closeAllConnections();
     await app.close();
   })());
@@ -147,5 +152,6 @@ export async function buildPortalApp(ctx: PortalContext, tls: TlsMaterial): Prom
   passwordRoutes(app, ctx);
   historyRoutes(app, ctx);
   onboardingRoutes(app, ctx);
+  connectRoutes(app, ctx);
   return app;
 }

@@ -91,6 +91,27 @@ export const en = {
   revoked: 'The password was revoked.',
   revokedAll: (n: number) => `${n} passwords were revoked.`,
 
+  connectTitle: 'Your mail account',
+  connectIntro: (provider: string) => `Postern reaches your mail, calendar and contacts at your provider (${provider}) with your permission, given there once; your app-specific passwords work for as long as it holds.`,
+  connectConnected: 'Connected. Your apps reach your provider through postern.',
+  connectRejected: 'Your provider no longer accepts postern\'s access (it was revoked, it expired, or your password there changed). Your apps get a "try again later" answer until you connect again; their app-specific passwords stay the same.',
+  connectButton: 'Connect your account',
+  reconnectButton: 'Reconnect your account',
+  connectHint: 'You will sign in at your provider and allow postern access, then come back here.',
+  connectDone: 'Your account is connected again. Your apps will work at their next sign-in.',
+  connectHop: 'Finishing the connection…',
+  connectLeaving: 'Taking you to your provider…',
+  connectHopLink: 'Continue',
+  connectNoSession: 'This page was opened without your sign-in. Sign in to your account page, then connect your account from there.',
+  connectStateRefused: 'This answer does not belong to a connection started from this page, or it was used already or is too old. Start again with the button on your account page.',
+  connectProviderError: (code: string) => code === 'access_denied'
+    ? 'You did not allow postern access at your provider, so nothing changed. Start again if you want to connect your account.'
+    : `Your provider did not complete the connection (it answered "${code}"). Try again in a moment; if it keeps failing, tell your administrator.`,
+  connectNotRecent: 'Your sign-in is no longer recent. Start again with the button on your account page; you will be asked for your password first.',
+  connectExchangeFailed: 'Your provider did not confirm the connection. Try again in a moment; if it keeps failing, tell your administrator.',
+  connectUnreachable: 'Your provider cannot be reached just now. Try again in a moment.',
+  connectAskAdmin: (login: string) => `This page cannot connect this account with your provider. Ask your administrator to run "postern user reauth ${login}".`,
+
   reauthTitle: 'Confirm it is you',
   reauthIntro: 'For your security, enter your password again to continue.',
   reauthButton: 'Continue',

@@ -7,7 +7,9 @@
 //   server's own DeviceCode and Grant models (its HTML forms need a browser session to drive);
 // - accessTtlSeconds: lifetime of the access tokens issued from now on (short: refresh at login);
 // - revokeGrants(): the user revokes postern's access (every grant destroyed: refresh → invalid_grant);
-// - counters of refresh-token grants and device polls, and every token issued (to scan for leaks).
+// - counters of refresh-token grants and device polls, and every token issued (to scan for leaks);
+// - a browser (Accept: text/html) gets a real sign-in-and-consent form at the interaction step, so
+//   a Chromium test signs in and allows access the way a user does; fetch() (browse()) is answered at once.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -34,7 +36,12 @@ export interface AuthorizationServer {
   stop(): Promise<void>;
 }
 
-export async function startAuthorizationServer(): Promise<AuthorizationServer> {
+export interface AuthorizationServerOptions {
+  /** More exact redirect URIs for the client (the account page's callback), beside loopback. */
+  redirectUris?: string[];
+}
+
+export async function startAuthorizationServer(options: AuthorizationServerOptions = {}): Promise<AuthorizationServer> {
   const server: Server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -48,7 +55,7 @@ export async function startAuthorizationServer(): Promise<AuthorizationServer> {
       {
         client_id: 'postern', application_type: 'native', token_endpoint_auth_method: 'none',
         grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token', 'authorization_code'],
-        response_types: ['code'], redirect_uris: ['http://127.0.0.1/'],
+        response_types: ['code'], redirect_uris: ['http://127.0.0.1/', ...(options.redirectUris ?? [])],
       },
       { client_id: 'dovecot', client_secret: dovecotSecret, grant_types: [], response_types: [], redirect_uris: [] },
     ],
@@ -85,11 +92,18 @@ export async function startAuthorizationServer(): Promise<AuthorizationServer> {
     // The sign-in and consent pages, answered at once for `signInAs`.
     void (async () => {
       const details = await provider.interactionDetails(req, res);
-      const grant = new provider.Grant({ accountId: signInAs, clientId: details.params.client_id });
+      let accountId = signInAs;
+      if (req.headers.accept?.includes('text/html')) {
+        if (req.method !== 'POST') return void sendInteractionForm(res, String(details.params.scope ?? ''));
+        const login = new URLSearchParams(await readBody(req)).get('login') ?? '';
+        if (!/^[a-z0-9._-]{1,64}$/i.test(login)) return void sendInteractionForm(res, String(details.params.scope ?? ''));
+        accountId = login;
+      }
+      const grant = new provider.Grant({ accountId, clientId: details.params.client_id });
       grant.addOIDCScope(details.params.scope);
       const grantId = await grant.save();
       grantIds.add(grantId);
-      await provider.interactionFinished(req, res, { login: { accountId: signInAs }, consent: { grantId } }, { mergeWithLastSubmission: false });
+      await provider.interactionFinished(req, res, { login: { accountId }, consent: { grantId } }, { mergeWithLastSubmission: false });
     })().catch(() => res.writeHead(500).end());
   });
   return {
@@ -149,4 +163,22 @@ export async function startAuthorizationServer(): Promise<AuthorizationServer> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** The provider's sign-in and consent step as a browser sees it: one form, login and "Allow". */
+function sendInteractionForm(res: import('node:http').ServerResponse, scope: string): void {
+  const escaped = scope.replace(/[^a-z0-9 _:.-]/gi, '');
+  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(`<!doctype html><title>Test provider</title>
+<form method="post"><p>postern asks for: ${escaped}</p><label for="login">Login</label><input id="login" name="login">
+<button type="submit" id="allow">Sign in and allow</button></form>`);
+}
+
+function readBody(req: import('node:http').IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => (body += chunk));
+    req.on('end', () => resolve(body));
+    req.on('error', reject);
+  });
 }

@@ -48,7 +48,8 @@ passdb {
   });
 }
 
-export async function startOAuthPostern(as: AuthorizationServer, dovecot: DovecotServer, oauth2: Record<string, unknown> = {}): Promise<PosternHarness & { configPath: string }> {
+/** `extra`: more top-level config for the proxy (the account page's `portal`), not for the CLI. */
+export async function startOAuthPostern(as: AuthorizationServer, dovecot: DovecotServer, oauth2: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Promise<PosternHarness & { configPath: string }> {
   const oauth2Config = {
     providers: {
       test: { preset: 'generic', issuer: as.issuer, clientId: as.clientId, scopes: ['openid', 'offline_access', 'mail'], allowInsecureHttp: true },
@@ -68,6 +69,7 @@ export async function startOAuthPostern(as: AuthorizationServer, dovecot: Doveco
         implicitTls: { port: 0 },
         upstream: { host: dovecot.host, port: dovecot.submissionsPort, security: 'tls', caFile: dovecot.caFile },
       },
+      ...extra,
     },
     secrets: [PRIMARY],
   });

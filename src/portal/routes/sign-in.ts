@@ -10,7 +10,7 @@ import type { PortalContext } from '../context.js';
 import { COOKIE_OPTIONS, field, guard, SESSION_COOKIE, where } from '../request.js';
 
 /** Where the password-again form may send the user back to: the pages that asked for it. */
-const NEXT = /^\/passwords(?:\/new|\/revoke-all|\/[0-9a-f]{8}\/revoke)?$/;
+const NEXT = /^\/(?:passwords(?:\/new|\/revoke-all|\/[0-9a-f]{8}\/revoke)?|connect)$/;
 
 export function signInRoutes(app: FastifyInstance, ctx: PortalContext): void {
   const { pages, sessions, factors, t } = { ...ctx, t: ctx.pages.t };

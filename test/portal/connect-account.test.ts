@@ -10,6 +10,8 @@
  *    failed logs in to Dovecot again, unchanged;
  *  - a replayed callback (the same code and state again) is refused, and so is a forged state;
  *  - a callback without a page session is refused;
+ *  - a provider without an authorization endpoint (device flow only): the page says to ask the
+ *    administrator for `postern user reauth` instead of running the device flow itself;
  *  - no token in the logs or the database files.
  */
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -82,7 +84,15 @@ beforeAll(async () => {
   // The redirect URI an admin registers at the provider: the page's public address + /connect/callback.
   as = await startAuthorizationServer({ redirectUris: [`${base}/connect/callback`] });
   dovecot = await startOAuthDovecot(as);
-  postern = await startOAuthPostern(as, dovecot, { refreshMarginMs: 1000 },
+  const provider = { preset: 'generic', clientId: as.clientId, scopes: ['openid', 'offline_access', 'mail'], allowInsecureHttp: true };
+  postern = await startOAuthPostern(as, dovecot, {
+    refreshMarginMs: 1000,
+    providers: {
+      test: { ...provider, issuer: as.issuer },
+      // The same server described by its token and device endpoints only: no authorization endpoint.
+      'device-only': { ...provider, tokenEndpoint: `${as.issuer}/token`, deviceAuthorizationEndpoint: `${as.issuer}/device/auth` },
+    },
+  },
     { portal: portalConfig({ listener: { host: '127.0.0.1', port }, publicUrl: `${base}/` }) });
   // The test provider speaks plain http: Chromium would stop a form posted over https that is
   // redirected to http with its "not secure" interstitial, which real (https) providers never meet.
@@ -205,4 +215,25 @@ describe.sequential('Connect your account', () => {
       await stranger.close();
     }
   }, 30_000);
+
+  it('a device-flow-only provider: the button tells the user to ask the administrator, and nothing changes', async () => {
+    const other = 'dora@example.test';
+    const added = await authoriseByDevice(postern, as, ['user', 'add', other, '--oauth', 'device-only', '--upstream-user', UPSTREAM_USER, '--password-stdin'], `${PRIMARY}\n`);
+    expect(added.code, added.stderr).toBe(0);
+    const own = await browser.newContext({ ignoreHTTPSErrors: true });
+    try {
+      const dora = await own.newPage();
+      await signIn(dora, base, other, PRIMARY);
+      const { key, recoveryCodes } = await enrolTotp(dora);
+      for (const s of [key, ...recoveryCodes]) secrets.add(s);
+      await dora.goto(`${base}/passwords`);
+      const boxBefore = postern.accounts.getAccount(other).secretBox!;
+      const [answer] = await Promise.all([dora.waitForResponse((r) => r.url() === `${base}/connect`), dora.click('#connect')]);
+      expect(answer.status()).toBe(409);
+      expect(await dora.textContent('main')).toContain(`Ask your administrator to run "postern user reauth ${other}"`);
+      expect(postern.accounts.getAccount(other).secretBox!.equals(boxBefore)).toBe(true);
+    } finally {
+      await own.close();
+    }
+  }, 60_000);
 });

@@ -94,6 +94,8 @@ export const LOG_EVENTS = {
   'portal.primary_changed': { level: 'info', when: 'an account flagged REJECTED signed in with a new password the provider accepted: primary password changed, app-specific passwords revoked', fields: ['user', 'revoked'] },
   'portal.code_refused': { level: 'warn', when: 'a wrong or replayed second-factor code on the account page; the session ends after 5', fields: ['ip', 'user', 'failures'] },
   'portal.self_enrolled': { level: 'info', when: 'a login postern did not know, in `portal.enrol.domains`, that the provider accepted became an account on the account page (it must set up two-factor authentication next)', fields: ['user'] },
+  'portal.connected': { level: 'info', when: 'an account in mode oauth2 was connected again on the account page (authorization code + PKCE): the new grant is sealed, the REJECTED flag cleared', fields: ['ip', 'user', 'provider'] },
+  'portal.connect_refused': { level: 'info', when: 'a "Connect your account" callback was refused (`reason`: no_session, state_mismatch — forged, replayed or expired —, provider_error, exchange_failed, provider_unreachable)', fields: ['ip', 'user', 'reason', 'code'] },
 } as const satisfies Record<string, LogEventInfo>;
 
 export type LogEvent = keyof typeof LOG_EVENTS;

@@ -93,7 +93,15 @@ export class OAuth2Client {
     }
   }
 
-  /** The authorization URL for code + PKCE (S256) with a fresh state; `redirectUri` is the loopback listener's. */
+  /**
+   * Whether code + PKCE is possible at all (the provider has an authorization endpoint): the
+   * account page's "Connect your account" needs it, whatever flow the CLI uses.
+   */
+  async offersRedirect(): Promise<boolean> {
+    return this.guard('discovery', async () => Boolean((await this.authorizationServer()).authorization_endpoint));
+  }
+
+  /** The authorization URL for code + PKCE (S256) with a fresh state; `redirectUri` is the loopback listener's or the account page's callback. */
   async startPkce(redirectUri: string): Promise<PkceStart> {
     return this.guard('authorization request', async () => {
       const as = await this.authorizationServer();

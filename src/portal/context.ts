@@ -7,6 +7,8 @@ import type { BoundAddress } from '../net/service.js';
 import type { PasskeyService } from '../second-factor/passkeys.js';
 import type { SecondFactorService } from '../second-factor/service.js';
 import type { Store } from '../store/index.js';
+import type { OAuth2Client } from '../oauth2/client.js';
+import type { ConnectFlows } from './connect-flows.js';
 import type { Pages } from './render.js';
 import type { PortalSessions } from './sessions.js';
 import type { ProviderCheck } from './provider-change.js';
@@ -28,5 +30,8 @@ export interface PortalContext {
   /** Self-enrolment of an unknown login the provider accepts (self-enrol.ts); null: off. */
   selfEnrol: SelfEnrol | null;
   listeners: () => readonly BoundAddress[];
+  /** "Connect your account": the configured providers and the requests started (connect-flows.ts). */
+  oauth2Clients: ReadonlyMap<string, OAuth2Client>;
+  connectFlows: ConnectFlows;
   clock: () => number;
 }

@@ -8,7 +8,7 @@
  * Module map: sessions.ts (cookie ↔ database row, idle/absolute/primary-change rules, the
  * recent-auth password held in memory), request.ts (guards, form fields), render.ts + views/
  * (eta), strings.ts (every sentence), routes/ (one file per page group), static/ (CSS and the
- * copy button's script, served as files).
+ * copy button's script, served as files), connect-flows.ts ("Connect your account" requests).
  */
 import { readFileSync } from 'node:fs';
 import type https from 'node:https';
@@ -44,6 +44,9 @@ import { PortalSessions } from './sessions.js';
 import { providerPasswordChange } from './provider-change.js';
 import { selfEnrolment } from './self-enrol.js';
 import { checkTarget } from '../cli/upstream-check.js';
+import { oauth2Clients } from '../oauth2/index.js';
+import { ConnectFlows } from './connect-flows.js';
+import { connectRoutes } from './routes/connect.js';
 
 export interface PortalDeps {
   config: ResolvedConfig;
@@ -79,6 +82,7 @@ export async function startPortal(portal: PortalConfig, deps: PortalDeps): Promi
     passkeys: new PasskeyService(deps.store, relyingPartyOf(portalUrl(deps.config), portal.issuer), clock),
     pages: new Pages(),
     recentAuthMs: portal.sessions.recentAuthMinutes * minute,
+    oauth2Clients: oauth2Clients(deps.config), connectFlows: new ConnectFlows(clock),
   };
   const app = await buildPortalApp(ctx, deps.tls);
   const server = app.server as unknown as https.Server;
@@ -97,6 +101,7 @@ export async function startPortal(portal: PortalConfig, deps: PortalDeps): Promi
   const close = () => (closing ??= (async () => {
     stopReload();
     sessions.close();
+    ctx.connectFlows.clear();
     server.closeAllConnections();
     await app.close();
   })());
@@ -158,5 +163,6 @@ export async function buildPortalApp(ctx: PortalContext, tls: TlsMaterial): Prom
   passkeyRoutes(app, ctx);
   historyRoutes(app, ctx);
   onboardingRoutes(app, ctx);
+  connectRoutes(app, ctx);
   return app;
 }

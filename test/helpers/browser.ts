@@ -13,8 +13,9 @@ export const ARTIFACTS = path.resolve(import.meta.dirname, '../../test-artifacts
 export const PHONE = { width: 390, height: 844 };
 export const DESKTOP = { width: 1280, height: 800 };
 
-export async function launchBrowser(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+/** `extraArgs`: for instance --host-resolver-rules, to give postern a non-loopback name on 127.0.0.1. */
+export async function launchBrowser(extraArgs: string[] = []): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', ...extraArgs] });
 }
 
 /** Full-page screenshots of what the page shows now, at both widths; the viewport is put back. */

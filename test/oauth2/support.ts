@@ -48,7 +48,11 @@ passdb {
   });
 }
 
-export async function startOAuthPostern(as: AuthorizationServer, dovecot: DovecotServer, oauth2: Record<string, unknown> = {}): Promise<PosternHarness & { configPath: string }> {
+/**
+ * `dovecot` null: no mail listeners (a DAV-only postern). `extra`: more top-level config for the
+ * proxy (the account page's `portal`, `dav`), not for the CLI.
+ */
+export async function startOAuthPostern(as: AuthorizationServer, dovecot: DovecotServer | null, oauth2: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Promise<PosternHarness & { configPath: string }> {
   const oauth2Config = {
     providers: {
       test: { preset: 'generic', issuer: as.issuer, clientId: as.clientId, scopes: ['openid', 'offline_access', 'mail'], allowInsecureHttp: true },
@@ -60,14 +64,8 @@ export async function startOAuthPostern(as: AuthorizationServer, dovecot: Doveco
   const postern = await startPostern({
     config: {
       oauth2: oauth2Config,
-      imap: {
-        implicitTls: { port: 0 },
-        upstream: { host: dovecot.host, port: dovecot.imapsPort, security: 'tls', caFile: dovecot.caFile, connectTimeoutMs: 3000, greetingTimeoutMs: 3000 },
-      },
-      smtp: {
-        implicitTls: { port: 0 },
-        upstream: { host: dovecot.host, port: dovecot.submissionsPort, security: 'tls', caFile: dovecot.caFile },
-      },
+      ...(dovecot ? mailListeners(dovecot) : {}),
+      ...extra,
     },
     secrets: [PRIMARY],
   });
@@ -95,4 +93,17 @@ export async function authoriseByDevice(postern: { configPath: string }, as: Aut
   if (!code) throw new Error(`no user code printed; stderr: ${run.stderr()}`);
   await as.approveDevice(code, UPSTREAM_USER);
   return run.done;
+}
+
+function mailListeners(dovecot: DovecotServer): Record<string, unknown> {
+  return {
+    imap: {
+      implicitTls: { port: 0 },
+      upstream: { host: dovecot.host, port: dovecot.imapsPort, security: 'tls', caFile: dovecot.caFile, connectTimeoutMs: 3000, greetingTimeoutMs: 3000 },
+    },
+    smtp: {
+      implicitTls: { port: 0 },
+      upstream: { host: dovecot.host, port: dovecot.submissionsPort, security: 'tls', caFile: dovecot.caFile },
+    },
+  };
 }

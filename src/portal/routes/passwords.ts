@@ -15,6 +15,7 @@ import type { PortalContext } from '../context.js';
 import { field, fields, guard } from '../request.js';
 import type { LiveSession } from '../sessions.js';
 import { askPasswordAgain } from './sign-in.js';
+import { connectionOf } from './connect.js';
 import { formatTime, PROTOCOL_NAMES } from './format.js';
 
 const PUBLIC_ID = /^[0-9a-f]{8}$/;
@@ -34,10 +35,12 @@ export function passwordRoutes(app: FastifyInstance, ctx: PortalContext): void {
     const rows = accounts.listPasswords(live.account.login).map((p) => describe(ctx, p, now));
     const query = req.query as Record<string, string | undefined>;
     const n = Number(query.n);
-    const notice = query.done === 'revoked' ? t.revoked : query.done === 'revoked-all' && Number.isInteger(n) && n >= 0 ? t.revokedAll(n) : undefined;
+    const notice = query.done === 'revoked' ? t.revoked : query.done === 'revoked-all' && Number.isInteger(n) && n >= 0 ? t.revokedAll(n)
+      : query.done === 'connected' ? t.connectDone : undefined;
     return pages.send(reply, 'passwords', {
       title: t.passwordsTitle, login: live.account.login, nav: 'passwords', rows, notice,
       activeCount: rows.filter((r) => r.status === 'active').length, max: MAX_ACTIVE_PASSWORDS,
+      connection: connectionOf(live.account),
     });
   });
 

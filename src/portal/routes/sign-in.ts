@@ -18,7 +18,7 @@ export const ENROL_REFUSAL_FLOOR_MS = 1_500;
 const sleep = (ms: number) => (ms > 0 ? new Promise<void>((resolve) => setTimeout(resolve, ms)) : Promise.resolve());
 
 /** Where the password-again form may send the user back to: the pages that asked for it. */
-const NEXT = /^\/(?:passwords(?:\/new|\/revoke-all|\/[0-9a-f]{8}\/revoke)?|passkeys\/(?:new|[1-9]\d{0,15}\/remove))$/;
+const NEXT = /^\/(?:passwords(?:\/new|\/revoke-all|\/[0-9a-f]{8}\/revoke)?|passkeys\/(?:new|[1-9]\d{0,15}\/remove)|connect)$/;
 
 export function signInRoutes(app: FastifyInstance, ctx: PortalContext): void {
   const { pages, sessions, factors, t } = { ...ctx, t: ctx.pages.t };

@@ -90,6 +90,9 @@ export const LOG_EVENTS = {
   'portal.csrf_refused': { level: 'info', when: 'a form was posted to the account page without a valid CSRF token (403)', fields: ['ip', 'path'] },
   'portal.primary_changed': { level: 'info', when: 'an account flagged REJECTED signed in with a new password the provider accepted: primary password changed, app-specific passwords revoked', fields: ['user', 'revoked'] },
   'portal.code_refused': { level: 'warn', when: 'a wrong or replayed second-factor code on the account page; the session ends after 5', fields: ['ip', 'user', 'failures'] },
+  'portal.profile_downloaded': { level: 'info', when: 'the one-time Apple profile of a new app-specific password was downloaded (`signed` false: the certificate key is not RSA)', fields: ['ip', 'user', 'password', 'signed'] },
+  'portal.profile_refused': { level: 'info', when: 'a one-time profile download was refused (410): `reason` gone (used or unknown), expired, or revoked', fields: ['ip', 'reason'] },
+  'profile.prune_failed': { level: 'warn', when: 'expired one-time profile downloads could not be deleted; retried later', fields: ['err'] },
 } as const satisfies Record<string, LogEventInfo>;
 
 export type LogEvent = keyof typeof LOG_EVENTS;

@@ -6,6 +6,8 @@ import type { Logger } from '../log.js';
 import type { BoundAddress } from '../net/service.js';
 import type { SecondFactorService } from '../second-factor/service.js';
 import type { Store } from '../store/index.js';
+import type { TlsMaterial } from '../net/tls-material.js';
+import type { ProfileDownloads } from '../onboarding/profile-download.js';
 import type { Pages } from './render.js';
 import type { PortalSessions } from './sessions.js';
 import type { ProviderCheck } from './provider-change.js';
@@ -24,4 +26,8 @@ export interface PortalContext {
   providerCheck: ProviderCheck;
   listeners: () => readonly BoundAddress[];
   clock: () => number;
+  /** One-time Apple profile downloads after Generate; null when `portal.appleProfile` is off. */
+  profiles: ProfileDownloads | null;
+  /** Postern's certificate and key: the profile is signed with them (current after SIGHUP). */
+  tls: TlsMaterial;
 }

@@ -89,7 +89,7 @@ export const en = {
   profileQrAlt: 'QR code that opens the one-time profile download on a phone',
   profileOnce: (minutes: number) => `The download works once, within ${minutes} ${minutes === 1 ? 'minute' : 'minutes'}.`,
   profileGoneTitle: 'This download is no longer available',
-  profileGone: 'A set-up profile can be downloaded once, within a few minutes of generating its password, and not after the password is revoked. This link has been used, has expired, or its password was revoked. Generate a new password on your account page to get a new profile.',
+  profileGone: 'This link has been used, has expired, or its password was revoked: a set-up profile can be downloaded once, within a few minutes of generating its password. Generate a new password on your account page for a new profile.',
 
   revokeTitle: 'Revoke this password?',
   revokeIntro: (label: string) => `The app using "${label}" will be signed out within a second and will ask for a password.`,

@@ -176,6 +176,9 @@ describe('the one-time Apple profile', () => {
     expect(again.type).toMatch(/^text\/html/);
     expect(again.body.toString('utf8')).toContain('can be downloaded once');
     expect(again.body.toString('utf8')).not.toContain(offer.password);
+    await page.goto(new URL(offer.path, base).href);
+    expect(await page.textContent('.error')).toContain('This link has been used, has expired, or its password was revoked');
+    await screenshots(page, '21-profile-gone');
     // A well-formed token nobody was given gets the same page.
     expect((await download(`/profile/${'A'.repeat(43)}`)).status).toBe(410);
   });

@@ -91,7 +91,7 @@ function pem(value: unknown): string {
 function gone(ctx: PortalContext, req: FastifyRequest, reply: FastifyReply, reason: 'gone' | 'expired' | 'revoked'): FastifyReply {
   ctx.log.info({ event: 'portal.profile_refused', ip: clientAddressOf(req.socket), reason }, 'a one-time profile download was refused');
   const t = ctx.pages.t;
-  return ctx.pages.send(reply, 'error', { title: t.profileGoneTitle, message: t.profileGone }, 410);
+  return ctx.pages.send(reply, 'error', { title: t.profileGoneTitle, heading: t.profileGoneTitle, message: t.profileGone }, 410);
 }
 
 /**

@@ -7,7 +7,7 @@
 // - the download needs no session, is `application/x-apple-aspen-config`, verifies with
 //   `openssl smime -verify` against the test CA, and parses (Python's plistlib) into payloads that
 //   match the account, the listeners' ports and the new password;
-// - it is taken once: a second request, and any of several racing ones but one, get 410 with a
+// - it is taken once: a HEAD does not take it (fastify's automatic HEAD route would); a second request, and any of several racing ones but one, get 410 with a
 //   clear page; so does one after its expiry, and one whose password was revoked meanwhile;
 // - neither the token nor the password reaches a log line or the database file, even while the
 //   download is pending.
@@ -181,6 +181,12 @@ describe('the one-time Apple profile', () => {
     await screenshots(page, '21-profile-gone');
     // A well-formed token nobody was given gets the same page.
     expect((await download(`/profile/${'A'.repeat(43)}`)).status).toBe(410);
+  });
+
+  it('attack: link checker spends the download — a HEAD request does not take it', async () => {
+    const offer = await generateWithProfile('Checked');
+    expect((await download(offer.path, 'HEAD')).status).toBe(404);
+    expect((await download(offer.path)).status).toBe(200);
   });
 
   it('attack: racing downloads — of eight simultaneous requests with one link, exactly one gets the profile', async () => {

@@ -65,7 +65,9 @@ export async function offerProfile(ctx: PortalContext, req: FastifyRequest, acco
 export const PROFILE_QR_OPTIONS = { type: 'svg', margin: 2, errorCorrectionLevel: 'M' } as const;
 
 export function profileRoutes(app: FastifyInstance, ctx: PortalContext): void {
-  app.get<{ Params: { token: string } }>(`${PROFILE_PREFIX}:token`, async (req, reply) => {
+  // No automatic HEAD route: fastify would answer HEAD by running this handler, and a HEAD (a link
+  // checker, a preview) would spend the one download.
+  app.get<{ Params: { token: string } }>(`${PROFILE_PREFIX}:token`, { exposeHeadRoute: false }, async (req, reply) => {
     if (!ctx.profiles) return gone(ctx, req, reply, 'gone');
     const taken = await ctx.profiles.take(req.params.token);
     if (taken.kind !== 'ok') return gone(ctx, req, reply, taken.kind);

@@ -23,6 +23,7 @@ import { openStore, type Store } from './store/index.js';
 import { startHistoryRetention } from './store/history-retention.js';
 import { startExpirySweep } from './store/expiry.js';
 import { startThrottlePrune } from './store/throttle-prune.js';
+import { startProfileDownloadPrune } from './store/profile-download-prune.js';
 import { openWriterStore, WriteQueue } from './store/write-queue.js';
 import { startImap } from './imap/index.js';
 import { startPop3 } from './pop3/index.js';
@@ -81,6 +82,7 @@ export async function startApp(config: ResolvedConfig, log: Logger, options: App
   const retention = maintenance ? startHistoryRetention(writer, { keepDays: config.history.keepDays }, log) : null;
   const expiry = maintenance ? startExpirySweep(writer, log) : null;
   const throttlePrune = maintenance ? startThrottlePrune(writer, config.auth.throttle, log) : null;
+  const profilePrune = maintenance ? startProfileDownloadPrune(writer, log) : null;
   const deps = (name: string): ProtocolDeps => ({ auth, tls, log: log.child({ protocol: name }), serverName: config.hostnames[0]!, upstreamLookup: options.upstreamLookup });
   const services: ProtocolService[] = [];
   let admin: AdminServer | null = null;
@@ -96,6 +98,7 @@ export async function startApp(config: ResolvedConfig, log: Logger, options: App
     retention?.stop();
     expiry?.stop();
     throttlePrune?.stop();
+    profilePrune?.stop();
     await writes.close();
     writer.close();
     store.close();

@@ -96,6 +96,9 @@ export const LOG_EVENTS = {
   'portal.self_enrolled': { level: 'info', when: 'a login postern did not know, in `portal.enrol.domains`, that the provider accepted became an account on the account page (it must set up two-factor authentication next)', fields: ['user'] },
   'portal.connected': { level: 'info', when: 'an account in mode oauth2 was connected again on the account page (authorization code + PKCE): the new grant is sealed, the REJECTED flag cleared', fields: ['ip', 'user', 'provider'] },
   'portal.connect_refused': { level: 'info', when: 'a "Connect your account" callback was refused (`reason`: no_session, state_mismatch — forged, replayed or expired —, provider_error, exchange_failed, provider_unreachable)', fields: ['ip', 'user', 'reason', 'code'] },
+  'portal.profile_downloaded': { level: 'info', when: 'the one-time Apple profile of a new app-specific password was downloaded (`signed` false: the certificate key is not RSA)', fields: ['ip', 'user', 'password', 'signed'] },
+  'portal.profile_refused': { level: 'info', when: 'a one-time profile download was refused (410): `reason` gone (used or unknown), expired, or revoked', fields: ['ip', 'reason'] },
+  'profile.prune_failed': { level: 'warn', when: 'expired one-time profile downloads could not be deleted; retried later', fields: ['err'] },
 } as const satisfies Record<string, LogEventInfo>;
 
 export type LogEvent = keyof typeof LOG_EVENTS;

@@ -191,6 +191,16 @@ const portal = z.strictObject({
    * authentication before anything else. Every other sign-in is answered as a wrong password.
    */
   enrol: z.strictObject({ domains: z.array(domainName).min(1) }).optional(),
+  /**
+   * Right after Generate, a one-time download of an Apple configuration profile with the new
+   * password inside (and a QR code that opens it on a phone): valid this long, once.
+   */
+  appleProfile: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      validSeconds: z.number().int().min(1).max(3600).default(300),
+    })
+    .prefault({}),
   sessions: z
     .strictObject({
       idleMinutes: z.number().int().min(1).max(24 * 60).default(15),

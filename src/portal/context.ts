@@ -9,6 +9,8 @@ import type { SecondFactorService } from '../second-factor/service.js';
 import type { Store } from '../store/index.js';
 import type { OAuth2Client } from '../oauth2/client.js';
 import type { ConnectFlows } from './connect-flows.js';
+import type { TlsMaterial } from '../net/tls-material.js';
+import type { ProfileDownloads } from '../onboarding/profile-download.js';
 import type { Pages } from './render.js';
 import type { PortalSessions } from './sessions.js';
 import type { ProviderCheck } from './provider-change.js';
@@ -34,4 +36,8 @@ export interface PortalContext {
   oauth2Clients: ReadonlyMap<string, OAuth2Client>;
   connectFlows: ConnectFlows;
   clock: () => number;
+  /** One-time Apple profile downloads after Generate; null when `portal.appleProfile` is off. */
+  profiles: ProfileDownloads | null;
+  /** Postern's certificate and key: the profile is signed with them (current after SIGHUP). */
+  tls: TlsMaterial;
 }

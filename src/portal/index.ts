@@ -9,6 +9,8 @@
  * recent-auth password held in memory), request.ts (guards, form fields), render.ts + views/
  * (eta), strings.ts (every sentence), routes/ (one file per page group), static/ (CSS and the
  * copy button's script, served as files), connect-flows.ts ("Connect your account" requests).
+ * Of the pages people open, only the one-time profile download (routes/profile.ts) needs no
+ * session: the phone that scans its QR code has none.
  */
 import { readFileSync } from 'node:fs';
 import type https from 'node:https';
@@ -28,6 +30,7 @@ import { bind } from '../net/listener.js';
 import type { BoundAddress, ProtocolService } from '../net/service.js';
 import type { TlsMaterial } from '../net/tls-material.js';
 import { PasskeyService, relyingPartyOf } from '../second-factor/passkeys.js';
+import { ProfileDownloads } from '../onboarding/profile-download.js';
 import { SecondFactorService } from '../second-factor/service.js';
 import { portalUrl } from '../accounts/server-settings.js';
 import type { Store } from '../store/index.js';
@@ -37,6 +40,7 @@ import { COOKIE_OPTIONS } from './request.js';
 import { historyRoutes } from './routes/history.js';
 import { passkeyRoutes } from './routes/passkeys.js';
 import { onboardingRoutes } from './routes/onboarding.js';
+import { loggablePath, profileRoutes } from './routes/profile.js';
 import { passwordRoutes } from './routes/passwords.js';
 import { secondFactorRoutes } from './routes/second-factor.js';
 import { signInRoutes } from './routes/sign-in.js';
@@ -83,6 +87,8 @@ export async function startPortal(portal: PortalConfig, deps: PortalDeps): Promi
     pages: new Pages(),
     recentAuthMs: portal.sessions.recentAuthMinutes * minute,
     oauth2Clients: oauth2Clients(deps.config), connectFlows: new ConnectFlows(clock),
+    profiles: portal.appleProfile.enabled ? new ProfileDownloads(deps.store, portal.appleProfile.validSeconds * 1000, clock) : null,
+    tls: deps.tls,
   };
   const app = await buildPortalApp(ctx, deps.tls);
   const server = app.server as unknown as https.Server;
@@ -148,7 +154,7 @@ export async function buildPortalApp(ctx: PortalContext, tls: TlsMaterial): Prom
   app.setNotFoundHandler((_req, reply) => ctx.pages.send(reply, 'error', { title: t.errorTitle, message: t.errorNotFound }, 404));
   app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, req, reply) => {
     if (err.code?.startsWith('FST_CSRF')) {
-      ctx.log.info({ event: 'portal.csrf_refused', ip: clientAddressOf(req.socket), path: req.url.slice(0, 100) }, 'a form was posted without a valid CSRF token');
+      ctx.log.info({ event: 'portal.csrf_refused', ip: clientAddressOf(req.socket), path: loggablePath(req.url) }, 'a form was posted without a valid CSRF token');
       return ctx.pages.send(reply, 'error', { title: t.errorTitle, message: t.errorForbidden }, 403);
     }
     if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
@@ -164,5 +170,6 @@ export async function buildPortalApp(ctx: PortalContext, tls: TlsMaterial): Prom
   historyRoutes(app, ctx);
   onboardingRoutes(app, ctx);
   connectRoutes(app, ctx);
+  profileRoutes(app, ctx);
   return app;
 }

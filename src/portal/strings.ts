@@ -88,6 +88,15 @@ export const en = {
   settingsNone: 'No server for these uses is configured on this postern.',
   done: 'Done',
 
+  profileTitle: 'Set up this device in one step',
+  profileIntro: 'An iPhone, iPad or Mac can set itself up with this password: download the configuration profile, then install it in Settings (it appears under "Profile Downloaded").',
+  profileInstall: 'Install on this iPhone/iPad/Mac',
+  profileScan: 'On an iPhone or iPad, point the Camera at this code to open the download there:',
+  profileQrAlt: 'QR code that opens the one-time profile download on a phone',
+  profileOnce: (minutes: number) => `The download works once, within ${minutes} ${minutes === 1 ? 'minute' : 'minutes'}.`,
+  profileGoneTitle: 'This download is no longer available',
+  profileGone: 'This link has been used, has expired, or its password was revoked: a set-up profile can be downloaded once, within a few minutes of generating its password. Generate a new password on your account page for a new profile.',
+
   revokeTitle: 'Revoke this password?',
   revokeIntro: (label: string) => `The app using "${label}" will be signed out within a second and will ask for a password.`,
   revokeButton: 'Revoke',

@@ -17,6 +17,7 @@ import type { AppPasswordRepo } from './app-passwords.js';
 import type { EventRepo } from './events.js';
 import type { DatabaseCheck } from './maintenance.js';
 import type { PortalSessionRepo } from './portal-sessions.js';
+import type { ProfileDownloadRepo } from './profile-downloads.js';
 import type { SecondFactorRepo } from './second-factors.js';
 import type { PasskeyRepo } from './passkeys.js';
 import type { ThrottleCountRepo } from './throttle-counts.js';
@@ -39,6 +40,7 @@ export interface StoreRepos {
   secondFactors: Async<SecondFactorRepo>;
   portalSessions: Async<PortalSessionRepo>;
   passkeys: Async<PasskeyRepo>;
+  profileDownloads: Async<ProfileDownloadRepo>;
 }
 
 export interface StoreMaintenance {

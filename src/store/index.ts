@@ -10,6 +10,7 @@ import { EventRepo } from './events.js';
 import { Maintenance } from './maintenance.js';
 import { ThrottleCountRepo } from './throttle-counts.js';
 import { PortalSessionRepo } from './portal-sessions.js';
+import { ProfileDownloadRepo } from './profile-downloads.js';
 import { SecondFactorRepo } from './second-factors.js';
 import { PasskeyRepo } from './passkeys.js';
 
@@ -27,6 +28,8 @@ export interface Store {
   secondFactors: SecondFactorRepo;
   portalSessions: PortalSessionRepo;
   passkeys: PasskeyRepo;
+  /** One-time Apple profile downloads (src/onboarding/profile-download.ts). */
+  profileDownloads: ProfileDownloadRepo;
   /** Integrity check, schema version, backup: what `postern db` and `postern init` need. */
   maintenance: Maintenance;
   /** Runs fn in one IMMEDIATE transaction (takes the write lock up front: no upgrade deadlocks). */
@@ -46,6 +49,7 @@ export function openStore(file: string, options: Pick<OpenOptions, 'busyTimeoutM
     secondFactors: new SecondFactorRepo(db),
     portalSessions: new PortalSessionRepo(db),
     passkeys: new PasskeyRepo(db),
+    profileDownloads: new ProfileDownloadRepo(db),
     maintenance: new Maintenance(db),
     transaction: <T>(fn: () => T) => db.transaction(fn).immediate(),
     close: () => {

@@ -408,6 +408,35 @@ export const MIGRATION_SET: readonly Migration[] = [
   ALTER TABLE portal_sessions ADD COLUMN webauthn_until BIGINT;
 `,
   },
+  // 9: one-time Apple profile downloads (issue 16). The profile carries a new app-specific password
+  // in clear, so the row holds its inputs sealed under a key derived from the download token
+  // (src/onboarding/profile-download.ts), which is only in the URL; the row is found by the
+  // token's SHA-256. Taken by DELETE … RETURNING (once, across processes), pruned after expiry.
+  // ON DELETE CASCADE: removing an account or its password removes its pending download.
+  {
+    sqlite: `
+  CREATE TABLE profile_downloads (
+    token_digest BLOB PRIMARY KEY,           -- SHA-256 of the download token
+    account_id   INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    password_id  INTEGER NOT NULL REFERENCES app_passwords(id) ON DELETE CASCADE,
+    sealed       BLOB NOT NULL,              -- AES-256-GCM under HKDF(token)
+    expires_at   INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX profile_downloads_by_expiry ON profile_downloads (expires_at);
+  CREATE INDEX profile_downloads_by_password ON profile_downloads (password_id);
+  `,
+    postgres: `
+  CREATE TABLE profile_downloads (
+    token_digest BYTEA PRIMARY KEY,
+    account_id   BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    password_id  BIGINT NOT NULL REFERENCES app_passwords(id) ON DELETE CASCADE,
+    sealed       BYTEA NOT NULL,
+    expires_at   BIGINT NOT NULL
+  );
+  CREATE INDEX profile_downloads_by_expiry ON profile_downloads (expires_at);
+  CREATE INDEX profile_downloads_by_password ON profile_downloads (password_id);
+`,
+  },
 ];
 
 /** The SQLite side, as the runner in database.ts (and the tests that build old schemas) apply it. */

@@ -14,6 +14,7 @@ import { isActive, PROTOCOLS, type AppPasswordRow, type Protocol } from '../../s
 import type { PortalContext } from '../context.js';
 import { field, fields, guard } from '../request.js';
 import type { LiveSession } from '../sessions.js';
+import { offerProfile } from './profile.js';
 import { askPasswordAgain } from './sign-in.js';
 import { connectionOf } from './connect.js';
 import { formatTime, PROTOCOL_NAMES } from './format.js';
@@ -65,6 +66,7 @@ export function passwordRoutes(app: FastifyInstance, ctx: PortalContext): void {
         title: t.generatedTitle, login: live.account.login, nav: 'passwords',
         label: created.label, password: created.password, groups: created.password.split('-'),
         servers: servers(ctx.config, created.scopes, ctx.listeners()),
+        profile: await offerProfile(ctx, req, live.account, created),
       });
     } catch (err) {
       if (!USER_ERRORS.some((code) => isPosternError(err, code))) throw err;

@@ -16,6 +16,7 @@ import { writeHeapSnapshot } from 'node:v8';
 import type { AccountService as AccountServiceType } from '../src/accounts/service.js';
 import type { App } from '../src/app.js';
 import type { Store } from '../src/store/index.js';
+import { startProfile, stopProfile } from './profiler.js';
 
 type Handler = (m: Record<string, unknown>) => Promise<Record<string, unknown>>;
 
@@ -104,8 +105,13 @@ export function serve(register: (handler: Handler) => void): void {
         gc();
         return { file: writeHeapSnapshot(String(m.file)) };
       }
+      case 'profile-start':
+        await startProfile();
+        return {};
+      case 'profile-stop':
+        await stopProfile(String(m.file));
+        return {};
       case 'exit':
-        // A clean exit, so that --cpu-prof writes its profile.
         setImmediate(() => process.exit(0));
         return {};
       case 'stop': {

@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
+import { startProfile, stopProfile } from './profiler.js';
 
 type Handler = (m: Record<string, unknown>) => Promise<Record<string, unknown>>;
 
@@ -52,6 +53,12 @@ export function serve(register: (handler: Handler) => void): void {
         const u = process.cpuUsage();
         return { cpu: (u.user + u.system) / 1000 };
       }
+      case 'profile-start':
+        await startProfile();
+        return {};
+      case 'profile-stop':
+        await stopProfile(String(m.file));
+        return {};
       case 'exit':
         setImmediate(() => process.exit(0));
         return {};

@@ -18,7 +18,8 @@
  * harness's RSA-2048 certificate the server-side signature alone costs ~1 ms of a login.
  *
  * Knobs (environment): BENCH_SCALE_STEPS (e.g. `1000`, or `none` for the login figures only),
- * BENCH_CPU_PROF=<dir> (postern runs with --cpu-prof into it), BENCH_HEAP_SNAPSHOT=<dir> (postern
+ * BENCH_CPU_PROF=<prefix> (CPU profiles of postern and of the bare relay over the login rounds,
+ * sampled every 100 µs: <prefix>-postern.cpuprofile, <prefix>-relay.cpuprofile), BENCH_HEAP_SNAPSHOT=<dir> (postern
  * writes a heap snapshot before its first session and at each step: bench/heap-diff.ts reads them).
  */
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
@@ -64,7 +65,7 @@ class Child {
       this.proc.send({ ...message, id });
     });
   }
-  /** Asks the child to exit cleanly (a CPU profile is written at exit), killed if it does not. */
+  /** Asks the child to exit cleanly, killed if it does not. */
   async exit(): Promise<void> {
     const gone = new Promise((r) => this.proc.once('exit', r));
     await this.ask({ op: 'exit' }).catch(() => undefined);
@@ -73,8 +74,8 @@ class Child {
   }
 }
 
-function spawnChild(role: string, env: Record<string, string>, execArgv: string[] = []): Child {
-  const proc = fork(SELF, [role], { execArgv: ['--expose-gc', ...execArgv, '--import', 'tsx'], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+function spawnChild(role: string, env: Record<string, string>): Child {
+  const proc = fork(SELF, [role], { execArgv: ['--expose-gc', '--import', 'tsx'], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Child(proc);
 }
 
@@ -127,7 +128,7 @@ export async function run(): Promise<BenchRow[]> {
   const snapshots = process.env.BENCH_HEAP_SNAPSHOT;
   const upstream = spawnChild('upstream', env);
   const relay = spawnChild('relay', env);
-  const postern = spawnChild('postern', env, cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${cpuProf}`] : []);
+  const postern = spawnChild('postern', env);
   const baselineDist = process.env.BENCH_POSTERN_BASELINE;
   const baseline = baselineDist ? spawnChild('postern', { ...env, BENCH_POSTERN_DIST: baselineDist }) : null;
   try {
@@ -149,7 +150,7 @@ export async function run(): Promise<BenchRow[]> {
     const vsBaseline = (f: (name: Target['name']) => string) => (baseline ? `; baseline build (${baselineDist}) ${f('baseline')}` : '');
     const rows: BenchRow[] = [];
 
-    const cpu = await cpuPerLogin(targets, upstream);
+    const cpu = await cpuPerLogin(targets, upstream, cpuProf);
     rows.push({ section: 'scale', measure: `CPU per login: upstream alone / bare Node relay (n=${LOGINS}, sequential)`, direct: `${fmtUs(cpu.upstream.own)} / ${fmtUs(cpu.relay.own)}`, postern: fmtUs(cpu.postern.own),
       note: `user+system of each process; connect, TLS, LOGIN, (upstream TLS + LOGIN,) LOGOUT; ${LOGIN_ROUNDS} interleaved rounds; postern − relay = ${fmtUs(cpu.postern.own - cpu.relay.own)}; upstream's own behind relay / postern ${fmtUs(cpu.relay.upstream)} / ${fmtUs(cpu.postern.upstream)}; upstream handshakes resumed: relay ${cpu.relay.resumed}, postern ${cpu.postern.resumed}${vsBaseline((n) => fmtUs(cpu[n]!.own))}` });
     // Logins per second with 1 and 2 workers: the `workers` section (bench/workers.ts).
@@ -277,7 +278,7 @@ interface LoginCpu {
 }
 
 /** Sequential logins to each target, in interleaved rounds; CPU per login of each process. */
-async function cpuPerLogin(targets: readonly Target[], upstream: Child): Promise<Partial<Record<Target['name'], LoginCpu>> & Record<'upstream' | 'relay' | 'postern', LoginCpu>> {
+async function cpuPerLogin(targets: readonly Target[], upstream: Child, profile?: string): Promise<Partial<Record<Target['name'], LoginCpu>> & Record<'upstream' | 'relay' | 'postern', LoginCpu>> {
   const once = async (target: Target, i: number) => {
     const { socket, read } = await login(target, i, target.passwords[0]!);
     socket.write('z LOGOUT\r\n');
@@ -287,6 +288,8 @@ async function cpuPerLogin(targets: readonly Target[], upstream: Child): Promise
   type Cpu = { cpu: number; handshakes?: number; resumed?: number };
   const sums = new Map(targets.map((t) => [t.name, { own: 0, upstream: 0, handshakes: 0, resumed: 0 }]));
   for (const target of targets) for (let i = 0; i < LOGIN_WARMUP; i++) await once(target, i);
+  const profiled = targets.filter((t) => t.name === 'postern' || t.name === 'relay');
+  if (profile) for (const t of profiled) await t.proc.ask({ op: 'profile-start' });
   for (let round = 0; round < LOGIN_ROUNDS; round++) {
     for (const target of targets) {
       const t0 = await target.proc.ask<Cpu>({ op: 'cpu' });
@@ -301,6 +304,7 @@ async function cpuPerLogin(targets: readonly Target[], upstream: Child): Promise
       sum.resumed += u1.resumed! - u0.resumed!;
     }
   }
+  if (profile) for (const t of profiled) await t.proc.ask({ op: 'profile-stop', file: `${profile}-${t.name}.cpuprofile` });
   const result = {} as Record<Target['name'], LoginCpu>;
   for (const [name, sum] of sums) result[name] = { own: sum.own / LOGINS, upstream: sum.upstream / LOGINS, resumed: `${sum.resumed}/${sum.handshakes}` };
   return result;

@@ -1,66 +1,124 @@
 /**
- * The scale section's postern (bench/scale.ts): the real app (test/helpers/postern.ts) in its own
- * process, so its RSS, heap and CPU are postern's alone. One account with a few app passwords;
- * revokes are committed by a second connection, as `postern password revoke` would.
+ * The scale section's postern (bench/scale.ts): the app as it ships in its own process, so its
+ * RSS, heap and CPU are postern's alone. It runs the compiled code (dist/, which `npm run bench`
+ * builds first; BENCH_POSTERN_DIST names another build, e.g. a baseline to compare with) and logs
+ * at the default level (`info`) through a real pino destination, as `serve` does. Not the test
+ * harness: that logs at debug into an array that grows with every session, and under tsx every
+ * arrow function carries a `name` property of its own (esbuild's keepNames) — both made a session
+ * look heavier and a login slower than they are. One account with a few app passwords; revokes are
+ * committed by a second connection, as `postern password revoke` would.
  */
-import { openStore, type Store } from '../src/store/index.js';
-import { startPostern, type PosternHarness } from '../test/helpers/postern.js';
-import { pollCost, seed } from './revocation.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { writeHeapSnapshot } from 'node:v8';
+import type { AccountService as AccountServiceType } from '../src/accounts/service.js';
+import type { App } from '../src/app.js';
+import type { Store } from '../src/store/index.js';
+import { startProfile, stopProfile } from './profiler.js';
 
 type Handler = (m: Record<string, unknown>) => Promise<Record<string, unknown>>;
 
 const gc = () => (globalThis as { gc?: () => void }).gc?.();
 
+const DIST = path.resolve(process.env.BENCH_POSTERN_DIST ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist'));
+
+/** A module of the build under test, typed as its source. */
+const built = <T>(file: string): Promise<T> => import(pathToFileURL(path.join(DIST, file)).href) as Promise<T>;
+
+interface Running {
+  app: App;
+  store: Store;
+  dir: string;
+}
+
+async function startBuilt(upstreamPort: number): Promise<Running> {
+  const [{ startApp }, { resolveConfig }, { createKeyFile }, { createLogger }, { openStore }, pino] = await Promise.all([
+    built<typeof import('../src/app.js')>('app.js'),
+    built<typeof import('../src/config/load.js')>('config/load.js'),
+    built<typeof import('../src/crypto/keys.js')>('crypto/keys.js'),
+    built<typeof import('../src/log.js')>('log.js'),
+    built<typeof import('../src/store/index.js')>('store/index.js'),
+    import('pino'),
+  ]);
+  const dir = mkdtempSync(path.join(tmpdir(), 'postern-bench-postern-'));
+  const keyFile = path.join(dir, 'postern.key');
+  createKeyFile(keyFile);
+  const config = resolveConfig({
+    database: { path: path.join(dir, 'postern.db') },
+    keyFile,
+    log: { level: 'info' },
+    tls: { cert: process.env.BENCH_CERT, key: process.env.BENCH_KEY },
+    auth: { throttle: { baseDelayMs: 0, maxDelayMs: 0, blockAfterFailures: 1000, blockMs: 0, windowMs: 60_000 } },
+    imap: {
+      implicitTls: { port: 0 },
+      upstream: { host: '127.0.0.1', port: upstreamPort, security: 'tls', caFile: process.env.BENCH_CERT, servername: 'localhost' },
+      limits: { maxConnections: 20_000, maxConnectionsPerAddress: 20_000 },
+    },
+  }, null, {});
+  // What `serve` does with its lines, minus the terminal: formatted, written asynchronously.
+  const log = createLogger({ level: config.log.level, destination: pino.default.destination({ dest: '/dev/null', sync: false }) });
+  const app = await startApp(config, log, { announce: false });
+  return { app, store: openStore(config.database.path), dir };
+}
+
 export function serve(register: (handler: Handler) => void): void {
-  let postern: PosternHarness | undefined;
-  let admin: Store | undefined;
+  let running: Running | undefined;
   const ids: string[] = [];
   register(async (m) => {
     switch (m.op) {
       case 'start': {
-        postern = await startPostern({
-          config: {
-            log: { level: 'warn' },
-            tls: { cert: process.env.BENCH_CERT, key: process.env.BENCH_KEY },
-            imap: {
-              implicitTls: { port: 0 },
-              upstream: { host: '127.0.0.1', port: m.upstreamPort, security: 'tls', caFile: process.env.BENCH_CERT, servername: 'localhost' },
-              limits: { maxConnections: 20_000, maxConnectionsPerAddress: 20_000 },
-            },
-          },
-        });
-        postern.addUser('bench', 'bench-primary-Secret-2', { mode: 'password', secret: 'bench-upstream-Secret-3' });
+        running = await startBuilt(Number(m.upstreamPort));
+        const { AccountService } = await built<typeof import('../src/accounts/service.js')>('accounts/service.js');
+        const { readKeyFile } = await built<typeof import('../src/crypto/keys.js')>('crypto/keys.js');
+        const accounts: AccountServiceType = new AccountService(running.app.store, readKeyFile(path.join(running.dir, 'postern.key')));
+        accounts.addAccount('bench', 'bench-primary-Secret-2', { mode: 'password', secret: 'bench-upstream-Secret-3' });
         const passwords: string[] = [];
         for (let i = 0; i < Number(m.passwords ?? 20); i++) {
-          const created = postern.newPassword('bench', 'bench-primary-Secret-2', { label: `bench ${i}` });
+          const created = accounts.createPassword('bench', 'bench-primary-Secret-2', { label: `bench ${i}` });
           passwords.push(created.password);
           ids.push(created.publicId);
         }
-        admin = openStore(postern.dbPath);
-        return { port: postern.port('imap.implicitTls'), passwords };
+        const port = running.app.addresses.find((a) => a.name === 'imap.implicitTls')!.port;
+        return { port, passwords };
       }
       case 'memory': {
         gc();
         gc();
         const u = process.memoryUsage();
-        return { rss: u.rss, heapUsed: u.heapUsed, external: u.external + u.arrayBuffers };
+        return { rss: u.rss, heapUsed: u.heapUsed, heapTotal: u.heapTotal, external: u.external + u.arrayBuffers };
       }
       case 'cpu': {
         const u = process.cpuUsage();
         return { cpu: (u.user + u.system) / 1000 };
       }
       case 'revoke': {
-        const row = admin!.passwords.findByPublicId(ids[Number(m.password)]!)!;
-        admin!.passwords.revoke(row.id, 'admin', Date.now());
+        const { store } = running!;
+        const row = store.passwords.findByPublicId(ids[Number(m.password)]!)!;
+        store.passwords.revoke(row.id, 'admin', Date.now());
         return { at: performance.timeOrigin + performance.now() };
       }
-      case 'poll-cost': return { costs: pollCosts() };
+      case 'poll-cost': return { costs: await pollCosts() };
+      case 'heap-snapshot': {
+        gc();
+        gc();
+        return { file: writeHeapSnapshot(String(m.file)) };
+      }
+      case 'profile-start':
+        await startProfile();
+        return {};
+      case 'profile-stop':
+        await stopProfile(String(m.file));
+        return {};
+      case 'exit':
+        setImmediate(() => process.exit(0));
+        return {};
       case 'stop': {
-        admin?.close();
-        await postern?.stop();
+        if (!running) return {};
+        running.store.close();
+        await running.app.close();
+        rmSync(running.dir, { recursive: true, force: true });
         return {};
       }
       default: throw new Error(`unknown op ${String(m.op)}`);
@@ -69,7 +127,8 @@ export function serve(register: (handler: Handler) => void): void {
 }
 
 /** The watcher's cost per poll with nothing changed, on a database of its own (bench/revocation.ts's method). */
-function pollCosts(): Array<{ watched: number; us: number }> {
+async function pollCosts(): Promise<Array<{ watched: number; us: number }>> {
+  const [{ openStore }, { pollCost, seed }] = await Promise.all([import('../src/store/index.js'), import('./revocation.js')]);
   const dir = mkdtempSync(path.join(tmpdir(), 'postern-bench-poll-'));
   const store = openStore(path.join(dir, 'p.db'));
   try {

@@ -2,6 +2,7 @@
  * The scale section's upstream (bench/scale.ts): a minimal TLS IMAP server in its own process, so
  * the upstream's work is not counted as postern's. It says OK to any login and IDLEs forever;
  * counts its handshakes and how many were resumed (postern's upstream session cache at work).
+ * Clients may also connect to it directly: its memory per session is then one Node TLS leg's.
  */
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +11,8 @@ import tls from 'node:tls';
 const CAPS = 'IMAP4rev1 SASL-IR AUTH=PLAIN ID IDLE LITERAL+';
 
 type Handler = (m: Record<string, unknown>) => Promise<Record<string, unknown>>;
+
+const gc = () => (globalThis as { gc?: () => void }).gc?.();
 
 export function serve(register: (handler: Handler) => void): void {
   let handshakes = 0;
@@ -52,6 +55,12 @@ export function serve(register: (handler: Handler) => void): void {
     if (m.op === 'cpu') {
       const u = process.cpuUsage();
       return { cpu: (u.user + u.system) / 1000, handshakes, resumed };
+    }
+    if (m.op === 'memory') {
+      gc();
+      gc();
+      const u = process.memoryUsage();
+      return { rss: u.rss, heapUsed: u.heapUsed, heapTotal: u.heapTotal, external: u.external + u.arrayBuffers };
     }
     throw new Error(`unknown op ${String(m.op)}`);
   });

@@ -17,7 +17,8 @@ const MAX_PENDING = 4;
 export class CompressWatch {
   private readonly clientLines = new LineScanner();
   private readonly upstreamLines = new LineScanner();
-  private readonly pending = new Set<string>();
+  /** Tags of COMPRESS commands in flight; made at the first one (most sessions never send one). */
+  private pending: Set<string> | null = null;
   private started = false;
 
   /** True once the upstream has accepted COMPRESS DEFLATE: both directions are deflated. */
@@ -30,7 +31,9 @@ export class CompressWatch {
     if (this.started) return;
     this.clientLines.push(chunk, (head) => {
       const tag = COMPRESS_COMMAND.exec(head)?.[1];
-      if (tag !== undefined && this.pending.size < MAX_PENDING) this.pending.add(tag);
+      if (tag === undefined) return false;
+      const pending = (this.pending ??= new Set());
+      if (pending.size < MAX_PENDING) pending.add(tag);
       return false;
     });
   }
@@ -43,10 +46,11 @@ export class CompressWatch {
     if (this.started) return 0;
     let startsAt = -1;
     this.upstreamLines.push(chunk, (head, end) => {
-      if (this.pending.size === 0) return false;
+      const pending = this.pending;
+      if (!pending || pending.size === 0) return false;
       const status = TAGGED_STATUS.exec(head);
-      if (!status || !this.pending.has(status[1]!)) return false;
-      this.pending.delete(status[1]!);
+      if (!status || !pending.has(status[1]!)) return false;
+      pending.delete(status[1]!);
       if (status[2]!.toUpperCase() !== 'OK') return false;
       this.started = true;
       startsAt = end;

@@ -37,13 +37,14 @@ export class Relay {
 
   start(): void {
     const { client, upstream } = this;
-    // Registered before the pipes: each chunk is looked at before it is forwarded.
-    client.on('data', (chunk: Buffer) => this.compression.fromClient(chunk));
-    upstream.on('data', (chunk: Buffer) => this.fromUpstream(chunk));
     pipeBothWays(client, upstream, {
       clientGone: (error) => this.finish({ by: 'client', ...(error ? { error } : {}) }),
       // The client gets a BYE, whether the upstream closed or reset.
       upstreamGone: (error) => this.upstreamGone(error),
+    }, {
+      // Each chunk is looked at before it is forwarded.
+      fromClient: (chunk) => this.compression.fromClient(chunk),
+      fromUpstream: (chunk) => this.fromUpstream(chunk),
     });
   }
 

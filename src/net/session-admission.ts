@@ -8,6 +8,7 @@ import type net from 'node:net';
 import { clientAddressOf } from '../auth/client-address.js';
 import type { Logger } from '../log.js';
 import type { ConnectionLimiter, Refusal } from './connection-limiter.js';
+import { ConnectionLogger } from './connection-log.js';
 import type { ConnectionRegistry, TrackedConnection } from './connection-registry.js';
 
 export interface Admitted {
@@ -40,7 +41,7 @@ export function admitSessions(spec: AdmissionSpec): (socket: net.Socket, secure:
       spec.limiter.logRefusal(spec.log, clientAddress, slot.refused);
       return refuseConnection(socket, spec.refuseLine(slot.refused));
     }
-    const log = spec.log.child({ conn: ++connectionCounter, ip: clientAddress, listener: listenerName });
+    const log = new ConnectionLogger(spec.log, { conn: ++connectionCounter, ip: clientAddress, listener: listenerName });
     let unregister = () => {};
     const onClosed = () => {
       unregister();

@@ -1,0 +1,68 @@
+/**
+ * The scale section's floor (bench/scale.ts): a bare Node TLS relay in its own process, the least
+ * any Node proxy with TLS on both sides can cost. It accepts TLS with postern's certificate,
+ * connects TLS to the same minimal upstream (resuming the upstream's session, as postern does),
+ * pipes both ways, and nothing else: no protocol, no timers, no logger, no database. Whatever
+ * postern costs above this is postern's own; what this costs is Node's (OpenSSL state on two
+ * legs, libuv handles, stream objects).
+ */
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
+import { startProfile, stopProfile } from './profiler.js';
+
+type Handler = (m: Record<string, unknown>) => Promise<Record<string, unknown>>;
+
+const gc = () => (globalThis as { gc?: () => void }).gc?.();
+
+export function serve(register: (handler: Handler) => void): void {
+  const cert = readFileSync(process.env.BENCH_CERT!);
+  let upstreamPort = 0;
+  let session: Buffer | undefined;
+  // One client context for every upstream connection (as postern's connector keeps one): `ca` on
+  // each connect would build a new context, certificate store and all, per connection.
+  const upstreamContext = tls.createSecureContext({ ca: cert });
+  const server = tls.createServer({ cert, key: readFileSync(process.env.BENCH_KEY!) }, (client) => {
+    client.pause();
+    const upstream = tls.connect({ host: '127.0.0.1', port: upstreamPort, secureContext: upstreamContext, servername: 'localhost', ...(session ? { session } : {}) });
+    upstream.once('session', (s: Buffer) => (session = s));
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+    upstream.once('secureConnect', () => {
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+  });
+  register(async (m) => {
+    switch (m.op) {
+      case 'listen':
+        upstreamPort = Number(m.upstreamPort);
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', 4096, resolve));
+        return { port: (server.address() as AddressInfo).port };
+      case 'memory': {
+        gc();
+        gc();
+        const u = process.memoryUsage();
+        return { rss: u.rss, heapUsed: u.heapUsed, heapTotal: u.heapTotal, external: u.external + u.arrayBuffers };
+      }
+      case 'cpu': {
+        const u = process.cpuUsage();
+        return { cpu: (u.user + u.system) / 1000 };
+      }
+      case 'profile-start':
+        await startProfile();
+        return {};
+      case 'profile-stop':
+        await stopProfile(String(m.file));
+        return {};
+      case 'exit':
+        setImmediate(() => process.exit(0));
+        return {};
+      default: throw new Error(`unknown op ${String(m.op)}`);
+    }
+  });
+}

@@ -18,7 +18,7 @@ import { AccountService } from '../../src/accounts/service.js';
 import { silentLogger } from '../../src/log.js';
 import { ProfileDownloads } from '../../src/onboarding/profile-download.js';
 import { openStore, type Store } from '../../src/store/index.js';
-import { POSTGRES_PROFILE_DOWNLOADS_DDL } from '../../src/store/migrations.js';
+import { MIGRATION_SET } from '../../src/store/migrations.js';
 import { PgProfileDownloadRepo } from '../../src/store/postgres/profile-downloads.js';
 import { startProfileDownloadPrune } from '../../src/store/profile-download-prune.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres.js';
@@ -105,7 +105,7 @@ describe('one-time profile downloads on PostgreSQL', () => {
     pool.on('error', () => undefined);
     // The two tables the DDL refers to, reduced to their keys (the full set is the coordinator's).
     await pool.query('CREATE TABLE accounts (id BIGINT PRIMARY KEY); CREATE TABLE app_passwords (id BIGINT PRIMARY KEY)');
-    await pool.query(POSTGRES_PROFILE_DOWNLOADS_DDL);
+    await pool.query(MIGRATION_SET.find((m) => m.postgres.includes('CREATE TABLE profile_downloads'))!.postgres);
     await pool.query('INSERT INTO accounts VALUES (1); INSERT INTO app_passwords VALUES (1)');
   }, 60_000);
   afterAll(async () => {

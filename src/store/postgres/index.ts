@@ -13,7 +13,9 @@ import { PgAppPasswordRepo } from './app-passwords.js';
 import { PgEventRepo } from './events.js';
 import { PgMaintenance } from './maintenance.js';
 import { migratePostgres } from './migrate.js';
+import { PgPasskeyRepo } from './passkeys.js';
 import { PgPortalSessionRepo } from './portal-sessions.js';
+import { PgProfileDownloadRepo } from './profile-downloads.js';
 import type { Queryable } from './queryable.js';
 import { PgSecondFactorRepo } from './second-factors.js';
 import { PgThrottleCountRepo } from './throttle-counts.js';
@@ -34,6 +36,8 @@ export function reposOver(db: Queryable): StoreRepos {
     throttle: new PgThrottleCountRepo(db),
     secondFactors: new PgSecondFactorRepo(db),
     portalSessions: new PgPortalSessionRepo(db),
+    passkeys: new PgPasskeyRepo(db),
+    profileDownloads: new PgProfileDownloadRepo(db),
   };
 }
 

@@ -1,7 +1,7 @@
 /** Account-page sessions on PostgreSQL: the statements of src/store/portal-sessions.ts, one for one. */
 import type { Async } from '../api.js';
 import type { NewPortalSession, PortalSessionRepo } from '../portal-sessions.js';
-import type { PortalSessionRow, PortalStage } from '../types.js';
+import type { PortalSessionRow, PortalStage, WebAuthnPurpose } from '../types.js';
 import type { Queryable } from './queryable.js';
 
 const COLUMNS = `id, account_id AS "accountId", stage, created_at AS "createdAt", seen_at AS "seenAt", password_at AS "passwordAt",
@@ -43,6 +43,26 @@ export class PgPortalSessionRepo implements Async<PortalSessionRepo> {
 
   async setPendingTotp(id: number, box: Buffer | null): Promise<void> {
     await this.db.query('UPDATE portal_sessions SET pending_totp_box = $1 WHERE id = $2 AND ended_at IS NULL', [box, id]);
+  }
+
+  async rotateToken(id: number, tokenDigest: Buffer): Promise<boolean> {
+    return (await this.db.query('UPDATE portal_sessions SET token_digest = $1 WHERE id = $2 AND ended_at IS NULL', [tokenDigest, id])).rowCount === 1;
+  }
+
+  async setChallenge(id: number, challenge: string, purpose: WebAuthnPurpose, until: number): Promise<void> {
+    await this.db.query(
+      'UPDATE portal_sessions SET webauthn_challenge = $2, webauthn_purpose = $3, webauthn_until = $4 WHERE id = $1 AND ended_at IS NULL',
+      [id, challenge, purpose, until],
+    );
+  }
+
+  async takeChallenge(id: number, challenge: string, purpose: WebAuthnPurpose, now: number): Promise<boolean> {
+    const r = await this.db.query(
+      `UPDATE portal_sessions SET webauthn_challenge = NULL, webauthn_purpose = NULL, webauthn_until = NULL
+        WHERE id = $1 AND ended_at IS NULL AND webauthn_challenge = $2 AND webauthn_purpose = $3 AND webauthn_until > $4`,
+      [id, challenge, purpose, now],
+    );
+    return r.rowCount === 1;
   }
 
   async end(id: number, at: number): Promise<void> {

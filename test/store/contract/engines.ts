@@ -41,6 +41,8 @@ function sqliteRepos(store: Store): StoreRepos {
     throttle: asAsync(store.throttle),
     secondFactors: asAsync(store.secondFactors),
     portalSessions: asAsync(store.portalSessions),
+    passkeys: asAsync(store.passkeys),
+    profileDownloads: asAsync(store.profileDownloads),
   };
 }
 

@@ -50,7 +50,8 @@ async function newPassword(login: string, primary: string, label: string): Promi
 const withPassword = (url: string) => url.replace('postgres://postgres@', `postgres://postgres:${URL_PASSWORD}@`);
 const orderBy: Record<string, string> = { throttle_counts: 'key, bucket', throttle_blocks: 'key', second_factors: 'account_id', password_changes: 'revision' };
 
-it('copies an installation into PostgreSQL row for row; the same key file finds its passwords there', async () => {
+// Eight CLI runs, each with the production-cost primary-password hash: slow on a loaded machine.
+it('copies an installation into PostgreSQL row for row; the same key file finds its passwords there', { timeout: 120_000 }, async () => {
   expect((await run(['user', 'add', 'alice', '--password-stdin'], { input: ALICE + '\n' })).code).toBe(0);
   expect((await run(['user', 'add', 'bob', '--password-stdin', '--upstream-secret-stdin', '--upstream-user', 'bob@provider.example'], { input: `${BOB}\n${BOB_UPSTREAM}\n` })).code).toBe(0);
   const kept = await newPassword('alice', ALICE, 'phone');
@@ -95,7 +96,7 @@ it('copies an installation into PostgreSQL row for row; the same key file finds 
   }
 });
 
-it('refuses a target that holds postern data, and a missing URL; the URL’s password is never printed', async () => {
+it('refuses a target that holds postern data, and a missing URL; the URL’s password is never printed', { timeout: 60_000 }, async () => {
   const url = await server.createDatabase();
   expect((await run(['db', 'migrate-to', withPassword(url)])).code).toBe(0);
   const again = await run(['db', 'migrate-to', withPassword(url)]);

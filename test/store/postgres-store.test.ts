@@ -8,7 +8,8 @@
  * server returns; a transaction is one client's (invisible outside until COMMIT, gone on
  * ROLLBACK); BIGINT parsing is the pool's own, pg's global parsers untouched; backup is refused
  * with a pointer to pg_dump; the final schema has SQLite's tables, columns (in order, with their
- * nullability), named indexes and triggers.
+ * nullability), named indexes and triggers; two instances racing accept a TOTP step once and
+ * lose no throttle failure.
  */
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -162,5 +163,24 @@ it('reaches the same final schema as SQLite: tables, columns and their nullabili
     sqlite.close();
     await s.close();
     await removeTempDir(dir);
+  }
+});
+
+it('two instances racing: each TOTP step is accepted by one only, and concurrent failures all count', async () => {
+  const url = await server.createDatabase();
+  const [a, b] = await Promise.all([openPostgresStore(url), openPostgresStore(url)]);
+  try {
+    const account = await a.accounts.insert({ login: 'a', upstreamMode: 'master', upstreamUser: 'u', primaryHash: 'h', primarySalt: null, dekPrimary: null, now: 1 });
+    await a.secondFactors.enrol(account, Buffer.from('k'), 0, [], 1);
+    for (let step = 1; step <= 20; step++) {
+      const won = await Promise.all([a.secondFactors.acceptStep(account, step), b.secondFactors.acceptStep(account, step)]);
+      expect(won.filter(Boolean), `step ${step}`).toHaveLength(1);
+    }
+    const keys = ['a:192.0.2.1', 'l:a', 'p:192.0.2.1|a'];
+    await Promise.all(Array.from({ length: 60 }, (_, i) => (i % 2 ? a : b).throttle.add(keys, 0, i)));
+    const read = await b.throttle.read(['a:192.0.2.1', 'l:a', 'p:192.0.2.1|a', ''], 0, 'a:192.0.2.1', 0);
+    for (const key of keys) expect(read.counts.get(key)?.failures, key).toBe(60);
+  } finally {
+    await Promise.all([a.close(), b.close()]);
   }
 });

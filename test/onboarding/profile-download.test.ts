@@ -225,6 +225,7 @@ describe('the one-time Apple profile', () => {
     assertNotInDatabase(postern, [offer.password, offer.token]);
     // A form posted to the download URL is refused (no token); its log line must not carry the path's token.
     await download(offer.path, 'POST');
+    await download(`/elsewhere/..${offer.path}?again=${offer.token}`, 'POST');
     for (const token of tokens) expect(postern.logs.lines.some((l) => l.includes(token))).toBe(false);
     expect((await download(offer.path)).status).toBe(200);
     assertNotInDatabase(postern, [offer.password, offer.token]);

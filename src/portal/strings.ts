@@ -93,7 +93,7 @@ export const en = {
   profileInstall: 'Install on this iPhone/iPad/Mac',
   profileScan: 'On an iPhone or iPad, point the Camera at this code to open the download there:',
   profileQrAlt: 'QR code that opens the one-time profile download on a phone',
-  profileOnce: (minutes: number) => `The download works once, within ${minutes} ${minutes === 1 ? 'minute' : 'minutes'}.`,
+  profileOnce: (seconds: number) => `The download works once, within ${seconds < 120 ? `${seconds} seconds` : `${Math.round(seconds / 60)} minutes`}.`,
   profileGoneTitle: 'This download is no longer available',
   profileGone: 'This link has been used, has expired, or its password was revoked: a set-up profile can be downloaded once, within a few minutes of generating its password. Generate a new password on your account page for a new profile.',
 

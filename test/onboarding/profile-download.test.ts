@@ -198,15 +198,23 @@ describe('the one-time Apple profile', () => {
   it('attack: late download — a link used after its expiry is refused', async () => {
     // The page's downloads last five minutes; this offer is written by the same code with a clock
     // six minutes behind, so it is five minutes in the past, and taken through the real route.
+    // The maintenance worker's prune (once a minute) may delete it first, which answers 410 too but
+    // says "gone": then the check is made again with a fresh offer (two prunes are a minute apart).
     const account = postern.accounts.getAccount('alice');
-    const created = postern.newPassword('alice', PRIMARY, { label: 'Late' });
-    const passwordId = postern.app.store.passwords.findByPublicId(created.publicId)!.id;
     const past = new ProfileDownloads(postern.app.store, 300_000, () => Date.now() - 360_000);
-    const token = await past.offer({ accountId: account.id, passwordId, publicId: created.publicId, profile: { login: 'alice', address: 'alice@example.org', password: created.password, label: 'Late', scopes: ['imap'] } });
-    tokens.add(token);
-    const res = await download(`/profile/${token}`);
-    expect(res.status).toBe(410);
-    expect(postern.logs.lines.some((l) => l.includes('"event":"portal.profile_refused"') && l.includes('"reason":"expired"'))).toBe(true);
+    const reasons: string[] = [];
+    for (let attempt = 0; attempt < 2 && !reasons.includes('expired'); attempt++) {
+      const created = postern.newPassword('alice', PRIMARY, { label: `Late ${attempt}` });
+      const passwordId = postern.app.store.passwords.findByPublicId(created.publicId)!.id;
+      const token = await past.offer({ accountId: account.id, passwordId, publicId: created.publicId, profile: { login: 'alice', address: 'alice@example.org', password: created.password, label: 'Late', scopes: ['imap'] } });
+      tokens.add(token);
+      const before = postern.logs.lines.length;
+      const res = await download(`/profile/${token}`);
+      expect(res.status).toBe(410);
+      const line = postern.logs.lines.slice(before).find((l) => l.includes('"event":"portal.profile_refused"'));
+      reasons.push((JSON.parse(line!) as { reason: string }).reason);
+    }
+    expect(reasons.at(-1)).toBe('expired');
   });
 
   it('attack: download after revocation — revoking the password kills its pending download', async () => {
@@ -225,6 +233,7 @@ describe('the one-time Apple profile', () => {
     assertNotInDatabase(postern, [offer.password, offer.token]);
     // A form posted to the download URL is refused (no token); its log line must not carry the path's token.
     await download(offer.path, 'POST');
+    await download(`/elsewhere/..${offer.path}?again=${offer.token}`, 'POST');
     for (const token of tokens) expect(postern.logs.lines.some((l) => l.includes(token))).toBe(false);
     expect((await download(offer.path)).status).toBe(200);
     assertNotInDatabase(postern, [offer.password, offer.token]);

@@ -26,13 +26,16 @@ export interface ProfileOfferView {
   /** The absolute URL the QR code carries. */
   url: string;
   qrSvg: string;
-  minutes: number;
+  /** How long the offer lasts, for the sentence under the link. */
+  seconds: number;
 }
 
-/** A request path as the page's log lines may show it: a download token is cut out. */
+/**
+ * A request path as the page's log lines may show it: anything as long as a download token is cut
+ * out wherever it stands (`/x/../profile/<token>`, a query), before the path is shortened.
+ */
 export function loggablePath(url: string): string {
-  const path = url.slice(0, 100);
-  return path.startsWith(PROFILE_PREFIX) ? `${PROFILE_PREFIX}…` : path;
+  return url.replace(/[A-Za-z0-9_-]{40,}/g, '…').slice(0, 100);
 }
 
 /**
@@ -54,7 +57,7 @@ export async function offerProfile(ctx: PortalContext, req: FastifyRequest, acco
     const path = `${PROFILE_PREFIX}${token}`;
     const url = new URL(path, publicBase(ctx, req)).href;
     const qrSvg = await QRCode.toString(url, PROFILE_QR_OPTIONS);
-    return { path, url, qrSvg, minutes: Math.max(1, Math.round(ctx.profiles.validMs / 60_000)) };
+    return { path, url, qrSvg, seconds: Math.round(ctx.profiles.validMs / 1000) };
   } catch (err) {
     ctx.log.error({ event: 'internal.error', hook: 'portal', err: (err as Error).message }, 'the one-time profile could not be offered; the page is sent without it');
     return null;

@@ -1,5 +1,5 @@
 /**
- * Prepared statements for the one-time Apple profile downloads (migration 8, src/onboarding/
+ * Prepared statements for the one-time Apple profile downloads (migration 9, src/onboarding/
  * profile-download.ts). A row holds the profile's inputs sealed under a key only the download
  * token yields, and is found by the token's SHA-256: the token itself is never stored, so a copy
  * of the database (and of the key file) opens nothing. Rows are never updated: taken once, or

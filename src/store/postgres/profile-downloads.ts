@@ -1,5 +1,5 @@
 /**
- * The one-time profile downloads on PostgreSQL (migration 8's table: POSTGRES_PROFILE_DOWNLOADS_DDL
+ * The one-time profile downloads on PostgreSQL (migration 9's table, in MIGRATION_SET
  * in src/store/migrations.ts), with the SQLite repository's contract (src/store/profile-downloads.ts).
  * take() is one DELETE … RETURNING: under READ COMMITTED a second DELETE of the same row waits for
  * the first to commit, then finds the row gone and returns nothing, so of requests racing on any

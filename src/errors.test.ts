@@ -41,6 +41,8 @@ const PINNED: ReadonlyArray<readonly [ErrorCode, number]> = [
   ['OAUTH2_FAILED', 1],
   ['DESCRIPTORS_EXHAUSTED', 1],
   ['DAV_DISCOVERY_FAILED', 1],
+  ['STORE_UNAVAILABLE', 1],
+  ['STORE_ENGINE_MISMATCH', 1],
 ];
 
 describe('error catalogue', () => {

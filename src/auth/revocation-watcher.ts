@@ -14,7 +14,13 @@
  * Race: a session is verified, then its password is revoked, then (after the upstream login) the
  * session is watched — the revocation's revision may already be behind the watcher. So a password
  * watched afresh has its whole state read once, at the next poll, not just its changes since.
+ *
+ * The source is the async store (src/store/api.ts): a poll may take a round trip, so polls never
+ * overlap — a tick that finds one running is skipped, an explicit check() waits for it and then
+ * polls afresh — and a password watched or unwatched while a poll awaits its reads is left for
+ * the next one rather than lost. A failed poll leaves the same work for the next one.
  */
+import type { Async } from '../store/api.js';
 import type { AppPasswordRepo, PasswordState } from '../store/app-passwords.js';
 import { ExpiryQueue } from './expiry-queue.js';
 import type { RevocationListener } from './types.js';
@@ -22,7 +28,7 @@ import type { RevocationListener } from './types.js';
 export const REVOCATION_POLL_MS = 250;
 
 type Reason = Parameters<RevocationListener>[0];
-export type RevocationSource = Pick<AppPasswordRepo, 'revision' | 'changedSince' | 'states'>;
+export type RevocationSource = Pick<Async<AppPasswordRepo>, 'revision' | 'changedSince' | 'states'>;
 
 interface Watched {
   listeners: Set<RevocationListener>;
@@ -38,6 +44,8 @@ export class RevocationWatcher {
   /** The change-log revision the watched states are known up to; null while nothing is watched. */
   private seen: number | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** The poll under way, if any: the next waits for it (see the header). */
+  private polling: Promise<void> | null = null;
 
   constructor(
     private readonly source: RevocationSource,
@@ -56,14 +64,36 @@ export class RevocationWatcher {
     return () => this.unwatch(passwordId, listener);
   }
 
-  /** Checks now; also what the timer runs. */
-  check(): void {
+  /** Checks now, after the poll under way if there is one; rejects if the reads fail. */
+  async check(): Promise<void> {
+    while (this.polling) await this.polling.catch(() => undefined);
+    const poll = this.poll();
+    this.polling = poll;
+    try {
+      await poll;
+    } finally {
+      this.polling = null;
+    }
+  }
+
+  /** What the timer runs: skipped while a poll is under way (a slow database must not pile them up). */
+  private tick(): void {
+    if (this.polling) return;
+    // A failed poll changes nothing; the next tick does the same work again.
+    this.check().catch(() => undefined);
+  }
+
+  private async poll(): Promise<void> {
     if (this.watched.size === 0) return;
-    const { ids, revision } = this.idsToRead();
-    const states = ids.size > 0 ? this.source.states([...ids]) : [];
+    const fresh = [...this.fresh];
+    const { ids, revision } = await this.idsToRead();
+    const states = ids.size > 0 ? await this.source.states([...ids]) : [];
+    // Stopped or gone idle while reading: what is watched next is fresh anyway.
+    if (this.watched.size === 0) return;
     // Only once every read has succeeded: a failed one leaves the same work for the next poll.
     this.seen = revision;
-    this.fresh.clear();
+    // Only the ids this poll read: one watched while it awaited is still to be read in full.
+    for (const id of fresh) this.fresh.delete(id);
     const now = this.clock();
     if (ids.size > 0) this.apply(ids, states, now);
     this.fireExpired(now);
@@ -84,14 +114,15 @@ export class RevocationWatcher {
    * watcher up to. Reads the revision before any state, so a commit racing this poll is either in
    * the states read now or after the revision kept.
    */
-  private idsToRead(): { ids: Set<number>; revision: number } {
+  private async idsToRead(): Promise<{ ids: Set<number>; revision: number }> {
     const ids = new Set(this.fresh);
-    const revision = this.source.revision();
-    if (this.seen === null || revision === this.seen) return { ids, revision };
-    const changes = revision > this.seen ? this.source.changedSince(this.seen) : [];
+    const seen = this.seen;
+    const revision = await this.source.revision();
+    if (seen === null || revision === seen) return { ids, revision };
+    const changes = revision > seen ? await this.source.changedSince(seen) : [];
     // A gap (the log pruned past `seen`) or a revision gone back (a restored backup): what changed
     // is unknown, so read every watched password once.
-    const complete = changes.length > 0 && changes[0]!.revision === this.seen + 1;
+    const complete = changes.length > 0 && changes[0]!.revision === seen + 1;
     if (!complete) for (const id of this.watched.keys()) ids.add(id);
     else for (const c of changes) if (this.watched.has(c.passwordId)) ids.add(c.passwordId);
     return { ids, revision: Math.max(revision, changes.at(-1)?.revision ?? revision) };
@@ -159,7 +190,7 @@ export class RevocationWatcher {
 
   private ensureTimer(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => this.check(), this.pollMs);
+    this.timer = setInterval(() => this.tick(), this.pollMs);
     this.timer.unref();
   }
 

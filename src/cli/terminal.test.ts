@@ -116,7 +116,7 @@ describe('upstream status', () => {
   it('shows REJECTED prominently in user show and user list', async () => {
     const store = openStore(db());
     try {
-      store.accounts.setUpstreamStatus(store.accounts.findByLogin('tina')!.id, 'rejected', Date.UTC(2026, 0, 2));
+      await store.accounts.setUpstreamStatus((await store.accounts.findByLogin('tina'))!.id, 'rejected', Date.UTC(2026, 0, 2));
     } finally {
       store.close();
     }

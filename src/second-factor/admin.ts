@@ -5,16 +5,16 @@
  */
 import type { AccountRow, Store } from '../store/index.js';
 
-export function hasSecondFactor(store: Store, accountId: number): boolean {
-  return store.secondFactors.get(accountId) !== undefined;
+export async function hasSecondFactor(store: Store, accountId: number): Promise<boolean> {
+  return (await store.secondFactors.get(accountId)) !== undefined;
 }
 
 /** True when there was a second factor to remove. Recorded in the account's history. */
-export function resetSecondFactor(store: Store, account: Pick<AccountRow, 'id' | 'login'>, now: number): boolean {
-  return store.transaction(() => {
-    const had = store.secondFactors.reset(account.id);
-    store.portalSessions.endAll(account.id, now);
-    if (had) store.events.append({ type: 'second_factor.reset', at: now, accountId: account.id, login: account.login });
+export function resetSecondFactor(store: Store, account: Pick<AccountRow, 'id' | 'login'>, now: number): Promise<boolean> {
+  return store.transaction(async (tx) => {
+    const had = await tx.secondFactors.reset(account.id);
+    await tx.portalSessions.endAll(account.id, now);
+    if (had) await tx.events.append({ type: 'second_factor.reset', at: now, accountId: account.id, login: account.login });
     return had;
   });
 }

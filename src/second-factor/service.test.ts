@@ -31,10 +31,10 @@ function code(base32: string, at: number): string {
 function enrolled() {
   f = createAuthFixture({ clock: 'movable' });
   f.addUser('hanna', PRIMARY);
-  const account = f.accounts.getAccount('hanna');
+  const account = await f.accounts.getAccount('hanna');
   const clock = () => f.now.value;
   const factors = new SecondFactorService(f.store, f.digestKey, 'postern-test', clock);
-  const sessionId = f.store.portalSessions.insert({ tokenDigest: Buffer.alloc(32, 1), accountId: account.id, stage: 'password', at: clock(), primaryChangedAt: account.primaryChangedAt, address: WHERE.address, browser: WHERE.browser });
+  const sessionId = await f.store.portalSessions.insert({ tokenDigest: Buffer.alloc(32, 1), accountId: account.id, stage: 'password', at: clock(), primaryChangedAt: account.primaryChangedAt, address: WHERE.address, browser: WHERE.browser });
   const proposal = factors.propose(account, sessionId);
   const enrolCode = code(proposal.base32, clock());
   const codes = factors.confirm(account, sessionId, proposal.box, enrolCode, WHERE)!;
@@ -62,14 +62,14 @@ describe('second factors', () => {
     } finally {
       other.close();
     }
-    const failed = f.store.events.listForAccount(account.id).filter((e) => e.type === 'second_factor.failed');
+    const failed = (await f.store.events.listForAccount(account.id)).filter((e) => e.type === 'second_factor.failed');
     expect(failed.map((e) => e.detail?.method)).toEqual(Array(4).fill('totp-replayed'));
   });
 
   it('a proposal becomes the account\'s only when confirmed with a current code; wrong codes are refused', () => {
     f = createAuthFixture({ clock: 'movable' });
     f.addUser('hanna', PRIMARY);
-    const account = f.accounts.getAccount('hanna');
+    const account = await f.accounts.getAccount('hanna');
     const factors = new SecondFactorService(f.store, f.digestKey, 'postern-test', () => f.now.value);
     const proposal = factors.propose(account, 1);
     expect(proposal.uri).toMatch(/^otpauth:\/\/totp\/postern-test:hanna\?/);
@@ -105,6 +105,6 @@ describe('second factors', () => {
     expect(f.store.db.prepare('SELECT ended_at AS e FROM portal_sessions WHERE id = ?').get(sessionId)).toEqual({ e: MOVABLE_CLOCK_START });
     expect(() => factors.verify(account, codes[1]!, WHERE)).toThrow();
     expect(resetSecondFactor(f.store, account, MOVABLE_CLOCK_START)).toBe(false);
-    expect(f.store.events.listForAccount(account.id).filter((e) => e.type === 'second_factor.reset')).toHaveLength(1);
+    expect((await f.store.events.listForAccount(account.id)).filter((e) => e.type === 'second_factor.reset')).toHaveLength(1);
   });
 });

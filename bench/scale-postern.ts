@@ -32,10 +32,10 @@ export function serve(register: (handler: Handler) => void): void {
             },
           },
         });
-        postern.addUser('bench', 'bench-primary-Secret-2', { mode: 'password', secret: 'bench-upstream-Secret-3' });
+        await postern.addUser('bench', 'bench-primary-Secret-2', { mode: 'password', secret: 'bench-upstream-Secret-3' });
         const passwords: string[] = [];
         for (let i = 0; i < Number(m.passwords ?? 20); i++) {
-          const created = postern.newPassword('bench', 'bench-primary-Secret-2', { label: `bench ${i}` });
+          const created = await postern.newPassword('bench', 'bench-primary-Secret-2', { label: `bench ${i}` });
           passwords.push(created.password);
           ids.push(created.publicId);
         }
@@ -53,13 +53,13 @@ export function serve(register: (handler: Handler) => void): void {
         return { cpu: (u.user + u.system) / 1000 };
       }
       case 'revoke': {
-        const row = admin!.passwords.findByPublicId(ids[Number(m.password)]!)!;
-        admin!.passwords.revoke(row.id, 'admin', Date.now());
+        const row = (await admin!.passwords.findByPublicId(ids[Number(m.password)]!))!;
+        await admin!.passwords.revoke(row.id, 'admin', Date.now());
         return { at: performance.timeOrigin + performance.now() };
       }
-      case 'poll-cost': return { costs: pollCosts() };
+      case 'poll-cost': return { costs: await pollCosts() };
       case 'stop': {
-        admin?.close();
+        await admin?.close();
         await postern?.stop();
         return {};
       }
@@ -69,14 +69,16 @@ export function serve(register: (handler: Handler) => void): void {
 }
 
 /** The watcher's cost per poll with nothing changed, on a database of its own (bench/revocation.ts's method). */
-function pollCosts(): Array<{ watched: number; us: number }> {
+async function pollCosts(): Promise<Array<{ watched: number; us: number }>> {
   const dir = mkdtempSync(path.join(tmpdir(), 'postern-bench-poll-'));
   const store = openStore(path.join(dir, 'p.db'));
   try {
-    const all = seed(store, 10_000);
-    return [1_000, 10_000].map((watched) => ({ watched, us: pollCost('new', store, all.slice(0, watched)) }));
+    const all = await seed(store, 10_000);
+    const costs: Array<{ watched: number; us: number }> = [];
+    for (const watched of [1_000, 10_000]) costs.push({ watched, us: await pollCost('new', store, all.slice(0, watched)) });
+    return costs;
   } finally {
-    store.close();
+    await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

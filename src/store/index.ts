@@ -93,7 +93,7 @@ export function promised<T extends object>(repo: T): Async<T> {
       const call = method as (...args: unknown[]) => unknown;
       lifted[name] = (...args) => {
         try {
-          return Promise.resolve(call.apply(repo, args)).catch((err: unknown) => Promise.reject(storeError(err) as Error));
+          return Promise.resolve(call.apply(repo, args)).catch((err: unknown) => Promise.reject(storeError(err)));
         } catch (err) {
           return Promise.reject(storeError(err) as Error);
         }

@@ -42,8 +42,8 @@ export async function run(): Promise<BenchRow[]> {
       config: { log: { level: 'warn' }, imap: { implicitTls: { port: 0 }, upstream: { host: dovecot.host, port: dovecot.imapsPort, security: 'tls', caFile: dovecot.caFile } } },
       secrets: [upstreamUser.password],
     });
-    postern.addUser('bench', primary, { mode: 'password', user: upstreamUser.name, secret: upstreamUser.password });
-    const { password } = postern.newPassword('bench', primary, { label: 'bench' });
+    await postern.addUser('bench', primary, { mode: 'password', user: upstreamUser.name, secret: upstreamUser.password });
+    const { password } = await postern.newPassword('bench', primary, { label: 'bench' });
     const auth = (checker: PrimaryChecker) => serviceOn(postern!, checker);
     const pooled = auth(pool);
     const inline = auth(inlinePrimaryChecker());

@@ -44,8 +44,8 @@ export async function run(): Promise<BenchRow[]> {
   const direct = side(false, radicale.port, basic(user.name, user.password));
   let relayed: Side | undefined;
   try {
-    postern.addUser(user.name, primary, { mode: 'password', secret: user.password });
-    const { password } = postern.newPassword(user.name, primary, { label: 'bench' });
+    await postern.addUser(user.name, primary, { mode: 'password', secret: user.password });
+    const { password } = await postern.newPassword(user.name, primary, { label: 'bench' });
     relayed = side(true, postern.port('dav'), basic(user.name, password), postern.caPem);
     await seedCalendar(direct, user.name);
 

@@ -33,8 +33,8 @@ export async function run(): Promise<BenchRow[]> {
     secrets: [user.password],
   });
   try {
-    postern.addUser('bench', 'bench-primary-Secret-2', { mode: 'password', secret: user.password });
-    const { password } = postern.newPassword('bench', 'bench-primary-Secret-2', { label: 'bench' });
+    await postern.addUser('bench', 'bench-primary-Secret-2', { mode: 'password', secret: user.password });
+    const { password } = await postern.newPassword('bench', 'bench-primary-Secret-2', { label: 'bench' });
     const direct: Target = { host: dovecot.host, port: dovecot.imapsPort, ca: dovecot.caPem, servername: 'localhost', user: user.name, pass: user.password };
     const proxied: Target = { host: '127.0.0.1', port: postern.port('imap.implicitTls'), ca: postern.caPem, servername: 'localhost', user: 'bench', pass: password };
 

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { REVOCATION_POLL_MS, RevocationWatcher } from '../src/auth/revocation-watcher.js';
 import type { RevocationListener } from '../src/auth/types.js';
 import type { PasswordState } from '../src/store/app-passwords.js';
-import { openStore, type Db, type Store } from '../src/store/index.js';
+import { openStore, type Db, type Store, sqliteDb } from '../src/store/index.js';
 import { fmtMs, percentile, type BenchRow } from './table.js';
 
 const SEEDED = 11_000;
@@ -23,7 +23,7 @@ const FLOOD_EVENTS_PER_POLL = 20;
 
 interface Poller {
   watch(id: number, listener: RevocationListener): () => void;
-  check(): void;
+  check(): void | Promise<void>;
   stop(): void;
 }
 
@@ -67,7 +67,7 @@ class FullQueryWatcher implements Poller {
 }
 
 export type Kind = 'old' | 'new';
-const make = (kind: Kind, store: Store): Poller => (kind === 'old' ? new FullQueryWatcher(store.db) : new RevocationWatcher(store.passwords));
+const make = (kind: Kind, store: Store): Poller => (kind === 'old' ? new FullQueryWatcher(sqliteDb(store)) : new RevocationWatcher(store.passwords));
 
 export async function run(): Promise<BenchRow[]> {
   const dir = mkdtempSync(path.join(tmpdir(), 'postern-bench-revocation-'));
@@ -75,17 +75,17 @@ export async function run(): Promise<BenchRow[]> {
   const store = openStore(file);
   const admin = openStore(file);
   try {
-    const ids = seed(admin, SEEDED);
+    const ids = await seed(admin, SEEDED);
     const us = (x: number) => `${x < 10 ? x.toFixed(2) : x.toFixed(0)} µs`;
     const rows: BenchRow[] = [];
     for (const n of [1_000, 10_000]) {
-      const old = pollCost('old', store, ids.slice(0, n));
-      const now = pollCost('new', store, ids.slice(0, n));
+      const old = await pollCost('old', store, ids.slice(0, n));
+      const now = await pollCost('new', store, ids.slice(0, n));
       rows.push({ section: 'revocation', measure: `poll, nothing changed, ${n.toLocaleString('en')} watched`, direct: us(old), postern: us(now),
         note: `per poll; every ${REVOCATION_POLL_MS} ms = ${share(old)} / ${share(now)} of one core` });
     }
-    const floodOld = pollCost('old', store, ids.slice(0, 10_000), () => appendHistory(admin));
-    const floodNew = pollCost('new', store, ids.slice(0, 10_000), () => appendHistory(admin));
+    const floodOld = await pollCost('old', store, ids.slice(0, 10_000), () => appendHistory(admin));
+    const floodNew = await pollCost('new', store, ids.slice(0, 10_000), () => appendHistory(admin));
     rows.push({ section: 'revocation', measure: 'poll, 10,000 watched, login flood writing history', direct: us(floodOld), postern: us(floodNew),
       note: `${FLOOD_EVENTS_PER_POLL} history events committed by another connection before each poll (PRAGMA data_version would say "changed")` });
 
@@ -96,21 +96,21 @@ export async function run(): Promise<BenchRow[]> {
       note: `n=${LATENCY_REVOKES} each, revoke committed by another connection at a random phase of the ${REVOCATION_POLL_MS} ms poll` });
     return rows;
   } finally {
-    admin.close();
-    store.close();
+    await admin.close();
+    await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-export function seed(s: Store, n: number): number[] {
-  return s.transaction(() => {
+export function seed(s: Store, n: number): Promise<number[]> {
+  return s.transaction(async (tx) => {
     const ids: number[] = [];
     for (let a = 0; a < n / 10; a++) {
-      const accountId = s.accounts.insert({ login: `bench${a}`, upstreamMode: 'master', upstreamUser: `bench${a}`, primaryHash: 'h', primarySalt: null, dekPrimary: null, now: 1 });
+      const accountId = await tx.accounts.insert({ login: `bench${a}`, upstreamMode: 'master', upstreamUser: `bench${a}`, primaryHash: 'h', primarySalt: null, dekPrimary: null, now: 1 });
       for (let p = 0; p < 10; p++) {
         const digest = Buffer.alloc(32);
         digest.writeUInt32BE(ids.length);
-        ids.push(s.passwords.insert({ publicId: `b${ids.length}`, accountId, digest, label: 'bench', scopes: ['imap'], createdAt: 1, expiresAt: Date.now() + 86_400_000, dekSalt: null, dekBox: null }));
+        ids.push(await tx.passwords.insert({ publicId: `b${ids.length}`, accountId, digest, label: 'bench', scopes: ['imap'], createdAt: 1, expiresAt: Date.now() + 86_400_000, dekSalt: null, dekBox: null }));
       }
     }
     return ids;
@@ -118,18 +118,18 @@ export function seed(s: Store, n: number): number[] {
 }
 
 /** µs per check() with `ids` watched and nothing revoked; `between` runs untimed before each poll. */
-export function pollCost(poller: Poller | Kind, store: Store, ids: readonly number[], between?: () => void): number {
+export async function pollCost(poller: Poller | Kind, store: Store, ids: readonly number[], between?: () => Promise<void>): Promise<number> {
   const watcher = typeof poller === 'string' ? make(poller, store) : poller;
   try {
     for (const id of ids) watcher.watch(id, () => {});
-    watcher.check();
+    await watcher.check();
     const polls = Math.max(200, Math.round(2_000_000 / ids.length));
-    for (let i = 0; i < 20; i++) watcher.check();
+    for (let i = 0; i < 20; i++) await watcher.check();
     let total = 0n;
     for (let i = 0; i < polls; i++) {
-      between?.();
+      await between?.();
       const t = process.hrtime.bigint();
-      watcher.check();
+      await watcher.check();
       total += process.hrtime.bigint() - t;
     }
     return Number(total) / polls / 1000;
@@ -139,9 +139,9 @@ export function pollCost(poller: Poller | Kind, store: Store, ids: readonly numb
 }
 
 let historySeq = 0;
-function appendHistory(admin: Store): void {
-  admin.transaction(() => {
-    for (let i = 0; i < FLOOD_EVENTS_PER_POLL; i++) admin.events.append({ type: 'login.failed', at: ++historySeq, login: 'bench0', address: '192.0.2.1' });
+async function appendHistory(admin: Store): Promise<void> {
+  await admin.transaction(async (tx) => {
+    for (let i = 0; i < FLOOD_EVENTS_PER_POLL; i++) await tx.events.append({ type: 'login.failed', at: ++historySeq, login: 'bench0', address: '192.0.2.1' });
   });
 }
 
@@ -159,12 +159,12 @@ async function revokeLatency(watcher: Poller, admin: Store, pool: readonly numbe
       return id;
     };
     const watched = Array.from({ length: LATENCY_WATCHED }, watchNext);
-    watcher.check();
+    await watcher.check();
     for (let i = 0; i < LATENCY_REVOKES; i++) {
       await new Promise((r) => setTimeout(r, Math.random() * REVOCATION_POLL_MS));
       const id = watched[i]!;
       const fired = new Promise<number>((resolve) => waiting.set(id, resolve));
-      admin.passwords.revoke(id, 'admin', Date.now());
+      await admin.passwords.revoke(id, 'admin', Date.now());
       const committed = performance.now();
       latencies.push((await fired) - committed);
       watchNext();

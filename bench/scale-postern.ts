@@ -73,10 +73,10 @@ export function serve(register: (handler: Handler) => void): void {
         const { AccountService } = await built<typeof import('../src/accounts/service.js')>('accounts/service.js');
         const { readKeyFile } = await built<typeof import('../src/crypto/keys.js')>('crypto/keys.js');
         const accounts: AccountServiceType = new AccountService(running.app.store, readKeyFile(path.join(running.dir, 'postern.key')));
-        accounts.addAccount('bench', 'bench-primary-Secret-2', { mode: 'password', secret: 'bench-upstream-Secret-3' });
+        await accounts.addAccount('bench', 'bench-primary-Secret-2', { mode: 'password', secret: 'bench-upstream-Secret-3' });
         const passwords: string[] = [];
         for (let i = 0; i < Number(m.passwords ?? 20); i++) {
-          const created = accounts.createPassword('bench', 'bench-primary-Secret-2', { label: `bench ${i}` });
+          const created = await accounts.createPassword('bench', 'bench-primary-Secret-2', { label: `bench ${i}` });
           passwords.push(created.password);
           ids.push(created.publicId);
         }
@@ -95,8 +95,8 @@ export function serve(register: (handler: Handler) => void): void {
       }
       case 'revoke': {
         const { store } = running!;
-        const row = store.passwords.findByPublicId(ids[Number(m.password)]!)!;
-        store.passwords.revoke(row.id, 'admin', Date.now());
+        const row = (await store.passwords.findByPublicId(ids[Number(m.password)]!))!;
+        await store.passwords.revoke(row.id, 'admin', Date.now());
         return { at: performance.timeOrigin + performance.now() };
       }
       case 'poll-cost': return { costs: await pollCosts() };
@@ -116,7 +116,7 @@ export function serve(register: (handler: Handler) => void): void {
         return {};
       case 'stop': {
         if (!running) return {};
-        running.store.close();
+        await running.store.close();
         await running.app.close();
         rmSync(running.dir, { recursive: true, force: true });
         return {};
@@ -132,10 +132,12 @@ async function pollCosts(): Promise<Array<{ watched: number; us: number }>> {
   const dir = mkdtempSync(path.join(tmpdir(), 'postern-bench-poll-'));
   const store = openStore(path.join(dir, 'p.db'));
   try {
-    const all = seed(store, 10_000);
-    return [1_000, 10_000].map((watched) => ({ watched, us: pollCost('new', store, all.slice(0, watched)) }));
+    const all = await seed(store, 10_000);
+    const costs: Array<{ watched: number; us: number }> = [];
+    for (const watched of [1_000, 10_000]) costs.push({ watched, us: await pollCost('new', store, all.slice(0, watched)) });
+    return costs;
   } finally {
-    store.close();
+    await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

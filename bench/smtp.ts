@@ -33,8 +33,8 @@ export async function run(): Promise<BenchRow[]> {
     secrets: [sender.password, rcpt.password],
   });
   try {
-    postern.addUser('alice', 'bench-primary-Secret-3', { mode: 'password', secret: sender.password });
-    const { password } = postern.newPassword('alice', 'bench-primary-Secret-3', { label: 'bench' });
+    await postern.addUser('alice', 'bench-primary-Secret-3', { mode: 'password', secret: sender.password });
+    const { password } = await postern.newPassword('alice', 'bench-primary-Secret-3', { label: 'bench' });
     const direct: Target = { host: dovecot.host, port: dovecot.submissionsPort, ca: dovecot.caPem, user: sender.name, pass: sender.password };
     const proxied: Target = { host: '127.0.0.1', port: postern.port('smtp.implicitTls'), ca: postern.caPem, user: 'alice', pass: password };
     const small = message('small', 2 * 1024);

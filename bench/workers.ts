@@ -64,9 +64,9 @@ async function loginsPerSecond(dovecot: DovecotServer, user: { name: string; pas
   });
   const store = openStore(path.join(ws.dir, 'data', 'postern.db'));
   const accounts = new AccountService(store, readKeyFile(path.join(ws.dir, 'data', 'postern.key')));
-  accounts.addAccount('bench', 'bench-workers-primary-Secret-2', { mode: 'password', user: user.name, secret: user.password });
-  const { password } = accounts.createPassword('bench', 'bench-workers-primary-Secret-2', { label: 'bench' });
-  store.close();
+  await accounts.addAccount('bench', 'bench-workers-primary-Secret-2', { mode: 'password', user: user.name, secret: user.password });
+  const { password } = await accounts.createPassword('bench', 'bench-workers-primary-Secret-2', { label: 'bench' });
+  await store.close();
   // Log level warn (a login's info line is part of its cost, but the perf section measures that): wait for the port instead.
   const serve = spawn(process.execPath, [BIN, '-c', ws.configPath, 'serve'], { cwd: ws.dir, stdio: ['ignore', 'ignore', 'inherit'] });
   try {
@@ -120,12 +120,12 @@ async function throttleCost(): Promise<{ local: { success: number; failure: numb
     const measure = async (make: () => Throttle) => {
       const success = await perOp(make(), async (t, i) => {
         const ip = `192.0.2.${i % 250}`;
-        t.succeeded(ip, 'bench', t.before(ip, 'bench'));
+        t.succeeded(ip, 'bench', await t.before(ip, 'bench'));
       });
       const failure = await perOp(make(), async (t, i) => {
         const ip = `10.${(i >> 8) & 255}.${i & 255}.1`;
-        t.before(ip, 'bench');
-        t.failed(ip, 'bench', `wrong-${i}`, true);
+        await t.before(ip, 'bench');
+        await t.failed(ip, 'bench', `wrong-${i}`, true);
         if (i % 500 === 499) await writes.flushed();
       });
       await writes.flushed();
@@ -136,8 +136,8 @@ async function throttleCost(): Promise<{ local: { success: number; failure: numb
     return { local, shared };
   } finally {
     await writes.close();
-    writer.close();
-    reader.close();
+    await writer.close();
+    await reader.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

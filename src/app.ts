@@ -88,20 +88,20 @@ export async function startApp(config: ResolvedConfig, log: Logger, options: App
   let admin: AdminServer | null = null;
   let bound = false;
   let draining = false;
-  const closers: Array<() => void> = [];
+  const closers: Array<() => Promise<void>> = [];
   const close = async () => {
     draining = true;
     await Promise.allSettled(services.map((s) => s.close()));
     await admin?.close();
-    for (const closeOne of closers) closeOne();
+    for (const closeOne of closers) await closeOne();
     await auth.close();
     retention?.stop();
     expiry?.stop();
     throttlePrune?.stop();
     profilePrune?.stop();
     await writes.close();
-    writer.close();
-    store.close();
+    await writer.close();
+    await store.close();
   };
   try {
     if (config.imap) services.push(await startImap(config.imap, deps('imap')));
@@ -112,7 +112,7 @@ export async function startApp(config: ResolvedConfig, log: Logger, options: App
       admin = await startAdmin({
         host: config.admin.listen, port: config.admin.port, metrics, log: log.child({ component: 'admin' }),
         readiness: {
-          database: () => store.db.prepare('SELECT 1').pluck().get() === 1,
+          database: () => store.ping(),
           listenersBound: () => bound,
           draining: () => draining,
         },

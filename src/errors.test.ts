@@ -42,6 +42,7 @@ const PINNED: ReadonlyArray<readonly [ErrorCode, number]> = [
   ['DESCRIPTORS_EXHAUSTED', 1],
   ['DAV_DISCOVERY_FAILED', 1],
   ['STORE_UNAVAILABLE', 1],
+  ['STORE_ENGINE_MISMATCH', 1],
 ];
 
 describe('error catalogue', () => {

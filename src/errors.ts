@@ -58,8 +58,14 @@ export const ERROR_CATALOGUE = {
   OAUTH2_FAILED: { message: 'OAuth2 request to the provider failed', exitStatus: EXIT_REFUSED },
   DESCRIPTORS_EXHAUSTED: { message: 'the process has no file descriptor left (EMFILE/ENFILE)', exitStatus: EXIT_REFUSED },
   DAV_DISCOVERY_FAILED: { message: 'DAV discovery through the upstream did not complete', exitStatus: EXIT_REFUSED },
-  /** The database server could not be reached or dropped the connection (PostgreSQL); a retry may succeed. */
-  STORE_UNAVAILABLE: { message: 'database is unavailable', exitStatus: EXIT_REFUSED },
+  /**
+   * The database could not serve a statement (SQLite: locked past the busy timeout, file gone, I/O
+   * error; PostgreSQL: connection refused or lost). A client is told to try again later, never
+   * that its password is wrong.
+   */
+  STORE_UNAVAILABLE: { message: 'the database is unavailable', exitStatus: EXIT_REFUSED },
+  /** An operation only one engine has (SQLite's online backup, its raw connection) asked of the other. */
+  STORE_ENGINE_MISMATCH: { message: 'this operation is not available with the configured database engine', exitStatus: EXIT_REFUSED },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -25,17 +25,17 @@ let accounts: AccountService;
 let now: number;
 let alice: AccountRow;
 
-beforeEach(() => {
+beforeEach(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'postern-accounts-'));
   store = openStore(path.join(dir, 'postern.db'));
   now = T0;
   accounts = new AccountService(store, randomBytes(32), () => now);
   // Mode master: no upstream secret to seal, so the test spends one primary hash, not two KDFs.
-  alice = accounts.addAccount('alice@example.org', 'primary of alice', { mode: 'master' });
+  alice = await accounts.addAccount('alice@example.org', 'primary of alice', { mode: 'master' });
 });
 
-afterEach(() => {
-  store.close();
+afterEach(async () => {
+  await store.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -50,9 +50,9 @@ function refusal(fn: () => unknown, code: ErrorCode): string {
 }
 
 /** Rows as createPassword would leave them, without its KDF rounds (the limit is about rows). */
-function givePasswords(count: number, expiresAt: number | null = null): void {
+async function givePasswords(count: number, expiresAt: number | null = null): Promise<void> {
   for (let i = 0; i < count; i++) {
-    store.passwords.insert({
+    await store.passwords.insert({
       publicId: randomBytes(4).toString('hex'), accountId: alice.id, digest: randomBytes(32), label: `device ${i}`,
       scopes: ['imap'], createdAt: now, expiresAt, dekSalt: null, dekBox: null,
     });
@@ -60,8 +60,8 @@ function givePasswords(count: number, expiresAt: number | null = null): void {
 }
 
 describe('requireNewLogin', () => {
-  it('returns the normalised login when it is free', () => {
-    expect(accounts.requireNewLogin('  Bob@Example.org ')).toBe('bob@example.org');
+  it('returns the normalised login when it is free', async () => {
+    expect(await accounts.requireNewLogin('  Bob@Example.org ')).toBe('bob@example.org');
   });
 
   it('refuses a taken login in any case, with the message addAccount gives', () => {
@@ -76,8 +76,8 @@ describe('requireNewLogin', () => {
 });
 
 describe('checkNewPassword', () => {
-  it('passes a valid request and returns the account', () => {
-    expect(accounts.checkNewPassword('ALICE@example.org', { label: 'laptop', scopes: 'imap,smtp', expires: '90d' }).id).toBe(alice.id);
+  it('passes a valid request and returns the account', async () => {
+    expect((await accounts.checkNewPassword('ALICE@example.org', { label: 'laptop', scopes: 'imap,smtp', expires: '90d' })).id).toBe(alice.id);
   });
 
   it.each([
@@ -94,25 +94,25 @@ describe('checkNewPassword', () => {
     refusal(() => accounts.checkNewPassword('nobody', { label: 'laptop' }), 'ACCOUNT_NOT_FOUND');
   });
 
-  it(`refuses at ${MAX_ACTIVE_PASSWORDS} active passwords with the limit in the message`, () => {
-    givePasswords(MAX_ACTIVE_PASSWORDS - 1);
-    accounts.checkNewPassword('alice@example.org', { label: 'the 25th' });
-    givePasswords(1);
-    expect(accounts.activePasswordCount(alice)).toBe(MAX_ACTIVE_PASSWORDS);
+  it(`refuses at ${MAX_ACTIVE_PASSWORDS} active passwords with the limit in the message`, async () => {
+    await givePasswords(MAX_ACTIVE_PASSWORDS - 1);
+    await accounts.checkNewPassword('alice@example.org', { label: 'the 25th' });
+    await givePasswords(1);
+    expect(await accounts.activePasswordCount(alice)).toBe(MAX_ACTIVE_PASSWORDS);
     expect(refusal(() => accounts.checkNewPassword('alice@example.org', { label: 'the 26th' }), 'PASSWORD_LIMIT_REACHED'))
       .toBe('"alice@example.org" already has 25 active app-specific passwords: revoke one first');
   });
 
-  it('does not count revoked or expired passwords, and records the expiry that is due', () => {
-    givePasswords(MAX_ACTIVE_PASSWORDS - 1);
-    givePasswords(1, T0 + 60_000);
+  it('does not count revoked or expired passwords, and records the expiry that is due', async () => {
+    await givePasswords(MAX_ACTIVE_PASSWORDS - 1);
+    await givePasswords(1, T0 + 60_000);
     refusal(() => accounts.checkNewPassword('alice@example.org', { label: 'one too many' }), 'PASSWORD_LIMIT_REACHED');
     now = T0 + 60_000;
-    expect(accounts.activePasswordCount(alice)).toBe(MAX_ACTIVE_PASSWORDS - 1);
-    accounts.checkNewPassword('alice@example.org', { label: 'after the expiry' });
-    expect(accounts.history('alice@example.org').filter((e) => e.type === 'password.revoked').map((e) => e.detail)).toEqual([{ reason: 'expiry' }]);
-    const revoked = accounts.revokeAll('alice@example.org');
+    expect(await accounts.activePasswordCount(alice)).toBe(MAX_ACTIVE_PASSWORDS - 1);
+    await accounts.checkNewPassword('alice@example.org', { label: 'after the expiry' });
+    expect((await accounts.history('alice@example.org')).filter((e) => e.type === 'password.revoked').map((e) => e.detail)).toEqual([{ reason: 'expiry' }]);
+    const revoked = await accounts.revokeAll('alice@example.org');
     expect(revoked).toHaveLength(MAX_ACTIVE_PASSWORDS - 1);
-    expect(accounts.activePasswordCount(alice)).toBe(0);
+    expect(await accounts.activePasswordCount(alice)).toBe(0);
   });
 });

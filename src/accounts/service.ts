@@ -12,9 +12,9 @@ import { generateAppPassword, normalizeAppPassword } from '../crypto/app-passwor
 import { digestAppPassword } from '../crypto/keys.js';
 import { hashPrimaryPassword, needsRehash, primaryPasswordMatches } from '../crypto/primary-hash.js';
 import { AAD, keyFromAppPassword, keyFromPrimaryPassword, newDataKey, newSalt, open, seal } from '../crypto/envelope.js';
-import type { AccountRow, AppPasswordRow, EventRow, Protocol, Store, UpstreamMode } from '../store/index.js';
+import type { AccountRow, AppPasswordRow, EventRow, Protocol, Store, StoreRepos, UpstreamMode } from '../store/index.js';
 import { isActive } from '../store/index.js';
-import { expireDuePasswords } from '../store/expiry.js';
+import { expireDueIn, expireDuePasswords } from '../store/expiry.js';
 import { sealTokenSet, type TokenSet } from '../oauth2/token-set.js';
 import { MAX_ACTIVE_PASSWORDS, normalizeLogin, parseExpiry, parseScopes, validateLabel } from './validation.js';
 
@@ -59,9 +59,9 @@ export class AccountService {
    * Refuses a login that is invalid or taken, so a command can ask before anyone types a password
    * for it; addAccount checks again inside its transaction (another process may add it meanwhile).
    */
-  requireNewLogin(loginInput: string): string {
+  async requireNewLogin(loginInput: string): Promise<string> {
     const login = normalizeLogin(loginInput);
-    if (this.store.accounts.findByLogin(login)) throw accountExists(login);
+    if (await this.store.accounts.findByLogin(login)) throw accountExists(login);
     return login;
   }
 
@@ -69,7 +69,7 @@ export class AccountService {
    * Adds an account in mode `oauth2` with the tokens an authorisation produced (src/oauth2/authorize.ts):
    * sealed like an upstream password, under a new data key that the primary password wraps.
    */
-  addOAuth2Account(loginInput: string, primaryPassword: string, grant: OAuth2Grant): AccountRow {
+  async addOAuth2Account(loginInput: string, primaryPassword: string, grant: OAuth2Grant): Promise<AccountRow> {
     const login = normalizeLogin(loginInput);
     requirePrimary(primaryPassword);
     const upstreamUser = grant.user?.trim() || login;
@@ -77,16 +77,16 @@ export class AccountService {
     const primaryHash = hashPrimaryPassword(primaryPassword, this.digestKey);
     const primarySalt = newSalt();
     const primaryKey = keyFromPrimaryPassword(primaryPassword, primarySalt);
-    return this.store.transaction(() => {
-      if (this.store.accounts.findByLogin(login)) throw accountExists(login);
-      const id = this.store.accounts.insert({ login, upstreamMode: 'oauth2', oauth2Provider: grant.provider, upstreamUser, primaryHash, primarySalt: null, dekPrimary: null, now });
+    return this.store.transaction(async (tx) => {
+      if (await tx.accounts.findByLogin(login)) throw accountExists(login);
+      const id = await tx.accounts.insert({ login, upstreamMode: 'oauth2', oauth2Provider: grant.provider, upstreamUser, primaryHash, primarySalt: null, dekPrimary: null, now });
       const dek = newDataKey();
-      this.store.accounts.setUpstream(id, {
+      await tx.accounts.setUpstream(id, {
         upstreamMode: 'oauth2', oauth2Provider: grant.provider, upstreamUser, primarySalt, now,
         dekPrimary: seal(primaryKey, dek, AAD.dekForPrimary(id)), secretBox: sealTokenSet(dek, id, grant.tokens),
       });
-      this.store.events.append({ type: 'account.created', at: now, accountId: id, login, detail: { upstreamMode: 'oauth2', provider: grant.provider } });
-      return this.store.accounts.get(id)!;
+      await tx.events.append({ type: 'account.created', at: now, accountId: id, login, detail: { upstreamMode: 'oauth2', provider: grant.provider } });
+      return (await tx.accounts.get(id))!;
     });
   }
 
@@ -96,23 +96,23 @@ export class AccountService {
    * `rejected` flag (status back to unknown until the next login). Needs the primary password,
    * which wraps the data key.
    */
-  replaceOAuth2Grant(loginInput: string, primaryPassword: string, tokens: TokenSet): AccountRow {
-    const account = this.getAccount(loginInput);
+  async replaceOAuth2Grant(loginInput: string, primaryPassword: string, tokens: TokenSet): Promise<AccountRow> {
+    const account = await this.getAccount(loginInput);
     if (account.upstreamMode !== 'oauth2') throw new PosternError('UPSTREAM_MODE_INVALID', `"${account.login}" is not in upstream mode oauth2`);
-    this.verifyPrimary(account, primaryPassword);
+    await this.verifyPrimary(account, primaryPassword);
     const dek = this.unsealDekWithPrimary(account, primaryPassword);
     const now = this.clock();
-    return this.store.transaction(() => {
-      this.store.accounts.setUpstream(account.id, {
+    return this.store.transaction(async (tx) => {
+      await tx.accounts.setUpstream(account.id, {
         upstreamMode: 'oauth2', oauth2Provider: account.oauth2Provider, upstreamUser: account.upstreamUser,
         primarySalt: account.primarySalt, dekPrimary: account.dekPrimary, secretBox: sealTokenSet(dek, account.id, tokens), now,
       });
-      this.store.events.append({ type: 'account.upstream_changed', at: now, accountId: account.id, login: account.login, detail: { mode: 'oauth2', reauthorised: true } });
-      return this.store.accounts.get(account.id)!;
+      await tx.events.append({ type: 'account.upstream_changed', at: now, accountId: account.id, login: account.login, detail: { mode: 'oauth2', reauthorised: true } });
+      return (await tx.accounts.get(account.id))!;
     });
   }
 
-  addAccount(loginInput: string, primaryPassword: string, upstream: UpstreamSettings): AccountRow {
+  async addAccount(loginInput: string, primaryPassword: string, upstream: UpstreamSettings): Promise<AccountRow> {
     const login = normalizeLogin(loginInput);
     if (upstream.mode === 'oauth2') throw new PosternError('UPSTREAM_MODE_INVALID', 'mode "oauth2" is added with an authorisation (postern user add --oauth)');
     requirePrimary(primaryPassword);
@@ -125,40 +125,40 @@ export class AccountService {
     // The slow KDF runs before the write lock is taken; only the fast sealing runs inside.
     const primarySalt = upstream.mode === 'password' ? newSalt() : null;
     const primaryKey = primarySalt ? keyFromPrimaryPassword(primaryPassword, primarySalt) : null;
-    return this.store.transaction(() => {
-      if (this.store.accounts.findByLogin(login)) throw accountExists(login);
-      const id = this.store.accounts.insert({ login, upstreamMode: upstream.mode, upstreamUser, primaryHash, primarySalt: null, dekPrimary: null, now });
+    return this.store.transaction(async (tx) => {
+      if (await tx.accounts.findByLogin(login)) throw accountExists(login);
+      const id = await tx.accounts.insert({ login, upstreamMode: upstream.mode, upstreamUser, primaryHash, primarySalt: null, dekPrimary: null, now });
       if (primaryKey) {
         // Boxes name the account id (known only after the insert), so they are sealed now.
         const dek = newDataKey();
-        this.store.accounts.setUpstream(id, {
+        await tx.accounts.setUpstream(id, {
           upstreamMode: upstream.mode, upstreamUser, primarySalt, now,
           dekPrimary: seal(primaryKey, dek, AAD.dekForPrimary(id)),
           secretBox: seal(dek, Buffer.from(upstream.secret!, 'utf8'), AAD.secret(id)),
         });
       }
-      this.store.events.append({ type: 'account.created', at: now, accountId: id, login, detail: { upstreamMode: upstream.mode } });
-      return this.store.accounts.get(id)!;
+      await tx.events.append({ type: 'account.created', at: now, accountId: id, login, detail: { upstreamMode: upstream.mode } });
+      return (await tx.accounts.get(id))!;
     });
   }
 
-  getAccount(loginInput: string): AccountRow {
+  async getAccount(loginInput: string): Promise<AccountRow> {
     const login = normalizeLogin(loginInput);
-    const account = this.store.accounts.findByLogin(login);
+    const account = await this.store.accounts.findByLogin(login);
     if (!account) throw new PosternError('ACCOUNT_NOT_FOUND', `no account "${login}"`);
     return account;
   }
 
-  listAccounts(): AccountRow[] {
+  async listAccounts(): Promise<AccountRow[]> {
     return this.store.accounts.list();
   }
 
-  removeAccount(loginInput: string): void {
-    const account = this.getAccount(loginInput);
+  async removeAccount(loginInput: string): Promise<void> {
+    const account = await this.getAccount(loginInput);
     const now = this.clock();
-    this.store.transaction(() => {
-      this.store.accounts.remove(account.id);
-      this.store.events.append({ type: 'account.removed', at: now, accountId: account.id, login: account.login });
+    await this.store.transaction(async (tx) => {
+      await tx.accounts.remove(account.id);
+      await tx.events.append({ type: 'account.removed', at: now, accountId: account.id, login: account.login });
     });
   }
 
@@ -167,12 +167,12 @@ export class AccountService {
    * wrong. When it is right and the stored hash is of an older kind (bcrypt) or cost, the hash is
    * replaced in place by one of the current kind: this is the moment postern holds the password.
    */
-  verifyPrimary(account: AccountRow, primaryPassword: string): void {
+  async verifyPrimary(account: AccountRow, primaryPassword: string): Promise<void> {
     if (!primaryPasswordMatches(primaryPassword, account.primaryHash, this.digestKey)) {
       throw new PosternError('PRIMARY_PASSWORD_WRONG', 'the primary password is wrong');
     }
     if (needsRehash(account.primaryHash)) {
-      this.store.accounts.replacePrimaryHash(account.id, account.primaryHash, hashPrimaryPassword(primaryPassword, this.digestKey));
+      await this.store.accounts.replacePrimaryHash(account.id, account.primaryHash, hashPrimaryPassword(primaryPassword, this.digestKey));
     }
   }
 
@@ -181,8 +181,8 @@ export class AccountService {
    * as with Apple. In mode `password` the upstream secret is sealed again: `upstreamSecret`
    * defaults to the new primary password (the common hosted-provider case).
    */
-  setPrimaryPassword(loginInput: string, newPrimary: string, upstreamSecret?: string): string[] {
-    const account = this.getAccount(loginInput);
+  async setPrimaryPassword(loginInput: string, newPrimary: string, upstreamSecret?: string): Promise<string[]> {
+    const account = await this.getAccount(loginInput);
     requirePrimary(newPrimary);
     const now = this.clock();
     const secret = upstreamSecret ?? newPrimary;
@@ -198,11 +198,11 @@ export class AccountService {
       // they are dropped, and the account needs `postern user reauth` (the CLI says so).
       secretBox = account.upstreamMode === 'password' ? seal(dek, Buffer.from(secret, 'utf8'), AAD.secret(account.id)) : null;
     }
-    return this.store.transaction(() => {
-      this.store.accounts.setPrimary(account.id, { primaryHash, primarySalt, dekPrimary, secretBox, now });
-      const revoked = this.store.passwords.revokeAll(account.id, 'primary-password-change', now);
-      this.store.events.append({ type: 'primary.changed', at: now, accountId: account.id, login: account.login });
-      for (const p of revoked) this.recordRevoke(account, p.publicId, 'primary-password-change', now);
+    return this.store.transaction(async (tx) => {
+      await tx.accounts.setPrimary(account.id, { primaryHash, primarySalt, dekPrimary, secretBox, now });
+      const revoked = await tx.passwords.revokeAll(account.id, 'primary-password-change', now);
+      await tx.events.append({ type: 'primary.changed', at: now, accountId: account.id, login: account.login });
+      for (const p of revoked) await this.recordRevoke(tx, account, p.publicId, 'primary-password-change', now);
       return revoked.map((p) => p.publicId);
     });
   }
@@ -214,10 +214,10 @@ export class AccountService {
    * Staying in mode `password` without a new secret keeps the current one (which may differ
    * from the primary password: a provider's own app password must not be lost to a user rename).
    */
-  setUpstream(loginInput: string, primaryPassword: string, upstream: UpstreamSettings): string[] {
-    const account = this.getAccount(loginInput);
+  async setUpstream(loginInput: string, primaryPassword: string, upstream: UpstreamSettings): Promise<string[]> {
+    const account = await this.getAccount(loginInput);
     if (upstream.mode === 'oauth2') throw new PosternError('UPSTREAM_MODE_INVALID', 'mode "oauth2" needs an authorisation: postern user reauth (or user add --oauth)');
-    this.verifyPrimary(account, primaryPassword);
+    await this.verifyPrimary(account, primaryPassword);
     const now = this.clock();
     const user = upstream.user?.trim() || account.upstreamUser;
     let primarySalt: Buffer | null = null;
@@ -231,12 +231,12 @@ export class AccountService {
       dekPrimary = sameMode ? account.dekPrimary : seal(keyFromPrimaryPassword(primaryPassword, primarySalt!), dek, AAD.dekForPrimary(account.id));
       secretBox = upstream.secret ? seal(dek, Buffer.from(upstream.secret, 'utf8'), AAD.secret(account.id)) : account.secretBox;
     }
-    return this.store.transaction(() => {
-      this.store.accounts.setUpstream(account.id, { upstreamMode: upstream.mode, upstreamUser: user, primarySalt, dekPrimary, secretBox, now });
-      this.store.events.append({ type: 'account.upstream_changed', at: now, accountId: account.id, login: account.login, detail: { mode: upstream.mode } });
+    return this.store.transaction(async (tx) => {
+      await tx.accounts.setUpstream(account.id, { upstreamMode: upstream.mode, upstreamUser: user, primarySalt, dekPrimary, secretBox, now });
+      await tx.events.append({ type: 'account.upstream_changed', at: now, accountId: account.id, login: account.login, detail: { mode: upstream.mode } });
       if (upstream.mode === account.upstreamMode) return [];
-      const revoked = this.store.passwords.revokeAll(account.id, 'upstream-mode-change', now);
-      for (const p of revoked) this.recordRevoke(account, p.publicId, 'upstream-mode-change', now);
+      const revoked = await tx.passwords.revokeAll(account.id, 'upstream-mode-change', now);
+      for (const p of revoked) await this.recordRevoke(tx, account, p.publicId, 'upstream-mode-change', now);
       return revoked.map((p) => p.publicId);
     });
   }
@@ -246,99 +246,99 @@ export class AccountService {
    * (label, scopes, expiry, the limit of active passwords), so a command can refuse it before
    * anyone types the primary password for nothing. createPassword checks them all again.
    */
-  checkNewPassword(loginInput: string, request: NewPasswordRequest): AccountRow {
-    const account = this.getAccount(loginInput);
+  async checkNewPassword(loginInput: string, request: NewPasswordRequest): Promise<AccountRow> {
+    const account = await this.getAccount(loginInput);
     validateLabel(request.label);
     parseScopes(request.scopes);
     const now = this.clock();
     parseExpiry(request.expires, now);
-    expireDuePasswords(this.store, now, account.id);
-    this.requireRoomForPassword(account, now);
+    await expireDuePasswords(this.store, now, account.id);
+    await this.requireRoomForPassword(this.store, account, now);
     return account;
   }
 
   /** Active (not revoked, not expired) app-specific passwords of an account, now. */
-  activePasswordCount(account: AccountRow): number {
+  async activePasswordCount(account: AccountRow): Promise<number> {
     return this.store.passwords.countActive(account.id, this.clock());
   }
 
   /** Generates, stores and returns a new app-specific password. The plaintext is never stored. */
-  createPassword(loginInput: string, primaryPassword: string, request: NewPasswordRequest): CreatedPassword {
-    const account = this.getAccount(loginInput);
+  async createPassword(loginInput: string, primaryPassword: string, request: NewPasswordRequest): Promise<CreatedPassword> {
+    const account = await this.getAccount(loginInput);
     const label = validateLabel(request.label);
     const scopes = parseScopes(request.scopes);
     const now = this.clock();
     const expiresAt = parseExpiry(request.expires, now);
-    this.verifyPrimary(account, primaryPassword);
+    await this.verifyPrimary(account, primaryPassword);
     const dek = account.upstreamMode === 'master' ? null : this.unsealDekWithPrimary(account, primaryPassword);
     const password = generateAppPassword();
     const normalized = normalizeAppPassword(password)!;
     const publicId = randomBytes(4).toString('hex');
     const dekSalt = dek ? newSalt() : null;
     const dekBox = dek ? seal(keyFromAppPassword(normalized, dekSalt!), dek, AAD.dekForAppPassword(account.id, publicId)) : null;
-    return this.store.transaction(() => {
-      expireDuePasswords(this.store, now, account.id);
-      this.requireRoomForPassword(account, now);
-      this.store.passwords.insert({
+    return this.store.transaction(async (tx) => {
+      await expireDueIn(tx, now, account.id);
+      await this.requireRoomForPassword(tx, account, now);
+      await tx.passwords.insert({
         publicId, accountId: account.id, digest: digestAppPassword(this.digestKey, normalized),
         label, scopes, createdAt: now, expiresAt, dekSalt, dekBox,
       });
-      this.store.events.append({ type: 'password.created', at: now, accountId: account.id, login: account.login, passwordId: publicId, detail: { label, scopes, expiresAt } });
+      await tx.events.append({ type: 'password.created', at: now, accountId: account.id, login: account.login, passwordId: publicId, detail: { label, scopes, expiresAt } });
       return { password, publicId, label, scopes, expiresAt };
     });
   }
 
-  listPasswords(loginInput: string): AppPasswordRow[] {
-    const account = this.getAccount(loginInput);
-    this.expireDue(account.id);
+  async listPasswords(loginInput: string): Promise<AppPasswordRow[]> {
+    const account = await this.getAccount(loginInput);
+    await this.expireDue(account.id);
     return this.store.passwords.listForAccount(account.id);
   }
 
   /** `by`: who revoked it, as the history and `password list` show (the CLI's admin, or the user on the account page). */
-  revokePassword(loginInput: string, publicId: string, by: 'admin' | 'user' = 'admin'): void {
-    const account = this.getAccount(loginInput);
+  async revokePassword(loginInput: string, publicId: string, by: 'admin' | 'user' = 'admin'): Promise<void> {
+    const account = await this.getAccount(loginInput);
     const now = this.clock();
-    this.store.transaction(() => {
-      const row = this.store.passwords.findByPublicId(publicId.trim().toLowerCase());
+    await this.store.transaction(async (tx) => {
+      const row = await tx.passwords.findByPublicId(publicId.trim().toLowerCase());
       if (!row || row.accountId !== account.id) {
         throw new PosternError('PASSWORD_NOT_FOUND', `"${account.login}" has no app-specific password with id ${publicId}`);
       }
       if (!isActive(row, now)) throw new PosternError('PASSWORD_NOT_FOUND', `app-specific password ${row.publicId} is already revoked or expired`);
-      this.store.passwords.revoke(row.id, by, now);
-      this.recordRevoke(account, row.publicId, by, now);
+      await tx.passwords.revoke(row.id, by, now);
+      await this.recordRevoke(tx, account, row.publicId, by, now);
     });
   }
 
-  revokeAll(loginInput: string): string[] {
-    const account = this.getAccount(loginInput);
+  async revokeAll(loginInput: string): Promise<string[]> {
+    const account = await this.getAccount(loginInput);
     const now = this.clock();
-    return this.store.transaction(() => {
-      const revoked = this.store.passwords.revokeAll(account.id, 'revoke-all', now);
-      for (const p of revoked) this.recordRevoke(account, p.publicId, 'revoke-all', now);
+    return this.store.transaction(async (tx) => {
+      const revoked = await tx.passwords.revokeAll(account.id, 'revoke-all', now);
+      for (const p of revoked) await this.recordRevoke(tx, account, p.publicId, 'revoke-all', now);
       return revoked.map((p) => p.publicId);
     });
   }
 
-  history(loginInput: string, limit = 200): EventRow[] {
-    const account = this.getAccount(loginInput);
-    this.expireDue(account.id);
+  async history(loginInput: string, limit = 200): Promise<EventRow[]> {
+    const account = await this.getAccount(loginInput);
+    await this.expireDue(account.id);
     return this.store.events.listForAccount(account.id, limit);
   }
 
   /** Turns passed expiries into history entries and drops their sealed keys (see src/store/expiry.ts). */
-  expireDue(accountId: number | null = null): void {
-    expireDuePasswords(this.store, this.clock(), accountId);
+  async expireDue(accountId: number | null = null): Promise<void> {
+    await expireDuePasswords(this.store, this.clock(), accountId);
   }
 
-  private requireRoomForPassword(account: AccountRow, now: number): void {
-    if (this.store.passwords.countActive(account.id, now) >= MAX_ACTIVE_PASSWORDS) {
+  private async requireRoomForPassword(repos: StoreRepos, account: AccountRow, now: number): Promise<void> {
+    if ((await repos.passwords.countActive(account.id, now)) >= MAX_ACTIVE_PASSWORDS) {
       throw new PosternError('PASSWORD_LIMIT_REACHED',
         `"${account.login}" already has ${MAX_ACTIVE_PASSWORDS} active app-specific passwords: revoke one first`);
     }
   }
 
-  private recordRevoke(account: AccountRow, publicId: string, reason: string, now: number): void {
-    this.store.events.append({ type: 'password.revoked', at: now, accountId: account.id, login: account.login, passwordId: publicId, detail: { reason } });
+  private async recordRevoke(tx: StoreRepos, account: AccountRow, publicId: string, reason: string, now: number): Promise<void> {
+    await tx.events.append({ type: 'password.revoked', at: now, accountId: account.id, login: account.login, passwordId: publicId, detail: { reason } });
   }
 
   /** The stored upstream secret (mode `password`), opened with the primary password: for `--check`. */

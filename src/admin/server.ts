@@ -16,8 +16,8 @@ import type { BoundAddress } from '../net/service.js';
 import type { Metrics } from '../metrics/index.js';
 
 export interface ReadinessChecks {
-  /** Throws (or returns false) when the database cannot be read. */
-  database(): boolean;
+  /** Rejects (or resolves false) when the database cannot be read. */
+  database(): boolean | Promise<boolean>;
   listenersBound(): boolean;
   draining(): boolean;
 }
@@ -64,7 +64,7 @@ async function answer(spec: AdminSpec, req: http.IncomingMessage, res: http.Serv
   }
   if (path === '/healthz') return send(200, 'ok\n');
   if (path === '/readyz') {
-    const failing = notReady(spec.readiness);
+    const failing = await notReady(spec.readiness);
     return failing ? send(503, `not ready: ${failing}\n`) : send(200, 'ready\n');
   }
   try {
@@ -75,12 +75,12 @@ async function answer(spec: AdminSpec, req: http.IncomingMessage, res: http.Serv
   }
 }
 
-function notReady(checks: ReadinessChecks): string | null {
+async function notReady(checks: ReadinessChecks): Promise<string | null> {
   if (checks.draining()) return 'draining';
   if (!checks.listenersBound()) return 'listeners not bound';
   let database = false;
   try {
-    database = checks.database();
+    database = await checks.database();
   } catch {
     database = false;
   }

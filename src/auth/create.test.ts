@@ -28,7 +28,7 @@ function open(auth: Record<string, unknown>): { store: Store; build: () => AuthS
   const key = randomBytes(32);
   cleanup.push(async () => {
     await writes.close();
-    store.close();
+    await store.close();
     rmSync(dir, { recursive: true, force: true });
   });
   const config = resolveConfig({ database: { path: path.join(dir, 'postern.db') }, auth }, null, {});
@@ -49,8 +49,8 @@ it('applies auth.throttle and auth.trustedNetworks from config', async () => {
     bcryptWorkers: 1,
     throttle: { baseDelayMs: 0, maxDelayMs: 0, blockAfterFailures: 2, blockMs: 60_000, windowMs: 60_000 },
   });
-  accounts.addAccount('alice', 'primary-of-alice', { mode: 'password', secret: 'upstream-of-alice' });
-  const { password } = accounts.createPassword('alice', 'primary-of-alice', { label: 'phone' });
+  await accounts.addAccount('alice', 'primary-of-alice', { mode: 'password', secret: 'upstream-of-alice' });
+  const { password } = await accounts.createPassword('alice', 'primary-of-alice', { label: 'phone' });
   const auth = build();
   const attempt = (pw: string, clientAddress: string) => auth.authenticate({ login: 'alice', password: pw, protocol: 'imap', clientAddress });
   for (let i = 0; i < 2; i++) expect(await attempt(`wrong-${i}`, '198.51.100.1')).toEqual({ kind: 'failed' });

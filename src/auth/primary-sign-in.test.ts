@@ -30,7 +30,7 @@ describe('primary sign-in for the account page', () => {
   it('account enumeration: unknown, malformed and wrong-password logins get one answer, one hash check each', async () => {
     const checker = counting(inlinePrimaryChecker());
     f = createAuthFixture({ checker });
-    f.addUser('frida', PRIMARY);
+    await f.addUser('frida', PRIMARY);
     const cases: Array<[string, string, string]> = [
       ['frida', 'not-fridas-password', 'bad_password'],
       ['nobody@example.test', 'not-fridas-password', 'unknown_user'],
@@ -43,7 +43,7 @@ describe('primary sign-in for the account page', () => {
       expect(f.logs.events('auth.refused').at(-1)).toMatchObject({ protocol: 'portal', reason, ip: '192.0.2.20' });
     }
     await f.writes.idle();
-    const failures = f.store.events.listForAccount(f.accounts.getAccount('frida').id).filter((e) => e.type === 'login.failed');
+    const failures = (await f.store.events.listForAccount((await f.accounts.getAccount('frida')).id)).filter((e) => e.type === 'login.failed');
     expect(failures).toHaveLength(1);
     expect(failures[0]).toMatchObject({ protocol: 'portal', address: '192.0.2.20', detail: { reason: 'bad_password', browser: 'Test/1.0' } });
     const outcome = await portal('FRIDA', PRIMARY);
@@ -52,9 +52,9 @@ describe('primary sign-in for the account page', () => {
 
   it('an app-specific password (or another account\'s primary password) never signs in to the page', async () => {
     f = createAuthFixture();
-    f.addUser('frida', PRIMARY);
-    f.addUser('gus', 'gus-primary-Secret-2');
-    const { password } = f.newPassword('frida', PRIMARY);
+    await f.addUser('frida', PRIMARY);
+    await f.addUser('gus', 'gus-primary-Secret-2');
+    const { password } = await f.newPassword('frida', PRIMARY);
     expect((await f.login('frida', password)).kind).toBe('accepted');
     expect(await portal('frida', password)).toEqual({ kind: 'failed' });
     expect(await portal('frida', 'gus-primary-Secret-2')).toEqual({ kind: 'failed' });
@@ -62,8 +62,8 @@ describe('primary sign-in for the account page', () => {
 
   it('brute force across doors: failures on the page and over IMAP share one throttle', async () => {
     f = createAuthFixture({ throttle: (log) => new PenaltyThrottle({ ...FAST, log }) });
-    f.addUser('frida', PRIMARY);
-    const { password } = f.newPassword('frida', PRIMARY);
+    await f.addUser('frida', PRIMARY);
+    const { password } = await f.newPassword('frida', PRIMARY);
     await portal('frida', 'guess-number-1', '198.51.100.7');
     await f.attempt('frida', 'guess-number-2', '198.51.100.7');
     await portal('frida', 'guess-number-3', '198.51.100.7');

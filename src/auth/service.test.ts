@@ -15,6 +15,7 @@ import { PenaltyThrottle } from './penalty-throttle.js';
 import type { PrimaryChecker } from './primary-checker.js';
 import { MAX_CHECKS_PER_ADDRESS } from './service.js';
 import { counting, createAuthFixture, type AuthFixture, type CountingChecker } from '../../test/helpers/auth-fixture.js';
+import { sqliteDb } from '../store/index.js';
 
 const PRIMARY = 'correct horse battery staple';
 const FAST = { baseDelayMs: 0, maxDelayMs: 0, blockAfterFailures: 5, blockMs: 60_000, windowMs: 60_000 };
@@ -49,25 +50,25 @@ describe('success path', () => {
   it('records use in the history at most once a minute per password, with protocol and address', async () => {
     let now = Date.parse('2026-11-25T10:00:00Z');
     const { f } = setup({ clock: () => now });
-    f.addUser('dora@example.test', PRIMARY);
-    const { password, publicId } = f.newPassword('dora@example.test', PRIMARY);
-    const used = () => f.accounts.history('dora@example.test').filter((e) => e.type === 'password.used');
+    await f.addUser('dora@example.test', PRIMARY);
+    const { password, publicId } = await f.newPassword('dora@example.test', PRIMARY);
+    const used = async () => (await f.accounts.history('dora@example.test')).filter((e) => e.type === 'password.used');
     expect((await f.attempt('dora@example.test', password)).kind).toBe('accepted');
     expect((await f.attempt('dora@example.test', password)).kind).toBe('accepted');
     await f.writes.idle();
-    expect(used()).toHaveLength(1);
-    expect(used()[0]).toMatchObject({ passwordId: publicId, protocol: 'imap', address: '192.0.2.10' });
+    expect(await used()).toHaveLength(1);
+    expect((await used())[0]).toMatchObject({ passwordId: publicId, protocol: 'imap', address: '192.0.2.10' });
     now += 61_000;
     expect((await f.attempt('dora@example.test', password)).kind).toBe('accepted');
     await f.writes.idle();
-    expect(used()).toHaveLength(2);
-    expect(f.accounts.listPasswords('dora@example.test')[0]).toMatchObject({ lastUsedAt: now, lastUsedProtocol: 'imap' });
+    expect(await used()).toHaveLength(2);
+    expect((await f.accounts.listPasswords('dora@example.test'))[0]).toMatchObject({ lastUsedAt: now, lastUsedProtocol: 'imap' });
   });
 
   it('accepts an app password with no bcrypt and returns the unsealed upstream credential', async () => {
     const { f, checker } = setup();
-    f.addUser('alice@example.test', PRIMARY);
-    const { password, publicId } = f.newPassword('alice@example.test', PRIMARY);
+    await f.addUser('alice@example.test', PRIMARY);
+    const { password, publicId } = await f.newPassword('alice@example.test', PRIMARY);
     for (const typed of [password, password.toUpperCase(), password.replace(/-/g, ''), ` ${password.replace(/-/g, ' ')} `]) {
       const outcome = await f.attempt('Alice@Example.test', typed);
       expect(outcome).toMatchObject({ kind: 'accepted', login: 'alice@example.test', publicId, credential: { username: 'alice@example.test', password: `upstream-${PRIMARY}` } });
@@ -80,8 +81,8 @@ describe('success path', () => {
 
   it('admits only the scopes the password was made for', async () => {
     const { f, checker } = setup();
-    f.addUser('bob', PRIMARY);
-    const { password } = f.newPassword('bob', PRIMARY, { scopes: 'smtp' });
+    await f.addUser('bob', PRIMARY);
+    const { password } = await f.newPassword('bob', PRIMARY, { scopes: 'smtp' });
     expect((await f.attempt('bob', password, '192.0.2.10', 'smtp')).kind).toBe('accepted');
     expect(checker.calls).toBe(0);
     expect((await f.attempt('bob', password, '192.0.2.10', 'imap')).kind).toBe('failed');
@@ -93,25 +94,25 @@ describe('success path', () => {
 describe('upstream status bookkeeping', () => {
   it('queues nothing on a login when the status is unchanged; a flip made under a held lock lands after it, recorded once', async () => {
     const { f } = setup();
-    f.addUser('erin', PRIMARY);
-    const { password } = f.newPassword('erin', PRIMARY);
+    await f.addUser('erin', PRIMARY);
+    const { password } = await f.newPassword('erin', PRIMARY);
     const outcome = await f.attempt('erin', password);
     if (outcome.kind !== 'accepted') throw new Error(`expected accepted, got ${outcome.kind}`);
-    f.auth.reportUpstreamAccepted(outcome); // unknown → ok: a real change, written
+    await f.auth.reportUpstreamAccepted(outcome); // unknown → ok: a real change, written
     await f.writes.idle();
-    const status = () => f.store.db.prepare('SELECT upstream_status FROM accounts WHERE login = ?').pluck().get('erin');
-    const rejections = () => f.accounts.history('erin').filter((e) => e.type === 'account.upstream_rejected');
+    const status = () => sqliteDb(f.store).prepare('SELECT upstream_status FROM accounts WHERE login = ?').pluck().get('erin');
+    const rejections = async () => (await f.accounts.history('erin')).filter((e) => e.type === 'account.upstream_rejected');
     expect(status()).toBe('ok');
 
     // An admin command holds the write lock (a long transaction in another connection).
     const other = new Database(f.dbPath);
     other.exec('BEGIN IMMEDIATE');
     try {
-      f.auth.reportUpstreamAccepted(outcome); // ok → ok: a read only, nothing queued
+      await f.auth.reportUpstreamAccepted(outcome); // ok → ok: a read only, nothing queued
       expect(f.writes.stats().queued).toBe(0);
       // ok → rejected, seen by two logins at once: both queued, neither waits for the lock.
-      f.auth.reportUpstreamRejected(outcome, 'imap');
-      f.auth.reportUpstreamRejected(outcome, 'imap');
+      await f.auth.reportUpstreamRejected(outcome, 'imap');
+      await f.auth.reportUpstreamRejected(outcome, 'imap');
       expect(f.writes.stats().queued).toBe(2);
       await expect.poll(() => f.writes.stats().retries).toBeGreaterThan(0);
       expect(status()).toBe('ok');
@@ -130,11 +131,11 @@ describe('upstream status bookkeeping', () => {
 describe('failure path', () => {
   it('runs exactly one bcrypt per failure, whatever the failure', async () => {
     const { f, checker } = setup();
-    f.addUser('carol', PRIMARY);
-    f.addUser('dave', PRIMARY);
-    const daves = f.newPassword('dave', PRIMARY);
-    const revoked = f.newPassword('carol', PRIMARY);
-    f.accounts.revokePassword('carol', revoked.publicId);
+    await f.addUser('carol', PRIMARY);
+    await f.addUser('dave', PRIMARY);
+    const daves = await f.newPassword('dave', PRIMARY);
+    const revoked = await f.newPassword('carol', PRIMARY);
+    await f.accounts.revokePassword('carol', revoked.publicId);
     const cases: Array<[string, string, string]> = [
       ['carol', 'not-the-password', 'bad_password'],
       ['carol', 'abcd-efgh-ijkl-mnop', 'bad_password'],
@@ -156,8 +157,8 @@ describe('failure path', () => {
 
   it('refuses a blocked address without a bcrypt, answering like a failure', async () => {
     const { f, checker } = setup({ throttle: (log) => new PenaltyThrottle({ ...FAST, blockAfterFailures: 3, log }) });
-    f.addUser('erin', PRIMARY);
-    const { password } = f.newPassword('erin', PRIMARY);
+    await f.addUser('erin', PRIMARY);
+    const { password } = await f.newPassword('erin', PRIMARY);
     for (let i = 0; i < 3; i++) await f.attempt('erin', `guess-number-${i}`, '198.51.100.9');
     expect(checker.calls).toBe(3);
     // Even the right password is refused from the blocked address — without looking at it.
@@ -172,7 +173,7 @@ describe('failure path', () => {
 
   it('lets one address run only a few bcrypt checks at once; other addresses are not held up', async () => {
     const { f, checker } = setup();
-    f.addUser('olga', PRIMARY);
+    await f.addUser('olga', PRIMARY);
     const burst = await Promise.all(Array.from({ length: 20 }, (_, i) => f.attempt(i % 2 ? 'olga' : `nobody${i}`, `burst-guess-${i}`, '198.51.100.50')));
     expect(burst.every((o) => o.kind === 'failed')).toBe(true);
     expect(checker.calls).toBe(MAX_CHECKS_PER_ADDRESS);
@@ -186,7 +187,7 @@ describe('failure path', () => {
 
   it('holds the failure answer back for the penalty', async () => {
     const { f } = setup({ throttle: new PenaltyThrottle({ ...FAST, baseDelayMs: 300, maxDelayMs: 300 }) });
-    f.addUser('frank', PRIMARY);
+    await f.addUser('frank', PRIMARY);
     const started = Date.now();
     await f.attempt('frank', 'wrong-password-1');
     expect(Date.now() - started).toBeGreaterThanOrEqual(290);
@@ -195,8 +196,8 @@ describe('failure path', () => {
   it('an expired password stops working at its expiry instant, without a restart', async () => {
     const clock = { now: Date.parse('2030-01-01T00:00:00Z') };
     const { f } = setup({ clock: () => clock.now });
-    f.addUser('gina', PRIMARY);
-    const { password, publicId } = f.newPassword('gina', PRIMARY, { expires: '30m' });
+    await f.addUser('gina', PRIMARY);
+    const { password, publicId } = await f.newPassword('gina', PRIMARY, { expires: '30m' });
     const expiresAt = clock.now + 30 * 60_000;
     const fired: string[] = [];
     const outcome = await f.attempt('gina', password);
@@ -215,7 +216,7 @@ describe('failure path', () => {
 describe('primary password', () => {
   it('gives the sentence on a clean record only, and counts it as a failure', async () => {
     const { f, checker } = setup({ throttle: new PenaltyThrottle(FAST) });
-    f.addUser('hana', PRIMARY);
+    await f.addUser('hana', PRIMARY);
     expect(await f.attempt('hana', PRIMARY, '203.0.113.1')).toEqual({ kind: 'primary-refused', hint: true });
     expect(checker.calls).toBe(1);
     // The same client retrying with its saved primary password keeps getting the sentence...
@@ -228,21 +229,21 @@ describe('primary password', () => {
     expect(refused).toHaveLength(4);
     expect(refused[0]).toMatchObject({ protocol: 'imap', ip: '203.0.113.1', user: 'hana', reason: 'primary_password' });
     await f.writes.idle();
-    const history = f.accounts.history('hana').map((e) => e.type);
+    const history = (await f.accounts.history('hana')).map((e) => e.type);
     expect(history.filter((t) => t === 'primary.refused')).toHaveLength(4);
     expect(history.filter((t) => t === 'login.failed')).toHaveLength(1);
   });
 
   it('never gives the sentence when config turns it off', async () => {
     const { f } = setup({ throttle: new PenaltyThrottle(FAST), primaryPasswordHint: false });
-    f.addUser('ivan', PRIMARY);
+    await f.addUser('ivan', PRIMARY);
     expect(await f.attempt('ivan', PRIMARY)).toEqual({ kind: 'primary-refused', hint: false });
   });
 
   it('another account\'s primary password is a plain failure', async () => {
     const { f } = setup({ throttle: new PenaltyThrottle(FAST) });
-    f.addUser('judy', PRIMARY);
-    f.addUser('kim', 'kims own primary password');
+    await f.addUser('judy', PRIMARY);
+    await f.addUser('kim', 'kims own primary password');
     expect(await f.attempt('judy', 'kims own primary password')).toEqual({ kind: 'failed' });
   });
 });
@@ -261,16 +262,16 @@ describe('failure log lines', () => {
 
   it('does not log a login that looks like an app password for an unknown user', async () => {
     const { f } = setup();
-    f.addUser('lena', PRIMARY);
-    const { password } = f.newPassword('lena', PRIMARY);
+    await f.addUser('lena', PRIMARY);
+    const { password } = await f.newPassword('lena', PRIMARY);
     await f.attempt(password, 'lena');
     expect(f.logs.events('auth.refused').at(-1)).toMatchObject({ user: '[looks like an app password]', reason: 'unknown_user' });
   });
 
   it('attack on the log: a password pasted into the user name with a host after it is not logged either', async () => {
     const { f } = setup();
-    f.addUser('lena', PRIMARY);
-    const { password } = f.newPassword('lena', PRIMARY);
+    await f.addUser('lena', PRIMARY);
+    const { password } = await f.newPassword('lena', PRIMARY);
     for (const login of [`${password}@evil.example:143`, `${password.replaceAll('-', '')}@example.org`, `x%${password}`]) {
       await f.attempt(login, password);
       expect(f.logs.events('auth.refused').at(-1)).toMatchObject({ user: '[looks like an app password]', reason: 'unknown_user' });
@@ -281,7 +282,7 @@ describe('failure log lines', () => {
   it('answers "failed" and says why in the log when the pool cannot run the check', async () => {
     const broken: PrimaryChecker = { compare: async () => { throw new Error('Task queue is at limit'); }, close: async () => {} };
     const { f } = setup({ checker: broken });
-    f.addUser('mona', PRIMARY);
+    await f.addUser('mona', PRIMARY);
     expect(await f.attempt('mona', PRIMARY)).toEqual({ kind: 'failed' });
     expect(await f.attempt('mona', PRIMARY)).toEqual({ kind: 'failed' });
     expect(f.logs.events('auth.primary_check_unavailable')).toHaveLength(1);

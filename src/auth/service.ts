@@ -94,10 +94,10 @@ export class AuthService implements Authenticator {
   async authenticate(attempt: AuthAttempt): Promise<AuthOutcome> {
     const login = safeLogin(attempt.login);
     // Invalid login names are throttled too, under the empty name: they still cost a bcrypt.
-    const gate = this.deps.throttle.before(attempt.clientAddress, login ?? '');
+    const gate = await this.deps.throttle.before(attempt.clientAddress, login ?? '');
     if (gate.blocked) return this.refuseThrottled(login, attempt);
     if (gate.delayMs) await this.sleep(gate.delayMs);
-    const checked = login === null ? { refusal: 'invalid_login' as const } : this.verifyAppPassword(login, attempt);
+    const checked = login === null ? { refusal: 'invalid_login' as const } : await this.verifyAppPassword(login, attempt);
     if ('kind' in checked) {
       if (checked.kind !== 'credential-unusable') this.deps.throttle.succeeded(attempt.clientAddress, login!, gate);
       return checked.kind === 'grant' ? this.withAccessToken(checked, attempt.protocol) : checked;
@@ -115,16 +115,16 @@ export class AuthService implements Authenticator {
   async signInWithPrimary(attempt: PrimarySignIn): Promise<PrimarySignInOutcome> {
     const login = safeLogin(attempt.login);
     const failed: FailedAttempt = { ...attempt, protocol: 'portal' };
-    const gate = this.deps.throttle.before(attempt.clientAddress, login ?? '');
+    const gate = await this.deps.throttle.before(attempt.clientAddress, login ?? '');
     if (gate.blocked) return this.refuseThrottled(login, failed);
     if (gate.delayMs) await this.sleep(gate.delayMs);
-    const account = login === null ? undefined : this.deps.store.accounts.findByLogin(login);
+    const account = login === null ? undefined : await this.deps.store.accounts.findByLogin(login);
     const matches = await this.isPrimaryPassword(failed, account?.primaryHash ?? DUMMY_HASH);
     if (matches && account) {
       this.deps.throttle.succeeded(attempt.clientAddress, account.login);
       return { kind: 'accepted', account };
     }
-    const verdict = this.deps.throttle.failed(attempt.clientAddress, login ?? '', attempt.password, account !== undefined);
+    const verdict = await this.deps.throttle.failed(attempt.clientAddress, login ?? '', attempt.password, account !== undefined);
     const reason: Reason = account ? 'bad_password' : login === null ? 'invalid_login' : 'unknown_user';
     this.logFailure('auth.refused', login, account !== undefined, failed, reason);
     this.recordFailure(account, failed, 'login.failed', reason);
@@ -132,13 +132,13 @@ export class AuthService implements Authenticator {
     return { kind: 'failed' };
   }
 
-  reportUpstreamRejected(accepted: AcceptedAuth, protocol: Protocol): void {
+  reportUpstreamRejected(accepted: AcceptedAuth, protocol: Protocol): Promise<void> {
     const now = this.clock();
     // A refused access token is a grant problem too: the fix is the same as for invalid_grant.
     const fix = accepted.credential.kind === 'bearer' ? `renew the grant with "postern user reauth ${accepted.login}"` : 'check them with "postern user set-upstream"';
     this.deps.log.error({ event: 'upstream.credentials_rejected', protocol, user: accepted.login },
       `upstream rejected the stored credentials for this account; ${fix}`);
-    this.recordStatus(accepted, 'rejected', now, { type: 'account.upstream_rejected', at: now, accountId: accepted.accountId, login: accepted.login, protocol });
+    return this.recordStatus(accepted, 'rejected', now, { type: 'account.upstream_rejected', at: now, accountId: accepted.accountId, login: accepted.login, protocol });
   }
 
   /**
@@ -161,7 +161,7 @@ export class AuthService implements Authenticator {
         const now = this.clock();
         this.deps.log.error({ event: 'upstream.grant_rejected', protocol, user: account.login, provider },
           `the OAuth2 provider refused this account's grant (revoked, expired or password changed); renew it with "postern user reauth ${account.login}"`);
-        this.recordStatus(accepted, 'rejected', now, {
+        await this.recordStatus(accepted, 'rejected', now, {
           type: 'account.upstream_rejected', at: now, accountId: account.id, login: account.login, protocol, detail: { reason: 'invalid_grant', fix: 'postern user reauth' },
         });
       } else {
@@ -178,9 +178,9 @@ export class AuthService implements Authenticator {
    * read, no write: issue 15); else a queued write. A change committed between that lookup and
    * now is seen by the next login.
    */
-  reportUpstreamAccepted(accepted: AcceptedAuth): void {
+  async reportUpstreamAccepted(accepted: AcceptedAuth): Promise<void> {
     if (accepted.upstreamStatus === 'ok') return;
-    this.recordStatus(accepted, 'ok', this.clock());
+    await this.recordStatus(accepted, 'ok', this.clock());
   }
 
   /**
@@ -189,10 +189,10 @@ export class AuthService implements Authenticator {
    * The read keeps the queue (and its write lock) out of every ordinary login; the queued write
    * checks again, so that a flip is recorded once however many logins saw it.
    */
-  private recordStatus(accepted: Pick<AcceptedAuth, 'accountId'>, status: UpstreamStatus, at: number, event?: NewEvent): void {
+  private async recordStatus(accepted: Pick<AcceptedAuth, 'accountId'>, status: UpstreamStatus, at: number, event?: NewEvent): Promise<void> {
     let current: UpstreamStatus | undefined;
     try {
-      current = this.deps.store.accounts.upstreamStatus(accepted.accountId);
+      current = await this.deps.store.accounts.upstreamStatus(accepted.accountId);
     } catch (err) {
       this.deps.log.warn({ event: 'store.status_failed', err: (err as Error).message }, 'could not read the upstream status of an account');
       return;
@@ -226,10 +226,10 @@ export class AuthService implements Authenticator {
   }
 
   /** The hot path. Anything that is not a valid app password for this login comes back as a refusal reason (for the log only). */
-  private verifyAppPassword(login: string, attempt: AuthAttempt): AcceptedAuth | GrantPending | { kind: 'credential-unusable' } | { refusal: Refusal } {
+  private async verifyAppPassword(login: string, attempt: AuthAttempt): Promise<AcceptedAuth | GrantPending | { kind: 'credential-unusable' } | { refusal: Refusal }> {
     const normalized = normalizeAppPassword(attempt.password);
     if (!normalized) return { refusal: 'bad_password' };
-    const match = this.deps.store.passwords.findByDigest(digestAppPassword(this.deps.digestKey, normalized));
+    const match = await this.deps.store.passwords.findByDigest(digestAppPassword(this.deps.digestKey, normalized));
     // Another account's app password is just a wrong password for this one.
     if (!match || match.account.login !== login) return { refusal: 'bad_password' };
     const { password, account } = match;
@@ -250,7 +250,7 @@ export class AuthService implements Authenticator {
     return { ...accepted, credential };
   }
 
-  private unsealCredential(match: NonNullable<ReturnType<Store['passwords']['findByDigest']>>, normalized: string): UpstreamCredential | { dek: Buffer } | null {
+  private unsealCredential(match: NonNullable<Awaited<ReturnType<Store['passwords']['findByDigest']>>>, normalized: string): UpstreamCredential | { dek: Buffer } | null {
     const { account, password } = match;
     if (account.upstreamMode === 'master') {
       const master = this.deps.master;
@@ -284,11 +284,11 @@ export class AuthService implements Authenticator {
   }
 
   private async fail(login: string | null, attempt: AuthAttempt, refusal: Refusal): Promise<AuthOutcome> {
-    const account = login === null ? undefined : this.deps.store.accounts.findByLogin(login);
+    const account = login === null ? undefined : await this.deps.store.accounts.findByLogin(login);
     // One bcrypt per failure, dummy hash for unknown users: same cost either way (a burst from one
     // address past MAX_CHECKS_PER_ADDRESS skips it, whichever the account).
     const primary = (await this.isPrimaryPassword(attempt, account?.primaryHash ?? DUMMY_HASH)) && account !== undefined;
-    const verdict = this.deps.throttle.failed(attempt.clientAddress, login ?? '', attempt.password, account !== undefined);
+    const verdict = await this.deps.throttle.failed(attempt.clientAddress, login ?? '', attempt.password, account !== undefined);
     const reason: Reason = primary ? 'primary_password' : account ? refusal : login === null ? 'invalid_login' : 'unknown_user';
     this.logFailure(primary ? 'auth.primary_refused' : 'auth.refused', login, account !== undefined, attempt, reason);
     this.recordFailure(account, attempt, primary ? 'primary.refused' : 'login.failed', reason);
@@ -302,8 +302,8 @@ export class AuthService implements Authenticator {
    * from it must not keep the workers busy. The answer is held back as long as the longest delay.
    */
   private async refuseThrottled(login: string | null, attempt: FailedAttempt): Promise<{ kind: 'throttled' }> {
-    const account = login === null ? undefined : this.deps.store.accounts.findByLogin(login);
-    const verdict = this.deps.throttle.failed(attempt.clientAddress, login ?? '', attempt.password, account !== undefined);
+    const account = login === null ? undefined : await this.deps.store.accounts.findByLogin(login);
+    const verdict = await this.deps.throttle.failed(attempt.clientAddress, login ?? '', attempt.password, account !== undefined);
     this.logFailure('auth.refused', login, account !== undefined, attempt, 'throttled');
     this.recordFailure(account, attempt, 'login.failed', 'throttled');
     await this.sleep(verdict.delayMs);

@@ -39,8 +39,8 @@ let processes: Process[] = [];
 afterEach(async () => {
   for (const p of processes) {
     await p.writes.close();
-    p.writer.close();
-    p.reader.close();
+    await p.writer.close();
+    await p.reader.close();
   }
   processes = [];
   rmSync(dir, { recursive: true, force: true });
@@ -69,15 +69,15 @@ describe('shared throttle', () => {
     const [a, b, flushed] = twoProcesses(clock);
     for (let i = 0; i < OPTIONS.blockAfterFailures; i++) {
       const on = i % 2 === 0 ? a : b;
-      expect(on.before(ATTACKER, 'alice').blocked, `attempt ${i + 1}`).toBe(false);
-      await on.failed(ATTACKER, 'alice', `guess-${i}`, true).shared;
+      expect((await on.before(ATTACKER, 'alice')).blocked, `attempt ${i + 1}`).toBe(false);
+      await (await on.failed(ATTACKER, 'alice', `guess-${i}`, true)).shared;
       clock.now += 60_000; // past every delay: only the count matters here
     }
-    expect(a.before(ATTACKER, 'alice').blocked).toBe(true);
-    expect(b.before(ATTACKER, 'alice').blocked).toBe(true);
-    expect(b.before(ATTACKER, 'bob').blocked).toBe(true); // the address itself is blocked
+    expect((await a.before(ATTACKER, 'alice')).blocked).toBe(true);
+    expect((await b.before(ATTACKER, 'alice')).blocked).toBe(true);
+    expect((await b.before(ATTACKER, 'bob')).blocked).toBe(true); // the address itself is blocked
     // The owner, from a clean address, still gets in.
-    expect(a.before(OWNER, 'alice').blocked).toBe(false);
+    expect((await a.before(OWNER, 'alice')).blocked).toBe(false);
     await flushed();
   });
 
@@ -86,47 +86,47 @@ describe('shared throttle', () => {
     const [a, b] = twoProcesses(clock);
     const delays: number[] = [];
     for (let i = 0; i < 4; i++) {
-      const verdict = (i % 2 === 0 ? a : b).failed(ATTACKER, 'alice', `guess-${i}`, true);
+      const verdict = await (i % 2 === 0 ? a : b).failed(ATTACKER, 'alice', `guess-${i}`, true);
       delays.push(verdict.delayMs);
       await verdict.shared;
     }
     expect(delays).toEqual([1000, 2000, 4000, 8000]);
     // The next attempt, on either, is held for the rest of the penalty.
-    expect(a.before(ATTACKER, 'alice').delayMs).toBe(8000);
+    expect((await a.before(ATTACKER, 'alice')).delayMs).toBe(8000);
     clock.now += 3000;
-    expect(b.before(ATTACKER, 'alice').delayMs).toBe(5000);
+    expect((await b.before(ATTACKER, 'alice')).delayMs).toBe(5000);
   });
 
   it('a repeat of the same wrong password on the other process is not counted again, and keeps the record clean', async () => {
     const clock = { now: 1_700_000_000_000 };
     const [a, b] = twoProcesses(clock);
-    const first = a.failed(OWNER, 'alice', 'old saved password', true);
+    const first = await a.failed(OWNER, 'alice', 'old saved password', true);
     expect(first.cleanRecord).toBe(true);
     await first.shared;
     for (let i = 0; i < 10; i++) {
-      const again = b.failed(OWNER, 'alice', 'old saved password', true);
+      const again = await b.failed(OWNER, 'alice', 'old saved password', true);
       expect(again.shared).toBeUndefined(); // nothing written
       expect(again.cleanRecord).toBe(true);
     }
-    expect(processes[0]!.reader.throttle.read([`a:${OWNER}`, '', '', ''], 0, `a:${OWNER}`, clock.now).counts.get(`a:${OWNER}`)?.failures).toBe(1);
-    expect(a.before(OWNER, 'alice').blocked).toBe(false);
+    expect((await processes[0]!.reader.throttle.read([`a:${OWNER}`, '', '', ''], 0, `a:${OWNER}`, clock.now)).counts.get(`a:${OWNER}`)?.failures).toBe(1);
+    expect((await a.before(OWNER, 'alice')).blocked).toBe(false);
   });
 
   it('a success on one process forgives that address\'s failures against that account on both; a clean success writes nothing', async () => {
     const clock = { now: 1_700_000_000_000 };
     const [a, b, flushed] = twoProcesses(clock);
-    for (let i = 0; i < OPTIONS.blockAfterFailures - 1; i++) await (i % 2 ? a : b).failed(ATTACKER, 'alice', `typo-${i}`, true).shared;
-    const gate = a.before(ATTACKER, 'alice');
+    for (let i = 0; i < OPTIONS.blockAfterFailures - 1; i++) await (await (i % 2 ? a : b).failed(ATTACKER, 'alice', `typo-${i}`, true)).shared;
+    const gate = await a.before(ATTACKER, 'alice');
     expect(gate.pairFailures).toBe(OPTIONS.blockAfterFailures - 1);
     a.succeeded(ATTACKER, 'alice', gate);
     await flushed();
-    expect(b.before(ATTACKER, 'alice')).toEqual({ blocked: false, delayMs: 0, pairFailures: 0 });
+    expect(await b.before(ATTACKER, 'alice')).toEqual({ blocked: false, delayMs: 0, pairFailures: 0 });
     // Counting starts again: one more failure does not block.
-    await b.failed(ATTACKER, 'alice', 'typo-again', true).shared;
-    expect(a.before(ATTACKER, 'alice').blocked).toBe(false);
+    await (await b.failed(ATTACKER, 'alice', 'typo-again', true)).shared;
+    expect((await a.before(ATTACKER, 'alice')).blocked).toBe(false);
 
     const writtenBefore = processes.reduce((n, p) => n + p.writes.stats().written, 0);
-    const clean = b.before(OWNER, 'alice');
+    const clean = await b.before(OWNER, 'alice');
     b.succeeded(OWNER, 'alice', clean);
     await flushed();
     expect(processes.reduce((n, p) => n + p.writes.stats().written, 0)).toBe(writtenBefore);
@@ -135,28 +135,28 @@ describe('shared throttle', () => {
   it('an account attacked from many addresses blocks, on both processes, only the addresses that failed against it', async () => {
     const clock = { now: 1_700_000_000_000 };
     const [a, b] = twoProcesses(clock);
-    for (let i = 0; i < OPTIONS.blockAfterFailures; i++) await (i % 2 ? a : b).failed(`198.51.100.${10 + i}`, 'alice', `guess-${i}`, true).shared;
-    expect(a.before('198.51.100.10', 'alice').blocked).toBe(true);
-    expect(b.before('198.51.100.11', 'alice').blocked).toBe(true);
-    expect(b.before(OWNER, 'alice').blocked).toBe(false);
-    expect(a.before('198.51.100.10', 'bob').blocked).toBe(false);
+    for (let i = 0; i < OPTIONS.blockAfterFailures; i++) await (await (i % 2 ? a : b).failed(`198.51.100.${10 + i}`, 'alice', `guess-${i}`, true)).shared;
+    expect((await a.before('198.51.100.10', 'alice')).blocked).toBe(true);
+    expect((await b.before('198.51.100.11', 'alice')).blocked).toBe(true);
+    expect((await b.before(OWNER, 'alice')).blocked).toBe(false);
+    expect((await a.before('198.51.100.10', 'bob')).blocked).toBe(false);
   });
 
   it('the clean record (primary-password hint) is the shared one', async () => {
     const clock = { now: 1_700_000_000_000 };
     const [a, b] = twoProcesses(clock);
-    await a.failed(ATTACKER, 'alice', 'guess-1', true).shared;
-    expect(b.failed('192.0.2.99', 'alice', 'primary guess', true).cleanRecord).toBe(false); // the account has a failure
-    expect(b.failed(ATTACKER, 'carol', 'primary guess', true).cleanRecord).toBe(false); // the address has one
+    await (await a.failed(ATTACKER, 'alice', 'guess-1', true)).shared;
+    expect((await b.failed('192.0.2.99', 'alice', 'primary guess', true)).cleanRecord).toBe(false); // the account has a failure
+    expect((await b.failed(ATTACKER, 'carol', 'primary guess', true)).cleanRecord).toBe(false); // the address has one
   });
 
   it('prunes slices older than the window', async () => {
     const clock = { now: 1_700_000_000_000 };
     const [a] = twoProcesses(clock);
-    await a.failed(ATTACKER, 'nobody', 'guess', false).shared;
+    await (await a.failed(ATTACKER, 'nobody', 'guess', false)).shared;
     const store = processes[0]!.writer;
     clock.now += 2 * OPTIONS.windowMs;
-    expect(store.transaction(() => store.throttle.prune(clock.now - OPTIONS.windowMs, clock.now, 100))).toBe(2); // address + repeat digest
-    expect(a.before(ATTACKER, 'nobody')).toMatchObject({ blocked: false, delayMs: 0 });
+    expect(await store.transaction((tx) => tx.throttle.prune(clock.now - OPTIONS.windowMs, clock.now, 100))).toBe(2); // address + repeat digest
+    expect(await a.before(ATTACKER, 'nobody')).toMatchObject({ blocked: false, delayMs: 0 });
   });
 });

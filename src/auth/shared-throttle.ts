@@ -27,6 +27,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import type { ThrottleConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import type { Async } from '../store/api.js';
 import type { ThrottleCountRepo, SharedRead } from '../store/throttle-counts.js';
 import type { WriteQueue } from '../store/write-queue.js';
 import { parseTrustedNetworks, throttleKey, type TrustedNetworks } from './client-address.js';
@@ -72,7 +73,7 @@ export class SharedThrottle implements Throttle {
 
   constructor(
     private readonly local: Throttle,
-    private readonly counts: ThrottleCountRepo,
+    private readonly counts: Async<ThrottleCountRepo>,
     private readonly writes: WriteQueue,
     private readonly options: SharedThrottleOptions,
   ) {
@@ -82,29 +83,29 @@ export class SharedThrottle implements Throttle {
     this.slice = sliceMs(options.windowMs);
   }
 
-  before(clientAddress: string, login: string): ThrottleGate {
+  async before(clientAddress: string, login: string): Promise<ThrottleGate> {
     if (this.trusted.has(clientAddress)) return this.local.before(clientAddress, login);
     const now = this.clock();
     const keys = this.keys(clientAddress, login);
-    const shared = this.read(keys, '', now);
+    const shared = await this.read(keys, '', now);
     if (!shared) return this.local.before(clientAddress, login);
     if (this.blocked(shared, keys, now)) return { blocked: true, delayMs: 0 };
     const address = shared.counts.get(keys.address);
     const delayMs = address ? Math.max(0, address.lastAt + this.delay(address.failures) - now) : 0;
     const gate = { blocked: false, delayMs, pairFailures: shared.counts.get(keys.pair)?.failures ?? 0 };
     if (!this.behind()) return gate;
-    const local = this.local.before(clientAddress, login);
+    const local = await this.local.before(clientAddress, login);
     return local.blocked ? { blocked: true, delayMs: 0 } : { ...gate, delayMs: Math.max(delayMs, local.delayMs ?? 0) };
   }
 
-  failed(clientAddress: string, login: string, password: string, known: boolean): ThrottleVerdict {
+  async failed(clientAddress: string, login: string, password: string, known: boolean): Promise<ThrottleVerdict> {
     // Always told, so that it is ready should the database become unreadable.
-    const local = this.local.failed(clientAddress, login, password, known);
+    const local = await this.local.failed(clientAddress, login, password, known);
     if (this.trusted.has(clientAddress)) return local;
     const now = this.clock();
     const keys = this.keys(clientAddress, login);
     const wrong = keys.wrongPrefix + createHmac('sha256', this.repeatKey).update(login).update('\0').update(password).digest('base64url');
-    const shared = this.read(keys, wrong, now);
+    const shared = await this.read(keys, wrong, now);
     if (!shared) return local;
     if (this.blocked(shared, keys, now)) return { delayMs: this.options.maxDelayMs, cleanRecord: false };
     const addressBefore = shared.counts.get(keys.address)?.failures ?? 0;
@@ -152,9 +153,9 @@ export class SharedThrottle implements Throttle {
     return account >= this.options.blockAfterFailures && (shared.counts.get(keys.pair)?.failures ?? 0) > 0;
   }
 
-  private read(keys: Keys, wrong: string, now: number): SharedRead | null {
+  private async read(keys: Keys, wrong: string, now: number): Promise<SharedRead | null> {
     try {
-      return this.counts.read([keys.address, keys.account, keys.pair, wrong], this.bucket(now - this.options.windowMs), keys.address, now);
+      return await this.counts.read([keys.address, keys.account, keys.pair, wrong], this.bucket(now - this.options.windowMs), keys.address, now);
     } catch (err) {
       // The reader never waits for a lock; failing means the file is gone or broken. The in-process layer still holds.
       if (now - this.lastReadWarning >= READ_WARNING_INTERVAL_MS) {

@@ -179,7 +179,7 @@ async function upstreamLeg<T, C extends UpstreamCredential>(deps: SignInDeps, ad
     if (!isPosternError(err, 'UPSTREAM_AUTH_REJECTED') && leg.cancelled?.()) return { kind: 'cancelled', accepted };
     return upstreamFailure(deps, accepted, leg.protocol, err, { stage: 'connect', ...leg.logFields });
   }
-  deps.auth.reportUpstreamAccepted(accepted);
+  void deps.auth.reportUpstreamAccepted(accepted);
   if (leg.announce?.() ?? true) deps.log.info({ event: 'session.started', protocol: leg.protocol, user: accepted.login, passwordId: accepted.publicId }, `${leg.protocol} session signed in upstream`);
   return { kind: 'signed-in', accepted, credential, upstream, watch };
 }
@@ -193,7 +193,7 @@ async function upstreamLeg<T, C extends UpstreamCredential>(deps: SignInDeps, ad
  */
 export function upstreamFailure(deps: SignInDeps, accepted: AcceptedAuth, protocol: Protocol, err: unknown, fields: Record<string, string> = { stage: 'connect' }): UpstreamRejected | UpstreamRefused | UpstreamFault {
   if (isPosternError(err, 'UPSTREAM_AUTH_REJECTED')) {
-    deps.auth.reportUpstreamRejected(accepted, protocol);
+    void deps.auth.reportUpstreamRejected(accepted, protocol);
     return { kind: 'upstream-rejected', accepted };
   }
   if (err instanceof UpstreamRefusal) {

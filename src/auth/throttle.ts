@@ -27,13 +27,17 @@ export interface ThrottleVerdict {
   shared?: Promise<void>;
 }
 
+/**
+ * before() and failed() may answer at once (the in-process layer) or after a database read (the
+ * shared counts, src/auth/shared-throttle.ts); the service awaits either.
+ */
 export interface Throttle {
-  before(clientAddress: string, login: string): ThrottleGate;
+  before(clientAddress: string, login: string): ThrottleGate | Promise<ThrottleGate>;
   /**
    * `known`: the login is a real account. Its records are kept apart from those of names that do
    * not exist, so that guesses at made-up names cannot flush them (see throttle-pools.ts).
    */
-  failed(clientAddress: string, login: string, password: string, known: boolean): ThrottleVerdict;
+  failed(clientAddress: string, login: string, password: string, known: boolean): ThrottleVerdict | Promise<ThrottleVerdict>;
   /** `gate`: what before() said for this attempt. */
   succeeded(clientAddress: string, login: string, gate?: ThrottleGate): void;
 }

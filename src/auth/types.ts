@@ -101,10 +101,14 @@ export type RevocationListener = (reason: RevokeReason | 'account-removed', at?:
 
 export interface Authenticator {
   authenticate(attempt: AuthAttempt): Promise<AuthOutcome>;
-  /** The upstream refused the stored real credentials: flag the account, log once. */
-  reportUpstreamRejected(accepted: AcceptedAuth, protocol: Protocol): void;
-  /** The upstream accepted them: clears a previous flag. */
-  reportUpstreamAccepted(accepted: AcceptedAuth): void;
+  /**
+   * The upstream refused the stored real credentials: flag the account, log once. May settle
+   * after a database read; never rejects (bookkeeping must not fail a session), so a caller need
+   * not wait for it.
+   */
+  reportUpstreamRejected(accepted: AcceptedAuth, protocol: Protocol): void | Promise<void>;
+  /** The upstream accepted them: clears a previous flag (the same promise rules). */
+  reportUpstreamAccepted(accepted: AcceptedAuth): void | Promise<void>;
   /** Calls `onRevoked` once, within a second, when the password is revoked, expires or its account goes. */
   watchRevocation(passwordId: number, onRevoked: RevocationListener): () => void;
   /** Where the sign-in pipeline records its metrics; absent in tests that need none. */

@@ -44,6 +44,6 @@ export async function withStore<T>(options: GlobalOptions, io: CliIo, fn: (ctx: 
   try {
     return await fn({ config, store, accounts: new AccountService(store, digestKey, io.clock) });
   } finally {
-    store.close();
+    await store.close();
   }
 }

@@ -8,7 +8,7 @@
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openStore } from '../store/index.js';
+import { openStore, sqliteDb } from '../store/index.js';
 import { createWorkspace, FakeTty, type Workspace } from '../../test/helpers/cli.js';
 
 let ws: Workspace;
@@ -97,10 +97,10 @@ describe('printing stored text', () => {
   it('escapes control and bidi characters that reached the database behind validation', async () => {
     const store = openStore(db());
     try {
-      store.db.prepare("UPDATE app_passwords SET label = ? WHERE label = 'typed'").run('evil\u001b[2J\u202egpj.exe');
-      store.db.prepare("UPDATE app_passwords SET last_used_at = 1, last_used_protocol = 'imap', last_used_address = ? WHERE label = 'x'").run('10.0.0.1\u0007');
+      sqliteDb(store).prepare("UPDATE app_passwords SET label = ? WHERE label = 'typed'").run('evil\u001b[2J\u202egpj.exe');
+      sqliteDb(store).prepare("UPDATE app_passwords SET last_used_at = 1, last_used_protocol = 'imap', last_used_address = ? WHERE label = 'x'").run('10.0.0.1\u0007');
     } finally {
-      store.close();
+      await store.close();
     }
     const list = await ws.runHere(['password', 'list', 'tina']);
     expect(list.stdout).toContain('evil\\u{1b}[2J\\u{202e}gpj.exe');
@@ -116,9 +116,9 @@ describe('upstream status', () => {
   it('shows REJECTED prominently in user show and user list', async () => {
     const store = openStore(db());
     try {
-      store.accounts.setUpstreamStatus(store.accounts.findByLogin('tina')!.id, 'rejected', Date.UTC(2026, 0, 2));
+      await store.accounts.setUpstreamStatus((await store.accounts.findByLogin('tina'))!.id, 'rejected', Date.UTC(2026, 0, 2));
     } finally {
-      store.close();
+      await store.close();
     }
     const show = await ws.runHere(['user', 'show', 'tina']);
     expect(show.stdout).toMatch(/^upstream status: +REJECTED since 2026-01-02T00:00:00Z$/m);

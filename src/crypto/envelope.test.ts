@@ -13,6 +13,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AAD, keyFromAppPassword, keyFromPrimaryPassword, newDataKey, newSalt, open, seal } from './envelope.js';
 import { isPosternError } from '../errors.js';
 import { createAuthFixture, type AuthFixture } from '../../test/helpers/auth-fixture.js';
+import { sqliteDb } from '../store/index.js';
 
 function expectUnwrapFailure(fn: () => unknown): void {
   let thrown: unknown;
@@ -83,9 +84,9 @@ describe('envelopes in the store', () => {
   afterEach(() => f.close());
 
   it('each app password yields the upstream secret, which may differ from the primary password', async () => {
-    f.accounts.addAccount('alice', 'alice primary', { mode: 'password', secret: 'provider app password' });
-    const one = f.accounts.createPassword('alice', 'alice primary', { label: 'one' });
-    const two = f.accounts.createPassword('alice', 'alice primary', { label: 'two' });
+    await f.accounts.addAccount('alice', 'alice primary', { mode: 'password', secret: 'provider app password' });
+    const one = await f.accounts.createPassword('alice', 'alice primary', { label: 'one' });
+    const two = await f.accounts.createPassword('alice', 'alice primary', { label: 'two' });
     for (const p of [one, two]) {
       const outcome = await f.login('alice', p.password);
       expect(outcome.kind).toBe('accepted');
@@ -94,56 +95,56 @@ describe('envelopes in the store', () => {
   });
 
   it('set-upstream without a new secret keeps a distinct upstream secret; with one, replaces it; app passwords keep working', async () => {
-    f.accounts.addAccount('alice', 'alice primary', { mode: 'password', secret: 'provider app password' });
-    const p = f.accounts.createPassword('alice', 'alice primary', { label: 'one' });
-    expect(f.accounts.setUpstream('alice', 'alice primary', { mode: 'password', user: 'alice.renamed' })).toEqual([]);
+    await f.accounts.addAccount('alice', 'alice primary', { mode: 'password', secret: 'provider app password' });
+    const p = await f.accounts.createPassword('alice', 'alice primary', { label: 'one' });
+    expect(await f.accounts.setUpstream('alice', 'alice primary', { mode: 'password', user: 'alice.renamed' })).toEqual([]);
     let outcome = await f.login('alice', p.password);
     expect(outcome.kind === 'accepted' && outcome.credential).toEqual({ kind: 'password', username: 'alice.renamed', password: 'provider app password' });
-    expect(f.accounts.upstreamSecretWithPrimary(f.accounts.getAccount('alice'), 'alice primary')).toBe('provider app password');
+    expect(f.accounts.upstreamSecretWithPrimary(await f.accounts.getAccount('alice'), 'alice primary')).toBe('provider app password');
 
-    f.accounts.setUpstream('alice', 'alice primary', { mode: 'password', secret: 'new provider password' });
+    await f.accounts.setUpstream('alice', 'alice primary', { mode: 'password', secret: 'new provider password' });
     outcome = await f.login('alice', p.password);
     expect(outcome.kind === 'accepted' && outcome.credential).toEqual({ kind: 'password', username: 'alice.renamed', password: 'new provider password' });
   });
 
-  it('a change of upstream mode revokes every app password, recorded as such', () => {
-    f.accounts.addAccount('alice', 'alice primary', { mode: 'password', secret: 'provider app password' });
-    const p = f.accounts.createPassword('alice', 'alice primary', { label: 'one' });
-    expect(f.accounts.setUpstream('alice', 'alice primary', { mode: 'master' })).toEqual([p.publicId]);
-    expect(f.accounts.listPasswords('alice')[0]).toMatchObject({ publicId: p.publicId, revokedReason: 'upstream-mode-change' });
-    expect(f.accounts.history('alice').find((e) => e.type === 'password.revoked')).toMatchObject({ passwordId: p.publicId, detail: { reason: 'upstream-mode-change' } });
+  it('a change of upstream mode revokes every app password, recorded as such', async () => {
+    await f.accounts.addAccount('alice', 'alice primary', { mode: 'password', secret: 'provider app password' });
+    const p = await f.accounts.createPassword('alice', 'alice primary', { label: 'one' });
+    expect(await f.accounts.setUpstream('alice', 'alice primary', { mode: 'master' })).toEqual([p.publicId]);
+    expect((await f.accounts.listPasswords('alice'))[0]).toMatchObject({ publicId: p.publicId, revokedReason: 'upstream-mode-change' });
+    expect((await f.accounts.history('alice')).find((e) => e.type === 'password.revoked')).toMatchObject({ passwordId: p.publicId, detail: { reason: 'upstream-mode-change' } });
   });
 
-  it('a wrong primary password neither creates a password nor unseals the data key', () => {
-    f.accounts.addAccount('alice', 'alice primary', { mode: 'password', secret: 'alice primary' });
+  it('a wrong primary password neither creates a password nor unseals the data key', async () => {
+    await f.accounts.addAccount('alice', 'alice primary', { mode: 'password', secret: 'alice primary' });
     let thrown: unknown;
     try {
-      f.accounts.createPassword('alice', 'not the primary', { label: 'x' });
+      await f.accounts.createPassword('alice', 'not the primary', { label: 'x' });
     } catch (err) {
       thrown = err;
     }
     expect(isPosternError(thrown, 'PRIMARY_PASSWORD_WRONG')).toBe(true);
-    const account = f.accounts.getAccount('alice');
+    const account = await f.accounts.getAccount('alice');
     expectUnwrapFailure(() => open(keyFromPrimaryPassword('not the primary', account.primarySalt!), account.dekPrimary!, AAD.dekForPrimary(account.id)));
   });
 
   it('a box moved to another account does not open (it is bound to its row)', async () => {
-    f.accounts.addAccount('alice', 'alice primary', { mode: 'password', secret: 'alice upstream' });
-    f.accounts.addAccount('mallory', 'mallory primary', { mode: 'password', secret: 'mallory upstream' });
-    const p = f.accounts.createPassword('mallory', 'mallory primary', { label: 'm' });
-    const alice = f.accounts.getAccount('alice');
-    const mallory = f.accounts.getAccount('mallory');
+    await f.accounts.addAccount('alice', 'alice primary', { mode: 'password', secret: 'alice upstream' });
+    await f.accounts.addAccount('mallory', 'mallory primary', { mode: 'password', secret: 'mallory upstream' });
+    const p = await f.accounts.createPassword('mallory', 'mallory primary', { label: 'm' });
+    const alice = await f.accounts.getAccount('alice');
+    const mallory = await f.accounts.getAccount('mallory');
     // Mallory, with write access to the file, copies Alice's sealed secret into her own row.
-    f.store.db.prepare('UPDATE accounts SET secret_box = ? WHERE id = ?').run(alice.secretBox, mallory.id);
+    sqliteDb(f.store).prepare('UPDATE accounts SET secret_box = ? WHERE id = ?').run(alice.secretBox, mallory.id);
     expect((await f.login('mallory', p.password)).kind).toBe('credential-unusable');
   });
 
   it('a tampered sealed secret makes the credential unusable rather than wrong', async () => {
-    f.accounts.addAccount('alice', 'alice primary', { mode: 'password', secret: 'alice upstream' });
-    const p = f.accounts.createPassword('alice', 'alice primary', { label: 'a' });
-    const box = Buffer.from(f.accounts.getAccount('alice').secretBox!);
+    await f.accounts.addAccount('alice', 'alice primary', { mode: 'password', secret: 'alice upstream' });
+    const p = await f.accounts.createPassword('alice', 'alice primary', { label: 'a' });
+    const box = Buffer.from((await f.accounts.getAccount('alice')).secretBox!);
     box[box.length - 1] = box[box.length - 1]! ^ 0xff;
-    f.store.db.prepare('UPDATE accounts SET secret_box = ? WHERE login = ?').run(box, 'alice');
+    sqliteDb(f.store).prepare('UPDATE accounts SET secret_box = ? WHERE login = ?').run(box, 'alice');
     expect((await f.login('alice', p.password)).kind).toBe('credential-unusable');
   });
 });

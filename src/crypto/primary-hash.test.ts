@@ -16,6 +16,7 @@ import { SCRYPT_PARAMS } from './envelope.js';
 import { bcryptInput, needsRehash, primaryPasswordMatches } from './primary-hash.js';
 import { isPosternError } from '../errors.js';
 import { createAuthFixture, type AuthFixture } from '../../test/helpers/auth-fixture.js';
+import { sqliteDb } from '../store/index.js';
 
 const PRIMARY = 'correct horse battery staple';
 let f: AuthFixture | undefined;
@@ -25,22 +26,22 @@ afterEach(async () => {
   f = undefined;
 });
 
-function setup(): AuthFixture {
+async function setup(): Promise<AuthFixture> {
   f = createAuthFixture({ checker: inlinePrimaryChecker() });
-  f.addUser('alice', PRIMARY);
+  await f.addUser('alice', PRIMARY);
   return f;
 }
 
-const storedHash = (fx: AuthFixture) => fx.accounts.getAccount('alice').primaryHash;
+const storedHash = async (fx: AuthFixture) => (await fx.accounts.getAccount('alice')).primaryHash;
 
 function setLegacyHash(fx: AuthFixture, hash: string): void {
-  fx.store.db.prepare('UPDATE accounts SET primary_hash = ? WHERE login = ?').run(hash, 'alice');
+  sqliteDb(fx.store).prepare('UPDATE accounts SET primary_hash = ? WHERE login = ?').run(hash, 'alice');
 }
 
 describe('offline guessing against a stolen database', () => {
-  it('a new account\'s hash is not bcrypt and cannot be verified without the key file', () => {
-    const fx = setup();
-    const hash = storedHash(fx);
+  it('a new account\'s hash is not bcrypt and cannot be verified without the key file', async () => {
+    const fx = await setup();
+    const hash = await storedHash(fx);
     expect(hash).not.toMatch(/^\$2[aby]?\$/);
     expect(hash).toMatch(/^\$scrypt-hmac\$v=1\$n=32768,r=8,p=1\$/);
     expect(primaryPasswordMatches(PRIMARY, hash, fx.digestKey)).toBe(true);
@@ -51,19 +52,19 @@ describe('offline guessing against a stolen database', () => {
     expect(unkeyed.equals(Buffer.from(digest!, 'base64'))).toBe(false);
     // Nor does a copy of the database opened with another key file.
     const thief = new AccountService(fx.store, randomBytes(32));
-    expect(() => thief.verifyPrimary(thief.getAccount('alice'), PRIMARY)).toThrow(expect.objectContaining({ code: 'PRIMARY_PASSWORD_WRONG' }));
+    await expect(thief.verifyPrimary(await thief.getAccount('alice'), PRIMARY)).rejects.toThrow(expect.objectContaining({ code: 'PRIMARY_PASSWORD_WRONG' }));
   });
 
-  it('with the key file, a guess costs the same scrypt as the primary wrap of the data key', () => {
-    const fx = setup();
-    const [, , , params] = storedHash(fx).split('$');
+  it('with the key file, a guess costs the same scrypt as the primary wrap of the data key', async () => {
+    const fx = await setup();
+    const [, , , params] = (await storedHash(fx)).split('$');
     expect(params).toBe(`n=${SCRYPT_PARAMS.N},r=${SCRYPT_PARAMS.r},p=${SCRYPT_PARAMS.p}`);
   });
 });
 
 describe('legacy bcrypt hashes', () => {
   it('an old bcrypt hash still verifies and is upgraded in place after a successful check', async () => {
-    const fx = setup();
+    const fx = await setup();
     const legacy = bcrypt.hashSync(PRIMARY, 10);
     setLegacyHash(fx, legacy);
     // The login path still recognises (and refuses) the primary password.
@@ -71,15 +72,15 @@ describe('legacy bcrypt hashes', () => {
     // A wrong primary password proves nothing: the hash stays as it was.
     let wrong: unknown;
     try {
-      fx.accounts.createPassword('alice', 'not the primary', { label: 'x' });
+      await fx.accounts.createPassword('alice', 'not the primary', { label: 'x' });
     } catch (err) {
       wrong = err;
     }
     expect(isPosternError(wrong) && wrong.code).toBe('PRIMARY_PASSWORD_WRONG');
-    expect(storedHash(fx)).toBe(legacy);
+    expect(await storedHash(fx)).toBe(legacy);
     // `postern password new` checks the primary password: that check upgrades the hash.
-    const created = fx.newPassword('alice', PRIMARY);
-    const upgraded = storedHash(fx);
+    const created = await fx.newPassword('alice', PRIMARY);
+    const upgraded = await storedHash(fx);
     expect(upgraded).not.toBe(legacy);
     expect(needsRehash(upgraded)).toBe(false);
     expect(primaryPasswordMatches(PRIMARY, upgraded, fx.digestKey)).toBe(true);
@@ -88,26 +89,26 @@ describe('legacy bcrypt hashes', () => {
     expect(await fx.attempt('alice', PRIMARY, '192.0.2.11')).toEqual({ kind: 'primary-refused', hint: true });
     expect((await fx.attempt('alice', created.password, '192.0.2.12')).kind).toBe('accepted');
     // The next check finds nothing to upgrade.
-    fx.newPassword('alice', PRIMARY);
-    expect(storedHash(fx)).toBe(upgraded);
+    await fx.newPassword('alice', PRIMARY);
+    expect(await storedHash(fx)).toBe(upgraded);
   });
 
-  it('a long legacy hash (pre-hashed past bcrypt\'s 72 bytes) verifies and upgrades too', () => {
-    const fx = setup();
+  it('a long legacy hash (pre-hashed past bcrypt\'s 72 bytes) verifies and upgrades too', async () => {
+    const fx = await setup();
     const long = PRIMARY.padEnd(100, '!');
-    fx.accounts.setPrimaryPassword('alice', long);
+    await fx.accounts.setPrimaryPassword('alice', long);
     setLegacyHash(fx, bcrypt.hashSync(bcryptInput(long), 4));
     fx.secrets.add(long);
-    fx.newPassword('alice', long);
-    expect(needsRehash(storedHash(fx))).toBe(false);
+    await fx.newPassword('alice', long);
+    expect(needsRehash(await storedHash(fx))).toBe(false);
   });
 
-  it('a primary-password change writes the new kind', () => {
-    const fx = setup();
+  it('a primary-password change writes the new kind', async () => {
+    const fx = await setup();
     setLegacyHash(fx, bcrypt.hashSync(PRIMARY, 4));
     fx.secrets.add('a brand new primary password');
-    fx.accounts.setPrimaryPassword('alice', 'a brand new primary password');
-    expect(needsRehash(storedHash(fx))).toBe(false);
-    expect(primaryPasswordMatches('a brand new primary password', storedHash(fx), fx.digestKey)).toBe(true);
+    await fx.accounts.setPrimaryPassword('alice', 'a brand new primary password');
+    expect(needsRehash(await storedHash(fx))).toBe(false);
+    expect(primaryPasswordMatches('a brand new primary password', await storedHash(fx), fx.digestKey)).toBe(true);
   });
 });

@@ -77,7 +77,7 @@ export class TokenManager {
   private async current(account: GrantAccount, dek: Buffer): Promise<TokenSet> {
     const running = this.inFlight.get(account.id);
     if (running) return running;
-    const box = this.deps.store.accounts.secretBox(account.id);
+    const box = await this.deps.store.accounts.secretBox(account.id);
     if (!box) throw new PosternError('ENVELOPE_UNWRAP_FAILED', 'account has no sealed OAuth2 tokens');
     const tokens = openTokenSet(dek, account.id, box);
     if (isFresh(tokens, this.clock(), this.deps.refreshMarginMs)) return tokens;
@@ -105,7 +105,7 @@ export class TokenManager {
     const deadline = this.clock() + (this.deps.writeDeadlineMs ?? DEFAULT_WRITE_DEADLINE_MS);
     for (let delay = 5; ; delay = Math.min(delay * 2, 500)) {
       try {
-        return this.deps.writer.accounts.swapSecretBox(account.id, expected, replacement);
+        return await this.deps.writer.accounts.swapSecretBox(account.id, expected, replacement);
       } catch (err) {
         if ((err as { code?: string }).code !== 'SQLITE_BUSY' || this.clock() + delay > deadline) {
           this.deps.log.error({ event: 'oauth2.reseal_failed', user: account.login, code: (err as { code?: string }).code },

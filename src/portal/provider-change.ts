@@ -41,14 +41,14 @@ export function providerPasswordChange(deps: ProviderChangeDeps): ProviderCheck 
     } catch {
       return null;
     }
-    const account = deps.store.accounts.findByLogin(login);
+    const account = await deps.store.accounts.findByLogin(login);
     if (!account || account.upstreamMode !== 'password' || account.upstreamStatus !== 'rejected') return null;
     const verdict = await checkLogin(deps.upstream, { username: account.upstreamUser, password }, deps.serverName);
     if (!verdict.ok) return null;
-    const revoked = deps.accounts.setPrimaryPassword(account.login, password, password);
-    deps.store.accounts.setUpstreamStatus(account.id, 'ok', Date.now());
+    const revoked = await deps.accounts.setPrimaryPassword(account.login, password, password);
+    await deps.store.accounts.setUpstreamStatus(account.id, 'ok', Date.now());
     deps.log.info({ event: 'portal.primary_changed', user: account.login, revoked: revoked.length },
       'the provider accepted a new password on the account page: primary password changed, app-specific passwords revoked');
-    return deps.store.accounts.get(account.id) ?? null;
+    return await deps.store.accounts.get(account.id) ?? null;
   };
 }

@@ -36,14 +36,14 @@ export type Guarded = LiveSession | null;
  * The session of a request that needs one at `stage`: otherwise the reply is already a redirect
  * (to sign in, or to the second factor still owed) and null comes back.
  */
-export function guard(sessions: PortalSessions, req: FastifyRequest, reply: FastifyReply, stage: 'password' | 'complete', enrolled: (accountId: number) => boolean): Guarded {
-  const live = sessions.load(req.cookies[SESSION_COOKIE]);
+export async function guard(sessions: PortalSessions, req: FastifyRequest, reply: FastifyReply, stage: 'password' | 'complete', enrolled: (accountId: number) => Promise<boolean>): Promise<Guarded> {
+  const live = await sessions.load(req.cookies[SESSION_COOKIE]);
   if (!live) {
     void reply.clearCookie(SESSION_COOKIE, COOKIE_OPTIONS).redirect('/sign-in', 303);
     return null;
   }
   if (stage === 'complete' && live.session.stage !== 'complete') {
-    void reply.redirect(enrolled(live.account.id) ? '/two-factor' : '/two-factor/setup', 303);
+    void reply.redirect(await enrolled(live.account.id) ? '/two-factor' : '/two-factor/setup', 303);
     return null;
   }
   return live;

@@ -7,6 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createAuthFixture, type AuthFixture } from '../../test/helpers/auth-fixture.js';
 import { PortalSessions, tokenDigest } from './sessions.js';
+import { sqliteDb } from '../store/index.js';
 
 const PRIMARY = 'ida-primary-Secret-1';
 const MIN = 60_000;
@@ -19,70 +20,70 @@ afterEach(async () => {
   await f?.close();
 });
 
-function rig() {
+async function rig() {
   f = createAuthFixture({ clock: 'movable' });
-  f.addUser('ida', PRIMARY);
+  await f.addUser('ida', PRIMARY);
   sessions = new PortalSessions(f.store, { idleMs: 15 * MIN, absoluteMs: 12 * 60 * MIN, recentAuthMs: 10 * MIN }, () => f.now.value);
-  return sessions.create(f.accounts.getAccount('ida'), 'password', PRIMARY, WHERE);
+  return await sessions.create(await f.accounts.getAccount('ida'), 'password', PRIMARY, WHERE);
 }
 
 describe('portal sessions', () => {
-  it('stores a digest of the cookie, never the cookie', () => {
-    const { token } = rig();
-    expect(f.store.db.prepare('SELECT COUNT(*) AS n FROM portal_sessions WHERE token_digest = ?').get(tokenDigest(token))).toEqual({ n: 1 });
-    const raw = JSON.stringify(f.store.db.prepare('SELECT * FROM portal_sessions').all());
+  it('stores a digest of the cookie, never the cookie', async () => {
+    const { token } = await rig();
+    expect(sqliteDb(f.store).prepare('SELECT COUNT(*) AS n FROM portal_sessions WHERE token_digest = ?').get(tokenDigest(token))).toEqual({ n: 1 });
+    const raw = JSON.stringify(sqliteDb(f.store).prepare('SELECT * FROM portal_sessions').all());
     expect(raw).not.toContain(token);
-    expect(sessions.load(`${token}x`)).toBeNull();
+    expect(await sessions.load(`${token}x`)).toBeNull();
   });
 
-  it('ends after 15 minutes idle, and is not revived', () => {
-    const { token } = rig();
+  it('ends after 15 minutes idle, and is not revived', async () => {
+    const { token } = await rig();
     f.now.value += 14 * MIN;
-    expect(sessions.load(token)).not.toBeNull();
+    expect(await sessions.load(token)).not.toBeNull();
     f.now.value += 14 * MIN;
-    expect(sessions.load(token)).not.toBeNull();
+    expect(await sessions.load(token)).not.toBeNull();
     f.now.value += 16 * MIN;
-    expect(sessions.load(token)).toBeNull();
+    expect(await sessions.load(token)).toBeNull();
     f.now.value -= 16 * MIN;
-    expect(sessions.load(token)).toBeNull();
+    expect(await sessions.load(token)).toBeNull();
   });
 
-  it('ends 12 hours after sign-in however active', () => {
-    const { token } = rig();
+  it('ends 12 hours after sign-in however active', async () => {
+    const { token } = await rig();
     for (let i = 0; i < 71; i++) {
       f.now.value += 10 * MIN;
-      expect(sessions.load(token)).not.toBeNull();
+      expect(await sessions.load(token)).not.toBeNull();
     }
     f.now.value += 11 * MIN;
-    expect(sessions.load(token)).toBeNull();
+    expect(await sessions.load(token)).toBeNull();
   });
 
-  it('ends when ended elsewhere, when the primary password changes, and when the account goes', () => {
-    const first = rig();
-    f.store.portalSessions.endAll(f.accounts.getAccount('ida').id, f.now.value);
-    expect(sessions.load(first.token)).toBeNull();
-    const second = sessions.create(f.accounts.getAccount('ida'), 'password', PRIMARY, WHERE);
+  it('ends when ended elsewhere, when the primary password changes, and when the account goes', async () => {
+    const first = await rig();
+    await f.store.portalSessions.endAll((await f.accounts.getAccount('ida')).id, f.now.value);
+    expect(await sessions.load(first.token)).toBeNull();
+    const second = await sessions.create(await f.accounts.getAccount('ida'), 'password', PRIMARY, WHERE);
     f.now.value += 1;
-    f.accounts.setPrimaryPassword('ida', 'ida-primary-Secret-2');
+    await f.accounts.setPrimaryPassword('ida', 'ida-primary-Secret-2');
     f.secrets.add('ida-primary-Secret-2');
-    expect(sessions.load(second.token)).toBeNull();
-    const third = sessions.create(f.accounts.getAccount('ida'), 'password', 'ida-primary-Secret-2', WHERE);
-    f.accounts.removeAccount('ida');
-    expect(sessions.load(third.token)).toBeNull();
+    expect(await sessions.load(second.token)).toBeNull();
+    const third = await sessions.create(await f.accounts.getAccount('ida'), 'password', 'ida-primary-Secret-2', WHERE);
+    await f.accounts.removeAccount('ida');
+    expect(await sessions.load(third.token)).toBeNull();
   });
 
-  it('holds the password for the recent-auth window only, and forgets it at the end of the session', () => {
-    const { token, id } = rig();
-    const live = sessions.load(token)!;
+  it('holds the password for the recent-auth window only, and forgets it at the end of the session', async () => {
+    const { token, id } = await rig();
+    const live = (await sessions.load(token))!;
     expect(sessions.recentPassword(live)).toBe(PRIMARY);
     f.now.value += 11 * MIN;
     // Kept alive by requests, but the password is too old.
-    f.store.portalSessions.touch(id, f.now.value);
-    const later = sessions.load(token)!;
+    await f.store.portalSessions.touch(id, f.now.value);
+    const later = (await sessions.load(token))!;
     expect(sessions.recentPassword(later)).toBeNull();
-    sessions.passwordTyped(later, PRIMARY);
-    expect(sessions.recentPassword(sessions.load(token)!)).toBe(PRIMARY);
-    sessions.end(id);
+    await sessions.passwordTyped(later, PRIMARY);
+    expect(sessions.recentPassword((await sessions.load(token))!)).toBe(PRIMARY);
+    await sessions.end(id);
     expect(sessions.recentPassword(later)).toBeNull();
   });
 });

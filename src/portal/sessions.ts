@@ -40,12 +40,12 @@ export class PortalSessions {
     this.sweep.unref();
   }
 
-  create(account: AccountRow, stage: PortalStage, password: string, where: { address: string; browser: string }): { token: string; id: number } {
+  async create(account: AccountRow, stage: PortalStage, password: string, where: { address: string; browser: string }): Promise<{ token: string; id: number }> {
     const token = randomBytes(32).toString('base64url');
     const now = this.clock();
     // Rows of sessions long over go at each sign-in: a table the size of the active users.
-    this.store.portalSessions.prune(now - this.policy.absoluteMs, now - 2 * this.policy.absoluteMs);
-    const id = this.store.portalSessions.insert({
+    await this.store.portalSessions.prune(now - this.policy.absoluteMs, now - 2 * this.policy.absoluteMs);
+    const id = await this.store.portalSessions.insert({
       tokenDigest: tokenDigest(token), accountId: account.id, stage, at: now,
       primaryChangedAt: account.primaryChangedAt, address: where.address, browser: where.browser,
     });
@@ -54,21 +54,21 @@ export class PortalSessions {
   }
 
   /** The live session for a cookie, or null (and the row ended) when any rule says it is over. */
-  load(token: string | undefined): LiveSession | null {
+  async load(token: string | undefined): Promise<LiveSession | null> {
     if (!token || token.length > 100) return null;
-    const session = this.store.portalSessions.findByDigest(tokenDigest(token));
+    const session = await this.store.portalSessions.findByDigest(tokenDigest(token));
     if (!session || session.endedAt !== null) return null;
     const now = this.clock();
-    const account = this.store.accounts.get(session.accountId);
+    const account = await this.store.accounts.get(session.accountId);
     const over = !account
       || now - session.seenAt > this.policy.idleMs
       || now - session.createdAt > this.policy.absoluteMs
       || account.primaryChangedAt !== session.primaryChangedAt;
     if (over) {
-      this.end(session.id);
+      await this.end(session.id);
       return null;
     }
-    this.store.portalSessions.touch(session.id, now);
+    await this.store.portalSessions.touch(session.id, now);
     return { session: { ...session, seenAt: now }, account };
   }
 
@@ -80,9 +80,9 @@ export class PortalSessions {
     return held.password;
   }
 
-  passwordTyped(live: LiveSession, password: string): void {
+  async passwordTyped(live: LiveSession, password: string): Promise<void> {
     const now = this.clock();
-    this.store.portalSessions.passwordTyped(live.session.id, now);
+    await this.store.portalSessions.passwordTyped(live.session.id, now);
     this.remember(live.session.id, password, now);
   }
 
@@ -92,16 +92,16 @@ export class PortalSessions {
    * set while only the password was known — must not become a signed-in session). Null when the
    * session ended meanwhile.
    */
-  complete(live: LiveSession): string | null {
+  async complete(live: LiveSession): Promise<string | null> {
     const token = randomBytes(32).toString('base64url');
-    if (!this.store.portalSessions.rotateToken(live.session.id, tokenDigest(token))) return null;
-    this.store.portalSessions.setStage(live.session.id, 'complete');
+    if (!(await this.store.portalSessions.rotateToken(live.session.id, tokenDigest(token)))) return null;
+    await this.store.portalSessions.setStage(live.session.id, 'complete');
     return token;
   }
 
-  end(id: number): void {
+  async end(id: number): Promise<void> {
     this.vault.delete(id);
-    this.store.portalSessions.end(id, this.clock());
+    await this.store.portalSessions.end(id, this.clock());
   }
 
   close(): void {

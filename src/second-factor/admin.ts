@@ -6,18 +6,18 @@
  */
 import type { AccountRow, Store } from '../store/index.js';
 
-export function hasSecondFactor(store: Store, accountId: number): boolean {
-  return store.secondFactors.get(accountId) !== undefined;
+export async function hasSecondFactor(store: Store, accountId: number): Promise<boolean> {
+  return (await store.secondFactors.get(accountId)) !== undefined;
 }
 
 /** True when there was a second factor to remove. Recorded in the account's history. */
-export function resetSecondFactor(store: Store, account: Pick<AccountRow, 'id' | 'login'>, now: number): boolean {
-  return store.transaction(() => {
-    const hadTotp = store.secondFactors.reset(account.id);
-    const passkeys = store.passkeys.removeAll(account.id);
+export function resetSecondFactor(store: Store, account: Pick<AccountRow, 'id' | 'login'>, now: number): Promise<boolean> {
+  return store.transaction(async (tx) => {
+    const hadTotp = await tx.secondFactors.reset(account.id);
+    const passkeys = await tx.passkeys.removeAll(account.id);
     const had = hadTotp || passkeys > 0;
-    store.portalSessions.endAll(account.id, now);
-    if (had) store.events.append({ type: 'second_factor.reset', at: now, accountId: account.id, login: account.login, detail: { passkeys } });
+    await tx.portalSessions.endAll(account.id, now);
+    if (had) await tx.events.append({ type: 'second_factor.reset', at: now, accountId: account.id, login: account.login, detail: { passkeys } });
     return had;
   });
 }

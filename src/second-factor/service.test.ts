@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { Secret, TOTP } from 'otpauth';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createAuthFixture, MOVABLE_CLOCK_START, type AuthFixture } from '../../test/helpers/auth-fixture.js';
-import { openStore } from '../store/index.js';
+import { openStore, sqliteDb } from '../store/index.js';
 import { resetSecondFactor } from './admin.js';
 import { SecondFactorService } from './service.js';
 
@@ -28,83 +28,83 @@ function code(base32: string, at: number): string {
   return new TOTP({ secret: Secret.fromBase32(base32), algorithm: 'SHA1', digits: 6, period: 30 }).generate({ timestamp: at });
 }
 
-function enrolled() {
+async function enrolled() {
   f = createAuthFixture({ clock: 'movable' });
-  f.addUser('hanna', PRIMARY);
-  const account = f.accounts.getAccount('hanna');
+  await f.addUser('hanna', PRIMARY);
+  const account = await f.accounts.getAccount('hanna');
   const clock = () => f.now.value;
   const factors = new SecondFactorService(f.store, f.digestKey, 'postern-test', clock);
-  const sessionId = f.store.portalSessions.insert({ tokenDigest: Buffer.alloc(32, 1), accountId: account.id, stage: 'password', at: clock(), primaryChangedAt: account.primaryChangedAt, address: WHERE.address, browser: WHERE.browser });
+  const sessionId = await f.store.portalSessions.insert({ tokenDigest: Buffer.alloc(32, 1), accountId: account.id, stage: 'password', at: clock(), primaryChangedAt: account.primaryChangedAt, address: WHERE.address, browser: WHERE.browser });
   const proposal = factors.propose(account, sessionId);
   const enrolCode = code(proposal.base32, clock());
-  const codes = factors.confirm(account, sessionId, proposal.box, enrolCode, WHERE)!;
+  const codes = (await factors.confirm(account, sessionId, proposal.box, enrolCode, WHERE))!;
   return { account, factors, sessionId, proposal, enrolCode, codes, clock };
 }
 
 describe('second factors', () => {
   it('TOTP replay: a code is accepted at most once, and never a step at or before the last accepted', async () => {
-    const { account, factors, proposal, enrolCode } = enrolled();
+    const { account, factors, proposal, enrolCode } = await enrolled();
     // The enrolment code's step is used already.
-    expect(factors.verify(account, enrolCode, WHERE)).toEqual({ ok: false });
+    expect(await factors.verify(account, enrolCode, WHERE)).toEqual({ ok: false });
     f.now.value += 30_000;
     const next = code(proposal.base32, f.now.value);
-    expect(factors.verify(account, next, WHERE)).toEqual({ ok: true, via: 'totp' });
-    expect(factors.verify(account, next, WHERE)).toEqual({ ok: false });
+    expect(await factors.verify(account, next, WHERE)).toEqual({ ok: true, via: 'totp' });
+    expect(await factors.verify(account, next, WHERE)).toEqual({ ok: false });
     // The code of the step before is still inside the drift window, but older than the last accepted.
-    expect(factors.verify(account, code(proposal.base32, f.now.value - 30_000), WHERE)).toEqual({ ok: false });
+    expect(await factors.verify(account, code(proposal.base32, f.now.value - 30_000), WHERE)).toEqual({ ok: false });
     // A second instance, on its own connection, sees the same last step.
     const other = openStore(f.dbPath);
     try {
       const twin = new SecondFactorService(other, f.digestKey, 'postern-test', () => f.now.value);
-      expect(twin.verify(account, next, WHERE)).toEqual({ ok: false });
+      expect(await twin.verify(account, next, WHERE)).toEqual({ ok: false });
       f.now.value += 30_000;
-      expect(twin.verify(account, code(proposal.base32, f.now.value), WHERE)).toEqual({ ok: true, via: 'totp' });
+      expect(await twin.verify(account, code(proposal.base32, f.now.value), WHERE)).toEqual({ ok: true, via: 'totp' });
     } finally {
-      other.close();
+      await other.close();
     }
-    const failed = f.store.events.listForAccount(account.id).filter((e) => e.type === 'second_factor.failed');
+    const failed = (await f.store.events.listForAccount(account.id)).filter((e) => e.type === 'second_factor.failed');
     expect(failed.map((e) => e.detail?.method)).toEqual(Array(4).fill('totp-replayed'));
   });
 
-  it('a proposal becomes the account\'s only when confirmed with a current code; wrong codes are refused', () => {
+  it('a proposal becomes the account\'s only when confirmed with a current code; wrong codes are refused', async () => {
     f = createAuthFixture({ clock: 'movable' });
-    f.addUser('hanna', PRIMARY);
-    const account = f.accounts.getAccount('hanna');
+    await f.addUser('hanna', PRIMARY);
+    const account = await f.accounts.getAccount('hanna');
     const factors = new SecondFactorService(f.store, f.digestKey, 'postern-test', () => f.now.value);
     const proposal = factors.propose(account, 1);
     expect(proposal.uri).toMatch(/^otpauth:\/\/totp\/postern-test:hanna\?/);
-    expect(factors.isEnrolled(account.id)).toBe(false);
-    expect(factors.confirm(account, 1, proposal.box, '000000', WHERE)).toBeNull();
-    expect(factors.confirm(account, 1, proposal.box, code(proposal.base32, f.now.value - 5 * 60_000), WHERE)).toBeNull();
-    expect(factors.isEnrolled(account.id)).toBe(false);
+    expect(await factors.isEnrolled(account.id)).toBe(false);
+    expect(await factors.confirm(account, 1, proposal.box, '000000', WHERE)).toBeNull();
+    expect(await factors.confirm(account, 1, proposal.box, code(proposal.base32, f.now.value - 5 * 60_000), WHERE)).toBeNull();
+    expect(await factors.isEnrolled(account.id)).toBe(false);
     // Sealed for session 1: session 2 cannot open it.
     expect(() => factors.openProposal(account, 2, proposal.box)).toThrow(/unwrapped/);
-    expect(factors.confirm(account, 1, proposal.box, code(proposal.base32, f.now.value), WHERE)).toHaveLength(10);
-    expect(factors.isEnrolled(account.id)).toBe(true);
+    expect(await factors.confirm(account, 1, proposal.box, code(proposal.base32, f.now.value), WHERE)).toHaveLength(10);
+    expect(await factors.isEnrolled(account.id)).toBe(true);
   });
 
-  it('recovery codes: ten distinct, each accepted once in any case or spacing, none stored in clear', () => {
-    const { account, factors, codes, proposal } = enrolled();
+  it('recovery codes: ten distinct, each accepted once in any case or spacing, none stored in clear', async () => {
+    const { account, factors, codes, proposal } = await enrolled();
     expect(new Set(codes).size).toBe(10);
     for (const c of codes) expect(c).toMatch(/^[a-z2-9]{5}-[a-z2-9]{5}$/);
-    expect(factors.verify(account, codes[0]!.toUpperCase().replace('-', ' '), WHERE)).toEqual({ ok: true, via: 'recovery' });
-    expect(factors.verify(account, codes[0]!, WHERE)).toEqual({ ok: false });
-    expect(factors.recoveryCodesLeft(account.id)).toBe(9);
-    f.store.db.pragma('wal_checkpoint(TRUNCATE)');
+    expect(await factors.verify(account, codes[0]!.toUpperCase().replace('-', ' '), WHERE)).toEqual({ ok: true, via: 'recovery' });
+    expect(await factors.verify(account, codes[0]!, WHERE)).toEqual({ ok: false });
+    expect(await factors.recoveryCodesLeft(account.id)).toBe(9);
+    sqliteDb(f.store).pragma('wal_checkpoint(TRUNCATE)');
     const bytes = readFileSync(f.dbPath);
     for (const secret of [...codes, ...codes.map((c) => c.replace('-', '')), proposal.base32]) {
       expect(bytes.includes(Buffer.from(secret, 'utf8'))).toBe(false);
     }
   });
 
-  it('the admin reset removes the key and the codes and ends the page sessions', () => {
-    const { account, factors, codes, sessionId } = enrolled();
-    expect(resetSecondFactor(f.store, account, MOVABLE_CLOCK_START)).toBe(true);
-    expect(factors.isEnrolled(account.id)).toBe(false);
-    expect(factors.recoveryCodesLeft(account.id)).toBe(0);
-    expect(f.store.db.prepare('SELECT ended_at AS e FROM portal_sessions WHERE id = ?').get(sessionId)).toEqual({ e: MOVABLE_CLOCK_START });
-    expect(() => factors.verify(account, codes[1]!, WHERE)).toThrow();
-    expect(resetSecondFactor(f.store, account, MOVABLE_CLOCK_START)).toBe(false);
-    expect(f.store.events.listForAccount(account.id).filter((e) => e.type === 'second_factor.reset')).toHaveLength(1);
+  it('the admin reset removes the key and the codes and ends the page sessions', async () => {
+    const { account, factors, codes, sessionId } = await enrolled();
+    expect(await resetSecondFactor(f.store, account, MOVABLE_CLOCK_START)).toBe(true);
+    expect(await factors.isEnrolled(account.id)).toBe(false);
+    expect(await factors.recoveryCodesLeft(account.id)).toBe(0);
+    expect(sqliteDb(f.store).prepare('SELECT ended_at AS e FROM portal_sessions WHERE id = ?').get(sessionId)).toEqual({ e: MOVABLE_CLOCK_START });
+    await expect(await factors.verify(account, codes[1]!, WHERE)).rejects.toThrow();
+    expect(await resetSecondFactor(f.store, account, MOVABLE_CLOCK_START)).toBe(false);
+    expect((await f.store.events.listForAccount(account.id)).filter((e) => e.type === 'second_factor.reset')).toHaveLength(1);
   });
 });

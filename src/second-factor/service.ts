@@ -33,11 +33,11 @@ export class SecondFactorService {
     this.keys = secondFactorKeys(serverKey);
   }
 
-  isEnrolled(accountId: number): boolean {
+  isEnrolled(accountId: number): Promise<boolean> {
     return hasSecondFactor(this.store, accountId);
   }
 
-  recoveryCodesLeft(accountId: number): number {
+  recoveryCodesLeft(accountId: number): Promise<number> {
     return this.store.secondFactors.recoveryCodesLeft(accountId);
   }
 
@@ -60,45 +60,45 @@ export class SecondFactorService {
    * Makes a proposed key the account's when `code` is current for it; returns the new recovery
    * codes (shown once), or null for a wrong code. Replaces an earlier enrolment.
    */
-  confirm(account: AccountRow, sessionId: number, box: Buffer, code: string, where: Where): string[] | null {
+  async confirm(account: AccountRow, sessionId: number, box: Buffer, code: string, where: Where): Promise<string[] | null> {
     const now = this.clock();
     const base32 = this.openProposal(account, sessionId, box);
     const step = matchingStep(base32, code, now);
     if (step === null) {
-      this.record(account, 'second_factor.failed', where, { method: 'totp', during: 'enrolment' });
+      await this.record(account, 'second_factor.failed', where, { method: 'totp', during: 'enrolment' });
       return null;
     }
     const codes = newRecoveryCodes();
     const digests = codes.map((c) => this.keys.recoveryDigest(normalizeRecoveryCode(c)!));
     const totpBox = seal(this.keys.totpSeal, Buffer.from(base32, 'utf8'), TOTP_AAD.enrolled(account.id));
-    this.store.transaction(() => {
-      this.store.secondFactors.enrol(account.id, totpBox, step, digests, now);
-      this.store.events.append({ type: 'second_factor.enrolled', at: now, accountId: account.id, login: account.login, address: where.address, detail: { method: 'totp', browser: where.browser } });
+    await this.store.transaction(async (tx) => {
+      await tx.secondFactors.enrol(account.id, totpBox, step, digests, now);
+      await tx.events.append({ type: 'second_factor.enrolled', at: now, accountId: account.id, login: account.login, address: where.address, detail: { method: 'totp', browser: where.browser } });
     });
     return codes;
   }
 
   /** A TOTP code (each time step once) or an unused recovery code. */
-  verify(account: AccountRow, code: string, where: Where): CodeCheck {
+  async verify(account: AccountRow, code: string, where: Where): Promise<CodeCheck> {
     const now = this.clock();
-    const row = this.store.secondFactors.get(account.id);
+    const row = await this.store.secondFactors.get(account.id);
     if (!row) throw new PosternError('ACCOUNT_NOT_FOUND', 'the account has no second factor');
     const base32 = open(this.keys.totpSeal, row.totpBox, TOTP_AAD.enrolled(account.id)).toString('utf8');
     const step = matchingStep(base32, code, now);
-    if (step !== null && this.store.secondFactors.acceptStep(account.id, step)) {
-      this.record(account, 'second_factor.accepted', where, { method: 'totp' });
+    if (step !== null && await this.store.secondFactors.acceptStep(account.id, step)) {
+      await this.record(account, 'second_factor.accepted', where, { method: 'totp' });
       return { ok: true, via: 'totp' };
     }
     const recovery = normalizeRecoveryCode(code);
-    if (recovery && this.store.secondFactors.useRecoveryCode(account.id, this.keys.recoveryDigest(recovery), now)) {
-      this.record(account, 'recovery_code.used', where, { left: this.store.secondFactors.recoveryCodesLeft(account.id) });
+    if (recovery && await this.store.secondFactors.useRecoveryCode(account.id, this.keys.recoveryDigest(recovery), now)) {
+      await this.record(account, 'recovery_code.used', where, { left: await this.store.secondFactors.recoveryCodesLeft(account.id) });
       return { ok: true, via: 'recovery' };
     }
-    this.record(account, 'second_factor.failed', where, { method: step !== null ? 'totp-replayed' : recovery ? 'recovery' : 'totp' });
+    await this.record(account, 'second_factor.failed', where, { method: step !== null ? 'totp-replayed' : recovery ? 'recovery' : 'totp' });
     return { ok: false };
   }
 
-  private record(account: AccountRow, type: 'second_factor.failed' | 'second_factor.accepted' | 'recovery_code.used', where: Where, detail: Record<string, unknown>): void {
-    this.store.events.append({ type, at: this.clock(), accountId: account.id, login: account.login, address: where.address, detail: { ...detail, browser: where.browser } });
+  private async record(account: AccountRow, type: 'second_factor.failed' | 'second_factor.accepted' | 'recovery_code.used', where: Where, detail: Record<string, unknown>): Promise<void> {
+    await this.store.events.append({ type, at: this.clock(), accountId: account.id, login: account.login, address: where.address, detail: { ...detail, browser: where.browser } });
   }
 }

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { openDatabase } from './database.js';
 import { createAuthFixture, type AuthFixture } from '../../test/helpers/auth-fixture.js';
+import { sqliteDb } from './index.js';
 
 let f: AuthFixture;
 let copyDir: string;
@@ -50,12 +51,12 @@ function steal(): string[] {
 it('the .db and -wal files and the key file contain none of the secrets the test used', async () => {
   const primaries: Record<string, string> = { alice: 'alice primary password', bob: 'bob primary password', carol: 'carol primary password' };
   const secrets = [...Object.values(primaries), 'bob provider secret ✓'];
-  f.accounts.addAccount('alice', primaries.alice!, { mode: 'password', secret: primaries.alice });
-  f.accounts.addAccount('bob', primaries.bob!, { mode: 'password', secret: 'bob provider secret ✓' });
-  f.accounts.addAccount('carol', primaries.carol!, { mode: 'master' });
+  await f.accounts.addAccount('alice', primaries.alice!, { mode: 'password', secret: primaries.alice });
+  await f.accounts.addAccount('bob', primaries.bob!, { mode: 'password', secret: 'bob provider secret ✓' });
+  await f.accounts.addAccount('carol', primaries.carol!, { mode: 'master' });
   const made: Array<{ login: string; password: string }> = [];
   for (const login of ['alice', 'bob', 'carol']) {
-    for (let i = 0; i < 3; i++) made.push({ login, password: f.accounts.createPassword(login, primaries[login]!, { label: `${login} ${i}` }).password });
+    for (let i = 0; i < 3; i++) made.push({ login, password: (await f.accounts.createPassword(login, primaries[login]!, { label: `${login} ${i}` })).password });
   }
   secrets.push(...made.map((m) => m.password));
   // Every write path runs: uses recorded, primary refused, failures, revoke-all, primary change.
@@ -63,15 +64,15 @@ it('the .db and -wal files and the key file contain none of the secrets the test
   expect((await f.login('alice', primaries.alice!)).kind).toBe('primary-refused');
   expect((await f.login('bob', made[0]!.password)).kind).toBe('failed');
   await f.writes.idle();
-  f.accounts.revokeAll('bob');
-  f.accounts.setPrimaryPassword('carol', 'carol new primary');
+  await f.accounts.revokeAll('bob');
+  await f.accounts.setPrimaryPassword('carol', 'carol new primary');
   secrets.push('carol new primary');
 
   expect(existsSync(path.join(f.dir, 'postern.db-wal'))).toBe(true);
   const hot = steal();
   assertNoSecretIn(hot, secrets);
 
-  f.store.db.pragma('wal_checkpoint(TRUNCATE)');
+  sqliteDb(f.store).pragma('wal_checkpoint(TRUNCATE)');
   rmSync(copyDir, { recursive: true, force: true });
   copyDir = mkdtempSync(path.join(tmpdir(), 'postern-stolen-'));
   const cold = steal();

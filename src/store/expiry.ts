@@ -8,22 +8,26 @@
  * exactly once whichever process gets there first.
  */
 import type { Logger } from '../log.js';
+import type { StoreRepos } from './api.js';
 import type { Store } from './index.js';
 import { runPeriodically } from './periodic.js';
 
 const SWEEP_EVERY_MS = 5_000;
 
 /** Expires what is due (for one account, or all) and records each in the history. */
-export function expireDuePasswords(store: Store, now: number, accountId: number | null = null): number {
+export async function expireDuePasswords(store: Store, now: number, accountId: number | null = null): Promise<number> {
   // A read first: a sweep with nothing due (nearly every one) takes no write lock.
-  if (!store.passwords.anyDue(now, accountId)) return 0;
-  return store.transaction(() => {
-    const expired = store.passwords.expireDue(now, accountId);
-    for (const p of expired) {
-      store.events.append({ type: 'password.revoked', at: p.expiresAt, accountId: p.accountId, login: p.login, passwordId: p.publicId, detail: { reason: 'expiry' } });
-    }
-    return expired.length;
-  });
+  if (!(await store.passwords.anyDue(now, accountId))) return 0;
+  return store.transaction((tx) => expireDueIn(tx, now, accountId));
+}
+
+/** The same inside a transaction the caller holds (one that goes on to count or add passwords). */
+export async function expireDueIn(tx: StoreRepos, now: number, accountId: number | null = null): Promise<number> {
+  const expired = await tx.passwords.expireDue(now, accountId);
+  for (const p of expired) {
+    await tx.events.append({ type: 'password.revoked', at: p.expiresAt, accountId: p.accountId, login: p.login, passwordId: p.publicId, detail: { reason: 'expiry' } });
+  }
+  return expired.length;
 }
 
 export interface ExpirySweep {
@@ -32,9 +36,9 @@ export interface ExpirySweep {
 
 export function startExpirySweep(store: Store, log: Logger, options: { everyMs?: number; clock?: () => number } = {}): ExpirySweep {
   const { everyMs = SWEEP_EVERY_MS, clock = Date.now } = options;
-  const sweep = () => {
+  const sweep = async () => {
     try {
-      const n = expireDuePasswords(store, clock());
+      const n = await expireDuePasswords(store, clock());
       if (n > 0) log.info({ event: 'password.expired', count: n }, `${n} app-specific passwords reached their expiry`);
     } catch (err) {
       // A busy database is not fatal: logins check expiry themselves; the next sweep tries again.

@@ -35,7 +35,7 @@ export function startHistoryRetention(store: Store, options: RetentionOptions, l
     const before = clock() - keepDays * DAY_MS;
     let deleted = 0;
     while (!stopped) {
-      const n = store.events.pruneBefore(before, BATCH);
+      const n = await store.events.pruneBefore(before, BATCH);
       deleted += n;
       if (n < BATCH) break;
       await new Promise((resolve) => setImmediate(resolve));

@@ -10,7 +10,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { schemaVersion } from './database.js';
-import { openStore } from './index.js';
+import { openStore, sqliteDb } from './index.js';
 import { MIGRATIONS } from './migrations.js';
 
 let dir: string;
@@ -32,36 +32,36 @@ function previousSchema(file: string): Database.Database {
   return db;
 }
 
-it('upgrades a database at the previous schema in place; the triggers then log every session-ending change', () => {
+it('upgrades a database at the previous schema in place; the triggers then log every session-ending change', async () => {
   const file = path.join(dir, 'old.db');
   previousSchema(file).close();
   const store = openStore(file);
   try {
-    expect(schemaVersion(store.db)).toBe(MIGRATIONS.length);
-    expect(store.passwords.findByPublicId('p10')).toMatchObject({ id: 10, accountId: 1 });
-    expect(store.passwords.revision()).toBe(0);
+    expect(schemaVersion(sqliteDb(store))).toBe(MIGRATIONS.length);
+    expect(await store.passwords.findByPublicId('p10')).toMatchObject({ id: 10, accountId: 1 });
+    expect(await store.passwords.revision()).toBe(0);
 
-    store.passwords.markUsed(10, 5, 'imap', '192.0.2.1');
-    store.events.append({ type: 'login.failed', at: 5, login: 'a' });
-    expect(store.passwords.revision()).toBe(0);
+    await store.passwords.markUsed(10, 5, 'imap', '192.0.2.1');
+    await store.events.append({ type: 'login.failed', at: 5, login: 'a' });
+    expect(await store.passwords.revision()).toBe(0);
 
-    store.passwords.revoke(10, 'admin', 5);
-    store.db.prepare('UPDATE app_passwords SET expires_at = 99 WHERE id = 11').run();
-    store.db.prepare('UPDATE app_passwords SET expires_at = 99 WHERE id = 11').run(); // unchanged: not logged
-    store.accounts.remove(2);
-    const logged = store.passwords.changedSince(0);
+    await store.passwords.revoke(10, 'admin', 5);
+    sqliteDb(store).prepare('UPDATE app_passwords SET expires_at = 99 WHERE id = 11').run();
+    sqliteDb(store).prepare('UPDATE app_passwords SET expires_at = 99 WHERE id = 11').run(); // unchanged: not logged
+    await store.accounts.remove(2);
+    const logged = await store.passwords.changedSince(0);
     expect(logged.map((c) => c.passwordId)).toEqual([10, 11, 20, 21, 20, 21]);
     expect(logged.map((c) => c.revision)).toEqual([1, 2, 3, 4, 5, 6]);
-    expect(store.passwords.changedSince(4).map((c) => c.passwordId)).toEqual([20, 21]);
+    expect((await store.passwords.changedSince(4)).map((c) => c.passwordId)).toEqual([20, 21]);
   } finally {
-    store.close();
+    await store.close();
   }
 });
 
-it('re-running the migration on a database that has it changes nothing', () => {
+it('re-running the migration on a database that has it changes nothing', async () => {
   const file = path.join(dir, 'p.db');
   const store = openStore(file);
-  store.close();
+  await store.close();
   const db = new Database(file);
   try {
     const objects = () => db.prepare("SELECT type, name, sql FROM sqlite_master ORDER BY name").all();
@@ -73,25 +73,25 @@ it('re-running the migration on a database that has it changes nothing', () => {
   }
 });
 
-it('keeps the latest 10,000 changes, and the revision keeps counting past what was pruned', () => {
+it('keeps the latest 10,000 changes, and the revision keeps counting past what was pruned', async () => {
   const file = path.join(dir, 'p.db');
   const store = openStore(file);
   try {
-    store.accounts.insert({ login: 'a', upstreamMode: 'master', upstreamUser: 'a', primaryHash: 'h', primarySalt: null, dekPrimary: null, now: 1 });
-    store.passwords.insert({ publicId: 'p1', accountId: 1, digest: Buffer.alloc(32, 7), label: 'l', scopes: ['imap'], createdAt: 1, expiresAt: 1, dekSalt: null, dekBox: null });
-    const bump = store.db.prepare('UPDATE app_passwords SET expires_at = expires_at + 1');
-    store.transaction(() => {
+    await store.accounts.insert({ login: 'a', upstreamMode: 'master', upstreamUser: 'a', primaryHash: 'h', primarySalt: null, dekPrimary: null, now: 1 });
+    await store.passwords.insert({ publicId: 'p1', accountId: 1, digest: Buffer.alloc(32, 7), label: 'l', scopes: ['imap'], createdAt: 1, expiresAt: 1, dekSalt: null, dekBox: null });
+    const bump = sqliteDb(store).prepare('UPDATE app_passwords SET expires_at = expires_at + 1');
+    await store.transaction(async () => {
       for (let i = 0; i < 10_050; i++) bump.run();
     });
-    expect(store.passwords.revision()).toBe(10_050);
-    const kept = store.passwords.changedSince(0);
+    expect(await store.passwords.revision()).toBe(10_050);
+    const kept = await store.passwords.changedSince(0);
     expect(kept).toHaveLength(10_000);
     expect(kept[0]!.revision).toBe(51);
-    store.db.exec('DELETE FROM password_changes');
+    sqliteDb(store).exec('DELETE FROM password_changes');
     bump.run();
-    expect(store.passwords.revision()).toBe(10_051);
+    expect(await store.passwords.revision()).toBe(10_051);
   } finally {
-    store.close();
+    await store.close();
   }
 });
 
@@ -101,7 +101,7 @@ it('keeps the latest 10,000 changes, and the revision keeps counting past what w
  * cascade to them), the removal trigger of migration 3 is back, and the new mode is accepted only
  * with a provider.
  */
-it('upgrades a database at schema 4 to upstream mode oauth2 without losing an app password', () => {
+it('upgrades a database at schema 4 to upstream mode oauth2 without losing an app password', async () => {
   const file = path.join(dir, 'v4.db');
   const db = previousSchema(file);
   db.exec(MIGRATIONS[2]!);
@@ -110,22 +110,22 @@ it('upgrades a database at schema 4 to upstream mode oauth2 without losing an ap
   db.close();
   const store = openStore(file);
   try {
-    expect(schemaVersion(store.db)).toBe(MIGRATIONS.length);
-    expect(store.passwords.listForAccount(1).map((p) => p.publicId)).toEqual(['p10', 'p11']);
-    expect(store.passwords.listForAccount(2).map((p) => p.publicId)).toEqual(['p20', 'p21']);
-    expect(store.db.pragma('foreign_keys', { simple: true })).toBe(1);
-    expect(store.db.pragma('foreign_key_check')).toEqual([]);
-    expect(store.accounts.get(1)).toMatchObject({ login: 'a', upstreamMode: 'master', oauth2Provider: null });
+    expect(schemaVersion(sqliteDb(store))).toBe(MIGRATIONS.length);
+    expect((await store.passwords.listForAccount(1)).map((p) => p.publicId)).toEqual(['p10', 'p11']);
+    expect((await store.passwords.listForAccount(2)).map((p) => p.publicId)).toEqual(['p20', 'p21']);
+    expect(sqliteDb(store).pragma('foreign_keys', { simple: true })).toBe(1);
+    expect(sqliteDb(store).pragma('foreign_key_check')).toEqual([]);
+    expect(await store.accounts.get(1)).toMatchObject({ login: 'a', upstreamMode: 'master', oauth2Provider: null });
 
-    const id = store.accounts.insert({ login: 'c', upstreamMode: 'oauth2', oauth2Provider: 'microsoft', upstreamUser: 'c', primaryHash: 'h', primarySalt: null, dekPrimary: null, now: 1 });
-    expect(store.accounts.get(id)).toMatchObject({ upstreamMode: 'oauth2', oauth2Provider: 'microsoft' });
-    expect(() => store.accounts.insert({ login: 'd', upstreamMode: 'oauth2', upstreamUser: 'd', primaryHash: 'h', primarySalt: null, dekPrimary: null, now: 1 })).toThrow(/CHECK/);
+    const id = await store.accounts.insert({ login: 'c', upstreamMode: 'oauth2', oauth2Provider: 'microsoft', upstreamUser: 'c', primaryHash: 'h', primarySalt: null, dekPrimary: null, now: 1 });
+    expect(await store.accounts.get(id)).toMatchObject({ upstreamMode: 'oauth2', oauth2Provider: 'microsoft' });
+    await expect(await store.accounts.insert({ login: 'd', upstreamMode: 'oauth2', upstreamUser: 'd', primaryHash: 'h', primarySalt: null, dekPrimary: null, now: 1 })).rejects.toThrow(/CHECK/);
 
-    const before = store.passwords.revision();
-    store.accounts.remove(2);
-    expect(store.passwords.changedSince(before).map((c) => c.passwordId)).toEqual([20, 21, 20, 21]);
-    expect(store.passwords.listForAccount(2)).toEqual([]);
+    const before = await store.passwords.revision();
+    await store.accounts.remove(2);
+    expect((await store.passwords.changedSince(before)).map((c) => c.passwordId)).toEqual([20, 21, 20, 21]);
+    expect(await store.passwords.listForAccount(2)).toEqual([]);
   } finally {
-    store.close();
+    await store.close();
   }
 });

@@ -6,7 +6,7 @@
  * still differing, so two queued flips to the same status record one history event, not two.
  */
 import type { NewEvent } from './events.js';
-import type { Store } from './index.js';
+import type { StoreRepos } from './api.js';
 import type { Protocol, UpstreamStatus } from './types.js';
 
 export type QueuedWrite =
@@ -23,24 +23,24 @@ export type QueuedWrite =
 
 export type QueuedWriteKind = QueuedWrite['kind'];
 
-export function applyQueuedWrite(store: Store, write: QueuedWrite): void {
+export async function applyQueuedWrite(tx: StoreRepos, write: QueuedWrite): Promise<void> {
   switch (write.kind) {
     case 'event':
-      store.events.append(write.event);
+      await tx.events.append(write.event);
       return;
     case 'use':
-      store.passwords.markUsed(write.passwordId, write.at, write.protocol, write.address);
-      store.events.append(write.event);
+      await tx.passwords.markUsed(write.passwordId, write.at, write.protocol, write.address);
+      await tx.events.append(write.event);
       return;
     case 'upstream-status':
-      if (store.accounts.setUpstreamStatus(write.accountId, write.status, write.at) && write.event) store.events.append(write.event);
+      if ((await tx.accounts.setUpstreamStatus(write.accountId, write.status, write.at)) && write.event) await tx.events.append(write.event);
       return;
     case 'throttle-failure':
-      store.throttle.add(write.keys, write.bucket, write.at);
-      if (write.block) store.throttle.block(write.block.key, write.block.until);
+      await tx.throttle.add(write.keys, write.bucket, write.at);
+      if (write.block) await tx.throttle.block(write.block.key, write.block.until);
       return;
     case 'throttle-success':
-      store.throttle.clearPair(write);
+      await tx.throttle.clearPair(write);
       return;
   }
 }

@@ -15,11 +15,11 @@ const BATCH = 1_000;
 export function startThrottlePrune(store: Store, options: { windowMs: number; clock?: () => number }, log: Logger): { stop(): void } {
   const clock = options.clock ?? Date.now;
   const slice = sliceMs(options.windowMs);
-  const job = () => {
+  const job = async () => {
     try {
       const now = clock();
       const before = Math.floor((now - options.windowMs) / slice) * slice;
-      while (store.transaction(() => store.throttle.prune(before, now, BATCH)) === BATCH);
+      while ((await store.transaction((tx) => tx.throttle.prune(before, now, BATCH))) === BATCH);
     } catch (err) {
       log.warn({ event: 'throttle.prune_failed', err: (err as Error).message }, 'old throttle counts could not be deleted; retried later');
     }

@@ -19,6 +19,7 @@ import type { Store } from './index.js';
 import type { EventType } from './types.js';
 import { openWriterStore, WriteQueue, type QueuedWrite, type WriteQueueOptions } from './write-queue.js';
 import { createLogSink, type LogSink } from '../../test/helpers/log-sink.js';
+import { sqliteDb } from './index.js';
 
 let dir: string;
 let file: string;
@@ -39,7 +40,7 @@ afterEach(async () => {
   other = undefined;
   await queue?.close();
   queue = undefined;
-  writer.close();
+  await writer.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -60,7 +61,7 @@ const failure = (n: number, type: EventType = 'login.failed'): QueuedWrite => ({
   event: { type, at: 1_000 + n, accountId: 1, login: 'alice', protocol: 'imap', address: '192.0.2.7', detail: { reason: 'bad_password', n } },
 });
 
-const written = () => writer.db.prepare<[], { at: number }>('SELECT at FROM events ORDER BY id').all().map((r) => r.at - 1_000);
+const written = () => sqliteDb(writer).prepare<[], { at: number }>('SELECT at FROM events ORDER BY id').all().map((r) => r.at - 1_000);
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 describe('batching', () => {
@@ -82,17 +83,17 @@ describe('batching', () => {
   });
 
   it('writes each kind of record: a use marks the row, a status flip records its event once', async () => {
-    writer.db.exec(`INSERT INTO accounts (id, login, upstream_mode, upstream_user, primary_hash, created_at, primary_changed_at) VALUES (1, 'alice', 'password', 'alice', 'x', 0, 0)`);
-    writer.db.exec(`INSERT INTO app_passwords (id, public_id, account_id, digest, label, scopes, created_at) VALUES (7, 'abcd1234', 1, x'00', 'phone', 'imap', 0)`);
+    sqliteDb(writer).exec(`INSERT INTO accounts (id, login, upstream_mode, upstream_user, primary_hash, created_at, primary_changed_at) VALUES (1, 'alice', 'password', 'alice', 'x', 0, 0)`);
+    sqliteDb(writer).exec(`INSERT INTO app_passwords (id, public_id, account_id, digest, label, scopes, created_at) VALUES (7, 'abcd1234', 1, x'00', 'phone', 'imap', 0)`);
     const q = open();
     const rejected = { type: 'account.upstream_rejected' as const, at: 5, accountId: 1, login: 'alice', protocol: 'imap' };
     q.enqueue({ kind: 'use', passwordId: 7, at: 4, protocol: 'imap', address: '192.0.2.7', event: { type: 'password.used', at: 4, accountId: 1, passwordId: 'abcd1234' } });
     q.enqueue({ kind: 'upstream-status', accountId: 1, status: 'rejected', at: 5, event: rejected });
     q.enqueue({ kind: 'upstream-status', accountId: 1, status: 'rejected', at: 6, event: { ...rejected, at: 6 } });
     await q.idle();
-    expect(writer.passwords.findByPublicId('abcd1234')).toMatchObject({ lastUsedAt: 4, lastUsedProtocol: 'imap', lastUsedAddress: '192.0.2.7' });
-    expect(writer.accounts.get(1)).toMatchObject({ upstreamStatus: 'rejected', upstreamStatusAt: 5 });
-    expect(writer.events.listForAccount(1).map((e) => e.type).sort()).toEqual(['account.upstream_rejected', 'password.used']);
+    expect(await writer.passwords.findByPublicId('abcd1234')).toMatchObject({ lastUsedAt: 4, lastUsedProtocol: 'imap', lastUsedAddress: '192.0.2.7' });
+    expect(await writer.accounts.get(1)).toMatchObject({ upstreamStatus: 'rejected', upstreamStatusAt: 5 });
+    expect((await writer.events.listForAccount(1)).map((e) => e.type).sort()).toEqual(['account.upstream_rejected', 'password.used']);
   });
 });
 

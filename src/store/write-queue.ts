@@ -11,11 +11,14 @@
  * of at most that long, and the batch is retried with backoff. The queue is bounded: past
  * `maxQueued` a new record is dropped, counted (`stats().dropped`, for metrics) and logged at most
  * once per interval with the number lost since the last line. A record the database refuses on
- * its own (a constraint) is dropped the same way, without taking its batch with it. close()
+ * its own (a constraint) is dropped the same way, without taking its batch with it: the batch is
+ * rolled back and its records written one transaction each, which needs no savepoint and so works
+ * the same on every engine. One batch is written at a time (the next waits for its commit). close()
  * writes what is left, waiting off the event loop up to a deadline; what still cannot be written
  * is counted and logged, never lost silently.
  */
 import type { Logger } from '../log.js';
+import { isPosternError } from '../errors.js';
 import { openStore, type Store } from './index.js';
 import { applyQueuedWrite, type QueuedWrite, type QueuedWriteKind } from './queued-writes.js';
 
@@ -56,7 +59,7 @@ export interface WriteQueueStats {
   written: number;
   /** Lost for good: queue full, queued after close, refused by the database, or left at close. */
   dropped: number;
-  /** Transactions committed. */
+  /** Batches written (one transaction each, unless a record in it was refused). */
   batches: number;
   /** Attempts that could not take the write lock (or failed as a whole) and were tried again later. */
   retries: number;
@@ -81,6 +84,8 @@ export class WriteQueue {
   private readonly flushWaiters: Array<{ upTo: number; resolve: () => void }> = [];
   private retryDelayMs = 0;
   private cancelWake: (() => void) | null = null;
+  /** The batch being written: the next one waits for it, and so does close(). */
+  private inFlight: Promise<boolean> | null = null;
   private wake: { ref(): unknown } | null = null;
   private closing: Promise<void> | null = null;
   private drained = false;
@@ -138,7 +143,7 @@ export class WriteQueue {
   }
 
   private schedule(): void {
-    if (this.cancelWake || this.closing) return;
+    if (this.cancelWake || this.inFlight || this.closing) return;
     // Unref'd, so a queue never keeps a stopping process alive; but an unref'd immediate does not
     // stop libuv from blocking in poll either, so while someone waits on flushed() it is ref'd.
     if (this.retryDelayMs === 0) {
@@ -157,59 +162,79 @@ export class WriteQueue {
   private run(): void {
     this.cancelWake = null;
     this.wake = null;
-    const written = this.writeBatch();
-    this.retryDelayMs = written ? 0 : Math.min(Math.max(this.retryBaseMs, this.retryDelayMs * 2), this.retryMaxMs);
-    if (this.pending.length > 0) this.schedule();
-    else this.settle();
+    void this.writeBatch().then((written) => {
+      this.retryDelayMs = written ? 0 : Math.min(Math.max(this.retryBaseMs, this.retryDelayMs * 2), this.retryMaxMs);
+      if (this.closing) return; // drain() carries on from here
+      if (this.pending.length > 0) this.schedule();
+      else this.settle();
+    });
   }
 
-  /** One transaction over the oldest records; false (records kept) if it could not commit. */
-  private writeBatch(): boolean {
+  /** The oldest records, in one transaction; false (records kept) if the database could not take them. Never rejects. */
+  private writeBatch(): Promise<boolean> {
+    const run = this.attemptBatch().finally(() => {
+      this.inFlight = null;
+    });
+    this.inFlight = run;
+    return run;
+  }
+
+  private async attemptBatch(): Promise<boolean> {
     const batch = this.pending.slice(0, this.batchSize);
-    const refused: Array<{ write: QueuedWrite; err: Error }> = [];
     try {
-      this.store.transaction(() => {
-        for (const write of batch) {
-          const err = this.writeOne(write);
-          if (err) refused.push({ write, err });
-        }
+      await this.store.transaction(async (tx) => {
+        for (const write of batch) await applyQueuedWrite(tx, write);
       });
     } catch (err) {
-      this.counts.retries++;
-      this.noteStall(err as Error);
-      return false;
+      if (isUnavailable(err)) return this.noteFailedAttempt(err as Error);
+      // The database refused a record (a constraint, a trigger): the batch was rolled back whole.
+      return this.writeEachOf(batch);
     }
     this.pending.splice(0, batch.length);
     this.noteSettled(batch.length);
     this.counts.batches++;
-    this.counts.written += batch.length - refused.length;
-    for (const { write, err } of refused) this.drop(write, 'refused', err);
+    this.counts.written += batch.length;
     this.noteResumed();
     return true;
   }
 
   /**
-   * Each record in its own savepoint: one the database refuses (a constraint, a trigger) is
-   * rolled back alone. A lock error is not the record's fault: it aborts the batch, to be retried.
+   * A batch the database refused, one record per transaction, so that only the refused record
+   * is dropped. An unavailable database is not a record's fault: it stops here, and what is not
+   * yet written stays queued for the retry (what is, is off the queue: nothing is written twice).
    */
-  private writeOne(write: QueuedWrite): Error | null {
-    try {
-      this.store.db.transaction(() => applyQueuedWrite(this.store, write))();
-      return null;
-    } catch (err) {
-      if (isLockError(err)) throw err;
-      return err as Error;
+  private async writeEachOf(batch: readonly QueuedWrite[]): Promise<boolean> {
+    for (const write of batch) {
+      try {
+        await this.store.transaction((tx) => applyQueuedWrite(tx, write));
+        this.counts.written++;
+      } catch (err) {
+        if (isUnavailable(err)) return this.noteFailedAttempt(err as Error);
+        this.drop(write, 'refused', err as Error);
+      }
+      this.pending.shift();
+      this.noteSettled(1);
     }
+    this.counts.batches++;
+    this.noteResumed();
+    return true;
+  }
+
+  private noteFailedAttempt(err: Error): false {
+    this.counts.retries++;
+    this.noteStall(err);
+    return false;
   }
 
   private async drain(): Promise<void> {
     this.cancelWake?.();
     this.cancelWake = null;
     this.wake = null;
+    await this.inFlight;
     const deadline = this.clock() + this.closeTimeoutMs;
     let delay = this.retryBaseMs;
     while (this.pending.length > 0) {
-      if (this.writeBatch()) {
+      if (await this.writeBatch()) {
         delay = this.retryBaseMs;
         continue;
       }
@@ -259,7 +284,9 @@ export class WriteQueue {
     this.stalledSince ??= now;
     if (this.stallWarned || now - this.stalledSince < STALL_WARN_AFTER_MS) return;
     this.stallWarned = true;
-    this.log.warn({ event: 'store.writes_waiting', queued: this.pending.length, code: (err as { code?: string }).code, err: err.message },
+    // The engine's own code (SQLITE_BUSY…) says more than STORE_UNAVAILABLE around it.
+    const code = ((err.cause ?? err) as { code?: string }).code;
+    this.log.warn({ event: 'store.writes_waiting', queued: this.pending.length, code, err: err.message },
       'the database has been locked by another connection (or failing) for a while; records are queued and retried');
   }
 
@@ -283,8 +310,7 @@ export class WriteQueue {
   }
 }
 
-/** SQLITE_BUSY and SQLITE_LOCKED with their extended codes: another connection has the lock. */
-function isLockError(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
+/** The database could not take the batch (SQLite: another connection has the lock): retried later, nothing dropped. */
+function isUnavailable(err: unknown): boolean {
+  return isPosternError(err, 'STORE_UNAVAILABLE');
 }

@@ -10,7 +10,7 @@ const [dbPath, action, login, publicId] = process.argv.slice(2);
 const store = openStore(dbPath!);
 // Neither action digests a password, so the key is not needed.
 const accounts = new AccountService(store, Buffer.alloc(32));
-if (action === 'revoke') accounts.revokePassword(login!, publicId!);
-else if (action === 'remove') accounts.removeAccount(login!);
+if (action === 'revoke') await accounts.revokePassword(login!, publicId!);
+else if (action === 'remove') await accounts.removeAccount(login!);
 else throw new Error(`unknown action ${action}`);
-store.close();
+await store.close();

@@ -29,9 +29,9 @@ async function inAnotherProcess(...args: string[]): Promise<number> {
 it('a revoke committed by another process refuses the very next login and fires the watcher within 1 s', async () => {
   fixture = createAuthFixture({ checker: counting(primaryCheckPool({ workers: 1 })) });
   const f = fixture;
-  f.addUser('alice', PRIMARY);
-  const { password, publicId } = f.newPassword('alice', PRIMARY);
-  const other = f.newPassword('alice', PRIMARY);
+  await f.addUser('alice', PRIMARY);
+  const { password, publicId } = await f.newPassword('alice', PRIMARY);
+  const other = await f.newPassword('alice', PRIMARY);
   const accepted = (await f.attempt('alice', password)) as AcceptedAuth;
   expect(accepted.kind).toBe('accepted');
   let firedAt = 0;
@@ -56,8 +56,8 @@ it('a revoke committed by another process refuses the very next login and fires 
 it('removing the account in another process signs its sessions out', async () => {
   fixture = createAuthFixture({ checker: counting(primaryCheckPool({ workers: 1 })) });
   const f = fixture;
-  f.addUser('bob', PRIMARY);
-  const { password } = f.newPassword('bob', PRIMARY);
+  await f.addUser('bob', PRIMARY);
+  const { password } = await f.newPassword('bob', PRIMARY);
   const accepted = (await f.attempt('bob', password)) as AcceptedAuth;
   const reasons: string[] = [];
   f.auth.watchRevocation(accepted.passwordId, (reason) => reasons.push(reason));

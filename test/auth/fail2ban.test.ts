@@ -28,10 +28,10 @@ beforeAll(async () => {
     checker: primaryCheckPool({ workers: 1 }),
     throttle: (log) => new PenaltyThrottle({ baseDelayMs: 0, maxDelayMs: 0, blockAfterFailures: 3, blockMs: 60_000, windowMs: 60_000, log }),
   });
-  f.addUser('alice@example.test', PRIMARY);
-  const good = f.newPassword('alice@example.test', PRIMARY);
-  const revoked = f.newPassword('alice@example.test', PRIMARY);
-  f.accounts.revokePassword('alice@example.test', revoked.publicId);
+  await f.addUser('alice@example.test', PRIMARY);
+  const good = await f.newPassword('alice@example.test', PRIMARY);
+  const revoked = await f.newPassword('alice@example.test', PRIMARY);
+  await f.accounts.revokePassword('alice@example.test', revoked.publicId);
   const steps: Array<[string, string, string]> = [
     ['alice@example.test', good.password, '192.0.2.1'],
     ['alice@example.test', 'wrong-password-one', '192.0.2.2'],

@@ -39,9 +39,9 @@ beforeAll(async () => {
     },
     secrets: [ALICE.password],
   });
-  postern.addUser('alice', PRIMARY, { mode: 'password', secret: ALICE.password });
-  imapOnly = postern.newPassword('alice', PRIMARY, { label: 'mail reader', scopes: 'imap' }).password;
-  smtpOnly = postern.newPassword('alice', PRIMARY, { label: 'mail sender', scopes: 'smtp' }).password;
+  await postern.addUser('alice', PRIMARY, { mode: 'password', secret: ALICE.password });
+  imapOnly = (await postern.newPassword('alice', PRIMARY, { label: 'mail reader', scopes: 'imap' })).password;
+  smtpOnly = (await postern.newPassword('alice', PRIMARY, { label: 'mail sender', scopes: 'smtp' })).password;
 }, 60_000);
 
 afterAll(async () => {

@@ -136,8 +136,8 @@ describe('a flood of wrong passwords', () => {
     const f = createAuthFixture({ checker: shared() });
     const g = createAuthFixture({ checker: inlinePrimaryChecker() });
     try {
-      f.addUser('alice', PRIMARY);
-      g.addUser('alice', PRIMARY);
+      await f.addUser('alice', PRIMARY);
+      await g.addUser('alice', PRIMARY);
       // Each from its own address: one address gets only a few checks at once (service.test.ts).
       const flood = (fx: typeof f, n: number) => Promise.all(Array.from({ length: n }, (_, i) => fx.attempt(i % 2 ? 'alice' : `nobody${i}`, `wrong-password-${i}`, `10.0.${i >> 8}.${i & 255}`)));
       const pooled = await maxTimerGap(() => flood(f, 100));
@@ -186,7 +186,7 @@ describe('timing', () => {
   it('unknown users and wrong passwords take about the same time (medians over many samples)', async () => {
     const f = createAuthFixture({ checker: shared() });
     try {
-      f.addUser('known@example.test', PRIMARY);
+      await f.addUser('known@example.test', PRIMARY);
       const known: number[] = [];
       const unknown: number[] = [];
       const time = async (login: string, into: number[], i: number) => {

@@ -97,19 +97,19 @@ describe('accounts', () => {
       const { WriteQueue } = await import('../../src/store/write-queue.js');
       const writes = new WriteQueue(store, { log: silentLogger() });
       const auth = new AuthService({ store, writes, digestKey: readKeyFile(path.join(config, 'postern.key')), primaryChecker: inlinePrimaryChecker(), throttle: noThrottle, log: silentLogger() });
-      const bobs = accounts.createPassword('bob', BOB, { label: 'probe' });
-      const alices = accounts.createPassword('alice@example.org', ALICE, { label: 'probe' });
+      const bobs = await accounts.createPassword('bob', BOB, { label: 'probe' });
+      const alices = await accounts.createPassword('alice@example.org', ALICE, { label: 'probe' });
       secrets.add(bobs.password).add(alices.password);
       const b = await auth.authenticate({ login: 'bob', password: bobs.password, protocol: 'imap', clientAddress: '127.0.0.1' });
       const a = await auth.authenticate({ login: 'alice@example.org', password: alices.password, protocol: 'imap', clientAddress: '127.0.0.1' });
       expect(b.kind === 'accepted' && b.credential).toEqual({ kind: 'password', username: 'bob@provider.example', password: BOB_UPSTREAM });
       expect(a.kind === 'accepted' && a.credential).toEqual({ kind: 'password', username: 'alice@example.org', password: ALICE });
-      accounts.revokeAll('bob');
-      accounts.revokeAll('alice@example.org');
+      await accounts.revokeAll('bob');
+      await accounts.revokeAll('alice@example.org');
       await auth.close();
       await writes.close();
     } finally {
-      store.close();
+      await store.close();
     }
   });
 });
@@ -169,10 +169,10 @@ describe('app-specific passwords', () => {
     const store = openStore(path.join(data, 'postern.db'));
     try {
       const accounts = new AccountService(store, readKeyFile(path.join(data, 'postern.key')));
-      const active = () => accounts.listPasswords('alice@example.org').filter((p) => p.revokedAt === null).length;
-      while (active() < 24) secrets.add(accounts.createPassword('alice@example.org', ALICE, { label: `filler ${active()}` }).password);
+      const active = async () => (await accounts.listPasswords('alice@example.org')).filter((p) => p.revokedAt === null).length;
+      while ((await active()) < 24) secrets.add((await accounts.createPassword('alice@example.org', ALICE, { label: `filler ${await active()}` })).password);
     } finally {
-      store.close();
+      await store.close();
     }
     await newPassword('alice@example.org', ALICE, 'the 25th');
     expectRefused(await run(['password', 'new', 'alice@example.org', '--label', 'the 26th', '--password-stdin'], { input: ALICE + '\n' }),
@@ -192,14 +192,14 @@ describe('app-specific passwords', () => {
     const renamed = await run(['user', 'set-upstream', 'bob', '--upstream-user', 'bob2@provider.example', '--password-stdin'], { input: `${BOB}\n` });
     expect(renamed.code, renamed.stderr).toBe(0);
     expect(renamed.stdout).toBe('upstream of bob set: mode password, user bob2@provider.example, upstream password kept; status reset to unknown\n');
-    const stored = () => {
+    const stored = async () => {
       const store = openStore(path.join(ws.dir, 'data', 'postern.db'));
       try {
         const accounts = new AccountService(store, readKeyFile(path.join(ws.dir, 'data', 'postern.key')));
-        const account = accounts.getAccount('bob');
+        const account = await accounts.getAccount('bob');
         return { user: account.upstreamUser, secret: accounts.upstreamSecretWithPrimary(account, BOB) };
       } finally {
-        store.close();
+        await store.close();
       }
     };
     expect(stored()).toEqual({ user: 'bob2@provider.example', secret: BOB_UPSTREAM });
@@ -291,9 +291,9 @@ describe('database and certificate commands', () => {
     for (const s of secrets) expect(bytes.includes(Buffer.from(s)) || bytes.includes(Buffer.from(s.replace(/-/g, '')))).toBe(false);
     const copy = openStore(target);
     try {
-      expect(copy.accounts.list().map((a) => a.login)).toEqual(['alice@example.org', 'bob']);
+      expect((await copy.accounts.list()).map((a) => a.login)).toEqual(['alice@example.org', 'bob']);
     } finally {
-      copy.close();
+      await copy.close();
     }
     expectRefused(await run(['db', 'backup', target]), /exists already/);
     expectRefused(await run(['db', 'backup', path.join(ws.dir, 'missing', 'backup.db')]), /folder .*missing does not exist; create it first/);

@@ -75,8 +75,8 @@ describe('X-Forwarded-For toward a trusted upstream', () => {
     const trusted = await startPostern({ config: { dav: { listener: { host: '127.0.0.1', port: 0 }, caldavUpstream: `${rig.upstreamOrigin}/`, trusted: true } }, secrets: ['upstream-secret-for-alice'] });
     const trustedClient = davClient(trusted.port('dav'), trusted.caPem);
     try {
-      trusted.addUser('alice', 'alice primary passphrase', { mode: 'password', secret: 'upstream-secret-for-alice' });
-      const pw = trusted.newPassword('alice', 'alice primary passphrase').password;
+      await trusted.addUser('alice', 'alice primary passphrase', { mode: 'password', secret: 'upstream-secret-for-alice' });
+      const pw = (await trusted.newPassword('alice', 'alice primary passphrase')).password;
       const res = await trustedClient.request({ method: 'GET', path: '/alice/x', headers: { authorization: basic('alice', pw), 'x-forwarded-for': '203.0.113.9' } });
       expect(res.status).toBe(200);
       expect(rig.seen[0]!.headers['x-forwarded-for']).toBe('127.0.0.1');

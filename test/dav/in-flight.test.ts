@@ -15,7 +15,7 @@ const rig = useScriptedUpstream();
 
 describe('revocation mid-download', () => {
   it('cuts a download in progress within 1 s of the password being revoked', async () => {
-    const { password, publicId } = rig.postern.newPassword('alice', 'alice primary passphrase', { label: 'downloader' });
+    const { password, publicId } = await rig.postern.newPassword('alice', 'alice primary passphrase', { label: 'downloader' });
     let revokedAt = 0;
     rig.handler = (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/calendar', 'content-length': String(10 * 1024 * 1024) });
@@ -25,7 +25,7 @@ describe('revocation mid-download', () => {
       https.get({ host: '127.0.0.1', port: rig.postern.port('dav'), path: '/alice/work/slow.ics', agent: false, ca: rig.postern.caPem, servername: 'localhost', headers: { authorization: basic('alice', password) } }, (res) => {
         res.once('data', () => {
           revokedAt = performance.now();
-          rig.postern.accounts.revokePassword('alice', publicId);
+          void rig.postern.accounts.revokePassword('alice', publicId);
         });
         res.on('data', () => undefined);
         res.on('close', () => resolve({ at: performance.now(), complete: res.complete }));
@@ -42,8 +42,8 @@ describe('shutdown', () => {
   it('lets a request in flight finish, closes idle connections and refuses new ones', async () => {
     const draining = await startPostern({ config: { dav: { listener: { host: '127.0.0.1', port: 0 }, caldavUpstream: `${rig.upstreamOrigin}/` } }, secrets: ['upstream-secret-for-alice'] });
     const drainingClient = davClient(draining.port('dav'), draining.caPem);
-    draining.addUser('alice', 'alice primary passphrase', { mode: 'password', secret: 'upstream-secret-for-alice' });
-    const pw = basic('alice', draining.newPassword('alice', 'alice primary passphrase').password);
+    await draining.addUser('alice', 'alice primary passphrase', { mode: 'password', secret: 'upstream-secret-for-alice' });
+    const pw = basic('alice', (await draining.newPassword('alice', 'alice primary passphrase')).password);
     try {
       const idle = await drainingClient.request({ method: 'GET', path: '/alice/a', headers: { authorization: pw } });
       expect(idle.status).toBe(200);

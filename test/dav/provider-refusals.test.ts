@@ -19,7 +19,7 @@ const rig = useScriptedUpstream();
 const INFO = 30;
 const WARN = 40;
 
-const statusOf = () => rig.postern.app.store.accounts.findByLogin('alice')?.upstreamStatus;
+const statusOf = async () => (await rig.postern.app.store.accounts.findByLogin('alice'))?.upstreamStatus;
 const isProbe = (headers: Record<string, unknown>) => headers.depth === '0';
 
 describe('the upstream refuses for a reason of its own', () => {
@@ -41,7 +41,7 @@ describe('the upstream refuses for a reason of its own', () => {
     { status: 507, text: /^Insufficient storage: /, level: WARN },
     { status: 423, text: /^Locked: /, level: INFO },
   ])('gives the client $status when the upstream answers the collection probe with it', async ({ status, text, level }) => {
-    const calOnly = basic('alice', rig.postern.newPassword('alice', ALICE_PRIMARY, { label: `cal ${status}`, scopes: 'caldav' }).password);
+    const calOnly = basic('alice', (await rig.postern.newPassword('alice', ALICE_PRIMARY, { label: `cal ${status}`, scopes: 'caldav' })).password);
     const before = rig.postern.logs.events('upstream.login_refused').length;
     rig.handler = rig.recordAnd((req, res) => {
       if (!isProbe(req.headers)) return res.end('not a probe');
@@ -60,7 +60,7 @@ describe('the upstream refuses for a reason of its own', () => {
   });
 
   it('still flags the account when the upstream answers the probe with 401', async () => {
-    const calOnly = basic('alice', rig.postern.newPassword('alice', ALICE_PRIMARY, { label: 'cal 401', scopes: 'caldav' }).password);
+    const calOnly = basic('alice', (await rig.postern.newPassword('alice', ALICE_PRIMARY, { label: 'cal 401', scopes: 'caldav' })).password);
     rig.handler = rig.recordAnd((_req, res) => {
       res.writeHead(401, { 'www-authenticate': 'Basic realm="x"' });
       res.end();

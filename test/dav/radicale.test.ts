@@ -16,7 +16,7 @@ let appPassword: string;
 
 beforeAll(async () => {
   rig = await startDavRig();
-  appPassword = rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'phone' }).password;
+  appPassword = (await rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'phone' })).password;
 });
 
 afterAll(async () => {
@@ -142,13 +142,13 @@ describe('requests are really authenticated each time', () => {
     const res2 = await rig.client.request({ method: 'PROPFIND', path: '/alice/', headers: { authorization: basicAuth(), depth: '0' } });
     expect(res2.status).toBe(207);
     expect(rig.postern.logs.events('auth.ok').length).toBe(before + 2);
-    const used = rig.postern.accounts.listPasswords(ALICE.login).find((p) => p.label === 'phone');
+    const used = (await rig.postern.accounts.listPasswords(ALICE.login)).find((p) => p.label === 'phone');
     expect(used?.lastUsedProtocol).toMatch(/^(caldav|carddav)$/);
     expect(used?.lastUsedAddress).toBe('127.0.0.1');
   });
 
   it('logs one session.started (info, with ip) per connection and password, not one per request', async () => {
-    const tablet = rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'tablet' }).password;
+    const tablet = (await rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'tablet' })).password;
     const auth = (password: string) => `Basic ${Buffer.from(`${ALICE.login}:${password}`).toString('base64')}`;
     const started = () => rig.postern.logs.events('session.started');
     const before = started().length;

@@ -23,7 +23,7 @@ let appPassword: string;
 
 beforeAll(async () => {
   rig = await startDavRig();
-  appPassword = rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'laptop' }).password;
+  appPassword = (await rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'laptop' })).password;
 });
 
 afterAll(async () => {
@@ -60,7 +60,7 @@ describe('refusals', () => {
     expect(res.status).toBe(401);
     expect(res.headers['www-authenticate']).toBe(CHALLENGE);
     expect(res.text).toBe(`${PRIMARY_PASSWORD_REFUSED_TEXT}\n`);
-    expect(rig.postern.accounts.history(ALICE.login).some((e) => e.type === 'primary.refused' && e.protocol !== null && e.protocol.endsWith('dav'))).toBe(true);
+    expect((await rig.postern.accounts.history(ALICE.login)).some((e) => e.type === 'primary.refused' && e.protocol !== null && e.protocol.endsWith('dav'))).toBe(true);
     expect(rig.postern.logs.events('auth.primary_refused').length).toBeGreaterThan(0);
   });
 
@@ -73,14 +73,14 @@ describe('refusals', () => {
   });
 
   it('refuses an app password without a DAV scope, identically to a wrong one', async () => {
-    const mailOnly = rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'mail only', scopes: 'imap,smtp' }).password;
+    const mailOnly = (await rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'mail only', scopes: 'imap,smtp' })).password;
     const res = await propfind(basic(ALICE.login, mailOnly));
     expect(observable(res)).toEqual(observable(await propfind()));
   });
 
   it('on the shared Radicale root, a calendar-only password may not touch vCards, nor a contacts-only one calendars', async () => {
-    const calOnly = rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'calendar app', scopes: 'caldav' }).password;
-    const cardOnly = rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'contacts app', scopes: 'carddav' }).password;
+    const calOnly = (await rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'calendar app', scopes: 'caldav' })).password;
+    const cardOnly = (await rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'contacts app', scopes: 'carddav' })).password;
     // Principal discovery is needed by both and allowed with either scope.
     expect((await propfind(basic(ALICE.login, calOnly))).status).toBe(207);
     expect((await propfind(basic(ALICE.login, cardOnly))).status).toBe(207);
@@ -108,8 +108,8 @@ describe('refusals', () => {
     await make('MKCOL', '/alice/kind-book/', '<?xml version="1.0"?><D:mkcol xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:carddav"><D:set><D:prop><D:resourcetype><D:collection/><C:addressbook/></D:resourcetype></D:prop></D:set></D:mkcol>');
     const put = await rig.client.request({ method: 'PUT', path: '/alice/kind-cal/noext', headers: { authorization: full, 'content-type': 'text/calendar' }, body: 'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:k1\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260101T000000Z\r\nSUMMARY:secret meeting\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n' });
     expect(put.status).toBe(201);
-    const calOnly = basic(ALICE.login, rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'cal app 2', scopes: 'caldav' }).password);
-    const cardOnly = basic(ALICE.login, rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'card app 2', scopes: 'carddav' }).password);
+    const calOnly = basic(ALICE.login, (await rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'cal app 2', scopes: 'caldav' })).password);
+    const cardOnly = basic(ALICE.login, (await rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'card app 2', scopes: 'carddav' })).password);
     const status = async (authorization: string, method: string, path: string, depth = '1') =>
       (await rig.client.request({ method, path, headers: { authorization, depth, 'content-type': 'application/xml' } })).status;
 
@@ -133,9 +133,9 @@ describe('refusals', () => {
   });
 
   it("does not let another account's refused probe open a calendar to a contacts-only password", async () => {
-    const bobFull = basic(BOB.login, rig.postern.newPassword(BOB.login, BOB.primary, { label: 'bob full' }).password);
-    const bobCards = basic(BOB.login, rig.postern.newPassword(BOB.login, BOB.primary, { label: 'bob contacts', scopes: 'carddav' }).password);
-    const aliceCards = basic(ALICE.login, rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'alice contacts 3', scopes: 'carddav' }).password);
+    const bobFull = basic(BOB.login, (await rig.postern.newPassword(BOB.login, BOB.primary, { label: 'bob full' })).password);
+    const bobCards = basic(BOB.login, (await rig.postern.newPassword(BOB.login, BOB.primary, { label: 'bob contacts', scopes: 'carddav' })).password);
+    const aliceCards = basic(ALICE.login, (await rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'alice contacts 3', scopes: 'carddav' })).password);
     expect((await rig.client.request({ method: 'MKCALENDAR', path: '/bob/private-cal/', headers: { authorization: bobFull } })).status).toBe(201);
     const propfind = (authorization: string) => rig.client.request({ method: 'PROPFIND', path: '/bob/private-cal/', headers: { authorization, depth: '1', 'content-type': 'application/xml' } });
     // Radicale (owner_only) answers Alice's probe of Bob's calendar with 403.
@@ -191,14 +191,14 @@ describe('refusals', () => {
 
 describe('revocation', () => {
   it('refuses the next request and closes the idle keep-alive connection within 1 s', async () => {
-    const { password, publicId } = rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'to revoke' });
+    const { password, publicId } = await rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'to revoke' });
     const first = await propfind(basic(ALICE.login, password));
     expect(first.status).toBe(207);
     const socket = first.socket;
     expect(socket.destroyed).toBe(false);
     const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(performance.now())));
     const revokedAt = performance.now();
-    rig.postern.accounts.revokePassword(ALICE.login, publicId);
+    await rig.postern.accounts.revokePassword(ALICE.login, publicId);
     const closedAt = await Promise.race([closed, new Promise<number>((resolve) => setTimeout(() => resolve(Infinity), 1500))]);
     expect(closedAt - revokedAt).toBeLessThan(1000);
     const again = await propfind(basic(ALICE.login, password));
@@ -209,11 +209,11 @@ describe('revocation', () => {
   });
 
   it('keeps connections of other passwords open', async () => {
-    const keep = rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'keeps working' }).password;
-    const doomed = rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'doomed' });
+    const keep = (await rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'keeps working' })).password;
+    const doomed = await rig.postern.newPassword(ALICE.login, ALICE.primary, { label: 'doomed' });
     const kept = await propfind(basic(ALICE.login, keep));
     expect(kept.status).toBe(207);
-    rig.postern.accounts.revokePassword(ALICE.login, doomed.publicId);
+    await rig.postern.accounts.revokePassword(ALICE.login, doomed.publicId);
     await new Promise((resolve) => setTimeout(resolve, 700));
     expect(kept.socket.destroyed).toBe(false);
     const again = await propfind(basic(ALICE.login, keep));
@@ -224,13 +224,13 @@ describe('revocation', () => {
 
 describe('stored credentials and account modes', () => {
   it('answers 502 when the upstream refuses the stored credentials, and flags the account', async () => {
-    rig.postern.addUser('carol', 'carol primary passphrase', { mode: 'password', secret: 'not-carols-radicale-password' });
-    const pw = rig.postern.newPassword('carol', 'carol primary passphrase').password;
+    await rig.postern.addUser('carol', 'carol primary passphrase', { mode: 'password', secret: 'not-carols-radicale-password' });
+    const pw = (await rig.postern.newPassword('carol', 'carol primary passphrase')).password;
     const res = await rig.client.request({ method: 'PROPFIND', path: '/carol/', headers: { authorization: basic('carol', pw), depth: '0' } });
     expect(res.status).toBe(502);
     expect(res.text).toBe(`${REPLY_TEXT.upstreamRejected}\n`);
     expect(res.headers['www-authenticate']).toBeUndefined();
-    expect(rig.postern.accounts.getAccount('carol').upstreamStatus).toBe('rejected');
+    expect((await rig.postern.accounts.getAccount('carol')).upstreamStatus).toBe('rejected');
     expect(rig.postern.logs.events('upstream.credentials_rejected').length).toBeGreaterThan(0);
   });
 
@@ -239,22 +239,22 @@ describe('stored credentials and account modes', () => {
     // refusal, so the account stayed flagged "rejected" after its credentials were fixed.
     const primary = 'frank primary passphrase';
     const upstream = (secret: string) => ({ mode: 'password' as const, user: ALICE.login, secret });
-    rig.postern.addUser('frank', primary, upstream(ALICE.upstream));
-    const status = () => rig.postern.accounts.getAccount('frank').upstreamStatus;
-    const request = async () => (await propfind(basic('frank', rig.postern.newPassword('frank', primary).password))).status;
+    await rig.postern.addUser('frank', primary, upstream(ALICE.upstream));
+    const status = async () => (await rig.postern.accounts.getAccount('frank')).upstreamStatus;
+    const request = async () => (await propfind(basic('frank', (await rig.postern.newPassword('frank', primary)).password))).status;
     expect(await request()).toBe(207);
     await vi.waitFor(() => expect(status()).toBe('ok'), { timeout: 2_000 });
-    rig.postern.accounts.setUpstream('frank', primary, upstream('not-alices-radicale-password'));
+    await rig.postern.accounts.setUpstream('frank', primary, upstream('not-alices-radicale-password'));
     expect(await request()).toBe(502);
     await vi.waitFor(() => expect(status()).toBe('rejected'), { timeout: 2_000 });
-    rig.postern.accounts.setUpstream('frank', primary, upstream(ALICE.upstream));
+    await rig.postern.accounts.setUpstream('frank', primary, upstream(ALICE.upstream));
     expect(await request()).toBe(207);
     await vi.waitFor(() => expect(status()).toBe('ok'), { timeout: 2_000 });
   });
 
   it('answers 503 for a master-mode account (Basic has no authorization identity)', async () => {
-    rig.postern.addUser('dave', 'dave primary passphrase', { mode: 'master' });
-    const pw = rig.postern.newPassword('dave', 'dave primary passphrase').password;
+    await rig.postern.addUser('dave', 'dave primary passphrase', { mode: 'master' });
+    const pw = (await rig.postern.newPassword('dave', 'dave primary passphrase')).password;
     const res = await rig.client.request({ method: 'PROPFIND', path: '/dave/', headers: { authorization: basic('dave', pw), depth: '0' } });
     // Without a configured master user the credential is unusable; with one, DAV refuses the mode.
     expect(res.status).toBe(503);
@@ -270,8 +270,8 @@ describe('master mode with a master user configured', () => {
     });
     const client = davClient(postern.port('dav'), postern.caPem);
     try {
-      postern.addUser('erin', 'erin primary passphrase', { mode: 'master' });
-      const pw = postern.newPassword('erin', 'erin primary passphrase').password;
+      await postern.addUser('erin', 'erin primary passphrase', { mode: 'master' });
+      const pw = (await postern.newPassword('erin', 'erin primary passphrase')).password;
       const res = await client.request({ method: 'PROPFIND', path: '/erin/', headers: { authorization: basic('erin', pw), depth: '0' } });
       expect(res.status).toBe(503);
       expect(res.text).toBe(`${REPLY_TEXT.unavailable}\n`);

@@ -36,7 +36,7 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
   const origin = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/`;
   postern = await startPostern({ config: { dav: { listener: { host: '127.0.0.1', port: 0 }, caldavUpstream: origin } }, secrets: ['upstream secret'] });
-  postern.addUser('alice', 'alice primary passphrase', { mode: 'password', secret: 'upstream secret' });
+  await postern.addUser('alice', 'alice primary passphrase', { mode: 'password', secret: 'upstream secret' });
 });
 
 afterAll(async () => {
@@ -47,7 +47,7 @@ afterAll(async () => {
 
 describe('a revoke while a slow reader downloads', () => {
   it('resets the connection: the queued megabytes are discarded, not delivered', { timeout: 20_000 }, async () => {
-    const { password, publicId } = postern.newPassword('alice', 'alice primary passphrase');
+    const { password, publicId } = await postern.newPassword('alice', 'alice primary passphrase');
     const python = await findRadicalePython();
     const script = path.join(import.meta.dirname, 'support', 'slow-reader.py');
     const child = spawn(python, [script, String(postern.port('dav')), basic('alice', password), '/alice/big'], { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -56,7 +56,7 @@ describe('a revoke while a slow reader downloads', () => {
       expect((await lines.next()).value).toBe('HEAD HTTP/1.1 200 OK');
       // Let every buffer between upstream and client fill while the client does not read.
       await new Promise((resolve) => setTimeout(resolve, 1000));
-      postern.accounts.revokePassword('alice', publicId);
+      await postern.accounts.revokePassword('alice', publicId);
       await postern.logs.waitForEvent('session.revoked');
       await new Promise((resolve) => setTimeout(resolve, 200));
       child.stdin.write('go\n');

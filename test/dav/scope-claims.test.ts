@@ -25,10 +25,10 @@ const METHODS = ['GET', 'HEAD', 'PUT', 'DELETE', 'PROPFIND', 'REPORT', 'PROPPATC
 
 beforeAll(async () => {
   rig = await startDavRig();
-  const make = (label: string, scopes?: string) => basic(ALICE.login, rig.postern.newPassword(ALICE.login, ALICE.primary, { label, scopes }).password);
-  full = make('full');
-  calOnly = make('calendar app', 'caldav');
-  cardOnly = make('contacts app', 'carddav');
+  const make = async (label: string, scopes?: string) => basic(ALICE.login, (await rig.postern.newPassword(ALICE.login, ALICE.primary, { label, scopes })).password);
+  full = await make('full');
+  calOnly = await make('calendar app', 'caldav');
+  cardOnly = await make('contacts app', 'carddav');
   const setup = async (method: string, path: string, contentType?: string, body?: string) => {
     const res = await rig.client.request({ method, path, headers: { authorization: full, ...(contentType ? { 'content-type': contentType } : {}) }, body });
     expect(res.status, `${method} ${path}`).toBe(201);

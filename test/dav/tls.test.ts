@@ -54,8 +54,8 @@ beforeAll(async () => {
     config: { dav: { listener: { host: '127.0.0.1', port: 0 }, caldavUpstream: `${trusted.origin}/cal/`, carddavUpstream: `${untrusted.origin}/card/`, caFile } },
     secrets: ['tls-upstream-secret'],
   });
-  postern.addUser('alice', 'alice primary passphrase', { mode: 'password', secret: 'tls-upstream-secret' });
-  auth = basic('alice', postern.newPassword('alice', 'alice primary passphrase').password);
+  await postern.addUser('alice', 'alice primary passphrase', { mode: 'password', secret: 'tls-upstream-secret' });
+  auth = basic('alice', (await postern.newPassword('alice', 'alice primary passphrase')).password);
   client = davClient(postern.port('dav'), postern.caPem);
 });
 

@@ -71,8 +71,8 @@ describe('upstream faults', () => {
     const down = await startPostern({ config: { dav: { listener: { host: '127.0.0.1', port: 0 }, caldavUpstream: `http://127.0.0.1:${closedPort}/` } } });
     const downClient = davClient(down.port('dav'), down.caPem);
     try {
-      down.addUser('alice', 'alice primary passphrase', { mode: 'password', secret: 'upstream-secret-for-alice' });
-      const pw = basic('alice', down.newPassword('alice', 'alice primary passphrase').password);
+      await down.addUser('alice', 'alice primary passphrase', { mode: 'password', secret: 'upstream-secret-for-alice' });
+      const pw = basic('alice', (await down.newPassword('alice', 'alice primary passphrase')).password);
       for (let i = 0; i < 2; i++) {
         const res = await downClient.request({ method: 'PROPFIND', path: '/alice/', headers: { authorization: pw } });
         expect(res.status).toBe(502);

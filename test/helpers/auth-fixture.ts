@@ -58,8 +58,8 @@ export interface AuthFixture {
   /** The movable clock's time (ms) with `clock: 'movable'`; tests move it forward. */
   now: { value: number };
   /** Adds an account (upstream mode password, secret = `upstream-<primary>`) and returns nothing. */
-  addUser(login: string, primary: string): void;
-  newPassword(login: string, primary: string, options?: { scopes?: string; expires?: string }): { password: string; publicId: string };
+  addUser(login: string, primary: string): Promise<void>;
+  newPassword(login: string, primary: string, options?: { scopes?: string; expires?: string }): Promise<{ password: string; publicId: string }>;
   /** A login from `clientAddress` (default 192.0.2.10); a password of 6 characters or more joins `secrets`. */
   attempt(login: string, password: string, clientAddress?: string, protocol?: AuthAttempt['protocol']): Promise<AuthOutcome>;
   /** A login from 127.0.0.1; the password is not remembered (the test decides what is secret). */
@@ -105,13 +105,13 @@ export function createAuthFixture(options: FixtureOptions = {}): AuthFixture {
   let closed = false;
   return {
     dir, dbPath, keyFile, digestKey, store, writes, accounts, auth, logs, secrets, now,
-    addUser(login, primary) {
+    async addUser(login, primary) {
       secrets.add(primary);
       secrets.add(`upstream-${primary}`);
-      accounts.addAccount(login, primary, { mode: 'password', secret: `upstream-${primary}` });
+      await accounts.addAccount(login, primary, { mode: 'password', secret: `upstream-${primary}` });
     },
-    newPassword(login, primary, extra) {
-      const created = accounts.createPassword(login, primary, { label: 'test', scopes: extra?.scopes, expires: extra?.expires });
+    async newPassword(login, primary, extra) {
+      const created = await accounts.createPassword(login, primary, { label: 'test', scopes: extra?.scopes, expires: extra?.expires });
       secrets.add(created.password);
       return { password: created.password, publicId: created.publicId };
     },
@@ -125,8 +125,8 @@ export function createAuthFixture(options: FixtureOptions = {}): AuthFixture {
       closed = true;
       await auth.close();
       await writes.close();
-      writer.close();
-      store.close();
+      await writer.close();
+      await store.close();
       rmSync(dir, { recursive: true, force: true });
       assertNoSecrets(logs.lines, secrets, 'auth logs');
     },

@@ -27,9 +27,9 @@ export interface PosternHarness {
   /** Port of a named listener (`imap.implicitTls`, `imap.starttls`, `smtp.implicitTls`, `smtp.starttls`, `dav`). */
   port(name: string): number;
   /** Creates an account (mode password unless `upstream` says otherwise) and remembers its secrets. */
-  addUser(login: string, primary: string, upstream?: Partial<UpstreamSettings>): void;
+  addUser(login: string, primary: string, upstream?: Partial<UpstreamSettings>): Promise<void>;
   /** Creates an app password and returns it (remembered as a secret). */
-  newPassword(login: string, primary: string, request?: Partial<NewPasswordRequest>): { password: string; publicId: string };
+  newPassword(login: string, primary: string, request?: Partial<NewPasswordRequest>): Promise<{ password: string; publicId: string }>;
   /** Adds a string that must never appear in logs. */
   rememberSecret(secret: string): void;
   stop(): Promise<void>;
@@ -85,14 +85,14 @@ export async function startPostern(options: PosternOptions = {}): Promise<Poster
       if (!found) throw new Error(`no listener ${name}; have ${app.addresses.map((a) => a.name).join(', ')}`);
       return found.port;
     },
-    addUser(login, primary, upstream) {
+    async addUser(login, primary, upstream) {
       secrets.add(primary);
       const settings: UpstreamSettings = { mode: upstream?.mode ?? 'password', user: upstream?.user, secret: upstream?.secret ?? (upstream?.mode === 'master' ? undefined : primary) };
       if (settings.secret) secrets.add(settings.secret);
-      accounts.addAccount(login, primary, settings);
+      await accounts.addAccount(login, primary, settings);
     },
-    newPassword(login, primary, request) {
-      const created = accounts.createPassword(login, primary, { label: request?.label ?? 'test client', scopes: request?.scopes, expires: request?.expires });
+    async newPassword(login, primary, request) {
+      const created = await accounts.createPassword(login, primary, { label: request?.label ?? 'test client', scopes: request?.scopes, expires: request?.expires });
       secrets.add(created.password);
       return { password: created.password, publicId: created.publicId };
     },

@@ -22,7 +22,7 @@ let postern: PosternHarness;
 beforeAll(async () => {
   dovecot = await startDovecot({ users: [DANA], extraConfig: 'protocol imap {\n  mail_plugins = $mail_plugins imap_zlib\n}\n' });
   postern = await startPostern({ config: { imap: imapConfig(dovecot, 'tls') }, secrets: [DANA.password] });
-  postern.addUser('dana', DANA_PRIMARY, { mode: 'password', secret: DANA.password });
+  await postern.addUser('dana', DANA_PRIMARY, { mode: 'password', secret: DANA.password });
 });
 
 afterAll(async () => {
@@ -140,7 +140,7 @@ class CompressedClient {
 }
 
 async function compressedSession(label: string): Promise<{ client: CompressedClient; publicId: string }> {
-  const { password, publicId } = postern.newPassword('dana', DANA_PRIMARY, { label });
+  const { password, publicId } = await postern.newPassword('dana', DANA_PRIMARY, { label });
   const client = await CompressedClient.connect(postern);
   await client.login(password);
   await client.compress();
@@ -162,7 +162,7 @@ describe('a compressed session', () => {
     await client.readUntil((l) => l.startsWith('b OK'));
     client.send('c IDLE\r\n');
     expect(await client.readLine()).toMatch(/^\+ /);
-    postern.accounts.revokePassword('dana', publicId);
+    await postern.accounts.revokePassword('dana', publicId);
     const lines = await client.readUntil((l) => l.startsWith('* BYE'), 3_000);
     expect(lines.at(-1)).toBe('* BYE This app-specific password has been revoked; signing out.');
     await client.closed;

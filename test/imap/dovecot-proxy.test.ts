@@ -19,9 +19,9 @@ beforeAll(async () => {
   // imap_zlib: Dovecot offers COMPRESS=DEFLATE after login, and imapflow uses it by itself.
   dovecot = await startDovecot({ users: [ALICE, BOB], extraConfig: 'protocol imap {\n  mail_plugins = $mail_plugins imap_zlib\n}\n' });
   postern = await startPostern({ config: { imap: imapConfig(dovecot, 'tls') }, secrets: [ALICE.password, BOB.password] });
-  postern.addUser('alice', ALICE.password);
+  await postern.addUser('alice', ALICE.password);
   // Bob's stored upstream secret is wrong: Dovecot will refuse it.
-  postern.addUser('bob', 'bob-primary-Secret-9', { mode: 'password', secret: 'not-bobs-real-password' });
+  await postern.addUser('bob', 'bob-primary-Secret-9', { mode: 'password', secret: 'not-bobs-real-password' });
 });
 
 afterAll(async () => {
@@ -31,7 +31,7 @@ afterAll(async () => {
 
 describe('a mail client with an app-specific password', () => {
   it('lists, selects, appends, fetches and logs out through the implicit-TLS listener', async () => {
-    const { password } = postern.newPassword('alice', ALICE.password, { label: 'imapflow tls' });
+    const { password } = await postern.newPassword('alice', ALICE.password, { label: 'imapflow tls' });
     const client = imapClient(postern, { user: 'alice', pass: password });
     await client.connect();
     expect(client.capabilities.has('IDLE')).toBe(true); // Dovecot's post-login capabilities
@@ -56,7 +56,7 @@ describe('a mail client with an app-specific password', () => {
   });
 
   it('works through the STARTTLS listener too, and large messages pass intact', async () => {
-    const { password } = postern.newPassword('alice', ALICE.password, { label: 'imapflow starttls' });
+    const { password } = await postern.newPassword('alice', ALICE.password, { label: 'imapflow starttls' });
     const client = imapClient(postern, { user: 'alice', pass: password, starttls: true });
     await client.connect();
     const body = `${'0123456789abcdef'.repeat(64)}\r\n`.repeat(400); // ~400 KiB literal both ways
@@ -72,7 +72,7 @@ describe('a mail client with an app-specific password', () => {
   });
 
   it('gets IDLE notifications of a message appended by another connection', async () => {
-    const { password } = postern.newPassword('alice', ALICE.password, { label: 'idle' });
+    const { password } = await postern.newPassword('alice', ALICE.password, { label: 'idle' });
     const watcher = imapClient(postern, { user: 'alice', pass: password });
     const writer = imapClient(postern, { user: 'alice', pass: password });
     await Promise.all([watcher.connect(), writer.connect()]);
@@ -99,16 +99,16 @@ describe('refusals', () => {
     expect(await client.readLine()).toBe(`a1 NO [AUTHENTICATIONFAILED] ${PRIMARY_PASSWORD_REFUSED_TEXT}`);
     client.close();
     await postern.app.writes.idle();
-    const history = postern.accounts.history('alice').map((e) => e.type);
+    const history = (await postern.accounts.history('alice')).map((e) => e.type);
     expect(history).toContain('primary.refused');
   });
 
   it('answers wrong, unknown, revoked, expired and out-of-scope passwords identically', async () => {
-    const revoked = postern.newPassword('alice', ALICE.password, { label: 'to revoke' });
-    postern.accounts.revokePassword('alice', revoked.publicId);
-    const smtpOnly = postern.newPassword('alice', ALICE.password, { label: 'smtp only', scopes: ['smtp'] });
-    const expiring = postern.newPassword('alice', ALICE.password, { label: 'expiring', expires: new Date(Date.now() + 1_000).toISOString() });
-    const valid = postern.newPassword('alice', ALICE.password, { label: 'valid' });
+    const revoked = await postern.newPassword('alice', ALICE.password, { label: 'to revoke' });
+    await postern.accounts.revokePassword('alice', revoked.publicId);
+    const smtpOnly = await postern.newPassword('alice', ALICE.password, { label: 'smtp only', scopes: ['smtp'] });
+    const expiring = await postern.newPassword('alice', ALICE.password, { label: 'expiring', expires: new Date(Date.now() + 1_000).toISOString() });
+    const valid = await postern.newPassword('alice', ALICE.password, { label: 'valid' });
     await new Promise((r) => setTimeout(r, 1_100));
     const attempts: Array<[string, string]> = [
       ['alice', 'abcd-efgh-ijkl-mnop'],
@@ -127,7 +127,7 @@ describe('refusals', () => {
   });
 
   it('tells the client and flags the account when the upstream refuses the stored credentials', async () => {
-    const { password } = postern.newPassword('bob', 'bob-primary-Secret-9', { label: 'bob phone' });
+    const { password } = await postern.newPassword('bob', 'bob-primary-Secret-9', { label: 'bob phone' });
     const client = await rawTls(postern);
     client.write(`b1 LOGIN bob ${quoted(password)}\r\n`);
     const line = await client.readLine();
@@ -136,7 +136,7 @@ describe('refusals', () => {
     client.write('b2 NOOP\r\n');
     expect(await client.readLine()).toBe('b2 OK NOOP completed.');
     client.close();
-    expect(postern.app.store.accounts.findByLogin('bob')?.upstreamStatus).toBe('rejected');
+    expect((await postern.app.store.accounts.findByLogin('bob'))?.upstreamStatus).toBe('rejected');
     await postern.logs.waitForEvent('upstream.credentials_rejected');
   });
 });

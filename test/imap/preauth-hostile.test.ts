@@ -22,8 +22,8 @@ let password: string;
 beforeAll(async () => {
   fake = await startFakeUpstream();
   postern = await startPostern({ config: { imap: fakeImapConfig(fake, { limits: { preAuthLineBytes: 1024, preAuthIdleMs: 400 } }) } });
-  postern.addUser('dave', PRIMARY, { mode: 'password', secret: 'dave-upstream-Secret-6' });
-  password = postern.newPassword('dave', PRIMARY).password;
+  await postern.addUser('dave', PRIMARY, { mode: 'password', secret: 'dave-upstream-Secret-6' });
+  password = (await postern.newPassword('dave', PRIMARY)).password;
 });
 
 afterAll(async () => {

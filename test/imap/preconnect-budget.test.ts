@@ -28,7 +28,7 @@ beforeAll(async () => {
   const imap = imapConfig(dovecot, 'tls', { limits: { preConnectPerAddress: PER_ADDRESS, preConnectTotal: TOTAL } });
   imap.upstream = { ...(imap.upstream as object), host: relay.host, port: relay.port, servername: 'localhost' };
   postern = await startPostern({ config: { imap }, secrets: [ALICE.password] });
-  postern.addUser('alice', ALICE.password);
+  await postern.addUser('alice', ALICE.password);
   await relay.waitForAccepted(PROBE); // postern's start-up connection (it learns the pre-login capabilities)
 });
 
@@ -66,7 +66,7 @@ it('pre-auth flood: 60 idle unauthenticated connections from four addresses open
   expect(await settledUpstreamCount()).toBe(TOTAL);
 
   // A normal client logs in and works meanwhile; it connects upstream at login.
-  const { password } = postern.newPassword('alice', ALICE.password, { label: 'while flooded' });
+  const { password } = await postern.newPassword('alice', ALICE.password, { label: 'while flooded' });
   const client = imapClient(postern, { user: 'alice', pass: password });
   await client.connect();
   expect((await client.list()).map((b) => b.path)).toContain('INBOX');

@@ -27,7 +27,7 @@ let noEarly: PosternHarness;
 beforeAll(async () => {
   dovecot = await startDovecot({ users: [ALICE] });
   postern = await startPostern({ config: { imap: imapConfig(dovecot, 'tls') }, secrets: [ALICE.password] });
-  postern.addUser('alice', ALICE.password);
+  await postern.addUser('alice', ALICE.password);
   noEarly = await startPostern({ config: { imap: imapConfig(dovecot, 'tls', { limits: { preConnectPerAddress: 0, preConnectTotal: 0 } }) }, secrets: [ALICE.password] });
 });
 
@@ -90,7 +90,7 @@ describe('ID at RFC 2971 maximum', () => {
   const pairs = Array.from({ length: 30 }, (_, i) => `${quoted(`field-${i}`.padEnd(30, 'x'))} ${quoted(`value ${i} `.padEnd(1024, 'v'))}`);
 
   it('is answered before login, and the session it is passed on to works', async () => {
-    const { password } = postern.newPassword('alice', ALICE.password, { label: 'big id' });
+    const { password } = await postern.newPassword('alice', ALICE.password, { label: 'big id' });
     const c = await rawTls(postern);
     try {
       c.write(`a ID (${pairs.join(' ')})\r\n`);

@@ -34,10 +34,10 @@ beforeAll(async () => {
     extraConfig: 'protocol imap {\n  mail_max_userip_connections = 1\n}\n',
   });
   postern = await startPostern({ config: { imap: imapConfig(dovecot, 'tls') }, secrets: [ALICE.password, CAROL.password, MALLORY.password, WRONG.password] });
-  for (const user of [ALICE, CAROL, MALLORY]) postern.addUser(user.name, PRIMARY, { mode: 'password', user: user.name, secret: user.password });
+  for (const user of [ALICE, CAROL, MALLORY]) await postern.addUser(user.name, PRIMARY, { mode: 'password', user: user.name, secret: user.password });
   // Postern holds a stale password for wendy: Dovecot refuses it with AUTHENTICATIONFAILED.
-  postern.addUser(WRONG.name, PRIMARY, { mode: 'password', user: WRONG.name, secret: 'wendy-stale-Secret-0' });
-  for (const user of [ALICE, CAROL, MALLORY, WRONG]) passwords[user.name] = postern.newPassword(user.name, PRIMARY).password;
+  await postern.addUser(WRONG.name, PRIMARY, { mode: 'password', user: WRONG.name, secret: 'wendy-stale-Secret-0' });
+  for (const user of [ALICE, CAROL, MALLORY, WRONG]) passwords[user.name] = (await postern.newPassword(user.name, PRIMARY)).password;
 });
 
 afterAll(async () => {
@@ -52,7 +52,7 @@ async function login(user: string, tag = 'a'): Promise<{ client: LineClient; ans
   return { client, answer: lines[lines.length - 1]! };
 }
 
-const statusOf = (login: string) => postern.app.store.accounts.findByLogin(login)?.upstreamStatus;
+const statusOf = async (login: string) => (await postern.app.store.accounts.findByLogin(login))?.upstreamStatus;
 const refusalsOf = (user: string) => postern.logs.events('upstream.login_refused').filter((e) => e.user === user);
 const faultsOf = (user: string) => postern.logs.events('upstream.fault').filter((e) => e.user === user);
 
@@ -71,7 +71,7 @@ describe('the provider refuses for a reason of its own', () => {
     expect(more).toEqual([]);
     expect(refusal).toMatchObject({ level: INFO, protocol: 'imap', code: 'LIMIT', temporary: true, stage: 'connect' });
     expect(faultsOf('alice')).toEqual([]);
-    expect(statusOf('alice')).toBe('ok');
+    expect(await statusOf('alice')).toBe('ok');
   });
 
   it('a passdb nologin with a reason gives NO [CONTACTADMIN] and its text, logged at warn, the account not flagged', async () => {
@@ -85,7 +85,7 @@ describe('the provider refuses for a reason of its own', () => {
     expect(refusalsOf('carol')[0]).toMatchObject({ level: WARN, code: 'CONTACTADMIN', temporary: false });
     expect(faultsOf('carol')).toEqual([]);
     expect(postern.logs.events('upstream.credentials_rejected').filter((e) => e.user === 'carol')).toEqual([]);
-    expect(statusOf('carol')).toBe('unknown');
+    expect(await statusOf('carol')).toBe('unknown');
   });
 
   it('provider text echoing the stored password is not relayed: a fixed sentence for the code, and none in the log', async () => {
@@ -96,7 +96,7 @@ describe('the provider refuses for a reason of its own', () => {
     const [refusal] = refusalsOf('mallory');
     expect(refusal).toMatchObject({ code: 'CONTACTADMIN', text: null });
     for (const line of postern.logs.lines) expect(line).not.toContain(MALLORY.password);
-    expect(statusOf('mallory')).toBe('unknown');
+    expect(await statusOf('mallory')).toBe('unknown');
   });
 
   it('the stored credentials refused (AUTHENTICATIONFAILED) still flag the account', async () => {
@@ -104,6 +104,6 @@ describe('the provider refuses for a reason of its own', () => {
     expect(answer).toMatch(/^a NO \[UNAVAILABLE\] The mail server refused the credentials postern holds/);
     client.close();
     expect(refusalsOf('wendy')).toEqual([]);
-    expect(statusOf('wendy')).toBe('rejected');
+    expect(await statusOf('wendy')).toBe('rejected');
   });
 });

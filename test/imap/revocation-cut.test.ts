@@ -22,7 +22,7 @@ let postern: PosternHarness;
 beforeAll(async () => {
   dovecot = await startDovecot({ users: [DAVE] });
   postern = await startPostern({ config: { imap: imapConfig(dovecot) }, secrets: [DAVE.password] });
-  postern.addUser('dave', DAVE_PRIMARY, { mode: 'password', secret: DAVE.password });
+  await postern.addUser('dave', DAVE_PRIMARY, { mode: 'password', secret: DAVE.password });
   // Straight to Dovecot: the mailbox content is set-up, not what is under test.
   const direct = new ImapFlow({ host: dovecot.host, port: dovecot.imapsPort, secure: true, auth: { user: DAVE.name, pass: DAVE.password }, tls: { ca: dovecot.caPem, servername: 'localhost' }, logger: false });
   direct.on('error', () => undefined);
@@ -49,7 +49,7 @@ async function signedIn(password: string): Promise<tls.TLSSocket> {
 
 describe('revocation cuts the connection', () => {
   it('a slow reader mid-FETCH gets no more of the queued message after a revoke: reset, bounded bytes', async () => {
-    const { password, publicId } = postern.newPassword('dave', DAVE_PRIMARY, { label: 'slow reader' });
+    const { password, publicId } = await postern.newPassword('dave', DAVE_PRIMARY, { label: 'slow reader' });
     const socket = await signedIn(password);
     let received = 0;
     socket.on('data', (chunk: Buffer) => (received += chunk.length));
@@ -57,7 +57,7 @@ describe('revocation cuts the connection', () => {
     socket.write('c FETCH 1 BODY.PEEK[]\r\n');
     // Let the FETCH fill every buffer between Dovecot and the paused client.
     await sleep(1_500);
-    postern.accounts.revokePassword('dave', publicId);
+    await postern.accounts.revokePassword('dave', publicId);
     await postern.logs.waitForEvent('session.revoked');
     await sleep(300);
     const ended = new Promise<string>((resolve) => {
@@ -79,7 +79,7 @@ describe('revocation cuts the connection', () => {
   }, 60_000);
 
   it('an idle client that is reading still gets the BYE naming the reason, then the reset', async () => {
-    const { password, publicId } = postern.newPassword('dave', DAVE_PRIMARY, { label: 'idle reader' });
+    const { password, publicId } = await postern.newPassword('dave', DAVE_PRIMARY, { label: 'idle reader' });
     const client = await rawTls(postern);
     client.write(`a LOGIN dave ${quoted(password)}\r\n`);
     await client.readLine();
@@ -87,7 +87,7 @@ describe('revocation cuts the connection', () => {
     await client.readUntil((l) => l.startsWith('b OK'));
     client.write('c IDLE\r\n');
     expect(await client.readLine()).toMatch(/^\+ /);
-    postern.accounts.revokePassword('dave', publicId);
+    await postern.accounts.revokePassword('dave', publicId);
     const lines = await client.readUntil((l) => l.startsWith('* BYE'), 3_000);
     expect(lines.at(-1)).toBe('* BYE This app-specific password has been revoked; signing out.');
     await client.closed;

@@ -23,7 +23,7 @@ beforeAll(async () => {
     config: { imap: imapConfig(dovecot, 'starttls'), master: { user: MASTER.name, password: MASTER.password } },
     secrets: [CAROL.password, MASTER.password],
   });
-  postern.addUser('carol', CAROL_PRIMARY, { mode: 'master' });
+  await postern.addUser('carol', CAROL_PRIMARY, { mode: 'master' });
 });
 
 afterAll(async () => {
@@ -45,7 +45,7 @@ async function idleSession(password: string) {
 
 describe('master-user mode through a STARTTLS upstream', () => {
   it('logs the master user in as the account and the session works', async () => {
-    const { password } = postern.newPassword('carol', CAROL_PRIMARY, { label: 'master mode' });
+    const { password } = await postern.newPassword('carol', CAROL_PRIMARY, { label: 'master mode' });
     const client = imapClient(postern, { user: 'carol', pass: password });
     await client.connect();
     await client.append('INBOX', message('via master'));
@@ -57,10 +57,10 @@ describe('master-user mode through a STARTTLS upstream', () => {
 
 describe('revocation', () => {
   it('ends a live IDLE session with a BYE naming the reason within a second', async () => {
-    const { password, publicId } = postern.newPassword('carol', CAROL_PRIMARY, { label: 'to revoke live' });
+    const { password, publicId } = await postern.newPassword('carol', CAROL_PRIMARY, { label: 'to revoke live' });
     const client = await idleSession(password);
     const revokedAt = Date.now();
-    postern.accounts.revokePassword('carol', publicId);
+    await postern.accounts.revokePassword('carol', publicId);
     const lines = await client.readUntil((l) => l.startsWith('* BYE'), 3_000);
     expect(lines.at(-1)).toBe('* BYE This app-specific password has been revoked; signing out.');
     await client.closed;
@@ -69,8 +69,8 @@ describe('revocation', () => {
   });
 
   it('signs out an imapflow client when a separate process revokes all passwords', async () => {
-    const { password } = postern.newPassword('carol', CAROL_PRIMARY, { label: 'imapflow idle' });
-    const other = await idleSession(postern.newPassword('carol', CAROL_PRIMARY, { label: 'raw idle' }).password);
+    const { password } = await postern.newPassword('carol', CAROL_PRIMARY, { label: 'imapflow idle' });
+    const other = await idleSession((await postern.newPassword('carol', CAROL_PRIMARY, { label: 'raw idle' })).password);
     const client = imapClient(postern, { user: 'carol', pass: password });
     await client.connect();
     const lock = await client.getMailboxLock('INBOX');
@@ -97,8 +97,8 @@ describe('expiry and primary-password change (last: they change carol\'s account
   it('signs out a session whose password expires, then one revoked by a primary-password change', async () => {
     // `steady` first: making a password costs two scrypt runs (primary check, data-key unwrap),
     // and those of `expiring` already count against its lifetime; both logins must fit in it.
-    const steady = postern.newPassword('carol', CAROL_PRIMARY, { label: 'steady' });
-    const expiring = postern.newPassword('carol', CAROL_PRIMARY, { label: 'expiring', expires: new Date(Date.now() + 3_000).toISOString() });
+    const steady = await postern.newPassword('carol', CAROL_PRIMARY, { label: 'steady' });
+    const expiring = await postern.newPassword('carol', CAROL_PRIMARY, { label: 'expiring', expires: new Date(Date.now() + 3_000).toISOString() });
     const a = await idleSession(expiring.password);
     const b = await idleSession(steady.password);
     const expired = await a.readUntil((l) => l.startsWith('* BYE'), 6_000);
@@ -106,7 +106,7 @@ describe('expiry and primary-password change (last: they change carol\'s account
     await a.closed;
     const newPrimary = 'carol-new-primary-Secret-5';
     postern.rememberSecret(newPrimary);
-    postern.accounts.setPrimaryPassword('carol', newPrimary);
+    await postern.accounts.setPrimaryPassword('carol', newPrimary);
     const changed = await b.readUntil((l) => l.startsWith('* BYE'), 3_000);
     expect(changed.at(-1)).toBe('* BYE The account password changed, which revoked every app-specific password; signing out.');
     await b.closed;

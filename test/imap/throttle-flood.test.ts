@@ -27,7 +27,7 @@ beforeAll(async () => {
     },
     secrets: [ALICE.password],
   });
-  postern.addUser('alice', ALICE.password);
+  await postern.addUser('alice', ALICE.password);
 });
 
 afterAll(async () => {

@@ -16,7 +16,7 @@ let postern: PosternHarness;
 beforeAll(async () => {
   fake = await startFakeUpstream();
   postern = await startPostern({ config: { imap: fakeImapConfig(fake) } });
-  postern.addUser('fred', 'fred-primary-Secret-1', { mode: 'password', secret: 'fred-upstream-Secret-2' });
+  await postern.addUser('fred', 'fred-primary-Secret-1', { mode: 'password', secret: 'fred-upstream-Secret-2' });
 });
 
 afterAll(async () => {
@@ -27,7 +27,7 @@ afterAll(async () => {
 const fingerprint = (socket: tls.TLSSocket) => new X509Certificate(socket.getPeerCertificate(true).raw).fingerprint256;
 
 it('serves a renewed certificate to new connections without dropping live sessions', async () => {
-  const { password } = postern.newPassword('fred', 'fred-primary-Secret-1');
+  const { password } = await postern.newPassword('fred', 'fred-primary-Secret-1');
   const live = await rawTls(postern);
   live.write(`a LOGIN fred ${quoted(password)}\r\n`);
   expect(await live.readLine()).toMatch(/^a OK /);

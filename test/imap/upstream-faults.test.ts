@@ -21,8 +21,8 @@ let password: string;
 
 async function startWith(imap: Record<string, unknown>): Promise<{ postern: PosternHarness; password: string }> {
   const p = await startPostern({ config: { imap }, secrets: [UPSTREAM_SECRET] });
-  p.addUser('erin', PRIMARY, { mode: 'password', secret: UPSTREAM_SECRET });
-  return { postern: p, password: p.newPassword('erin', PRIMARY).password };
+  await p.addUser('erin', PRIMARY, { mode: 'password', secret: UPSTREAM_SECRET });
+  return { postern: p, password: (await p.newPassword('erin', PRIMARY)).password };
 }
 
 async function login(p: PosternHarness, pass: string, extra = '') {
@@ -77,7 +77,7 @@ describe('faults during login', () => {
       const c = await login(postern, password);
       expect(await c.readLine()).toMatch(/^a NO \[UNAVAILABLE\] The mail server refused the credentials/);
       c.close();
-      expect(postern.app.store.accounts.findByLogin('erin')?.upstreamStatus).toBe('rejected');
+      expect((await postern.app.store.accounts.findByLogin('erin'))?.upstreamStatus).toBe('rejected');
     } finally {
       fake.login = 'ok';
     }
@@ -85,7 +85,7 @@ describe('faults during login', () => {
     const d = await login(postern, password);
     expect(await d.readLine()).toMatch(/^a OK /);
     d.close();
-    expect(postern.app.store.accounts.findByLogin('erin')?.upstreamStatus).toBe('ok');
+    expect((await postern.app.store.accounts.findByLogin('erin'))?.upstreamStatus).toBe('ok');
   });
 
   it('asks the upstream for capabilities when its OK carries none', async () => {

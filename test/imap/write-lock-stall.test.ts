@@ -36,7 +36,7 @@ let postern: PosternHarness;
 beforeAll(async () => {
   dovecot = await startDovecot({ users: [ALICE] });
   postern = await startPostern({ config: { imap: imapConfig(dovecot, 'tls') }, secrets: [ALICE.password] });
-  postern.addUser('alice', ALICE.password);
+  await postern.addUser('alice', ALICE.password);
 });
 
 afterAll(async () => {
@@ -61,11 +61,11 @@ async function startLockHolder(): Promise<{ send(command: string): Promise<strin
     for await (const line of createInterface({ input: process.stdin })) {
       const [command, arg] = line.split(' ');
       if (command === 'lock') {
-        store.db.exec('BEGIN IMMEDIATE');
+        sqliteDb(store).exec('BEGIN IMMEDIATE');
         console.log('locked');
       } else if (command === 'release-and-revoke') {
-        store.db.exec('ROLLBACK');
-        accounts.revokePassword('alice', arg);
+        sqliteDb(store).exec('ROLLBACK');
+        await accounts.revokePassword('alice', arg);
         console.log('revoked');
       }
     }
@@ -210,18 +210,18 @@ async function timedLogin(login: string, password: string): Promise<{ line: stri
   return { line: lines.at(-1)!, ms: performance.now() - started, client };
 }
 
-function eventsSince(since: number): Record<string, number> {
+async function eventsSince(since: number): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
-  for (const e of postern.accounts.history('alice')) if (e.at >= since) counts[e.type] = (counts[e.type] ?? 0) + 1;
+  for (const e of await postern.accounts.history('alice')) if (e.at >= since) counts[e.type] = (counts[e.type] ?? 0) + 1;
   return counts;
 }
 
 describe('attack: holding the SQLite write lock to freeze the proxy', () => {
   it('while another process holds the write lock for 10 s, relayed NOOPs stay under 50 ms, logins are answered on time, every queued record lands after, and a revoke right after signs the session out within 1 s', async () => {
-    const session = postern.newPassword('alice', ALICE.password, { label: 'relayed session' });
-    const underLock = postern.newPassword('alice', ALICE.password, { label: 'login under the lock' });
+    const session = await postern.newPassword('alice', ALICE.password, { label: 'relayed session' });
+    const underLock = await postern.newPassword('alice', ALICE.password, { label: 'login under the lock' });
     const client = await startNoopClient(session.password, LOCK_MS);
-    await expect.poll(() => eventsSince(0)['password.used'] ?? 0).toBe(1); // the session's own use record, before the lock
+    await expect.poll(async () => (await eventsSince(0))['password.used'] ?? 0).toBe(1); // the session's own use record, before the lock
 
     const holder = await startLockHolder();
     try {
@@ -270,7 +270,7 @@ describe('attack: holding the SQLite write lock to freeze the proxy', () => {
       expect(new Set(answers.map((a) => a.kind)).size).toBe(4);
       for (const a of answers) expect(a.ms, `${a.kind} login answered`).toBeLessThan(ANSWER_BOUND_MS);
       // Nothing got past the lock: the records wait in postern.
-      expect(eventsSince(lockedAt)).toEqual({});
+      expect(await eventsSince(lockedAt)).toEqual({});
 
       expect(await holder.send(`release-and-revoke ${session.publicId}`)).toBe('revoked');
       const revokedAt = Date.now();

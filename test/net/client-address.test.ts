@@ -32,8 +32,8 @@ afterEach(async () => {
 
 async function start(config: Record<string, unknown>): Promise<{ postern: PosternHarness; password: string }> {
   postern = await startPostern({ config: { ...config, auth } });
-  postern.addUser('alice', 'alice primary password');
-  return { postern, password: postern.newPassword('alice', 'alice primary password').password };
+  await postern.addUser('alice', 'alice primary password');
+  return { postern, password: (await postern.newPassword('alice', 'alice primary password')).password };
 }
 
 async function line(port: number, tls: boolean): Promise<LineClient> {
@@ -52,10 +52,10 @@ async function expectOneAddress(p: PosternHarness): Promise<void> {
   expect(withIp.length).toBeGreaterThanOrEqual(5);
   expect(new Set(withIp.map((e) => e.ip))).toEqual(new Set(['127.0.0.1']));
   expect(p.logs.lines.filter((l) => l.includes('::ffff:'))).toEqual([]);
-  await expect.poll(() => p.accounts.history('alice').filter((e) => e.type === 'login.failed').length).toBe(2);
-  const history = p.accounts.history('alice');
+  await expect.poll(async () => (await p.accounts.history('alice')).filter((e) => e.type === 'login.failed').length).toBe(2);
+  const history = await p.accounts.history('alice');
   expect(history.filter((e) => e.address !== null).map((e) => e.address)).toEqual(history.filter((e) => e.address !== null).map(() => '127.0.0.1'));
-  await expect.poll(() => p.accounts.listPasswords('alice')[0]?.lastUsedAddress).toBe('127.0.0.1');
+  await expect.poll(async () => (await p.accounts.listPasswords('alice'))[0]?.lastUsedAddress).toBe('127.0.0.1');
 }
 
 describe('a v4-mapped client is one address to limiter, throttle, logs and history', () => {

@@ -46,8 +46,8 @@ beforeAll(async () => {
     },
     secrets: [ALICE.password],
   });
-  postern.addUser('alice', PRIMARY, { mode: 'password', secret: ALICE.password });
-  password = postern.newPassword('alice', PRIMARY).password;
+  await postern.addUser('alice', PRIMARY, { mode: 'password', secret: ALICE.password });
+  password = (await postern.newPassword('alice', PRIMARY)).password;
   const names = ['imap.implicitTls', 'imap.starttls', 'pop3.implicitTls', 'pop3.starttls', 'smtp.implicitTls', 'smtp.starttls', 'dav'];
   haproxy = await startHaproxy([
     ...names.map((name) => ({ name: name.replace('.', '_'), backendPort: postern.port(name), proxy: 'v2' as const })),
@@ -74,7 +74,7 @@ async function imapCommand(c: LineClient, tag: string, command: string): Promise
   return (await c.readUntil((l) => l.startsWith(`${tag} `))).at(-1)!;
 }
 
-const historyAddresses = () => postern.accounts.history('alice').map((e) => e.address).filter((a) => a !== null);
+const historyAddresses = async () => (await postern.accounts.history('alice')).map((e) => e.address).filter((a) => a !== null);
 
 describe('through HAProxy with PROXY v2', () => {
   it('an IMAP session logs in upstream, and its address is the client\'s everywhere', async () => {
@@ -84,7 +84,7 @@ describe('through HAProxy with PROXY v2', () => {
     expect(await imapCommand(c, 'a2', 'SELECT INBOX')).toMatch(/^a2 OK/);
     expect(await imapCommand(c, 'a3', 'LOGOUT')).toMatch(/^a3 OK/);
     expect(postern.logs.events('session.started')).toEqual([expect.objectContaining({ protocol: 'imap', ip: '127.0.0.5' })]);
-    await expect.poll(() => postern.accounts.listPasswords('alice')[0]?.lastUsedAddress).toBe('127.0.0.5');
+    await expect.poll(async () => (await postern.accounts.listPasswords('alice'))[0]?.lastUsedAddress).toBe('127.0.0.5');
     await expect.poll(historyAddresses).toContain('127.0.0.5');
   });
 
@@ -140,7 +140,7 @@ describe('through HAProxy with PROXY v2', () => {
     expect(await davStatus('127.0.0.17', wrong)).toBe(401);
     const expected = ['127.0.0.11', '127.0.0.12', '127.0.0.13', '127.0.0.14', '127.0.0.15', '127.0.0.16', '127.0.0.17'];
     await expect.poll(() => postern.logs.events('auth.refused').map((e) => e.ip)).toEqual(expected);
-    await expect.poll(() => postern.accounts.history('alice').filter((e) => e.type === 'login.failed').map((e) => e.address).sort()).toEqual(expected);
+    await expect.poll(async () => (await postern.accounts.history('alice')).filter((e) => e.type === 'login.failed').map((e) => e.address).sort()).toEqual(expected);
     expect(postern.logs.entries().filter((e) => e.ip === '127.0.0.1')).toEqual([]);
   });
 

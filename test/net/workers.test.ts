@@ -101,9 +101,9 @@ beforeAll(async () => {
   });
   const store = openStore(path.join(ws.dir, 'data', 'postern.db'));
   const accounts = new AccountService(store, readKeyFile(path.join(ws.dir, 'data', 'postern.key')));
-  accounts.addAccount(ALICE.name, ALICE.password, { mode: 'password', secret: ALICE.password });
-  for (let i = 0; i < 3; i++) passwords.push(accounts.createPassword(ALICE.name, ALICE.password, { label: `device ${i}` }));
-  store.close();
+  await accounts.addAccount(ALICE.name, ALICE.password, { mode: 'password', secret: ALICE.password });
+  for (let i = 0; i < 3; i++) passwords.push(await accounts.createPassword(ALICE.name, ALICE.password, { label: `device ${i}` }));
+  await store.close();
   secrets.push(...passwords.map((p) => p.password));
   serve = spawn(process.execPath, [BIN, '-c', ws.configPath, 'serve'], { cwd: ws.dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, POSTERN_CONFIG: undefined } });
   serve.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));

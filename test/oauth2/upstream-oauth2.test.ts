@@ -104,15 +104,15 @@ describe.sequential('upstream OAuth2', () => {
     expect(result.stderr).toMatch(/open http:\/\/127\.0\.0\.1:\d+\/device and enter the code/);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/added account alice@example\.test \(upstream mode oauth2 with test, upstream user alice\)/);
-    expect(account()).toMatchObject({ upstreamMode: 'oauth2', oauth2Provider: 'test', upstreamUser: UPSTREAM_USER });
-    passwords = [postern.newPassword(LOGIN, PRIMARY, { label: 'laptop' }), postern.newPassword(LOGIN, PRIMARY, { label: 'phone' })];
+    expect(await account()).toMatchObject({ upstreamMode: 'oauth2', oauth2Provider: 'test', upstreamUser: UPSTREAM_USER });
+    passwords = [await postern.newPassword(LOGIN, PRIMARY, { label: 'laptop' }), await postern.newPassword(LOGIN, PRIMARY, { label: 'phone' })];
   }, 60_000);
 
   it('logs in over IMAP and sends over SMTP with an app-specific password', async () => {
     await imapLogin(passwords[0]!.password);
     const info = await smtp(passwords[1]!.password).sendMail({ from: `${UPSTREAM_USER}@example.test`, to: `${UPSTREAM_USER}@example.test`, subject: 'via oauth2', text: 'hello\r\n' });
     expect(info.accepted).toEqual([`${UPSTREAM_USER}@example.test`]);
-    expect(account().upstreamStatus).toBe('ok');
+    expect((await account()).upstreamStatus).toBe('ok');
     expect(postern.logs.lines.some((l) => l.includes('"event":"session.started"'))).toBe(true);
     // Dovecot took a token, not a password: RFC 7628's mechanism on both legs.
     const dovecotLog = readFileSync(dovecot.logFile, 'utf8');
@@ -125,12 +125,12 @@ describe.sequential('upstream OAuth2', () => {
     // tokens, then let that one expire for real (Dovecot's introspection then says inactive).
     as.accessTtlSeconds = SHORT_TTL_S;
     await reauthorise();
-    const boxBefore = account().secretBox!;
+    const boxBefore = (await account()).secretBox!;
     await sleep(SHORT_TTL_S * 1000 + 300);
     const refreshesBefore = as.refreshGrants();
     await imapLogin(passwords[0]!.password);
     expect(as.refreshGrants()).toBe(refreshesBefore + 1);
-    expect(account().secretBox!.equals(boxBefore)).toBe(false);
+    expect((await account()).secretBox!.equals(boxBefore)).toBe(false);
     // The other app password opens the re-sealed set (the same data key) and, after expiry, refreshes with the rotated token.
     await sleep(SHORT_TTL_S * 1000 + 300);
     await imapLogin(passwords[1]!.password);
@@ -155,7 +155,7 @@ describe.sequential('upstream OAuth2', () => {
     expect(await rawImapLogin(passwords[0]!.password)).toMatch(/^a NO \[UNAVAILABLE\] /);
     await expect(smtp(passwords[1]!.password).sendMail({ from: 'alice@example.test', to: 'alice@example.test', text: 'x' }))
       .rejects.toMatchObject({ responseCode: 454, response: expect.stringMatching(/^454 4\.7\.0 /) });
-    expect(account().upstreamStatus).toBe('rejected');
+    expect((await account()).upstreamStatus).toBe('rejected');
     const flagged = postern.logs.lines.find((l) => l.includes('"event":"upstream.grant_rejected"'));
     expect(flagged).toContain('postern user reauth alice@example.test');
 
@@ -165,10 +165,10 @@ describe.sequential('upstream OAuth2', () => {
     const reauth = await authoriseByDevice(postern, as, ['user', 'reauth', LOGIN, '--password-stdin'], `${PRIMARY}\n`);
     expect(reauth.code, reauth.stderr).toBe(0);
     expect(reauth.stdout).toMatch(/renewed the OAuth2 grant of alice@example\.test/);
-    expect(account().upstreamStatus).toBe('unknown');
+    expect((await account()).upstreamStatus).toBe('unknown');
     await imapLogin(passwords[0]!.password);
     await imapLogin(passwords[1]!.password);
-    expect(account().upstreamStatus).toBe('ok');
+    expect((await account()).upstreamStatus).toBe('ok');
   }, 120_000);
 
   it('authorises by code + PKCE: the browser comes back to the CLI on a loopback redirect', async () => {
@@ -188,7 +188,7 @@ describe.sequential('upstream OAuth2', () => {
     const result = await run.done;
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/added account carol@example\.test \(upstream mode oauth2 with test-pkce/);
-    const { password } = postern.newPassword('carol@example.test', PRIMARY, { label: 'pkce' });
+    const { password } = await postern.newPassword('carol@example.test', PRIMARY, { label: 'pkce' });
     await imapLogin(password, 'carol@example.test');
   }, 60_000);
 });

@@ -25,8 +25,8 @@ beforeAll(async () => {
     },
     secrets: [],
   });
-  postern.addUser('alice@example.org', PRIMARY, { mode: 'password', secret: 'alice-upstream-Secret' });
-  postern.newPassword('alice@example.org', PRIMARY);
+  await postern.addUser('alice@example.org', PRIMARY, { mode: 'password', secret: 'alice-upstream-Secret' });
+  await postern.newPassword('alice@example.org', PRIMARY);
 }, 60_000);
 afterAll(async () => {
   await postern?.stop();

@@ -25,8 +25,8 @@ let publicId: string;
 beforeAll(async () => {
   dovecot = await startDovecot({ users: [ALICE] });
   postern = await startPostern({ config: { imap: imapConfig(dovecot, 'tls'), admin: { listen: '127.0.0.1', port: 0 } }, secrets: [ALICE.password] });
-  postern.addUser('alice', PRIMARY, { mode: 'password', secret: ALICE.password });
-  ({ password, publicId } = postern.newPassword('alice', PRIMARY));
+  await postern.addUser('alice', PRIMARY, { mode: 'password', secret: ALICE.password });
+  ({ password, publicId } = await postern.newPassword('alice', PRIMARY));
 }, 120_000);
 
 afterAll(async () => {
@@ -92,7 +92,7 @@ describe('/metrics', () => {
     expect(await sample('postern_logins_total{protocol="imap",outcome="primary_refused"}')).toBe(1);
     expect(await sample('postern_primary_password_refusals_total{protocol="imap"}')).toBe(1);
 
-    postern.accounts.revokePassword('alice', publicId);
+    await postern.accounts.revokePassword('alice', publicId);
     await ok.client.closed;
     await expect.poll(() => sample('postern_sessions_revoked_total{protocol="imap",reason="admin"}')).toBe(1);
     await expect.poll(() => sample(active)).toBe(0);
@@ -105,7 +105,7 @@ describe('/metrics', () => {
 
 describe('readiness while draining', () => {
   it('/readyz is 503 `draining` during the grace period, before sessions are ended', async () => {
-    const { client } = await login(postern.newPassword('alice', PRIMARY).password, 'd1');
+    const { client } = await login((await postern.newPassword('alice', PRIMARY)).password, 'd1');
     const drained = postern.app.drain(60_000);
     expect(await get('/readyz')).toEqual({ status: 503, body: 'not ready: draining\n' });
     expect((await get('/healthz')).status).toBe(200);

@@ -39,11 +39,11 @@ beforeAll(async () => {
   const secrets = [DAVE.password, ERIN.password, MASTER.password];
   tlsUp = await startPostern({ config: { pop3: pop3Config(dovecot, 'tls'), master: { user: MASTER.name, password: MASTER.password } }, secrets });
   stlsUp = await startPostern({ config: { pop3: pop3Config(dovecot, 'starttls') }, secrets });
-  tlsUp.addUser('dave', DAVE_PRIMARY, { mode: 'password', secret: DAVE.password });
-  tlsUp.addUser('erin', ERIN_PRIMARY, { mode: 'master', user: 'erin' });
-  stlsUp.addUser('dave', DAVE_PRIMARY, { mode: 'password', secret: DAVE.password });
-  password = tlsUp.newPassword('dave', DAVE_PRIMARY, { scopes: 'pop3' }).password;
-  stlsPassword = stlsUp.newPassword('dave', DAVE_PRIMARY).password;
+  await tlsUp.addUser('dave', DAVE_PRIMARY, { mode: 'password', secret: DAVE.password });
+  await tlsUp.addUser('erin', ERIN_PRIMARY, { mode: 'master', user: 'erin' });
+  await stlsUp.addUser('dave', DAVE_PRIMARY, { mode: 'password', secret: DAVE.password });
+  password = (await tlsUp.newPassword('dave', DAVE_PRIMARY, { scopes: 'pop3' })).password;
+  stlsPassword = (await stlsUp.newPassword('dave', DAVE_PRIMARY)).password;
   dir = mkdtempSync(path.join(tmpdir(), 'postern-pop3-'));
   caFile = path.join(dir, 'postern-ca.pem');
   writeFileSync(caFile, tlsUp.caPem);
@@ -83,7 +83,7 @@ describe('python poplib', () => {
   }, 30_000);
 
   it('a master-user account logs in upstream with AUTH PLAIN naming the account', async () => {
-    const erinPassword = tlsUp.newPassword('erin', ERIN_PRIMARY).password;
+    const erinPassword = (await tlsUp.newPassword('erin', ERIN_PRIMARY)).password;
     const out = await poplib({ port: tlsUp.port('pop3.implicitTls'), mode: 'tls', user: 'erin', password: erinPassword, caFile });
     expect(out.error).toBeUndefined();
     expect(out.messages).toEqual([message('erin0').replace(/\r\n$/, '')]);
@@ -96,7 +96,7 @@ describe('python poplib', () => {
   }, 30_000);
 
   it('a password without the pop3 scope is refused like a wrong one', async () => {
-    const imapOnly = tlsUp.newPassword('dave', DAVE_PRIMARY, { scopes: 'imap,smtp' }).password;
+    const imapOnly = (await tlsUp.newPassword('dave', DAVE_PRIMARY, { scopes: 'imap,smtp' })).password;
     const out = await poplib({ port: tlsUp.port('pop3.implicitTls'), mode: 'tls', user: 'dave', password: imapOnly, caFile });
     expect(out.error).toBe('-ERR [AUTH] Authentication failed.');
   }, 30_000);

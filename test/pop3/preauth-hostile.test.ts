@@ -30,8 +30,8 @@ beforeAll(async () => {
     config: { pop3: pop3Config(dovecot, 'tls', { limits: { preAuthLineBytes: 1024, preAuthIdleMs: 400, maxConnectionsPerAddress: 20 } }) },
     secrets: [DAVE.password],
   });
-  postern.addUser('dave', PRIMARY, { mode: 'password', secret: DAVE.password });
-  password = postern.newPassword('dave', PRIMARY).password;
+  await postern.addUser('dave', PRIMARY, { mode: 'password', secret: DAVE.password });
+  password = (await postern.newPassword('dave', PRIMARY)).password;
   postern.rememberSecret(b64(`\0dave\0${password}`));
 }, 120_000);
 

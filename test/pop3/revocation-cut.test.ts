@@ -27,7 +27,7 @@ beforeAll(async () => {
   const line = 'x'.repeat(998) + '\r\n';
   await deliver(dovecot, DAVE, [message('big', line.repeat(Math.ceil(MESSAGE_BYTES / line.length))), message('small')]);
   postern = await startPostern({ config: { pop3: pop3Config(dovecot) }, secrets: [DAVE.password] });
-  postern.addUser('dave', DAVE_PRIMARY, { mode: 'password', secret: DAVE.password });
+  await postern.addUser('dave', DAVE_PRIMARY, { mode: 'password', secret: DAVE.password });
 }, 120_000);
 
 afterAll(async () => {
@@ -52,7 +52,7 @@ function ending(socket: tls.TLSSocket): Promise<string> {
 
 describe('revocation cuts a POP3 session', () => {
   it('a slow reader mid-RETR gets no more of the queued message after a revoke: reset, bounded bytes', async () => {
-    const { password, publicId } = postern.newPassword('dave', DAVE_PRIMARY, { label: 'slow reader' });
+    const { password, publicId } = await postern.newPassword('dave', DAVE_PRIMARY, { label: 'slow reader' });
     const { socket } = await signedIn(password);
     let received = 0;
     let tail = '';
@@ -64,7 +64,7 @@ describe('revocation cuts a POP3 session', () => {
     socket.write('RETR 1\r\n');
     await sleep(1_500); // let the RETR fill every buffer between Dovecot and the paused client
     const revokedAt = Date.now();
-    postern.accounts.revokePassword('dave', publicId);
+    await postern.accounts.revokePassword('dave', publicId);
     await postern.logs.waitForEvent('session.revoked');
     const closed = await waitForClosed();
     expect(Date.now() - revokedAt).toBeLessThan(1_500);
@@ -80,15 +80,15 @@ describe('revocation cuts a POP3 session', () => {
   }, 60_000);
 
   it('an idle session is reset within a second, its DELE not applied, while another password\'s session goes on', async () => {
-    const doomed = postern.newPassword('dave', DAVE_PRIMARY, { label: 'doomed' });
-    const other = postern.newPassword('dave', DAVE_PRIMARY, { label: 'other' });
+    const doomed = await postern.newPassword('dave', DAVE_PRIMARY, { label: 'doomed' });
+    const other = await postern.newPassword('dave', DAVE_PRIMARY, { label: 'other' });
     const { client, socket } = await signedIn(doomed.password);
     client.write('DELE 2\r\n');
     expect(await client.readLine()).toMatch(/^\+OK/);
     const survivor = await signedIn(other.password);
     const ended = ending(socket);
     const revokedAt = Date.now();
-    postern.accounts.revokePassword('dave', doomed.publicId);
+    await postern.accounts.revokePassword('dave', doomed.publicId);
     const how = await ended;
     expect(Date.now() - revokedAt).toBeLessThan(1_500);
     expect(how).toMatch(/^(ECONNRESET|close)$/);
@@ -99,7 +99,7 @@ describe('revocation cuts a POP3 session', () => {
     survivor.client.write('QUIT\r\n');
     await survivor.client.readLine();
     // Dovecot locks the maildir per session; a fresh session sees both messages still there.
-    const fresh = postern.newPassword('dave', DAVE_PRIMARY, { label: 'check' });
+    const fresh = await postern.newPassword('dave', DAVE_PRIMARY, { label: 'check' });
     const check = await signedIn(fresh.password);
     check.client.write('STAT\r\n');
     expect(await check.client.readLine()).toMatch(/^\+OK 2 \d+$/);

@@ -22,8 +22,8 @@ beforeAll(async () => {
     },
     secrets: [DAVE.password],
   });
-  postern.addUser('dave', PRIMARY, { mode: 'password', secret: DAVE.password });
-  password = postern.newPassword('dave', PRIMARY).password;
+  await postern.addUser('dave', PRIMARY, { mode: 'password', secret: DAVE.password });
+  password = (await postern.newPassword('dave', PRIMARY)).password;
 }, 60_000);
 
 afterAll(async () => {

@@ -28,8 +28,8 @@ afterAll(async () => {
 
 async function startWith(pop3: Record<string, unknown>, secret = DAVE.password): Promise<{ postern: PosternHarness; password: string }> {
   const postern = await startPostern({ config: { pop3 }, secrets: [DAVE.password, secret] });
-  postern.addUser('dave', PRIMARY, { mode: 'password', secret });
-  return { postern, password: postern.newPassword('dave', PRIMARY).password };
+  await postern.addUser('dave', PRIMARY, { mode: 'password', secret });
+  return { postern, password: (await postern.newPassword('dave', PRIMARY)).password };
 }
 
 async function login(postern: PosternHarness, password: string) {
@@ -75,7 +75,7 @@ describe('login faults', () => {
       const c = await login(wrong.postern, wrong.password);
       expect(await c.readLine()).toBe('-ERR [SYS/PERM] The mail server refused the credentials postern holds for this account; the administrator has been notified.');
       c.close();
-      expect(wrong.postern.app.store.accounts.findByLogin('dave')?.upstreamStatus).toBe('rejected');
+      expect((await wrong.postern.app.store.accounts.findByLogin('dave'))?.upstreamStatus).toBe('rejected');
       expect(wrong.postern.logs.events('upstream.credentials_rejected')).toMatchObject([{ protocol: 'pop3' }]);
     } finally {
       await wrong.postern.stop();
@@ -93,7 +93,7 @@ describe('login faults', () => {
         expect(await c.readLine()).toBe('+OK NOOP.');
         c.close();
         expect(p.logs.events('upstream.fault').map((e) => e.code)).toContain(code);
-        expect(p.app.store.accounts.findByLogin('dave')?.upstreamStatus).not.toBe('rejected');
+        expect((await p.app.store.accounts.findByLogin('dave'))?.upstreamStatus).not.toBe('rejected');
       }
     } finally {
       await Promise.all([dead.postern.stop(), untrusted.postern.stop()]);
@@ -107,7 +107,7 @@ describe('login faults', () => {
       const c = await login(p.postern, p.password);
       expect(await c.readLine()).toBe('-ERR [IN-USE] Mailbox locked by another session');
       c.close();
-      expect(p.postern.app.store.accounts.findByLogin('dave')?.upstreamStatus).not.toBe('rejected');
+      expect((await p.postern.app.store.accounts.findByLogin('dave'))?.upstreamStatus).not.toBe('rejected');
       expect(p.postern.logs.events('upstream.login_refused')).toMatchObject([{ code: 'IN-USE', temporary: true, protocol: 'pop3' }]);
       expect(p.postern.logs.events('upstream.fault')).toEqual([]);
       expect(p.postern.logs.events('upstream.plaintext')).toHaveLength(1);

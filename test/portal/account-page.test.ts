@@ -24,6 +24,7 @@ import { startDovecot, type DovecotServer } from '../helpers/dovecot.js';
 import { startPostern, type PosternHarness } from '../helpers/postern.js';
 import { imapClient, imapConfig, quoted, rawTls } from '../imap/support.js';
 import { assertNotInDatabase, baseUrl, enrolTotp, generate, portalConfig, signIn, totpCode } from './support.js';
+import { sqliteDb } from '../../src/store/index.js';
 
 const ALICE = { name: 'alice', password: 'alice-provider-Secret-7' };
 const PRIMARY = 'alice-primary-Secret-8';
@@ -40,7 +41,7 @@ const state = { key: '', enrolCode: '', recovery: [] as string[], phonePassword:
 beforeAll(async () => {
   dovecot = await startDovecot({ users: [ALICE] });
   postern = await startPostern({ config: { imap: imapConfig(dovecot), portal: portalConfig() }, secrets: [ALICE.password] });
-  postern.addUser('alice', PRIMARY, { mode: 'password', secret: ALICE.password });
+  await postern.addUser('alice', PRIMARY, { mode: 'password', secret: ALICE.password });
   base = baseUrl(postern);
   browser = await launchBrowser();
   context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
@@ -112,12 +113,12 @@ describe('the account page, in a real browser', () => {
   });
 
   it('a form posted without its CSRF token is refused (403) and changes nothing', async () => {
-    const before = postern.accounts.listPasswords('alice').length;
+    const before = (await postern.accounts.listPasswords('alice')).length;
     const response = await context.request.post(`${base}/passwords/new`, { form: { label: 'forged' }, maxRedirects: 0 });
     expect(response.status()).toBe(403);
     const signOut = await context.request.post(`${base}/sign-out`, { form: { _csrf: 'not-the-token' }, maxRedirects: 0 });
     expect(signOut.status()).toBe(403);
-    expect(postern.accounts.listPasswords('alice').length).toBe(before);
+    expect((await postern.accounts.listPasswords('alice')).length).toBe(before);
     await page.goto(`${base}/passwords`);
     expect(new URL(page.url()).pathname).toBe('/passwords');
   });
@@ -192,7 +193,7 @@ describe('the account page, in a real browser', () => {
     await screenshots(page, '10-revoke-all-confirm');
     await page.click('button[type=submit].danger');
     expect(await page.textContent('.notice')).toContain('2 passwords were revoked');
-    expect(postern.accounts.activePasswordCount(postern.accounts.getAccount('alice'))).toBe(0);
+    expect(await postern.accounts.activePasswordCount(await postern.accounts.getAccount('alice'))).toBe(0);
   });
 
   it('the history shows sign-ins, failures, second-factor events and passwords, newest first, with address and browser', async () => {
@@ -290,7 +291,7 @@ describe('the account page, in a real browser', () => {
 
   it('after the recent-auth window, Generate asks for the password again, then goes on', async () => {
     // Time travel for the window: the session's password was typed 11 minutes ago.
-    postern.app.store.db.prepare('UPDATE portal_sessions SET password_at = password_at - 660000 WHERE ended_at IS NULL').run();
+    sqliteDb(postern.app.store).prepare('UPDATE portal_sessions SET password_at = password_at - 660000 WHERE ended_at IS NULL').run();
     await page.goto(`${base}/passwords/new`);
     expect(await page.textContent('h1')).toBe('Confirm it is you');
     await screenshots(page, '13-confirm-password');
@@ -330,7 +331,7 @@ describe('the account page, in a real browser', () => {
   });
 
   it('a primary-password change ends the page session', async () => {
-    postern.accounts.setPrimaryPassword('alice', 'alice-primary-Secret-9', ALICE.password);
+    await postern.accounts.setPrimaryPassword('alice', 'alice-primary-Secret-9', ALICE.password);
     secrets.add('alice-primary-Secret-9');
     await page.goto(`${base}/passwords`);
     expect(new URL(page.url()).pathname).toBe('/sign-in');

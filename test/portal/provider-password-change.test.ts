@@ -53,7 +53,7 @@ beforeAll(async () => {
   dovecot = await startDovecot({ users: [{ name: 'bob', password: OLD }] });
   postern = await startPostern({ config: { imap: imapConfig(dovecot), portal: portalConfig() }, secrets: [...secrets] });
   // The common hosted case: the primary password is the provider password.
-  postern.addUser('bob', OLD, { mode: 'password', secret: OLD });
+  await postern.addUser('bob', OLD, { mode: 'password', secret: OLD });
   base = baseUrl(postern);
   browser = await launchBrowser();
   context = await browser.newContext({ ignoreHTTPSErrors: true });
@@ -83,20 +83,20 @@ describe('a password changed at the provider', () => {
     await changeProviderPassword(NEW);
     await signIn(page, base, 'bob', NEW);
     expect(new URL(page.url()).pathname).toBe('/sign-in');
-    expect(postern.accounts.getAccount('bob').upstreamStatus).not.toBe('rejected');
-    expect(postern.accounts.activePasswordCount(postern.accounts.getAccount('bob'))).toBe(1);
+    expect((await postern.accounts.getAccount('bob')).upstreamStatus).not.toBe('rejected');
+    expect(await postern.accounts.activePasswordCount(await postern.accounts.getAccount('bob'))).toBe(1);
   });
 
   it('once the provider refused the stored password, the new one signs in, revokes every app password and re-seals', async () => {
-    const [phone] = postern.accounts.listPasswords('bob');
+    const [phone] = await postern.accounts.listPasswords('bob');
     // An app's login through postern meets the provider's refusal: the account is flagged.
     const stale = [...secrets].find((s) => /^[a-z]{4}(-[a-z]{4}){3}$/.test(s))!;
     expect(await imapWorks(stale)).toBe(false);
-    await expect.poll(() => postern.accounts.getAccount('bob').upstreamStatus, { timeout: 5_000 }).toBe('rejected');
+    await expect.poll(async () => (await postern.accounts.getAccount('bob')).upstreamStatus, { timeout: 5_000 }).toBe('rejected');
 
     await signIn(page, base, 'bob', OTHER);
     expect(new URL(page.url()).pathname).toBe('/sign-in');
-    expect(postern.accounts.listPasswords('bob').find((p) => p.publicId === phone!.publicId)!.revokedAt).toBeNull();
+    expect((await postern.accounts.listPasswords('bob')).find((p) => p.publicId === phone!.publicId)!.revokedAt).toBeNull();
 
     await signIn(page, base, 'bob', NEW);
     expect(new URL(page.url()).pathname).toBe('/two-factor');
@@ -104,9 +104,9 @@ describe('a password changed at the provider', () => {
     await page.click('button[type=submit].primary');
     expect(new URL(page.url()).pathname).toBe('/passwords');
     expect(await page.textContent('.password .status')).toBe('revoked');
-    const account = postern.accounts.getAccount('bob');
+    const account = await postern.accounts.getAccount('bob');
     expect(account.upstreamStatus).toBe('ok');
-    expect(postern.accounts.listPasswords('bob')[0]!.revokedReason).toBe('primary-password-change');
+    expect((await postern.accounts.listPasswords('bob'))[0]!.revokedReason).toBe('primary-password-change');
     expect(postern.logs.events('portal.primary_changed')).toEqual([expect.objectContaining({ user: 'bob', revoked: 1 })]);
 
     // Re-sealed under the new password: a new app password reaches Dovecot with NEW.

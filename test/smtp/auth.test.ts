@@ -49,7 +49,7 @@ async function loginAnswer(user: string, pass: string, extra: Record<string, unk
 
 describe('answers to AUTH', () => {
   it('accepts an app password with PLAIN and with LOGIN', async () => {
-    const { password } = postern.newPassword('alice', PRIMARY);
+    const { password } = await postern.newPassword('alice', PRIMARY);
     expect(await loginAnswer('alice', password)).toBe('');
     expect(await loginAnswer('alice', password, { authMethod: 'LOGIN' })).toBe('');
     // Typed with spaces and upper case, as users copy it.
@@ -62,9 +62,9 @@ describe('answers to AUTH', () => {
   });
 
   it('answers wrong, unknown-user, revoked and out-of-scope passwords identically', async () => {
-    const revoked = postern.newPassword('alice', PRIMARY);
-    postern.accounts.revokePassword('alice', revoked.publicId);
-    const imapOnly = postern.newPassword('alice', PRIMARY, { scopes: ['imap'] });
+    const revoked = await postern.newPassword('alice', PRIMARY);
+    await postern.accounts.revokePassword('alice', revoked.publicId);
+    const imapOnly = await postern.newPassword('alice', PRIMARY, { scopes: ['imap'] });
     const answers = [
       await loginAnswer('alice', 'abcd-efgh-ijkl-mnop'),
       await loginAnswer('nobody', 'abcd-efgh-ijkl-mnop'),
@@ -76,7 +76,7 @@ describe('answers to AUTH', () => {
   });
 
   it('refuses PLAIN acting for another identity', async () => {
-    const { password } = postern.newPassword('alice', PRIMARY);
+    const { password } = await postern.newPassword('alice', PRIMARY);
     const client = await rawSession(postern.port('smtp.implicitTls'), postern.caPem);
     expect(await say(client, `AUTH PLAIN ${plainToken('alice', password, 'bob')}`)).toMatch(/^535 5\.7\.8 /);
     expect(await say(client, `AUTH PLAIN ${plainToken('alice', password, 'alice')}`)).toMatch(/^235 /);
@@ -96,7 +96,7 @@ describe('answers to AUTH', () => {
 
 describe('before authentication', () => {
   it('offers and accepts no AUTH before STARTTLS, and no transaction', async () => {
-    const { password } = postern.newPassword('alice', PRIMARY);
+    const { password } = await postern.newPassword('alice', PRIMARY);
     const client = await connectLineClient({ host: '127.0.0.1', port: postern.port('smtp.starttls') });
     expect(await client.readLine()).toMatch(/^220 /);
     client.write('EHLO client.example\r\n');
@@ -140,7 +140,7 @@ describe('upstream faults at login', () => {
   it('answers 454 4.7.0 when the upstream is down', async () => {
     const down = await startSmtpPostern(dovecot, { upstream: { port: await freePort(dovecot.host) } });
     try {
-      const { password } = down.newPassword('alice', PRIMARY);
+      const { password } = await down.newPassword('alice', PRIMARY);
       const t = transport({ port: down.port('smtp.implicitTls'), secure: true, user: 'alice', pass: password, ca: down.caPem });
       const err = await t.verify().then(() => null, (e: { response?: string }) => e);
       expect(err?.response).toMatch(/^454 4\.7\.0 Temporary authentication failure: the mail provider cannot be reached/);
@@ -153,29 +153,29 @@ describe('upstream faults at login', () => {
   it('verifies the upstream certificate by default: an untrusted one is a fault (454), not a login', async () => {
     const untrusted = await startSmtpPostern(dovecot, { upstream: { caFile: undefined } });
     try {
-      const { password } = untrusted.newPassword('alice', PRIMARY);
+      const { password } = await untrusted.newPassword('alice', PRIMARY);
       const t = transport({ port: untrusted.port('smtp.implicitTls'), secure: true, user: 'alice', pass: password, ca: untrusted.caPem });
       const err = await t.verify().then(() => null, (e: { response?: string }) => e);
       expect(err?.response).toMatch(/^454 4\.7\.0 /);
       const faults = untrusted.logs.events('upstream.fault').filter((e) => e.stage === 'connect');
       expect(faults.map((e) => e.code)).toContain('UPSTREAM_TLS_FAILED');
-      expect(untrusted.app.store.accounts.findByLogin('alice')?.upstreamStatus).not.toBe('rejected');
+      expect((await untrusted.app.store.accounts.findByLogin('alice'))?.upstreamStatus).not.toBe('rejected');
     } finally {
       await untrusted.stop();
     }
   });
 
   it('answers 454 4.7.0 and flags the account when the upstream refuses the stored credentials', async () => {
-    postern.addUser('dave@example.org', 'Dave-primary-passw0rd', { mode: 'password', user: BOB.name, secret: 'not-bobs-password' });
-    const { password } = postern.newPassword('dave@example.org', 'Dave-primary-passw0rd');
+    await postern.addUser('dave@example.org', 'Dave-primary-passw0rd', { mode: 'password', user: BOB.name, secret: 'not-bobs-password' });
+    const { password } = await postern.newPassword('dave@example.org', 'Dave-primary-passw0rd');
     expect(await loginAnswer('dave@example.org', password)).toMatch(/^454 4\.7\.0 .*refused the credentials stored for this account/);
-    expect(postern.app.store.accounts.findByLogin('dave@example.org')?.upstreamStatus).toBe('rejected');
+    expect((await postern.app.store.accounts.findByLogin('dave@example.org'))?.upstreamStatus).toBe('rejected');
   });
 });
 
 describe('revocation', () => {
   it('ends a live session with 421 within a second, mid-transaction, and nothing is delivered', async () => {
-    const { password, publicId } = postern.newPassword('alice', PRIMARY);
+    const { password, publicId } = await postern.newPassword('alice', PRIMARY);
     const client = await rawSession(postern.port('smtp.implicitTls'), postern.caPem);
     expect(await say(client, `AUTH PLAIN ${plainToken('alice', password)}`)).toMatch(/^235 /);
     expect(await say(client, `MAIL FROM:<${addressOf('alice')}>`)).toMatch(/^250 /);
@@ -184,7 +184,7 @@ describe('revocation', () => {
     client.write('Subject: must not arrive\r\n\r\npartial');
     const before = (await inbox(dovecot, BOB)).length;
     const revokedAt = Date.now();
-    postern.accounts.revokePassword('alice', publicId);
+    await postern.accounts.revokePassword('alice', publicId);
     const line = await client.readLine(2_000);
     const elapsed = Date.now() - revokedAt;
     expect(line).toMatch(/^421 4\.7\.0 .*no longer valid/);
@@ -196,11 +196,11 @@ describe('revocation', () => {
   });
 
   it('ends an idle authenticated nodemailer session too', async () => {
-    const { password, publicId } = postern.newPassword('alice', PRIMARY);
+    const { password, publicId } = await postern.newPassword('alice', PRIMARY);
     const t = transport({ port: postern.port('smtp.implicitTls'), secure: true, user: 'alice', pass: password, ca: postern.caPem }, { pool: true, maxConnections: 1 });
     const raw = await compose({ from: addressOf('alice'), to: addressOf('bob'), subject: 'before revocation', text: 'ok\r\n' });
     await t.sendMail({ envelope: { from: addressOf('alice'), to: [addressOf('bob')] }, raw });
-    postern.accounts.revokePassword('alice', publicId);
+    await postern.accounts.revokePassword('alice', publicId);
     await new Promise((r) => setTimeout(r, 1_000));
     const err = await t.sendMail({ envelope: { from: addressOf('alice'), to: [addressOf('bob')] }, raw }).then(() => null, (e: { response?: string; responseCode?: number }) => e);
     t.close();

@@ -33,7 +33,7 @@ beforeAll(async () => {
     config: { smtp: { implicitTls: { port: 0 }, upstream: { host: fake.host, port: fake.port, security: 'plain' }, limits: { maxMessageBytes: FAKE_LIMIT } } },
     secrets: ['erin-upstream-Secret'],
   });
-  binaryPostern.addUser('erin', PRIMARY, { mode: 'password', secret: 'erin-upstream-Secret' });
+  await binaryPostern.addUser('erin', PRIMARY, { mode: 'password', secret: 'erin-upstream-Secret' });
 }, 60_000);
 
 afterAll(async () => {
@@ -62,7 +62,7 @@ async function ehloOnceMirrored(harness: PosternHarness, expected: RegExp): Prom
 
 async function signedIn(harness: PosternHarness, login: string): Promise<LineClient> {
   await ehloOnceMirrored(harness, /^250[- ]CHUNKING$/m);
-  const { password } = harness.newPassword(login, PRIMARY);
+  const { password } = await harness.newPassword(login, PRIMARY);
   const client = await rawSession(harness.port('smtp.implicitTls'), harness.caPem);
   expect(await say(client, `AUTH PLAIN ${plainToken(login, password)}`)).toMatch(/^235 /);
   return client;

@@ -32,13 +32,13 @@ async function postern(trusted: boolean): Promise<PosternHarness> {
     secrets: ['erin-upstream-Secret'],
   });
   posterns.push(harness);
-  harness.addUser('erin', PRIMARY, { mode: 'password', secret: 'erin-upstream-Secret' });
+  await harness.addUser('erin', PRIMARY, { mode: 'password', secret: 'erin-upstream-Secret' });
   return harness;
 }
 
 /** Commands the fake received during one AUTH (and a MAIL to show the session works). */
 async function upstreamCommands(harness: PosternHarness): Promise<string[]> {
-  const { password } = harness.newPassword('erin', PRIMARY);
+  const { password } = await harness.newPassword('erin', PRIMARY);
   const client = await rawSession(harness.port('smtp.implicitTls'), harness.caPem);
   const mark = fake.commands.length;
   expect(await say(client, `AUTH PLAIN ${plainToken('erin', password)}`)).toMatch(/^235 /);
@@ -72,7 +72,7 @@ it('introduces itself upstream by its configured name, never the machine hostnam
     secrets: ['erin-upstream-Secret'],
   });
   posterns.push(harness);
-  harness.addUser('erin', PRIMARY, { mode: 'password', secret: 'erin-upstream-Secret' });
+  await harness.addUser('erin', PRIMARY, { mode: 'password', secret: 'erin-upstream-Secret' });
   const commands = await upstreamCommands(harness);
   const ehlos = commands.filter((c) => c.startsWith('EHLO '));
   expect(ehlos.length).toBeGreaterThan(0);

@@ -30,7 +30,7 @@ beforeAll(async () => {
     config: { smtp: { implicitTls: { port: 0 }, upstream: { host: postfix.host, port: postfix.port, security: 'starttls', caFile: postfix.caFile } } },
     secrets: [ALICE.password, BOB.password],
   });
-  postern.addUser('alice', PRIMARY, { mode: 'password', user: ALICE.name, secret: ALICE.password });
+  await postern.addUser('alice', PRIMARY, { mode: 'password', user: ALICE.name, secret: ALICE.password });
 }, 60_000);
 
 afterAll(async () => {
@@ -66,7 +66,7 @@ describe('extensions', () => {
 describe('delivery status notifications (RFC 3461)', () => {
   it('passes NOTIFY=SUCCESS,FAILURE, RET=HDRS, ENVID and ORCPT to Postfix, which notifies the sender', async () => {
     await ehloLines();
-    const { password } = postern.newPassword('alice', PRIMARY);
+    const { password } = await postern.newPassword('alice', PRIMARY);
     const before = (await inbox(dovecot, ALICE)).length;
     const raw = Buffer.from(`From: <${SENDER}>\r\nTo: <${RECIPIENT}>\r\nSubject: dsn please\r\nMessage-ID: <dsn-1@example.test>\r\n\r\nbody line that must not come back\r\n`);
     // nodemailer sends these parameters only to a server that offers DSN, as Thunderbird does.
@@ -93,7 +93,7 @@ describe('delivery status notifications (RFC 3461)', () => {
 describe('CHUNKING (RFC 3030) to Postfix', () => {
   it('offers CHUNKING because Postfix does, and relays a chunked message to it as BDAT', async () => {
     expect(await ehloLines()).toMatch(/^250[- ]CHUNKING$/m);
-    const { password } = postern.newPassword('alice', PRIMARY);
+    const { password } = await postern.newPassword('alice', PRIMARY);
     const before = (await inbox(dovecot, BOB)).length;
     const parts = [`From: <${SENDER}>\r\nTo: <${RECIPIENT}>\r\nSubject: chunked to postfix\r\n\r\nfirst half\r\n`, '.\r\nsecond half\r\n'];
     const client = await rawSession(postern.port('smtp.implicitTls'), postern.caPem);
@@ -118,7 +118,7 @@ describe('CHUNKING (RFC 3030) to Postfix', () => {
 
 describe('parameters postern does not understand', () => {
   it('refuses them itself with 555 5.5.4 on MAIL FROM and RCPT TO, not dropped', async () => {
-    const { password } = postern.newPassword('alice', PRIMARY);
+    const { password } = await postern.newPassword('alice', PRIMARY);
     const client = await rawSession(postern.port('smtp.implicitTls'), postern.caPem);
     try {
       expect(await say(client, `AUTH PLAIN ${plainToken('alice', password)}`)).toMatch(/^235 /);

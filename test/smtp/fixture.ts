@@ -40,7 +40,7 @@ export async function startSmtpPostern(dovecot: DovecotServer, options: { securi
     },
     secrets: [ALICE.password, BOB.password, dovecot.masterUser.password],
   });
-  postern.addUser('alice', PRIMARY, { mode: 'password', user: ALICE.name, secret: ALICE.password });
+  await postern.addUser('alice', PRIMARY, { mode: 'password', user: ALICE.name, secret: ALICE.password });
   return postern;
 }
 

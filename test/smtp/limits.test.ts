@@ -25,7 +25,7 @@ afterAll(async () => {
 });
 
 async function authenticated() {
-  const { password } = postern.newPassword('alice', PRIMARY);
+  const { password } = await postern.newPassword('alice', PRIMARY);
   const client = await rawSession(postern.port('smtp.implicitTls'), postern.caPem);
   expect(await say(client, `AUTH PLAIN ${plainToken('alice', password)}`)).toMatch(/^235 /);
   return client;
@@ -33,7 +33,7 @@ async function authenticated() {
 
 describe('message size', () => {
   it('is advertised and a declared size over it is refused at MAIL', async () => {
-    const { password } = postern.newPassword('alice', PRIMARY);
+    const { password } = await postern.newPassword('alice', PRIMARY);
     const client = await rawSession(postern.port('smtp.implicitTls'), postern.caPem);
     client.write('EHLO client.example\r\n');
     expect((await client.readUntil((l) => l.startsWith('250 '))).join('\n')).toMatch(new RegExp(`SIZE ${LIMIT}`));
@@ -66,7 +66,7 @@ describe('message size', () => {
   });
 
   it('nodemailer sees 552 for an oversized message', async () => {
-    const { password } = postern.newPassword('alice', PRIMARY);
+    const { password } = await postern.newPassword('alice', PRIMARY);
     const t = transport({ port: postern.port('smtp.implicitTls'), secure: true, user: 'alice', pass: password, ca: postern.caPem });
     const err = await t
       .sendMail({ from: addressOf('alice'), to: addressOf('bob'), subject: 'big', text: 'y'.repeat(LIMIT * 2) })

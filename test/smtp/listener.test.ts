@@ -26,7 +26,7 @@ async function start(limits?: Record<string, number>): Promise<PosternHarness> {
     config: { smtp: { implicitTls: { port: 0 }, starttls: { port: 0 }, upstream: { host: fake.host, port: fake.port, security: 'plain' }, ...(limits ? { limits } : {}) } },
     secrets: ['erin-upstream-Secret'],
   });
-  harness.addUser('erin', PRIMARY, { mode: 'password', secret: 'erin-upstream-Secret' });
+  await harness.addUser('erin', PRIMARY, { mode: 'password', secret: 'erin-upstream-Secret' });
   return harness;
 }
 
@@ -41,7 +41,7 @@ afterAll(async () => {
 });
 
 async function session(harness: PosternHarness, ca: string) {
-  const { password } = harness.newPassword('erin', PRIMARY);
+  const { password } = await harness.newPassword('erin', PRIMARY);
   const client = await connectLineClient({ host: '127.0.0.1', port: harness.port('smtp.implicitTls'), tls: { ca, servername: 'localhost' } });
   expect(await client.readLine()).toMatch(/^220 /);
   await say(client, 'EHLO client.example');

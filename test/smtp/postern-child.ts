@@ -23,8 +23,8 @@ async function main(): Promise<void> {
     config: { smtp: { implicitTls: { port: 0 }, upstream: { ...options.upstream, security: 'tls' } } },
     secrets: [options.upstreamSecret],
   });
-  postern.addUser('alice', 'Alice-primary-passw0rd', { mode: 'password', user: options.upstreamUser, secret: options.upstreamSecret });
-  const { password } = postern.newPassword('alice', 'Alice-primary-passw0rd');
+  await postern.addUser('alice', 'Alice-primary-passw0rd', { mode: 'password', user: options.upstreamUser, secret: options.upstreamSecret });
+  const { password } = await postern.newPassword('alice', 'Alice-primary-passw0rd');
   let baseline = used();
   let peak = baseline;
   // Garbage (Buffers already written on) can linger until V8's external-memory limit forces a GC,

@@ -43,7 +43,7 @@ const envelope = { from: addressOf('alice'), to: [addressOf('bob')] };
 
 describe('delivery, byte for byte', () => {
   it('implicit TLS to postern, implicit TLS upstream', async () => {
-    const { password } = postern.newPassword('alice', PRIMARY);
+    const { password } = await postern.newPassword('alice', PRIMARY);
     const raw = await compose({
       from: addressOf('alice'), to: addressOf('bob'), subject: 'implicit TLS both ways',
       text: 'first line\r\n.a line starting with a dot\r\n..two dots\r\n.\r\nlast line',
@@ -61,7 +61,7 @@ describe('delivery, byte for byte', () => {
   });
 
   it('STARTTLS to postern, STARTTLS upstream', async () => {
-    const { password } = starttlsPostern.newPassword('alice', PRIMARY);
+    const { password } = await starttlsPostern.newPassword('alice', PRIMARY);
     const raw = await compose({ from: addressOf('alice'), to: addressOf('bob'), subject: 'STARTTLS both ways', text: 'hello over STARTTLS\r\n' });
     const got = await deliveredOnce(() =>
       transport({ port: starttlsPostern.port('smtp.starttls'), secure: false, user: 'alice', pass: password, ca: starttlsPostern.caPem }).sendMail({ envelope, raw }));
@@ -69,7 +69,7 @@ describe('delivery, byte for byte', () => {
   });
 
   it('an 8-bit body with UTF-8 headers passes with BODY=8BITMIME', async () => {
-    const { password } = postern.newPassword('alice', PRIMARY);
+    const { password } = await postern.newPassword('alice', PRIMARY);
     const raw = Buffer.from(
       'From: =?UTF-8?Q?J=C3=B6rg?= <alice@example.test>\r\nTo: Bøb <bob@example.test>\r\nSubject: Grüße, 日本語\r\n' +
       'MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n' +
@@ -85,8 +85,8 @@ describe('delivery, byte for byte', () => {
   it('master-user mode: PLAIN with an authorization identity upstream', async () => {
     const master = await startSmtpPostern(dovecot, { master: true });
     try {
-      master.addUser('carol@example.org', 'Carol-primary-passw0rd', { mode: 'master', user: ALICE.name });
-      const { password } = master.newPassword('carol@example.org', 'Carol-primary-passw0rd');
+      await master.addUser('carol@example.org', 'Carol-primary-passw0rd', { mode: 'master', user: ALICE.name });
+      const { password } = await master.newPassword('carol@example.org', 'Carol-primary-passw0rd');
       const raw = await compose({ from: addressOf('alice'), to: addressOf('bob'), subject: 'via the master user', text: 'sent as alice by the master user\r\n' });
       const got = await deliveredOnce(() =>
         transport({ port: master.port('smtp.implicitTls'), secure: true, user: 'carol@example.org', pass: password, ca: master.caPem }).sendMail({ envelope, raw }));
@@ -99,7 +99,7 @@ describe('delivery, byte for byte', () => {
 
 describe('in-step transactions', () => {
   it('a recipient the upstream refuses is refused at RCPT with the upstream code and text', async () => {
-    const { password } = postern.newPassword('alice', PRIMARY);
+    const { password } = await postern.newPassword('alice', PRIMARY);
     const direct = await connectLineClient({ host: dovecot.host, port: dovecot.submissionsPort, tls: { ca: dovecot.caPem } });
     await direct.readLine();
     await say(direct, 'EHLO client.example');
@@ -124,7 +124,7 @@ describe('in-step transactions', () => {
   });
 
   it('several messages per session; a RSET transaction leaves no trace', async () => {
-    const { password } = postern.newPassword('alice', PRIMARY);
+    const { password } = await postern.newPassword('alice', PRIMARY);
     const client = await rawSession(postern.port('smtp.implicitTls'), postern.caPem);
     expect(await say(client, `AUTH PLAIN ${plainToken('alice', password)}`)).toMatch(/^235 /);
     const sink = dovecot.relaySink.received.length;
@@ -147,7 +147,7 @@ describe('in-step transactions', () => {
   });
 
   it('bare line ends cannot end the message early (no SMTP smuggling upstream)', async () => {
-    const { password } = postern.newPassword('alice', PRIMARY);
+    const { password } = await postern.newPassword('alice', PRIMARY);
     const client = await rawSession(postern.port('smtp.implicitTls'), postern.caPem);
     expect(await say(client, `AUTH PLAIN ${plainToken('alice', password)}`)).toMatch(/^235 /);
     const sink = dovecot.relaySink.received.length;
@@ -170,7 +170,7 @@ describe('in-step transactions', () => {
 
 describe('extensions', () => {
   it('SMTPUTF8 is not offered because Dovecot submission does not offer it; asking for it is refused clearly', async () => {
-    const { password } = postern.newPassword('alice', PRIMARY);
+    const { password } = await postern.newPassword('alice', PRIMARY);
     const client = await rawSession(postern.port('smtp.implicitTls'), postern.caPem);
     expect(await say(client, `AUTH PLAIN ${plainToken('alice', password)}`)).toMatch(/^235 /);
     client.write('EHLO client.example\r\n');

@@ -31,7 +31,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 describe('revocation cuts the connection', () => {
   it('a client that stops reading gets none of its queued replies after a revoke: reset, bounded bytes', async () => {
-    const { password, publicId } = postern.newPassword('alice', PRIMARY);
+    const { password, publicId } = await postern.newPassword('alice', PRIMARY);
     const client = await rawSession(postern.port('smtp.implicitTls'), postern.caPem);
     expect(await say(client, `AUTH PLAIN ${plainToken('alice', password)}`)).toMatch(/^235 /);
     const socket = client.socket() as tls.TLSSocket;
@@ -41,7 +41,7 @@ describe('revocation cuts the connection', () => {
     socket.write('NOOP\r\n'.repeat(PIPELINED));
     // Let postern answer what it can while nobody reads the answers.
     await sleep(2_000);
-    postern.accounts.revokePassword('alice', publicId);
+    await postern.accounts.revokePassword('alice', publicId);
     await postern.logs.waitForEvent('session.revoked');
     await sleep(300);
     const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
@@ -53,10 +53,10 @@ describe('revocation cuts the connection', () => {
   }, 60_000);
 
   it('a client that is reading still gets the 421 naming the reason', async () => {
-    const { password, publicId } = postern.newPassword('alice', PRIMARY);
+    const { password, publicId } = await postern.newPassword('alice', PRIMARY);
     const client = await rawSession(postern.port('smtp.implicitTls'), postern.caPem);
     expect(await say(client, `AUTH PLAIN ${plainToken('alice', password)}`)).toMatch(/^235 /);
-    postern.accounts.revokePassword('alice', publicId);
+    await postern.accounts.revokePassword('alice', publicId);
     expect(await client.readLine(2_000)).toMatch(/^421 4\.7\.0 .*no longer valid/);
     await client.closed;
   });

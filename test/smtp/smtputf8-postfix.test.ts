@@ -28,7 +28,7 @@ beforeAll(async () => {
     config: { smtp: { implicitTls: { port: 0 }, upstream: { host: postfix.host, port: postfix.port, security: 'starttls', caFile: postfix.caFile } } },
     secrets: [ALICE.password, BOB.password],
   });
-  postern.addUser('alice', PRIMARY, { mode: 'password', user: ALICE.name, secret: ALICE.password });
+  await postern.addUser('alice', PRIMARY, { mode: 'password', user: ALICE.name, secret: ALICE.password });
 }, 60_000);
 
 afterAll(async () => {
@@ -50,7 +50,7 @@ it('offers SMTPUTF8 because the upstream does', async () => {
 });
 
 it('delivers a message with a UTF-8 envelope and UTF-8 addresses in its header, byte for byte', async () => {
-  const { password } = postern.newPassword('alice', PRIMARY);
+  const { password } = await postern.newPassword('alice', PRIMARY);
   // As a client with SMTPUTF8 writes it (RFC 6532): UTF-8 addresses and text in the header as they
   // are, no encoded words; an 8-bit body.
   const raw = Buffer.from(
@@ -73,7 +73,7 @@ it('delivers a message with a UTF-8 envelope and UTF-8 addresses in its header, 
 });
 
 it('refuses a UTF-8 recipient the upstream does not know with the upstream\'s own reply', async () => {
-  const { password } = postern.newPassword('alice', PRIMARY);
+  const { password } = await postern.newPassword('alice', PRIMARY);
   const client = await rawSession(postern.port('smtp.implicitTls'), postern.caPem);
   try {
     expect(await say(client, `AUTH PLAIN ${plainToken('alice', password)}`)).toMatch(/^235 /);

@@ -34,7 +34,7 @@ beforeAll(async () => {
     config: { smtp: { implicitTls: { port: 0 }, upstream: { host: fake.host, port: fake.port, security: 'plain', greetingTimeoutMs: 400, connectTimeoutMs: 1_000 } } },
     secrets: ['erin-upstream-Secret'],
   });
-  postern.addUser('erin', PRIMARY, { mode: 'password', secret: 'erin-upstream-Secret' });
+  await postern.addUser('erin', PRIMARY, { mode: 'password', secret: 'erin-upstream-Secret' });
 });
 afterEach(() => {
   script = {};
@@ -46,7 +46,7 @@ afterAll(async () => {
 });
 
 async function authenticated() {
-  const { password } = postern.newPassword('erin', PRIMARY);
+  const { password } = await postern.newPassword('erin', PRIMARY);
   const client = await rawSession(postern.port('smtp.implicitTls'), postern.caPem);
   expect(await say(client, `AUTH PLAIN ${plainToken('erin', password)}`)).toMatch(/^235 /);
   return client;
@@ -62,7 +62,7 @@ async function openTransaction() {
 describe('upstream faults', () => {
   it('gives up on an upstream that never greets: 454 at AUTH', async () => {
     script = { greeting: null };
-    const { password } = postern.newPassword('erin', PRIMARY);
+    const { password } = await postern.newPassword('erin', PRIMARY);
     const client = await rawSession(postern.port('smtp.implicitTls'), postern.caPem);
     expect(await say(client, `AUTH PLAIN ${plainToken('erin', password)}`)).toMatch(/^454 4\.7\.0 /);
     client.close();
@@ -148,12 +148,12 @@ describe('upstream STARTTLS', () => {
       config: { smtp: { implicitTls: { port: 0 }, upstream: { host: fake.host, port: fake.port, security: 'starttls', greetingTimeoutMs: 1_000 } } },
       secrets: ['erin-upstream-Secret'],
     });
-    harness.addUser('erin', PRIMARY, { mode: 'password', secret: 'erin-upstream-Secret' });
+    await harness.addUser('erin', PRIMARY, { mode: 'password', secret: 'erin-upstream-Secret' });
     return harness;
   }
 
   async function authAnswer(harness: PosternHarness): Promise<string> {
-    const { password } = harness.newPassword('erin', PRIMARY);
+    const { password } = await harness.newPassword('erin', PRIMARY);
     const client = await rawSession(harness.port('smtp.implicitTls'), harness.caPem);
     const answer = await say(client, `AUTH PLAIN ${plainToken('erin', password)}`);
     client.close();
@@ -201,18 +201,18 @@ describe('the provider refuses AUTH for a reason of its own', () => {
     ['550 5.7.1 Sending from this network is not allowed', false],
   ])('%s reaches the client as it came, the account not flagged', async (answer, temporary) => {
     script = authAnswer(answer);
-    const { password } = postern.newPassword('erin', PRIMARY);
+    const { password } = await postern.newPassword('erin', PRIMARY);
     const client = await rawSession(postern.port('smtp.implicitTls'), postern.caPem);
     expect(await say(client, `AUTH PLAIN ${plainToken('erin', password)}`)).toBe(answer);
     client.close();
     expect(postern.logs.events('upstream.login_refused').at(-1)).toMatchObject({ code: answer.split(' ').slice(0, 2).join(' '), temporary });
-    expect(postern.app.store.accounts.findByLogin('erin')?.upstreamStatus).not.toBe('rejected');
+    expect((await postern.app.store.accounts.findByLogin('erin'))?.upstreamStatus).not.toBe('rejected');
   });
 
   it.each(['501 5.5.2 Syntax error in parameters', '421 4.3.2 Service shutting down'])('%s is a fault: 454 4.7.0 and upstream.fault', async (answer) => {
     script = authAnswer(answer);
     const before = postern.logs.events('upstream.fault').length;
-    const { password } = postern.newPassword('erin', PRIMARY);
+    const { password } = await postern.newPassword('erin', PRIMARY);
     const client = await rawSession(postern.port('smtp.implicitTls'), postern.caPem);
     expect(await say(client, `AUTH PLAIN ${plainToken('erin', password)}`)).toMatch(/^454 4\.7\.0 Temporary authentication failure: the mail provider cannot be reached/);
     client.close();
@@ -230,6 +230,6 @@ describe('the provider refuses AUTH for a reason of its own', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(await say(client, 'MAIL FROM:<erin@example.org>')).toBe(expected);
     client.close();
-    expect(postern.app.store.accounts.findByLogin('erin')?.upstreamStatus).not.toBe('rejected');
+    expect((await postern.app.store.accounts.findByLogin('erin'))?.upstreamStatus).not.toBe('rejected');
   });
 });

@@ -38,16 +38,16 @@ beforeAll(async () => {
   writes = new WriteQueue(writer, { log: logs.logger });
   auth = new AuthService({ store, writes, digestKey, primaryChecker: inlinePrimaryChecker(), throttle: noThrottle, log: logs.logger });
   const accounts = new AccountService(store, digestKey);
-  accounts.addAccount('alice', PRIMARY, { mode: 'password', secret: PRIMARY });
-  stable = accounts.createPassword('alice', PRIMARY, { label: 'stable' }).password;
+  await accounts.addAccount('alice', PRIMARY, { mode: 'password', secret: PRIMARY });
+  stable = (await accounts.createPassword('alice', PRIMARY, { label: 'stable' })).password;
   secrets.add(stable);
 });
 
 afterAll(async () => {
   await auth?.close();
   await writes?.close();
-  writer?.close();
-  store?.close();
+  await writer?.close();
+  await store?.close();
   ws?.cleanup();
   if (logs) assertNoSecrets(logs.lines, secrets, 'auth logs');
 });
@@ -101,7 +101,7 @@ it('CLI subprocesses create and revoke in a loop while this process authenticate
   expect(counts.failed).toBeGreaterThan(ROUNDS);
   const storeTrouble = logs.entries().filter((e) => typeof e.event === 'string' && (e.event).startsWith('store.'));
   expect(storeTrouble).toEqual([]);
-  const failures = store.events.listForAccount(store.accounts.findByLogin('alice')!.id, 100_000).filter((e) => e.type === 'login.failed');
+  const failures = (await store.events.listForAccount((await store.accounts.findByLogin('alice'))!.id, 100_000)).filter((e) => e.type === 'login.failed');
   expect(failures.length).toBe(counts.failed + ROUNDS);
   const list = await ws.run(['password', 'list', 'alice', '--json']);
   const rows = JSON.parse(list.stdout) as Array<{ label: string; status: string; revokedReason: string | null }>;

@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { schemaVersion } from '../../src/store/database.js';
 import { MIGRATIONS } from '../../src/store/migrations.js';
-import { openStore } from '../../src/store/index.js';
+import { openStore, sqliteDb } from '../../src/store/index.js';
 import { ROOT } from '../helpers/cli.js';
 
 let dir: string;
@@ -20,25 +20,25 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-it('opens in WAL mode with a busy timeout, foreign keys on and the latest schema', () => {
+it('opens in WAL mode with a busy timeout, foreign keys on and the latest schema', async () => {
   const store = openStore(path.join(dir, 'p.db'));
   try {
-    expect(store.db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(store.db.pragma('busy_timeout', { simple: true })).toBe(5000);
-    expect(store.db.pragma('foreign_keys', { simple: true })).toBe(1);
-    expect(schemaVersion(store.db)).toBe(MIGRATIONS.length);
+    expect(sqliteDb(store).pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(sqliteDb(store).pragma('busy_timeout', { simple: true })).toBe(5000);
+    expect(sqliteDb(store).pragma('foreign_keys', { simple: true })).toBe(1);
+    expect(schemaVersion(sqliteDb(store))).toBe(MIGRATIONS.length);
   } finally {
-    store.close();
+    await store.close();
   }
   const again = openStore(path.join(dir, 'p.db'));
-  expect(schemaVersion(again.db)).toBe(MIGRATIONS.length);
-  again.close();
+  expect(schemaVersion(sqliteDb(again))).toBe(MIGRATIONS.length);
+  await again.close();
 });
 
 it('several processes opening a fresh database at once all succeed, and the schema is applied once', async () => {
   const file = path.join(dir, 'race.db');
   const script = `import { openStore } from ${JSON.stringify(path.join(ROOT, 'src/store/index.ts'))};
-    const s = openStore(${JSON.stringify(file)}); s.accounts.list(); s.close();`;
+    const s = openStore(${JSON.stringify(file)}); await s.accounts.list(); s.close();`;
   const runs = Array.from({ length: 4 }, () => new Promise<{ code: number | null; stderr: string }>((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
@@ -48,34 +48,34 @@ it('several processes opening a fresh database at once all succeed, and the sche
   for (const r of await Promise.all(runs)) expect(r, r.stderr).toMatchObject({ code: 0 });
   const store = openStore(file);
   try {
-    expect(schemaVersion(store.db)).toBe(MIGRATIONS.length);
-    const tables = store.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all();
+    expect(schemaVersion(sqliteDb(store))).toBe(MIGRATIONS.length);
+    const tables = sqliteDb(store).prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all();
     expect(tables.map((t) => (t as { name: string }).name)).toEqual(['accounts', 'app_passwords', 'events', 'passkeys', 'password_changes', 'portal_sessions', 'profile_downloads', 'recovery_codes', 'second_factors', 'sqlite_sequence', 'throttle_blocks', 'throttle_counts']);
   } finally {
-    store.close();
+    await store.close();
   }
 });
 
-it('keeps the history append-only and deletes an account\'s passwords with it', () => {
+it('keeps the history append-only and deletes an account\'s passwords with it', async () => {
   const store = openStore(path.join(dir, 'p.db'));
   try {
-    store.events.append({ type: 'account.created', at: 1, login: 'x' });
-    expect(() => store.db.prepare("UPDATE events SET login = 'y'").run()).toThrow(/events are append-only/);
-    const id = store.accounts.insert({ login: 'x', upstreamMode: 'master', upstreamUser: 'x', primaryHash: 'h', primarySalt: null, dekPrimary: null, now: 1 });
-    store.passwords.insert({ publicId: 'aaaaaaaa', accountId: id, digest: Buffer.alloc(32, 1), label: 'l', scopes: ['imap'], createdAt: 1, expiresAt: null, dekSalt: null, dekBox: null });
-    expect(() => store.passwords.insert({ publicId: 'bbbbbbbb', accountId: id, digest: Buffer.alloc(32, 1), label: 'dup', scopes: ['imap'], createdAt: 1, expiresAt: null, dekSalt: null, dekBox: null }))
-      .toThrow(/UNIQUE constraint failed: app_passwords.digest/);
-    store.accounts.remove(id);
-    expect(store.passwords.findByPublicId('aaaaaaaa')).toBeUndefined();
-    expect((store.db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n).toBe(1);
+    await store.events.append({ type: 'account.created', at: 1, login: 'x' });
+    expect(() => sqliteDb(store).prepare("UPDATE events SET login = 'y'").run()).toThrow(/events are append-only/);
+    const id = await store.accounts.insert({ login: 'x', upstreamMode: 'master', upstreamUser: 'x', primaryHash: 'h', primarySalt: null, dekPrimary: null, now: 1 });
+    await store.passwords.insert({ publicId: 'aaaaaaaa', accountId: id, digest: Buffer.alloc(32, 1), label: 'l', scopes: ['imap'], createdAt: 1, expiresAt: null, dekSalt: null, dekBox: null });
+    await expect(await store.passwords.insert({ publicId: 'bbbbbbbb', accountId: id, digest: Buffer.alloc(32, 1), label: 'dup', scopes: ['imap'], createdAt: 1, expiresAt: null, dekSalt: null, dekBox: null }))
+      .rejects.toThrow(/UNIQUE constraint failed: app_passwords.digest/);
+    await store.accounts.remove(id);
+    expect(await store.passwords.findByPublicId('aaaaaaaa')).toBeUndefined();
+    expect((sqliteDb(store).prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n).toBe(1);
   } finally {
-    store.close();
+    await store.close();
   }
 });
 
-it('refuses a database written by a newer postern, with a message saying what to do, and leaves it untouched', () => {
+it('refuses a database written by a newer postern, with a message saying what to do, and leaves it untouched', async () => {
   const file = path.join(dir, 'future.db');
-  openStore(file).close();
+  await openStore(file).close();
   const raw = new Database(file);
   raw.pragma(`user_version = ${MIGRATIONS.length + 1}`);
   raw.close();
@@ -85,7 +85,7 @@ it('refuses a database written by a newer postern, with a message saying what to
   after.close();
 });
 
-it('migration 4 gives the pop3 scope to every password that holds imap, and to no other', () => {
+it('migration 4 gives the pop3 scope to every password that holds imap, and to no other', async () => {
   const file = path.join(dir, 'v2.db');
   const old = new Database(file);
   old.exec(MIGRATIONS[0]!);
@@ -99,9 +99,9 @@ it('migration 4 gives the pop3 scope to every password that holds imap, and to n
 
   const store = openStore(file);
   try {
-    const after = (store.db.prepare('SELECT scopes FROM app_passwords ORDER BY public_id').all() as Array<{ scopes: string }>).map((r) => r.scopes);
+    const after = (sqliteDb(store).prepare('SELECT scopes FROM app_passwords ORDER BY public_id').all() as Array<{ scopes: string }>).map((r) => r.scopes);
     expect(after).toEqual(['imap,pop3,smtp,caldav,carddav', 'imap,pop3', 'smtp', 'caldav,carddav', 'smtp,imap,pop3']);
   } finally {
-    store.close();
+    await store.close();
   }
 });

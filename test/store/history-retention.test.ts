@@ -18,7 +18,7 @@ import { schemaVersion } from '../../src/store/database.js';
 import { expireDuePasswords } from '../../src/store/expiry.js';
 import { startHistoryRetention } from '../../src/store/history-retention.js';
 import { MIGRATIONS } from '../../src/store/migrations.js';
-import { openStore, type Store } from '../../src/store/index.js';
+import { openStore, type Store, sqliteDb } from '../../src/store/index.js';
 import { openWriterStore } from '../../src/store/write-queue.js';
 import { createLogSink } from '../helpers/log-sink.js';
 import { startPostern } from '../helpers/postern.js';
@@ -32,20 +32,20 @@ beforeEach(() => {
   dir = mkdtempSync(path.join(tmpdir(), 'postern-history-'));
   store = openStore(path.join(dir, 'p.db'));
 });
-afterEach(() => {
-  store.close();
+afterEach(async () => {
+  await store.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
-function addEvents(count: number, at: number): void {
-  store.transaction(() => {
-    for (let i = 0; i < count; i++) store.events.append({ type: 'login.failed', at, accountId: 1, login: 'alice', protocol: 'imap', address: '192.0.2.7', detail: { reason: 'wrong_password' } });
+async function addEvents(count: number, at: number): Promise<void> {
+  await store.transaction(async () => {
+    for (let i = 0; i < count; i++) await store.events.append({ type: 'login.failed', at, accountId: 1, login: 'alice', protocol: 'imap', address: '192.0.2.7', detail: { reason: 'wrong_password' } });
   });
 }
 
-const countEvents = (s: Store = store) => (s.db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n;
+const countEvents = (s: Store = store) => (sqliteDb(s).prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n;
 
-it('upgrades a schema-1 database in place, keeping its history, and adds the time index', () => {
+it('upgrades a schema-1 database in place, keeping its history, and adds the time index', async () => {
   const file = path.join(dir, 'old.db');
   const old = new Database(file);
   old.exec(MIGRATIONS[0]!);
@@ -55,15 +55,15 @@ it('upgrades a schema-1 database in place, keeping its history, and adds the tim
 
   const upgraded = openStore(file);
   try {
-    expect(schemaVersion(upgraded.db)).toBe(MIGRATIONS.length);
+    expect(schemaVersion(sqliteDb(upgraded))).toBe(MIGRATIONS.length);
     expect(countEvents(upgraded)).toBe(1);
-    const plan = upgraded.db.prepare('EXPLAIN QUERY PLAN SELECT id FROM events WHERE at < ? ORDER BY at LIMIT 10').all(NOW) as Array<{ detail: string }>;
+    const plan = sqliteDb(upgraded).prepare('EXPLAIN QUERY PLAN SELECT id FROM events WHERE at < ? ORDER BY at LIMIT 10').all(NOW) as Array<{ detail: string }>;
     expect(plan.map((p) => p.detail).join('\n')).toMatch(/USING (COVERING )?INDEX events_by_time/);
-    const due = upgraded.db.prepare(`EXPLAIN QUERY PLAN SELECT 1 FROM app_passwords
+    const due = sqliteDb(upgraded).prepare(`EXPLAIN QUERY PLAN SELECT 1 FROM app_passwords
       WHERE revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= ? AND account_id = coalesce(?, account_id) LIMIT 1`).all(NOW, null) as Array<{ detail: string }>;
     expect(due.map((p) => p.detail).join('\n')).toMatch(/USING (COVERING )?INDEX app_passwords_expiring/);
   } finally {
-    upgraded.close();
+    await upgraded.close();
   }
 });
 
@@ -81,7 +81,7 @@ it('deletes every event older than keepDays, in batches, keeps the rest and logs
   }
   expect(countEvents()).toBe(4);
   expect(sink.events('history.pruned')).toEqual([expect.objectContaining({ deleted: 12_001, keepDays: 30 })]);
-  const oldest = store.db.prepare('SELECT min(at) AS at FROM events').get() as { at: number };
+  const oldest = sqliteDb(store).prepare('SELECT min(at) AS at FROM events').get() as { at: number };
   expect(oldest.at).toBe(NOW - 30 * DAY);
 });
 
@@ -117,7 +117,7 @@ it('the running proxy prunes the history of the database it opens, by the config
   const now = Date.now();
   addEvents(4, now - 8 * DAY);
   addEvents(2, now - 6 * DAY);
-  store.close();
+  await store.close();
   const postern = await startPostern({ config: { database: { path: path.join(dir, 'p.db') }, history: { keepDays: 7 } } });
   try {
     const pruned = await postern.logs.waitForEvent('history.pruned');
@@ -130,7 +130,7 @@ it('the running proxy prunes the history of the database it opens, by the config
 });
 
 it('an expiry sweep with nothing due takes no write lock', () => {
-  store.db.pragma('busy_timeout = 50');
+  sqliteDb(store).pragma('busy_timeout = 50');
   const other = new Database(path.join(dir, 'p.db'));
   other.exec('BEGIN IMMEDIATE'); // an admin command in the middle of a write
   try {
@@ -143,8 +143,8 @@ it('an expiry sweep with nothing due takes no write lock', () => {
 
 it('on the writer connection, a held lock makes housekeeping give up at once; the next pass does the work', async () => {
   addEvents(3, NOW - 10 * DAY);
-  store.db.exec(`INSERT INTO accounts (id, login, upstream_mode, upstream_user, primary_hash, created_at, primary_changed_at) VALUES (1, 'alice', 'password', 'alice', 'x', 0, 0)`);
-  store.db.exec(`INSERT INTO app_passwords (public_id, account_id, digest, label, scopes, created_at, expires_at) VALUES ('abcd1234', 1, x'00', 'brief', 'imap', 0, ${NOW - 1})`);
+  sqliteDb(store).exec(`INSERT INTO accounts (id, login, upstream_mode, upstream_user, primary_hash, created_at, primary_changed_at) VALUES (1, 'alice', 'password', 'alice', 'x', 0, 0)`);
+  sqliteDb(store).exec(`INSERT INTO app_passwords (public_id, account_id, digest, label, scopes, created_at, expires_at) VALUES ('abcd1234', 1, x'00', 'brief', 'imap', 0, ${NOW - 1})`);
   const writer = openWriterStore(path.join(dir, 'p.db'));
   const sink = createLogSink();
   const retention = startHistoryRetention(writer, { keepDays: 7, everyMs: 3_600_000, clock: () => NOW }, sink.logger);
@@ -154,7 +154,7 @@ it('on the writer connection, a held lock makes housekeeping give up at once; th
   other.exec('BEGIN IMMEDIATE');
   try {
     const started = performance.now();
-    expect(() => expireDuePasswords(writer, NOW)).toThrow(expect.objectContaining({ code: 'SQLITE_BUSY' }));
+    await expect(expireDuePasswords(writer, NOW)).rejects.toThrow(expect.objectContaining({ code: 'STORE_UNAVAILABLE', cause: expect.objectContaining({ code: 'SQLITE_BUSY' }) }));
     await expect(retention.pruneNow()).rejects.toMatchObject({ code: 'SQLITE_BUSY' });
     // Both gave up without sitting out the busy timeout admin commands use (5 s).
     expect(performance.now() - started).toBeLessThan(1_000);
@@ -167,18 +167,18 @@ it('on the writer connection, a held lock makes housekeeping give up at once; th
     expect(await retention.pruneNow()).toBe(2);
   } finally {
     retention.stop();
-    writer.close();
+    await writer.close();
   }
 });
 
 it('the running proxy also sweeps expired passwords into the history on its own', async () => {
-  store.close();
+  await store.close();
   const postern = await startPostern({ config: { database: { path: path.join(dir, 'p.db') } } });
   try {
-    postern.addUser('alice', 'alice primary passphrase');
-    const { publicId } = postern.newPassword('alice', 'alice primary passphrase', { label: 'brief', expires: new Date(Date.now() + 300).toISOString() });
+    await postern.addUser('alice', 'alice primary passphrase');
+    const { publicId } = await postern.newPassword('alice', 'alice primary passphrase', { label: 'brief', expires: new Date(Date.now() + 300).toISOString() });
     await postern.logs.waitForEvent('password.expired', 15_000);
-    const row = postern.app.store.db.prepare('SELECT revoked_reason AS reason, dek_box AS box FROM app_passwords WHERE public_id = ?').get(publicId);
+    const row = sqliteDb(postern.app.store).prepare('SELECT revoked_reason AS reason, dek_box AS box FROM app_passwords WHERE public_id = ?').get(publicId);
     expect(row).toEqual({ reason: 'expiry', box: null });
   } finally {
     await postern.stop();

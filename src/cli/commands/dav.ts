@@ -31,10 +31,10 @@ async function davCheck(login: string, opts: { passwordStdin?: boolean }, g: Glo
   await withStore(g, io, async ({ config, accounts }) => {
     const dav = config.dav;
     if (!dav) throw refused('dav check needs a dav section in the config');
-    const account = accounts.getAccount(login);
+    const account = await accounts.getAccount(login);
     if (account.upstreamMode !== 'password') throw refused(`"${account.login}" logs in upstream as the master user, which HTTP Basic cannot carry: DAV needs mode password`);
     const primary = await secretReader(io, Boolean(opts.passwordStdin)).read({ name: `primary password of ${account.login}` });
-    accounts.verifyPrimary(account, primary);
+    await accounts.verifyPrimary(account, primary);
     const credential = { kind: 'password' as const, username: account.upstreamUser, password: accounts.upstreamSecretWithPrimary(account, primary) };
     const routes = DavRoutes.fromConfig(dav);
     const upstream = new HttpUpstream({ caFile: dav.caFile, rejectUnauthorized: dav.rejectUnauthorized, timeoutMs: dav.upstreamTimeoutMs }, routes.origins());

@@ -30,8 +30,8 @@ export function registerDbCommands(program: Command, io: CliIo): void {
 
   db.command('check').description('check the integrity and schema version of the database')
     .option('--json', 'machine-readable output')
-    .action(async (opts: { json?: boolean }, cmd: Command) => withStore(globals(cmd), io, ({ config, store }) => {
-      const report = { file: config.database.path, ...store.maintenance.check() };
+    .action(async (opts: { json?: boolean }, cmd: Command) => withStore(globals(cmd), io, async ({ config, store }) => {
+      const report = { file: config.database.path, ...(await store.maintenance.check()) };
       if (opts.json) io.stdout.write(json(report));
       else {
         io.stdout.write(fields([

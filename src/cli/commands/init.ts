@@ -34,8 +34,8 @@ export function registerInitCommand(program: Command, io: CliIo): void {
 
       const existed = existsSync(config.database.path);
       const store = openStore(config.database.path);
-      const version = store.maintenance.schemaVersion();
-      store.close();
+      const version = await store.maintenance.schemaVersion();
+      await store.close();
       // No secret is stored in clear, but the history (logins, client addresses) is nobody else's business.
       if (!existed) chmodSync(config.database.path, 0o600);
       say(`database     ${existed ? 'kept' : 'created'} ${config.database.path} (schema version ${version})`);

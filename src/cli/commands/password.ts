@@ -35,23 +35,23 @@ export function registerPasswordCommands(program: Command, io: CliIo): void {
     .action(async (login: string, opts: { json?: boolean; status?: string }, cmd: Command) => withStore(globals(cmd), io, (ctx) => listPasswords(ctx, io, login, opts)));
 
   password.command('revoke').description('revoke one app-specific password (apps using it are signed out)').argument('<login>').argument('<id>', 'the id shown by "password list"')
-    .action(async (login: string, id: string, _opts: unknown, cmd: Command) => withStore(globals(cmd), io, ({ accounts }) => {
-      const row = accounts.listPasswords(login).find((p) => p.publicId === id.trim().toLowerCase());
-      accounts.revokePassword(login, id);
+    .action(async (login: string, id: string, _opts: unknown, cmd: Command) => withStore(globals(cmd), io, async ({ accounts }) => {
+      const row = (await accounts.listPasswords(login)).find((p) => p.publicId === id.trim().toLowerCase());
+      await accounts.revokePassword(login, id);
       io.stdout.write(`revoked ${safe(row?.publicId ?? id)}${row ? ` (${safe(row.label)})` : ''}; apps using it are signed out within a second\n`);
     }));
 
   password.command('revoke-all').description('revoke every app-specific password of an account').argument('<login>')
-    .action(async (login: string, _opts: unknown, cmd: Command) => withStore(globals(cmd), io, ({ accounts }) => {
-      const revoked = accounts.revokeAll(login);
+    .action(async (login: string, _opts: unknown, cmd: Command) => withStore(globals(cmd), io, async ({ accounts }) => {
+      const revoked = await accounts.revokeAll(login);
       io.stdout.write(`revoked ${revoked.length} app-specific passwords${revoked.length ? ': ' + revoked.join(', ') : ''}\n`);
     }));
 
   password.command('history').description('show the history of an account: passwords created, used (at most once a minute) and revoked (and why), primary password changes, refused and failed logins').argument('<login>')
     .option('--limit <n>', 'at most this many events, newest first', parseLimit, 200)
     .option('--json', 'machine-readable output')
-    .action(async (login: string, opts: { json?: boolean; limit: number }, cmd: Command) => withStore(globals(cmd), io, ({ accounts }) => {
-      const events = accounts.history(login, opts.limit);
+    .action(async (login: string, opts: { json?: boolean; limit: number }, cmd: Command) => withStore(globals(cmd), io, async ({ accounts }) => {
+      const events = await accounts.history(login, opts.limit);
       if (opts.json) return void io.stdout.write(json(events.map(eventJson)));
       if (events.length === 0) return void io.stdout.write('no events\n');
       io.stdout.write(table(['TIME', 'EVENT', 'PASSWORD', 'PROTOCOL', 'ADDRESS', 'DETAIL'],
@@ -69,9 +69,9 @@ function parseLimit(value: string): number {
 async function newPassword({ config, accounts }: StoreContext, io: CliIo, login: string, opts: NewOptions): Promise<void> {
   const request = { label: opts.label, scopes: opts.scopes, expires: opts.expires };
   // Everything checkable is checked before the prompt, so nobody types a password for nothing.
-  const account = withListHint(login, () => accounts.checkNewPassword(login, request));
+  const account = await withListHint(login, () => accounts.checkNewPassword(login, request));
   const primary = await secretReader(io, Boolean(opts.passwordStdin)).read({ name: `primary password of ${account.login}` });
-  const created = withListHint(account.login, () => accounts.createPassword(account.login, primary, request));
+  const created = await withListHint(account.login, () => accounts.createPassword(account.login, primary, request));
   if (opts.json) {
     io.stdout.write(json({ login: account.login, password: created.password, id: created.publicId, label: created.label, scopes: created.scopes, expiresAt: isoOrNull(created.expiresAt), servers: servers(config, created.scopes) }));
     return;
@@ -80,9 +80,9 @@ async function newPassword({ config, accounts }: StoreContext, io: CliIo, login:
 }
 
 /** At the limit, the refusal also says which command shows what to revoke. */
-function withListHint<T>(login: string, fn: () => T): T {
+async function withListHint<T>(login: string, fn: () => Promise<T>): Promise<T> {
   try {
-    return fn();
+    return await fn();
   } catch (err) {
     if (!isPosternError(err, 'PASSWORD_LIMIT_REACHED')) throw err;
     throw new PosternError(err.code, `${err.message} ("postern password list ${normalizeLogin(login)}")`, { cause: err });
@@ -122,9 +122,9 @@ function passwordJson(p: AppPasswordRow, now: number) {
   };
 }
 
-function listPasswords({ accounts }: StoreContext, io: CliIo, login: string, opts: { json?: boolean; status?: string }): void {
+async function listPasswords({ accounts }: StoreContext, io: CliIo, login: string, opts: { json?: boolean; status?: string }): Promise<void> {
   const now = io.clock();
-  const rows = accounts.listPasswords(login).filter((p) => !opts.status || status(p, now).startsWith(opts.status));
+  const rows = (await accounts.listPasswords(login)).filter((p) => !opts.status || status(p, now).startsWith(opts.status));
   if (opts.json) return void io.stdout.write(json(rows.map((p) => passwordJson(p, now))));
   if (rows.length === 0) return void io.stdout.write(`no app-specific passwords${opts.status ? ` with status ${opts.status}` : ''}\n`);
   io.stdout.write(table(['ID', 'LABEL', 'SCOPES', 'CREATED', 'LAST USED', 'EXPIRES', 'STATUS'], rows.map((p) => [

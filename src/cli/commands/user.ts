@@ -66,9 +66,9 @@ export function registerUserCommands(program: Command, io: CliIo): void {
   const twoFactor = user.command('2fa').description("the account page's second factor");
   twoFactor.command('reset').description('remove the TOTP key, recovery codes and passkeys (a lost phone) and end the page sessions; the next sign-in enrols again')
     .argument('<login>')
-    .action(async (login: string, _opts: unknown, cmd: Command) => withStore(globals(cmd), io, ({ accounts, store }) => {
-      const account = accounts.getAccount(login);
-      const had = resetSecondFactor(store, account, io.clock());
+    .action(async (login: string, _opts: unknown, cmd: Command) => withStore(globals(cmd), io, async ({ accounts, store }) => {
+      const account = await accounts.getAccount(login);
+      const had = await resetSecondFactor(store, account, io.clock());
       io.stdout.write(had
         ? `two-factor authentication of ${safe(account.login)} reset; the next sign-in to the account page sets it up again\n`
         : `${safe(account.login)} had no two-factor authentication; nothing changed\n`);
@@ -88,13 +88,13 @@ async function addUser(loginInput: string, opts: AddOptions, g: GlobalOptions, i
   const login = normalizeLogin(loginInput);
   await withStore(g, io, async ({ config, accounts }) => {
     if (opts.mode === 'master') requireMasterConfigured(config);
-    accounts.requireNewLogin(login);
+    await accounts.requireNewLogin(login);
     const reader = secretReader(io, Boolean(opts.passwordStdin));
     const primary = await reader.read({ name: 'primary password', confirm: true });
     const secret = await readUpstreamSecret(reader, opts, opts.mode, primary);
     const upstreamUser = opts.upstreamUser?.trim() || login;
     if (opts.check) await checkUpstream(config, io, login, opts.mode, upstreamUser, secret);
-    const row = accounts.addAccount(login, primary, { mode: opts.mode, user: upstreamUser, secret });
+    const row = await accounts.addAccount(login, primary, { mode: opts.mode, user: upstreamUser, secret });
     io.stdout.write(`added account ${safe(row.login)} (upstream mode ${row.upstreamMode}, upstream user ${safe(row.upstreamUser)})\n`);
     io.stdout.write(`next: postern password new ${safe(row.login)} --label "Mail on my laptop"\n`);
     const page = portalUrl(config);
@@ -109,11 +109,11 @@ async function addOAuthUser(loginInput: string, opts: AddOptions, g: GlobalOptio
   const login = normalizeLogin(loginInput);
   await withStore(g, io, async ({ config, accounts }) => {
     const client = oauthClient(config, opts.oauth!);
-    accounts.requireNewLogin(login);
+    await accounts.requireNewLogin(login);
     const reader = secretReader(io, Boolean(opts.passwordStdin));
     const primary = await reader.read({ name: 'primary password', confirm: true });
     const tokens = await runAuthorization(client, io, reader, opts);
-    const row = accounts.addOAuth2Account(login, primary, { provider: opts.oauth!, user: opts.upstreamUser, tokens });
+    const row = await accounts.addOAuth2Account(login, primary, { provider: opts.oauth!, user: opts.upstreamUser, tokens });
     io.stdout.write(`added account ${safe(row.login)} (upstream mode oauth2 with ${safe(opts.oauth)}, upstream user ${safe(row.upstreamUser)})\n`);
     io.stdout.write(`next: postern password new ${safe(row.login)} --label "Mail on my laptop"\n`);
   });
@@ -121,15 +121,15 @@ async function addOAuthUser(loginInput: string, opts: AddOptions, g: GlobalOptio
 
 async function reauth(login: string, opts: OAuthFlowOptions & { passwordStdin?: boolean }, g: GlobalOptions, io: CliIo): Promise<void> {
   await withStore(g, io, async ({ config, accounts }) => {
-    const account = accounts.getAccount(login);
+    const account = await accounts.getAccount(login);
     if (account.upstreamMode !== 'oauth2' || !account.oauth2Provider) throw refused(`"${safe(account.login)}" is not in upstream mode oauth2 (it is ${account.upstreamMode})`);
     const client = oauthClient(config, account.oauth2Provider);
     const reader = secretReader(io, Boolean(opts.passwordStdin));
     const primary = await reader.read({ name: 'primary password' });
     // Checked before the flow: nobody should approve a grant that cannot be saved.
-    accounts.verifyPrimary(account, primary);
+    await accounts.verifyPrimary(account, primary);
     const tokens = await runAuthorization(client, io, reader, opts);
-    accounts.replaceOAuth2Grant(account.login, primary, tokens);
+    await accounts.replaceOAuth2Grant(account.login, primary, tokens);
     io.stdout.write(`renewed the OAuth2 grant of ${safe(account.login)} with ${safe(account.oauth2Provider)}; its app-specific passwords keep working; status reset to unknown\n`);
   });
 }
@@ -142,10 +142,11 @@ function accountJson(a: AccountRow, activePasswords: number, twoFactor?: boolean
   };
 }
 
-function listUsers({ accounts }: StoreContext, io: CliIo, asJson?: boolean): void {
-  accounts.expireDue();
-  const listed = accounts.listAccounts();
-  const rows = listed.map((a) => accountJson(a, accounts.activePasswordCount(a)));
+async function listUsers({ accounts }: StoreContext, io: CliIo, asJson?: boolean): Promise<void> {
+  await accounts.expireDue();
+  const listed = await accounts.listAccounts();
+  const rows: Array<ReturnType<typeof accountJson>> = [];
+  for (const a of listed) rows.push(accountJson(a, await accounts.activePasswordCount(a)));
   if (asJson) return void io.stdout.write(json(rows));
   if (rows.length === 0) return void io.stdout.write('no accounts yet: add one with "postern user add <login>"\n');
   io.stdout.write(table(
@@ -157,12 +158,12 @@ function listUsers({ accounts }: StoreContext, io: CliIo, asJson?: boolean): voi
   for (const a of rejected.filter((r) => r.upstreamMode === 'oauth2')) io.stdout.write(`\nwarning: ${safe(a.login)} is REJECTED: ${rejectedHint(a)}\n`);
 }
 
-function showUser({ accounts, store }: StoreContext, io: CliIo, login: string, asJson?: boolean): void {
-  const account = accounts.getAccount(login);
-  accounts.expireDue(account.id);
-  const active = accounts.activePasswordCount(account);
-  const twoFactor = hasSecondFactor(store, account.id);
-  const passkeys = store.passkeys.count(account.id);
+async function showUser({ accounts, store }: StoreContext, io: CliIo, login: string, asJson?: boolean): Promise<void> {
+  const account = await accounts.getAccount(login);
+  await accounts.expireDue(account.id);
+  const active = await accounts.activePasswordCount(account);
+  const twoFactor = await hasSecondFactor(store, account.id);
+  const passkeys = await store.passkeys.count(account.id);
   if (asJson) return void io.stdout.write(json({ ...accountJson(account, active, twoFactor), passkeys }));
   const status = account.upstreamStatus === 'rejected' ? `REJECTED since ${time(account.upstreamStatusAt)}`
     : account.upstreamStatus === 'ok' ? `ok (last confirmed ${time(account.upstreamStatusAt)})` : 'unknown (no login upstream yet)';
@@ -172,7 +173,7 @@ function showUser({ accounts, store }: StoreContext, io: CliIo, login: string, a
     ['upstream user', account.upstreamUser],
     ['upstream status', status],
     ['active passwords', `${active} of ${MAX_ACTIVE_PASSWORDS}`],
-    ['two-factor', twoFactor ? `on (${store.secondFactors.recoveryCodesLeft(account.id)} recovery codes left)` : 'off'],
+    ['two-factor', twoFactor ? `on (${await store.secondFactors.recoveryCodesLeft(account.id)} recovery codes left)` : 'off'],
     ['passkeys', String(passkeys)],
     ['created', time(account.createdAt)],
     ['primary changed', time(account.primaryChangedAt)],
@@ -182,15 +183,15 @@ function showUser({ accounts, store }: StoreContext, io: CliIo, login: string, a
 
 async function removeUser(login: string, opts: { yes?: boolean }, g: GlobalOptions, io: CliIo): Promise<void> {
   await withStore(g, io, async ({ accounts }) => {
-    const account = accounts.getAccount(login);
-    const active = accounts.activePasswordCount(account);
+    const account = await accounts.getAccount(login);
+    const active = await accounts.activePasswordCount(account);
     if (!opts.yes) {
       if (!io.isTTY) throw usage('stdin is not a terminal: confirm with --yes');
       if (!(await confirm(io, `Remove account ${safe(account.login)} and its ${active} active app-specific passwords? [y/N] `))) {
         throw refused('not confirmed; nothing removed');
       }
     }
-    accounts.removeAccount(account.login);
+    await accounts.removeAccount(account.login);
     io.stdout.write(`removed account ${safe(account.login)}; ${active} app-specific passwords stopped working (open sessions are signed out)\n`);
   });
 }
@@ -206,13 +207,13 @@ async function confirm(io: CliIo, question: string): Promise<boolean> {
 
 async function setPassword(login: string, opts: SecretOptions, g: GlobalOptions, io: CliIo): Promise<void> {
   await withStore(g, io, async ({ config, accounts }) => {
-    const account = accounts.getAccount(login);
+    const account = await accounts.getAccount(login);
     wantsDistinctSecret(opts, account.upstreamMode);
     const reader = secretReader(io, Boolean(opts.passwordStdin));
     const primary = await reader.read({ name: 'new primary password', confirm: true });
     const secret = await readUpstreamSecret(reader, opts, account.upstreamMode, primary);
     if (opts.check) await checkUpstream(config, io, account.login, account.upstreamMode, account.upstreamUser, secret);
-    const revoked = accounts.setPrimaryPassword(account.login, primary, secret);
+    const revoked = await accounts.setPrimaryPassword(account.login, primary, secret);
     io.stdout.write(`primary password of ${safe(account.login)} changed; ${revoked.length} app-specific passwords revoked${revoked.length ? ': ' + revoked.join(', ') : ''}\n`);
     if (account.upstreamMode === 'oauth2') io.stdout.write(`the OAuth2 grant was sealed under the old primary password and is gone: run "postern user reauth ${safe(account.login)}"\n`);
     // A reset cannot keep the old upstream secret (it is sealed under the old primary password).
@@ -224,20 +225,20 @@ async function setPassword(login: string, opts: SecretOptions, g: GlobalOptions,
 
 async function setUpstream(login: string, opts: SetUpstreamOptions, g: GlobalOptions, io: CliIo): Promise<void> {
   await withStore(g, io, async ({ config, accounts }) => {
-    const account = accounts.getAccount(login);
+    const account = await accounts.getAccount(login);
     const mode = opts.mode ?? account.upstreamMode;
     wantsDistinctSecret(opts, mode);
     if (mode === 'master') requireMasterConfigured(config);
     const reader = secretReader(io, Boolean(opts.passwordStdin));
     const primary = await reader.read({ name: 'primary password' });
-    accounts.verifyPrimary(account, primary);
+    await accounts.verifyPrimary(account, primary);
     // Staying in mode password without --upstream-secret keeps the stored secret, which may be a
     // provider's own app password: defaulting to the primary password here would silently lose it.
     const keepSecret = mode === 'password' && account.upstreamMode === 'password' && !wantsDistinctSecret(opts, mode);
     const secret = keepSecret ? undefined : await readUpstreamSecret(reader, opts, mode, primary);
     const upstreamUser = opts.upstreamUser?.trim() || account.upstreamUser;
     if (opts.check) await checkUpstream(config, io, account.login, mode, upstreamUser, keepSecret ? accounts.upstreamSecretWithPrimary(account, primary) : secret);
-    const revoked = accounts.setUpstream(account.login, primary, { mode, user: upstreamUser, secret });
+    const revoked = await accounts.setUpstream(account.login, primary, { mode, user: upstreamUser, secret });
     const secretNote = mode === 'master' ? '' : keepSecret ? ', upstream password kept' : secret === primary ? ', upstream password = the primary password' : ', new upstream password';
     io.stdout.write(`upstream of ${safe(account.login)} set: mode ${mode}, user ${safe(upstreamUser)}${secretNote}; status reset to unknown\n`);
     if (revoked.length) io.stdout.write(`the mode changed, so ${revoked.length} app-specific passwords were revoked: ${revoked.join(', ')}\n`);

@@ -10,13 +10,13 @@ const MAX_PAGE = 10_000;
 
 export function historyRoutes(app: FastifyInstance, ctx: PortalContext): void {
   app.get('/history', async (req, reply) => {
-    const live = guard(ctx.sessions, req, reply, 'complete', (id) => ctx.factors.isEnrolled(id));
+    const live = await guard(ctx.sessions, req, reply, 'complete', (id) => ctx.factors.isEnrolled(id));
     if (!live) return reply;
     const asked = Number((req.query as Record<string, string | undefined>).page ?? 0);
     const page = Number.isInteger(asked) && asked >= 0 && asked <= MAX_PAGE ? asked : 0;
-    const found = ctx.store.events.listPage(live.account.id, HISTORY_PAGE + 1, page * HISTORY_PAGE);
+    const found = await ctx.store.events.listPage(live.account.id, HISTORY_PAGE + 1, page * HISTORY_PAGE);
     const t = ctx.pages.t;
-    const labels = new Map(ctx.store.passwords.listForAccount(live.account.id).map((p) => [p.publicId, p.label]));
+    const labels = new Map((await ctx.store.passwords.listForAccount(live.account.id)).map((p) => [p.publicId, p.label]));
     return ctx.pages.send(reply, 'history', {
       title: t.historyTitle, login: live.account.login, nav: 'history',
       rows: found.slice(0, HISTORY_PAGE).map((e) => describe(ctx, e, labels)),

@@ -30,10 +30,10 @@ export function passwordRoutes(app: FastifyInstance, ctx: PortalContext): void {
   const recent = (live: LiveSession) => ctx.clock() - live.session.passwordAt <= ctx.recentAuthMs;
 
   app.get('/passwords', async (req, reply) => {
-    const live = signedIn(req, reply);
+    const live = await signedIn(req, reply);
     if (!live) return reply;
     const now = ctx.clock();
-    const rows = accounts.listPasswords(live.account.login).map((p) => describe(ctx, p, now));
+    const rows = (await accounts.listPasswords(live.account.login)).map((p) => describe(ctx, p, now));
     const query = req.query as Record<string, string | undefined>;
     const n = Number(query.n);
     const notice = query.done === 'revoked' ? t.revoked : query.done === 'revoked-all' && Number.isInteger(n) && n >= 0 ? t.revokedAll(n)
@@ -46,14 +46,14 @@ export function passwordRoutes(app: FastifyInstance, ctx: PortalContext): void {
   });
 
   app.get('/passwords/new', async (req, reply) => {
-    const live = signedIn(req, reply);
+    const live = await signedIn(req, reply);
     if (!live) return reply;
     if (!sessions.recentPassword(live)) return askPasswordAgain(ctx, req, reply, live.account.login, '/passwords/new');
     return sendForm(ctx, reply, live);
   });
 
   app.post('/passwords/new', async (req, reply) => {
-    const live = signedIn(req, reply);
+    const live = await signedIn(req, reply);
     if (!live) return reply;
     const primary = sessions.recentPassword(live);
     if (!primary) return askPasswordAgain(ctx, req, reply, live.account.login, '/passwords/new');
@@ -61,7 +61,7 @@ export function passwordRoutes(app: FastifyInstance, ctx: PortalContext): void {
     const expires = field(req, 'expires');
     const label = field(req, 'label');
     try {
-      const created = accounts.createPassword(live.account.login, primary, { label, scopes: scopes.length ? scopes : undefined, expires: expires || undefined });
+      const created = await accounts.createPassword(live.account.login, primary, { label, scopes: scopes.length ? scopes : undefined, expires: expires || undefined });
       return pages.send(reply, 'generated', {
         title: t.generatedTitle, login: live.account.login, nav: 'passwords',
         label: created.label, password: created.password, groups: created.password.split('-'),
@@ -75,9 +75,9 @@ export function passwordRoutes(app: FastifyInstance, ctx: PortalContext): void {
   });
 
   app.get<{ Params: { id: string } }>('/passwords/:id/revoke', async (req, reply) => {
-    const live = signedIn(req, reply);
+    const live = await signedIn(req, reply);
     if (!live) return reply;
-    const row = activePassword(ctx, live, req.params.id);
+    const row = await activePassword(ctx, live, req.params.id);
     if (!row) return notFound(ctx, reply, live);
     if (!recent(live)) return askPasswordAgain(ctx, req, reply, live.account.login, `/passwords/${row.publicId}/revoke`);
     return pages.send(reply, 'confirm', {
@@ -87,13 +87,13 @@ export function passwordRoutes(app: FastifyInstance, ctx: PortalContext): void {
   });
 
   app.post<{ Params: { id: string } }>('/passwords/:id/revoke', async (req, reply) => {
-    const live = signedIn(req, reply);
+    const live = await signedIn(req, reply);
     if (!live) return reply;
-    const row = activePassword(ctx, live, req.params.id);
+    const row = await activePassword(ctx, live, req.params.id);
     if (!row) return notFound(ctx, reply, live);
     if (!recent(live)) return askPasswordAgain(ctx, req, reply, live.account.login, `/passwords/${row.publicId}/revoke`);
     try {
-      accounts.revokePassword(live.account.login, row.publicId, 'user');
+      await accounts.revokePassword(live.account.login, row.publicId, 'user');
     } catch (err) {
       if (!isPosternError(err, 'PASSWORD_NOT_FOUND')) throw err;
       return notFound(ctx, reply, live);
@@ -102,7 +102,7 @@ export function passwordRoutes(app: FastifyInstance, ctx: PortalContext): void {
   });
 
   app.get('/passwords/revoke-all', async (req, reply) => {
-    const live = signedIn(req, reply);
+    const live = await signedIn(req, reply);
     if (!live) return reply;
     if (!recent(live)) return askPasswordAgain(ctx, req, reply, live.account.login, '/passwords/revoke-all');
     return pages.send(reply, 'confirm', {
@@ -112,10 +112,10 @@ export function passwordRoutes(app: FastifyInstance, ctx: PortalContext): void {
   });
 
   app.post('/passwords/revoke-all', async (req, reply) => {
-    const live = signedIn(req, reply);
+    const live = await signedIn(req, reply);
     if (!live) return reply;
     if (!recent(live)) return askPasswordAgain(ctx, req, reply, live.account.login, '/passwords/revoke-all');
-    const revoked = accounts.revokeAll(live.account.login);
+    const revoked = await accounts.revokeAll(live.account.login);
     return reply.redirect(`/passwords?done=revoked-all&n=${revoked.length}`, 303);
   });
 }
@@ -125,9 +125,9 @@ function sendForm(ctx: PortalContext, reply: FastifyReply, live: LiveSession, er
   return ctx.pages.send(reply, 'new-password', { title: ctx.pages.t.newTitle, login: live.account.login, nav: 'passwords', scopes, error, labelValue }, status);
 }
 
-function activePassword(ctx: PortalContext, live: LiveSession, id: string): AppPasswordRow | undefined {
+async function activePassword(ctx: PortalContext, live: LiveSession, id: string): Promise<AppPasswordRow | undefined> {
   if (!PUBLIC_ID.test(id)) return undefined;
-  return ctx.accounts.listPasswords(live.account.login).find((p) => p.publicId === id && isActive(p, ctx.clock()));
+  return (await ctx.accounts.listPasswords(live.account.login)).find((p) => p.publicId === id && isActive(p, ctx.clock()));
 }
 
 function notFound(ctx: PortalContext, reply: FastifyReply, live: LiveSession): FastifyReply {

@@ -19,68 +19,68 @@ export function secondFactorRoutes(app: FastifyInstance, ctx: PortalContext): vo
   const enrolled = (id: number) => factors.isEnrolled(id);
 
   app.get('/two-factor', async (req, reply) => {
-    const live = guard(sessions, req, reply, 'password', enrolled);
+    const live = await guard(sessions, req, reply, 'password', enrolled);
     if (!live) return reply;
     if (live.session.stage === 'complete') return reply.redirect('/passwords', 303);
-    if (!enrolled(live.account.id)) return reply.redirect('/two-factor/setup', 303);
+    if (!await enrolled(live.account.id)) return reply.redirect('/two-factor/setup', 303);
     return sendChallenge(ctx, live, reply);
   });
 
   app.post('/two-factor', async (req, reply) => {
-    const live = guard(sessions, req, reply, 'password', enrolled);
+    const live = await guard(sessions, req, reply, 'password', enrolled);
     if (!live) return reply;
     if (live.session.stage === 'complete') return reply.redirect('/passwords', 303);
-    if (!enrolled(live.account.id)) return reply.redirect('/two-factor/setup', 303);
-    const check = factors.verify(live.account, field(req, 'code'), where(req));
+    if (!await enrolled(live.account.id)) return reply.redirect('/two-factor/setup', 303);
+    const check = await factors.verify(live.account, field(req, 'code'), where(req));
     if (check.ok) {
-      complete(ctx, live, reply, check.via, where(req));
+      await complete(ctx, live, reply, check.via, where(req));
       return reply.redirect('/passwords', 303);
     }
-    if (codeFailed(ctx, live, reply, where(req).address)) return reply;
+    if (await codeFailed(ctx, live, reply, where(req).address)) return reply;
     return sendChallenge(ctx, live, reply, t.codeWrong);
   });
 
   // The passkey as the second step (src/second-factor/passkeys.ts): options for the page script,
   // then the posted assertion. A refused assertion counts as a wrong code.
   app.post('/two-factor/passkey/options', async (req, reply) => {
-    const live = guard(sessions, req, reply, 'password', enrolled);
+    const live = await guard(sessions, req, reply, 'password', enrolled);
     if (!live) return reply;
-    if (live.session.stage === 'complete' || !ctx.passkeys.rp || ctx.passkeys.count(live.account.id) === 0) {
+    if (live.session.stage === 'complete' || !ctx.passkeys.rp || (await ctx.passkeys.count(live.account.id)) === 0) {
       return reply.code(409).header('cache-control', 'no-store').send({ error: 'no passkey step' });
     }
     return reply.header('cache-control', 'no-store').send(await ctx.passkeys.authenticationOptions(live.account, live.session.id));
   });
 
   app.post('/two-factor/passkey', async (req, reply) => {
-    const live = guard(sessions, req, reply, 'password', enrolled);
+    const live = await guard(sessions, req, reply, 'password', enrolled);
     if (!live) return reply;
     if (live.session.stage === 'complete') return reply.redirect('/passwords', 303);
-    if (!enrolled(live.account.id)) return reply.redirect('/two-factor/setup', 303);
+    if (!await enrolled(live.account.id)) return reply.redirect('/two-factor/setup', 303);
     if (ctx.passkeys.rp && await ctx.passkeys.authenticate(live.account, live.session.id, field(req, 'response'), where(req))) {
-      complete(ctx, live, reply, 'passkey', where(req));
+      await complete(ctx, live, reply, 'passkey', where(req));
       return reply.redirect('/passwords', 303);
     }
-    if (codeFailed(ctx, live, reply, where(req).address)) return reply;
+    if (await codeFailed(ctx, live, reply, where(req).address)) return reply;
     return sendChallenge(ctx, live, reply, t.passkeyRefused);
   });
 
   app.get('/two-factor/setup', async (req, reply) => {
-    const live = guard(sessions, req, reply, 'password', enrolled);
+    const live = await guard(sessions, req, reply, 'password', enrolled);
     if (!live) return reply;
-    if (enrolled(live.account.id)) return reply.redirect(live.session.stage === 'complete' ? '/passwords' : '/two-factor', 303);
+    if (await enrolled(live.account.id)) return reply.redirect(live.session.stage === 'complete' ? '/passwords' : '/two-factor', 303);
     return sendEnrolment(ctx, live, reply);
   });
 
   app.post('/two-factor/setup', async (req, reply) => {
-    const live = guard(sessions, req, reply, 'password', enrolled);
+    const live = await guard(sessions, req, reply, 'password', enrolled);
     if (!live) return reply;
-    if (enrolled(live.account.id) || !live.session.pendingTotpBox) return reply.redirect('/two-factor/setup', 303);
-    const codes = factors.confirm(live.account, live.session.id, live.session.pendingTotpBox, field(req, 'code'), where(req));
+    if (await enrolled(live.account.id) || !live.session.pendingTotpBox) return reply.redirect('/two-factor/setup', 303);
+    const codes = await factors.confirm(live.account, live.session.id, live.session.pendingTotpBox, field(req, 'code'), where(req));
     if (!codes) {
-      if (codeFailed(ctx, live, reply, where(req).address)) return reply;
+      if (await codeFailed(ctx, live, reply, where(req).address)) return reply;
       return sendEnrolment(ctx, live, reply, t.codeWrong);
     }
-    complete(ctx, live, reply, 'enrolment', where(req));
+    await complete(ctx, live, reply, 'enrolment', where(req));
     return pages.send(reply, 'recovery-codes', { title: t.recoveryTitle, login: live.account.login, codes });
   });
 }
@@ -99,7 +99,7 @@ async function sendEnrolment(ctx: PortalContext, live: LiveSession, reply: Fasti
     uri = factors.uriFor(live.account, base32);
   } else {
     const proposal = factors.propose(live.account, live.session.id);
-    store.portalSessions.setPendingTotp(live.session.id, proposal.box);
+    await store.portalSessions.setPendingTotp(live.session.id, proposal.box);
     ({ base32, uri } = proposal);
   }
   const qrSvg = await QRCode.toString(uri, { type: 'svg', margin: 2, errorCorrectionLevel: 'M' });
@@ -107,20 +107,20 @@ async function sendEnrolment(ctx: PortalContext, live: LiveSession, reply: Fasti
 }
 
 /** Counts a wrong code; at the limit the session ends and the reply is the sign-in page. */
-function codeFailed(ctx: PortalContext, live: LiveSession, reply: FastifyReply, ip: string): boolean {
-  const failures = ctx.store.portalSessions.codeFailed(live.session.id);
+async function codeFailed(ctx: PortalContext, live: LiveSession, reply: FastifyReply, ip: string): Promise<boolean> {
+  const failures = await ctx.store.portalSessions.codeFailed(live.session.id);
   ctx.log.warn({ event: 'portal.code_refused', ip, user: live.account.login, failures }, 'a wrong second-factor code on the account page');
   if (failures < MAX_CODE_FAILURES) return false;
-  ctx.sessions.end(live.session.id);
+  await ctx.sessions.end(live.session.id);
   void reply.clearCookie(SESSION_COOKIE, COOKIE_OPTIONS);
   void ctx.pages.send(reply, 'sign-in', { title: ctx.pages.t.signInTitle, error: ctx.pages.t.tooManyCodes }, 401);
   return true;
 }
 
 /** Both steps done: the session, under a new cookie, may now create and revoke (with a recent password). */
-function complete(ctx: PortalContext, live: LiveSession, reply: FastifyReply, via: string, from: { address: string; browser: string }): void {
-  const token = ctx.sessions.complete(live);
+async function complete(ctx: PortalContext, live: LiveSession, reply: FastifyReply, via: string, from: { address: string; browser: string }): Promise<void> {
+  const token = await ctx.sessions.complete(live);
   if (token) void reply.setCookie(SESSION_COOKIE, token, COOKIE_OPTIONS);
-  ctx.store.events.append({ type: 'portal.signed_in', at: ctx.clock(), accountId: live.account.id, login: live.account.login, address: from.address, detail: { via, browser: from.browser } });
+  await ctx.store.events.append({ type: 'portal.signed_in', at: ctx.clock(), accountId: live.account.id, login: live.account.login, address: from.address, detail: { via, browser: from.browser } });
   ctx.log.info({ event: 'portal.signed_in', ip: from.address, user: live.account.login, via }, 'signed in to the account page');
 }

@@ -23,10 +23,10 @@ const NEXT = /^\/(?:passwords(?:\/new|\/revoke-all|\/[0-9a-f]{8}\/revoke)?|passk
 export function signInRoutes(app: FastifyInstance, ctx: PortalContext): void {
   const { pages, sessions, factors, t } = { ...ctx, t: ctx.pages.t };
 
-  app.get('/', async (req, reply) => reply.redirect(sessions.load(req.cookies[SESSION_COOKIE]) ? '/passwords' : '/sign-in', 303));
+  app.get('/', async (req, reply) => reply.redirect(await sessions.load(req.cookies[SESSION_COOKIE]) ? '/passwords' : '/sign-in', 303));
 
   app.get('/sign-in', async (req, reply) => {
-    if (sessions.load(req.cookies[SESSION_COOKIE])) return reply.redirect('/passwords', 303);
+    if (await sessions.load(req.cookies[SESSION_COOKIE])) return reply.redirect('/passwords', 303);
     return pages.send(reply, 'sign-in', { title: t.signInTitle });
   });
 
@@ -45,24 +45,24 @@ export function signInRoutes(app: FastifyInstance, ctx: PortalContext): void {
       if (ctx.selfEnrol) await sleep(started + ENROL_REFUSAL_FLOOR_MS - ctx.clock());
       return pages.send(reply, 'sign-in', { title: t.signInTitle, error: t.signInFailed, loginValue: login.slice(0, 254) }, 401);
     }
-    const { token } = sessions.create(account, 'password', password, from);
+    const { token } = await sessions.create(account, 'password', password, from);
     void reply.setCookie(SESSION_COOKIE, token, COOKIE_OPTIONS);
-    return reply.redirect(factors.isEnrolled(account.id) ? '/two-factor' : '/two-factor/setup', 303);
+    return reply.redirect(await factors.isEnrolled(account.id) ? '/two-factor' : '/two-factor/setup', 303);
   });
 
   app.post('/sign-out', async (req, reply) => {
-    const live = sessions.load(req.cookies[SESSION_COOKIE]);
+    const live = await sessions.load(req.cookies[SESSION_COOKIE]);
     if (live) {
-      sessions.end(live.session.id);
+      await sessions.end(live.session.id);
       const from = where(req);
-      ctx.store.events.append({ type: 'portal.signed_out', at: ctx.clock(), accountId: live.account.id, login: live.account.login, address: from.address, detail: { browser: from.browser } });
+      await ctx.store.events.append({ type: 'portal.signed_out', at: ctx.clock(), accountId: live.account.id, login: live.account.login, address: from.address, detail: { browser: from.browser } });
     }
     void reply.clearCookie(SESSION_COOKIE, COOKIE_OPTIONS);
     return pages.send(reply, 'sign-in', { title: t.signInTitle, notice: t.sessionEnded });
   });
 
   app.post('/confirm-password', async (req, reply) => {
-    const live = guard(sessions, req, reply, 'complete', (id) => factors.isEnrolled(id));
+    const live = await guard(sessions, req, reply, 'complete', (id) => factors.isEnrolled(id));
     if (!live) return reply;
     const next = NEXT.test(field(req, 'next')) ? field(req, 'next') : '/passwords';
     const password = field(req, 'password');
@@ -71,7 +71,7 @@ export function signInRoutes(app: FastifyInstance, ctx: PortalContext): void {
     if (outcome.kind !== 'accepted' || outcome.account.id !== live.account.id) {
       return pages.send(reply, 'reauth', { title: t.reauthTitle, login: live.account.login, next, error: t.signInFailed }, 401);
     }
-    sessions.passwordTyped(live, password);
+    await sessions.passwordTyped(live, password);
     return reply.redirect(next, 303);
   });
 }

@@ -34,8 +34,8 @@ beforeAll(async () => {
     upstreamLookup: cyrus.lookup,
     secrets: [ALICE.password],
   });
-  postern.addUser(ALICE.name, ALICE.primary, { mode: 'password', secret: ALICE.password });
-  Object.assign(passwords, scopedPasswords(postern, ALICE));
+  await postern.addUser(ALICE.name, ALICE.primary, { mode: 'password', secret: ALICE.password });
+  Object.assign(passwords, await scopedPasswords(postern, ALICE));
   origin = `https://127.0.0.1:${postern.port('dav')}`;
   client = hostFetch({ caPem: postern.caPem, hosts: {} });
 }, 90_000);

@@ -31,8 +31,8 @@ beforeAll(async () => {
     upstreamLookup: nextcloud.lookup,
     secrets: [ALICE.password],
   });
-  postern.addUser(ALICE.name, ALICE.primary, { mode: 'password', secret: ALICE.password });
-  Object.assign(passwords, scopedPasswords(postern, ALICE));
+  await postern.addUser(ALICE.name, ALICE.primary, { mode: 'password', secret: ALICE.password });
+  Object.assign(passwords, await scopedPasswords(postern, ALICE));
   origin = `https://127.0.0.1:${postern.port('dav')}`;
   client = hostFetch({ caPem: postern.caPem, hosts: {} });
 }, 90_000);

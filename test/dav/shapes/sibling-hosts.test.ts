@@ -72,8 +72,8 @@ beforeAll(async () => {
     upstreamLookup: hostLookup(Object.fromEntries(NAMES.map((n) => [n, '127.0.0.1']))),
     secrets: [UPSTREAM_SECRET],
   });
-  postern.addUser('alice', PRIMARY, { mode: 'password', secret: UPSTREAM_SECRET });
-  auth = basic('alice', postern.newPassword('alice', PRIMARY, { label: 'phone' }).password);
+  await postern.addUser('alice', PRIMARY, { mode: 'password', secret: UPSTREAM_SECRET });
+  auth = basic('alice', (await postern.newPassword('alice', PRIMARY, { label: 'phone' })).password);
   client = davClient(postern.port('dav'), postern.caPem);
 });
 

@@ -83,9 +83,9 @@ export async function startCatcherRig(dav: Record<string, unknown> = {}): Promis
     await closeServers();
     throw err;
   }
-  postern.addUser('alice', 'alice primary passphrase', { mode: 'password', secret: 'alice-upstream-secret' });
-  const make = (scopes?: string) => basic('alice', postern.newPassword('alice', 'alice primary passphrase', { scopes }).password);
-  const auth = { full: make(), caldav: make('caldav'), carddav: make('carddav') };
+  await postern.addUser('alice', 'alice primary passphrase', { mode: 'password', secret: 'alice-upstream-secret' });
+  const make = async (scopes?: string) => basic('alice', (await postern.newPassword('alice', 'alice primary passphrase', { scopes })).password);
+  const auth = { full: await make(), caldav: await make('caldav'), carddav: await make('carddav') };
   const port = postern.port('dav');
   return {
     postern, upstreamOrigin, catcherPort, recorded, auth,

@@ -40,8 +40,8 @@ export async function startCountingRig(dav: Record<string, unknown> = {}): Promi
     await closeUpstream();
     throw err;
   }
-  postern.addUser('alice', 'alice primary passphrase', { mode: 'password', secret: 'upstream secret' });
-  const auth = basic('alice', postern.newPassword('alice', 'alice primary passphrase').password);
+  await postern.addUser('alice', 'alice primary passphrase', { mode: 'password', secret: 'upstream secret' });
+  const auth = basic('alice', (await postern.newPassword('alice', 'alice primary passphrase')).password);
   return {
     postern,
     auth,

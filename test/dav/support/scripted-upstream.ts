@@ -62,8 +62,8 @@ export function useScriptedUpstream(): ScriptedRig {
       config: { dav: { listener: { host: '127.0.0.1', port: 0 }, caldavUpstream: `${rig.upstreamOrigin}/`, carddavUpstream: `${rig.upstreamOrigin}/`, upstreamAliases: [ALIAS], upstreamTimeoutMs: 1500 } },
       secrets: [ALICE_UPSTREAM_SECRET],
     });
-    rig.postern.addUser('alice', ALICE_PRIMARY, { mode: 'password', secret: ALICE_UPSTREAM_SECRET });
-    rig.auth = basic('alice', rig.postern.newPassword('alice', ALICE_PRIMARY).password);
+    await rig.postern.addUser('alice', ALICE_PRIMARY, { mode: 'password', secret: ALICE_UPSTREAM_SECRET });
+    rig.auth = basic('alice', (await rig.postern.newPassword('alice', ALICE_PRIMARY)).password);
     rig.client = davClient(rig.postern.port('dav'), rig.postern.caPem);
   });
 

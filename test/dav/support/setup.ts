@@ -31,8 +31,8 @@ export async function startDavRig(dav: Record<string, unknown> = {}): Promise<Da
     await radicale.stop();
     throw err;
   }
-  postern.addUser(ALICE.login, ALICE.primary, { mode: 'password', secret: ALICE.upstream });
-  postern.addUser(BOB.login, BOB.primary, { mode: 'password', secret: BOB.upstream });
+  await postern.addUser(ALICE.login, ALICE.primary, { mode: 'password', secret: ALICE.upstream });
+  await postern.addUser(BOB.login, BOB.primary, { mode: 'password', secret: BOB.upstream });
   const port = postern.port('dav');
   const client = davClient(port, postern.caPem);
   return {

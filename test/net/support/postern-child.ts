@@ -15,8 +15,8 @@ process.on('message', (m: { id: number; op: string; config?: Record<string, unkn
     switch (m.op) {
       case 'start': {
         postern = await startPostern({ config: m.config });
-        postern.addUser('alice', 'alice-primary-Secret-1', { mode: 'password', secret: 'alice-upstream-Secret-2' });
-        const { password } = postern.newPassword('alice', 'alice-primary-Secret-1');
+        await postern.addUser('alice', 'alice-primary-Secret-1', { mode: 'password', secret: 'alice-upstream-Secret-2' });
+        const { password } = await postern.newPassword('alice', 'alice-primary-Secret-1');
         const ports = Object.fromEntries(postern.app.addresses.map((a) => [a.name, a.port]));
         return { ports, password, caPem: postern.caPem };
       }

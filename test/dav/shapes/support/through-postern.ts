@@ -10,11 +10,11 @@ export interface ScopedPasswords {
   carddav: string;
 }
 
-export function scopedPasswords(postern: PosternHarness, user: { name: string; primary: string }): ScopedPasswords {
+export async function scopedPasswords(postern: PosternHarness, user: { name: string; primary: string }): Promise<ScopedPasswords> {
   return {
-    both: postern.newPassword(user.name, user.primary, { label: 'both' }).password,
-    caldav: postern.newPassword(user.name, user.primary, { label: 'cal', scopes: ['caldav'] }).password,
-    carddav: postern.newPassword(user.name, user.primary, { label: 'card', scopes: ['carddav'] }).password,
+    both: (await postern.newPassword(user.name, user.primary, { label: 'both' })).password,
+    caldav: (await postern.newPassword(user.name, user.primary, { label: 'cal', scopes: ['caldav'] })).password,
+    carddav: (await postern.newPassword(user.name, user.primary, { label: 'card', scopes: ['carddav'] })).password,
   };
 }
 

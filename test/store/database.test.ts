@@ -50,7 +50,7 @@ it('several processes opening a fresh database at once all succeed, and the sche
   try {
     expect(schemaVersion(store.db)).toBe(MIGRATIONS.length);
     const tables = store.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all();
-    expect(tables.map((t) => (t as { name: string }).name)).toEqual(['accounts', 'app_passwords', 'events', 'password_changes', 'portal_sessions', 'recovery_codes', 'second_factors', 'sqlite_sequence', 'throttle_blocks', 'throttle_counts']);
+    expect(tables.map((t) => (t as { name: string }).name)).toEqual(['accounts', 'app_passwords', 'events', 'passkeys', 'password_changes', 'portal_sessions', 'recovery_codes', 'second_factors', 'sqlite_sequence', 'throttle_blocks', 'throttle_counts']);
   } finally {
     store.close();
   }

@@ -188,9 +188,15 @@ const portal = z.strictObject({
    * Self-enrolment, off unless domains are listed: a login postern does not know, in one of these
    * domains, that the provider accepts (checked through the mail upstream, as `--check` does)
    * becomes an account in mode `password` on first sign-in, and must set up two-factor
-   * authentication before anything else. Every other sign-in is answered as a wrong password.
+   * authentication before anything else. Every other sign-in is answered as a wrong password,
+   * and every refused sign-in takes at least `minRefusalMs`: set it above the time the provider
+   * takes to refuse a wrong password (its own failure delay), or the extra round trip tells an
+   * unknown login from a known one.
    */
-  enrol: z.strictObject({ domains: z.array(domainName).min(1) }).optional(),
+  enrol: z.strictObject({
+    domains: z.array(domainName).min(1),
+    minRefusalMs: z.number().int().min(0).max(30_000).default(3_000),
+  }).optional(),
   /**
    * Right after Generate, a one-time download of an Apple configuration profile with the new
    * password inside (and a QR code that opens it on a phone): valid this long, once.

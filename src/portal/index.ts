@@ -81,7 +81,7 @@ export async function startPortal(portal: PortalConfig, deps: PortalDeps): Promi
   const ctx: PortalContext = {
     config: deps.config, store: deps.store, auth: deps.auth, log, clock, sessions, listeners: deps.listeners, accounts,
     providerCheck: providerPasswordChange({ store: deps.store, accounts, upstream: checkTarget(deps.config), serverName: deps.config.hostnames[0]!, enabled: portal.providerPasswordChange, log }),
-    selfEnrol: selfEnrolment({ store: deps.store, accounts, upstream: checkTarget(deps.config), serverName: deps.config.hostnames[0]!, domains: portal.enrol?.domains ?? [], log, clock }),
+    selfEnrol: selfEnrolment({ store: deps.store, accounts, upstream: checkTarget(deps.config), serverName: deps.config.hostnames[0]!, domains: portal.enrol?.domains ?? [], minRefusalMs: portal.enrol?.minRefusalMs ?? 0, log, clock }),
     factors: new SecondFactorService(deps.store, deps.digestKey, portal.issuer, clock),
     passkeys: new PasskeyService(deps.store, relyingPartyOf(portalUrl(deps.config), portal.issuer), clock),
     pages: new Pages(),

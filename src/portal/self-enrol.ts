@@ -25,17 +25,22 @@ export interface SelfEnrolDeps {
   serverName: string;
   /** Lower-cased domains whose logins may enrol themselves; empty: off. */
   domains: readonly string[];
+  /** The least time any refused sign-in takes while enrolment is on (see the route). */
+  minRefusalMs: number;
   log: Logger;
   clock: () => number;
 }
 
-export type SelfEnrol = (login: string, password: string) => Promise<AccountRow | null>;
+export interface SelfEnrol {
+  enrol(login: string, password: string): Promise<AccountRow | null>;
+  minRefusalMs: number;
+}
 
 export function selfEnrolment(deps: SelfEnrolDeps): SelfEnrol | null {
   if (deps.domains.length === 0 || !deps.upstream) return null;
   const domains = new Set(deps.domains.map((d) => d.toLowerCase()));
   const upstream = deps.upstream;
-  return async (loginInput, password) => {
+  const enrol = async (loginInput: string, password: string): Promise<AccountRow | null> => {
     if (password.length === 0) return null;
     let login: string;
     try {
@@ -59,4 +64,5 @@ export function selfEnrolment(deps: SelfEnrolDeps): SelfEnrol | null {
     deps.log.info({ event: 'portal.self_enrolled', user: account.login }, 'a login the provider accepted enrolled itself on the account page; it must set up two-factor authentication next');
     return deps.store.accounts.get(account.id) ?? null;
   };
+  return { enrol, minRefusalMs: deps.minRefusalMs };
 }

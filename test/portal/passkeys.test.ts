@@ -197,8 +197,8 @@ describe('passkeys on the account page, with a virtual authenticator', () => {
       form.submit();
     })()`;
     await Promise.all([page.waitForNavigation(), page.evaluate(answerWithBobsKey)]);
-    expect(await page.textContent('.error')).toContain('could not be verified');
     expect(pathname()).toBe('/two-factor/passkey');
+    expect(await page.textContent('.error')).toContain('could not be verified');
     expect(events('alice').find((e) => e.type === 'second_factor.failed')?.detail?.method).toBe('passkey-other-account');
   });
 

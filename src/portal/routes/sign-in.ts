@@ -9,12 +9,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { PortalContext } from '../context.js';
 import { COOKIE_OPTIONS, field, guard, SESSION_COOKIE, where } from '../request.js';
 
-/**
- * The least time a refused sign-in takes when self-enrolment is on: longer than a provider's
- * login on a loopback or LAN upstream usually takes, so that refusals after one look like the rest.
- */
-export const ENROL_REFUSAL_FLOOR_MS = 1_500;
-
 const sleep = (ms: number) => (ms > 0 ? new Promise<void>((resolve) => setTimeout(resolve, ms)) : Promise.resolve());
 
 /** Where the password-again form may send the user back to: the pages that asked for it. */
@@ -38,11 +32,11 @@ export function signInRoutes(app: FastifyInstance, ctx: PortalContext): void {
     const outcome = await ctx.auth.signInWithPrimary({ login, password, clientAddress: from.address, browser: from.browser });
     // A blocked address is not let through to the provider either.
     const account = outcome.kind === 'accepted' ? outcome.account
-      : outcome.kind === 'failed' ? await ctx.providerCheck(login, password) ?? await ctx.selfEnrol?.(login, password) ?? null : null;
+      : outcome.kind === 'failed' ? await ctx.providerCheck(login, password) ?? await ctx.selfEnrol?.enrol(login, password) ?? null : null;
     if (!account) {
       // With self-enrolment on, some refusals waited for the provider: every refusal waits as long
       // at least, so the time to answer does not tell an unknown login from a wrong password.
-      if (ctx.selfEnrol) await sleep(started + ENROL_REFUSAL_FLOOR_MS - ctx.clock());
+      if (ctx.selfEnrol) await sleep(started + ctx.selfEnrol.minRefusalMs - ctx.clock());
       return pages.send(reply, 'sign-in', { title: t.signInTitle, error: t.signInFailed, loginValue: login.slice(0, 254) }, 401);
     }
     const { token } = await sessions.create(account, 'password', password, from);

@@ -39,9 +39,9 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function refusal(fn: () => unknown, code: ErrorCode): string {
+async function refusal(fn: () => unknown, code: ErrorCode): Promise<string> {
   try {
-    fn();
+    await fn();
   } catch (err) {
     expect(isPosternError(err, code), String(err)).toBe(true);
     return (err as Error).message;
@@ -64,14 +64,14 @@ describe('requireNewLogin', () => {
     expect(await accounts.requireNewLogin('  Bob@Example.org ')).toBe('bob@example.org');
   });
 
-  it('refuses a taken login in any case, with the message addAccount gives', () => {
-    const early = refusal(() => accounts.requireNewLogin(' ALICE@example.org'), 'ACCOUNT_EXISTS');
+  it('refuses a taken login in any case, with the message addAccount gives', async () => {
+    const early = await refusal(() => accounts.requireNewLogin(' ALICE@example.org'), 'ACCOUNT_EXISTS');
     expect(early).toBe('account "alice@example.org" already exists');
-    expect(refusal(() => accounts.addAccount('Alice@Example.org', 'x', { mode: 'master' }), 'ACCOUNT_EXISTS')).toBe(early);
+    expect(await refusal(() => accounts.addAccount('Alice@Example.org', 'x', { mode: 'master' }), 'ACCOUNT_EXISTS')).toBe(early);
   });
 
-  it('refuses an invalid login before looking it up', () => {
-    refusal(() => accounts.requireNewLogin('two words'), 'LOGIN_INVALID');
+  it('refuses an invalid login before looking it up', async () => {
+    await refusal(() => accounts.requireNewLogin('two words'), 'LOGIN_INVALID');
   });
 });
 
@@ -86,12 +86,12 @@ describe('checkNewPassword', () => {
     [{ label: 'ok', scopes: 'imap,nntp' }, 'SCOPE_INVALID'],
     [{ label: 'ok', expires: 'soon' }, 'EXPIRY_INVALID'],
     [{ label: 'ok', expires: '2020-01-01' }, 'EXPIRY_INVALID'],
-  ] as const)('refuses %j with %s', (request, code) => {
-    refusal(() => accounts.checkNewPassword('alice@example.org', request), code);
+  ] as const)('refuses %j with %s', async (request, code) => {
+    await refusal(() => accounts.checkNewPassword('alice@example.org', request), code);
   });
 
-  it('refuses an unknown account', () => {
-    refusal(() => accounts.checkNewPassword('nobody', { label: 'laptop' }), 'ACCOUNT_NOT_FOUND');
+  it('refuses an unknown account', async () => {
+    await refusal(() => accounts.checkNewPassword('nobody', { label: 'laptop' }), 'ACCOUNT_NOT_FOUND');
   });
 
   it(`refuses at ${MAX_ACTIVE_PASSWORDS} active passwords with the limit in the message`, async () => {
@@ -99,14 +99,14 @@ describe('checkNewPassword', () => {
     await accounts.checkNewPassword('alice@example.org', { label: 'the 25th' });
     await givePasswords(1);
     expect(await accounts.activePasswordCount(alice)).toBe(MAX_ACTIVE_PASSWORDS);
-    expect(refusal(() => accounts.checkNewPassword('alice@example.org', { label: 'the 26th' }), 'PASSWORD_LIMIT_REACHED'))
+    expect(await refusal(() => accounts.checkNewPassword('alice@example.org', { label: 'the 26th' }), 'PASSWORD_LIMIT_REACHED'))
       .toBe('"alice@example.org" already has 25 active app-specific passwords: revoke one first');
   });
 
   it('does not count revoked or expired passwords, and records the expiry that is due', async () => {
     await givePasswords(MAX_ACTIVE_PASSWORDS - 1);
     await givePasswords(1, T0 + 60_000);
-    refusal(() => accounts.checkNewPassword('alice@example.org', { label: 'one too many' }), 'PASSWORD_LIMIT_REACHED');
+    await refusal(() => accounts.checkNewPassword('alice@example.org', { label: 'one too many' }), 'PASSWORD_LIMIT_REACHED');
     now = T0 + 60_000;
     expect(await accounts.activePasswordCount(alice)).toBe(MAX_ACTIVE_PASSWORDS - 1);
     await accounts.checkNewPassword('alice@example.org', { label: 'after the expiry' });

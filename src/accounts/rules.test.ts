@@ -142,7 +142,7 @@ describe('primary password change', () => {
     // Make the last write of the change (a history entry of the revocation) fail.
     sqliteDb(f.store).exec(`CREATE TEMP TRIGGER fail_revoke_event BEFORE INSERT ON events WHEN NEW.type = 'password.revoked'
       BEGIN SELECT RAISE(ABORT, 'injected failure'); END`);
-    await expect(await f.accounts.setPrimaryPassword('alice@example.org', 'another primary')).rejects.toThrow(/injected failure/);
+    await expect(f.accounts.setPrimaryPassword('alice@example.org', 'another primary')).rejects.toThrow(/injected failure/);
     sqliteDb(f.store).exec('DROP TRIGGER fail_revoke_event');
     expect((await f.accounts.getAccount('alice@example.org')).primaryHash).toBe(hashBefore);
     expect((await f.login('alice@example.org', kept.password)).kind).toBe('accepted');

@@ -122,7 +122,7 @@ describe('upstream status bookkeeping', () => {
     }
     await f.writes.idle();
     expect(status()).toBe('rejected');
-    expect(rejections()).toHaveLength(1);
+    expect(await rejections()).toHaveLength(1);
     expect(f.logs.events('upstream.credentials_rejected')).toHaveLength(2);
     expect(f.writes.stats().dropped).toBe(0);
   });

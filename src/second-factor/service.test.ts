@@ -103,7 +103,7 @@ describe('second factors', () => {
     expect(await factors.isEnrolled(account.id)).toBe(false);
     expect(await factors.recoveryCodesLeft(account.id)).toBe(0);
     expect(sqliteDb(f.store).prepare('SELECT ended_at AS e FROM portal_sessions WHERE id = ?').get(sessionId)).toEqual({ e: MOVABLE_CLOCK_START });
-    await expect(await factors.verify(account, codes[1]!, WHERE)).rejects.toThrow();
+    await expect(factors.verify(account, codes[1]!, WHERE)).rejects.toThrow();
     expect(await resetSecondFactor(f.store, account, MOVABLE_CLOCK_START)).toBe(false);
     expect((await f.store.events.listForAccount(account.id)).filter((e) => e.type === 'second_factor.reset')).toHaveLength(1);
   });

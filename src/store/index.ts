@@ -97,9 +97,10 @@ export function promised<T extends object>(repo: T): Async<T> {
       const call = method as (...args: unknown[]) => unknown;
       lifted[name] = (...args) => {
         try {
-          return Promise.resolve(call.apply(repo, args)).catch((err: unknown) => Promise.reject(storeError(err)));
+          return Promise.resolve(call.apply(repo, args)).catch((err: unknown) => Promise.reject(storeError(err) as Error));
         } catch (err) {
-          return Promise.reject(storeError(err) as Error);
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- storeError passes non-Error throws on unchanged
+          return Promise.reject(storeError(err));
         }
       };
     }

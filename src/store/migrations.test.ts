@@ -119,7 +119,7 @@ it('upgrades a database at schema 4 to upstream mode oauth2 without losing an ap
 
     const id = await store.accounts.insert({ login: 'c', upstreamMode: 'oauth2', oauth2Provider: 'microsoft', upstreamUser: 'c', primaryHash: 'h', primarySalt: null, dekPrimary: null, now: 1 });
     expect(await store.accounts.get(id)).toMatchObject({ upstreamMode: 'oauth2', oauth2Provider: 'microsoft' });
-    await expect(await store.accounts.insert({ login: 'd', upstreamMode: 'oauth2', upstreamUser: 'd', primaryHash: 'h', primarySalt: null, dekPrimary: null, now: 1 })).rejects.toThrow(/CHECK/);
+    await expect(store.accounts.insert({ login: 'd', upstreamMode: 'oauth2', upstreamUser: 'd', primaryHash: 'h', primarySalt: null, dekPrimary: null, now: 1 })).rejects.toThrow(/CHECK/);
 
     const before = await store.passwords.revision();
     await store.accounts.remove(2);

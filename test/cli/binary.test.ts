@@ -202,13 +202,13 @@ describe('app-specific passwords', () => {
         await store.close();
       }
     };
-    expect(stored()).toEqual({ user: 'bob2@provider.example', secret: BOB_UPSTREAM });
+    expect(await stored()).toEqual({ user: 'bob2@provider.example', secret: BOB_UPSTREAM });
     const NEW_UPSTREAM = 'bob second provider secret';
     secrets.add(NEW_UPSTREAM);
     const replaced = await run(['user', 'set-upstream', 'bob', '--password-stdin', '--upstream-secret-stdin'], { input: `${BOB}\n${NEW_UPSTREAM}\n` });
     expect(replaced.code, replaced.stderr).toBe(0);
     expect(replaced.stdout).toMatch(/, new upstream password; status reset to unknown$/m);
-    expect(stored()).toEqual({ user: 'bob2@provider.example', secret: NEW_UPSTREAM });
+    expect(await stored()).toEqual({ user: 'bob2@provider.example', secret: NEW_UPSTREAM });
   });
 });
 

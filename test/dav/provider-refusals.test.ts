@@ -32,7 +32,7 @@ describe('the upstream refuses for a reason of its own', () => {
     expect(res.status).toBe(status);
     expect(res.text).toBe(`upstream says ${status}`);
     expect(rig.postern.logs.events('upstream.credentials_rejected')).toEqual([]);
-    expect(statusOf()).not.toBe('rejected');
+    expect(await statusOf()).not.toBe('rejected');
   });
 
   it.each([
@@ -56,7 +56,7 @@ describe('the upstream refuses for a reason of its own', () => {
     expect(refusals[0]).toMatchObject({ level, stage: 'probe', code: String(status), user: 'alice' });
     expect(rig.postern.logs.events('upstream.fault').filter((e) => e.stage === 'probe')).toEqual([]);
     expect(rig.postern.logs.events('upstream.credentials_rejected')).toEqual([]);
-    expect(statusOf()).not.toBe('rejected');
+    expect(await statusOf()).not.toBe('rejected');
   });
 
   it('still flags the account when the upstream answers the probe with 401', async () => {
@@ -67,6 +67,6 @@ describe('the upstream refuses for a reason of its own', () => {
     });
     const res = await rig.client.request({ method: 'GET', path: '/alice/home/e.ics', headers: { authorization: calOnly } });
     expect(res.status).toBe(502);
-    expect(statusOf()).toBe('rejected');
+    expect(await statusOf()).toBe('rejected');
   });
 });

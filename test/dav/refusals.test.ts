@@ -243,13 +243,13 @@ describe('stored credentials and account modes', () => {
     const status = async () => (await rig.postern.accounts.getAccount('frank')).upstreamStatus;
     const request = async () => (await propfind(basic('frank', (await rig.postern.newPassword('frank', primary)).password))).status;
     expect(await request()).toBe(207);
-    await vi.waitFor(() => expect(status()).toBe('ok'), { timeout: 2_000 });
+    await vi.waitFor(async () => expect(await status()).toBe('ok'), { timeout: 2_000 });
     await rig.postern.accounts.setUpstream('frank', primary, upstream('not-alices-radicale-password'));
     expect(await request()).toBe(502);
-    await vi.waitFor(() => expect(status()).toBe('rejected'), { timeout: 2_000 });
+    await vi.waitFor(async () => expect(await status()).toBe('rejected'), { timeout: 2_000 });
     await rig.postern.accounts.setUpstream('frank', primary, upstream(ALICE.upstream));
     expect(await request()).toBe(207);
-    await vi.waitFor(() => expect(status()).toBe('ok'), { timeout: 2_000 });
+    await vi.waitFor(async () => expect(await status()).toBe('ok'), { timeout: 2_000 });
   });
 
   it('answers 503 for a master-mode account (Basic has no authorization identity)', async () => {

@@ -68,9 +68,9 @@ it('upgrades a schema-1 database in place, keeping its history, and adds the tim
 });
 
 it('deletes every event older than keepDays, in batches, keeps the rest and logs it once', async () => {
-  addEvents(12_001, NOW - 31 * DAY); // more than two batches
-  addEvents(1, NOW - 30 * DAY); // exactly at the limit: kept
-  addEvents(3, NOW - DAY);
+  await addEvents(12_001, NOW - 31 * DAY); // more than two batches
+  await addEvents(1, NOW - 30 * DAY); // exactly at the limit: kept
+  await addEvents(3, NOW - DAY);
   const sink = createLogSink();
   const retention = startHistoryRetention(store, { keepDays: 30, everyMs: 3_600_000, clock: () => NOW }, sink.logger);
   try {
@@ -86,7 +86,7 @@ it('deletes every event older than keepDays, in batches, keeps the rest and logs
 });
 
 it('keepDays 0 keeps everything', async () => {
-  addEvents(5, NOW - 3650 * DAY);
+  await addEvents(5, NOW - 3650 * DAY);
   const sink = createLogSink();
   const retention = startHistoryRetention(store, { keepDays: 0, clock: () => NOW }, sink.logger);
   try {
@@ -103,8 +103,8 @@ it('prunes again on its timer', async () => {
   const retention = startHistoryRetention(store, { keepDays: 1, everyMs: 50, clock: () => NOW }, sink.logger);
   try {
     await new Promise((resolve) => setTimeout(resolve, 20)); // the start-up pass has found nothing
-    addEvents(2, NOW - 2 * DAY);
-    addEvents(1, NOW);
+    await addEvents(2, NOW - 2 * DAY);
+    await addEvents(1, NOW);
     const deadline = Date.now() + 5_000;
     while (countEvents() !== 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
     expect(countEvents()).toBe(1);
@@ -115,8 +115,8 @@ it('prunes again on its timer', async () => {
 
 it('the running proxy prunes the history of the database it opens, by the configured keepDays', async () => {
   const now = Date.now();
-  addEvents(4, now - 8 * DAY);
-  addEvents(2, now - 6 * DAY);
+  await addEvents(4, now - 8 * DAY);
+  await addEvents(2, now - 6 * DAY);
   await store.close();
   const postern = await startPostern({ config: { database: { path: path.join(dir, 'p.db') }, history: { keepDays: 7 } } });
   try {
@@ -142,14 +142,14 @@ it('an expiry sweep with nothing due takes no write lock', () => {
 });
 
 it('on the writer connection, a held lock makes housekeeping give up at once; the next pass does the work', async () => {
-  addEvents(3, NOW - 10 * DAY);
+  await addEvents(3, NOW - 10 * DAY);
   sqliteDb(store).exec(`INSERT INTO accounts (id, login, upstream_mode, upstream_user, primary_hash, created_at, primary_changed_at) VALUES (1, 'alice', 'password', 'alice', 'x', 0, 0)`);
   sqliteDb(store).exec(`INSERT INTO app_passwords (public_id, account_id, digest, label, scopes, created_at, expires_at) VALUES ('abcd1234', 1, x'00', 'brief', 'imap', 0, ${NOW - 1})`);
   const writer = openWriterStore(path.join(dir, 'p.db'));
   const sink = createLogSink();
   const retention = startHistoryRetention(writer, { keepDays: 7, everyMs: 3_600_000, clock: () => NOW }, sink.logger);
   await sink.waitForEvent('history.pruned'); // the start-up pass, then a pass under the lock:
-  addEvents(2, NOW - 10 * DAY);
+  await addEvents(2, NOW - 10 * DAY);
   const other = new Database(path.join(dir, 'p.db'));
   other.exec('BEGIN IMMEDIATE');
   try {

@@ -19,12 +19,15 @@ import { checkDescriptorBudget, type ConnectionCap } from './net/descriptors.js'
 import type { Logger } from './log.js';
 import { TlsMaterial } from './net/tls-material.js';
 import type { BoundAddress, ProtocolDeps, ProtocolService } from './net/service.js';
-import { openStore, type Store } from './store/index.js';
+import type { Store } from './store/index.js';
 import { startHistoryRetention } from './store/history-retention.js';
 import { startExpirySweep } from './store/expiry.js';
 import { startThrottlePrune } from './store/throttle-prune.js';
 import { startProfileDownloadPrune } from './store/profile-download-prune.js';
-import { openWriterStore, WriteQueue } from './store/write-queue.js';
+import { WriteQueue } from './store/write-queue.js';
+import { openConfiguredStore } from './store/open.js';
+import { PgChangeFeed } from './store/postgres/change-feed.js';
+import { databaseTarget } from './config/database.js';
 import { startImap } from './imap/index.js';
 import { startPop3 } from './pop3/index.js';
 import { startSmtp } from './smtp/index.js';
@@ -35,7 +38,6 @@ import { createTokenManager } from './oauth2/index.js';
 import { startPortal } from './portal/index.js';
 
 /** A lock held by an admin command holds a page request (and the event loop) at most this long. */
-const PORTAL_BUSY_TIMEOUT_MS = 1000;
 
 export interface App {
   store: Store;
@@ -69,8 +71,14 @@ export interface AppOptions {
 export async function startApp(config: ResolvedConfig, log: Logger, options: AppOptions = {}): Promise<App> {
   const digestKey = readKeyFile(config.keyFile);
   const tls = new TlsMaterial(config.tls.cert, config.tls.key, config.tls.minVersion);
-  const store = openStore(config.database.path);
-  const writer = openWriterStore(config.database.path);
+  const target = databaseTarget(config);
+  const store = await openConfiguredStore(config, 'proxy');
+  // PostgreSQL: one pool serves every role of this process (src/store/open.ts).
+  const shared = target.engine === 'postgres';
+  const writer = shared ? store : await openConfiguredStore(config, 'writer').catch(async (err: unknown) => {
+    await store.close();
+    throw err;
+  });
   const writes = new WriteQueue(writer, { log: log.child({ component: 'store' }), maxQueued: config.database.maxQueuedWrites });
   const metrics = createMetrics();
   metrics.sampleWriteErrors(() => writes.stats().retries);
@@ -78,6 +86,13 @@ export async function startApp(config: ResolvedConfig, log: Logger, options: App
   const auth = createAuthService(config, store, writes, digestKey, log, {
     metrics, tokens: createTokenManager(config, store, writer, log), processes: options.processes ?? 1, throttleRepeatKey: options.throttleRepeatKey,
   });
+  // PostgreSQL: revocations committed by any instance or CLI arrive by NOTIFY at once; the watcher's
+  // own poll slows to a safety net while the feed is connected (src/auth/connect-change-feed.ts).
+  const feed = target.engine === 'postgres' ? new PgChangeFeed({ url: target.url, log: log.child({ component: 'store' }), connectTimeoutMs: target.connectTimeoutMs }) : null;
+  if (feed) {
+    auth.followChangeFeed(feed);
+    feed.start();
+  }
   const maintenance = options.maintenance ?? true;
   const retention = maintenance ? startHistoryRetention(writer, { keepDays: config.history.keepDays }, log) : null;
   const expiry = maintenance ? startExpirySweep(writer, log) : null;
@@ -94,13 +109,14 @@ export async function startApp(config: ResolvedConfig, log: Logger, options: App
     await Promise.allSettled(services.map((s) => s.close()));
     await admin?.close();
     for (const closeOne of closers) await closeOne();
+    await feed?.close();
     await auth.close();
     retention?.stop();
     expiry?.stop();
     throttlePrune?.stop();
     profilePrune?.stop();
     await writes.close();
-    await writer.close();
+    if (writer !== store) await writer.close();
     await store.close();
   };
   try {
@@ -121,8 +137,8 @@ export async function startApp(config: ResolvedConfig, log: Logger, options: App
     if (config.portal?.enabled) {
       // Its own connection: the page's writes (sessions, new passwords) are an admin's kind of
       // write, short and rare; they must not wait behind the proxy's queue, nor hold its lock.
-      const portalStore = openStore(config.database.path, { busyTimeoutMs: PORTAL_BUSY_TIMEOUT_MS });
-      closers.push(() => portalStore.close());
+      const portalStore = shared ? store : await openConfiguredStore(config, 'portal');
+      if (!shared) closers.push(() => portalStore.close());
       services.push(await startPortal(config.portal, { config, store: portalStore, auth, tls, digestKey, log: log.child({ protocol: 'portal' }), listeners: () => services.flatMap((s) => s.addresses) }));
     }
   } catch (err) {

@@ -50,6 +50,7 @@ export const LOG_EVENTS = {
   'auth.primary_check_unavailable': { level: 'warn', when: 'the primary-password check could not run; answered as a wrong password', fields: ['err'] },
   'auth.shared_throttle_unavailable': { level: 'warn', when: 'the throttle counts shared through the database could not be read; this process\'s own counts still apply', fields: ['err'] },
   'auth.revocation_poll_failed': { level: 'warn', when: 'the revocation watcher could not read the database (at most once a minute); it retries at the next poll, live sessions continue', fields: ['code', 'err'] },
+  'auth.store_unavailable': { level: 'warn', when: 'a login could not read the database (at most once a minute): the client gets a temporary failure, never a wrong password; live sessions continue', fields: ['err'] },
   'session.started': { level: 'info', when: 'a login was accepted upstream: the one info line per login (DAV: the first request per connection and password; not SMTP\'s reconnects)', fields: ['protocol', 'ip', 'user', 'passwordId'] },
   'session.revoked': { level: 'info', when: 'the session\'s app-specific password was revoked or expired; the session ends', fields: ['user', 'passwordId', 'reason'] },
   'session.closed': { level: 'info', when: 'an IMAP connection ended', fields: ['why', 'relayed', 'bytesIn', 'bytesOut', 'ms'] },

@@ -118,7 +118,9 @@ export async function authenticate<C extends UpstreamCredential>(deps: SignInDep
     outcome = await deps.auth.authenticate(attempt);
   } catch (err) {
     metrics?.databaseError('read');
-    throw err;
+    if (!isPosternError(err, 'STORE_UNAVAILABLE')) throw err;
+    reportStoreUnavailable(deps.log, err);
+    outcome = { kind: 'store-unavailable' };
   }
   if (outcome.kind !== 'accepted') {
     metrics?.login(attempt.protocol, REFUSAL_OUTCOME[outcome.kind]);
@@ -139,7 +141,19 @@ const REFUSAL_OUTCOME: Record<Exclude<AuthOutcome, { kind: 'accepted' }>['kind']
   'throttled': 'throttled',
   'primary-refused': 'primary_refused',
   'credential-unusable': 'unusable',
+  'store-unavailable': 'store_unavailable',
 };
+
+const STORE_WARNING_INTERVAL_MS = 60_000;
+let lastStoreWarning = 0;
+
+/** One line a minute at most while the database stays away: every login would repeat it. */
+function reportStoreUnavailable(log: Logger, err: PosternError): void {
+  const now = Date.now();
+  if (now - lastStoreWarning < STORE_WARNING_INTERVAL_MS) return;
+  lastStoreWarning = now;
+  log.warn({ event: 'auth.store_unavailable', err: err.message }, 'the database cannot be read: logins get a temporary failure until it is back; live sessions continue');
+}
 
 const UPSTREAM_OUTCOME: Record<UpstreamResult<unknown, UpstreamCredential>['kind'], LoginOutcome> = {
   'signed-in': 'signed_in',
@@ -227,6 +241,7 @@ export function countsAsFailure(result: SignInFailure): boolean {
     case 'primary-refused':
       return true;
     case 'credential-unusable':
+    case 'store-unavailable':
       return false;
   }
 }

@@ -94,7 +94,12 @@ export type AuthOutcome =
   /** Too many failures; answered exactly like `failed` on the wire. */
   | { kind: 'throttled' }
   /** The app password is valid but its sealed credential cannot be used (fault, not refusal). */
-  | { kind: 'credential-unusable' };
+  | { kind: 'credential-unusable' }
+  /**
+   * The database could not be read (PostgreSQL unreachable, SQLite locked or gone): a temporary
+   * failure on the wire, never a wrong password, so the client keeps its saved app password.
+   */
+  | { kind: 'store-unavailable' };
 
 /** `at`: when the revocation was committed, or the expiry instant (ms since the epoch), if known. */
 export type RevocationListener = (reason: RevokeReason | 'account-removed', at?: number) => void;

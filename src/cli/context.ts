@@ -3,12 +3,13 @@
  * length of one command and closed after it. Admin commands open the same SQLite file the running
  * proxy uses; WAL and the busy timeout make that safe (see src/store/database.ts).
  */
-import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { AccountService } from '../accounts/service.js';
 import { DEFAULT_CONFIG_PATH, loadConfigFile, type ResolvedConfig } from '../config/load.js';
 import { readKeyFile } from '../crypto/keys.js';
-import { openStore, type Store } from '../store/index.js';
+import { databaseTarget } from '../config/database.js';
+import type { Store } from '../store/index.js';
+import { databaseExists, describeDatabase, openConfiguredStore } from '../store/open.js';
 import { refused } from './errors.js';
 import type { CliIo } from './io.js';
 
@@ -38,9 +39,10 @@ export interface StoreContext {
 /** Runs fn with an open store; the database must exist already (made by `postern init`). */
 export async function withStore<T>(options: GlobalOptions, io: CliIo, fn: (ctx: StoreContext) => Promise<T> | T): Promise<T> {
   const config = loadConfig(options, io);
-  if (!existsSync(config.database.path)) throw refused(`no database at ${config.database.path}: run "postern init" first`);
+  const target = databaseTarget(config);
+  if (!databaseExists(target)) throw refused(`no database at ${describeDatabase(target)}: run "postern init" first`);
   const digestKey = readKeyFile(config.keyFile);
-  const store = openStore(config.database.path);
+  const store = await openConfiguredStore(config, 'admin');
   try {
     return await fn({ config, store, accounts: new AccountService(store, digestKey, io.clock) });
   } finally {

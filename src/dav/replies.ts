@@ -101,6 +101,7 @@ export function sendRefusal(req: IncomingMessage, res: ServerResponse, outcome: 
     case 'primary-refused':
       return sendChallenge(req, res, realm, outcome.hint ? PRIMARY_PASSWORD_REFUSED_TEXT : REPLY_TEXT.unauthorized);
     case 'credential-unusable':
+    case 'store-unavailable':
       return sendText(req, res, 503, REPLY_TEXT.unavailable);
     case 'failed':
     case 'throttled':

@@ -57,6 +57,8 @@ export function refusalReply(tag: string, outcome: Exclude<AuthOutcome, { kind: 
       return `${tag} NO [AUTHENTICATIONFAILED] ${AUTH_FAILED_TEXT}`;
     case 'credential-unusable':
       return `${tag} NO [UNAVAILABLE] This account cannot be used right now; please try again later.`;
+    case 'store-unavailable':
+      return `${tag} NO [UNAVAILABLE] The server is temporarily unavailable; please try again later.`;
   }
 }
 

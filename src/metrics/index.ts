@@ -13,7 +13,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export const METRICS = {
-  postern_logins_total: { type: 'counter', labels: ['protocol', 'outcome'], help: 'Sign-in attempts by protocol and outcome (signed_in, refused, primary_refused, throttled, unusable, unsupported, upstream_rejected, upstream_refused, upstream_fault, cancelled); every DAV request is one' },
+  postern_logins_total: { type: 'counter', labels: ['protocol', 'outcome'], help: 'Sign-in attempts by protocol and outcome (signed_in, refused, primary_refused, throttled, unusable, store_unavailable, unsupported, upstream_rejected, upstream_refused, upstream_fault, cancelled); every DAV request is one' },
   postern_primary_password_refusals_total: { type: 'counter', labels: ['protocol'], help: 'Logins refused because the client sent the account\'s primary password' },
   postern_throttle_blocks_total: { type: 'counter', labels: [], help: 'Client addresses (IPv6: /64s) blocked after too many failed logins' },
   postern_active_sessions: { type: 'gauge', labels: ['protocol'], help: 'Signed-in sessions now (DAV: connections with a signed-in password)' },
@@ -26,7 +26,7 @@ export const METRICS = {
 } as const satisfies Record<string, { type: 'counter' | 'gauge' | 'histogram'; labels: readonly string[]; help: string }>;
 
 export type LoginOutcome =
-  | 'signed_in' | 'refused' | 'primary_refused' | 'throttled' | 'unusable' | 'unsupported'
+  | 'signed_in' | 'refused' | 'primary_refused' | 'throttled' | 'unusable' | 'store_unavailable' | 'unsupported'
   | 'upstream_rejected' | 'upstream_refused' | 'upstream_fault' | 'cancelled';
 export type UpstreamFailureKind = 'credentials_rejected' | 'refused' | 'fault';
 

@@ -55,6 +55,8 @@ export function refusalReply(outcome: Exclude<AuthOutcome, { kind: 'accepted' }>
       return `-ERR [AUTH] ${AUTH_FAILED_TEXT}`;
     case 'credential-unusable':
       return '-ERR [SYS/TEMP] This account cannot be used right now; please try again later.';
+    case 'store-unavailable':
+      return '-ERR [SYS/TEMP] The server is temporarily unavailable; please try again later.';
   }
 }
 

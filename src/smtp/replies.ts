@@ -29,6 +29,8 @@ export function authRefusal(outcome: Exclude<AuthOutcome, { kind: 'accepted' }>)
       return outcome.hint ? reply(535, `5.7.8 ${PRIMARY_PASSWORD_REFUSED_TEXT}`) : authenticationFailed();
     case 'credential-unusable':
       return reply(454, '4.7.0 Temporary authentication failure: the stored account credentials cannot be used; contact the administrator.');
+    case 'store-unavailable':
+      return reply(454, '4.7.0 Temporary authentication failure; please try again later.');
     case 'failed':
     case 'throttled':
       return authenticationFailed();

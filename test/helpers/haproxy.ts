@@ -17,6 +17,11 @@ export interface HaproxyRoute {
   name: string;
   /** The postern port this frontend forwards to (on 127.0.0.1). */
   backendPort: number;
+  /**
+   * Several postern instances behind this frontend (round robin, health-checked, a refused
+   * connection re-dispatched to another): replaces backendPort.
+   */
+  backendPorts?: readonly number[];
   proxy: 'v1' | 'v2' | 'none';
 }
 
@@ -37,7 +42,11 @@ export async function startHaproxy(routes: readonly HaproxyRoute[]): Promise<Hap
     `  bind 127.0.0.1:${ports.get(route.name)}`,
     `  default_backend ${route.name}_backend`,
     `backend ${route.name}_backend`,
-    `  server postern 127.0.0.1:${route.backendPort}${SEND_PROXY[route.proxy]}`,
+    ...(route.backendPorts
+      ? ['  balance roundrobin', '  option redispatch', '  retries 3',
+          // A plain TCP check: HAProxy's own connects carry no PROXY header (check-send-proxy would).
+          ...route.backendPorts.map((port, i) => `  server postern${i + 1} 127.0.0.1:${port}${SEND_PROXY[route.proxy]} check inter 300ms fall 1 rise 2${route.proxy === 'none' ? '' : ' check-send-proxy'}`)]
+      : [`  server postern 127.0.0.1:${route.backendPort}${SEND_PROXY[route.proxy]}`]),
   ].join('\n'));
   const config = [
     'global',

@@ -11,12 +11,15 @@ import { refused } from '../errors.js';
 import { fields, json } from '../format.js';
 import type { CliIo } from '../io.js';
 import { registerMigrateTo } from './db-migrate-to.js';
+import { databaseTarget } from '../../config/database.js';
+import { describeDatabase } from '../../store/open.js';
 
 export function registerDbCommands(program: Command, io: CliIo): void {
   const db = program.command('db').description('database maintenance');
 
   db.command('backup').description('write a consistent copy of the database (safe while postern runs)').argument('<file>')
     .action(async (file: string, _opts: unknown, cmd: Command) => withStore(globals(cmd), io, async ({ config, store }) => {
+      if (store.engine === 'postgres') throw refused('the database is PostgreSQL: back it up with pg_dump (and keep the key file with the dump, separately secured)');
       const target = path.resolve(file);
       if (existsSync(target)) throw refused(`${target} exists already; choose a new file name`);
       if (target === config.database.path) throw refused('the backup must not overwrite the database itself');
@@ -31,7 +34,7 @@ export function registerDbCommands(program: Command, io: CliIo): void {
   db.command('check').description('check the integrity and schema version of the database')
     .option('--json', 'machine-readable output')
     .action(async (opts: { json?: boolean }, cmd: Command) => withStore(globals(cmd), io, async ({ config, store }) => {
-      const report = { file: config.database.path, ...(await store.maintenance.check()) };
+      const report = { file: describeDatabase(databaseTarget(config)), ...(await store.maintenance.check()) };
       if (opts.json) io.stdout.write(json(report));
       else {
         io.stdout.write(fields([

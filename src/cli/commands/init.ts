@@ -7,7 +7,8 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { ensureKeyFile } from '../../crypto/keys.js';
-import { openStore } from '../../store/index.js';
+import { databaseTarget } from '../../config/database.js';
+import { describeDatabase, openConfiguredStore } from '../../store/open.js';
 import { configPath, globals, loadConfig } from '../context.js';
 import { refused } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -32,13 +33,22 @@ export function registerInitCommand(program: Command, io: CliIo): void {
 
       say(ensureKeyFile(config.keyFile) ? `key file     created ${config.keyFile} (mode 0600)` : `key file     kept ${config.keyFile}`);
 
-      const existed = existsSync(config.database.path);
-      const store = openStore(config.database.path);
-      const version = await store.maintenance.schemaVersion();
-      await store.close();
-      // No secret is stored in clear, but the history (logins, client addresses) is nobody else's business.
-      if (!existed) chmodSync(config.database.path, 0o600);
-      say(`database     ${existed ? 'kept' : 'created'} ${config.database.path} (schema version ${version})`);
+      const target = databaseTarget(config);
+      if (target.engine === 'sqlite') {
+        const existed = existsSync(target.path);
+        const store = await openConfiguredStore(config, 'admin');
+        const version = await store.maintenance.schemaVersion();
+        await store.close();
+        // No secret is stored in clear, but the history (logins, client addresses) is nobody else's business.
+        if (!existed) chmodSync(target.path, 0o600);
+        say(`database     ${existed ? 'kept' : 'created'} ${target.path} (schema version ${version})`);
+      } else {
+        // The database itself is the PostgreSQL admin's (CREATE DATABASE); postern brings its schema.
+        const store = await openConfiguredStore(config, 'admin');
+        const version = await store.maintenance.schemaVersion();
+        await store.close();
+        say(`database     ready ${describeDatabase(target)} (PostgreSQL, schema version ${version})`);
+      }
 
       const haveCert = existsSync(config.tls.cert);
       const haveKey = existsSync(config.tls.key);

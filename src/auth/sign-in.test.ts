@@ -203,3 +203,23 @@ describe('sign-in: secrets', () => {
     for (const secret of [APP_PASSWORD, PASSWORD_CREDENTIAL.password, MASTER_CREDENTIAL.password]) expect(text).not.toContain(secret);
   });
 });
+
+describe('a database that cannot be read', () => {
+  it('is a temporary refusal on every protocol, logged once, never a wrong password and never a failure count', async () => {
+    const { deps, events } = rig({ kind: 'failed' });
+    deps.auth.authenticate = () => Promise.reject(new PosternError('STORE_UNAVAILABLE', 'connect ECONNREFUSED 127.0.0.1:5432'));
+    const upstream = leg('imap', () => Promise.resolve('never'));
+    const results = [];
+    for (let i = 0; i < 3; i++) results.push(await signIn(deps, attempt('imap'), upstream.leg));
+    for (const r of results) expect(r).toEqual({ kind: 'refused', outcome: { kind: 'store-unavailable' } });
+    expect(upstream.sent).toEqual([]);
+    expect(countsAsFailure(results[0] as SignInFailure)).toBe(false);
+    expect(events('auth.store_unavailable')).toHaveLength(1);
+  });
+
+  it('any other error from the service still throws (a bug is not an outage)', async () => {
+    const { deps } = rig({ kind: 'failed' });
+    deps.auth.authenticate = () => Promise.reject(new TypeError('undefined is not a function'));
+    await expect(signIn(deps, attempt('imap'), leg('imap', () => Promise.resolve('never')).leg)).rejects.toThrow(TypeError);
+  });
+});

@@ -14,6 +14,7 @@ describe('replies', () => {
     expect(refusalReply('a', { kind: 'primary-refused', hint: false })).toBe(expected);
     expect(refusalReply('a', { kind: 'primary-refused', hint: true })).toBe(`a NO [AUTHENTICATIONFAILED] ${PRIMARY_PASSWORD_REFUSED_TEXT}`);
     expect(refusalReply('a', { kind: 'credential-unusable' })).toMatch(/^a NO \[UNAVAILABLE\] /);
+    expect(refusalReply('a', { kind: 'store-unavailable' })).toMatch(/^a NO \[UNAVAILABLE\] /);
   });
 
   it('maps upstream faults to UNAVAILABLE without internal detail', () => {

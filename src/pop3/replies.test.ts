@@ -24,6 +24,7 @@ describe('sign-in failures on the wire', () => {
     expect(fault).not.toContain('internal detail');
     expect(signInFailureReply({ kind: 'cancelled', accepted })).toBe(fault);
     expect(signInFailureReply({ kind: 'refused', outcome: { kind: 'credential-unusable' } })).toMatch(/^-ERR \[SYS\/TEMP\] /);
+    expect(signInFailureReply({ kind: 'refused', outcome: { kind: 'store-unavailable' } })).toMatch(/^-ERR \[SYS\/TEMP\] /);
     expect(signInFailureReply({ kind: 'unsupported', accepted })).toMatch(/^-ERR \[SYS\/TEMP\] /);
     expect(signInFailureReply({ kind: 'upstream-rejected', accepted })).toMatch(/^-ERR \[SYS\/PERM\] /);
   });

@@ -85,8 +85,8 @@ export function secondFactorRoutes(app: FastifyInstance, ctx: PortalContext): vo
   });
 }
 
-function sendChallenge(ctx: PortalContext, live: LiveSession, reply: FastifyReply, error?: string): FastifyReply {
-  const passkeys = ctx.passkeys.rp !== null && ctx.passkeys.count(live.account.id) > 0;
+async function sendChallenge(ctx: PortalContext, live: LiveSession, reply: FastifyReply, error?: string): Promise<FastifyReply> {
+  const passkeys = ctx.passkeys.rp !== null && (await ctx.passkeys.count(live.account.id)) > 0;
   return ctx.pages.send(reply, 'challenge', { title: ctx.pages.t.challengeTitle, error, passkeys, webauthn: passkeys }, error ? 401 : 200);
 }
 

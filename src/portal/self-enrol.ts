@@ -49,20 +49,20 @@ export function selfEnrolment(deps: SelfEnrolDeps): SelfEnrol | null {
       return null;
     }
     const at = login.lastIndexOf('@');
-    if (at <= 0 || !domains.has(login.slice(at + 1)) || deps.store.accounts.findByLogin(login)) return null;
+    if (at <= 0 || !domains.has(login.slice(at + 1)) || await deps.store.accounts.findByLogin(login)) return null;
     const verdict = await checkLogin(upstream, { username: login, password }, deps.serverName);
     if (!verdict.ok) return null;
     let account: AccountRow;
     try {
-      account = deps.accounts.addAccount(login, password, { mode: 'password', secret: password });
+      account = await deps.accounts.addAccount(login, password, { mode: 'password', secret: password });
     } catch (err) {
       // Another sign-in (or `user add`) made it meanwhile: this one is answered as any refusal.
       if (isPosternError(err, 'ACCOUNT_EXISTS')) return null;
       throw err;
     }
-    deps.store.accounts.setUpstreamStatus(account.id, 'ok', deps.clock());
+    await deps.store.accounts.setUpstreamStatus(account.id, 'ok', deps.clock());
     deps.log.info({ event: 'portal.self_enrolled', user: account.login }, 'a login the provider accepted enrolled itself on the account page; it must set up two-factor authentication next');
-    return deps.store.accounts.get(account.id) ?? null;
+    return (await deps.store.accounts.get(account.id)) ?? null;
   };
   return { enrol, minRefusalMs: deps.minRefusalMs };
 }

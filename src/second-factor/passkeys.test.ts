@@ -16,10 +16,10 @@ const WHERE = { address: '192.0.2.31', browser: 'Test/1.0' };
 let f: AuthFixture;
 afterEach(async () => f?.close());
 
-function fixture() {
+async function fixture() {
   f = createAuthFixture({ clock: 'movable' });
-  f.addUser('hanna', 'hanna-primary-Secret-1');
-  const account = f.accounts.getAccount('hanna');
+  await f.addUser('hanna', 'hanna-primary-Secret-1');
+  const account = await f.accounts.getAccount('hanna');
   const session = () => f.store.portalSessions.insert({ tokenDigest: Buffer.from(Math.random().toString()), accountId: account.id, stage: 'password', at: f.now.value, primaryChangedAt: account.primaryChangedAt, address: WHERE.address, browser: WHERE.browser });
   return { account, session };
 }
@@ -34,43 +34,43 @@ describe('passkeys', () => {
     expect(relyingPartyOf(null, 'postern')).toBeNull();
   });
 
-  it('a challenge is taken once, for its purpose, by its session, before it expires', () => {
-    const { session } = fixture();
-    const [a, b] = [session(), session()];
+  it('a challenge is taken once, for its purpose, by its session, before it expires', async () => {
+    const { session } = await fixture();
+    const [a, b] = [await session(), await session()];
     const sessions = f.store.portalSessions;
     const until = f.now.value + 120_000;
-    sessions.setChallenge(a, 'challenge-one', 'authenticate', until);
-    expect(sessions.takeChallenge(b, 'challenge-one', 'authenticate', f.now.value)).toBe(false);
-    expect(sessions.takeChallenge(a, 'challenge-one', 'register', f.now.value)).toBe(false);
-    expect(sessions.takeChallenge(a, 'challenge-one', 'authenticate', f.now.value)).toBe(true);
-    expect(sessions.takeChallenge(a, 'challenge-one', 'authenticate', f.now.value)).toBe(false);
-    sessions.setChallenge(a, 'challenge-two', 'authenticate', until);
-    expect(sessions.takeChallenge(a, 'challenge-two', 'authenticate', until)).toBe(false);
+    await sessions.setChallenge(a, 'challenge-one', 'authenticate', until);
+    expect(await sessions.takeChallenge(b, 'challenge-one', 'authenticate', f.now.value)).toBe(false);
+    expect(await sessions.takeChallenge(a, 'challenge-one', 'register', f.now.value)).toBe(false);
+    expect(await sessions.takeChallenge(a, 'challenge-one', 'authenticate', f.now.value)).toBe(true);
+    expect(await sessions.takeChallenge(a, 'challenge-one', 'authenticate', f.now.value)).toBe(false);
+    await sessions.setChallenge(a, 'challenge-two', 'authenticate', until);
+    expect(await sessions.takeChallenge(a, 'challenge-two', 'authenticate', until)).toBe(false);
   });
 
-  it('a signature count is stored only when it moves forward, or stays zero', () => {
-    const { account } = fixture();
+  it('a signature count is stored only when it moves forward, or stays zero', async () => {
+    const { account } = await fixture();
     const repo = f.store.passkeys;
-    const id = repo.insert({ accountId: account.id, credentialId: Buffer.from('cred-1'), publicKey: Buffer.from('key'), counter: 5, transports: ['internal'], name: 'Laptop', at: f.now.value });
-    expect(repo.recordUse(id, 5, f.now.value)).toBe(false);
-    expect(repo.recordUse(id, 4, f.now.value)).toBe(false);
-    expect(repo.recordUse(id, 6, f.now.value)).toBe(true);
-    const zero = repo.insert({ accountId: account.id, credentialId: Buffer.from('cred-2'), publicKey: Buffer.from('key'), counter: 0, transports: [], name: 'Synced', at: f.now.value });
-    expect(repo.recordUse(zero, 0, f.now.value)).toBe(true);
-    expect(repo.findByCredentialId(Buffer.from('cred-1'))).toMatchObject({ counter: 6, transports: ['internal'], lastUsedAt: f.now.value });
-    expect(repo.findByCredentialId(Buffer.from('cred-2'))?.transports).toEqual([]);
+    const id = await repo.insert({ accountId: account.id, credentialId: Buffer.from('cred-1'), publicKey: Buffer.from('key'), counter: 5, transports: ['internal'], name: 'Laptop', at: f.now.value });
+    expect(await repo.recordUse(id, 5, f.now.value)).toBe(false);
+    expect(await repo.recordUse(id, 4, f.now.value)).toBe(false);
+    expect(await repo.recordUse(id, 6, f.now.value)).toBe(true);
+    const zero = await repo.insert({ accountId: account.id, credentialId: Buffer.from('cred-2'), publicKey: Buffer.from('key'), counter: 0, transports: [], name: 'Synced', at: f.now.value });
+    expect(await repo.recordUse(zero, 0, f.now.value)).toBe(true);
+    expect(await repo.findByCredentialId(Buffer.from('cred-1'))).toMatchObject({ counter: 6, transports: ['internal'], lastUsedAt: f.now.value });
+    expect((await repo.findByCredentialId(Buffer.from('cred-2')))?.transports).toEqual([]);
   });
 
   it('a response that is not a WebAuthn response is refused and recorded', async () => {
-    const { account, session } = fixture();
+    const { account, session } = await fixture();
     const service = new PasskeyService(f.store, relyingPartyOf('https://localhost:8444/', 'postern'), () => f.now.value);
-    const id = session();
+    const id = await session();
     await service.authenticationOptions(account, id);
     for (const junk of ['', 'null', '[]', '{"id":1}', '{"response":{"clientDataJSON":"!!"}}', 'x'.repeat(5000)]) {
       expect(await service.authenticate(account, id, junk, WHERE)).toBe(false);
     }
     expect((await service.register(account, id, '{}', 'Name', WHERE)).ok).toBe(false);
-    const failed = f.store.events.listForAccount(account.id).filter((e) => e.type === 'second_factor.failed');
+    const failed = (await f.store.events.listForAccount(account.id)).filter((e) => e.type === 'second_factor.failed');
     expect(failed).toHaveLength(6);
   });
 });

@@ -20,7 +20,7 @@ import {
   type RegistrationResponseJSON,
 } from '@simplewebauthn/server';
 import { decodeClientDataJSON } from '@simplewebauthn/server/helpers';
-import type { AccountRow, PasskeyRow, Store, WebAuthnPurpose } from '../store/index.js';
+import type { AccountRow, PasskeyRow, Store, StoreRepos, WebAuthnPurpose } from '../store/index.js';
 import type { Where } from './service.js';
 
 /** Who the browser and authenticator bind a passkey to: the page's origin and host name. */
@@ -59,11 +59,11 @@ export function relyingPartyOf(pageUrl: string | null, name: string): RelyingPar
 export class PasskeyService {
   constructor(private readonly store: Store, readonly rp: RelyingParty | null, private readonly clock: () => number = Date.now) {}
 
-  list(accountId: number): PasskeyRow[] {
+  list(accountId: number): Promise<PasskeyRow[]> {
     return this.store.passkeys.listForAccount(accountId);
   }
 
-  count(accountId: number): number {
+  count(accountId: number): Promise<number> {
     return this.store.passkeys.count(accountId);
   }
 
@@ -73,9 +73,9 @@ export class PasskeyService {
     const options = await generateRegistrationOptions({
       rpName: rp.name, rpID: rp.id, userName: account.login, userID: userHandle(account.id), attestationType: 'none',
       authenticatorSelection: { residentKey: 'preferred', userVerification: 'preferred' }, timeout: CHALLENGE_MS,
-      excludeCredentials: this.list(account.id).map((p) => ({ id: p.credentialId.toString('base64url'), transports: p.transports })),
+      excludeCredentials: (await this.list(account.id)).map((p) => ({ id: p.credentialId.toString('base64url'), transports: p.transports })),
     });
-    this.store.portalSessions.setChallenge(sessionId, options.challenge, 'register', this.clock() + CHALLENGE_MS);
+    await this.store.portalSessions.setChallenge(sessionId, options.challenge, 'register', this.clock() + CHALLENGE_MS);
     return options;
   }
 
@@ -83,8 +83,8 @@ export class PasskeyService {
   async register(account: AccountRow, sessionId: number, responseJson: string, name: string, where: Where): Promise<Enrolment> {
     const rp = this.required();
     const response = parse<RegistrationResponseJSON>(responseJson);
-    if (!response || !this.takeChallenge(sessionId, response.response?.clientDataJSON, 'register')) return { ok: false, reason: 'refused' };
-    if (this.count(account.id) >= MAX_PASSKEYS) return { ok: false, reason: 'limit' };
+    if (!response || !await this.takeChallenge(sessionId, response.response?.clientDataJSON, 'register')) return { ok: false, reason: 'refused' };
+    if (await this.count(account.id) >= MAX_PASSKEYS) return { ok: false, reason: 'limit' };
     let info;
     try {
       const verdict = await verifyRegistrationResponse({
@@ -96,17 +96,17 @@ export class PasskeyService {
       return { ok: false, reason: 'refused' };
     }
     const credentialId = Buffer.from(info.credential.id, 'base64url');
-    if (this.store.passkeys.findByCredentialId(credentialId)) return { ok: false, reason: 'duplicate' };
+    if (await this.store.passkeys.findByCredentialId(credentialId)) return { ok: false, reason: 'duplicate' };
     const now = this.clock();
-    const id = this.store.transaction(() => {
-      const inserted = this.store.passkeys.insert({
+    const id = await this.store.transaction(async (tx) => {
+      const inserted = await tx.passkeys.insert({
         accountId: account.id, credentialId, publicKey: Buffer.from(info.credential.publicKey), counter: info.credential.counter,
         transports: info.credential.transports ?? [], name, at: now,
       });
-      this.record(account, 'passkey.enrolled', where, { name });
+      await this.record(tx, account, 'passkey.enrolled', where, { name });
       return inserted;
     });
-    return { ok: true, passkey: this.list(account.id).find((p) => p.id === id)! };
+    return { ok: true, passkey: (await this.list(account.id)).find((p) => p.id === id)! };
   }
 
   /** Options for navigator.credentials.get(), naming the account's passkeys only. */
@@ -114,23 +114,23 @@ export class PasskeyService {
     const rp = this.required();
     const options = await generateAuthenticationOptions({
       rpID: rp.id, userVerification: 'preferred', timeout: CHALLENGE_MS,
-      allowCredentials: this.list(account.id).map((p) => ({ id: p.credentialId.toString('base64url'), transports: p.transports })),
+      allowCredentials: (await this.list(account.id)).map((p) => ({ id: p.credentialId.toString('base64url'), transports: p.transports })),
     });
-    this.store.portalSessions.setChallenge(sessionId, options.challenge, 'authenticate', this.clock() + CHALLENGE_MS);
+    await this.store.portalSessions.setChallenge(sessionId, options.challenge, 'authenticate', this.clock() + CHALLENGE_MS);
     return options;
   }
 
   /** True when the response is a valid assertion of one of the account's passkeys over this session's challenge. */
   async authenticate(account: AccountRow, sessionId: number, responseJson: string, where: Where): Promise<boolean> {
-    const refuse = (method: Refusal) => {
-      this.record(account, 'second_factor.failed', where, { method });
+    const refuse = async (method: Refusal): Promise<false> => {
+      await this.record(this.store, account, 'second_factor.failed', where, { method });
       return false;
     };
     const rp = this.required();
     const response = parse<AuthenticationResponseJSON>(responseJson);
-    if (!response || !this.takeChallenge(sessionId, response.response?.clientDataJSON, 'authenticate')) return refuse('passkey-challenge');
+    if (!response || !await this.takeChallenge(sessionId, response.response?.clientDataJSON, 'authenticate')) return refuse('passkey-challenge');
     if (typeof response.id !== 'string' || !BASE64URL.test(response.id)) return refuse('passkey');
-    const passkey = this.store.passkeys.findByCredentialId(Buffer.from(response.id, 'base64url'));
+    const passkey = await this.store.passkeys.findByCredentialId(Buffer.from(response.id, 'base64url'));
     if (!passkey) return refuse('passkey-unknown');
     if (passkey.accountId !== account.id) return refuse('passkey-other-account');
     let newCounter: number;
@@ -144,18 +144,18 @@ export class PasskeyService {
     } catch (err) {
       return refuse(/counter/i.test((err as Error).message) ? 'passkey-counter' : 'passkey');
     }
-    if (!this.store.passkeys.recordUse(passkey.id, newCounter, this.clock())) return refuse('passkey-counter');
-    this.record(account, 'passkey.used', where, { name: passkey.name });
+    if (!await this.store.passkeys.recordUse(passkey.id, newCounter, this.clock())) return refuse('passkey-counter');
+    await this.record(this.store, account, 'passkey.used', where, { name: passkey.name });
     return true;
   }
 
   /** True when the account had this passkey; it is gone and the removal recorded. */
-  remove(account: AccountRow, id: number, where: Where): boolean {
-    const passkey = this.list(account.id).find((p) => p.id === id);
+  async remove(account: AccountRow, id: number, where: Where): Promise<boolean> {
+    const passkey = (await this.list(account.id)).find((p) => p.id === id);
     if (!passkey) return false;
-    return this.store.transaction(() => {
-      const removed = this.store.passkeys.remove(account.id, id);
-      if (removed) this.record(account, 'passkey.removed', where, { name: passkey.name });
+    return this.store.transaction(async (tx) => {
+      const removed = await tx.passkeys.remove(account.id, id);
+      if (removed) await this.record(tx, account, 'passkey.removed', where, { name: passkey.name });
       return removed;
     });
   }
@@ -166,7 +166,7 @@ export class PasskeyService {
   }
 
   /** Takes the session's challenge if the response's clientDataJSON names it (single-use, unexpired). */
-  private takeChallenge(sessionId: number, clientDataJSON: unknown, purpose: WebAuthnPurpose): boolean {
+  private async takeChallenge(sessionId: number, clientDataJSON: unknown, purpose: WebAuthnPurpose): Promise<boolean> {
     if (typeof clientDataJSON !== 'string' || !BASE64URL.test(clientDataJSON)) return false;
     let challenge: string;
     try {
@@ -178,8 +178,9 @@ export class PasskeyService {
     return this.store.portalSessions.takeChallenge(sessionId, challenge, purpose, this.clock());
   }
 
-  private record(account: AccountRow, type: 'passkey.enrolled' | 'passkey.used' | 'passkey.removed' | 'second_factor.failed', where: Where, detail: Record<string, unknown>): void {
-    this.store.events.append({ type, at: this.clock(), accountId: account.id, login: account.login, address: where.address, detail: { ...detail, browser: where.browser } });
+  /** Appends to the history through `repos`: the store, or the transaction the change is made in. */
+  private async record(repos: StoreRepos, account: AccountRow, type: 'passkey.enrolled' | 'passkey.used' | 'passkey.removed' | 'second_factor.failed', where: Where, detail: Record<string, unknown>): Promise<void> {
+    await repos.events.append({ type, at: this.clock(), accountId: account.id, login: account.login, address: where.address, detail: { ...detail, browser: where.browser } });
   }
 }
 

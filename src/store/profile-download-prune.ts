@@ -15,10 +15,10 @@ export function startProfileDownloadPrune(store: Store, log: Logger, options: { 
   const { everyMs = PRUNE_EVERY_MS, clock = Date.now } = options;
   const job = async () => {
     try {
-      store.profileDownloads.pruneExpired(clock());
+      await store.profileDownloads.pruneExpired(clock());
     } catch (err) {
       log.warn({ event: 'profile.prune_failed', err: (err as Error).message }, 'expired profile downloads could not be deleted; retried later');
     }
   };
-  return { stop: runPeriodically(() => void job(), everyMs) };
+  return { stop: runPeriodically(job, everyMs) };
 }

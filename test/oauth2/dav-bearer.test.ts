@@ -81,7 +81,7 @@ describe.sequential('DAV with OAuth2 Bearer', () => {
     as.accessTtlSeconds = SHORT_TTL_S;
     const added = await authoriseByDevice(postern, as, ['user', 'add', LOGIN, '--oauth', 'test', '--upstream-user', UPSTREAM_USER, '--password-stdin'], `${PRIMARY}\n`);
     expect(added.code, added.stderr).toBe(0);
-    const { password } = postern.newPassword(LOGIN, PRIMARY, { label: 'calendar' });
+    const { password } = await postern.newPassword(LOGIN, PRIMARY, { label: 'calendar' });
     auth = basic(LOGIN, password);
     const refusedBefore = gateway.refusals();
 
@@ -130,7 +130,7 @@ describe.sequential('DAV with OAuth2 Bearer', () => {
     const res = await get(`/${UPSTREAM_USER}/work/meeting.ics`);
     expect(res.status).toBe(503);
     expect(res.headers['www-authenticate']).toBeUndefined();
-    expect(account().upstreamStatus).toBe('rejected');
+    expect((await account()).upstreamStatus).toBe('rejected');
     expect(postern.logs.lines.some((l) => l.includes('"event":"upstream.grant_rejected"') && l.includes('"protocol":"caldav"'))).toBe(true);
   }, 30_000);
 });

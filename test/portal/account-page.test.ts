@@ -181,7 +181,7 @@ describe('the account page, in a real browser', () => {
     expect(await page.textContent('.notice')).toContain('revoked');
     expect(await page.textContent('.password .status')).toBe('revoked');
     // Revoked by the account holder, not by an administrator: its own reason, in the store and the history.
-    expect(postern.accounts.listPasswords('alice').find((p) => p.label === 'Mail on my phone')?.revokedReason).toBe('user');
+    expect((await postern.accounts.listPasswords('alice')).find((p) => p.label === 'Mail on my phone')?.revokedReason).toBe('user');
     await page.goto(`${base}/history`);
     expect(await page.textContent('.event[data-type="password.revoked"] .details')).toContain('revoked by you');
   });

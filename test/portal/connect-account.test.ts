@@ -139,8 +139,8 @@ describe.sequential('Connect your account', () => {
     await as.revokeGrants();
     await sleep(SHORT_TTL_S * 1000 + 300); // the token Dovecot knew is gone; the refresh meets invalid_grant
     expect(await rawImapLogin(appPassword)).toMatch(/^a NO \[UNAVAILABLE\] /);
-    expect(account().upstreamStatus).toBe('rejected');
-    const boxBefore = account().secretBox!;
+    expect((await account()).upstreamStatus).toBe('rejected');
+    const boxBefore = (await account()).secretBox!;
 
     await page.goto(`${base}/passwords`);
     expect(await page.getAttribute('#connection', 'class')).toContain('connection-rejected');
@@ -159,31 +159,31 @@ describe.sequential('Connect your account', () => {
     expect(await page.textContent('.notice')).toContain('connected again');
     expect(await page.getAttribute('#connection', 'class')).toContain('connection-connected');
     await screenshots(page, 'connect-done');
-    expect(account().secretBox!.equals(boxBefore)).toBe(false);
-    expect(account().upstreamStatus).toBe('unknown');
+    expect((await account()).secretBox!.equals(boxBefore)).toBe(false);
+    expect((await account()).upstreamStatus).toBe('unknown');
     expect(postern.logs.lines.some((l) => l.includes('"event":"portal.connected"') && l.includes('"provider":"test"'))).toBe(true);
 
     await imapLogin(appPassword);
-    expect(account().upstreamStatus).toBe('ok');
+    expect((await account()).upstreamStatus).toBe('ok');
     await page.goto(`${base}/history`);
     expect(await page.textContent('main')).toContain('Provider settings changed');
   }, 90_000);
 
   it('replayed callback: the same code and state a second time are refused and change nothing', async () => {
     expect(usedCallback).not.toBe('');
-    const boxBefore = account().secretBox!;
+    const boxBefore = (await account()).secretBox!;
     const refusedBefore = connectRefusals('state_mismatch');
     const response = await page.goto(usedCallback);
     expect(response?.status()).toBe(400);
     expect(await page.textContent('main')).toMatch(/does not belong to a connection started from this page/);
-    expect(account().secretBox!.equals(boxBefore)).toBe(true);
+    expect((await account()).secretBox!.equals(boxBefore)).toBe(true);
     expect(connectRefusals('state_mismatch')).toBe(refusedBefore + 1);
   }, 30_000);
 
   it('forged state: a callback with a state this session did not start is refused, and the request it forged against is void', async () => {
     await startConnecting();
     const atProvider = page.url();
-    const boxBefore = account().secretBox!;
+    const boxBefore = (await account()).secretBox!;
     const forged = await page.goto(`${base}/connect/callback?code=attacker-code&state=attacker-state`);
     expect(forged?.status()).toBe(400);
     expect(await page.textContent('main')).toMatch(/does not belong to a connection started from this page/);
@@ -194,7 +194,7 @@ describe.sequential('Connect your account', () => {
     // The provider's redirect lands without the Strict cookie; the same-site hop (hop=1) carries it.
     const [genuine] = await Promise.all([page.waitForResponse((r) => r.url().startsWith(`${base}/connect/callback?code=`) && r.url().includes('hop=1')), page.click('#allow')]);
     expect(genuine.status()).toBe(400);
-    expect(account().secretBox!.equals(boxBefore)).toBe(true);
+    expect((await account()).secretBox!.equals(boxBefore)).toBe(true);
     await imapLogin(appPassword);
   }, 60_000);
 
@@ -227,11 +227,11 @@ describe.sequential('Connect your account', () => {
       const { key, recoveryCodes } = await enrolTotp(dora);
       for (const s of [key, ...recoveryCodes]) secrets.add(s);
       await dora.goto(`${base}/passwords`);
-      const boxBefore = postern.accounts.getAccount(other).secretBox!;
+      const boxBefore = (await postern.accounts.getAccount(other)).secretBox!;
       const [answer] = await Promise.all([dora.waitForResponse((r) => r.url() === `${base}/connect`), dora.click('#connect')]);
       expect(answer.status()).toBe(409);
       expect(await dora.textContent('main')).toContain(`Ask your administrator to run "postern user reauth ${other}"`);
-      expect(postern.accounts.getAccount(other).secretBox!.equals(boxBefore)).toBe(true);
+      expect((await postern.accounts.getAccount(other)).secretBox!.equals(boxBefore)).toBe(true);
     } finally {
       await own.close();
     }

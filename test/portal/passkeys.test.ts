@@ -25,6 +25,7 @@ import { freePort } from '../helpers/free-port.js';
 import { startPostern, type PosternHarness } from '../helpers/postern.js';
 import { imapConfig } from '../imap/support.js';
 import { assertNotInDatabase, enrolTotp, generate, portalConfig, signIn } from './support.js';
+import { sqliteDb } from '../../src/store/index.js';
 
 const ALICE = { name: 'alice', password: 'alice-provider-Secret-7', primary: 'alice-primary-Secret-8' };
 const BOB = { name: 'bob', password: 'bob-provider-Secret-5', primary: 'bob-primary-Secret-6' };
@@ -48,8 +49,8 @@ beforeAll(async () => {
     config: { imap: imapConfig(dovecot), portal: portalConfig({ listener: { host: '127.0.0.1', port }, publicUrl: `${base}/` }) },
     secrets: [ALICE.password, BOB.password],
   });
-  postern.addUser('alice', ALICE.primary, { mode: 'password', secret: ALICE.password });
-  postern.addUser('bob', BOB.primary, { mode: 'password', secret: BOB.password });
+  await postern.addUser('alice', ALICE.primary, { mode: 'password', secret: ALICE.password });
+  await postern.addUser('bob', BOB.primary, { mode: 'password', secret: BOB.password });
   browser = await launchBrowser();
   context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
   page = await context.newPage();
@@ -90,8 +91,8 @@ async function usePasskey(): Promise<void> {
   await Promise.all([page.waitForNavigation(), page.click('#passkey-form button[type=submit]')]);
 }
 
-function events(login: string) {
-  const account = postern.accounts.getAccount(login);
+async function events(login: string) {
+  const account = await postern.accounts.getAccount(login);
   return postern.app.store.events.listForAccount(account.id);
 }
 
@@ -123,10 +124,10 @@ describe('passkeys on the account page, with a virtual authenticator', () => {
     const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
     expect(credentials).toHaveLength(1);
     expect(credentials[0]!.rpId).toBe('localhost');
-    const stored = postern.app.store.passkeys.listForAccount(postern.accounts.getAccount('alice').id);
+    const stored = await postern.app.store.passkeys.listForAccount((await postern.accounts.getAccount('alice')).id);
     // The domain gives the credential id in base64.
     expect(stored.map((p) => [p.name, p.credentialId.toString('base64')])).toEqual([['My laptop', credentials[0]!.credentialId]]);
-    expect(events('alice').map((e) => e.type)).toContain('passkey.enrolled');
+    expect((await events('alice')).map((e) => e.type)).toContain('passkey.enrolled');
   });
 
   it('without JavaScript, the second step offers the code and says a passkey needs JavaScript', async () => {
@@ -153,7 +154,7 @@ describe('passkeys on the account page, with a virtual authenticator', () => {
     expect(state.capturedAssertion).toContain('authenticatorData');
     expect(pathname()).toBe('/passwords');
     secrets.add(await generate(page, base, 'Signed in with a passkey'));
-    const history = events('alice');
+    const history = await events('alice');
     expect(history.find((e) => e.type === 'portal.signed_in')?.detail?.via).toBe('passkey');
     expect(history.find((e) => e.type === 'passkey.used')?.detail?.name).toBe('My laptop');
     await page.goto(`${base}/history`);
@@ -171,7 +172,7 @@ describe('passkeys on the account page, with a virtual authenticator', () => {
     const options = await context.request.post(`${base}/two-factor/passkey/options`, { headers: { 'x-csrf-token': (await page.getAttribute('input[name=_csrf]', 'value'))! } });
     expect(options.status()).toBe(200);
     expect((await postForm('/two-factor/passkey', { response: state.capturedAssertion })).status).toBe(401);
-    const refusals = events('alice').filter((e) => e.type === 'second_factor.failed').map((e) => e.detail?.method);
+    const refusals = (await events('alice')).filter((e) => e.type === 'second_factor.failed').map((e) => e.detail?.method);
     expect(refusals.slice(0, 2)).toEqual(['passkey-challenge', 'passkey-challenge']);
     await page.goto(`${base}/passwords`);
     expect(pathname()).toBe('/two-factor');
@@ -183,7 +184,7 @@ describe('passkeys on the account page, with a virtual authenticator', () => {
     const totp = await enrolTotp(page);
     for (const c of [...totp.recoveryCodes, totp.key]) secrets.add(c);
     await addPasskey("Bob's key");
-    const bobCredential = postern.app.store.passkeys.listForAccount(postern.accounts.getAccount('bob').id)[0]!.credentialId.toString('base64url');
+    const bobCredential = (await postern.app.store.passkeys.listForAccount((await postern.accounts.getAccount('bob')).id))[0]!.credentialId.toString('base64url');
     await signOut();
     await signIn(page, base, 'alice', ALICE.primary);
     await page.waitForSelector('#passkey-form', { state: 'visible' });
@@ -199,19 +200,19 @@ describe('passkeys on the account page, with a virtual authenticator', () => {
     await Promise.all([page.waitForNavigation(), page.evaluate(answerWithBobsKey)]);
     expect(pathname()).toBe('/two-factor/passkey');
     expect(await page.textContent('.error')).toContain('could not be verified');
-    expect(events('alice').find((e) => e.type === 'second_factor.failed')?.detail?.method).toBe('passkey-other-account');
+    expect((await events('alice')).find((e) => e.type === 'second_factor.failed')?.detail?.method).toBe('passkey-other-account');
   });
 
   it('a signature count that went back (a cloned authenticator) is refused', async () => {
-    const alice = postern.accounts.getAccount('alice');
-    const [passkey] = postern.app.store.passkeys.listForAccount(alice.id);
-    postern.app.store.db.prepare('UPDATE passkeys SET counter = 1000000 WHERE id = ?').run(passkey!.id);
+    const alice = await postern.accounts.getAccount('alice');
+    const [passkey] = await postern.app.store.passkeys.listForAccount(alice.id);
+    sqliteDb(postern.app.store).prepare('UPDATE passkeys SET counter = 1000000 WHERE id = ?').run(passkey!.id);
     await page.goto(`${base}/two-factor`);
     await usePasskey();
     expect(pathname()).toBe('/two-factor/passkey');
     expect(await page.textContent('.error')).toContain('could not be verified');
-    expect(events('alice').find((e) => e.type === 'second_factor.failed')?.detail?.method).toBe('passkey-counter');
-    postern.app.store.db.prepare('UPDATE passkeys SET counter = 0 WHERE id = ?').run(passkey!.id);
+    expect((await events('alice')).find((e) => e.type === 'second_factor.failed')?.detail?.method).toBe('passkey-counter');
+    sqliteDb(postern.app.store).prepare('UPDATE passkeys SET counter = 0 WHERE id = ?').run(passkey!.id);
   });
 
   it('removing a passkey (confirmed, recent sign-in) takes it off the second step', async () => {
@@ -219,7 +220,7 @@ describe('passkeys on the account page, with a virtual authenticator', () => {
     await usePasskey();
     expect(pathname()).toBe('/passwords');
     // An old sign-in: the password is asked again first.
-    postern.app.store.db.prepare('UPDATE portal_sessions SET password_at = password_at - 660000 WHERE ended_at IS NULL').run();
+    sqliteDb(postern.app.store).prepare('UPDATE portal_sessions SET password_at = password_at - 660000 WHERE ended_at IS NULL').run();
     await page.goto(`${base}/passkeys`);
     await page.click('.passkey a.button.danger');
     expect(await page.textContent('h1')).toBe('Confirm it is you');
@@ -231,7 +232,7 @@ describe('passkeys on the account page, with a virtual authenticator', () => {
     await page.click('button[type=submit].danger');
     expect(await page.textContent('.notice')).toContain('passkey was removed');
     expect(await page.$('.passkey')).toBeNull();
-    expect(events('alice').find((e) => e.type.startsWith('passkey.'))?.type).toBe('passkey.removed');
+    expect((await events('alice')).find((e) => e.type.startsWith('passkey.'))?.type).toBe('passkey.removed');
     await signOut();
     await signIn(page, base, 'alice', ALICE.primary);
     expect(pathname()).toBe('/two-factor');
@@ -245,7 +246,7 @@ describe('passkeys on the account page, with a virtual authenticator', () => {
     expect(await show()).toMatch(/passkeys:\s+1$/m);
     expect(await runInProcess(['-c', configPath, 'user', '2fa', 'reset', 'bob'])).toMatchObject({ code: 0 });
     expect(await show()).toMatch(/passkeys:\s+0$/m);
-    expect(postern.app.store.passkeys.count(postern.accounts.getAccount('bob').id)).toBe(0);
+    expect(await postern.app.store.passkeys.count((await postern.accounts.getAccount('bob')).id)).toBe(0);
   });
 });
 

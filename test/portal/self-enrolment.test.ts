@@ -40,7 +40,7 @@ beforeAll(async () => {
     config: { imap: imapConfig(dovecot), portal: portalConfig({ enrol: { domains: ['example.org'], minRefusalMs: MIN_REFUSAL_MS } }) },
     secrets: [...secrets],
   });
-  postern.addUser('erin@example.org', ERIN_PRIMARY, { mode: 'password', secret: 'erin-provider-Secret-7' });
+  await postern.addUser('erin@example.org', ERIN_PRIMARY, { mode: 'password', secret: 'erin-provider-Secret-7' });
   secrets.add('erin-provider-Secret-7');
   base = baseUrl(postern);
   browser = await launchBrowser();
@@ -82,13 +82,13 @@ describe('self-enrolment on the account page', () => {
       expect(a.ms).toBeGreaterThanOrEqual(MIN_REFUSAL_MS - 50);
     }
     expect(answers[0]!.text).toMatch(/not right/);
-    expect(postern.accounts.listAccounts().map((a) => a.login)).toEqual(['erin@example.org']);
+    expect((await postern.accounts.listAccounts()).map((a) => a.login)).toEqual(['erin@example.org']);
   });
 
   it('a login in the domain that the provider accepts becomes an account, must enrol 2FA first, and its passwords reach the provider', async () => {
     await signIn(page, base, 'Carol@Example.org', CAROL.password);
     expect(new URL(page.url()).pathname).toBe('/two-factor/setup');
-    const account = postern.accounts.getAccount('carol@example.org');
+    const account = await postern.accounts.getAccount('carol@example.org');
     expect(account).toMatchObject({ upstreamMode: 'password', upstreamUser: 'carol@example.org', upstreamStatus: 'ok' });
     await page.goto(`${base}/passwords`);
     expect(new URL(page.url()).pathname).toBe('/two-factor/setup');
@@ -101,7 +101,7 @@ describe('self-enrolment on the account page', () => {
     await client.connect();
     await client.mailboxOpen('INBOX');
     await client.logout();
-    const types = postern.app.store.events.listForAccount(account.id).map((e) => e.type);
+    const types = (await postern.app.store.events.listForAccount(account.id)).map((e) => e.type);
     expect(types.at(-1)).toBe('account.created');
     expect(types).toContain('second_factor.enrolled');
     expect(postern.logs.lines.some((l) => l.includes('"event":"portal.self_enrolled"'))).toBe(true);

@@ -29,7 +29,7 @@ const secrets = new Set([PROVIDER, PRIMARY]);
 beforeAll(async () => {
   dovecot = await startDovecot({ users: [{ name: 'fay', password: PROVIDER }] });
   postern = await startPostern({ config: { imap: imapConfig(dovecot), portal: portalConfig() }, secrets: [PROVIDER] });
-  postern.addUser('fay', PRIMARY, { mode: 'password', secret: PROVIDER });
+  await postern.addUser('fay', PRIMARY, { mode: 'password', secret: PROVIDER });
   base = baseUrl(postern);
   browser = await launchBrowser();
   victim = await browser.newContext({ ignoreHTTPSErrors: true });

@@ -65,7 +65,7 @@ export function connectRoutes(app: FastifyInstance, ctx: PortalContext): void {
   const signedIn = (req: FastifyRequest, reply: FastifyReply) => guard(sessions, req, reply, 'complete', (id) => factors.isEnrolled(id));
 
   app.get('/connect', async (req, reply) => {
-    const live = signedIn(req, reply);
+    const live = await signedIn(req, reply);
     if (!live) return reply;
     const connection = connectionOf(live.account);
     if (!connection) return reply.redirect('/passwords', 303);
@@ -73,7 +73,7 @@ export function connectRoutes(app: FastifyInstance, ctx: PortalContext): void {
   });
 
   app.post('/connect', async (req, reply) => {
-    const live = signedIn(req, reply);
+    const live = await signedIn(req, reply);
     if (!live) return reply;
     const connection = connectionOf(live.account);
     if (!connection) return reply.redirect('/passwords', 303);
@@ -97,7 +97,7 @@ export function connectRoutes(app: FastifyInstance, ctx: PortalContext): void {
 
   app.get(CALLBACK_PATH, async (req, reply) => {
     const query = new URL(req.url, 'https://postern.invalid').searchParams;
-    const live = sessions.load(req.cookies[SESSION_COOKIE]);
+    const live = await sessions.load(req.cookies[SESSION_COOKIE]);
     if (!live || live.session.stage !== 'complete') {
       if (!query.has(HOP)) {
         query.set(HOP, '1');
@@ -132,7 +132,7 @@ export function connectRoutes(app: FastifyInstance, ctx: PortalContext): void {
       refused(ctx, req, live, 'exchange_failed', (err as { code: string }).code);
       return failed(ctx, reply, live, t.connectExchangeFailed, 502);
     }
-    ctx.accounts.replaceOAuth2Grant(live.account.login, primary, tokens);
+    await ctx.accounts.replaceOAuth2Grant(live.account.login, primary, tokens);
     ctx.log.info({ event: 'portal.connected', ip: where(req).address, user: live.account.login, provider: pending.provider },
       'the account was connected again on the account page: new OAuth2 grant sealed');
     return reply.redirect('/passwords?done=connected', 303);

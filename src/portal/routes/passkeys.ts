@@ -26,17 +26,17 @@ export function passkeyRoutes(app: FastifyInstance, ctx: PortalContext): void {
   const recent = (live: LiveSession) => ctx.clock() - live.session.passwordAt <= ctx.recentAuthMs;
 
   app.get('/passkeys', async (req, reply) => {
-    const live = signedIn(req, reply);
+    const live = await signedIn(req, reply);
     if (!live) return reply;
     const done = (req.query as Record<string, string | undefined>).done;
     return pages.send(reply, 'passkeys', {
       title: t.passkeysTitle, login: live.account.login, nav: 'passkeys', available: passkeys.rp !== null, max: MAX_PASSKEYS,
-      rows: passkeys.list(live.account.id).map((p) => describe(p, t.neverUsed)), notice: done === 'added' ? t.passkeyAdded : done === 'removed' ? t.passkeyRemoved : undefined,
+      rows: (await passkeys.list(live.account.id)).map((p) => describe(p, t.neverUsed)), notice: done === 'added' ? t.passkeyAdded : done === 'removed' ? t.passkeyRemoved : undefined,
     });
   });
 
   app.get('/passkeys/new', async (req, reply) => {
-    const live = signedIn(req, reply);
+    const live = await signedIn(req, reply);
     if (!live) return reply;
     if (!passkeys.rp) return reply.redirect('/passkeys', 303);
     if (!recent(live)) return askPasswordAgain(ctx, req, reply, live.account.login, '/passkeys/new');
@@ -44,14 +44,14 @@ export function passkeyRoutes(app: FastifyInstance, ctx: PortalContext): void {
   });
 
   app.post('/passkeys/new/options', async (req, reply) => {
-    const live = signedIn(req, reply);
+    const live = await signedIn(req, reply);
     if (!live) return reply;
     if (!passkeys.rp || !recent(live)) return reply.code(403).header('cache-control', 'no-store').send({ error: 'reauth' });
     return reply.header('cache-control', 'no-store').send(await passkeys.registrationOptions(live.account, live.session.id));
   });
 
   app.post('/passkeys/new', async (req, reply) => {
-    const live = signedIn(req, reply);
+    const live = await signedIn(req, reply);
     if (!live) return reply;
     if (!passkeys.rp) return reply.redirect('/passkeys', 303);
     if (!recent(live)) return askPasswordAgain(ctx, req, reply, live.account.login, '/passkeys/new');
@@ -72,9 +72,9 @@ export function passkeyRoutes(app: FastifyInstance, ctx: PortalContext): void {
   });
 
   app.get<{ Params: { id: string } }>('/passkeys/:id/remove', async (req, reply) => {
-    const live = signedIn(req, reply);
+    const live = await signedIn(req, reply);
     if (!live) return reply;
-    const passkey = owned(ctx, live, req.params.id);
+    const passkey = await owned(ctx, live, req.params.id);
     if (!passkey) return notFound(ctx, reply, live);
     if (!recent(live)) return askPasswordAgain(ctx, req, reply, live.account.login, `/passkeys/${passkey.id}/remove`);
     return pages.send(reply, 'confirm', {
@@ -84,12 +84,12 @@ export function passkeyRoutes(app: FastifyInstance, ctx: PortalContext): void {
   });
 
   app.post<{ Params: { id: string } }>('/passkeys/:id/remove', async (req, reply) => {
-    const live = signedIn(req, reply);
+    const live = await signedIn(req, reply);
     if (!live) return reply;
-    const passkey = owned(ctx, live, req.params.id);
+    const passkey = await owned(ctx, live, req.params.id);
     if (!passkey) return notFound(ctx, reply, live);
     if (!recent(live)) return askPasswordAgain(ctx, req, reply, live.account.login, `/passkeys/${passkey.id}/remove`);
-    if (!passkeys.remove(live.account, passkey.id, where(req))) return notFound(ctx, reply, live);
+    if (!await passkeys.remove(live.account, passkey.id, where(req))) return notFound(ctx, reply, live);
     return reply.redirect('/passkeys?done=removed', 303);
   });
 }
@@ -98,9 +98,9 @@ function sendForm(ctx: PortalContext, reply: FastifyReply, live: LiveSession, er
   return ctx.pages.send(reply, 'passkey-new', { title: ctx.pages.t.passkeyAddTitle, login: live.account.login, nav: 'passkeys', webauthn: true, error, nameValue }, status);
 }
 
-function owned(ctx: PortalContext, live: LiveSession, id: string): PasskeyRow | undefined {
+async function owned(ctx: PortalContext, live: LiveSession, id: string): Promise<PasskeyRow | undefined> {
   if (!PASSKEY_ID.test(id)) return undefined;
-  return ctx.passkeys.list(live.account.id).find((p) => p.id === Number(id));
+  return (await ctx.passkeys.list(live.account.id)).find((p) => p.id === Number(id));
 }
 
 function notFound(ctx: PortalContext, reply: FastifyReply, live: LiveSession): FastifyReply {

@@ -18,18 +18,16 @@ afterEach(async () => {
 
 it('a failing poll keeps the session, logs once, and the revoke lands when the database answers again', async () => {
   const f = (fixture = createAuthFixture({}));
-  f.addUser('erin@example.test', PRIMARY);
-  const { password, publicId } = f.newPassword('erin@example.test', PRIMARY);
+  await f.addUser('erin@example.test', PRIMARY);
+  const { password, publicId } = await f.newPassword('erin@example.test', PRIMARY);
   const outcome = await f.attempt('erin@example.test', password);
   expect(outcome.kind).toBe('accepted');
   const ended: string[] = [];
   f.auth.watchRevocation(outcome.kind === 'accepted' ? outcome.passwordId : -1, (reason) => ended.push(reason));
 
   const unreachable = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
-  const revision = vi.spyOn(f.store.passwords, 'revision').mockImplementation(() => {
-    throw unreachable;
-  });
-  f.accounts.revokePassword('erin@example.test', publicId);
+  const revision = vi.spyOn(f.store.passwords, 'revision').mockRejectedValue(unreachable);
+  await f.accounts.revokePassword('erin@example.test', publicId);
   await expect.poll(() => revision.mock.calls.length, { timeout: 3000 }).toBeGreaterThanOrEqual(4);
   expect(ended).toEqual([]);
   const failed = f.logs.events('auth.revocation_poll_failed');

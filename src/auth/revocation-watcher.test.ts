@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { openStore, type Store } from '../store/index.js';
+import { openStore, sqliteDb, type Store } from '../store/index.js';
 import { RevocationWatcher } from './revocation-watcher.js';
 
 let dir: string;
@@ -31,25 +31,29 @@ beforeEach(() => {
   store = openStore(file);
   other = openStore(file);
 });
-afterEach(() => {
+afterEach(async () => {
   watcher?.stop();
   watcher = undefined;
-  other.close();
-  store.close();
+  await other.close();
+  await store.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
 let digestSeq = 0;
-function addAccount(s: Store, login: string): number {
+function addAccount(s: Store, login: string): Promise<number> {
   return s.accounts.insert({ login, upstreamMode: 'master', upstreamUser: login, primaryHash: 'h', primarySalt: null, dekPrimary: null, now: 1 });
 }
-function addPasswords(s: Store, accountId: number, n: number, expiresAt: number | null = null): number[] {
-  return s.transaction(() => Array.from({ length: n }, () => {
-    const seq = ++digestSeq;
-    const digest = Buffer.alloc(32);
-    digest.writeUInt32BE(seq);
-    return s.passwords.insert({ publicId: `p${seq}`, accountId, digest, label: 'l', scopes: ['imap'], createdAt: 1, expiresAt, dekSalt: null, dekBox: null });
-  }));
+function addPasswords(s: Store, accountId: number, n: number, expiresAt: number | null = null): Promise<number[]> {
+  return s.transaction(async (tx) => {
+    const ids: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const seq = ++digestSeq;
+      const digest = Buffer.alloc(32);
+      digest.writeUInt32BE(seq);
+      ids.push(await tx.passwords.insert({ publicId: `p${seq}`, accountId, digest, label: 'l', scopes: ['imap'], createdAt: 1, expiresAt, dekSalt: null, dekBox: null }));
+    }
+    return ids;
+  });
 }
 
 type Fired = Map<number, string[]>;
@@ -59,13 +63,15 @@ function watchAll(w: RevocationWatcher, ids: readonly number[], fired: Fired = n
 }
 
 describe('changes committed by another connection, at 10,000 watched passwords', () => {
-  const cases: Array<[string, string, (target: { accountId: number; ids: number[] }) => void]> = [
+  const cases: Array<[string, string, (target: { accountId: number; ids: number[] }) => Promise<unknown> | void]> = [
     ['a revoke (postern password revoke)', 'admin', (t) => other.passwords.revoke(t.ids[0]!, 'admin', Date.now())],
     ['a revoke-all', 'revoke-all', (t) => other.passwords.revokeAll(t.accountId, 'revoke-all', Date.now())],
     ['a primary password change', 'primary-password-change', (t) => other.passwords.revokeAll(t.accountId, 'primary-password-change', Date.now())],
     ['an upstream-mode change', 'upstream-mode-change', (t) => other.passwords.revokeAll(t.accountId, 'upstream-mode-change', Date.now())],
     ['an account removal', 'account-removed', (t) => other.accounts.remove(t.accountId)],
-    ['an expiry brought forward to now', 'expiry', (t) => other.db.prepare('UPDATE app_passwords SET expires_at = ? WHERE account_id = ?').run(Date.now(), t.accountId)],
+    ['an expiry brought forward to now', 'expiry', (t) => {
+      sqliteDb(other).prepare('UPDATE app_passwords SET expires_at = ? WHERE account_id = ?').run(Date.now(), t.accountId);
+    }],
     ['an account removal with foreign keys off (a hand-run sqlite3)', 'account-removed', (t) => {
       const raw = new Database(file);
       raw.pragma('foreign_keys = OFF');
@@ -75,16 +81,16 @@ describe('changes committed by another connection, at 10,000 watched passwords',
   ];
 
   it.each(cases)('%s fires the sessions of exactly those passwords within 1 s', async (_name, reason, change) => {
-    const crowd = addPasswords(store, addAccount(store, 'crowd'), 9_998);
-    const accountId = addAccount(store, 'target');
-    const ids = addPasswords(store, accountId, 2);
+    const crowd = await addPasswords(store, await addAccount(store, 'crowd'), 9_998);
+    const accountId = await addAccount(store, 'target');
+    const ids = await addPasswords(store, accountId, 2);
     watcher = new RevocationWatcher(store.passwords);
     const fired = watchAll(watcher, [...crowd, ...ids]);
     expect(watcher.watchedCount).toBe(10_000);
     await watcher.check();
     expect(fired.size).toBe(0);
 
-    change({ accountId, ids });
+    await change({ accountId, ids });
     const committedAt = Date.now();
     const firedAt: number[] = [];
     watcher.watch(ids[0]!, () => firedAt.push(Date.now()));
@@ -99,7 +105,7 @@ describe('changes committed by another connection, at 10,000 watched passwords',
 
 describe('what a poll reads', () => {
   it('reads only the revision when nothing changed, at 10,000 watched; then only the changed password', async () => {
-    const ids = addPasswords(store, addAccount(store, 'a'), 10_000);
+    const ids = await addPasswords(store, await addAccount(store, 'a'), 10_000);
     watcher = new RevocationWatcher(store.passwords);
     watchAll(watcher, ids);
     await watcher.check();
@@ -111,7 +117,7 @@ describe('what a poll reads', () => {
     expect(changes).not.toHaveBeenCalled();
     expect(states).not.toHaveBeenCalled();
 
-    other.passwords.revoke(ids[4321]!, 'admin', Date.now());
+    await other.passwords.revoke(ids[4321]!, 'admin', Date.now());
     await watcher.check();
     expect(changes).toHaveBeenCalledTimes(1);
     expect(states).toHaveBeenCalledExactlyOnceWith([ids[4321]]);
@@ -119,25 +125,25 @@ describe('what a poll reads', () => {
   });
 
   it('unrelated writes (history events, use records, upstream status, new passwords) fire nothing and move no revision', async () => {
-    const accountId = addAccount(store, 'a');
-    const ids = addPasswords(store, accountId, 100);
+    const accountId = await addAccount(store, 'a');
+    const ids = await addPasswords(store, accountId, 100);
     watcher = new RevocationWatcher(store.passwords);
     const fired = watchAll(watcher, ids);
     await watcher.check();
-    const before = store.passwords.revision();
+    const before = await store.passwords.revision();
     const states = vi.spyOn(store.passwords, 'states');
     const changes = vi.spyOn(store.passwords, 'changedSince');
 
-    other.transaction(() => {
-      for (let i = 0; i < 50; i++) other.events.append({ type: 'login.failed', at: i, login: 'a', address: '192.0.2.1' });
-      for (const id of ids) other.passwords.markUsed(id, Date.now(), 'imap', '192.0.2.1');
-      other.accounts.setUpstreamStatus(accountId, 'rejected', Date.now());
+    await other.transaction(async (tx) => {
+      for (let i = 0; i < 50; i++) await tx.events.append({ type: 'login.failed', at: i, login: 'a', address: '192.0.2.1' });
+      for (const id of ids) await tx.passwords.markUsed(id, Date.now(), 'imap', '192.0.2.1');
+      await tx.accounts.setUpstreamStatus(accountId, 'rejected', Date.now());
     });
-    addPasswords(other, accountId, 3);
+    await addPasswords(other, accountId, 3);
     await watcher.check();
 
     expect(fired.size).toBe(0);
-    expect(store.passwords.revision()).toBe(before);
+    expect(await store.passwords.revision()).toBe(before);
     expect(states).not.toHaveBeenCalled();
     expect(changes).not.toHaveBeenCalled();
   });
@@ -148,14 +154,14 @@ describe('expiry', () => {
     const t0 = 1_000_000;
     let now = t0;
     const [soon, later, never] = [
-      addPasswords(store, addAccount(store, 'a'), 1, t0 + 1000)[0]!,
-      addPasswords(store, addAccount(store, 'b'), 1, t0 + 5000)[0]!,
-      addPasswords(store, addAccount(store, 'c'), 1, null)[0]!,
+      (await addPasswords(store, await addAccount(store, 'a'), 1, t0 + 1000))[0]!,
+      (await addPasswords(store, await addAccount(store, 'b'), 1, t0 + 5000))[0]!,
+      (await addPasswords(store, await addAccount(store, 'c'), 1, null))[0]!,
     ];
     watcher = new RevocationWatcher(store.passwords, () => now);
     const fired = watchAll(watcher, [soon, later, never]);
     await watcher.check();
-    const revision = store.passwords.revision();
+    const revision = await store.passwords.revision();
     const states = vi.spyOn(store.passwords, 'states');
 
     now = t0 + 999;
@@ -169,17 +175,17 @@ describe('expiry', () => {
     expect(fired.get(later)).toEqual(['expiry']);
     expect(fired.has(never)).toBe(false);
     expect(states).not.toHaveBeenCalled();
-    expect(store.passwords.revision()).toBe(revision);
+    expect(await store.passwords.revision()).toBe(revision);
   });
 
   it('follows an expiry moved by another connection: not at the old instant, at the new one', async () => {
     const t0 = 1_000_000;
     let now = t0;
-    const [id] = addPasswords(store, addAccount(store, 'a'), 1, t0 + 1000);
+    const [id] = await addPasswords(store, await addAccount(store, 'a'), 1, t0 + 1000);
     watcher = new RevocationWatcher(store.passwords, () => now);
     const fired = watchAll(watcher, [id!]);
     await watcher.check();
-    other.db.prepare('UPDATE app_passwords SET expires_at = ? WHERE id = ?').run(t0 + 3000, id);
+    sqliteDb(other).prepare('UPDATE app_passwords SET expires_at = ? WHERE id = ?').run(t0 + 3000, id);
     await watcher.check();
     now = t0 + 2000;
     await watcher.check();
@@ -192,13 +198,13 @@ describe('expiry', () => {
 
 describe('revocations the revision had already passed', () => {
   it('verify → revoke → watch race: a session watched after its revoke was polled past is still signed out', async () => {
-    const accountId = addAccount(store, 'a');
-    const [session, bystander] = addPasswords(store, accountId, 2);
+    const accountId = await addAccount(store, 'a');
+    const [session, bystander] = await addPasswords(store, accountId, 2);
     watcher = new RevocationWatcher(store.passwords);
     watchAll(watcher, [bystander!]);
     await watcher.check();
     // The session's password was verified; before its upstream login finished, it was revoked…
-    other.passwords.revoke(session!, 'admin', Date.now());
+    await other.passwords.revoke(session!, 'admin', Date.now());
     // …and the watcher polled meanwhile, moving past the revoke's revision.
     await watcher.check();
     const fired = watchAll(watcher, [session!]);
@@ -207,12 +213,12 @@ describe('revocations the revision had already passed', () => {
   });
 
   it('a revoke committed while the watcher was stopped, or idle with nothing watched, is still seen', async () => {
-    const [a, b] = addPasswords(store, addAccount(store, 'a'), 2);
+    const [a, b] = await addPasswords(store, await addAccount(store, 'a'), 2);
     watcher = new RevocationWatcher(store.passwords);
     const unwatch = watcher.watch(a!, () => {});
     await watcher.check();
     unwatch();
-    other.passwords.revoke(a!, 'admin', Date.now());
+    await other.passwords.revoke(a!, 'admin', Date.now());
     const fired = watchAll(watcher, [a!]);
     await watcher.check();
     expect(fired.get(a!)).toEqual(['admin']);
@@ -220,38 +226,38 @@ describe('revocations the revision had already passed', () => {
     watchAll(watcher, [b!], fired);
     await watcher.check();
     watcher.stop();
-    other.passwords.revoke(b!, 'revoke-all', Date.now());
+    await other.passwords.revoke(b!, 'revoke-all', Date.now());
     watchAll(watcher, [b!], fired);
     await watcher.check();
     expect(fired.get(b!)).toEqual(['revoke-all']);
   });
 
   it('a watcher left behind by the pruned log re-reads every watched password', async () => {
-    const accountId = addAccount(store, 'a');
-    const [a, b, c] = addPasswords(store, accountId, 3);
+    const accountId = await addAccount(store, 'a');
+    const [a, b, c] = await addPasswords(store, accountId, 3);
     watcher = new RevocationWatcher(store.passwords);
     const fired = watchAll(watcher, [a!, b!]);
     await watcher.check();
-    other.passwords.revoke(a!, 'admin', Date.now());
+    await other.passwords.revoke(a!, 'admin', Date.now());
     // As if 10,000 later changes had pruned the log past the watcher's revision.
-    other.db.exec('DELETE FROM password_changes');
-    other.passwords.revoke(c!, 'admin', Date.now());
+    sqliteDb(other).exec('DELETE FROM password_changes');
+    await other.passwords.revoke(c!, 'admin', Date.now());
     await watcher.check();
     expect([...fired]).toEqual([[a, ['admin']]]);
   });
 
   it('a revision gone back (a backup restored under a running proxy) re-reads every watched password', async () => {
-    const [a, b] = addPasswords(store, addAccount(store, 'a'), 2);
-    const gone = addAccount(store, 'gone');
-    addPasswords(store, gone, 2);
-    other.passwords.revokeAll(gone, 'revoke-all', Date.now());
+    const [a, b] = await addPasswords(store, await addAccount(store, 'a'), 2);
+    const gone = await addAccount(store, 'gone');
+    await addPasswords(store, gone, 2);
+    await other.passwords.revokeAll(gone, 'revoke-all', Date.now());
     watcher = new RevocationWatcher(store.passwords);
     const fired = watchAll(watcher, [a!, b!]);
     await watcher.check();
     // The restored file's log is shorter: its latest revision is below the one the watcher saw.
-    other.db.exec("DELETE FROM password_changes; UPDATE sqlite_sequence SET seq = 0 WHERE name = 'password_changes'");
-    other.passwords.revoke(b!, 'admin', Date.now());
-    expect(other.passwords.revision()).toBe(1);
+    sqliteDb(other).exec("DELETE FROM password_changes; UPDATE sqlite_sequence SET seq = 0 WHERE name = 'password_changes'");
+    await other.passwords.revoke(b!, 'admin', Date.now());
+    expect(await other.passwords.revision()).toBe(1);
     await watcher.check();
     expect([...fired]).toEqual([[b, ['admin']]]);
   });

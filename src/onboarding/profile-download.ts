@@ -51,18 +51,18 @@ export class ProfileDownloads {
   async offer(offer: ProfileOffer): Promise<string> {
     const token = randomBytes(32).toString('base64url');
     const sealed = seal(derive(token, SEAL_INFO), Buffer.from(JSON.stringify({ ...offer.profile, publicId: offer.publicId }), 'utf8'), aad(offer.accountId, offer.passwordId));
-    this.store.profileDownloads.insert({ tokenDigest: derive(token, LOOKUP_INFO), accountId: offer.accountId, passwordId: offer.passwordId, sealed, expiresAt: this.clock() + this.validMs });
+    await this.store.profileDownloads.insert({ tokenDigest: derive(token, LOOKUP_INFO), accountId: offer.accountId, passwordId: offer.passwordId, sealed, expiresAt: this.clock() + this.validMs });
     return token;
   }
 
   /** The offer behind a token, at most once, whichever process asks. */
   async take(token: string): Promise<TakenProfile> {
     if (!isDownloadToken(token)) return { kind: 'gone' };
-    const row = this.store.profileDownloads.take(derive(token, LOOKUP_INFO));
+    const row = await this.store.profileDownloads.take(derive(token, LOOKUP_INFO));
     if (!row) return { kind: 'gone' };
     const now = this.clock();
     if (row.expiresAt <= now) return { kind: 'expired' };
-    const [state] = this.store.passwords.states([row.passwordId]);
+    const [state] = await this.store.passwords.states([row.passwordId]);
     if (!state || !isActive(state, now)) return { kind: 'revoked' };
     try {
       const json = open(derive(token, SEAL_INFO), row.sealed, aad(row.accountId, row.passwordId)).toString('utf8');

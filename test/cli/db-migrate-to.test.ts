@@ -48,7 +48,7 @@ async function newPassword(login: string, primary: string, label: string): Promi
 }
 
 const withPassword = (url: string) => url.replace('postgres://postgres@', `postgres://postgres:${URL_PASSWORD}@`);
-const orderBy: Record<string, string> = { throttle_counts: 'key, bucket', throttle_blocks: 'key', second_factors: 'account_id', password_changes: 'revision' };
+const orderBy: Record<string, string> = { throttle_counts: 'key, bucket', throttle_blocks: 'key', second_factors: 'account_id', password_changes: 'revision', profile_downloads: 'token_digest' };
 
 // Eight CLI runs, each with the production-cost primary-password hash: slow on a loaded machine.
 it('copies an installation into PostgreSQL row for row; the same key file finds its passwords there', { timeout: 120_000 }, async () => {

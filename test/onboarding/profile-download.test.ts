@@ -55,7 +55,7 @@ beforeAll(async () => {
       onboarding: { domains: ['example.org'], displayName: 'Example Mail' },
     },
   });
-  postern.addUser('alice', PRIMARY, { mode: 'password', secret: 'alice-upstream-Secret-16' });
+  await postern.addUser('alice', PRIMARY, { mode: 'password', secret: 'alice-upstream-Secret-16' });
   base = baseUrl(postern);
   browser = await launchBrowser();
   context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
@@ -200,12 +200,12 @@ describe('the one-time Apple profile', () => {
     // six minutes behind, so it is five minutes in the past, and taken through the real route.
     // The maintenance worker's prune (once a minute) may delete it first, which answers 410 too but
     // says "gone": then the check is made again with a fresh offer (two prunes are a minute apart).
-    const account = postern.accounts.getAccount('alice');
+    const account = await postern.accounts.getAccount('alice');
     const past = new ProfileDownloads(postern.app.store, 300_000, () => Date.now() - 360_000);
     const reasons: string[] = [];
     for (let attempt = 0; attempt < 2 && !reasons.includes('expired'); attempt++) {
-      const created = postern.newPassword('alice', PRIMARY, { label: `Late ${attempt}` });
-      const passwordId = postern.app.store.passwords.findByPublicId(created.publicId)!.id;
+      const created = await postern.newPassword('alice', PRIMARY, { label: `Late ${attempt}` });
+      const passwordId = (await postern.app.store.passwords.findByPublicId(created.publicId))!.id;
       const token = await past.offer({ accountId: account.id, passwordId, publicId: created.publicId, profile: { login: 'alice', address: 'alice@example.org', password: created.password, label: 'Late', scopes: ['imap'] } });
       tokens.add(token);
       const before = postern.logs.lines.length;
@@ -219,8 +219,8 @@ describe('the one-time Apple profile', () => {
 
   it('attack: download after revocation — revoking the password kills its pending download', async () => {
     const offer = await generateWithProfile('Revoked before use');
-    const row = postern.accounts.listPasswords('alice').find((p) => p.label === 'Revoked before use')!;
-    postern.accounts.revokePassword('alice', row.publicId);
+    const row = (await postern.accounts.listPasswords('alice')).find((p) => p.label === 'Revoked before use')!;
+    await postern.accounts.revokePassword('alice', row.publicId);
     const res = await download(offer.path);
     expect(res.status).toBe(410);
     expect(res.body.toString('utf8')).not.toContain(offer.password);

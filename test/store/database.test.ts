@@ -63,7 +63,7 @@ it('keeps the history append-only and deletes an account\'s passwords with it', 
     expect(() => sqliteDb(store).prepare("UPDATE events SET login = 'y'").run()).toThrow(/events are append-only/);
     const id = await store.accounts.insert({ login: 'x', upstreamMode: 'master', upstreamUser: 'x', primaryHash: 'h', primarySalt: null, dekPrimary: null, now: 1 });
     await store.passwords.insert({ publicId: 'aaaaaaaa', accountId: id, digest: Buffer.alloc(32, 1), label: 'l', scopes: ['imap'], createdAt: 1, expiresAt: null, dekSalt: null, dekBox: null });
-    await expect(await store.passwords.insert({ publicId: 'bbbbbbbb', accountId: id, digest: Buffer.alloc(32, 1), label: 'dup', scopes: ['imap'], createdAt: 1, expiresAt: null, dekSalt: null, dekBox: null }))
+    await expect(store.passwords.insert({ publicId: 'bbbbbbbb', accountId: id, digest: Buffer.alloc(32, 1), label: 'dup', scopes: ['imap'], createdAt: 1, expiresAt: null, dekSalt: null, dekBox: null }))
       .rejects.toThrow(/UNIQUE constraint failed: app_passwords.digest/);
     await store.accounts.remove(id);
     expect(await store.passwords.findByPublicId('aaaaaaaa')).toBeUndefined();

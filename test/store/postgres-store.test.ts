@@ -14,7 +14,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { isPosternError } from '../../src/errors.js';
-import { openStore } from '../../src/store/index.js';
+import { openStore, sqliteDb } from '../../src/store/index.js';
 import { MIGRATIONS } from '../../src/store/migrations.js';
 import { openPostgresStore } from '../../src/store/postgres/index.js';
 import { freePort } from '../helpers/free-port.js';
@@ -132,13 +132,13 @@ it('reaches the same final schema as SQLite: tables, columns and their nullabili
   const sqlite = openStore(`${dir}/p.db`);
   const s = await openPostgresStore(await server.createDatabase());
   try {
-    const sqliteTables = sqlite.db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`).pluck().all() as string[];
+    const sqliteTables = sqliteDb(sqlite).prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`).pluck().all() as string[];
     const pgTables = (await s.pool.query<{ name: string }>(
       `SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public' AND table_name <> 'postern_schema' ORDER BY table_name`,
     )).rows.map((r) => r.name);
     expect(pgTables).toEqual(sqliteTables);
     for (const table of sqliteTables) {
-      const lite = (sqlite.db.prepare(`SELECT name, "notnull" AS nn, pk FROM pragma_table_info('${table}') ORDER BY cid`).all() as Array<{ name: string; nn: number; pk: number }>)
+      const lite = (sqliteDb(sqlite).prepare(`SELECT name, "notnull" AS nn, pk FROM pragma_table_info('${table}') ORDER BY cid`).all() as Array<{ name: string; nn: number; pk: number }>)
         .map((c) => `${c.name}${c.nn || c.pk ? ' NOT NULL' : ''}`);
       const pgCols = (await s.pool.query<{ c: string }>(
         `SELECT column_name || CASE WHEN is_nullable = 'NO' THEN ' NOT NULL' ELSE '' END AS c FROM information_schema.columns
@@ -147,20 +147,20 @@ it('reaches the same final schema as SQLite: tables, columns and their nullabili
       expect(pgCols, table).toEqual(lite);
     }
     // Named indexes (SQLite's automatic ones back UNIQUE and PRIMARY KEY, as PostgreSQL's constraint indexes do).
-    const liteIndexes = sqlite.db.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name`).pluck().all();
+    const liteIndexes = sqliteDb(sqlite).prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name`).pluck().all();
     const pgIndexes = (await s.pool.query<{ name: string }>(
       `SELECT i.indexname AS name FROM pg_indexes i WHERE i.schemaname = 'public'
           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname) ORDER BY i.indexname`,
     )).rows.map((r) => r.name);
     expect(pgIndexes).toEqual(liteIndexes);
-    const liteTriggers = sqlite.db.prepare(`SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name`).pluck().all();
+    const liteTriggers = sqliteDb(sqlite).prepare(`SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name`).pluck().all();
     const pgTriggers = (await s.pool.query<{ name: string }>(
       `SELECT tgname AS name FROM pg_trigger WHERE NOT tgisinternal ORDER BY tgname`,
     )).rows.map((r) => r.name);
     // PostgreSQL's one extra: the change feed's NOTIFY (SQLite processes poll the change log instead).
     expect(pgTriggers).toEqual([...liteTriggers, 'password_changes_notify'].sort());
   } finally {
-    sqlite.close();
+    await sqlite.close();
     await s.close();
     await removeTempDir(dir);
   }

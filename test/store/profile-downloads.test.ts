@@ -17,7 +17,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { AccountService } from '../../src/accounts/service.js';
 import { silentLogger } from '../../src/log.js';
 import { ProfileDownloads } from '../../src/onboarding/profile-download.js';
-import { openStore, type Store } from '../../src/store/index.js';
+import { openStore, sqliteDb, type Store } from '../../src/store/index.js';
 import { MIGRATION_SET } from '../../src/store/migrations.js';
 import { PgProfileDownloadRepo } from '../../src/store/postgres/profile-downloads.js';
 import { startProfileDownloadPrune } from '../../src/store/profile-download-prune.js';
@@ -29,22 +29,22 @@ let file: string;
 let store: Store;
 let accounts: AccountService;
 
-beforeEach(() => {
+beforeEach(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'postern-profiles-'));
   file = path.join(dir, 'p.db');
   store = openStore(file);
   accounts = new AccountService(store, Buffer.alloc(32, 7));
-  accounts.addAccount('alice', PRIMARY, { mode: 'password', secret: 'upstream-Secret-alice' });
+  await accounts.addAccount('alice', PRIMARY, { mode: 'password', secret: 'upstream-Secret-alice' });
 });
-afterEach(() => {
-  store.close();
+afterEach(async () => {
+  await store.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
-function offerFor(downloads: ProfileDownloads, label: string): Promise<{ token: string; password: string; passwordId: number }> {
-  const created = accounts.createPassword('alice', PRIMARY, { label });
-  const account = accounts.getAccount('alice');
-  const passwordId = store.passwords.findByPublicId(created.publicId)!.id;
+async function offerFor(downloads: ProfileDownloads, label: string): Promise<{ token: string; password: string; passwordId: number }> {
+  const created = await accounts.createPassword('alice', PRIMARY, { label });
+  const account = await accounts.getAccount('alice');
+  const passwordId = (await store.passwords.findByPublicId(created.publicId))!.id;
   return downloads.offer({ accountId: account.id, passwordId, publicId: created.publicId, profile: { login: 'alice', address: 'alice@example.org', password: created.password, label, scopes: created.scopes } })
     .then((token) => ({ token, password: created.password, passwordId }));
 }
@@ -59,24 +59,24 @@ describe('one-time profile downloads on SQLite', () => {
       expect(await new ProfileDownloads(store, 60_000).take(offer.token)).toEqual({ kind: 'gone' });
       expect(await new ProfileDownloads(other, 60_000).take(offer.token)).toEqual({ kind: 'gone' });
     } finally {
-      other.close();
+      await other.close();
     }
   });
 
   it('attack: sealed box moved to another password’s row — it does not open', async () => {
     const downloads = new ProfileDownloads(store, 60_000);
     const offer = await offerFor(downloads, 'iPhone');
-    const otherId = store.passwords.findByPublicId(accounts.createPassword('alice', PRIMARY, { label: 'Other' }).publicId)!.id;
-    store.db.prepare('UPDATE profile_downloads SET password_id = ?').run(otherId);
+    const otherId = (await store.passwords.findByPublicId((await accounts.createPassword('alice', PRIMARY, { label: 'Other' })).publicId))!.id;
+    sqliteDb(store).prepare('UPDATE profile_downloads SET password_id = ?').run(otherId);
     expect(await downloads.take(offer.token)).toEqual({ kind: 'gone' });
   });
 
   it('attack: stolen database — the pending row holds neither the token nor the password', async () => {
     const offer = await offerFor(new ProfileDownloads(store, 60_000), 'iPhone');
-    store.db.pragma('wal_checkpoint(TRUNCATE)');
+    sqliteDb(store).pragma('wal_checkpoint(TRUNCATE)');
     const bytes = readFileSync(file);
     for (const secret of [offer.token, offer.password, offer.password.replaceAll('-', '')]) expect(bytes.includes(Buffer.from(secret))).toBe(false);
-    expect(store.db.prepare('SELECT count(*) AS n FROM profile_downloads').get()).toEqual({ n: 1 });
+    expect(sqliteDb(store).prepare('SELECT count(*) AS n FROM profile_downloads').get()).toEqual({ n: 1 });
   });
 
   it('the prune deletes expired offers and keeps live ones', async () => {
@@ -85,7 +85,7 @@ describe('one-time profile downloads on SQLite', () => {
     const live = await offerFor(new ProfileDownloads(store, 60_000, () => now), 'New');
     const prune = startProfileDownloadPrune(store, silentLogger(), { everyMs: 60_000, clock: () => now });
     try {
-      await expect.poll(() => (store.db.prepare('SELECT count(*) AS n FROM profile_downloads').get() as { n: number }).n).toBe(1);
+      await expect.poll(() => (sqliteDb(store).prepare('SELECT count(*) AS n FROM profile_downloads').get() as { n: number }).n).toBe(1);
     } finally {
       prune.stop();
     }

@@ -14,7 +14,8 @@
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import type pg from 'pg';
-import { openStore, type Db } from '../../store/index.js';
+import { DATABASE_URL_ENV } from '../../config/database.js';
+import { openStore, sqliteDb, type Db } from '../../store/index.js';
 import { describeTarget, storeError } from '../../store/postgres/connection.js';
 import { openPostgresStore } from '../../store/postgres/index.js';
 import { globals, loadConfig } from '../context.js';
@@ -24,13 +25,13 @@ import type { CliIo } from '../io.js';
 /** Parents before children, so every foreign key finds its row. Fixed names: never from input. */
 export const COPIED_TABLES = [
   'accounts', 'app_passwords', 'events', 'password_changes', 'throttle_counts', 'throttle_blocks',
-  'second_factors', 'recovery_codes', 'portal_sessions',
+  'second_factors', 'recovery_codes', 'portal_sessions', 'passkeys', 'profile_downloads',
 ] as const;
 
 /** Identity columns, whose sequences must continue after the copied ids. */
 const IDENTITIES: ReadonlyArray<readonly [table: string, column: string]> = [
   ['accounts', 'id'], ['app_passwords', 'id'], ['events', 'id'], ['password_changes', 'revision'],
-  ['recovery_codes', 'id'], ['portal_sessions', 'id'],
+  ['recovery_codes', 'id'], ['portal_sessions', 'id'], ['passkeys', 'id'],
 ];
 
 // PostgreSQL binds at most 65,535 parameters per statement.
@@ -45,7 +46,10 @@ export function registerMigrateTo(db: Command, io: CliIo): void {
       const url = given ?? io.env.POSTERN_DATABASE_URL;
       if (!url) throw usage('give the PostgreSQL URL in POSTERN_DATABASE_URL (preferred: a command line is visible in ps) or as the argument');
       if (!/^postgres(ql)?:\/\//.test(url)) throw usage('the URL must start with postgres:// or postgresql://');
-      const config = loadConfig(globals(cmd), io);
+      // The variable names the target here, not this installation's database: the config is read
+      // without it (the loader would take it as database.url, or refuse it beside database.path).
+      const config = loadConfig(globals(cmd), { ...io, env: { ...io.env, [DATABASE_URL_ENV]: undefined } });
+      if (config.database.url !== null) throw refused('database.url is set: migrate-to copies from an SQLite installation (database.path)');
       if (!existsSync(config.database.path)) throw refused(`no database at ${config.database.path}: nothing to migrate`);
       const target = describeTarget(url);
       const counts = await migrate(config.database.path, url);
@@ -65,7 +69,7 @@ async function migrate(file: string, url: string): Promise<Array<[string, number
       });
       try {
         await client.query('BEGIN');
-        const counts = await copyAll(source.db, client, url);
+        const counts = await copyAll(sqliteDb(source), client, url);
         await client.query('COMMIT');
         return counts;
       } catch (err) {
@@ -78,7 +82,7 @@ async function migrate(file: string, url: string): Promise<Array<[string, number
       await pgStore.close();
     }
   } finally {
-    source.close();
+    await source.close();
   }
 }
 

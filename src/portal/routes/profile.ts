@@ -48,7 +48,7 @@ export async function offerProfile(ctx: PortalContext, req: FastifyRequest, acco
   const services = publishedServices(ctx.config, ctx.listeners());
   if (!services.some((s) => created.scopes.includes(s.protocol))) return null;
   try {
-    const passwordId = ctx.store.passwords.findByPublicId(created.publicId)?.id;
+    const passwordId = (await ctx.store.passwords.findByPublicId(created.publicId))?.id;
     if (passwordId === undefined) return null;
     const token = await ctx.profiles.offer({
       accountId: account.id, passwordId, publicId: created.publicId,

@@ -1,14 +1,13 @@
 /**
- * Runs one scenario set against both engines: SQLite (the synchronous repositories, each wrapped
- * by a test-only adapter that returns promises; the real async adapter lives elsewhere) and
+ * Runs one scenario set against both engines: SQLite (the real async store, src/store/index.ts) and
  * PostgreSQL (src/store/postgres/, on a real server started once per test file). Each test gets a
  * fresh, migrated database of its engine. `exec` runs raw SQL both engines parse alike, for the
  * changes no repository makes (an expiry moved by hand, a row aged).
  */
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe } from 'vitest';
-import type { Async, StoreEngine, StoreRepos } from '../../../src/store/api.js';
-import { openStore, type Store } from '../../../src/store/index.js';
+import type { StoreEngine, StoreRepos } from '../../../src/store/api.js';
+import { openStore, sqliteDb, type Store } from '../../../src/store/index.js';
 import { openPostgresStore, type PostgresStore } from '../../../src/store/postgres/index.js';
 import { startPostgres, type PostgresServer } from '../../helpers/postgres.js';
 import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
@@ -21,50 +20,13 @@ export interface EngineStore extends StoreRepos {
   rows(sql: string): Promise<Array<Record<string, unknown>>>;
 }
 
-/** Test-only: a synchronous repository seen through Async<T>. */
-export function asAsync<T extends object>(repo: T): Async<T> {
-  return new Proxy(repo, {
-    get(target, prop) {
-      const value: unknown = Reflect.get(target, prop, target);
-      if (typeof value !== 'function') return value;
-      // async: a statement SQLite refuses becomes a rejection, as on PostgreSQL.
-      return async (...args: unknown[]) => (value as (...a: unknown[]) => unknown).apply(target, args);
-    },
-  }) as unknown as Async<T>;
-}
-
-function sqliteRepos(store: Store): StoreRepos {
-  return {
-    accounts: asAsync(store.accounts),
-    passwords: asAsync(store.passwords),
-    events: asAsync(store.events),
-    throttle: asAsync(store.throttle),
-    secondFactors: asAsync(store.secondFactors),
-    portalSessions: asAsync(store.portalSessions),
-    passkeys: asAsync(store.passkeys),
-    profileDownloads: asAsync(store.profileDownloads),
-  };
-}
-
 function fromSqlite(store: Store): EngineStore {
-  const repos = sqliteRepos(store);
+  const db = sqliteDb(store);
   return {
-    engine: 'sqlite',
-    ...repos,
-    async transaction(fn) {
-      store.db.exec('BEGIN IMMEDIATE');
-      try {
-        const result = await fn(repos);
-        store.db.exec('COMMIT');
-        return result;
-      } catch (err) {
-        store.db.exec('ROLLBACK');
-        throw err;
-      }
-    },
+    ...store,
     // async: a statement SQLite refuses rejects, as PostgreSQL's does, instead of throwing here.
-    exec: async (sql) => void store.db.exec(sql),
-    rows: async (sql) => store.db.prepare(sql).all() as Array<Record<string, unknown>>,
+    exec: async (sql) => void db.exec(sql),
+    rows: async (sql) => db.prepare(sql).all() as Array<Record<string, unknown>>,
   };
 }
 
@@ -98,7 +60,7 @@ export function describeEngines(name: string, body: (current: () => EngineStore)
           const sqlite = openStore(path.join(dir, 'p.db'));
           store = fromSqlite(sqlite);
           close = async () => {
-            sqlite.close();
+            await sqlite.close();
             await removeTempDir(dir);
           };
         } else {

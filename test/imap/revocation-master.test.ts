@@ -81,8 +81,8 @@ describe('revocation', () => {
       import { AccountService } from './src/accounts/service.js';
       import { readKeyFile } from './src/crypto/keys.js';
       const store = openStore(process.argv[1]);
-      new AccountService(store, readKeyFile(process.argv[2])).revokeAll('carol');
-      store.close();`;
+      await new AccountService(store, readKeyFile(process.argv[2])).revokeAll('carol');
+      await store.close();`;
     const revokedAt = Date.now();
     await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, postern.dbPath, postern.keyFile], { cwd: process.cwd() });
     const lines = await other.readUntil((l) => l.startsWith('* BYE'), 3_000);

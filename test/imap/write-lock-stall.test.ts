@@ -52,7 +52,7 @@ afterAll(async () => {
 async function startLockHolder(): Promise<{ send(command: string): Promise<string>; stop(): Promise<void> }> {
   const script = `
     import { createInterface } from 'node:readline';
-    import { openStore } from './src/store/index.js';
+    import { openStore, sqliteDb } from './src/store/index.js';
     import { AccountService } from './src/accounts/service.js';
     import { readKeyFile } from './src/crypto/keys.js';
     const store = openStore(process.argv[1]);
@@ -69,7 +69,7 @@ async function startLockHolder(): Promise<{ send(command: string): Promise<strin
         console.log('revoked');
       }
     }
-    store.close();`;
+    await store.close();`;
   const child: ChildProcessWithoutNullStreams = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, postern.dbPath, postern.keyFile], { cwd: process.cwd() });
   child.stderr.on('data', (chunk: Buffer) => process.stderr.write(chunk));
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();

@@ -38,7 +38,7 @@ it('opens in WAL mode with a busy timeout, foreign keys on and the latest schema
 it('several processes opening a fresh database at once all succeed, and the schema is applied once', async () => {
   const file = path.join(dir, 'race.db');
   const script = `import { openStore } from ${JSON.stringify(path.join(ROOT, 'src/store/index.ts'))};
-    const s = openStore(${JSON.stringify(file)}); await s.accounts.list(); s.close();`;
+    const s = openStore(${JSON.stringify(file)}); await s.accounts.list(); await s.close();`;
   const runs = Array.from({ length: 4 }, () => new Promise<{ code: number | null; stderr: string }>((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';

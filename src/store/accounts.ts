@@ -34,6 +34,8 @@ export class AccountRepo {
   private readonly statusStmt;
   private readonly statusReadStmt;
   private readonly deleteStmt;
+  private readonly leaseStmt;
+  private readonly unleaseStmt;
 
   constructor(db: Db) {
     this.byLogin = db.prepare<[string], AccountRow>(`SELECT ${COLUMNS} FROM accounts WHERE login = ?`);
@@ -58,6 +60,8 @@ export class AccountRepo {
     this.statusStmt = db.prepare(`UPDATE accounts SET upstream_status = ?, upstream_status_at = ? WHERE id = ? AND upstream_status != ?`);
     this.statusReadStmt = db.prepare<[number], { status: UpstreamStatus }>(`SELECT upstream_status AS status FROM accounts WHERE id = ?`);
     this.deleteStmt = db.prepare(`DELETE FROM accounts WHERE id = ?`);
+    this.leaseStmt = db.prepare(`UPDATE accounts SET refresh_lease_until = @until WHERE id = @id AND (refresh_lease_until IS NULL OR refresh_lease_until <= @now)`);
+    this.unleaseStmt = db.prepare(`UPDATE accounts SET refresh_lease_until = NULL WHERE id = ? AND refresh_lease_until = ?`);
   }
 
   findByLogin(login: string): AccountRow | undefined {
@@ -87,6 +91,19 @@ export class AccountRepo {
    */
   swapSecretBox(id: number, expected: Buffer, replacement: Buffer): boolean {
     return this.swapSecretStmt.run(replacement, id, expected).changes > 0;
+  }
+
+  /**
+   * The right to refresh this account's OAuth2 grant until `until`, for one process of all that
+   * share the database: true when no other holds an unexpired lease (the UPDATE is the check).
+   */
+  takeRefreshLease(id: number, now: number, until: number): boolean {
+    return this.leaseStmt.run({ id, now, until }).changes > 0;
+  }
+
+  /** Gives the lease back, if it is still the one taken (`until`): a lease that expired and was re-taken stays. */
+  releaseRefreshLease(id: number, until: number): void {
+    this.unleaseStmt.run(id, until);
   }
 
   setSecretBox(id: number, box: Buffer | null): void {

@@ -445,6 +445,20 @@ export const MIGRATION_SET: readonly Migration[] = [
   CREATE INDEX profile_downloads_by_password ON profile_downloads (password_id);
 `,
   },
+  // 10: the OAuth2 refresh lease (issue 13). Single flight per process was not enough: with several
+  // workers or instances, two first logins of one account could both refresh, and with refresh-token
+  // rotation the second use of the spent token looks like theft to the provider, which may revoke
+  // the grant. The process that refreshes takes the lease with a conditional UPDATE; the others wait
+  // for the new sealed token set (src/oauth2/token-manager.ts). An expired lease (a process killed
+  // mid-refresh) is taken over.
+  {
+    sqlite: `
+  ALTER TABLE accounts ADD COLUMN refresh_lease_until INTEGER;   -- ms; NULL: nobody is refreshing
+  `,
+    postgres: `
+  ALTER TABLE accounts ADD COLUMN refresh_lease_until BIGINT;
+  `,
+  },
 ];
 
 /** The SQLite side, as the runner in database.ts (and the tests that build old schemas) apply it. */

@@ -282,7 +282,7 @@ describe('database and certificate commands', () => {
   it('db check reports ok; db backup writes a consistent copy without secrets and refuses to overwrite', async () => {
     const check = await run(['db', 'check', '--json']);
     expect(check.code).toBe(0);
-    expect(JSON.parse(check.stdout)).toMatchObject({ ok: true, integrity: ['ok'], foreignKeyProblems: 0, schemaVersion: 9, journalMode: 'wal', accounts: 2 });
+    expect(JSON.parse(check.stdout)).toMatchObject({ ok: true, integrity: ['ok'], foreignKeyProblems: 0, schemaVersion: 10, journalMode: 'wal', accounts: 2 });
     const target = path.join(ws.dir, 'backup.db');
     const backup = await run(['db', 'backup', target]);
     expect(backup.code, backup.stderr).toBe(0);

@@ -46,6 +46,15 @@ export class PgAccountRepo implements Async<AccountRepo> {
     return (r.rowCount ?? 0) > 0;
   }
 
+  async takeRefreshLease(id: number, now: number, until: number): Promise<boolean> {
+    const r = await this.db.query('UPDATE accounts SET refresh_lease_until = $1 WHERE id = $2 AND (refresh_lease_until IS NULL OR refresh_lease_until <= $3)', [until, id, now]);
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  async releaseRefreshLease(id: number, until: number): Promise<void> {
+    await this.db.query('UPDATE accounts SET refresh_lease_until = NULL WHERE id = $1 AND refresh_lease_until = $2', [id, until]);
+  }
+
   async setSecretBox(id: number, box: Buffer | null): Promise<void> {
     await this.db.query('UPDATE accounts SET secret_box = $1 WHERE id = $2', [box, id]);
   }

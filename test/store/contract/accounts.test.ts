@@ -34,6 +34,19 @@ describeEngines('accounts', (store) => {
     expect(await s.accounts.secretBox(id)).toEqual(Buffer.from('two'));
   });
 
+  it('gives the OAuth2 refresh lease to one holder at a time, takes over a lapsed one, and releases only its own', async () => {
+    const s = store();
+    const id = await anAccount(s);
+    expect(await s.accounts.takeRefreshLease(id, 1_000, 31_000)).toBe(true);
+    expect(await s.accounts.takeRefreshLease(id, 2_000, 32_000)).toBe(false);
+    // Lapsed (a holder that died): the next takes it over; the old holder's release leaves it.
+    expect(await s.accounts.takeRefreshLease(id, 31_000, 61_000)).toBe(true);
+    await s.accounts.releaseRefreshLease(id, 31_000);
+    expect(await s.accounts.takeRefreshLease(id, 40_000, 70_000)).toBe(false);
+    await s.accounts.releaseRefreshLease(id, 61_000);
+    expect(await s.accounts.takeRefreshLease(id, 40_000, 70_000)).toBe(true);
+  });
+
   it('changes the primary password, rehashes only over the expected hash, and records upstream status flips once', async () => {
     const s = store();
     const id = await anAccount(s);

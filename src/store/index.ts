@@ -97,7 +97,10 @@ export function promised<T extends object>(repo: T): Async<T> {
       const call = method as (...args: unknown[]) => unknown;
       lifted[name] = (...args) => {
         try {
-          return Promise.resolve(call.apply(repo, args)).catch((err: unknown) => Promise.reject(storeError(err) as Error));
+          const value = call.apply(repo, args);
+          // The synchronous repositories' results resolve as they are (one promise per call on the
+          // login path); only an async method (the backup) can still reject later.
+          return value instanceof Promise ? value.catch((err: unknown) => Promise.reject(storeError(err) as Error)) : Promise.resolve(value);
         } catch (err) {
           // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- storeError passes non-Error throws on unchanged
           return Promise.reject(storeError(err));

@@ -10,10 +10,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { hasExited, once, stopChild } from './child.js';
+import { once, stopChild } from './child.js';
 import { freePort } from './free-port.js';
+import { waitForPort } from './haproxy.js';
 import { startRadicale, type RadicaleServer } from './radicale.js';
 import { makeTempDir, removeTempDir } from './tmp.js';
 
@@ -92,20 +92,4 @@ export async function startBearerGateway(options: BearerGatewayOptions): Promise
     refusals: () => stderr.split('\n').filter((l) => l.startsWith('gateway 401 ')).length,
     stop,
   };
-}
-
-/** Until HAProxy holds the port (a bind that fails with EADDRINUSE), without sending it a request. */
-async function waitForPort(port: number, child: ChildProcess, stderr: () => string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (hasExited(child)) throw new Error(`haproxy exited: ${stderr()}`);
-    const taken = await new Promise<boolean>((resolve) => {
-      const probe = net.createServer();
-      probe.once('error', () => resolve(true));
-      probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(false)));
-    });
-    if (taken) return;
-    if (Date.now() > deadline) throw new Error(`haproxy did not listen on ${port}: ${stderr()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }

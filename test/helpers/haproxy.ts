@@ -89,7 +89,7 @@ export async function startHaproxy(routes: readonly HaproxyRoute[]): Promise<Hap
  * Waits until HAProxy holds the port, by trying to bind it (EADDRINUSE = it does): probing with a
  * connection would reach postern through HAProxy and put a refusal in the logs the tests read.
  */
-async function waitForPort(port: number, child: ChildProcess, stderr: () => string): Promise<void> {
+export async function waitForPort(port: number, child: ChildProcess, stderr: () => string): Promise<void> {
   const deadline = Date.now() + 10_000;
   for (;;) {
     if (hasExited(child)) throw new Error(`haproxy exited: ${stderr()}`);

@@ -3,7 +3,7 @@
  * or `database.url`, a PostgreSQL server shared by several instances. Exactly one; the
  * POSTERN_DATABASE_URL environment variable supplies or overrides the URL, so that the password
  * it carries need not sit in the YAML. A URL is never written whole into a message or a log line:
- * redactDatabaseUrl is the form to show.
+ * redactDatabaseUrl is the form logs show, describeTarget (host:port/database) the one error messages name.
  */
 import type { ResolvedConfig } from './load.js';
 
@@ -45,6 +45,16 @@ export function redactDatabaseUrl(url: string): string {
     if (/pass/i.test(key)) parsed.searchParams.set(key, '***');
   }
   return parsed.toString().replace(/%2A%2A%2A/g, '***');
+}
+
+/** host:port/database of a postgres:// URL, without user or password: what error messages name. */
+export function describeTarget(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname || 'localhost'}:${u.port || '5432'}${u.pathname || '/'}`;
+  } catch {
+    return 'the configured PostgreSQL';
+  }
 }
 
 /** The engine and where its data lives, from the resolved config. */

@@ -14,9 +14,9 @@
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import type pg from 'pg';
-import { DATABASE_URL_ENV } from '../../config/database.js';
+import { DATABASE_URL_ENV, describeTarget } from '../../config/database.js';
 import { openStore, sqliteDb, type Db } from '../../store/index.js';
-import { describeTarget, storeError } from '../../store/postgres/connection.js';
+import { storeError } from '../../store/postgres/connection.js';
 import { openPostgresStore } from '../../store/postgres/index.js';
 import { globals, loadConfig } from '../context.js';
 import { refused, usage } from '../errors.js';

@@ -9,6 +9,7 @@
  * which other code in the process may rely on) parses it as a number.
  */
 import pg from 'pg';
+import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_POOL_SIZE, describeTarget } from '../../config/database.js';
 import { PosternError } from '../../errors.js';
 import type { NamedQuery, Queryable, QueryResultLike } from './queryable.js';
 
@@ -30,23 +31,10 @@ function parseInt8(text: string): number {
 export interface PoolOptions {
   /** Connections in the pool (default 10): logins in flight beyond it wait for a free one. */
   max?: number;
-  /** How long to wait for a new connection before failing with STORE_UNAVAILABLE (default 5 s). */
+  /** How long to wait for a new connection before failing with STORE_UNAVAILABLE (default: the config's, 10 s). */
   connectTimeoutMs?: number;
   /** Errors of idle pooled connections (the server restarted): the next query reports them too. */
   onIdleError?: (err: PosternError) => void;
-}
-
-export const DEFAULT_POOL_SIZE = 10;
-const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
-
-/** host:port/database of a postgres:// URL, without user or password: what messages may name. */
-export function describeTarget(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.hostname || 'localhost'}:${u.port || '5432'}${u.pathname || '/'}`;
-  } catch {
-    return 'the configured PostgreSQL';
-  }
 }
 
 function passwordOf(url: string): string {

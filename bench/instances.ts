@@ -95,7 +95,7 @@ export async function run(): Promise<BenchRow[]> {
     rows.push({ section: 'instances', measure: `revoke → BYE p50 / p99, ${SESSIONS} sessions over 2 instances on PostgreSQL`, direct: '—', postern: pair(viaNotify.one),
       note: `n=${viaNotify.one.length}: ${REVOKES} × \`postern password revoke\` (its own process) of 1 of ${PASSWORDS} passwords, LISTEN/NOTIFY; 1 instance on SQLite (250 ms poll): ${pair(viaPoll.one)}; revoke's timestamp in the row → BYE at the client` });
     rows.push({ section: 'instances', measure: `revoke-all → BYE p50 / p99, the other ${viaNotify.all.length} sessions over 2 instances on PostgreSQL`, direct: '—', postern: pair(viaNotify.all),
-      note: `\`postern password revoke-all\` of ${PASSWORDS - REVOKES} passwords at once; 1 instance on SQLite: ${pair(viaPoll.all)}` });
+      note: `\`postern password revoke-all\` of ${PASSWORDS - REVOKES} passwords at once (one revoke: every session waits the same poll phase on SQLite); 1 instance on SQLite: ${pair(viaPoll.all)}` });
     return rows;
   } finally {
     await Promise.all(children.map((c) => c.ask({ op: 'stop' }).catch(() => undefined)));

@@ -92,10 +92,14 @@ export async function run(): Promise<BenchRow[]> {
     const viaNotify = await revocation([pgA, pgB]);
     const viaPoll = await revocation([sqlite]);
     const pair = (xs: number[]) => `${fmtMs(percentile(xs, 50))} / ${fmtMs(percentile(xs, 99))}`;
+    rows.push({ section: 'instances', measure: `revoke → BYE p50 / p99, ${SESSIONS} sessions, 1 instance on SQLite`, direct: '—', postern: pair(viaPoll.one),
+      note: `n=${viaPoll.one.length}: ${REVOKES} × \`postern password revoke\` (its own process) of 1 of ${PASSWORDS} passwords; seen by the 250 ms poll; revoke's timestamp in the row → BYE line at the client` });
     rows.push({ section: 'instances', measure: `revoke → BYE p50 / p99, ${SESSIONS} sessions over 2 instances on PostgreSQL`, direct: '—', postern: pair(viaNotify.one),
-      note: `n=${viaNotify.one.length}: ${REVOKES} × \`postern password revoke\` (its own process) of 1 of ${PASSWORDS} passwords, LISTEN/NOTIFY; 1 instance on SQLite (250 ms poll): ${pair(viaPoll.one)}; revoke's timestamp in the row → BYE at the client` });
+      note: `n=${viaNotify.one.length}: the same revokes, on the shared database; LISTEN/NOTIFY from the CLI's transaction to both instances` });
+    rows.push({ section: 'instances', measure: `revoke-all → BYE p50 / p99, the other ${viaPoll.all.length} sessions, 1 instance on SQLite`, direct: '—', postern: pair(viaPoll.all),
+      note: `one \`postern password revoke-all\` (${PASSWORDS - REVOKES} passwords): one event, so every session waits the same poll phase` });
     rows.push({ section: 'instances', measure: `revoke-all → BYE p50 / p99, the other ${viaNotify.all.length} sessions over 2 instances on PostgreSQL`, direct: '—', postern: pair(viaNotify.all),
-      note: `\`postern password revoke-all\` of ${PASSWORDS - REVOKES} passwords at once (one revoke: every session waits the same poll phase on SQLite); 1 instance on SQLite: ${pair(viaPoll.all)}` });
+      note: `one \`postern password revoke-all\` (${PASSWORDS - REVOKES} passwords), LISTEN/NOTIFY; each instance signs out its half` });
     return rows;
   } finally {
     await Promise.all(children.map((c) => c.ask({ op: 'stop' }).catch(() => undefined)));

@@ -22,10 +22,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
+import { PASSWORD_CHANGES_CHANNEL } from '../src/store/postgres/change-feed.js';
 import { runBinary } from '../test/helpers/cli.js';
 import { startPostgres } from '../test/helpers/postgres.js';
 import { ecdsaCert, spawnChild, type Child } from './children.js';
-import { byes, loginLogout, openSessions, revokeToBye, type Endpoint, type Session } from './imap-clients.js';
+import { byes, epochNow, loginLogout, openSessions, revokeToBye, type Endpoint, type Session } from './imap-clients.js';
 import { fmtMs, percentile, type BenchRow } from './table.js';
 
 const LATENCY_LOGINS = 300;
@@ -89,13 +91,13 @@ export async function run(): Promise<BenchRow[]> {
     rows.push({ section: 'instances', measure: `logins per second, 2 instances on one PostgreSQL (n=${RATE_LOGINS * RATE_ROUNDS}, ${CONCURRENCY} at a time)`, direct: rate(upstreamRate!), postern: rate(twoRate!),
       note: `×${(twoRate! / oneRate!).toFixed(2)} of 1 instance; clients take the two ports in turn; both instances, PostgreSQL, the upstream and the clients share the machine's cores, so this shows a second instance's overhead, not scale` });
 
-    const viaNotify = await revocation([pgA, pgB]);
+    const viaNotify = await revocation([pgA, pgB], url);
     const viaPoll = await revocation([sqlite]);
     const pair = (xs: number[]) => `${fmtMs(percentile(xs, 50))} / ${fmtMs(percentile(xs, 99))}`;
     rows.push({ section: 'instances', measure: `revoke → BYE p50 / p99, ${SESSIONS} sessions, 1 instance on SQLite`, direct: '—', postern: pair(viaPoll.one),
       note: `n=${viaPoll.one.length}: ${REVOKES} × \`postern password revoke\` (its own process) of 1 of ${PASSWORDS} passwords; seen by the 250 ms poll; revoke's timestamp in the row → BYE line at the client` });
     rows.push({ section: 'instances', measure: `revoke → BYE p50 / p99, ${SESSIONS} sessions over 2 instances on PostgreSQL`, direct: '—', postern: pair(viaNotify.one),
-      note: `n=${viaNotify.one.length}: the same revokes, on the shared database; LISTEN/NOTIFY from the CLI's transaction to both instances` });
+      note: `n=${viaNotify.one.length}: the same revokes, on the shared database; LISTEN/NOTIFY from the CLI's transaction to both instances; revoked_at → NOTIFY at a listener of the bench's own p50 ${fmtMs(percentile(viaNotify.notified, 50))} (n=${viaNotify.notified.length}, revoke-all included): the CLI's transaction, the rest is the instances'` });
     rows.push({ section: 'instances', measure: `revoke-all → BYE p50 / p99, the other ${viaPoll.all.length} sessions, 1 instance on SQLite`, direct: '—', postern: pair(viaPoll.all),
       note: `one \`postern password revoke-all\` (${PASSWORDS - REVOKES} passwords): one event, so every session waits the same poll phase` });
     rows.push({ section: 'instances', measure: `revoke-all → BYE p50 / p99, the other ${viaNotify.all.length} sessions over 2 instances on PostgreSQL`, direct: '—', postern: pair(viaNotify.all),
@@ -144,25 +146,46 @@ async function loginRates(groups: ReadonlyArray<readonly Endpoint[]>): Promise<n
 
 /**
  * SESSIONS idle sessions split over `instances` (every password on each), REVOKES passwords
- * revoked one by one by the CLI, then the rest by one revoke-all; BYE latencies of each (ms, sorted).
+ * revoked one by one by the CLI, then the rest by one revoke-all; BYE latencies of each (ms,
+ * sorted). With `listen` (the PostgreSQL URL), a listener of the bench's own on the instances'
+ * channel says when each revoke's NOTIFY arrived: what of the latency is the CLI's transaction
+ * and the delivery, and what is the instances' own.
  */
-async function revocation(instances: readonly Instance[]): Promise<{ one: number[]; all: number[] }> {
+async function revocation(instances: readonly Instance[], listen?: string): Promise<{ one: number[]; all: number[]; notified: number[] }> {
   const owner = instances[0]!;
   const sessions: Session[] = [];
+  const listener = listen ? await notifications(listen) : null;
+  const notified: number[] = [];
+  const revoke = async (args: string[], password: number) => {
+    listener?.reset();
+    await cli(owner, args);
+    const at = await revokedAt(owner, password);
+    const heard = listener?.first();
+    if (heard !== undefined) notified.push(heard - at);
+    return at;
+  };
   try {
     for (const instance of instances) await openSessions(sessions, SESSIONS / instances.length, instance);
-    const one = await revokeToBye(sessions, REVOKES, async (password) => {
-      await cli(owner, ['password', 'revoke', 'bench', owner.publicIds[password]!]);
-      return revokedAt(owner, password);
-    });
+    const one = await revokeToBye(sessions, REVOKES, (password) => revoke(['password', 'revoke', 'bench', owner.publicIds[password]!], password));
     const rest = sessions.filter((s) => s.password >= REVOKES);
-    await cli(owner, ['password', 'revoke-all', 'bench']);
-    const at = await revokedAt(owner, REVOKES);
+    const at = await revoke(['password', 'revoke-all', 'bench'], REVOKES);
     const all = (await byes(rest)).map((t) => t - at).sort((a, b) => a - b);
-    return { one, all };
+    return { one, all, notified: notified.sort((a, b) => a - b) };
   } finally {
     for (const s of sessions) s.socket.destroy();
+    await listener?.close();
   }
+}
+
+/** LISTEN on the channel postern's instances listen on: when the first notification since reset() arrived. */
+async function notifications(url: string): Promise<{ reset(): void; first(): number | undefined; close(): Promise<void> }> {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => undefined);
+  await client.connect();
+  await client.query(`LISTEN ${client.escapeIdentifier(PASSWORD_CHANGES_CHANNEL)}`);
+  let first: number | undefined;
+  client.on('notification', () => (first ??= epochNow()));
+  return { reset: () => (first = undefined), first: () => first, close: () => client.end() };
 }
 
 /** The real binary (dist/) on the instance's config: a process of its own, as an admin runs it. */

@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: every section against real upstreams started on loopback, printed as one
- * table in one run. Sections: auth, imap, pop3, smtp, dav, revocation, scale, workers (each in bench/<section>.ts).
- * Run one section with `npm run bench -- imap`.
+ * table in one run. Sections: auth, imap, pop3, smtp, dav, revocation, scale, workers, instances (each
+ * in bench/<section>.ts). Run some with `npm run bench -- imap pop3`; leave some out with
+ * `npm run bench -- -scale -instances`.
  */
 import { printTable, type BenchRow } from './table.js';
 
@@ -16,11 +17,14 @@ const SECTIONS: Record<string, () => Promise<Section>> = {
   revocation: async () => (await import('./revocation.js')).run,
   scale: async () => (await import('./scale.js')).run,
   workers: async () => (await import('./workers.js')).run,
+  instances: async () => (await import('./instances.js')).run,
 };
 
 async function main(): Promise<void> {
-  const wanted = process.argv.slice(2).filter((a) => a in SECTIONS);
-  const names = wanted.length ? wanted : Object.keys(SECTIONS);
+  const args = process.argv.slice(2);
+  const wanted = args.filter((a) => a in SECTIONS);
+  const skipped = new Set(args.filter((a) => a.startsWith('-')).map((a) => a.slice(1)));
+  const names = (wanted.length ? wanted : Object.keys(SECTIONS)).filter((n) => !skipped.has(n));
   const rows: BenchRow[] = [];
   for (const name of names) {
     process.stderr.write(`bench: ${name}…\n`);

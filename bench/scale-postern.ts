@@ -7,12 +7,18 @@
  * arrow function carries a `name` property of its own (esbuild's keepNames) — both made a session
  * look heavier and a login slower than they are. One account with a few app passwords; revokes are
  * committed by a second connection, as `postern password revoke` would.
+ *
+ * The instances section (bench/instances.ts) starts several on one PostgreSQL: `databaseUrl`
+ * selects it, the first one creates the account and its passwords, the others are given its key
+ * file (the upstream secret is sealed with it) and create nothing. Each writes its config as YAML
+ * (`configFile`), so that the real CLI can revoke on the same database.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { writeHeapSnapshot } from 'node:v8';
+import { stringify } from 'yaml';
 import type { AccountService as AccountServiceType } from '../src/accounts/service.js';
 import type { App } from '../src/app.js';
 import type { Store } from '../src/store/index.js';
@@ -31,36 +37,51 @@ interface Running {
   app: App;
   store: Store;
   dir: string;
+  keyFile: string;
+  configFile: string;
 }
 
-async function startBuilt(upstreamPort: number): Promise<Running> {
-  const [{ startApp }, { resolveConfig }, { createKeyFile }, { createLogger }, { openStore }, pino] = await Promise.all([
+interface StartOptions {
+  upstreamPort: number;
+  /** PostgreSQL instead of an SQLite file of its own. */
+  databaseUrl?: string;
+  /** Another instance's key file (one database, one key); a new one if absent. */
+  keyFile?: string;
+}
+
+async function startBuilt(options: StartOptions): Promise<Running> {
+  const [{ startApp }, { resolveConfig }, { createKeyFile }, { createLogger }, { openConfiguredStore }, pino] = await Promise.all([
     built<typeof import('../src/app.js')>('app.js'),
     built<typeof import('../src/config/load.js')>('config/load.js'),
     built<typeof import('../src/crypto/keys.js')>('crypto/keys.js'),
     built<typeof import('../src/log.js')>('log.js'),
-    built<typeof import('../src/store/index.js')>('store/index.js'),
+    built<typeof import('../src/store/open.js')>('store/open.js'),
     import('pino'),
   ]);
   const dir = mkdtempSync(path.join(tmpdir(), 'postern-bench-postern-'));
-  const keyFile = path.join(dir, 'postern.key');
-  createKeyFile(keyFile);
-  const config = resolveConfig({
-    database: { path: path.join(dir, 'postern.db') },
+  const keyFile = options.keyFile ?? path.join(dir, 'postern.key');
+  if (!options.keyFile) createKeyFile(keyFile);
+  const raw = {
+    // One process per instance (startApp, no supervisor): instances are what is compared, not workers.
+    workers: 1,
+    database: options.databaseUrl ? { url: options.databaseUrl } : { path: path.join(dir, 'postern.db') },
     keyFile,
     log: { level: 'info' },
     tls: { cert: process.env.BENCH_CERT, key: process.env.BENCH_KEY },
     auth: { throttle: { baseDelayMs: 0, maxDelayMs: 0, blockAfterFailures: 1000, blockMs: 0, windowMs: 60_000 } },
     imap: {
       implicitTls: { port: 0 },
-      upstream: { host: '127.0.0.1', port: upstreamPort, security: 'tls', caFile: process.env.BENCH_CERT, servername: 'localhost' },
+      upstream: { host: '127.0.0.1', port: options.upstreamPort, security: 'tls', caFile: process.env.BENCH_CERT, servername: 'localhost' },
       limits: { maxConnections: 20_000, maxConnectionsPerAddress: 20_000 },
     },
-  }, null, {});
+  };
+  const configFile = path.join(dir, 'postern.yaml');
+  writeFileSync(configFile, stringify(raw));
+  const config = resolveConfig(raw, null, {});
   // What `serve` does with its lines, minus the terminal: formatted, written asynchronously.
   const log = createLogger({ level: config.log.level, destination: pino.default.destination({ dest: '/dev/null', sync: false }) });
   const app = await startApp(config, log, { announce: false });
-  return { app, store: openStore(config.database.path), dir };
+  return { app, store: await openConfiguredStore(config, 'admin'), dir, keyFile, configFile };
 }
 
 export function serve(register: (handler: Handler) => void): void {
@@ -69,19 +90,20 @@ export function serve(register: (handler: Handler) => void): void {
   register(async (m) => {
     switch (m.op) {
       case 'start': {
-        running = await startBuilt(Number(m.upstreamPort));
+        running = await startBuilt({ upstreamPort: Number(m.upstreamPort), databaseUrl: m.databaseUrl as string | undefined, keyFile: m.keyFile as string | undefined });
         const { AccountService } = await built<typeof import('../src/accounts/service.js')>('accounts/service.js');
         const { readKeyFile } = await built<typeof import('../src/crypto/keys.js')>('crypto/keys.js');
-        const accounts: AccountServiceType = new AccountService(running.app.store, readKeyFile(path.join(running.dir, 'postern.key')));
-        await accounts.addAccount('bench', 'bench-primary-Secret-2', { mode: 'password', secret: 'bench-upstream-Secret-3' });
+        const accounts: AccountServiceType = new AccountService(running.app.store, readKeyFile(running.keyFile));
         const passwords: string[] = [];
-        for (let i = 0; i < Number(m.passwords ?? 20); i++) {
+        const count = Number(m.passwords ?? 20);
+        if (count > 0) await accounts.addAccount('bench', 'bench-primary-Secret-2', { mode: 'password', secret: 'bench-upstream-Secret-3' });
+        for (let i = 0; i < count; i++) {
           const created = await accounts.createPassword('bench', 'bench-primary-Secret-2', { label: `bench ${i}` });
           passwords.push(created.password);
           ids.push(created.publicId);
         }
         const port = running.app.addresses.find((a) => a.name === 'imap.implicitTls')!.port;
-        return { port, passwords };
+        return { port, passwords, publicIds: ids, keyFile: running.keyFile, configFile: running.configFile };
       }
       case 'memory': {
         gc();
@@ -98,6 +120,10 @@ export function serve(register: (handler: Handler) => void): void {
         const row = (await store.passwords.findByPublicId(ids[Number(m.password)]!))!;
         await store.passwords.revoke(row.id, 'admin', Date.now());
         return { at: performance.timeOrigin + performance.now() };
+      }
+      case 'revoked-at': {
+        const row = await running!.store.passwords.findByPublicId(String(m.publicId));
+        return { at: row?.revokedAt ?? null };
       }
       case 'poll-cost': return { costs: await pollCosts() };
       case 'heap-snapshot': {

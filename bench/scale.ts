@@ -22,12 +22,12 @@
  * sampled every 100 µs: <prefix>-postern.cpuprofile, <prefix>-relay.cpuprofile), BENCH_HEAP_SNAPSHOT=<dir> (postern
  * writes a heap snapshot before its first session and at each step: bench/heap-diff.ts reads them).
  */
-import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
-import { fileURLToPath } from 'node:url';
+import { ecdsaCert, spawnChild, type Child } from './children.js';
+import { loginLogout, openSessions, revokeToBye, type Endpoint, type Session } from './imap-clients.js';
 import { percentile, fmtMs, type BenchRow } from './table.js';
 
 /** Descriptors each process is asked to have: the hard limit here is 20,000. */
@@ -38,46 +38,6 @@ const LOGIN_ROUNDS = 3;
 const LOGIN_WARMUP = 30;
 const PASSWORDS = 20;
 const REVOKES = 10;
-const CLIENT_ADDRESSES = 50;
-const OPEN_CONCURRENCY = 40;
-const SELF = fileURLToPath(import.meta.url);
-
-type Reply = Record<string, unknown> & { id: number };
-
-/** A child speaking request/reply over the IPC channel. */
-class Child {
-  private next = 0;
-  private readonly waiting = new Map<number, (r: Reply) => void>();
-  constructor(readonly proc: ChildProcess) {
-    proc.on('message', (m: Reply) => this.waiting.get(m.id)?.(m));
-  }
-  ask<T = Reply>(message: Record<string, unknown>): Promise<T> {
-    const id = ++this.next;
-    return new Promise((resolve, reject) => {
-      const onExit = (code: number) => reject(new Error(`bench child exited with ${code} during ${String(message.op)}`));
-      this.proc.once('exit', onExit);
-      this.waiting.set(id, (r) => {
-        this.proc.off('exit', onExit);
-        this.waiting.delete(id);
-        if (typeof r.error === 'string') reject(new Error(r.error));
-        else resolve(r as T);
-      });
-      this.proc.send({ ...message, id });
-    });
-  }
-  /** Asks the child to exit cleanly, killed if it does not. */
-  async exit(): Promise<void> {
-    const gone = new Promise((r) => this.proc.once('exit', r));
-    await this.ask({ op: 'exit' }).catch(() => undefined);
-    await Promise.race([gone, new Promise((r) => setTimeout(r, 5_000))]);
-    this.proc.kill();
-  }
-}
-
-function spawnChild(role: string, env: Record<string, string>): Child {
-  const proc = fork(SELF, [role], { execArgv: ['--expose-gc', '--import', 'tsx'], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  return new Child(proc);
-}
 
 /** Raises a child's descriptor limit (prlimit(1), Linux); returns the limit it has. */
 function raiseNofile(pid: number, wanted: number): number {
@@ -94,14 +54,6 @@ function nofileOf(pid: number | 'self'): number {
   return Number(/^Max open files\s+(\d+)/m.exec(limits)?.[1] ?? 1024);
 }
 
-function ecdsaCert(dir: string): { cert: string; key: string; pem: string } {
-  const cert = path.join(dir, 'cert.pem');
-  const key = path.join(dir, 'key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '30',
-    '-keyout', key, '-out', cert, '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
-  return { cert, key, pem: readFileSync(cert, 'utf8') };
-}
-
 /** 1k, 5k, then the largest step the descriptor limits allow (two per relayed session in a proxy). */
 function steps(room: number): number[] {
   const env = process.env.BENCH_SCALE_STEPS;
@@ -112,12 +64,9 @@ function steps(room: number): number[] {
 }
 
 /** One of the three things the clients log in to: the upstream alone, the bare relay, postern. */
-interface Target {
+interface Target extends Endpoint {
   name: 'upstream' | 'relay' | 'baseline' | 'postern';
   proc: Child;
-  port: number;
-  ca: string;
-  passwords: readonly string[];
 }
 
 export async function run(): Promise<BenchRow[]> {
@@ -192,7 +141,7 @@ export async function run(): Promise<BenchRow[]> {
       rows.push({ section: 'scale', measure: `revocation poll, nothing changed, ${watched.toLocaleString('en')} watched`, direct: '—', postern: `${us.toFixed(2)} µs`, note: 'per 250 ms poll (bench/revocation.ts method)' });
     }
     if (sessions.length) {
-      const byes = await revokeToBye(postern, sessions);
+      const byes = await revokeToBye(sessions, Math.min(REVOKES, PASSWORDS), async (password) => (await postern.ask<{ at: number }>({ op: 'revoke', password })).at);
       rows.push({ section: 'scale', measure: `revoke → BYE p50 / p99, ${sessions.length.toLocaleString('en')} sessions open`, direct: '—', postern: `${fmtMs(percentile(byes, 50))} / ${fmtMs(percentile(byes, 99))}`,
         note: `n=${byes.length}: ${REVOKES} revokes of 1 of ${PASSWORDS} passwords each, commit → BYE line at the client` });
     }
@@ -214,60 +163,6 @@ interface Memory {
   external: number;
 }
 
-interface Session {
-  socket: tls.TLSSocket;
-  password: number;
-  bye: Promise<number>;
-}
-
-/** Lines from a socket, awaited one predicate at a time. */
-function lineReader(socket: tls.TLSSocket): (until: (line: string) => boolean) => Promise<string> {
-  let buffer = '';
-  let waiter: { until: (l: string) => boolean; resolve: (l: string) => void } | undefined;
-  const lines: string[] = [];
-  const pump = () => {
-    while (waiter && lines.length) {
-      const line = lines.shift()!;
-      if (waiter.until(line)) {
-        const w = waiter;
-        waiter = undefined;
-        w.resolve(line);
-      }
-    }
-  };
-  socket.on('data', (chunk: Buffer) => {
-    buffer += chunk.toString('latin1');
-    let i: number;
-    while ((i = buffer.indexOf('\r\n')) >= 0) {
-      lines.push(buffer.slice(0, i));
-      buffer = buffer.slice(i + 2);
-    }
-    pump();
-  });
-  return (until) => new Promise((resolve) => {
-    waiter = { until, resolve };
-    pump();
-  });
-}
-
-function connect(target: Target, i: number): Promise<tls.TLSSocket> {
-  return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port: target.port, ca: target.ca, servername: 'localhost', localAddress: `127.0.2.${(i % CLIENT_ADDRESSES) + 1}` } as tls.ConnectionOptions);
-    socket.once('error', reject);
-    socket.once('secureConnect', () => resolve(socket));
-  });
-}
-
-async function login(target: Target, i: number, password: string): Promise<{ socket: tls.TLSSocket; read: ReturnType<typeof lineReader> }> {
-  const socket = await connect(target, i);
-  const read = lineReader(socket);
-  await read((l) => l.startsWith('* OK'));
-  socket.write(`a LOGIN bench ${password}\r\n`);
-  const answer = await read((l) => l.startsWith('a '));
-  if (!answer.startsWith('a OK')) throw new Error(`login failed: ${answer}`);
-  return { socket, read };
-}
-
 interface LoginCpu {
   /** The target process's CPU per login, ms. */
   own: number;
@@ -279,22 +174,16 @@ interface LoginCpu {
 
 /** Sequential logins to each target, in interleaved rounds; CPU per login of each process. */
 async function cpuPerLogin(targets: readonly Target[], upstream: Child, profile?: string): Promise<Partial<Record<Target['name'], LoginCpu>> & Record<'upstream' | 'relay' | 'postern', LoginCpu>> {
-  const once = async (target: Target, i: number) => {
-    const { socket, read } = await login(target, i, target.passwords[0]!);
-    socket.write('z LOGOUT\r\n');
-    await read((l) => l.startsWith('z '));
-    socket.destroy();
-  };
   type Cpu = { cpu: number; handshakes?: number; resumed?: number };
   const sums = new Map(targets.map((t) => [t.name, { own: 0, upstream: 0, handshakes: 0, resumed: 0 }]));
-  for (const target of targets) for (let i = 0; i < LOGIN_WARMUP; i++) await once(target, i);
+  for (const target of targets) for (let i = 0; i < LOGIN_WARMUP; i++) await loginLogout(target, i);
   const profiled = targets.filter((t) => t.name === 'postern' || t.name === 'relay');
   if (profile) for (const t of profiled) await t.proc.ask({ op: 'profile-start' });
   for (let round = 0; round < LOGIN_ROUNDS; round++) {
     for (const target of targets) {
       const t0 = await target.proc.ask<Cpu>({ op: 'cpu' });
       const u0 = await upstream.ask<Cpu>({ op: 'cpu' });
-      for (let i = 0; i < LOGINS / LOGIN_ROUNDS; i++) await once(target, i);
+      for (let i = 0; i < LOGINS / LOGIN_ROUNDS; i++) await loginLogout(target, i);
       const t1 = await target.proc.ask<Cpu>({ op: 'cpu' });
       const u1 = await upstream.ask<Cpu>({ op: 'cpu' });
       const sum = sums.get(target.name)!;
@@ -310,53 +199,6 @@ async function cpuPerLogin(targets: readonly Target[], upstream: Child, profile?
   return result;
 }
 
-async function openSessions(into: Session[], count: number, target: Target): Promise<void> {
-  const { passwords } = target;
-  let next = into.length;
-  const end = into.length + count;
-  const worker = async () => {
-    while (next < end) {
-      const i = next++;
-      const password = i % passwords.length;
-      const { socket, read } = await login(target, i, passwords[password]!);
-      socket.write('b IDLE\r\n');
-      await read((l) => l.startsWith('+'));
-      into.push({ socket, password, bye: read((l) => l.startsWith('* BYE')).then(() => performance.timeOrigin + performance.now()) });
-    }
-  };
-  await Promise.all(Array.from({ length: OPEN_CONCURRENCY }, worker));
-  // Let the handshakes' and logins' garbage settle before measuring.
-  await new Promise((r) => setTimeout(r, 1_000));
-}
-
-async function revokeToBye(postern: Child, sessions: Session[]): Promise<number[]> {
-  const latencies: number[] = [];
-  for (let p = 0; p < Math.min(REVOKES, PASSWORDS); p++) {
-    await new Promise((r) => setTimeout(r, Math.random() * 250));
-    const { at } = await postern.ask<{ at: number }>({ op: 'revoke', password: p });
-    const affected = sessions.filter((s) => s.password === p);
-    const byes = await Promise.all(affected.map((s) => s.bye));
-    for (const t of byes) latencies.push(t - at);
-  }
-  return latencies.sort((a, b) => a - b);
-}
-
 const fmtUs = (ms: number) => `${(ms * 1000).toFixed(0)} µs`;
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 const kib = (k: number) => `${k.toFixed(1)} KiB`;
-
-/** The child roles: imported lazily so the parent loads none of postern, the relay or the upstream. */
-const ROLES: Record<string, string> = { postern: './scale-postern.js', relay: './scale-relay.js', upstream: './scale-upstream.js' };
-const role = ROLES[process.argv[2] ?? ''];
-if (role) {
-  void import(role).then((m: { serve: (ask: (handler: (m: Reply) => Promise<Record<string, unknown>>) => void) => void }) => {
-    m.serve((handler) => {
-      process.on('message', (message: Reply) => {
-        handler(message).then(
-          (reply) => process.send!({ ...reply, id: message.id }),
-          (err: unknown) => process.send!({ id: message.id, error: err instanceof Error ? err.stack ?? err.message : String(err) }),
-        );
-      });
-    });
-  });
-}

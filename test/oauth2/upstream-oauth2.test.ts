@@ -12,12 +12,13 @@
  *    wrong-password answer; `postern user reauth` → works again, app passwords unchanged;
  *  - no token in the logs or the database files.
  */
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import type { DovecotServer } from '../helpers/dovecot.js';
 import type { PosternHarness } from '../helpers/postern.js';
+import { databaseBytes } from '../helpers/test-database.js';
 import { connectLineClient } from '../helpers/line-client.js';
 import { runInProcess, startInProcess } from '../helpers/cli.js';
 import { startAuthorizationServer, type AuthorizationServer } from './authorization-server.js';
@@ -83,7 +84,7 @@ beforeAll(async () => {
 afterAll(async () => {
   // Every token the server ever issued is a secret: none may be in postern's logs…
   for (const token of as?.issuedTokens() ?? []) postern?.rememberSecret(token);
-  const files = postern ? [postern.dbPath, `${postern.dbPath}-wal`].filter(existsSync).map((f) => readFileSync(f)) : [];
+  const files = postern ? await databaseBytes(postern) : [];
   await postern?.stop();
   await dovecot?.stop();
   await as?.stop();

@@ -112,7 +112,7 @@ afterAll(async () => {
     postern?.rememberSecret(token);
   }
   for (const s of secrets) postern?.rememberSecret(s);
-  if (postern) assertNotInDatabase(postern, [...secrets]);
+  if (postern) await assertNotInDatabase(postern, [...secrets]);
   expect(as?.issuedTokens().length ?? 0).toBeGreaterThan(0);
   await postern?.stop();
   await dovecot?.stop();

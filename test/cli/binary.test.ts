@@ -287,7 +287,7 @@ describe('database and certificate commands', () => {
   });
 
   it.runIf(engine === 'postgres')('db backup on PostgreSQL refuses and names pg_dump', async () => {
-    expectRefused(await run(['db', 'backup', path.join(ws.dir, 'backup.db')]), /uses PostgreSQL: back it up with pg_dump/);
+    expectRefused(await run(['db', 'backup', path.join(ws.dir, 'backup.db')]), /PostgreSQL: back it up with pg_dump/);
   });
 
   // SQLite only: `db backup` is SQLite's online backup into a file (PostgreSQL's refusal is the test above).

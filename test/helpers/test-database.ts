@@ -35,8 +35,24 @@ export const engine: TestEngine = testEngine();
 
 let made = 0;
 
+/**
+ * Where the run's server is. In a test worker the global setup provides it; the worker also puts it
+ * in its environment, so a postern a test forks (test/net/support/postern-child.ts, loaded outside
+ * vitest, where inject() has no runner to ask) inherits it and makes its database on the same server.
+ */
+const SERVER_ENV = 'POSTERN_TEST_POSTGRES_URL';
+if (engine === 'postgres' && process.env[SERVER_ENV] === undefined) {
+  let provided: string | null = null;
+  try {
+    provided = inject('postgresUrl');
+  } catch {
+    // not in a vitest worker, and no server inherited: serverUrl says so when one is needed
+  }
+  if (provided) process.env[SERVER_ENV] = provided;
+}
+
 function serverUrl(): string {
-  const server = inject('postgresUrl');
+  const server = process.env[SERVER_ENV];
   if (!server) throw new Error('no PostgreSQL server for this run: set POSTERN_TEST_DATABASE=postgres before vitest starts (the global setup starts it)');
   return server;
 }

@@ -131,7 +131,8 @@ describe.sequential('DAV with OAuth2 Bearer', () => {
     const res = await get(`/${UPSTREAM_USER}/work/meeting.ics`);
     expect(res.status).toBe(503);
     expect(res.headers['www-authenticate']).toBeUndefined();
-    expect((await account()).upstreamStatus).toBe('rejected');
+    // The flag goes through the write queue after the answer: waited for, not read at once.
+    await expect.poll(async () => (await account()).upstreamStatus, { timeout: 5_000 }).toBe('rejected');
     expect(postern.logs.lines.some((l) => l.includes('"event":"upstream.grant_rejected"') && l.includes('"protocol":"caldav"'))).toBe(true);
   }, 30_000);
 });

@@ -113,7 +113,8 @@ describe.sequential('upstream OAuth2', () => {
     await imapLogin(passwords[0]!.password);
     const info = await smtp(passwords[1]!.password).sendMail({ from: `${UPSTREAM_USER}@example.test`, to: `${UPSTREAM_USER}@example.test`, subject: 'via oauth2', text: 'hello\r\n' });
     expect(info.accepted).toEqual([`${UPSTREAM_USER}@example.test`]);
-    expect((await account()).upstreamStatus).toBe('ok');
+    // The flag goes through the write queue after the answer: waited for, not read at once.
+    await expect.poll(async () => (await account()).upstreamStatus, { timeout: 5_000 }).toBe('ok');
     expect(postern.logs.lines.some((l) => l.includes('"event":"session.started"'))).toBe(true);
     // Dovecot took a token, not a password: RFC 7628's mechanism on both legs.
     const dovecotLog = readFileSync(dovecot.logFile, 'utf8');
@@ -156,7 +157,7 @@ describe.sequential('upstream OAuth2', () => {
     expect(await rawImapLogin(passwords[0]!.password)).toMatch(/^a NO \[UNAVAILABLE\] /);
     await expect(smtp(passwords[1]!.password).sendMail({ from: 'alice@example.test', to: 'alice@example.test', text: 'x' }))
       .rejects.toMatchObject({ responseCode: 454, response: expect.stringMatching(/^454 4\.7\.0 /) });
-    expect((await account()).upstreamStatus).toBe('rejected');
+    await expect.poll(async () => (await account()).upstreamStatus, { timeout: 5_000 }).toBe('rejected');
     const flagged = postern.logs.lines.find((l) => l.includes('"event":"upstream.grant_rejected"'));
     expect(flagged).toContain('postern user reauth alice@example.test');
 
@@ -169,7 +170,7 @@ describe.sequential('upstream OAuth2', () => {
     expect((await account()).upstreamStatus).toBe('unknown');
     await imapLogin(passwords[0]!.password);
     await imapLogin(passwords[1]!.password);
-    expect((await account()).upstreamStatus).toBe('ok');
+    await expect.poll(async () => (await account()).upstreamStatus, { timeout: 5_000 }).toBe('ok');
   }, 120_000);
 
   it('authorises by code + PKCE: the browser comes back to the CLI on a loopback redirect', async () => {

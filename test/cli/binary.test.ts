@@ -15,6 +15,7 @@ import { AccountService } from '../../src/accounts/service.js';
 import { readKeyFile } from '../../src/crypto/keys.js';
 import { openStore } from '../../src/store/index.js';
 import { createWorkspace, runBinary, type CliResult, type RunOptions, type Workspace } from '../helpers/cli.js';
+import { engine, openTestStore } from '../helpers/test-database.js';
 
 const ALICE = 'Alice primary: correct horse';
 const BOB = 'bob primary password';
@@ -87,7 +88,7 @@ describe('accounts', () => {
 
   it('stores a distinct upstream secret when asked to, and the primary otherwise', async () => {
     const config = path.join(ws.dir, 'data');
-    const store = openStore(path.join(config, 'postern.db'));
+    const store = await openTestStore(ws);
     try {
       const accounts = new AccountService(store, readKeyFile(path.join(config, 'postern.key')));
       const { AuthService } = await import('../../src/auth/service.js');
@@ -166,7 +167,7 @@ describe('app-specific passwords', () => {
 
   it('refuses the 26th active password with a clear message', async () => {
     const data = path.join(ws.dir, 'data');
-    const store = openStore(path.join(data, 'postern.db'));
+    const store = await openTestStore(ws);
     try {
       const accounts = new AccountService(store, readKeyFile(path.join(data, 'postern.key')));
       const active = async () => (await accounts.listPasswords('alice@example.org')).filter((p) => p.revokedAt === null).length;
@@ -193,7 +194,7 @@ describe('app-specific passwords', () => {
     expect(renamed.code, renamed.stderr).toBe(0);
     expect(renamed.stdout).toBe('upstream of bob set: mode password, user bob2@provider.example, upstream password kept; status reset to unknown\n');
     const stored = async () => {
-      const store = openStore(path.join(ws.dir, 'data', 'postern.db'));
+      const store = await openTestStore(ws);
       try {
         const accounts = new AccountService(store, readKeyFile(path.join(ws.dir, 'data', 'postern.key')));
         const account = await accounts.getAccount('bob');
@@ -279,10 +280,18 @@ describe('refusals (exit 1) and usage errors (exit 2)', () => {
 });
 
 describe('database and certificate commands', () => {
-  it('db check reports ok; db backup writes a consistent copy without secrets and refuses to overwrite', async () => {
+  it('db check reports ok on either engine', async () => {
     const check = await run(['db', 'check', '--json']);
-    expect(check.code).toBe(0);
-    expect(JSON.parse(check.stdout)).toMatchObject({ ok: true, integrity: ['ok'], foreignKeyProblems: 0, schemaVersion: 10, journalMode: 'wal', accounts: 2 });
+    expect(check.code, check.stderr).toBe(0);
+    expect(JSON.parse(check.stdout)).toMatchObject({ ok: true, integrity: ['ok'], foreignKeyProblems: 0, schemaVersion: 10, journalMode: engine === 'sqlite' ? 'wal' : 'postgresql', accounts: 2 });
+  });
+
+  it.runIf(engine === 'postgres')('db backup on PostgreSQL refuses and names pg_dump', async () => {
+    expectRefused(await run(['db', 'backup', path.join(ws.dir, 'backup.db')]), /PostgreSQL: back it up with pg_dump/);
+  });
+
+  // SQLite only: `db backup` is SQLite's online backup into a file (PostgreSQL's refusal is the test above).
+  it.runIf(engine === 'sqlite')('db backup writes a consistent copy without secrets and refuses to overwrite', async () => {
     const target = path.join(ws.dir, 'backup.db');
     const backup = await run(['db', 'backup', target]);
     expect(backup.code, backup.stderr).toBe(0);

@@ -16,11 +16,16 @@ import { digestAppPassword, readKeyFile } from '../../src/crypto/keys.js';
 import { openPostgresStore } from '../../src/store/postgres/index.js';
 import { createWorkspace, type CliResult, type Workspace } from '../helpers/cli.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres.js';
+import { engine } from '../helpers/test-database.js';
 
 const ALICE = 'alice primary: correct horse';
 const BOB = 'bob primary password';
 const BOB_UPSTREAM = 'bob distinct provider secret';
 const URL_PASSWORD = 'url-pw-never-printed-5c1e';
+
+// SQLite pass only: the source of migrate-to is an SQLite installation (the target is this file's own
+// PostgreSQL on either pass, so the PostgreSQL pass would repeat the same run).
+const itFromSqlite = it.runIf(engine === 'sqlite');
 
 let server: PostgresServer;
 let ws: Workspace;
@@ -51,7 +56,7 @@ const withPassword = (url: string) => url.replace('postgres://postgres@', `postg
 const orderBy: Record<string, string> = { throttle_counts: 'key, bucket', throttle_blocks: 'key', second_factors: 'account_id', password_changes: 'revision', profile_downloads: 'token_digest' };
 
 // Eight CLI runs, each with the production-cost primary-password hash: slow on a loaded machine.
-it('copies an installation into PostgreSQL row for row; the same key file finds its passwords there', { timeout: 120_000 }, async () => {
+itFromSqlite('copies an installation into PostgreSQL row for row; the same key file finds its passwords there', { timeout: 120_000 }, async () => {
   expect((await run(['user', 'add', 'alice', '--password-stdin'], { input: ALICE + '\n' })).code).toBe(0);
   expect((await run(['user', 'add', 'bob', '--password-stdin', '--upstream-secret-stdin', '--upstream-user', 'bob@provider.example'], { input: `${BOB}\n${BOB_UPSTREAM}\n` })).code).toBe(0);
   const kept = await newPassword('alice', ALICE, 'phone');
@@ -96,7 +101,7 @@ it('copies an installation into PostgreSQL row for row; the same key file finds 
   }
 });
 
-it('refuses a target that holds postern data, and a missing URL; the URL’s password is never printed', { timeout: 60_000 }, async () => {
+itFromSqlite('refuses a target that holds postern data, and a missing URL; the URL’s password is never printed', { timeout: 60_000 }, async () => {
   const url = await server.createDatabase();
   expect((await run(['db', 'migrate-to', withPassword(url)])).code).toBe(0);
   const again = await run(['db', 'migrate-to', withPassword(url)]);

@@ -60,7 +60,7 @@ function variant(name: string, upstream: Record<string, unknown>): string {
 function variantWith(name: string, sections: Record<string, { upstream: Record<string, unknown> }>): string {
   const file = path.join(ws.dir, `${name}.yaml`);
   writeFileSync(file, stringify({
-    database: { path: path.join(ws.dir, 'data', 'postern.db') },
+    database: ws.database,
     keyFile: path.join(ws.dir, 'data', 'postern.key'),
     tls: { cert: path.join(ws.dir, 'certs', 'postern.crt'), key: path.join(ws.dir, 'certs', 'postern.key') },
     ...sections,

@@ -230,7 +230,8 @@ describe('stored credentials and account modes', () => {
     expect(res.status).toBe(502);
     expect(res.text).toBe(`${REPLY_TEXT.upstreamRejected}\n`);
     expect(res.headers['www-authenticate']).toBeUndefined();
-    expect((await rig.postern.accounts.getAccount('carol')).upstreamStatus).toBe('rejected');
+    // The flag goes through the write queue after the answer: waited for, not read at once.
+    await expect.poll(async () => (await rig.postern.accounts.getAccount('carol')).upstreamStatus, { timeout: 5_000 }).toBe('rejected');
     expect(rig.postern.logs.events('upstream.credentials_rejected').length).toBeGreaterThan(0);
   });
 

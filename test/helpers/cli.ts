@@ -2,7 +2,8 @@
  * Runs the postern CLI two ways: as the real binary (`node bin/postern.js`, i.e. dist/, so
  * `npm run build` must have run — `npm test`'s pretest does it) in a subprocess, and in-process
  * through runCli with injected streams (for terminals, signals and captured logs). A workspace is
- * a temp folder with its own config, key file, database and certificate, made by `postern init`.
+ * a temp folder with its own config, key file, database (an SQLite file there, or a database of
+ * its own on the run's PostgreSQL: test-database.ts) and certificate, made by `postern init`.
  */
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
@@ -14,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { runCli, type CliOptions } from '../../src/cli/program.js';
 import type { CliInput, CliIo } from '../../src/cli/io.js';
+import { releaseTestDatabase, testDatabaseConfig } from './test-database.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = path.join(ROOT, 'bin', 'postern.js');
@@ -129,6 +131,8 @@ export function runInProcess(args: readonly string[], options: InProcessOptions 
 export interface Workspace {
   dir: string;
   configPath: string;
+  /** The raw `database` section of its config: `{ path }` (SQLite) or `{ url }` (PostgreSQL). */
+  database: { path: string } | { url: string };
   /** The binary, with `-c <config>` prepended. */
   run(args: readonly string[], options?: RunOptions): Promise<CliResult>;
   /** runCli in-process, with `-c <config>` prepended. */
@@ -144,10 +148,13 @@ export interface Workspace {
 export async function createWorkspace(config: Record<string, unknown> = {}, env: Record<string, string> = {}): Promise<Workspace> {
   const dir = mkdtempSync(path.join(tmpdir(), 'postern-cli-'));
   const configPath = path.join(dir, 'postern.yaml');
+  // A test that names its own database keeps it; otherwise the run's engine.
+  const ownDatabase = config.database as { path: string } | { url: string } | undefined;
+  const database = ownDatabase ?? await testDatabaseConfig(path.join(dir, 'data', 'postern.db'));
   const base = {
     // One process: `serve` in-process (startHere) cannot fork workers, and the suite starts many.
     workers: 1,
-    database: { path: path.join(dir, 'data', 'postern.db') },
+    database,
     keyFile: path.join(dir, 'data', 'postern.key'),
     tls: { cert: path.join(dir, 'certs', 'postern.crt'), key: path.join(dir, 'certs', 'postern.key') },
     log: { level: 'info' },
@@ -156,10 +163,16 @@ export async function createWorkspace(config: Record<string, unknown> = {}, env:
   const ws: Workspace = {
     dir,
     configPath,
+    database,
     run: (args, options) => runBinary(['-c', configPath, ...args], { cwd: dir, ...options }),
     runHere: (args, options) => runInProcess(['-c', configPath, ...args], options),
     startHere: (args, options) => startInProcess(['-c', configPath, ...args], options),
-    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+    cleanup: () => {
+      rmSync(dir, { recursive: true, force: true });
+      // Not awaited (cleanup is synchronous for its many callers): the drop is best effort, the
+      // global teardown removes the server and every database on it.
+      if (ownDatabase === undefined) void releaseTestDatabase(database);
+    },
   };
   const init = await ws.runHere(['init'], { env });
   if (init.code !== 0) {

@@ -10,7 +10,9 @@ import { findNextcloudParts } from './nextcloud.js';
 import { findPostfix } from './postfix.js';
 import { findRadicalePython } from './radicale.js';
 import { CHROMIUM } from './browser.js';
-import { findPostgresBin } from './postgres.js';
+import { findPostgresBin, startPostgres } from './postgres.js';
+import { testEngine } from './test-database.js';
+import type { TestProject } from 'vitest/node';
 
 const run = promisify(execFile);
 const FIX = 'Install them with scripts/install-test-deps.sh (Debian/Ubuntu, needs root or sudo)';
@@ -42,9 +44,18 @@ async function missing(): Promise<string[]> {
   return results.filter((name): name is string => name !== null);
 }
 
-export default async function setup(): Promise<void> {
+export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
   const absent = await missing();
   if (absent.length > 0) {
     throw new Error(`Integration test dependencies missing: ${absent.join('; ')}. ${FIX}.`);
   }
+  // The PostgreSQL pass of the matrix (test/helpers/test-database.ts): one server for the whole
+  // run, a fresh database on it per postern; stopping it at teardown removes them all.
+  if (testEngine() !== 'postgres') {
+    project.provide('postgresUrl', null);
+    return undefined;
+  }
+  const server = await startPostgres();
+  project.provide('postgresUrl', server.url);
+  return () => server.stop();
 }

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TestProject } from 'vitest/node';
 import { startDovecot, type DovecotServer } from './dovecot.js';
 import { freePort } from './free-port.js';
 import { connectLineClient, type LineClient } from './line-client.js';
@@ -24,6 +25,7 @@ import { assertNoSecrets } from './log-sink.js';
 import setup from './global-setup.js';
 import { startRadicale, type RadicaleServer } from './radicale.js';
 import { addressOf, stripDeliveryTrace } from './relay-sink.js';
+import { engine } from './test-database.js';
 import { makeTempDir, removeTempDir } from './tmp.js';
 
 const alice = { name: 'alice', password: 'alice-secret' };
@@ -397,7 +399,15 @@ describe('radicale', () => {
 });
 
 describe('global setup', () => {
-  it('finds every upstream dependency', async () => {
-    await expect(setup()).resolves.toBeUndefined();
+  it('finds every upstream dependency, and provides a PostgreSQL server only on the PostgreSQL pass', async () => {
+    const provided: Record<string, unknown> = {};
+    const project = { provide: (key: string, value: unknown) => void (provided[key] = value) } as unknown as TestProject;
+    const teardown = await setup(project);
+    try {
+      if (engine === 'sqlite') expect(provided).toEqual({ postgresUrl: null });
+      else expect(provided.postgresUrl).toMatch(/^postgres:\/\/\w+@127\.0\.0\.1:\d+\/postgres$/);
+    } finally {
+      await teardown?.();
+    }
   });
 });

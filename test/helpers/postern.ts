@@ -1,6 +1,6 @@
 /**
- * Starts a real postern in-process for integration tests: temp folder with a fresh SQLite file,
- * key file and self-signed certificate, listeners on 127.0.0.1 port 0, logs captured. Accounts
+ * Starts a real postern in-process for integration tests: temp folder with a fresh database (an
+ * SQLite file there, or a database of its own on the run's PostgreSQL: test-database.ts), key file and self-signed certificate, listeners on 127.0.0.1 port 0, logs captured. Accounts
  * and app passwords are made through the same AccountService the CLI uses. At stop, the captured
  * logs are scanned for every secret the test handed out.
  */
@@ -13,12 +13,16 @@ import { resolveConfig, type ResolvedConfig } from '../../src/config/load.js';
 import { createKeyFile, readKeyFile } from '../../src/crypto/keys.js';
 import { generateSelfSigned, writeCertFiles } from '../../src/net/certs.js';
 import { assertNoSecrets, createLogSink, type LogSink } from './log-sink.js';
+import { releaseTestDatabase, testDatabaseConfig } from './test-database.js';
 
 export interface PosternHarness {
   app: App;
   config: ResolvedConfig;
   dir: string;
+  /** The SQLite file when the postern runs on SQLite (see `database` for the engine). */
   dbPath: string;
+  /** The raw `database` section it was started with: `{ path }` (SQLite) or `{ url }` (PostgreSQL). */
+  database: { path: string } | { url: string };
   keyFile: string;
   /** PEM of postern's own self-signed certificate (what clients must trust). */
   caPem: string;
@@ -55,8 +59,10 @@ export async function startPostern(options: PosternOptions = {}): Promise<Poster
   const cert = generateSelfSigned(['localhost', '127.0.0.1']);
   writeCertFiles(path.join(dir, 'postern.crt'), path.join(dir, 'postern-key.pem'), cert);
   createKeyFile(keyFile);
+  // A test that names its own database (a file it prepared, a URL) keeps it; otherwise the run's engine.
+  const database = (options.config?.database as { path: string } | { url: string } | undefined) ?? await testDatabaseConfig(dbPath);
   const raw = {
-    database: { path: dbPath },
+    database,
     keyFile,
     tls: { cert: path.join(dir, 'postern.crt'), key: path.join(dir, 'postern-key.pem') },
     auth: { throttle: FAST_THROTTLE },
@@ -74,12 +80,13 @@ export async function startPostern(options: PosternOptions = {}): Promise<Poster
   } catch (err) {
     // Tests that expect start-up to fail must not leave the workspace behind.
     rmSync(dir, { recursive: true, force: true });
+    if (options.config?.database === undefined) await releaseTestDatabase(database);
     throw err;
   }
   const accounts = new AccountService(app.store, readKeyFile(keyFile));
   let stopped = false;
   return {
-    app, config, dir, dbPath, keyFile, caPem: cert.certPem, logs, accounts,
+    app, config, dir, dbPath, database, keyFile, caPem: cert.certPem, logs, accounts,
     port(name) {
       const found = app.addresses.find((a) => a.name === name);
       if (!found) throw new Error(`no listener ${name}; have ${app.addresses.map((a) => a.name).join(', ')}`);
@@ -102,6 +109,7 @@ export async function startPostern(options: PosternOptions = {}): Promise<Poster
       stopped = true;
       await app.close();
       rmSync(dir, { recursive: true, force: true });
+      if (options.config?.database === undefined) await releaseTestDatabase(database);
       assertNoSecrets(logs.lines, secrets, 'postern logs');
     },
   };

@@ -136,7 +136,8 @@ describe('refusals', () => {
     client.write('b2 NOOP\r\n');
     expect(await client.readLine()).toBe('b2 OK NOOP completed.');
     client.close();
-    expect((await postern.app.store.accounts.findByLogin('bob'))?.upstreamStatus).toBe('rejected');
+    // The flag goes through the write queue after the answer: waited for, not read at once.
+    await expect.poll(async () => (await postern.app.store.accounts.findByLogin('bob'))?.upstreamStatus, { timeout: 5_000 }).toBe('rejected');
     await postern.logs.waitForEvent('upstream.credentials_rejected');
   });
 });

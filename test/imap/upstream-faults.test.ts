@@ -77,7 +77,8 @@ describe('faults during login', () => {
       const c = await login(postern, password);
       expect(await c.readLine()).toMatch(/^a NO \[UNAVAILABLE\] The mail server refused the credentials/);
       c.close();
-      expect((await postern.app.store.accounts.findByLogin('erin'))?.upstreamStatus).toBe('rejected');
+      // The flag goes through the write queue after the answer: waited for, not read at once.
+      await expect.poll(async () => (await postern.app.store.accounts.findByLogin('erin'))?.upstreamStatus, { timeout: 5_000 }).toBe('rejected');
     } finally {
       fake.login = 'ok';
     }
@@ -85,7 +86,7 @@ describe('faults during login', () => {
     const d = await login(postern, password);
     expect(await d.readLine()).toMatch(/^a OK /);
     d.close();
-    expect((await postern.app.store.accounts.findByLogin('erin'))?.upstreamStatus).toBe('ok');
+    await expect.poll(async () => (await postern.app.store.accounts.findByLogin('erin'))?.upstreamStatus, { timeout: 5_000 }).toBe('ok');
   });
 
   it('asks the upstream for capabilities when its OK carries none', async () => {

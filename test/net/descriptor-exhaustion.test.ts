@@ -16,7 +16,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, afterAll, expect, it } from 'vitest';
 import { connectLineClient, type LineClient } from '../helpers/line-client.js';
+import { engine } from '../helpers/test-database.js';
 import { fakeImapConfig, startFakeUpstream, type FakeUpstream } from '../imap/fake-upstream.js';
+
+// SQLite only: the test sets the child's limit so that exactly one descriptor is free, which needs a
+// still set of open descriptors; a PostgreSQL pool opens and closes its sockets on its own schedule
+// (idle timeout, reconnects), so the count would not hold. The reserve logic is engine-independent.
+const itCountingDescriptors = it.runIf(engine === 'sqlite');
 
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'support', 'postern-child.ts');
 
@@ -97,7 +103,7 @@ async function login(client: LineClient, password: string): Promise<string> {
   return (await client.readUntil((l) => l.startsWith('a '))).at(-1)!;
 }
 
-it('a connection that would leave too few descriptors is told the server is too busy while there is one to answer on', async () => {
+itCountingDescriptors('a connection that would leave too few descriptors is told the server is too busy while there is one to answer on', async () => {
   const child = await startChild();
   // Descriptors are left, but fewer than the reserve: refused at the greeting, in IMAP's words.
   await leaveFree(child.proc.pid!, 20);
@@ -116,7 +122,7 @@ it('a connection that would leave too few descriptors is told the server is too 
   expect(await login(client, child.password)).toMatch(/^a OK/);
 });
 
-it('a login whose upstream connect fails with EMFILE is told the server is too busy, not that the mail server is unreachable', async () => {
+itCountingDescriptors('a login whose upstream connect fails with EMFILE is told the server is too busy, not that the mail server is unreachable', async () => {
   const child = await startChild();
   // Something else holds descriptors past the reserve: the estimate lets the client in, the
   // kernel gives its socket the last descriptor, and the upstream connect gets EMFILE.

@@ -23,11 +23,11 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { AccountService } from '../../src/accounts/service.js';
 import { readKeyFile } from '../../src/crypto/keys.js';
 import { generateSelfSigned } from '../../src/net/certs.js';
-import { openStore } from '../../src/store/index.js';
 import { BIN, createWorkspace, type Workspace } from '../helpers/cli.js';
 import { startDovecot, type DovecotServer } from '../helpers/dovecot.js';
 import { connectLineClient, type LineClient } from '../helpers/line-client.js';
 import { assertNoSecrets } from '../helpers/log-sink.js';
+import { openTestStore } from '../helpers/test-database.js';
 import { quoted } from '../imap/support.js';
 
 const ALICE = { name: 'alice', password: 'alice-real-Secret-1' };
@@ -99,7 +99,7 @@ beforeAll(async () => {
     },
     auth: { throttle: { baseDelayMs: 0, maxDelayMs: 0, blockAfterFailures: BLOCK_AFTER, blockMs: 600_000, windowMs: 600_000 } },
   });
-  const store = openStore(path.join(ws.dir, 'data', 'postern.db'));
+  const store = await openTestStore(ws);
   const accounts = new AccountService(store, readKeyFile(path.join(ws.dir, 'data', 'postern.key')));
   await accounts.addAccount(ALICE.name, ALICE.password, { mode: 'password', secret: ALICE.password });
   for (let i = 0; i < 3; i++) passwords.push(await accounts.createPassword(ALICE.name, ALICE.password, { label: `device ${i}` }));

@@ -72,7 +72,7 @@ export async function startOAuthPostern(as: AuthorizationServer, dovecot: Doveco
   // The same database and key for the CLI, as an admin's `postern -c` would have them.
   const configPath = path.join(postern.dir, 'postern.yaml');
   await writeFile(configPath, stringify({
-    database: { path: postern.dbPath }, keyFile: postern.keyFile,
+    database: postern.database, keyFile: postern.keyFile,
     tls: { cert: path.join(postern.dir, 'postern.crt'), key: path.join(postern.dir, 'postern-key.pem') },
     oauth2: oauth2Config,
   }));

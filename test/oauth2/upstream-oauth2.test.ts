@@ -12,12 +12,13 @@
  *    wrong-password answer; `postern user reauth` → works again, app passwords unchanged;
  *  - no token in the logs or the database files.
  */
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import type { DovecotServer } from '../helpers/dovecot.js';
 import type { PosternHarness } from '../helpers/postern.js';
+import { databaseBytes } from '../helpers/test-database.js';
 import { connectLineClient } from '../helpers/line-client.js';
 import { runInProcess, startInProcess } from '../helpers/cli.js';
 import { startAuthorizationServer, type AuthorizationServer } from './authorization-server.js';
@@ -83,7 +84,7 @@ beforeAll(async () => {
 afterAll(async () => {
   // Every token the server ever issued is a secret: none may be in postern's logs…
   for (const token of as?.issuedTokens() ?? []) postern?.rememberSecret(token);
-  const files = postern ? [postern.dbPath, `${postern.dbPath}-wal`].filter(existsSync).map((f) => readFileSync(f)) : [];
+  const files = postern ? await databaseBytes(postern) : [];
   await postern?.stop();
   await dovecot?.stop();
   await as?.stop();
@@ -112,7 +113,8 @@ describe.sequential('upstream OAuth2', () => {
     await imapLogin(passwords[0]!.password);
     const info = await smtp(passwords[1]!.password).sendMail({ from: `${UPSTREAM_USER}@example.test`, to: `${UPSTREAM_USER}@example.test`, subject: 'via oauth2', text: 'hello\r\n' });
     expect(info.accepted).toEqual([`${UPSTREAM_USER}@example.test`]);
-    expect((await account()).upstreamStatus).toBe('ok');
+    // The flag goes through the write queue after the answer: waited for, not read at once.
+    await expect.poll(async () => (await account()).upstreamStatus, { timeout: 5_000 }).toBe('ok');
     expect(postern.logs.lines.some((l) => l.includes('"event":"session.started"'))).toBe(true);
     // Dovecot took a token, not a password: RFC 7628's mechanism on both legs.
     const dovecotLog = readFileSync(dovecot.logFile, 'utf8');
@@ -155,7 +157,7 @@ describe.sequential('upstream OAuth2', () => {
     expect(await rawImapLogin(passwords[0]!.password)).toMatch(/^a NO \[UNAVAILABLE\] /);
     await expect(smtp(passwords[1]!.password).sendMail({ from: 'alice@example.test', to: 'alice@example.test', text: 'x' }))
       .rejects.toMatchObject({ responseCode: 454, response: expect.stringMatching(/^454 4\.7\.0 /) });
-    expect((await account()).upstreamStatus).toBe('rejected');
+    await expect.poll(async () => (await account()).upstreamStatus, { timeout: 5_000 }).toBe('rejected');
     const flagged = postern.logs.lines.find((l) => l.includes('"event":"upstream.grant_rejected"'));
     expect(flagged).toContain('postern user reauth alice@example.test');
 
@@ -168,7 +170,7 @@ describe.sequential('upstream OAuth2', () => {
     expect((await account()).upstreamStatus).toBe('unknown');
     await imapLogin(passwords[0]!.password);
     await imapLogin(passwords[1]!.password);
-    expect((await account()).upstreamStatus).toBe('ok');
+    await expect.poll(async () => (await account()).upstreamStatus, { timeout: 5_000 }).toBe('ok');
   }, 120_000);
 
   it('authorises by code + PKCE: the browser comes back to the CLI on a loopback redirect', async () => {

@@ -69,7 +69,7 @@ afterAll(async () => {
   await context?.close();
   await browser?.close();
   for (const s of [...secrets, ...tokens]) postern?.rememberSecret(s);
-  if (postern) assertNotInDatabase(postern, [...secrets, ...tokens]);
+  if (postern) await assertNotInDatabase(postern, [...secrets, ...tokens]);
   await postern?.stop();
   if (dir) await removeTempDir(dir);
 });
@@ -230,12 +230,12 @@ describe('the one-time Apple profile', () => {
   it('attack: token in the logs or the database — a pending download leaves neither password nor token in either', async () => {
     const offer = await generateWithProfile('Pending');
     // Pending: the row exists, sealed; the file holds neither.
-    assertNotInDatabase(postern, [offer.password, offer.token]);
+    await assertNotInDatabase(postern, [offer.password, offer.token]);
     // A form posted to the download URL is refused (no token); its log line must not carry the path's token.
     await download(offer.path, 'POST');
     await download(`/elsewhere/..${offer.path}?again=${offer.token}`, 'POST');
     for (const token of tokens) expect(postern.logs.lines.some((l) => l.includes(token))).toBe(false);
     expect((await download(offer.path)).status).toBe(200);
-    assertNotInDatabase(postern, [offer.password, offer.token]);
+    await assertNotInDatabase(postern, [offer.password, offer.token]);
   });
 });

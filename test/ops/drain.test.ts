@@ -41,7 +41,9 @@ function serve(): Promise<{ ports: Map<string, number>; lines: string[]; exited:
   child = proc;
   const lines: string[] = [];
   const ports = new Map<string, number>();
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  // 'close', not 'exit': exit can come before the last lines are read from the pipe, and the test
+  // reads the final postern.stopped line right after.
+  const exited = new Promise<number | null>((resolve) => proc.once('close', (code) => resolve(code)));
   return new Promise((resolve, reject) => {
     let pending = '';
     let stderr = '';

@@ -75,7 +75,8 @@ describe('login faults', () => {
       const c = await login(wrong.postern, wrong.password);
       expect(await c.readLine()).toBe('-ERR [SYS/PERM] The mail server refused the credentials postern holds for this account; the administrator has been notified.');
       c.close();
-      expect((await wrong.postern.app.store.accounts.findByLogin('dave'))?.upstreamStatus).toBe('rejected');
+      // The flag goes through the write queue after the answer: waited for, not read at once.
+      await expect.poll(async () => (await wrong.postern.app.store.accounts.findByLogin('dave'))?.upstreamStatus, { timeout: 5_000 }).toBe('rejected');
       expect(wrong.postern.logs.events('upstream.credentials_rejected')).toMatchObject([{ protocol: 'pop3' }]);
     } finally {
       await wrong.postern.stop();

@@ -24,7 +24,7 @@ import { startDovecot, type DovecotServer } from '../helpers/dovecot.js';
 import { startPostern, type PosternHarness } from '../helpers/postern.js';
 import { imapClient, imapConfig, quoted, rawTls } from '../imap/support.js';
 import { assertNotInDatabase, baseUrl, enrolTotp, generate, portalConfig, signIn, totpCode } from './support.js';
-import { sqliteDb } from '../../src/store/index.js';
+import { testSql } from '../helpers/test-database.js';
 
 const ALICE = { name: 'alice', password: 'alice-provider-Secret-7' };
 const PRIMARY = 'alice-primary-Secret-8';
@@ -52,7 +52,7 @@ afterAll(async () => {
   await context?.close();
   await browser?.close();
   for (const s of secrets) postern?.rememberSecret(s);
-  if (postern) assertNotInDatabase(postern, [...secrets, state.key].filter(Boolean));
+  if (postern) await assertNotInDatabase(postern, [...secrets, state.key].filter(Boolean));
   await postern?.stop();
   await dovecot?.stop();
 });
@@ -291,7 +291,7 @@ describe('the account page, in a real browser', () => {
 
   it('after the recent-auth window, Generate asks for the password again, then goes on', async () => {
     // Time travel for the window: the session's password was typed 11 minutes ago.
-    sqliteDb(postern.app.store).prepare('UPDATE portal_sessions SET password_at = password_at - 660000 WHERE ended_at IS NULL').run();
+    await testSql(postern.app.store, 'UPDATE portal_sessions SET password_at = password_at - 660000 WHERE ended_at IS NULL');
     await page.goto(`${base}/passwords/new`);
     expect(await page.textContent('h1')).toBe('Confirm it is you');
     await screenshots(page, '13-confirm-password');
@@ -312,7 +312,7 @@ describe('the account page, in a real browser', () => {
 
   it("the admin's `user 2fa reset` ends the page session; `user show` says whether 2FA is on; the next sign-in enrols again", async () => {
     const configPath = path.join(postern.dir, 'cli.yaml');
-    writeFileSync(configPath, JSON.stringify({ database: { path: postern.dbPath }, keyFile: postern.keyFile, tls: postern.config.tls }));
+    writeFileSync(configPath, JSON.stringify({ database: postern.database, keyFile: postern.keyFile, tls: postern.config.tls }));
     const show = async () => (await runInProcess(['-c', configPath, 'user', 'show', 'alice'])).stdout;
     expect(await show()).toMatch(/two-factor:\s+on \(7 recovery codes left\)/);
     const reset = await runInProcess(['-c', configPath, 'user', '2fa', 'reset', 'alice']);

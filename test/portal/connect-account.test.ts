@@ -112,7 +112,7 @@ afterAll(async () => {
     postern?.rememberSecret(token);
   }
   for (const s of secrets) postern?.rememberSecret(s);
-  if (postern) assertNotInDatabase(postern, [...secrets]);
+  if (postern) await assertNotInDatabase(postern, [...secrets]);
   expect(as?.issuedTokens().length ?? 0).toBeGreaterThan(0);
   await postern?.stop();
   await dovecot?.stop();
@@ -139,7 +139,8 @@ describe.sequential('Connect your account', () => {
     await as.revokeGrants();
     await sleep(SHORT_TTL_S * 1000 + 300); // the token Dovecot knew is gone; the refresh meets invalid_grant
     expect(await rawImapLogin(appPassword)).toMatch(/^a NO \[UNAVAILABLE\] /);
-    expect((await account()).upstreamStatus).toBe('rejected');
+    // The flag goes through the write queue after the answer: waited for, not read at once.
+    await expect.poll(async () => (await account()).upstreamStatus, { timeout: 5_000 }).toBe('rejected');
     const boxBefore = (await account()).secretBox!;
 
     await page.goto(`${base}/passwords`);
@@ -164,7 +165,7 @@ describe.sequential('Connect your account', () => {
     expect(postern.logs.lines.some((l) => l.includes('"event":"portal.connected"') && l.includes('"provider":"test"'))).toBe(true);
 
     await imapLogin(appPassword);
-    expect((await account()).upstreamStatus).toBe('ok');
+    await expect.poll(async () => (await account()).upstreamStatus, { timeout: 5_000 }).toBe('ok');
     await page.goto(`${base}/history`);
     expect(await page.textContent('main')).toContain('Provider settings changed');
   }, 90_000);

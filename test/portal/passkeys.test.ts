@@ -25,7 +25,7 @@ import { freePort } from '../helpers/free-port.js';
 import { startPostern, type PosternHarness } from '../helpers/postern.js';
 import { imapConfig } from '../imap/support.js';
 import { assertNotInDatabase, enrolTotp, generate, portalConfig, signIn } from './support.js';
-import { sqliteDb } from '../../src/store/index.js';
+import { testSql } from '../helpers/test-database.js';
 
 const ALICE = { name: 'alice', password: 'alice-provider-Secret-7', primary: 'alice-primary-Secret-8' };
 const BOB = { name: 'bob', password: 'bob-provider-Secret-5', primary: 'bob-primary-Secret-6' };
@@ -65,7 +65,7 @@ afterAll(async () => {
   await context?.close();
   await browser?.close();
   for (const s of secrets) postern?.rememberSecret(s);
-  if (postern) assertNotInDatabase(postern, [...secrets].filter(Boolean));
+  if (postern) await assertNotInDatabase(postern, [...secrets].filter(Boolean));
   await postern?.stop();
   await dovecot?.stop();
 });
@@ -206,13 +206,13 @@ describe('passkeys on the account page, with a virtual authenticator', () => {
   it('a signature count that went back (a cloned authenticator) is refused', async () => {
     const alice = await postern.accounts.getAccount('alice');
     const [passkey] = await postern.app.store.passkeys.listForAccount(alice.id);
-    sqliteDb(postern.app.store).prepare('UPDATE passkeys SET counter = 1000000 WHERE id = ?').run(passkey!.id);
+    await testSql(postern.app.store, 'UPDATE passkeys SET counter = 1000000 WHERE id = ?', passkey!.id);
     await page.goto(`${base}/two-factor`);
     await usePasskey();
     expect(pathname()).toBe('/two-factor/passkey');
     expect(await page.textContent('.error')).toContain('could not be verified');
     expect((await events('alice')).find((e) => e.type === 'second_factor.failed')?.detail?.method).toBe('passkey-counter');
-    sqliteDb(postern.app.store).prepare('UPDATE passkeys SET counter = 0 WHERE id = ?').run(passkey!.id);
+    await testSql(postern.app.store, 'UPDATE passkeys SET counter = 0 WHERE id = ?', passkey!.id);
   });
 
   it('removing a passkey (confirmed, recent sign-in) takes it off the second step', async () => {
@@ -220,7 +220,7 @@ describe('passkeys on the account page, with a virtual authenticator', () => {
     await usePasskey();
     expect(pathname()).toBe('/passwords');
     // An old sign-in: the password is asked again first.
-    sqliteDb(postern.app.store).prepare('UPDATE portal_sessions SET password_at = password_at - 660000 WHERE ended_at IS NULL').run();
+    await testSql(postern.app.store, 'UPDATE portal_sessions SET password_at = password_at - 660000 WHERE ended_at IS NULL');
     await page.goto(`${base}/passkeys`);
     await page.click('.passkey a.button.danger');
     expect(await page.textContent('h1')).toBe('Confirm it is you');
@@ -241,7 +241,7 @@ describe('passkeys on the account page, with a virtual authenticator', () => {
 
   it('`user show` counts passkeys; `user 2fa reset` removes them', async () => {
     const configPath = path.join(postern.dir, 'cli.yaml');
-    writeFileSync(configPath, JSON.stringify({ database: { path: postern.dbPath }, keyFile: postern.keyFile, tls: postern.config.tls }));
+    writeFileSync(configPath, JSON.stringify({ database: postern.database, keyFile: postern.keyFile, tls: postern.config.tls }));
     const show = async () => (await runInProcess(['-c', configPath, 'user', 'show', 'bob'])).stdout;
     expect(await show()).toMatch(/passkeys:\s+1$/m);
     expect(await runInProcess(['-c', configPath, 'user', '2fa', 'reset', 'bob'])).toMatchObject({ code: 0 });

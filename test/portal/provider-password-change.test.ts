@@ -64,7 +64,7 @@ afterAll(async () => {
   await context?.close();
   await browser?.close();
   for (const s of secrets) postern?.rememberSecret(s);
-  if (postern) assertNotInDatabase(postern, [...secrets, key].filter(Boolean));
+  if (postern) await assertNotInDatabase(postern, [...secrets, key].filter(Boolean));
   await postern?.stop();
   await dovecot?.stop();
 });

@@ -52,7 +52,7 @@ afterAll(async () => {
   await context?.close();
   await browser?.close();
   for (const s of secrets) postern?.rememberSecret(s);
-  if (postern) assertNotInDatabase(postern, [...secrets]);
+  if (postern) await assertNotInDatabase(postern, [...secrets]);
   await postern?.stop();
   await dovecot?.stop();
 });

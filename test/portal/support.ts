@@ -4,11 +4,11 @@
  * the steps every e2e test takes (sign in, enrol TOTP from the key the page shows, read the new
  * app-specific password off the page).
  */
-import { readFileSync } from 'node:fs';
 import { Secret, TOTP } from 'otpauth';
 import type { Page } from 'playwright-core';
 import { expect } from 'vitest';
 import type { PosternHarness } from '../helpers/postern.js';
+import { databaseBytes } from '../helpers/test-database.js';
 
 export function portalConfig(extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { listener: { host: '127.0.0.1', port: 0 }, ...extra };
@@ -54,19 +54,9 @@ export async function generate(page: Page, base: string, label: string, scopes: 
   return groups.join('-');
 }
 
-/** Raw bytes of the database and its WAL, for secret scans. */
-export function databaseBytes(postern: PosternHarness): Buffer[] {
-  return [postern.dbPath, `${postern.dbPath}-wal`].flatMap((file) => {
-    try {
-      return [readFileSync(file)];
-    } catch {
-      return [];
-    }
-  });
-}
-
-export function assertNotInDatabase(postern: PosternHarness, secrets: Iterable<string>): void {
-  const files = databaseBytes(postern);
+/** No secret, in any of its usual spellings, in what the database holds (either engine: databaseBytes). */
+export async function assertNotInDatabase(postern: PosternHarness, secrets: Iterable<string>): Promise<void> {
+  const files = await databaseBytes(postern);
   for (const secret of secrets) {
     for (const form of new Set([secret, secret.replace(/[-\s]/g, ''), secret.toUpperCase()])) {
       for (const bytes of files) {

@@ -169,7 +169,8 @@ describe('upstream faults at login', () => {
     await postern.addUser('dave@example.org', 'Dave-primary-passw0rd', { mode: 'password', user: BOB.name, secret: 'not-bobs-password' });
     const { password } = await postern.newPassword('dave@example.org', 'Dave-primary-passw0rd');
     expect(await loginAnswer('dave@example.org', password)).toMatch(/^454 4\.7\.0 .*refused the credentials stored for this account/);
-    expect((await postern.app.store.accounts.findByLogin('dave@example.org'))?.upstreamStatus).toBe('rejected');
+    // The flag goes through the write queue after the answer: waited for, not read at once.
+    await expect.poll(async () => (await postern.app.store.accounts.findByLogin('dave@example.org'))?.upstreamStatus, { timeout: 5_000 }).toBe('rejected');
   });
 });
 

@@ -1,5 +1,5 @@
 /**
- * The admin CLI and the proxy share one SQLite file from separate processes. Pinned here:
+ * The admin CLI and the proxy share one database (the run's engine) from separate processes. Pinned here:
  *  - `postern password new/revoke` run as subprocesses in a loop while this process keeps
  *    authenticating (reads, use records, failure events) — no command fails, no write is lost
  *    to SQLITE_BUSY (writes are queued and retried: the queue's drop counter and the log are checked);
@@ -13,9 +13,10 @@ import { inlinePrimaryChecker } from '../../src/auth/primary-checker.js';
 import { AuthService } from '../../src/auth/service.js';
 import { noThrottle } from '../../src/auth/throttle.js';
 import { readKeyFile } from '../../src/crypto/keys.js';
-import { openStore, type Store } from '../../src/store/index.js';
-import { openWriterStore, WriteQueue } from '../../src/store/write-queue.js';
+import type { Store } from '../../src/store/index.js';
+import { WriteQueue } from '../../src/store/write-queue.js';
 import { createWorkspace, type Workspace } from '../helpers/cli.js';
+import { openTestStore } from '../helpers/test-database.js';
 import { assertNoSecrets, createLogSink, type LogSink } from '../helpers/log-sink.js';
 
 const PRIMARY = 'alice primary for the concurrency test';
@@ -32,8 +33,8 @@ const secrets = new Set([PRIMARY]);
 beforeAll(async () => {
   ws = await createWorkspace();
   const digestKey = readKeyFile(path.join(ws.dir, 'data', 'postern.key'));
-  store = openStore(path.join(ws.dir, 'data', 'postern.db'));
-  writer = openWriterStore(path.join(ws.dir, 'data', 'postern.db'));
+  store = await openTestStore(ws, 'proxy');
+  writer = await openTestStore(ws, 'writer');
   logs = createLogSink();
   writes = new WriteQueue(writer, { log: logs.logger });
   auth = new AuthService({ store, writes, digestKey, primaryChecker: inlinePrimaryChecker(), throttle: noThrottle, log: logs.logger });

@@ -13,6 +13,11 @@ import { schemaVersion } from '../../src/store/database.js';
 import { MIGRATIONS } from '../../src/store/migrations.js';
 import { openStore, sqliteDb } from '../../src/store/index.js';
 import { ROOT } from '../helpers/cli.js';
+import { engine } from '../helpers/test-database.js';
+
+// SQLite only: every test here is about the SQLite file itself (pragmas, BEGIN IMMEDIATE across
+// processes, its triggers and user_version); PostgreSQL's counterparts are in postgres-store.test.ts.
+const itSqlite = it.runIf(engine === 'sqlite');
 
 let dir: string;
 beforeEach(() => {
@@ -20,7 +25,7 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-it('opens in WAL mode with a busy timeout, foreign keys on and the latest schema', async () => {
+itSqlite('opens in WAL mode with a busy timeout, foreign keys on and the latest schema', async () => {
   const store = openStore(path.join(dir, 'p.db'));
   try {
     expect(sqliteDb(store).pragma('journal_mode', { simple: true })).toBe('wal');
@@ -35,7 +40,7 @@ it('opens in WAL mode with a busy timeout, foreign keys on and the latest schema
   await again.close();
 });
 
-it('several processes opening a fresh database at once all succeed, and the schema is applied once', async () => {
+itSqlite('several processes opening a fresh database at once all succeed, and the schema is applied once', async () => {
   const file = path.join(dir, 'race.db');
   const script = `import { openStore } from ${JSON.stringify(path.join(ROOT, 'src/store/index.ts'))};
     const s = openStore(${JSON.stringify(file)}); await s.accounts.list(); await s.close();`;
@@ -56,7 +61,7 @@ it('several processes opening a fresh database at once all succeed, and the sche
   }
 });
 
-it('keeps the history append-only and deletes an account\'s passwords with it', async () => {
+itSqlite('keeps the history append-only and deletes an account\'s passwords with it', async () => {
   const store = openStore(path.join(dir, 'p.db'));
   try {
     await store.events.append({ type: 'account.created', at: 1, login: 'x' });
@@ -73,7 +78,7 @@ it('keeps the history append-only and deletes an account\'s passwords with it', 
   }
 });
 
-it('refuses a database written by a newer postern, with a message saying what to do, and leaves it untouched', async () => {
+itSqlite('refuses a database written by a newer postern, with a message saying what to do, and leaves it untouched', async () => {
   const file = path.join(dir, 'future.db');
   await openStore(file).close();
   const raw = new Database(file);
@@ -85,7 +90,7 @@ it('refuses a database written by a newer postern, with a message saying what to
   after.close();
 });
 
-it('migration 4 gives the pop3 scope to every password that holds imap, and to no other', async () => {
+itSqlite('migration 4 gives the pop3 scope to every password that holds imap, and to no other', async () => {
   const file = path.join(dir, 'v2.db');
   const old = new Database(file);
   old.exec(MIGRATIONS[0]!);

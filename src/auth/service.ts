@@ -16,6 +16,8 @@ import { AAD, keyFromAppPassword, open } from '../crypto/envelope.js';
 import type { Logger } from '../log.js';
 import type { Protocol, Store, UpstreamStatus } from '../store/index.js';
 import type { NewEvent } from '../store/events.js';
+import type { DigestMatch } from '../store/app-passwords.js';
+import type { GateRead } from '../store/throttle-counts.js';
 import type { WriteQueue } from '../store/write-queue.js';
 import type { SignInMetrics } from '../metrics/index.js';
 import { normalizeLogin } from '../accounts/validation.js';
@@ -93,16 +95,36 @@ export class AuthService implements Authenticator {
 
   async authenticate(attempt: AuthAttempt): Promise<AuthOutcome> {
     const login = safeLogin(attempt.login);
+    const normalized = login === null ? null : normalizeAppPassword(attempt.password);
+    // The usual login reads once: the password's row and the throttle's counts in one query.
+    const lookup = normalized === null ? undefined : await this.lookUp(attempt.clientAddress, login!, normalized);
     // Invalid login names are throttled too, under the empty name: they still cost a bcrypt.
-    const gate = await this.deps.throttle.before(attempt.clientAddress, login ?? '');
+    const gate = await this.deps.throttle.before(attempt.clientAddress, login ?? '', lookup?.gate);
     if (gate.blocked) return this.refuseThrottled(login, attempt);
-    if (gate.delayMs) await this.sleep(gate.delayMs);
-    const checked = login === null ? { refusal: 'invalid_login' as const } : await this.verifyAppPassword(login, attempt);
+    let match = lookup?.match;
+    if (gate.delayMs) {
+      await this.sleep(gate.delayMs);
+      // The row as it is after the hold: a revoke committed meanwhile is in force.
+      if (normalized !== null) match = await this.deps.store.passwords.findByDigest(digestAppPassword(this.deps.digestKey, normalized));
+    }
+    const checked = login === null ? { refusal: 'invalid_login' as const } : normalized === null ? { refusal: 'bad_password' as const } : this.verifyAppPassword(login, attempt, normalized, match);
     if ('kind' in checked) {
       if (checked.kind !== 'credential-unusable') this.deps.throttle.succeeded(attempt.clientAddress, login!, gate);
       return checked.kind === 'grant' ? this.withAccessToken(checked, attempt.protocol) : checked;
     }
     return this.fail(login, attempt, checked.refusal);
+  }
+
+  /**
+   * The password's row by its keyed digest, with the throttle's counts when it reads any
+   * (Throttle.gateQuery): a blocked address's guess is looked up too, which costs no bcrypt and
+   * decides nothing (the gate refuses it before the row is looked at).
+   */
+  private lookUp(clientAddress: string, login: string, normalized: string): Promise<{ match: DigestMatch | undefined; gate?: GateRead }> {
+    const digest = digestAppPassword(this.deps.digestKey, normalized);
+    const query = this.deps.throttle.gateQuery?.(clientAddress, login);
+    if (query) return this.deps.store.passwords.findForLogin(digest, query);
+    return this.deps.store.passwords.findByDigest(digest).then((match) => ({ match }));
   }
 
   /**
@@ -225,11 +247,8 @@ export class AuthService implements Authenticator {
     await this.deps.primaryChecker.close();
   }
 
-  /** The hot path. Anything that is not a valid app password for this login comes back as a refusal reason (for the log only). */
-  private async verifyAppPassword(login: string, attempt: AuthAttempt): Promise<AcceptedAuth | GrantPending | { kind: 'credential-unusable' } | { refusal: Refusal }> {
-    const normalized = normalizeAppPassword(attempt.password);
-    if (!normalized) return { refusal: 'bad_password' };
-    const match = await this.deps.store.passwords.findByDigest(digestAppPassword(this.deps.digestKey, normalized));
+  /** The hot path, after the lookup. Anything that is not a valid app password for this login comes back as a refusal reason (for the log only). */
+  private verifyAppPassword(login: string, attempt: AuthAttempt, normalized: string, match: DigestMatch | undefined): AcceptedAuth | GrantPending | { kind: 'credential-unusable' } | { refusal: Refusal } {
     // Another account's app password is just a wrong password for this one.
     if (!match || match.account.login !== login) return { refusal: 'bad_password' };
     const { password, account } = match;
@@ -250,7 +269,7 @@ export class AuthService implements Authenticator {
     return { ...accepted, credential };
   }
 
-  private unsealCredential(match: NonNullable<Awaited<ReturnType<Store['passwords']['findByDigest']>>>, normalized: string): UpstreamCredential | { dek: Buffer } | null {
+  private unsealCredential(match: DigestMatch, normalized: string): UpstreamCredential | { dek: Buffer } | null {
     const { account, password } = match;
     if (account.upstreamMode === 'master') {
       const master = this.deps.master;

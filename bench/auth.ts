@@ -2,7 +2,8 @@
  * Auth section: what the authentication service costs, and what a flood of wrong passwords does
  * to everything else in the process. One run, one table:
  *
- * - successful verifications per second (the hot path: one SQLite lookup, HKDF, two AES-GCM opens);
+ * - successful verifications per second (the hot path: one SQLite query, HKDF, two AES-GCM opens),
+ *   next to the floor of its primitives alone (bench/auth-verify.ts);
  * - failed verifications per second, the primary-password check (scrypt N=2^15, keyed) on the main thread vs in the worker pool;
  * - event-loop delay (perf_hooks.monitorEventLoopDelay) while 500 wrong-password logins arrive at
  *   once, the check on the main thread vs in the pool, with the round-trip time of a live imapflow
@@ -10,21 +11,23 @@
  *
  * For this section "direct" means the check on the main thread (inlinePrimaryChecker) and "via
  * postern" the worker pool postern uses — except the idle NOOP row, where direct is Dovecot itself.
+ * BENCH_AUTH=verify runs only the success rows (seconds instead of minutes).
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { ImapFlow } from 'imapflow';
 import pino from 'pino';
 import { primaryCheckPool } from '../src/auth/primary-check-pool.js';
 import { PenaltyThrottle } from '../src/auth/penalty-throttle.js';
+import { SharedThrottle } from '../src/auth/shared-throttle.js';
 import { inlinePrimaryChecker, type PrimaryChecker } from '../src/auth/primary-checker.js';
 import { AuthService } from '../src/auth/service.js';
 import { readKeyFile } from '../src/crypto/keys.js';
 import { createLogger } from '../src/log.js';
 import { startDovecot } from '../test/helpers/dovecot.js';
 import { startPostern, type PosternHarness } from '../test/helpers/postern.js';
+import { verificationRows } from './auth-verify.js';
 import { fmtMs, percentile, type BenchRow } from './table.js';
 
-const SUCCESS_LOGINS = 3000;
 const FAILED_POOL = 100;
 const FAILED_INLINE = 40;
 const FLOOD = 500;
@@ -48,7 +51,8 @@ export async function run(): Promise<BenchRow[]> {
     const pooled = auth(pool);
     const inline = auth(inlinePrimaryChecker());
 
-    const successRate = await successfulPerSecond(pooled, password);
+    const success = await verificationRows(pooled, postern.app.store, readKeyFile(postern.keyFile), 'bench', password);
+    if (process.env.BENCH_AUTH === 'verify') return success;
     const inlineFailRate = await failedPerSecond(inline, FAILED_INLINE);
     const poolFailRate = await failedPerSecond(pooled, FAILED_POOL);
 
@@ -69,7 +73,7 @@ export async function run(): Promise<BenchRow[]> {
     const loop = (d: { p50: number; p99: number }) => `${fmtMs(d.p50)} / ${fmtMs(d.p99)}`;
     const rate = (r: number) => `${Math.round(r).toLocaleString('en')}/s`;
     return [
-      { section: 'auth', measure: `successful verifications (n=${SUCCESS_LOGINS}, sequential)`, direct: '—', postern: rate(successRate), note: 'no bcrypt: SQLite lookup + HKDF + AES-GCM unseal, 1 thread' },
+      ...success,
       { section: 'auth', measure: 'failed verifications (keyed scrypt N=2^15)', direct: rate(inlineFailRate), postern: rate(poolFailRate), note: `direct = main thread (n=${FAILED_INLINE}); postern = pool of ${pool.threads} workers (n=${FAILED_POOL})` },
       { section: 'auth', measure: 'IMAP NOOP RTT p50 / p99, idle', direct: pair(idleDirect), postern: pair(idleRelayed), note: `imapflow, n=${IDLE_NOOPS}; direct = Dovecot itself` },
       { section: 'auth', measure: `event-loop delay p50 / p99, ${FLOOD} wrong logins`, direct: loop(floodInline.loopDelay), postern: loop(floodPool.loopDelay), note: 'monitorEventLoopDelay; direct = check on main thread, postern = pool' },
@@ -83,27 +87,21 @@ export async function run(): Promise<BenchRow[]> {
   }
 }
 
-/** A second AuthService on postern's database and key, with the checker under test and no delays. */
+/**
+ * A second AuthService on postern's database and key, with the checker under test and no delays;
+ * its throttle is composed as createAuthService composes it (the shared counts over the in-process layer).
+ */
 function serviceOn(postern: PosternHarness, checker: PrimaryChecker): AuthService {
+  const policy = { baseDelayMs: 0, maxDelayMs: 0, blockAfterFailures: 1_000_000, blockMs: 0, windowMs: 60_000 };
   return new AuthService({
     store: postern.app.store,
     writes: postern.app.writes,
     digestKey: readKeyFile(postern.keyFile),
     primaryChecker: checker,
-    throttle: new PenaltyThrottle({ baseDelayMs: 0, maxDelayMs: 0, blockAfterFailures: 1_000_000, blockMs: 0, windowMs: 60_000 }),
+    throttle: new SharedThrottle(new PenaltyThrottle(policy), postern.app.store.throttle, postern.app.writes, policy),
     // A real pino logger writing real lines, to /dev/null: logging is part of the cost.
     log: createLogger({ destination: pino.destination({ dest: '/dev/null', sync: false }) }),
   });
-}
-
-async function successfulPerSecond(auth: AuthService, password: string): Promise<number> {
-  for (let i = 0; i < 100; i++) await auth.authenticate({ login: 'bench', password, protocol: 'imap', clientAddress: '192.0.2.1' });
-  const started = performance.now();
-  for (let i = 0; i < SUCCESS_LOGINS; i++) {
-    const outcome = await auth.authenticate({ login: 'bench', password, protocol: 'imap', clientAddress: `192.0.2.${i % 250}` });
-    if (outcome.kind !== 'accepted') throw new Error(`expected accepted, got ${outcome.kind}`);
-  }
-  return SUCCESS_LOGINS / ((performance.now() - started) / 1000);
 }
 
 /** One wrong-password login, half of them for a real account, from its own address. */

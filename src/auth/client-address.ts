@@ -59,6 +59,8 @@ export function plainAddress(address: string): string {
 
 /** The key failures are counted under: the IPv4 address, or the IPv6 /64 prefix. */
 export function throttleKey(address: string): string {
+  // Without ':' or '%' it is IPv4 (neither mapped nor zoned): as it is, with no regex (every login asks).
+  if (!address.includes(':') && !address.includes('%')) return address;
   const plain = plainAddress(address);
   if (!isIPv6(plain)) return plain;
   return `${expandIPv6(plain).slice(0, 4).join(':')}::/64`;

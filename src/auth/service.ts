@@ -10,12 +10,15 @@
  * Nothing here writes to the database: history, last use and upstream status are queued
  * (src/store/write-queue.ts), so a lock held by another process never stalls a login or a relay.
  */
+import { createSecretKey, type KeyObject } from 'node:crypto';
 import { mayCarryAppPassword, normalizeAppPassword } from '../crypto/app-password.js';
 import { digestAppPassword } from '../crypto/keys.js';
 import { AAD, keyFromAppPassword, open } from '../crypto/envelope.js';
 import type { Logger } from '../log.js';
 import type { Protocol, Store, UpstreamStatus } from '../store/index.js';
 import type { NewEvent } from '../store/events.js';
+import type { DigestMatch } from '../store/app-passwords.js';
+import type { GateRead } from '../store/throttle-counts.js';
 import type { WriteQueue } from '../store/write-queue.js';
 import type { SignInMetrics } from '../metrics/index.js';
 import { normalizeLogin } from '../accounts/validation.js';
@@ -81,6 +84,8 @@ export class AuthService implements Authenticator {
   private readonly checksInFlight = new Map<string, number>();
   private lastCheckerWarning = -Infinity;
   private lastPollWarning = -Infinity;
+  /** The server key as a KeyObject, made once: the digest of every login is an HMAC under it. */
+  private readonly digestKey: KeyObject;
 
   get metrics(): SignInMetrics | undefined {
     return this.deps.metrics;
@@ -88,21 +93,43 @@ export class AuthService implements Authenticator {
 
   constructor(private readonly deps: AuthServiceDeps) {
     this.clock = deps.clock ?? Date.now;
+    this.digestKey = createSecretKey(deps.digestKey);
     this.watcher = new RevocationWatcher(deps.store.passwords, this.clock, REVOCATION_POLL_MS, (err) => this.revocationPollFailed(err));
   }
 
   async authenticate(attempt: AuthAttempt): Promise<AuthOutcome> {
     const login = safeLogin(attempt.login);
+    const normalized = login === null ? null : normalizeAppPassword(attempt.password);
+    // The usual login reads once: the password's row and the throttle's counts in one query.
+    const lookup = normalized === null ? undefined : await this.lookUp(attempt.clientAddress, login!, normalized);
     // Invalid login names are throttled too, under the empty name: they still cost a bcrypt.
-    const gate = await this.deps.throttle.before(attempt.clientAddress, login ?? '');
+    const asked = this.deps.throttle.before(attempt.clientAddress, login ?? '', lookup?.gate);
+    const gate = asked instanceof Promise ? await asked : asked;
     if (gate.blocked) return this.refuseThrottled(login, attempt);
-    if (gate.delayMs) await this.sleep(gate.delayMs);
-    const checked = login === null ? { refusal: 'invalid_login' as const } : await this.verifyAppPassword(login, attempt);
+    let match = lookup?.match;
+    if (gate.delayMs) {
+      await this.sleep(gate.delayMs);
+      // The row as it is after the hold: a revoke committed meanwhile is in force.
+      if (normalized !== null) match = await this.deps.store.passwords.findByDigest(digestAppPassword(this.digestKey, normalized));
+    }
+    const checked = login === null ? { refusal: 'invalid_login' as const } : normalized === null ? { refusal: 'bad_password' as const } : this.verifyAppPassword(login, attempt, normalized, match);
     if ('kind' in checked) {
       if (checked.kind !== 'credential-unusable') this.deps.throttle.succeeded(attempt.clientAddress, login!, gate);
       return checked.kind === 'grant' ? this.withAccessToken(checked, attempt.protocol) : checked;
     }
     return this.fail(login, attempt, checked.refusal);
+  }
+
+  /**
+   * The password's row by its keyed digest, with the throttle's counts when it reads any
+   * (Throttle.gateQuery): a blocked address's guess is looked up too, which costs no bcrypt and
+   * decides nothing (the gate refuses it before the row is looked at).
+   */
+  private lookUp(clientAddress: string, login: string, normalized: string): Promise<{ match: DigestMatch | undefined; gate?: GateRead }> {
+    const digest = digestAppPassword(this.digestKey, normalized);
+    const query = this.deps.throttle.gateQuery?.(clientAddress, login);
+    if (query) return this.deps.store.passwords.findForLogin(digest, query);
+    return this.deps.store.passwords.findByDigest(digest).then((match) => ({ match }));
   }
 
   /**
@@ -225,11 +252,8 @@ export class AuthService implements Authenticator {
     await this.deps.primaryChecker.close();
   }
 
-  /** The hot path. Anything that is not a valid app password for this login comes back as a refusal reason (for the log only). */
-  private async verifyAppPassword(login: string, attempt: AuthAttempt): Promise<AcceptedAuth | GrantPending | { kind: 'credential-unusable' } | { refusal: Refusal }> {
-    const normalized = normalizeAppPassword(attempt.password);
-    if (!normalized) return { refusal: 'bad_password' };
-    const match = await this.deps.store.passwords.findByDigest(digestAppPassword(this.deps.digestKey, normalized));
+  /** The hot path, after the lookup. Anything that is not a valid app password for this login comes back as a refusal reason (for the log only). */
+  private verifyAppPassword(login: string, attempt: AuthAttempt, normalized: string, match: DigestMatch | undefined): AcceptedAuth | GrantPending | { kind: 'credential-unusable' } | { refusal: Refusal } {
     // Another account's app password is just a wrong password for this one.
     if (!match || match.account.login !== login) return { refusal: 'bad_password' };
     const { password, account } = match;
@@ -240,17 +264,22 @@ export class AuthService implements Authenticator {
     if (!(attempt.acceptScopes ?? [attempt.protocol]).some((scope) => password.scopes.includes(scope))) return { refusal: 'out_of_scope' };
     const credential = this.unsealCredential(match, normalized);
     if (!credential) return { kind: 'credential-unusable' };
-    const base = { kind: 'accepted' as const, accountId: account.id, login, passwordId: password.id, publicId: password.publicId, scopes: password.scopes };
     this.recordUse({ id: password.id, publicId: password.publicId, accountId: account.id, login }, attempt, now);
-    // Debug: the login's one info line is sign-in.ts's `session.started`, once upstream agrees.
-    this.deps.log.debug({ event: 'auth.ok', protocol: attempt.protocol, ip: attempt.clientAddress, user: login, passwordId: password.publicId },
-      `authenticated ip=${attempt.clientAddress} protocol=${attempt.protocol} password_id=${password.publicId} user=${JSON.stringify(login)}`);
-    const accepted = { ...base, upstreamStatus: account.upstreamStatus };
-    if ('dek' in credential) return { kind: 'grant', accepted, account, dek: credential.dek };
-    return { ...accepted, credential };
+    // Debug: the login's one info line is sign-in.ts's `session.started`, once upstream agrees. The
+    // check spares every login building a message that is not written.
+    if (this.deps.log.isLevelEnabled('debug')) {
+      this.deps.log.debug({ event: 'auth.ok', protocol: attempt.protocol, ip: attempt.clientAddress, user: login, passwordId: password.publicId },
+        `authenticated ip=${attempt.clientAddress} protocol=${attempt.protocol} password_id=${password.publicId} user=${JSON.stringify(login)}`);
+    }
+    const { id: accountId, upstreamStatus } = account;
+    if ('dek' in credential) {
+      const accepted = { kind: 'accepted' as const, accountId, login, passwordId: password.id, publicId: password.publicId, scopes: password.scopes, upstreamStatus };
+      return { kind: 'grant', accepted, account, dek: credential.dek };
+    }
+    return { kind: 'accepted', accountId, login, passwordId: password.id, publicId: password.publicId, scopes: password.scopes, upstreamStatus, credential };
   }
 
-  private unsealCredential(match: NonNullable<Awaited<ReturnType<Store['passwords']['findByDigest']>>>, normalized: string): UpstreamCredential | { dek: Buffer } | null {
+  private unsealCredential(match: DigestMatch, normalized: string): UpstreamCredential | { dek: Buffer } | null {
     const { account, password } = match;
     if (account.upstreamMode === 'master') {
       const master = this.deps.master;

@@ -28,7 +28,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import type { ThrottleConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Async } from '../store/api.js';
-import type { ThrottleCountRepo, SharedRead } from '../store/throttle-counts.js';
+import type { GateQuery, GateRead, ThrottleCountRepo, SharedRead } from '../store/throttle-counts.js';
 import type { WriteQueue } from '../store/write-queue.js';
 import { parseTrustedNetworks, throttleKey, type TrustedNetworks } from './client-address.js';
 import { penaltyDelay } from './penalty-throttle.js';
@@ -83,19 +83,45 @@ export class SharedThrottle implements Throttle {
     this.slice = sliceMs(options.windowMs);
   }
 
-  async before(clientAddress: string, login: string): Promise<ThrottleGate> {
+  /** The gate's keys and window, for the login's own query: see Throttle.gateQuery. */
+  gateQuery(clientAddress: string, login: string): GateQuery | null {
+    if (this.trusted.has(clientAddress)) return null;
+    const now = this.clock();
+    const { address, account, pair } = this.keys(clientAddress, login);
+    return { address, account, pair, sinceBucket: this.bucket(now - this.options.windowMs), now };
+  }
+
+  /** Not async: with the counts already read (the usual login), the gate costs no promise. */
+  before(clientAddress: string, login: string, read?: GateRead): ThrottleGate | Promise<ThrottleGate> {
     if (this.trusted.has(clientAddress)) return this.local.before(clientAddress, login);
+    if (read) return this.gate(read, clientAddress, login, this.clock());
+    return this.readGate(clientAddress, login);
+  }
+
+  private async readGate(clientAddress: string, login: string): Promise<ThrottleGate> {
     const now = this.clock();
     const keys = this.keys(clientAddress, login);
     const shared = await this.read(keys, '', now);
     if (!shared) return this.local.before(clientAddress, login);
-    if (this.blocked(shared, keys, now)) return { blocked: true, delayMs: 0 };
-    const address = shared.counts.get(keys.address);
-    const delayMs = address ? Math.max(0, address.lastAt + this.delay(address.failures) - now) : 0;
-    const gate = { blocked: false, delayMs, pairFailures: shared.counts.get(keys.pair)?.failures ?? 0 };
+    const count = (key: string) => shared.counts.get(key);
+    const read: GateRead = {
+      addressFailures: count(keys.address)?.failures ?? 0, addressLastAt: count(keys.address)?.lastAt ?? 0,
+      accountFailures: count(keys.account)?.failures ?? 0, pairFailures: count(keys.pair)?.failures ?? 0, blockedUntil: shared.blockedUntil,
+    };
+    return this.gate(read, clientAddress, login, now);
+  }
+
+  private gate(read: GateRead, clientAddress: string, login: string, now: number): ThrottleGate | Promise<ThrottleGate> {
+    if (read.blockedUntil > now || (read.accountFailures >= this.options.blockAfterFailures && read.pairFailures > 0)) return { blocked: true, delayMs: 0 };
+    const delayMs = read.addressFailures > 0 ? Math.max(0, read.addressLastAt + this.delay(read.addressFailures) - now) : 0;
+    const gate = { blocked: false, delayMs, pairFailures: read.pairFailures };
     if (!this.behind()) return gate;
+    return this.heedLocal(gate, clientAddress, login);
+  }
+
+  private async heedLocal(gate: ThrottleGate, clientAddress: string, login: string): Promise<ThrottleGate> {
     const local = await this.local.before(clientAddress, login);
-    return local.blocked ? { blocked: true, delayMs: 0 } : { ...gate, delayMs: Math.max(delayMs, local.delayMs ?? 0) };
+    return local.blocked ? { blocked: true, delayMs: 0 } : { ...gate, delayMs: Math.max(gate.delayMs ?? 0, local.delayMs ?? 0) };
   }
 
   async failed(clientAddress: string, login: string, password: string, known: boolean): Promise<ThrottleVerdict> {

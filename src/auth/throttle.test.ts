@@ -229,6 +229,8 @@ describe('client addresses', () => {
     expect(throttleKey('2001:db8:1:2:3:4:5:6')).toBe('2001:db8:1:2::/64');
     expect(throttleKey('::ffff:10.0.0.1')).toBe('10.0.0.1');
     expect(throttleKey('192.0.2.1')).toBe('192.0.2.1');
+    expect(throttleKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(throttleKey('::ffff:10.0.0.1%eth0')).toBe('10.0.0.1');
   });
 
   it('rejects a malformed trusted network with its config path', () => {

@@ -3,6 +3,8 @@
  * temporary blocks, repeats of the same wrong password not penalised again, trusted networks)
  * lives in the implementation (penalty-throttle.ts); the service only asks before and reports after.
  */
+import type { GateQuery, GateRead } from '../store/throttle-counts.js';
+
 export interface ThrottleGate {
   /** Refuse without checking the password (answered exactly like a wrong password). */
   blocked: boolean;
@@ -32,7 +34,13 @@ export interface ThrottleVerdict {
  * shared counts, src/auth/shared-throttle.ts); the service awaits either.
  */
 export interface Throttle {
-  before(clientAddress: string, login: string): ThrottleGate | Promise<ThrottleGate>;
+  /**
+   * What before() would read from the database, for a caller that reads it within its own lookup
+   * (the login's one query, AppPasswordRepo.findForLogin); null or absent: before() reads nothing.
+   */
+  gateQuery?(clientAddress: string, login: string): GateQuery | null;
+  /** `read`: the answer to gateQuery(), when the caller has read it. */
+  before(clientAddress: string, login: string, read?: GateRead): ThrottleGate | Promise<ThrottleGate>;
   /**
    * `known`: the login is a real account. Its records are kept apart from those of names that do
    * not exist, so that guesses at made-up names cannot flush them (see throttle-pools.ts).

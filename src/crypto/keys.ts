@@ -3,7 +3,7 @@
  * passwords so that a copied database alone cannot be used to test guesses offline. It does not
  * protect upstream secrets: those are wrapped under keys only the passwords themselves yield.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, type KeyObject } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PosternError } from '../errors.js';
@@ -37,7 +37,11 @@ export function readKeyFile(file: string): Buffer {
   return Buffer.from(text, 'hex');
 }
 
-/** Keyed digest of a normalised app-specific password: the value the store indexes. */
-export function digestAppPassword(key: Buffer, normalized: string): Buffer {
+/**
+ * Keyed digest of a normalised app-specific password: the value the store indexes. The login path
+ * passes the server key as a KeyObject made once (createSecretKey), which spares each HMAC the
+ * copy of the key into a new one (issue 15).
+ */
+export function digestAppPassword(key: Buffer | KeyObject, normalized: string): Buffer {
   return createHmac('sha256', key).update(`postern/app-password/v1\0${normalized}`).digest();
 }

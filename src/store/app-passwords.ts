@@ -5,6 +5,7 @@
  * `changedSince` read the change log that triggers keep (migration 3), for the revocation watcher.
  */
 import type { Db } from './database.js';
+import type { GateQuery, GateRead } from './throttle-counts.js';
 import type { AccountRow, AppPasswordRow, Protocol, RevokeReason, UpstreamMode, UpstreamStatus } from './types.js';
 
 const COLUMNS = `p.id, p.public_id AS publicId, p.account_id AS accountId, p.label, p.scopes,
@@ -16,6 +17,22 @@ type RawRow = Omit<AppPasswordRow, 'scopes'> & { scopes: string };
 type DigestTuple = [id: number, publicId: string, scopes: string, expiresAt: number | null, revokedAt: number | null,
   dekSalt: Buffer | null, dekBox: Buffer | null, accountId: number, login: string, upstreamMode: string, upstreamUser: string, secretBox: Buffer | null,
   upstreamStatus: UpstreamStatus, oauth2Provider: string | null];
+/** A DigestTuple (all null when no password matched), then the GateRead's columns (null: none). */
+type Nullable<T extends unknown[]> = { [K in keyof T]: T[K] | null };
+type LoginTuple = [...Nullable<DigestTuple>,
+  addressFailures: number | null, addressLastAt: number | null, accountFailures: number | null, pairFailures: number | null, blockedUntil: number | null];
+
+/**
+ * The throttle's part of the login query: the window's failures of the address, the account and the
+ * pair, and the address's block. Each is a seek on a primary key (throttle_counts (key, bucket),
+ * throttle_blocks (key)), the same seeks as ThrottleCountRepo.read; shared with PostgreSQL's text.
+ */
+export const GATE_COLUMNS = (p: { address: string; account: string; pair: string; since: string; now: string }) => `
+  (SELECT SUM(failures) FROM throttle_counts WHERE key = ${p.address} AND bucket >= ${p.since}) AS address_failures,
+  (SELECT MAX(last_at) FROM throttle_counts WHERE key = ${p.address} AND bucket >= ${p.since}) AS address_last_at,
+  (SELECT SUM(failures) FROM throttle_counts WHERE key = ${p.account} AND bucket >= ${p.since}) AS account_failures,
+  (SELECT SUM(failures) FROM throttle_counts WHERE key = ${p.pair} AND bucket >= ${p.since}) AS pair_failures,
+  (SELECT until FROM throttle_blocks WHERE key = ${p.address} AND until > ${p.now}) AS blocked_until`;
 
 export interface NewAppPassword {
   publicId: string;
@@ -37,6 +54,23 @@ export interface DigestMatch {
   account: Pick<AccountRow, 'id' | 'login' | 'upstreamMode' | 'upstreamUser' | 'secretBox' | 'oauth2Provider' | 'upstreamStatus'>;
 }
 
+/**
+ * findForLogin's statement (exported for the query-plan test). One row whatever matched: the LEFT
+ * JOINs leave the password's columns null for an unknown digest, and the gate is read either way.
+ */
+export const FIND_FOR_LOGIN_SQL = `SELECT p.id, p.public_id, p.scopes, p.expires_at, p.revoked_at, p.dek_salt, p.dek_box,
+    a.id, a.login, a.upstream_mode, a.upstream_user, a.secret_box, a.upstream_status, a.oauth2_provider,
+    ${GATE_COLUMNS({ address: '?', account: '?', pair: '?', since: '?', now: '?' })}
+  FROM (SELECT ? AS digest) AS d
+    LEFT JOIN app_passwords p ON p.digest = d.digest
+    LEFT JOIN accounts a ON a.id = p.account_id`;
+
+/** findForLogin's answer: the password (if the digest matched) and what the throttle needs. */
+export interface LoginLookup {
+  match: DigestMatch | undefined;
+  gate: GateRead;
+}
+
 export interface PasswordState {
   id: number;
   revokedAt: number | null;
@@ -48,6 +82,14 @@ export interface PasswordState {
 export interface PasswordChange {
   revision: number;
   passwordId: number;
+}
+
+function digestMatch(row: DigestTuple): DigestMatch {
+  const [id, publicId, scopes, expiresAt, revokedAt, dekSalt, dekBox, aId, login, upstreamMode, upstreamUser, secretBox, upstreamStatus, oauth2Provider] = row;
+  return {
+    password: { id, publicId, scopes: scopes.split(',').filter(Boolean) as Protocol[], expiresAt, revokedAt, dekSalt, dekBox },
+    account: { id: aId, login, upstreamMode: upstreamMode as UpstreamMode, upstreamUser, secretBox, upstreamStatus, oauth2Provider },
+  };
 }
 
 function toRow(raw: RawRow): AppPasswordRow {
@@ -64,6 +106,7 @@ export interface ExpiredPassword {
 
 export class AppPasswordRepo {
   private readonly digestStmt;
+  private readonly loginStmt;
   private readonly insertStmt;
   private readonly activeCountStmt;
   private readonly listStmt;
@@ -85,6 +128,7 @@ export class AppPasswordRepo {
          a.id, a.login, a.upstream_mode, a.upstream_user, a.secret_box, a.upstream_status, a.oauth2_provider
        FROM app_passwords p JOIN accounts a ON a.id = p.account_id WHERE p.digest = ?`,
     ).raw();
+    this.loginStmt = db.prepare<[string, number, string, number, string, number, string, number, string, number, Buffer], LoginTuple>(FIND_FOR_LOGIN_SQL).raw();
     this.insertStmt = db.prepare(
       `INSERT INTO app_passwords (public_id, account_id, digest, label, scopes, created_at, expires_at, dek_salt, dek_box)
        VALUES (@publicId, @accountId, @digest, @label, @scopes, @createdAt, @expiresAt, @dekSalt, @dekBox)`,
@@ -127,12 +171,20 @@ export class AppPasswordRepo {
 
   findByDigest(digest: Buffer): DigestMatch | undefined {
     const row = this.digestStmt.get(digest);
-    if (!row) return undefined;
-    const [id, publicId, scopes, expiresAt, revokedAt, dekSalt, dekBox, aId, login, upstreamMode, upstreamUser, secretBox, upstreamStatus, oauth2Provider] = row;
-    return {
-      password: { id, publicId, scopes: scopes.split(',').filter(Boolean) as Protocol[], expiresAt, revokedAt, dekSalt, dekBox },
-      account: { id: aId, login, upstreamMode: upstreamMode as UpstreamMode, upstreamUser, secretBox, upstreamStatus, oauth2Provider },
-    };
+    return row && digestMatch(row);
+  }
+
+  /**
+   * Every login's one query (issue 15): findByDigest and the throttle's before-read of
+   * ThrottleCountRepo, in one statement. A login that changes nothing then costs one read; the
+   * shared throttle still sees every other process's failures, as it did with its own read.
+   */
+  findForLogin(digest: Buffer, q: GateQuery): LoginLookup {
+    const row = this.loginStmt.get(q.address, q.sinceBucket, q.address, q.sinceBucket, q.account, q.sinceBucket, q.pair, q.sinceBucket, q.address, q.now, digest)!;
+    const gate = { addressFailures: row[14] ?? 0, addressLastAt: row[15] ?? 0, accountFailures: row[16] ?? 0, pairFailures: row[17] ?? 0, blockedUntil: row[18] ?? 0 };
+    // An account row gone (removed with foreign keys off) is no match, as with findByDigest's JOIN.
+    if (row[0] === null || row[7] === null) return { match: undefined, gate };
+    return { match: digestMatch(row as unknown as DigestTuple), gate };
   }
 
   insert(p: NewAppPassword): number {

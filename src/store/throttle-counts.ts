@@ -19,6 +19,30 @@ export interface SharedRead {
   blockedUntil: number;
 }
 
+/**
+ * What the throttle needs to know before a login, read in the login's own lookup
+ * (AppPasswordRepo.findForLogin): the keys of the address (also its block's), the account and the pair.
+ */
+export interface GateQuery {
+  address: string;
+  account: string;
+  pair: string;
+  /** First slice of the window. */
+  sinceBucket: number;
+  now: number;
+}
+
+/** The answer to a GateQuery: failures in the window per key (0 if none), and the address's block. */
+export interface GateRead {
+  addressFailures: number;
+  /** Time of the address's latest failure counted, 0 if none. */
+  addressLastAt: number;
+  accountFailures: number;
+  pairFailures: number;
+  /** The address's block, if one is in force (0 otherwise). */
+  blockedUntil: number;
+}
+
 /** Keys per read: the address, the account, the pair, the repeat digest (unused ones are ''). */
 export type ReadKeys = readonly [string, string, string, string];
 

@@ -70,8 +70,8 @@ export interface AuthFixture {
 export interface FixtureOptions {
   /** Default: the inline checker. */
   checker?: PrimaryChecker;
-  /** A throttle, or a factory given the fixture's auth logger. Default: none. */
-  throttle?: Throttle | ((log: Logger) => Throttle);
+  /** A throttle, or a factory given the fixture's auth logger (and its store and queue, for the shared throttle). Default: none. */
+  throttle?: Throttle | ((log: Logger, on: { store: Store; writes: WriteQueue }) => Throttle);
   /** A clock function, or 'movable' for the fixture's own (see `now`). Default: the real clock. */
   clock?: (() => number) | 'movable';
   primaryPasswordHint?: boolean;
@@ -92,8 +92,8 @@ export function createAuthFixture(options: FixtureOptions = {}): AuthFixture {
   const logs = createLogSink();
   const secrets = new Set<string>();
   const log = logs.logger.child({ component: 'auth' });
-  const throttle = typeof options.throttle === 'function' ? options.throttle(log) : options.throttle ?? noThrottle;
   const writes = new WriteQueue(writer, { log, ...options.queue });
+  const throttle = typeof options.throttle === 'function' ? options.throttle(log, { store, writes }) : options.throttle ?? noThrottle;
   const auth = new AuthService({
     store, writes, digestKey,
     primaryChecker: options.checker ?? inlinePrimaryChecker(),

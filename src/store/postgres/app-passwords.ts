@@ -4,7 +4,8 @@
  * named query so each pooled connection parses and plans it once and then only binds a digest.
  */
 import type { Async } from '../api.js';
-import type { AppPasswordRepo, DigestMatch, ExpiredPassword, NewAppPassword, PasswordChange, PasswordState } from '../app-passwords.js';
+import { GATE_COLUMNS, type AppPasswordRepo, type DigestMatch, type ExpiredPassword, type LoginLookup, type NewAppPassword, type PasswordChange, type PasswordState } from '../app-passwords.js';
+import type { GateQuery } from '../throttle-counts.js';
 import type { AppPasswordRow, Protocol, RevokeReason, UpstreamMode, UpstreamStatus } from '../types.js';
 import type { Queryable } from './queryable.js';
 
@@ -20,6 +21,21 @@ const FIND_BY_DIGEST = {
     FROM app_passwords p JOIN accounts a ON a.id = p.account_id WHERE p.digest = $1`,
 };
 
+/** findByDigest and the throttle's gate in one statement (see AppPasswordRepo.findForLogin): one row always. */
+export const FIND_FOR_LOGIN = {
+  name: 'postern_find_for_login',
+  text: `SELECT p.id, p.public_id, p.scopes, p.expires_at, p.revoked_at, p.dek_salt, p.dek_box,
+      a.id AS account_id, a.login, a.upstream_mode, a.upstream_user, a.secret_box, a.upstream_status, a.oauth2_provider,
+      ${GATE_COLUMNS({ address: '$1', account: '$2', pair: '$3', since: '$4', now: '$5' })}
+    FROM (SELECT $6::bytea AS digest) AS d
+      LEFT JOIN app_passwords p ON p.digest = d.digest
+      LEFT JOIN accounts a ON a.id = p.account_id`,
+};
+
+interface GateColumns {
+  address_failures: number | null; address_last_at: number | null; account_failures: number | null; pair_failures: number | null; blocked_until: number | null;
+}
+
 interface DigestRow {
   id: number; public_id: string; scopes: string; expires_at: number | null; revoked_at: number | null;
   dek_salt: Buffer | null; dek_box: Buffer | null; account_id: number; login: string; upstream_mode: string;
@@ -31,19 +47,36 @@ type RawRow = Omit<AppPasswordRow, 'scopes'> & { scopes: string };
 const splitScopes = (scopes: string) => scopes.split(',').filter(Boolean) as Protocol[];
 const toRow = (raw: RawRow): AppPasswordRow => ({ ...raw, scopes: splitScopes(raw.scopes) });
 
+function digestMatch(row: DigestRow): DigestMatch {
+  return {
+    password: { id: row.id, publicId: row.public_id, scopes: splitScopes(row.scopes), expiresAt: row.expires_at, revokedAt: row.revoked_at, dekSalt: row.dek_salt, dekBox: row.dek_box },
+    account: {
+      id: row.account_id, login: row.login, upstreamMode: row.upstream_mode as UpstreamMode, upstreamUser: row.upstream_user,
+      secretBox: row.secret_box, upstreamStatus: row.upstream_status, oauth2Provider: row.oauth2_provider,
+    },
+  };
+}
+
 export class PgAppPasswordRepo implements Async<AppPasswordRepo> {
   constructor(private readonly db: Queryable) {}
 
   async findByDigest(digest: Buffer): Promise<DigestMatch | undefined> {
     const row = (await this.db.query<DigestRow>({ ...FIND_BY_DIGEST, values: [digest] })).rows[0];
-    if (!row) return undefined;
-    return {
-      password: { id: row.id, publicId: row.public_id, scopes: splitScopes(row.scopes), expiresAt: row.expires_at, revokedAt: row.revoked_at, dekSalt: row.dek_salt, dekBox: row.dek_box },
-      account: {
-        id: row.account_id, login: row.login, upstreamMode: row.upstream_mode as UpstreamMode, upstreamUser: row.upstream_user,
-        secretBox: row.secret_box, upstreamStatus: row.upstream_status, oauth2Provider: row.oauth2_provider,
-      },
+    return row && digestMatch(row);
+  }
+
+  async findForLogin(digest: Buffer, q: GateQuery): Promise<LoginLookup> {
+    const { rows } = await this.db.query<{ [K in keyof DigestRow]: DigestRow[K] | null } & GateColumns>({
+      ...FIND_FOR_LOGIN, values: [q.address, q.account, q.pair, q.sinceBucket, q.now, digest],
+    });
+    const row = rows[0]!;
+    const gate = {
+      addressFailures: row.address_failures ?? 0, addressLastAt: row.address_last_at ?? 0, accountFailures: row.account_failures ?? 0,
+      pairFailures: row.pair_failures ?? 0, blockedUntil: row.blocked_until ?? 0,
     };
+    // An account row gone is no match, as with findByDigest's JOIN.
+    if (row.id === null || row.account_id === null) return { match: undefined, gate };
+    return { match: digestMatch(row as DigestRow), gate };
   }
 
   async insert(p: NewAppPassword): Promise<number> {

@@ -22,6 +22,28 @@ describeEngines('app passwords', (store) => {
     expect(await s.passwords.findByDigest(Buffer.alloc(32, 2))).toBeUndefined();
   });
 
+  it('finds a login and its throttle gate in one read, the gate also for an unknown digest', async () => {
+    const s = store();
+    const account = await anAccount(s);
+    await s.accounts.setSecretBox(account, Buffer.from('sealed'));
+    await aPassword(s, account, 1);
+    const keys = { address: 'a:192.0.2.1', account: 'l:alice', pair: 'p:192.0.2.1\nalice' };
+    await s.throttle.add([keys.address, keys.account, keys.pair, 'w:192.0.2.1\nalice\nd1'], 0, 10);
+    await s.throttle.add([keys.address, 'a:192.0.2.9', 'l:bob'], 60_000, 60_005);
+    await s.throttle.block(keys.address, 70_000);
+    await s.throttle.block('a:192.0.2.9', 80_000);
+    const whole = { ...keys, sinceBucket: 0, now: 60_010 };
+    const found = await s.passwords.findForLogin(Buffer.alloc(32, 1), whole);
+    expect(found.match).toEqual(await s.passwords.findByDigest(Buffer.alloc(32, 1)));
+    expect(found.gate).toEqual({ addressFailures: 2, addressLastAt: 60_005, accountFailures: 1, pairFailures: 1, blockedUntil: 70_000 });
+    expect(await s.passwords.findForLogin(Buffer.alloc(32, 2), whole)).toEqual({ match: undefined, gate: found.gate });
+    expect((await s.passwords.findForLogin(Buffer.alloc(32, 1), { ...whole, sinceBucket: 60_000, now: 70_000 })).gate)
+      .toEqual({ addressFailures: 1, addressLastAt: 60_005, accountFailures: 0, pairFailures: 0, blockedUntil: 0 });
+    const clean = { address: 'a:198.51.100.1', account: 'l:carol', pair: 'p:198.51.100.1\ncarol', sinceBucket: 0, now: 60_010 };
+    expect((await s.passwords.findForLogin(Buffer.alloc(32, 1), clean)).gate)
+      .toEqual({ addressFailures: 0, addressLastAt: 0, accountFailures: 0, pairFailures: 0, blockedUntil: 0 });
+  });
+
   it('lists, finds by public id and counts active passwords', async () => {
     const s = store();
     const account = await anAccount(s);

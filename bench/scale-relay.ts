@@ -15,6 +15,42 @@ type Handler = (m: Record<string, unknown>) => Promise<Record<string, unknown>>;
 
 const gc = () => (globalThis as { gc?: () => void }).gc?.();
 
+/**
+ * The client side of one upstream TLS handshake, full against resumed (issue 15: is resumption
+ * worth its `setSession`, the parse of the kept session, on every connection?). Sequential
+ * connects to the upstream with this relay's client context, each destroyed once secure; the
+ * two kinds interleaved in rounds, so load changes hit both alike. A full handshake includes
+ * Node's name check (`getPeerCertificate(true)` + checkServerIdentity), which it skips on a resumed one.
+ */
+async function handshakeCpu(secureContext: tls.SecureContext, port: number, n: number, rounds: number): Promise<Record<string, unknown>> {
+  let session: Buffer | undefined;
+  const once = (resume: boolean) => new Promise<boolean>((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, secureContext, servername: 'localhost', ...(resume && session ? { session } : {}) });
+    socket.once('error', reject);
+    socket.once('secureConnect', () => {
+      const reused = socket.isSessionReused();
+      // TLS 1.3 sends its tickets after the handshake: the first resumable connection waits for one.
+      if (!resume || session) return void (socket.destroy(), resolve(reused));
+      socket.once('session', (s: Buffer) => {
+        session = s;
+        socket.destroy();
+        resolve(reused);
+      });
+    });
+  });
+  for (let i = 0; i < 20; i++) await once(i % 2 === 0);
+  const sums = { full: 0, resumed: 0, reused: 0 };
+  for (let r = 0; r < rounds; r++) {
+    for (const kind of ['full', 'resumed'] as const) {
+      const t0 = process.cpuUsage();
+      for (let i = 0; i < n / rounds; i++) if (await once(kind === 'resumed')) sums.reused++;
+      const t1 = process.cpuUsage(t0);
+      sums[kind] += (t1.user + t1.system) / 1000;
+    }
+  }
+  return { full: sums.full / n, resumed: sums.resumed / n, reused: sums.reused };
+}
+
 export function serve(register: (handler: Handler) => void): void {
   const cert = readFileSync(process.env.BENCH_CERT!);
   let upstreamPort = 0;
@@ -53,6 +89,7 @@ export function serve(register: (handler: Handler) => void): void {
         const u = process.cpuUsage();
         return { cpu: (u.user + u.system) / 1000 };
       }
+      case 'handshake-cpu': return handshakeCpu(upstreamContext, upstreamPort, Number(m.n), Number(m.rounds));
       case 'profile-start':
         await startProfile();
         return {};

@@ -12,6 +12,8 @@
  *   the process before the first session, after two full GCs, divided by the sessions.
  * - CPU per login (connect, TLS, LOGIN, upstream TLS + LOGIN, LOGOUT; user + system of the process
  *   over sequential logins), the three targets interleaved in rounds so load changes hit all alike.
+ * - an upstream TLS handshake's client-side CPU, full against resumed, in the bare relay's process
+ *   (Node alone: whether resuming toward the upstream, as postern does, is worth its setSession).
  * - the revocation poll's cost at 1k and 10k watched passwords (bench/revocation.ts's method),
  *   and revoke → BYE p50/p99 at the client, end to end, with postern's idle sessions open.
  * Certificates are ECDSA P-256 (openssl), as a current ACME certificate is: with the test
@@ -36,6 +38,7 @@ const STEP_GRAIN = 500;
 const LOGINS = 300;
 const LOGIN_ROUNDS = 3;
 const LOGIN_WARMUP = 30;
+const HANDSHAKES = 300;
 const PASSWORDS = 20;
 const REVOKES = 10;
 
@@ -102,6 +105,9 @@ export async function run(): Promise<BenchRow[]> {
     const cpu = await cpuPerLogin(targets, upstream, cpuProf);
     rows.push({ section: 'scale', measure: `CPU per login: upstream alone / bare Node relay (n=${LOGINS}, sequential)`, direct: `${fmtUs(cpu.upstream.own)} / ${fmtUs(cpu.relay.own)}`, postern: fmtUs(cpu.postern.own),
       note: `user+system of each process; connect, TLS, LOGIN, (upstream TLS + LOGIN,) LOGOUT; ${LOGIN_ROUNDS} interleaved rounds; postern − relay = ${fmtUs(cpu.postern.own - cpu.relay.own)}; upstream's own behind relay / postern ${fmtUs(cpu.relay.upstream)} / ${fmtUs(cpu.postern.upstream)}; upstream handshakes resumed: relay ${cpu.relay.resumed}, postern ${cpu.postern.resumed}${vsBaseline((n) => fmtUs(cpu[n]!.own))}` });
+    const hs = await relay.ask<{ full: number; resumed: number; reused: number }>({ op: 'handshake-cpu', n: HANDSHAKES, rounds: LOGIN_ROUNDS });
+    rows.push({ section: 'scale', measure: `upstream TLS handshake, client side: full / resumed (n=${HANDSHAKES} each)`, direct: '—', postern: `${fmtUs(hs.full)} / ${fmtUs(hs.resumed)}`,
+      note: `CPU of a bare Node client per handshake toward the upstream (bench/scale-relay.ts), ECDSA P-256, TLS 1.3; full includes Node's name check, resumed the session's parse (setSession); resumed ${hs.reused}/${HANDSHAKES}` });
     // Logins per second with 1 and 2 workers: the `workers` section (bench/workers.ts).
 
     const room = Math.min(limits.clients - 256, limits.upstream - 256, Math.floor((Math.min(limits.relay, limits.postern) - 256) / 2));

@@ -246,15 +246,17 @@ export function countsAsFailure(result: SignInFailure): boolean {
   }
 }
 
-function revocationWatch(deps: SignInDeps, accepted: AcceptedAuth, protocol: Protocol): RevocationWatch {
+function revocationWatch({ auth, log }: SignInDeps, accepted: AcceptedAuth, protocol: Protocol): RevocationWatch {
+  // Only what the watch needs is captured, not the protocol's deps object: the watch lives as long
+  // as the relayed session, and the deps carry the pre-auth upstream slot (IMAP) and the like.
   return (onRevoked) => {
-    const metrics = deps.auth.metrics;
+    const metrics = auth.metrics;
     const ended = metrics?.sessionStarted(protocol);
     let revokedAt: number | null = null;
-    const unsubscribe = deps.auth.watchRevocation(accepted.passwordId, (reason, at) => {
+    const unsubscribe = auth.watchRevocation(accepted.passwordId, (reason, at) => {
       revokedAt = at ?? Date.now();
       metrics?.sessionRevoked(protocol, reason);
-      deps.log.info({ event: 'session.revoked', user: accepted.login, passwordId: accepted.publicId, reason }, 'app-specific password no longer valid; ending its session');
+      log.info({ event: 'session.revoked', user: accepted.login, passwordId: accepted.publicId, reason }, 'app-specific password no longer valid; ending its session');
       onRevoked(reason);
     });
     // A session lets go of its watch when it ends: after a revocation, that is the disconnect.

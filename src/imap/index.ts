@@ -39,6 +39,8 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
     upstreamCapabilities = upstream.preLoginCapabilities;
     return upstream;
   };
+  // One closure for every session, not one each.
+  const latestUpstreamCapabilities = () => upstreamCapabilities;
   void connectUpstream().then(
     (upstream) => upstream.close(),
     (err: unknown) => deps.log.warn({ event: 'upstream.fault', stage: 'probe', code: isPosternError(err) ? err.code : undefined }, 'IMAP upstream not reachable at start-up; pre-login capabilities learnt later'),
@@ -54,7 +56,7 @@ export async function startImap(config: ImapConfig, deps: ProtocolDeps): Promise
       log,
       limits,
       connectUpstream,
-      upstreamCapabilities: () => upstreamCapabilities,
+      upstreamCapabilities: latestUpstreamCapabilities,
       reserveEarlyUpstream: () => {
         const place = preConnect.acquire(clientAddress);
         return 'release' in place ? place.release : null;

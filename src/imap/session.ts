@@ -46,13 +46,15 @@ export interface SessionDeps {
 type Command = Extract<ReceiverResult, { type: 'command' }>;
 
 export class ImapSession implements TrackedConnection {
-  private readonly receiver: CommandReceiver;
+  // The pre-authentication parts (receiver, upstream slot, ID) are dropped at the hand-over to the
+  // relay: an idle relayed session lives for hours, and tens of thousands of them add up.
+  private receiver: CommandReceiver | null;
   private readonly conn: ClientConnection<ReceiverResult>;
   private failures = 0;
   private badCommands = 0;
   private clientId: IdParams | null = null;
   private sasl: { tag: string; exchange: SaslExchange } | null = null;
-  private readonly upstream: UpstreamSlot;
+  private upstream: UpstreamSlot | null;
   private relay: Relay | null = null;
   private unwatch: (() => void) | null = null;
 
@@ -62,10 +64,11 @@ export class ImapSession implements TrackedConnection {
     secure: boolean,
     private readonly deps: SessionDeps,
   ) {
-    this.receiver = new CommandReceiver(deps.limits);
+    const receiver = new CommandReceiver(deps.limits);
+    this.receiver = receiver;
     this.upstream = new UpstreamSlot(deps.connectUpstream, deps.reserveEarlyUpstream, deps.log);
     this.conn = new ClientConnection(socket, secure, {
-      receiver: this.receiver,
+      receiver,
       log: deps.log,
       limits: deps.limits,
       protocol: 'IMAP',
@@ -78,7 +81,7 @@ export class ImapSession implements TrackedConnection {
   }
 
   start(): void {
-    this.upstream.open();
+    this.upstream?.open();
     this.conn.start(reply.greeting(this.capabilities()));
   }
 
@@ -191,7 +194,7 @@ export class ImapSession implements TrackedConnection {
     }
     const exchange = new SaslExchange(mechanism);
     this.sasl = { tag, exchange };
-    this.receiver.setMode('sasl');
+    this.receiver?.setMode('sasl');
     this.onSaslStep(exchange.start(irArg?.kind === 'atom' ? irArg.value : undefined));
   }
 
@@ -224,7 +227,7 @@ export class ImapSession implements TrackedConnection {
 
   private endSasl(): void {
     this.sasl = null;
-    this.receiver.setMode('command');
+    this.receiver?.setMode('command');
   }
 
   private countFailure(): void {
@@ -236,8 +239,10 @@ export class ImapSession implements TrackedConnection {
   }
 
   private async authenticate(tag: string, login: string, password: string): Promise<void> {
+    const upstream = this.upstream;
+    if (!upstream) return; // relayed already: no command reaches this session any more
     const result = await signIn(
-      { auth: this.deps.auth, log: this.deps.log, upstream: this.upstream },
+      { auth: this.deps.auth, log: this.deps.log, upstream },
       { tag, login, password, clientAddress: this.clientAddress, clientId: this.clientId },
     );
     if (this.conn.isClosed()) {
@@ -255,6 +260,10 @@ export class ImapSession implements TrackedConnection {
   private startRelay(tag: string, { upstream: loggedIn, watch }: SignedIn<LoggedIn, UpstreamCredential>): void {
     const { socket: upstream, capabilities, leftover } = loggedIn;
     const { socket: client, pipelined } = this.conn.handOver();
+    this.receiver = null;
+    this.upstream?.close();
+    this.upstream = null;
+    this.clientId = null;
     // Many clients ignore untagged CAPABILITY after login; the tagged OK carries it (RFC 9051 §6.2.3).
     this.write(reply.loggedIn(tag, postLoginCapabilities(capabilities)));
     if (leftover.length) client.write(leftover);
@@ -294,6 +303,6 @@ export class ImapSession implements TrackedConnection {
   private onTeardown(): void {
     this.unwatch?.();
     this.unwatch = null;
-    this.upstream.close();
+    this.upstream?.close();
   }
 }

@@ -51,6 +51,9 @@ export interface ClientConnectionOptions<R extends { type: string }> {
 
 export class ClientConnection<R extends { type: string }> {
   private state: Phase = 'reading';
+  /** Dropped at the hand-over: a relayed session lives for hours and reads no more commands. */
+  private receiver: LineReceiver<R> | null;
+  private readonly options: Omit<ClientConnectionOptions<R>, 'receiver'>;
   private secureNow: boolean;
   private idleTimer: NodeJS.Timeout | null = null;
   private lifetimeTimer: NodeJS.Timeout | null = null;
@@ -59,15 +62,17 @@ export class ClientConnection<R extends { type: string }> {
   private awaitingDrain = false;
   private readonly startedAt = Date.now();
   private readonly onData = (chunk: Buffer) => {
-    this.options.receiver.push(chunk);
+    this.receiver?.push(chunk);
     this.pump();
   };
 
   constructor(
     private socketNow: net.Socket,
     secure: boolean,
-    private readonly options: ClientConnectionOptions<R>,
+    { receiver, ...options }: ClientConnectionOptions<R>,
   ) {
+    this.receiver = receiver;
+    this.options = options;
     this.secureNow = secure;
   }
 
@@ -144,7 +149,7 @@ export class ClientConnection<R extends { type: string }> {
   startTls(goAhead: string, secureContext: () => tls.SecureContext): void {
     this.state = 'busy';
     this.upgrading = true;
-    this.options.receiver.reset();
+    this.receiver?.reset();
     const plain = this.socketNow;
     plain.off('data', this.onData);
     plain.pause();
@@ -156,7 +161,9 @@ export class ClientConnection<R extends { type: string }> {
     this.state = 'relay';
     this.clearLifetimeTimer();
     this.socketNow.off('data', this.onData);
-    return { socket: this.socketNow, pipelined: this.options.receiver.takeRemaining() };
+    const pipelined = this.receiver?.takeRemaining() ?? Buffer.alloc(0);
+    this.receiver = null;
+    return { socket: this.socketNow, pipelined };
   }
 
   teardown(why: string): void {
@@ -187,8 +194,8 @@ export class ClientConnection<R extends { type: string }> {
       // A client that pipelines commands but never reads the answers must not grow our output
       // buffer without bound: stop reading until it catches up.
       if (this.socketNow.writableNeedDrain) return this.waitForDrain();
-      const result = this.options.receiver.next();
-      if (result.type === 'needs-more-data') return;
+      const result = this.receiver?.next();
+      if (!result || result.type === 'needs-more-data') return;
       this.armIdleTimer();
       this.options.onResult(result as Exclude<R, { type: 'needs-more-data' }>);
     }
@@ -218,7 +225,7 @@ export class ClientConnection<R extends { type: string }> {
       this.socketNow = secure;
       this.secureNow = true;
       this.upgrading = false;
-      this.options.receiver.reset();
+      this.receiver?.reset();
       secure.on('data', this.onData);
       this.closeEndsSession(secure);
       this.state = 'reading';

@@ -75,14 +75,18 @@ export function prepareUpstreamTls(config: MailUpstreamConfig): void {
 async function openSocket(config: MailUpstreamConfig): Promise<net.Socket> {
   const socket = await openUpstreamSocket(mailEndpoint(config));
   socket.setKeepAlive(true, 60_000);
-  socket.on('error', () => undefined); // the reader reports errors from here on
+  socket.on('error', ignoreError); // the reader reports errors from here on
   return socket;
 }
+
+/** One function for every upstream socket, not a closure each: the relay keeps the sockets for hours. */
+function ignoreError(): void {}
 
 class UpstreamSession implements PreAuthUpstream {
   private tagCounter = 0;
   private used = false;
   private closed = false;
+  private readonly onClose = () => (this.closed = true);
 
   constructor(
     private socket: net.Socket,
@@ -90,7 +94,7 @@ class UpstreamSession implements PreAuthUpstream {
     private readonly config: MailUpstreamConfig,
     private capabilities: string[] | null,
   ) {
-    socket.once('close', () => (this.closed = true));
+    socket.once('close', this.onClose);
   }
 
   usable(): boolean {
@@ -113,8 +117,10 @@ class UpstreamSession implements PreAuthUpstream {
     if (done.status !== 'OK') throw new PosternError('UPSTREAM_TLS_FAILED', 'upstream refused STARTTLS');
     this.reader.detach(false);
     const secure = await upgradeToTls(this.socket, mailEndpoint(this.config));
-    secure.on('error', () => undefined);
-    secure.once('close', () => (this.closed = true));
+    secure.on('error', ignoreError);
+    // The TLS socket closes with the plain one: one listener on it is enough.
+    this.socket.off('close', this.onClose);
+    secure.once('close', this.onClose);
     this.socket = secure;
     this.reader.rebind(secure);
     this.capabilities = null;
@@ -142,6 +148,9 @@ class UpstreamSession implements PreAuthUpstream {
     if (status.status !== 'OK') throw loginRefusal(status, request.credential);
     const capabilities = capabilitiesFrom(status, untaggedCaps) ?? (await this.fetchCapabilities());
     const leftover = this.reader.detach();
+    // The socket is the relay's from here on: a listener of ours would keep this session, its
+    // reader and its capabilities alive for as long as the relayed session lasts (hours).
+    this.socket.off('close', this.onClose);
     return { socket: this.socket, capabilities, leftover };
   }
 

@@ -66,7 +66,7 @@ export function passwordRoutes(app: FastifyInstance, ctx: PortalContext): void {
         title: t.generatedTitle, login: live.account.login, nav: 'passwords',
         label: created.label, password: created.password, groups: created.password.split('-'),
         servers: servers(ctx.config, created.scopes, ctx.listeners()),
-        profile: await offerProfile(ctx, req, live.account, created),
+        profile: await offerProfile(ctx, live.account, created),
       });
     } catch (err) {
       if (!USER_ERRORS.some((code) => isPosternError(err, code))) throw err;

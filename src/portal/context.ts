@@ -19,7 +19,7 @@ import type { SelfEnrol } from './self-enrol.js';
 export interface PortalContext {
   config: ResolvedConfig;
   store: Store;
-  auth: Pick<AuthService, 'signInWithPrimary'>;
+  auth: Pick<AuthService, 'signInWithPrimary' | 'acceptedByProvider'>;
   accounts: AccountService;
   factors: SecondFactorService;
   passkeys: PasskeyService;

@@ -56,7 +56,7 @@ export interface PortalDeps {
   config: ResolvedConfig;
   /** The portal's own connection: its writes (sessions, history, passwords) are an admin's kind. */
   store: Store;
-  auth: Pick<AuthService, 'signInWithPrimary'>;
+  auth: Pick<AuthService, 'signInWithPrimary' | 'acceptedByProvider'>;
   tls: TlsMaterial;
   digestKey: Buffer;
   log: Logger;

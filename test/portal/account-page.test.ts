@@ -194,6 +194,12 @@ describe('the account page, in a real browser', () => {
     await page.click('button[type=submit].danger');
     expect(await page.textContent('.notice')).toContain('2 passwords were revoked');
     expect(await postern.accounts.activePasswordCount(await postern.accounts.getAccount('alice'))).toBe(0);
+    // The holder revoked them, as with a single revoke: reason `user`, "revoked by you" in the history.
+    const revoked = (await postern.accounts.listPasswords('alice')).filter((p) => p.label === 'Laptop' || p.label === 'Tablet');
+    expect(revoked.map((p) => p.revokedReason)).toEqual(['user', 'user']);
+    await page.goto(`${base}/history`);
+    const latest = await page.$$eval('.event[data-type="password.revoked"] .details', (els) => els.slice(0, 2).map((e) => e.textContent ?? ''));
+    expect(latest.every((d) => d.includes('revoked by you'))).toBe(true);
   });
 
   it('the history shows sign-ins, failures, second-factor events and passwords, newest first, with address and browser', async () => {

@@ -115,7 +115,7 @@ export function passwordRoutes(app: FastifyInstance, ctx: PortalContext): void {
     const live = await signedIn(req, reply);
     if (!live) return reply;
     if (!recent(live)) return askPasswordAgain(ctx, req, reply, live.account.login, '/passwords/revoke-all');
-    const revoked = await accounts.revokeAll(live.account.login);
+    const revoked = await accounts.revokeAll(live.account.login, 'user');
     return reply.redirect(`/passwords?done=revoked-all&n=${revoked.length}`, 303);
   });
 }

@@ -39,6 +39,7 @@ export function signInRoutes(app: FastifyInstance, ctx: PortalContext): void {
       if (ctx.selfEnrol) await sleep(started + ctx.selfEnrol.minRefusalMs - ctx.clock());
       return pages.send(reply, 'sign-in', { title: t.signInTitle, error: t.signInFailed, loginValue: login.slice(0, 254) }, 401);
     }
+    if (outcome.kind !== 'accepted') ctx.auth.acceptedByProvider(from.address, account.login);
     const { token } = await sessions.create(account, 'password', password, from);
     void reply.setCookie(SESSION_COOKIE, token, COOKIE_OPTIONS);
     return reply.redirect(await factors.isEnrolled(account.id) ? '/two-factor' : '/two-factor/setup', 303);

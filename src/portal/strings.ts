@@ -9,7 +9,7 @@ export const en = {
   portalName: 'account page',
   skipToContent: 'Skip to content',
   signOut: 'Sign out',
-  navPasswords: 'App-specific passwords',
+  navPasswords: 'App passwords',
   navHistory: 'History',
   navSecurity: 'Two-factor authentication',
   navPasskeys: 'Passkeys',

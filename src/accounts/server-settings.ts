@@ -31,10 +31,14 @@ export function servers(config: ResolvedConfig, scopes: readonly Protocol[], bou
   return hints;
 }
 
-/** The account page's address: `portal.publicUrl`, else https://<first hostname>:<port>/; null without a page. */
-export function portalUrl(config: ResolvedConfig): string | null {
+/**
+ * The account page's address: `portal.publicUrl`, else https://<first hostname>:<port>/; null
+ * without a page. `boundPort` is the port the listener got (configured 0: the system chose one).
+ * Always from the config, never from a request's Host header, which is the client's to forge.
+ */
+export function portalUrl(config: ResolvedConfig, boundPort?: number): string | null {
   if (!config.portal?.enabled) return null;
   if (config.portal.publicUrl) return config.portal.publicUrl;
   const host = config.hostnames[0] ?? 'localhost';
-  return `https://${host.includes(':') ? `[${host}]` : host}:${config.portal.listener.port}/`;
+  return `https://${host.includes(':') ? `[${host}]` : host}:${boundPort ?? config.portal.listener.port}/`;
 }

@@ -309,12 +309,16 @@ export class AccountService {
     });
   }
 
-  async revokeAll(loginInput: string): Promise<string[]> {
+  /**
+   * `reason`: the CLI's `revoke-all` (an administrator's), or `user` when the account holder revokes
+   * them all on the account page, recorded as the holder's single revokes are.
+   */
+  async revokeAll(loginInput: string, reason: 'revoke-all' | 'user' = 'revoke-all'): Promise<string[]> {
     const account = await this.getAccount(loginInput);
     const now = this.clock();
     return this.store.transaction(async (tx) => {
-      const revoked = await tx.passwords.revokeAll(account.id, 'revoke-all', now);
-      for (const p of revoked) await this.recordRevoke(tx, account, p.publicId, 'revoke-all', now);
+      const revoked = await tx.passwords.revokeAll(account.id, reason, now);
+      for (const p of revoked) await this.recordRevoke(tx, account, p.publicId, reason, now);
       return revoked.map((p) => p.publicId);
     });
   }

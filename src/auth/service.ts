@@ -159,6 +159,15 @@ export class AuthService implements Authenticator {
     return { kind: 'failed' };
   }
 
+  /**
+   * A page sign-in that signInWithPrimary refused (and counted) but the provider then confirmed:
+   * self-enrolment, or a REJECTED account's new password. Its failure is cleared as an accepted
+   * sign-in's record is, so the holder does not carry a penalty into the next sign-in.
+   */
+  acceptedByProvider(clientAddress: string, login: string): void {
+    this.deps.throttle.succeeded(clientAddress, login);
+  }
+
   reportUpstreamRejected(accepted: AcceptedAuth, protocol: Protocol): Promise<void> {
     const now = this.clock();
     // A refused access token is a grant problem too: the fix is the same as for invalid_grant.

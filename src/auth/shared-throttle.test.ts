@@ -156,7 +156,7 @@ describe('shared throttle', () => {
     await (await a.failed(ATTACKER, 'nobody', 'guess', false)).shared;
     const store = processes[0]!.writer;
     clock.now += 2 * OPTIONS.windowMs;
-    expect(await store.transaction((tx) => tx.throttle.prune(clock.now - OPTIONS.windowMs, clock.now, 100))).toBe(2); // address + repeat digest
+    expect(await store.transaction((tx) => tx.throttle.prune(clock.now - OPTIONS.windowMs, clock.now, 100))).toBe(3); // address + pair + repeat digest
     expect(await a.before(ATTACKER, 'nobody')).toMatchObject({ blocked: false, delayMs: 0 });
   });
 });

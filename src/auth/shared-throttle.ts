@@ -142,7 +142,10 @@ export class SharedThrottle implements Throttle {
       const verdict = { delayMs: Math.max(this.delay(addressBefore), this.delay(accountBefore)), cleanRecord: addressBefore <= 1 && accountBefore <= 1 };
       return behind ? stricter(verdict, local) : verdict;
     }
-    const counted = known ? [keys.address, keys.account, keys.pair, wrong] : [keys.address, wrong];
+    // A name that is no account gets no account count (made-up names must not block anyone), but
+    // its pair count is kept: a later success of that login (the account page's self-enrolment
+    // makes the account) takes exactly these failures back off the address's count.
+    const counted = known ? [keys.address, keys.account, keys.pair, wrong] : [keys.address, keys.pair, wrong];
     const earnsBlock = addressBefore + 1 >= this.options.blockAfterFailures && this.options.blockMs > 0;
     this.writes.enqueue({
       kind: 'throttle-failure', keys: counted, bucket: this.bucket(now), at: now,

@@ -19,7 +19,7 @@ import type { SelfEnrol } from './self-enrol.js';
 export interface PortalContext {
   config: ResolvedConfig;
   store: Store;
-  auth: Pick<AuthService, 'signInWithPrimary'>;
+  auth: Pick<AuthService, 'signInWithPrimary' | 'acceptedByProvider'>;
   accounts: AccountService;
   factors: SecondFactorService;
   passkeys: PasskeyService;
@@ -32,6 +32,8 @@ export interface PortalContext {
   /** Self-enrolment of an unknown login the provider accepts (self-enrol.ts); null: off. */
   selfEnrol: SelfEnrol | null;
   listeners: () => readonly BoundAddress[];
+  /** The page's own address from the config (portal.publicUrl, else first hostname + bound port). */
+  pageUrl: () => string;
   /** "Connect your account": the configured providers and the requests started (connect-flows.ts). */
   oauth2Clients: ReadonlyMap<string, OAuth2Client>;
   connectFlows: ConnectFlows;

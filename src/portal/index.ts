@@ -56,7 +56,7 @@ export interface PortalDeps {
   config: ResolvedConfig;
   /** The portal's own connection: its writes (sessions, history, passwords) are an admin's kind. */
   store: Store;
-  auth: Pick<AuthService, 'signInWithPrimary'>;
+  auth: Pick<AuthService, 'signInWithPrimary' | 'acceptedByProvider'>;
   tls: TlsMaterial;
   digestKey: Buffer;
   log: Logger;
@@ -78,8 +78,10 @@ export async function startPortal(portal: PortalConfig, deps: PortalDeps): Promi
     recentAuthMs: portal.sessions.recentAuthMinutes * minute,
   }, clock);
   const accounts = new AccountService(deps.store, deps.digestKey, clock);
+  let boundPort: number | undefined;
   const ctx: PortalContext = {
     config: deps.config, store: deps.store, auth: deps.auth, log, clock, sessions, listeners: deps.listeners, accounts,
+    pageUrl: () => portalUrl(deps.config, boundPort)!,
     providerCheck: providerPasswordChange({ store: deps.store, accounts, upstream: checkTarget(deps.config), serverName: deps.config.hostnames[0]!, enabled: portal.providerPasswordChange, log }),
     selfEnrol: selfEnrolment({ store: deps.store, accounts, upstream: checkTarget(deps.config), serverName: deps.config.hostnames[0]!, domains: portal.enrol?.domains ?? [], minRefusalMs: portal.enrol?.minRefusalMs ?? 0, log, clock }),
     factors: new SecondFactorService(deps.store, deps.digestKey, portal.issuer, clock),
@@ -97,6 +99,7 @@ export async function startPortal(portal: PortalConfig, deps: PortalDeps): Promi
   try {
     await app.ready();
     address = await bind(server, { key: 'portal.listener', host: portal.listener.host, port: portal.listener.port, proxyProtocol: portal.listener.proxyProtocol, log });
+    boundPort = address.port;
   } catch (err) {
     stopReload();
     sessions.close();

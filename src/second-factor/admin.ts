@@ -4,10 +4,26 @@
  * page sessions;
  * the next sign-in must enrol again before anything else.
  */
-import type { AccountRow, Store } from '../store/index.js';
+import type { AccountRow, Store, StoreRepos } from '../store/index.js';
 
-export async function hasSecondFactor(store: Store, accountId: number): Promise<boolean> {
-  return (await store.secondFactors.get(accountId)) !== undefined;
+/** Which second factors an account has; either alone is two-factor authentication. */
+export interface SecondFactors {
+  authenticatorApp: boolean;
+  passkeys: number;
+}
+
+export async function secondFactorsOf(store: StoreRepos, accountId: number): Promise<SecondFactors> {
+  return { authenticatorApp: (await store.secondFactors.get(accountId)) !== undefined, passkeys: await store.passkeys.count(accountId) };
+}
+
+/**
+ * The one answer to "has this account two-factor authentication?": an authenticator app (TOTP)
+ * or at least one passkey. Generate, the page's guards, sign-in's second step, self-enrolment's
+ * must-enrol redirect and `user show` all ask here.
+ */
+export async function hasSecondFactor(store: StoreRepos, accountId: number): Promise<boolean> {
+  const factors = await secondFactorsOf(store, accountId);
+  return factors.authenticatorApp || factors.passkeys > 0;
 }
 
 /** True when there was a second factor to remove. Recorded in the account's history. */

@@ -21,6 +21,7 @@ import {
 } from '@simplewebauthn/server';
 import { decodeClientDataJSON } from '@simplewebauthn/server/helpers';
 import type { AccountRow, PasskeyRow, Store, StoreRepos, WebAuthnPurpose } from '../store/index.js';
+import { hasSecondFactor } from './admin.js';
 import type { Where } from './service.js';
 
 /** Who the browser and authenticator bind a passkey to: the page's origin and host name. */
@@ -37,7 +38,9 @@ export interface RelyingParty {
 export const CHALLENGE_MS = 2 * 60_000;
 export const MAX_PASSKEYS = 10;
 
-export type Enrolment = { ok: true; passkey: PasskeyRow } | { ok: false; reason: 'refused' | 'limit' | 'duplicate' };
+/** `firstFactor`: the account had no second factor before; the recovery codes given were stored. */
+export type Enrolment = { ok: true; passkey: PasskeyRow; firstFactor: boolean } | { ok: false; reason: 'refused' | 'limit' | 'duplicate' };
+export type Removal = 'removed' | 'absent' | 'last';
 
 /** Why an assertion was refused, as the history records it. */
 type Refusal = 'passkey' | 'passkey-challenge' | 'passkey-unknown' | 'passkey-other-account' | 'passkey-counter';
@@ -79,8 +82,12 @@ export class PasskeyService {
     return options;
   }
 
-  /** Verifies a registration response (already a recent sign-in, checked by the route) and stores the passkey. */
-  async register(account: AccountRow, sessionId: number, responseJson: string, name: string, where: Where): Promise<Enrolment> {
+  /**
+   * Verifies a registration response (already a recent sign-in, checked by the route) and stores
+   * the passkey. When it is the account's first second factor, `recoveryDigests` are stored with
+   * it, in its transaction (set-up with a passkey gets the ten recovery codes, as with an app).
+   */
+  async register(account: AccountRow, sessionId: number, responseJson: string, name: string, where: Where, recoveryDigests: readonly Buffer[] = []): Promise<Enrolment> {
     const rp = this.required();
     const response = parse<RegistrationResponseJSON>(responseJson);
     if (!response || !await this.takeChallenge(sessionId, response.response?.clientDataJSON, 'register')) return { ok: false, reason: 'refused' };
@@ -98,15 +105,17 @@ export class PasskeyService {
     const credentialId = Buffer.from(info.credential.id, 'base64url');
     if (await this.store.passkeys.findByCredentialId(credentialId)) return { ok: false, reason: 'duplicate' };
     const now = this.clock();
-    const id = await this.store.transaction(async (tx) => {
+    const { id, firstFactor } = await this.store.transaction(async (tx) => {
+      const firstFactor = !await hasSecondFactor(tx, account.id);
+      if (firstFactor) await tx.secondFactors.setRecoveryCodes(account.id, recoveryDigests);
       const inserted = await tx.passkeys.insert({
         accountId: account.id, credentialId, publicKey: Buffer.from(info.credential.publicKey), counter: info.credential.counter,
         transports: info.credential.transports ?? [], name, at: now,
       });
       await this.record(tx, account, 'passkey.enrolled', where, { name });
-      return inserted;
+      return { id: inserted, firstFactor };
     });
-    return { ok: true, passkey: (await this.list(account.id)).find((p) => p.id === id)! };
+    return { ok: true, passkey: (await this.list(account.id)).find((p) => p.id === id)!, firstFactor };
   }
 
   /** Options for navigator.credentials.get(), naming the account's passkeys only. */
@@ -149,14 +158,20 @@ export class PasskeyService {
     return true;
   }
 
-  /** True when the account had this passkey; it is gone and the removal recorded. */
-  async remove(account: AccountRow, id: number, where: Where): Promise<boolean> {
+  /**
+   * Removes one of the account's passkeys and records it; refused ('last') when it is the
+   * account's last second factor. Removing it would turn two-factor authentication off from a
+   * session that may not be the holder's (as Apple: removing the last key does not turn 2FA off):
+   * the holder adds another passkey or an app first, and a lost device is the recovery codes'
+   * and the admin's `user 2fa reset` business.
+   */
+  async remove(account: AccountRow, id: number, where: Where): Promise<Removal> {
     const passkey = (await this.list(account.id)).find((p) => p.id === id);
-    if (!passkey) return false;
+    if (!passkey) return 'absent';
     return this.store.transaction(async (tx) => {
-      const removed = await tx.passkeys.remove(account.id, id);
-      if (removed) await this.record(tx, account, 'passkey.removed', where, { name: passkey.name });
-      return removed;
+      if (!await tx.passkeys.remove(account.id, id)) return (await tx.passkeys.listForAccount(account.id)).some((p) => p.id === id) ? 'last' : 'absent';
+      await this.record(tx, account, 'passkey.removed', where, { name: passkey.name });
+      return 'removed';
     });
   }
 

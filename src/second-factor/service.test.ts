@@ -8,7 +8,9 @@
  *  - recovery codes: ten, distinct, each accepted once, whatever the case or separators; stored
  *    as digests (neither a code nor the TOTP key is in the database file);
  *  - the key sealed for one session cannot be opened as another's (AAD binds it);
- *  - the admin's reset removes everything and ends the account's page sessions.
+ *  - the admin's reset removes everything and ends the account's page sessions;
+ *  - a passkey-only account (no TOTP key): its recovery codes are its codes, a six-digit guess is a
+ *    wrong recovery code; an app confirmed later keeps those codes and issues none.
  */
 import { readFileSync } from 'node:fs';
 import { Secret, TOTP } from 'otpauth';
@@ -106,5 +108,28 @@ describe('second factors', () => {
     await expect(factors.verify(account, codes[1]!, WHERE)).rejects.toThrow();
     expect(await resetSecondFactor(f.store, account, MOVABLE_CLOCK_START)).toBe(false);
     expect((await f.store.events.listForAccount(account.id)).filter((e) => e.type === 'second_factor.reset')).toHaveLength(1);
+  });
+
+  it('a passkey-only account: recovery codes are its codes; an app added later keeps them', async () => {
+    f = createAuthFixture({ clock: 'movable' });
+    await f.addUser('hanna', PRIMARY);
+    const account = await f.accounts.getAccount('hanna');
+    const factors = new SecondFactorService(f.store, f.digestKey, 'postern-test', () => f.now.value);
+    const { codes, digests } = factors.newRecoveryCodes();
+    await f.store.transaction(async (tx) => {
+      await tx.secondFactors.setRecoveryCodes(account.id, digests);
+      await tx.passkeys.insert({ accountId: account.id, credentialId: Buffer.from('cred'), publicKey: Buffer.from('key'), counter: 0, transports: [], name: 'Phone', at: f.now.value });
+    });
+    expect(await factors.isEnrolled(account.id)).toBe(true);
+    expect(await factors.factorsOf(account.id)).toEqual({ authenticatorApp: false, passkeys: 1 });
+    expect(await factors.verify(account, '123456', WHERE)).toEqual({ ok: false });
+    expect(await factors.verify(account, codes[0]!, WHERE)).toEqual({ ok: true, via: 'recovery' });
+    const failed = (await f.store.events.listForAccount(account.id)).filter((e) => e.type === 'second_factor.failed');
+    expect(failed.map((e) => e.detail?.method)).toEqual(['recovery']);
+    const proposal = factors.propose(account, 7);
+    expect(await factors.confirm(account, 7, proposal.box, code(proposal.base32, f.now.value), WHERE)).toEqual([]);
+    expect(await factors.factorsOf(account.id)).toEqual({ authenticatorApp: true, passkeys: 1 });
+    expect(await factors.recoveryCodesLeft(account.id)).toBe(9);
+    expect(await factors.verify(account, codes[1]!, WHERE)).toEqual({ ok: true, via: 'recovery' });
   });
 });

@@ -1,13 +1,15 @@
 /**
  * Second factors of an account: TOTP enrolment (a key is proposed, sealed into the session, and
  * becomes the account's only once a code from it is confirmed), verification (TOTP step accepted at
- * most once, or a single-use recovery code); the admin's reset is in admin.ts. Every
+ * most once, or a single-use recovery code); the admin's reset is in admin.ts. Passkeys are the
+ * other kind (passkeys.ts); either alone is two-factor authentication. The ten recovery codes are
+ * issued with the account's first factor, whichever it is, and kept when the other is added. Every
  * outcome the user can see goes into the account's history; no key or code is ever logged.
  */
 import { PosternError } from '../errors.js';
 import { open, seal } from '../crypto/envelope.js';
 import type { AccountRow, Store } from '../store/index.js';
-import { hasSecondFactor } from './admin.js';
+import { hasSecondFactor, secondFactorsOf, type SecondFactors } from './admin.js';
 import { secondFactorKeys, TOTP_AAD, type SecondFactorKeys } from './keys.js';
 import { newRecoveryCodes, normalizeRecoveryCode } from './recovery-codes.js';
 import { matchingStep, newTotpKey, totpUri } from './totp.js';
@@ -37,6 +39,16 @@ export class SecondFactorService {
     return hasSecondFactor(this.store, accountId);
   }
 
+  factorsOf(accountId: number): Promise<SecondFactors> {
+    return secondFactorsOf(this.store, accountId);
+  }
+
+  /** Ten new recovery codes (shown once) and the digests to store. */
+  newRecoveryCodes(): { codes: string[]; digests: Buffer[] } {
+    const codes = newRecoveryCodes();
+    return { codes, digests: codes.map((c) => this.keys.recoveryDigest(normalizeRecoveryCode(c)!)) };
+  }
+
   recoveryCodesLeft(accountId: number): Promise<number> {
     return this.store.secondFactors.recoveryCodesLeft(accountId);
   }
@@ -58,7 +70,8 @@ export class SecondFactorService {
 
   /**
    * Makes a proposed key the account's when `code` is current for it; returns the new recovery
-   * codes (shown once), or null for a wrong code. Replaces an earlier enrolment.
+   * codes (shown once; none when a passkey was the first factor and its codes stay), or null for
+   * a wrong code. Replaces an earlier enrolment.
    */
   async confirm(account: AccountRow, sessionId: number, box: Buffer, code: string, where: Where): Promise<string[] | null> {
     const now = this.clock();
@@ -68,23 +81,24 @@ export class SecondFactorService {
       await this.record(account, 'second_factor.failed', where, { method: 'totp', during: 'enrolment' });
       return null;
     }
-    const codes = newRecoveryCodes();
-    const digests = codes.map((c) => this.keys.recoveryDigest(normalizeRecoveryCode(c)!));
+    const fresh = this.newRecoveryCodes();
     const totpBox = seal(this.keys.totpSeal, Buffer.from(base32, 'utf8'), TOTP_AAD.enrolled(account.id));
-    await this.store.transaction(async (tx) => {
-      await tx.secondFactors.enrol(account.id, totpBox, step, digests, now);
+    return this.store.transaction(async (tx) => {
+      const factors = await secondFactorsOf(tx, account.id);
+      const keepCodes = !factors.authenticatorApp && factors.passkeys > 0;
+      await tx.secondFactors.enrol(account.id, totpBox, step, keepCodes ? null : fresh.digests, now);
       await tx.events.append({ type: 'second_factor.enrolled', at: now, accountId: account.id, login: account.login, address: where.address, detail: { method: 'totp', browser: where.browser } });
+      return keepCodes ? [] : fresh.codes;
     });
-    return codes;
   }
 
   /** A TOTP code (each time step once) or an unused recovery code. */
   async verify(account: AccountRow, code: string, where: Where): Promise<CodeCheck> {
     const now = this.clock();
     const row = await this.store.secondFactors.get(account.id);
-    if (!row) throw new PosternError('ACCOUNT_NOT_FOUND', 'the account has no second factor');
-    const base32 = open(this.keys.totpSeal, row.totpBox, TOTP_AAD.enrolled(account.id)).toString('utf8');
-    const step = matchingStep(base32, code, now);
+    if (!row && !await hasSecondFactor(this.store, account.id)) throw new PosternError('ACCOUNT_NOT_FOUND', 'the account has no second factor');
+    // A passkey-only account has no TOTP key: only its recovery codes are codes.
+    const step = row ? matchingStep(open(this.keys.totpSeal, row.totpBox, TOTP_AAD.enrolled(account.id)).toString('utf8'), code, now) : null;
     if (step !== null && await this.store.secondFactors.acceptStep(account.id, step)) {
       await this.record(account, 'second_factor.accepted', where, { method: 'totp' });
       return { ok: true, via: 'totp' };
@@ -94,7 +108,7 @@ export class SecondFactorService {
       await this.record(account, 'recovery_code.used', where, { left: await this.store.secondFactors.recoveryCodesLeft(account.id) });
       return { ok: true, via: 'recovery' };
     }
-    await this.record(account, 'second_factor.failed', where, { method: step !== null ? 'totp-replayed' : recovery ? 'recovery' : 'totp' });
+    await this.record(account, 'second_factor.failed', where, { method: step !== null ? 'totp-replayed' : recovery || !row ? 'recovery' : 'totp' });
     return { ok: false };
   }
 

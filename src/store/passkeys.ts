@@ -46,7 +46,14 @@ export class PasskeyRepo {
       `UPDATE passkeys SET counter = @counter, last_used_at = @at
         WHERE id = @id AND (counter < @counter OR (counter = 0 AND @counter = 0))`,
     );
-    this.removeStmt = db.prepare(`DELETE FROM passkeys WHERE id = ? AND account_id = ?`);
+    // Never the account's last second factor: removing it would turn two-factor authentication off
+    // (the page requires it before any app-specific password); the condition is the DELETE's own,
+    // so two removals racing for the last two passkeys cannot both succeed.
+    this.removeStmt = db.prepare<{ id: number; accountId: number }>(
+      `DELETE FROM passkeys WHERE id = @id AND account_id = @accountId
+         AND (EXISTS (SELECT 1 FROM second_factors WHERE account_id = @accountId)
+              OR (SELECT COUNT(*) FROM passkeys WHERE account_id = @accountId) > 1)`,
+    );
     this.removeAllStmt = db.prepare(`DELETE FROM passkeys WHERE account_id = ?`);
     this.countStmt = db.prepare<[number], { n: number }>(`SELECT COUNT(*) AS n FROM passkeys WHERE account_id = ?`);
   }
@@ -70,8 +77,9 @@ export class PasskeyRepo {
   }
 
   /** True when the account had this passkey. */
+  /** True when removed: the account had it, and it was not the account's last second factor. */
   remove(accountId: number, id: number): boolean {
-    return this.removeStmt.run(id, accountId).changes === 1;
+    return this.removeStmt.run({ id, accountId }).changes === 1;
   }
 
   /** Removes every passkey of the account (the admin's reset); returns how many. */

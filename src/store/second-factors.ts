@@ -36,9 +36,17 @@ export class SecondFactorRepo {
     return this.getStmt.get(accountId);
   }
 
-  /** Replaces the account's TOTP key and its recovery codes (call inside a transaction). */
-  enrol(accountId: number, totpBox: Buffer, lastStep: number, codeDigests: readonly Buffer[], at: number): void {
+  /**
+   * Replaces the account's TOTP key and, unless `codeDigests` is null (an app added beside a
+   * passkey keeps the codes issued with it), its recovery codes. Call inside a transaction.
+   */
+  enrol(accountId: number, totpBox: Buffer, lastStep: number, codeDigests: readonly Buffer[] | null, at: number): void {
     this.upsertStmt.run({ accountId, totpBox, lastStep, at });
+    if (codeDigests) this.setRecoveryCodes(accountId, codeDigests);
+  }
+
+  /** Replaces the account's recovery codes (a passkey as the first factor; call inside a transaction). */
+  setRecoveryCodes(accountId: number, codeDigests: readonly Buffer[]): void {
     this.deleteCodesStmt.run(accountId);
     for (const digest of codeDigests) this.insertCodeStmt.run(accountId, digest);
   }

@@ -7,6 +7,8 @@
 // - the download needs no session, is `application/x-apple-aspen-config`, verifies with
 //   `openssl smime -verify` against the test CA, and parses (Python's plistlib) into payloads that
 //   match the account, the listeners' ports and the new password;
+// - the link's origin is the configured page address (first hostname + the portal's bound port),
+//   never the Host header the browser sent;
 // - it is taken once: a HEAD does not take it (fastify's automatic HEAD route would); a second request, and any of several racing ones but one, get 410 with a
 //   clear page; so does one after its expiry, and one whose password was revoked meanwhile;
 // - neither the token nor the password reaches a log line or the database file, even while the
@@ -85,6 +87,25 @@ async function generateWithProfile(label: string, scopes: string[] = []): Promis
   return { password, path: href, token };
 }
 
+/** The page's address from the config: no publicUrl, so the first hostname and the bound port. */
+const configuredOrigin = () => `https://localhost:${postern.port('portal')}`;
+
+/** A request with the browser's cookies but a Host header of the client's choosing. */
+function withHost(host: string, method: 'GET' | 'POST', urlPath: string, form?: Record<string, string>): Promise<string> {
+  return context.cookies(base).then((cookies) => new Promise<string>((resolve, reject) => {
+    const body = form ? new URLSearchParams(form).toString() : undefined;
+    const headers: Record<string, string> = { host, cookie: cookies.map((c) => `${c.name}=${c.value}`).join('; ') };
+    if (body) Object.assign(headers, { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(Buffer.byteLength(body)) });
+    const req = https.request({ host: '127.0.0.1', port: postern.port('portal'), method, path: urlPath, headers, ca: readFileSync(path.join(dir, 'ca.pem')), servername: 'localhost' }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    });
+    req.on('error', reject);
+    req.end(body);
+  }));
+}
+
 /** A request without any cookie, as from the phone that scanned the code. */
 function download(urlPath: string, method = 'GET'): Promise<{ status: number; type: string; body: Buffer }> {
   return new Promise((resolve, reject) => {
@@ -153,7 +174,7 @@ describe('the one-time Apple profile', () => {
     const offer = await generateWithProfile('Scanned');
     const svg = await page.$eval('#profile-qr svg', (el) => el.outerHTML);
     // No QR decoder is installed: regenerate with the same library and options and compare.
-    const expected = await QRCode.toString(new URL(offer.path, base).href, PROFILE_QR_OPTIONS);
+    const expected = await QRCode.toString(new URL(offer.path, configuredOrigin()).href, PROFILE_QR_OPTIONS);
     const normalise = (s: string) => s.replace(/\s+/g, ' ').replace(/ ?\/>/g, '>').replace(/<\/path>/g, '').trim();
     expect(normalise(svg)).toBe(normalise(expected));
     expect(await page.isVisible('#profile-qr')).toBe(true);
@@ -166,6 +187,24 @@ describe('the one-time Apple profile', () => {
     // Without JavaScript the link is a plain link: following it in the browser downloads the file.
     const [file] = await Promise.all([page.waitForEvent('download'), page.click('#profile-download').catch(() => undefined)]);
     expect(file.suggestedFilename()).toBe('postern.mobileconfig');
+  });
+
+  it('attack: forged Host header — the QR code and link carry the configured origin, not the Host the client sent', async () => {
+    const evil = 'attacker.example:8443';
+    const form = await withHost(evil, 'GET', '/passwords/new');
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(form)?.[1];
+    expect(csrf).toBeTruthy();
+    const generated = await withHost(evil, 'POST', '/passwords/new', { _csrf: csrf!, label: 'Forged host' });
+    const href = /id="profile-download" href="(\/profile\/[A-Za-z0-9_-]{43})"/.exec(generated)?.[1];
+    expect(href).toBeTruthy();
+    tokens.add(href!.slice('/profile/'.length));
+    const shown = /id="new-password">(.*?)<\/p>/.exec(generated)?.[1] ?? '';
+    secrets.add([...shown.matchAll(/<span>([^<]+)<\/span>/g)].map((m) => m[1]).join('-'));
+    expect(generated).not.toContain('attacker.example');
+    const svg = /<div class="qr" id="profile-qr"[^>]*>([\s\S]*?<\/svg>)/.exec(generated)?.[1] ?? '';
+    const normalise = (x: string) => x.replace(/\s+/g, ' ').replace(/ ?\/>/g, '>').replace(/<\/path>/g, '').trim();
+    expect(normalise(svg)).toBe(normalise(await QRCode.toString(new URL(href!, configuredOrigin()).href, PROFILE_QR_OPTIONS)));
+    expect(normalise(svg)).not.toBe(normalise(await QRCode.toString(`https://${evil}${href!}`, PROFILE_QR_OPTIONS)));
   });
 
   it('attack: replayed download link — the second download is refused with 410 and a clear page', async () => {

@@ -18,7 +18,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, screenshots } from '../helpers/browser.js';
+import { launchBrowser, PHONE, screenshots } from '../helpers/browser.js';
 import { runInProcess } from '../helpers/cli.js';
 import { startDovecot, type DovecotServer } from '../helpers/dovecot.js';
 import { startPostern, type PosternHarness } from '../helpers/postern.js';
@@ -92,6 +92,19 @@ describe('the account page, in a real browser', () => {
     expect(new URL(page.url()).pathname).toBe('/passwords');
     expect(await page.textContent('main')).toContain('no app-specific passwords yet');
     await screenshots(page, '05-passwords-empty');
+  });
+
+  it('on a 390 px phone every tab is in view: the tab bar does not scroll sideways', async () => {
+    await page.setViewportSize(PHONE);
+    try {
+      const bar = await page.$eval('nav.tabs', (el) => ({ scroll: el.scrollWidth, client: el.clientWidth }));
+      expect(bar.scroll).toBeLessThanOrEqual(bar.client);
+      const rights = await page.$$eval('nav.tabs a', (els) => els.map((e) => e.getBoundingClientRect().right));
+      expect(rights.length).toBeGreaterThanOrEqual(3);
+      for (const right of rights) expect(right).toBeLessThanOrEqual(PHONE.width);
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 800 });
+    }
   });
 
   it('the session cookie is Secure, HttpOnly, SameSite=Strict; pages carry a strict CSP, HSTS and no-store', async () => {
@@ -194,6 +207,12 @@ describe('the account page, in a real browser', () => {
     await page.click('button[type=submit].danger');
     expect(await page.textContent('.notice')).toContain('2 passwords were revoked');
     expect(await postern.accounts.activePasswordCount(await postern.accounts.getAccount('alice'))).toBe(0);
+    // The holder revoked them, as with a single revoke: reason `user`, "revoked by you" in the history.
+    const revoked = (await postern.accounts.listPasswords('alice')).filter((p) => p.label === 'Laptop' || p.label === 'Tablet');
+    expect(revoked.map((p) => p.revokedReason)).toEqual(['user', 'user']);
+    await page.goto(`${base}/history`);
+    const latest = await page.$$eval('.event[data-type="password.revoked"] .details', (els) => els.slice(0, 2).map((e) => e.textContent ?? ''));
+    expect(latest.every((d) => d.includes('revoked by you'))).toBe(true);
   });
 
   it('the history shows sign-ins, failures, second-factor events and passwords, newest first, with address and browser', async () => {
@@ -314,7 +333,7 @@ describe('the account page, in a real browser', () => {
     const configPath = path.join(postern.dir, 'cli.yaml');
     writeFileSync(configPath, JSON.stringify({ database: postern.database, keyFile: postern.keyFile, tls: postern.config.tls }));
     const show = async () => (await runInProcess(['-c', configPath, 'user', 'show', 'alice'])).stdout;
-    expect(await show()).toMatch(/two-factor:\s+on \(7 recovery codes left\)/);
+    expect(await show()).toMatch(/two-factor:\s+on: authenticator app \(7 recovery codes left\)/);
     const reset = await runInProcess(['-c', configPath, 'user', '2fa', 'reset', 'alice']);
     expect(reset).toMatchObject({ code: 0 });
     expect(reset.stdout).toContain('two-factor authentication of alice reset');

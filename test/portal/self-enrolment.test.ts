@@ -9,6 +9,8 @@
  *    mode `password` at first sign-in, must enrol TOTP before any other page, and a generated
  *    app-specific password then reaches Dovecot through postern (the typed password was sealed as
  *    the upstream secret); the history starts with account.created;
+ *  - the failure the throttle counted for that first sign-in (the login was no account yet) is
+ *    cleared once the provider accepted it, as an accepted sign-in's is;
  *  - no password reaches the logs (the harness scans at stop) or the database file.
  */
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -17,6 +19,7 @@ import { launchBrowser, screenshots } from '../helpers/browser.js';
 import { startDovecot, type DovecotServer } from '../helpers/dovecot.js';
 import { startPostern, type PosternHarness } from '../helpers/postern.js';
 import { imapClient, imapConfig } from '../imap/support.js';
+import { sqliteDb } from '../../src/store/index.js';
 import { assertNotInDatabase, baseUrl, enrolTotp, generate, portalConfig, signIn } from './support.js';
 
 const CAROL = { name: 'carol', password: 'carol-provider-Secret-4' };
@@ -105,5 +108,22 @@ describe('self-enrolment on the account page', () => {
     expect(types.at(-1)).toBe('account.created');
     expect(types).toContain('second_factor.enrolled');
     expect(postern.logs.lines.some((l) => l.includes('"event":"portal.self_enrolled"'))).toBe(true);
+  });
+
+  it('the throttle failure counted for the first sign-in is cleared once the login has enrolled itself', async () => {
+    await context.clearCookies();
+    const db = sqliteDb(postern.app.store);
+    // The shared counts (src/auth/shared-throttle.ts): the address's, and this login's from it
+    // (not dave@other.example's, refused in the first test).
+    const failures = () => Object.fromEntries(db.prepare<[], { key: string; n: number }>(
+      "SELECT key, SUM(failures) AS n FROM throttle_counts WHERE key IN ('a:127.0.0.1', 'p:127.0.0.1' || char(10) || 'dave@example.org') OR key LIKE 'w:127.0.0.1' || char(10) || 'dave@example.org' || char(10) || '%' GROUP BY key",
+    ).all().map((r) => [r.key.split('\n')[0], r.n]));
+    await postern.app.writes.flushed();
+    const before = failures()['a:127.0.0.1'] ?? 0;
+    await signIn(page, base, 'dave@example.org', DAVE.password);
+    expect(new URL(page.url()).pathname).toBe('/two-factor/setup');
+    await postern.app.writes.flushed();
+    // Counted as a wrong password first (the login was no account), then taken back.
+    expect(failures()).toEqual({ 'a:127.0.0.1': before });
   });
 });

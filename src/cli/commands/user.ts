@@ -17,7 +17,7 @@ import { fields, isoOrNull, json, safe, table, time } from '../format.js';
 import type { CliIo } from '../io.js';
 import { secretReader } from '../secrets.js';
 import { oauthClient, runAuthorization, type OAuthFlowOptions } from '../oauth.js';
-import { hasSecondFactor, resetSecondFactor } from '../../second-factor/admin.js';
+import { hasSecondFactor, resetSecondFactor, secondFactorsOf } from '../../second-factor/admin.js';
 import { portalUrl } from '../../accounts/server-settings.js';
 
 interface AddOptions extends SecretOptions, OAuthFlowOptions { mode: UpstreamMode; upstreamUser?: string; oauth?: string }
@@ -163,8 +163,9 @@ async function showUser({ accounts, store }: StoreContext, io: CliIo, login: str
   await accounts.expireDue(account.id);
   const active = await accounts.activePasswordCount(account);
   const twoFactor = await hasSecondFactor(store, account.id);
-  const passkeys = await store.passkeys.count(account.id);
-  if (asJson) return void io.stdout.write(json({ ...accountJson(account, active, twoFactor), passkeys }));
+  const { authenticatorApp, passkeys } = await secondFactorsOf(store, account.id);
+  if (asJson) return void io.stdout.write(json({ ...accountJson(account, active, twoFactor), authenticatorApp, passkeys }));
+  const methods = [authenticatorApp ? 'authenticator app' : '', passkeys > 0 ? `${passkeys} passkey${passkeys === 1 ? '' : 's'}` : ''].filter(Boolean).join(' and ');
   const status = account.upstreamStatus === 'rejected' ? `REJECTED since ${time(account.upstreamStatusAt)}`
     : account.upstreamStatus === 'ok' ? `ok (last confirmed ${time(account.upstreamStatusAt)})` : 'unknown (no login upstream yet)';
   io.stdout.write(fields([
@@ -173,7 +174,7 @@ async function showUser({ accounts, store }: StoreContext, io: CliIo, login: str
     ['upstream user', account.upstreamUser],
     ['upstream status', status],
     ['active passwords', `${active} of ${MAX_ACTIVE_PASSWORDS}`],
-    ['two-factor', twoFactor ? `on (${await store.secondFactors.recoveryCodesLeft(account.id)} recovery codes left)` : 'off'],
+    ['two-factor', twoFactor ? `on: ${methods} (${await store.secondFactors.recoveryCodesLeft(account.id)} recovery codes left)` : 'off'],
     ['passkeys', String(passkeys)],
     ['created', time(account.createdAt)],
     ['primary changed', time(account.primaryChangedAt)],

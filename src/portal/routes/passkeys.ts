@@ -29,10 +29,7 @@ export function passkeyRoutes(app: FastifyInstance, ctx: PortalContext): void {
     const live = await signedIn(req, reply);
     if (!live) return reply;
     const done = (req.query as Record<string, string | undefined>).done;
-    return pages.send(reply, 'passkeys', {
-      title: t.passkeysTitle, login: live.account.login, nav: 'passkeys', available: passkeys.rp !== null, max: MAX_PASSKEYS,
-      rows: (await passkeys.list(live.account.id)).map((p) => describe(p, t.neverUsed)), notice: done === 'added' ? t.passkeyAdded : done === 'removed' ? t.passkeyRemoved : undefined,
-    });
+    return sendList(ctx, reply, live, done === 'added' ? t.passkeyAdded : done === 'removed' ? t.passkeyRemoved : done === 'app' ? t.appAdded : undefined);
   });
 
   app.get('/passkeys/new', async (req, reply) => {
@@ -89,9 +86,21 @@ export function passkeyRoutes(app: FastifyInstance, ctx: PortalContext): void {
     const passkey = await owned(ctx, live, req.params.id);
     if (!passkey) return notFound(ctx, reply, live);
     if (!recent(live)) return askPasswordAgain(ctx, req, reply, live.account.login, `/passkeys/${passkey.id}/remove`);
-    if (!await passkeys.remove(live.account, passkey.id, where(req))) return notFound(ctx, reply, live);
+    const removal = await passkeys.remove(live.account, passkey.id, where(req));
+    if (removal === 'absent') return notFound(ctx, reply, live);
+    if (removal === 'last') return sendList(ctx, reply, live, undefined, t.passkeyLast, 409);
     return reply.redirect('/passkeys?done=removed', 303);
   });
+}
+
+/** The list, with the authenticator app's state beside it (an app can be added to a passkey-only account). */
+async function sendList(ctx: PortalContext, reply: FastifyReply, live: LiveSession, notice?: string, error?: string, status = 200): Promise<FastifyReply> {
+  const t = ctx.pages.t;
+  return ctx.pages.send(reply, 'passkeys', {
+    title: t.passkeysTitle, login: live.account.login, nav: 'passkeys', available: ctx.passkeys.rp !== null, max: MAX_PASSKEYS,
+    rows: (await ctx.passkeys.list(live.account.id)).map((p) => describe(p, t.neverUsed)), notice, error,
+    app: (await ctx.factors.factorsOf(live.account.id)).authenticatorApp,
+  }, status);
 }
 
 function sendForm(ctx: PortalContext, reply: FastifyReply, live: LiveSession, error?: string, nameValue?: string, status = 200): FastifyReply {

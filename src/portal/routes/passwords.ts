@@ -66,7 +66,7 @@ export function passwordRoutes(app: FastifyInstance, ctx: PortalContext): void {
         title: t.generatedTitle, login: live.account.login, nav: 'passwords',
         label: created.label, password: created.password, groups: created.password.split('-'),
         servers: servers(ctx.config, created.scopes, ctx.listeners()),
-        profile: await offerProfile(ctx, req, live.account, created),
+        profile: await offerProfile(ctx, live.account, created),
       });
     } catch (err) {
       if (!USER_ERRORS.some((code) => isPosternError(err, code))) throw err;
@@ -115,7 +115,7 @@ export function passwordRoutes(app: FastifyInstance, ctx: PortalContext): void {
     const live = await signedIn(req, reply);
     if (!live) return reply;
     if (!recent(live)) return askPasswordAgain(ctx, req, reply, live.account.login, '/passwords/revoke-all');
-    const revoked = await accounts.revokeAll(live.account.login);
+    const revoked = await accounts.revokeAll(live.account.login, 'user');
     return reply.redirect(`/passwords?done=revoked-all&n=${revoked.length}`, 303);
   });
 }

@@ -4,21 +4,21 @@
  * needs no page session (a phone that scans the code has none): the token in the URL is the
  * capability, valid once for a few minutes (src/onboarding/profile-download.ts). The QR code is an
  * SVG rendered here (the CSP allows no inline script, and the page works without JavaScript).
+ * The link's origin comes from the config (ctx.pageUrl), never from the request's Host header: a
+ * forged Host would otherwise put an attacker's origin into the QR code, and the phone would send
+ * the one-time token (and fetch a "profile") there.
  * The token must never reach a log line: loggablePath() is what the page's logging shows of a URL.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import QRCode from 'qrcode';
 import type { CreatedPassword } from '../../accounts/service.js';
 import { clientAddressOf } from '../../auth/client-address.js';
-import { portalUrl } from '../../accounts/server-settings.js';
 import { appleProfile, PROFILE_CONTENT_TYPE, signProfile } from '../../onboarding/apple-profile.js';
 import { publishedDomains, publishedHost, publishedServices } from '../../onboarding/services.js';
 import type { AccountRow } from '../../store/index.js';
 import type { PortalContext } from '../context.js';
 
 export const PROFILE_PREFIX = '/profile/';
-/** What a browser may send as Host: a name or address and a port, nothing to inject into a URL. */
-const HOST_FORM = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 
 export interface ProfileOfferView {
   /** The link on this device. */
@@ -43,7 +43,7 @@ export function loggablePath(url: string): string {
  * or no service the password may use is served). A failure to store the offer must not cost the
  * user the password shown once: the page is then sent without the offer.
  */
-export async function offerProfile(ctx: PortalContext, req: FastifyRequest, account: AccountRow, created: CreatedPassword): Promise<ProfileOfferView | null> {
+export async function offerProfile(ctx: PortalContext, account: AccountRow, created: CreatedPassword): Promise<ProfileOfferView | null> {
   if (!ctx.profiles) return null;
   const services = publishedServices(ctx.config, ctx.listeners());
   if (!services.some((s) => created.scopes.includes(s.protocol))) return null;
@@ -55,7 +55,7 @@ export async function offerProfile(ctx: PortalContext, req: FastifyRequest, acco
       profile: { login: account.login, address: addressOf(ctx, account.login), password: created.password, label: created.label, scopes: created.scopes },
     });
     const path = `${PROFILE_PREFIX}${token}`;
-    const url = new URL(path, publicBase(ctx, req)).href;
+    const url = new URL(path, ctx.pageUrl()).href;
     const qrSvg = await QRCode.toString(url, PROFILE_QR_OPTIONS);
     return { path, url, qrSvg, seconds: Math.round(ctx.profiles.validMs / 1000) };
   } catch (err) {
@@ -97,16 +97,6 @@ function gone(ctx: PortalContext, req: FastifyRequest, reply: FastifyReply, reas
   ctx.log.info({ event: 'portal.profile_refused', ip: clientAddressOf(req.socket), reason }, 'a one-time profile download was refused');
   const t = ctx.pages.t;
   return ctx.pages.send(reply, 'error', { title: t.profileGoneTitle, heading: t.profileGoneTitle, message: t.profileGone }, 410);
-}
-
-/**
- * The origin the phone must open: `portal.publicUrl` when configured, else the one this browser
- * used (the phone is on the same network as the person at the desk, or the admin sets publicUrl).
- */
-function publicBase(ctx: PortalContext, req: FastifyRequest): string {
-  if (ctx.config.portal?.publicUrl) return ctx.config.portal.publicUrl;
-  const host = req.headers.host ?? '';
-  return HOST_FORM.test(host) ? `https://${host}/` : portalUrl(ctx.config) ?? `https://${publishedHost(ctx.config)}/`;
 }
 
 /** The address Mail shows and sends as: the login when it is one, else login@first domain. */

@@ -12,7 +12,7 @@ import { COOKIE_OPTIONS, field, guard, SESSION_COOKIE, where } from '../request.
 const sleep = (ms: number) => (ms > 0 ? new Promise<void>((resolve) => setTimeout(resolve, ms)) : Promise.resolve());
 
 /** Where the password-again form may send the user back to: the pages that asked for it. */
-const NEXT = /^\/(?:passwords(?:\/new|\/revoke-all|\/[0-9a-f]{8}\/revoke)?|passkeys\/(?:new|[1-9]\d{0,15}\/remove)|connect)$/;
+const NEXT = /^\/(?:passwords(?:\/new|\/revoke-all|\/[0-9a-f]{8}\/revoke)?|passkeys\/(?:new|[1-9]\d{0,15}\/remove)|two-factor\/app|connect)$/;
 
 export function signInRoutes(app: FastifyInstance, ctx: PortalContext): void {
   const { pages, sessions, factors, t } = { ...ctx, t: ctx.pages.t };
@@ -39,6 +39,7 @@ export function signInRoutes(app: FastifyInstance, ctx: PortalContext): void {
       if (ctx.selfEnrol) await sleep(started + ctx.selfEnrol.minRefusalMs - ctx.clock());
       return pages.send(reply, 'sign-in', { title: t.signInTitle, error: t.signInFailed, loginValue: login.slice(0, 254) }, 401);
     }
+    if (outcome.kind !== 'accepted') ctx.auth.acceptedByProvider(from.address, account.login);
     const { token } = await sessions.create(account, 'password', password, from);
     void reply.setCookie(SESSION_COOKIE, token, COOKIE_OPTIONS);
     return reply.redirect(await factors.isEnrolled(account.id) ? '/two-factor' : '/two-factor/setup', 303);

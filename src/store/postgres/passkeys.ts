@@ -42,8 +42,18 @@ export class PgPasskeyRepo implements Async<PasskeyRepo> {
     return r.rowCount === 1;
   }
 
+  /**
+   * Never the last second factor (see the SQLite statement). READ COMMITTED gives each statement
+   * its own snapshot, so the account row is locked first (call inside a transaction): a second
+   * removal racing for the last two passkeys waits, then counts what the first left.
+   */
   async remove(accountId: number, id: number): Promise<boolean> {
-    return (await this.db.query('DELETE FROM passkeys WHERE id = $1 AND account_id = $2', [id, accountId])).rowCount === 1;
+    await this.db.query('SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE', [accountId]);
+    return (await this.db.query(
+      `DELETE FROM passkeys WHERE id = $1 AND account_id = $2
+         AND (EXISTS (SELECT 1 FROM second_factors WHERE account_id = $2) OR (SELECT count(*) FROM passkeys WHERE account_id = $2) > 1)`,
+      [id, accountId],
+    )).rowCount === 1;
   }
 
   async removeAll(accountId: number): Promise<number> {

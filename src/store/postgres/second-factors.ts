@@ -20,13 +20,18 @@ export class PgSecondFactorRepo implements Async<SecondFactorRepo> {
     return rows[0];
   }
 
-  /** Replaces the account's TOTP key and its recovery codes (call inside a transaction). */
-  async enrol(accountId: number, totpBox: Buffer, lastStep: number, codeDigests: readonly Buffer[], at: number): Promise<void> {
+  /** Replaces the account's TOTP key and, unless `codeDigests` is null, its recovery codes (call inside a transaction). */
+  async enrol(accountId: number, totpBox: Buffer, lastStep: number, codeDigests: readonly Buffer[] | null, at: number): Promise<void> {
     await this.db.query(
       `INSERT INTO second_factors (account_id, totp_box, last_step, enrolled_at) VALUES ($1, $2, $3, $4)
        ON CONFLICT (account_id) DO UPDATE SET totp_box = excluded.totp_box, last_step = excluded.last_step, enrolled_at = excluded.enrolled_at`,
       [accountId, totpBox, lastStep, at],
     );
+    if (codeDigests) await this.setRecoveryCodes(accountId, codeDigests);
+  }
+
+  /** Replaces the account's recovery codes (call inside a transaction). */
+  async setRecoveryCodes(accountId: number, codeDigests: readonly Buffer[]): Promise<void> {
     await this.db.query('DELETE FROM recovery_codes WHERE account_id = $1', [accountId]);
     // One statement for all codes; ORDINALITY keeps their ids in the order given, as SQLite's loop does.
     if (codeDigests.length > 0) {

@@ -68,6 +68,31 @@ describeEngines('second factors', (store) => {
     expect(await s.secondFactors.recoveryCodesLeft(alice)).toBe(0);
   });
 
+  it('a passkey is removed only while another second factor remains', async () => {
+    const s = store();
+    const carol = await anAccount(s, 'carol');
+    const key = (n: number) => ({ accountId: carol, credentialId: Buffer.from(`cred-${n}`), publicKey: Buffer.from('k'), counter: 0, transports: [], name: `Key ${n}`, at: 100 });
+    const [one, two] = [await s.passkeys.insert(key(1)), await s.passkeys.insert(key(2))];
+    expect(await s.transaction((tx) => tx.passkeys.remove(carol, one))).toBe(true);
+    expect(await s.transaction((tx) => tx.passkeys.remove(carol, two))).toBe(false); // the last factor
+    expect(await s.passkeys.count(carol)).toBe(1);
+    await s.transaction((tx) => tx.secondFactors.enrol(carol, Buffer.from('k'), 1, [], 200));
+    expect(await s.transaction((tx) => tx.passkeys.remove(carol, two))).toBe(true); // the app remains
+    expect(await s.transaction((tx) => tx.passkeys.remove(carol, two))).toBe(false);
+  });
+
+  it('recovery codes without a TOTP key (a passkey first), kept when an app is enrolled beside it', async () => {
+    const s = store();
+    const bob = await anAccount(s, 'bob');
+    await s.transaction((tx) => tx.secondFactors.setRecoveryCodes(bob, [Buffer.alloc(32, 8), Buffer.alloc(32, 9)]));
+    expect(await s.secondFactors.get(bob)).toBeUndefined();
+    expect(await s.secondFactors.useRecoveryCode(bob, Buffer.alloc(32, 8), 100)).toBe(true);
+    await s.transaction((tx) => tx.secondFactors.enrol(bob, Buffer.from('k'), 1, null, 200));
+    expect(await s.secondFactors.get(bob)).toMatchObject({ totpBox: Buffer.from('k'), lastStep: 1 });
+    expect(await s.secondFactors.recoveryCodesLeft(bob)).toBe(1);
+    expect(await s.secondFactors.useRecoveryCode(bob, Buffer.alloc(32, 9), 300)).toBe(true);
+  });
+
   it('rolls a failed transaction back whole', async () => {
     const s = store();
     const alice = await anAccount(s);

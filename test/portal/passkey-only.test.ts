@@ -59,7 +59,7 @@ afterAll(async () => {
   await context?.close();
   await browser?.close();
   for (const s of secrets) postern?.rememberSecret(s);
-  if (postern) assertNotInDatabase(postern, [...secrets]);
+  if (postern) await assertNotInDatabase(postern, [...secrets]);
   await postern?.stop();
   await dovecot?.stop();
 });
@@ -87,7 +87,7 @@ async function history(): Promise<string[]> {
 
 async function cli(...args: string[]): Promise<string> {
   const configPath = path.join(postern.dir, 'cli.yaml');
-  writeFileSync(configPath, JSON.stringify({ database: { path: postern.dbPath }, keyFile: postern.keyFile, tls: postern.config.tls }));
+  writeFileSync(configPath, JSON.stringify({ database: postern.database, keyFile: postern.keyFile, tls: postern.config.tls }));
   return (await runInProcess(['-c', configPath, ...args])).stdout;
 }
 

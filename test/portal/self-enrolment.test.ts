@@ -18,8 +18,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser, screenshots } from '../helpers/browser.js';
 import { startDovecot, type DovecotServer } from '../helpers/dovecot.js';
 import { startPostern, type PosternHarness } from '../helpers/postern.js';
+import { testSql } from '../helpers/test-database.js';
 import { imapClient, imapConfig } from '../imap/support.js';
-import { sqliteDb } from '../../src/store/index.js';
 import { assertNotInDatabase, baseUrl, enrolTotp, generate, portalConfig, signIn } from './support.js';
 
 const CAROL = { name: 'carol', password: 'carol-provider-Secret-4' };
@@ -112,18 +112,19 @@ describe('self-enrolment on the account page', () => {
 
   it('the throttle failure counted for the first sign-in is cleared once the login has enrolled itself', async () => {
     await context.clearCookies();
-    const db = sqliteDb(postern.app.store);
     // The shared counts (src/auth/shared-throttle.ts): the address's, and this login's from it
     // (not dave@other.example's, refused in the first test).
-    const failures = () => Object.fromEntries(db.prepare<[], { key: string; n: number }>(
-      "SELECT key, SUM(failures) AS n FROM throttle_counts WHERE key IN ('a:127.0.0.1', 'p:127.0.0.1' || char(10) || 'dave@example.org') OR key LIKE 'w:127.0.0.1' || char(10) || 'dave@example.org' || char(10) || '%' GROUP BY key",
-    ).all().map((r) => [r.key.split('\n')[0], r.n]));
+    const failures = async () => Object.fromEntries((await testSql<{ key: string; n: number | string }>(
+      postern.app.store,
+      'SELECT key, SUM(failures) AS n FROM throttle_counts WHERE key IN (?, ?) OR key LIKE ? GROUP BY key',
+      'a:127.0.0.1', 'p:127.0.0.1\ndave@example.org', 'w:127.0.0.1\ndave@example.org\n%',
+    )).map((r) => [r.key.split('\n')[0], Number(r.n)]));
     await postern.app.writes.flushed();
-    const before = failures()['a:127.0.0.1'] ?? 0;
+    const before = (await failures())['a:127.0.0.1'] ?? 0;
     await signIn(page, base, 'dave@example.org', DAVE.password);
     expect(new URL(page.url()).pathname).toBe('/two-factor/setup');
     await postern.app.writes.flushed();
     // Counted as a wrong password first (the login was no account), then taken back.
-    expect(failures()).toEqual({ 'a:127.0.0.1': before });
+    expect(await failures()).toEqual({ 'a:127.0.0.1': before });
   });
 });

@@ -22,6 +22,7 @@ import { openStore, type Store, sqliteDb } from '../../src/store/index.js';
 import { openWriterStore } from '../../src/store/write-queue.js';
 import { createLogSink } from '../helpers/log-sink.js';
 import { startPostern } from '../helpers/postern.js';
+import { testSql } from '../helpers/test-database.js';
 
 const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 11, 1);
@@ -171,17 +172,16 @@ it('on the writer connection, a held lock makes housekeeping give up at once; th
   }
 });
 
+// On the run's engine (the PostgreSQL pass too): the sweep is the proxy's, not SQLite's.
 it('the running proxy also sweeps expired passwords into the history on its own', async () => {
-  await store.close();
-  const postern = await startPostern({ config: { database: { path: path.join(dir, 'p.db') } } });
+  const postern = await startPostern();
   try {
     await postern.addUser('alice', 'alice primary passphrase');
     const { publicId } = await postern.newPassword('alice', 'alice primary passphrase', { label: 'brief', expires: new Date(Date.now() + 300).toISOString() });
     await postern.logs.waitForEvent('password.expired', 15_000);
-    const row = sqliteDb(postern.app.store).prepare('SELECT revoked_reason AS reason, dek_box AS box FROM app_passwords WHERE public_id = ?').get(publicId);
-    expect(row).toEqual({ reason: 'expiry', box: null });
+    const rows = await testSql(postern.app.store, 'SELECT revoked_reason AS reason, dek_box AS box FROM app_passwords WHERE public_id = ?', publicId);
+    expect(rows).toEqual([{ reason: 'expiry', box: null }]);
   } finally {
     await postern.stop();
-    store = openStore(path.join(dir, 'p.db'));
   }
 }, 30_000);

@@ -22,6 +22,8 @@ const SECTIONS: Record<string, () => Promise<Section>> = {
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
+  const unknown = args.filter((a) => !(a.replace(/^-/, '') in SECTIONS));
+  if (unknown.length) throw new Error(`no such section: ${unknown.join(', ')} (sections: ${Object.keys(SECTIONS).join(', ')}; -name leaves one out)`);
   const wanted = args.filter((a) => a in SECTIONS);
   const skipped = new Set(args.filter((a) => a.startsWith('-')).map((a) => a.slice(1)));
   const names = (wanted.length ? wanted : Object.keys(SECTIONS)).filter((n) => !skipped.has(n));

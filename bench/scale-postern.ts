@@ -22,11 +22,9 @@ import { stringify } from 'yaml';
 import type { AccountService as AccountServiceType } from '../src/accounts/service.js';
 import type { App } from '../src/app.js';
 import type { Store } from '../src/store/index.js';
-import { startProfile, stopProfile } from './profiler.js';
+import { commonOp, gc, unknownOp, type Handler } from './child-ops.js';
 
-type Handler = (m: Record<string, unknown>) => Promise<Record<string, unknown>>;
 
-const gc = () => (globalThis as { gc?: () => void }).gc?.();
 
 const DIST = path.resolve(process.env.BENCH_POSTERN_DIST ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist'));
 
@@ -105,16 +103,6 @@ export function serve(register: (handler: Handler) => void): void {
         const port = running.app.addresses.find((a) => a.name === 'imap.implicitTls')!.port;
         return { port, passwords, publicIds: ids, keyFile: running.keyFile, configFile: running.configFile };
       }
-      case 'memory': {
-        gc();
-        gc();
-        const u = process.memoryUsage();
-        return { rss: u.rss, heapUsed: u.heapUsed, heapTotal: u.heapTotal, external: u.external + u.arrayBuffers };
-      }
-      case 'cpu': {
-        const u = process.cpuUsage();
-        return { cpu: (u.user + u.system) / 1000 };
-      }
       case 'revoke': {
         const { store } = running!;
         const row = (await store.passwords.findByPublicId(ids[Number(m.password)]!))!;
@@ -131,15 +119,6 @@ export function serve(register: (handler: Handler) => void): void {
         gc();
         return { file: writeHeapSnapshot(String(m.file)) };
       }
-      case 'profile-start':
-        await startProfile();
-        return {};
-      case 'profile-stop':
-        await stopProfile(String(m.file));
-        return {};
-      case 'exit':
-        setImmediate(() => process.exit(0));
-        return {};
       case 'stop': {
         if (!running) return {};
         await running.store.close();
@@ -147,7 +126,7 @@ export function serve(register: (handler: Handler) => void): void {
         rmSync(running.dir, { recursive: true, force: true });
         return {};
       }
-      default: throw new Error(`unknown op ${String(m.op)}`);
+      default: return (await commonOp(m)) ?? unknownOp(m);
     }
   });
 }

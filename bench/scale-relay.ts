@@ -9,11 +9,9 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
-import { startProfile, stopProfile } from './profiler.js';
+import { commonOp, unknownOp, type Handler } from './child-ops.js';
 
-type Handler = (m: Record<string, unknown>) => Promise<Record<string, unknown>>;
 
-const gc = () => (globalThis as { gc?: () => void }).gc?.();
 
 /**
  * The client side of one upstream TLS handshake, full against resumed (issue 15: is resumption
@@ -79,27 +77,8 @@ export function serve(register: (handler: Handler) => void): void {
         upstreamPort = Number(m.upstreamPort);
         await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', 4096, resolve));
         return { port: (server.address() as AddressInfo).port };
-      case 'memory': {
-        gc();
-        gc();
-        const u = process.memoryUsage();
-        return { rss: u.rss, heapUsed: u.heapUsed, heapTotal: u.heapTotal, external: u.external + u.arrayBuffers };
-      }
-      case 'cpu': {
-        const u = process.cpuUsage();
-        return { cpu: (u.user + u.system) / 1000 };
-      }
       case 'handshake-cpu': return handshakeCpu(upstreamContext, upstreamPort, Number(m.n), Number(m.rounds));
-      case 'profile-start':
-        await startProfile();
-        return {};
-      case 'profile-stop':
-        await stopProfile(String(m.file));
-        return {};
-      case 'exit':
-        setImmediate(() => process.exit(0));
-        return {};
-      default: throw new Error(`unknown op ${String(m.op)}`);
+      default: return (await commonOp(m)) ?? unknownOp(m);
     }
   });
 }

@@ -7,12 +7,9 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
+import { commonOp, unknownOp, type Handler } from './child-ops.js';
 
 const CAPS = 'IMAP4rev1 SASL-IR AUTH=PLAIN ID IDLE LITERAL+';
-
-type Handler = (m: Record<string, unknown>) => Promise<Record<string, unknown>>;
-
-const gc = () => (globalThis as { gc?: () => void }).gc?.();
 
 export function serve(register: (handler: Handler) => void): void {
   let handshakes = 0;
@@ -52,16 +49,8 @@ export function serve(register: (handler: Handler) => void): void {
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', 4096, resolve));
       return { port: (server.address() as AddressInfo).port };
     }
-    if (m.op === 'cpu') {
-      const u = process.cpuUsage();
-      return { cpu: (u.user + u.system) / 1000, handshakes, resumed };
-    }
-    if (m.op === 'memory') {
-      gc();
-      gc();
-      const u = process.memoryUsage();
-      return { rss: u.rss, heapUsed: u.heapUsed, heapTotal: u.heapTotal, external: u.external + u.arrayBuffers };
-    }
-    throw new Error(`unknown op ${String(m.op)}`);
+    // The handshake counts ride on the shared CPU reply.
+    if (m.op === 'cpu') return { ...(await commonOp(m)), handshakes, resumed };
+    return (await commonOp(m)) ?? unknownOp(m);
   });
 }

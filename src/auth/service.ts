@@ -100,8 +100,9 @@ export class AuthService implements Authenticator {
   async authenticate(attempt: AuthAttempt): Promise<AuthOutcome> {
     const login = safeLogin(attempt.login);
     const normalized = login === null ? null : normalizeAppPassword(attempt.password);
+    const digest = normalized === null ? null : digestAppPassword(this.digestKey, normalized);
     // The usual login reads once: the password's row and the throttle's counts in one query.
-    const lookup = normalized === null ? undefined : await this.lookUp(attempt.clientAddress, login!, normalized);
+    const lookup = digest === null ? undefined : await this.lookUp(attempt.clientAddress, login!, digest);
     // Invalid login names are throttled too, under the empty name: they still cost a bcrypt.
     const asked = this.deps.throttle.before(attempt.clientAddress, login ?? '', lookup?.gate);
     const gate = asked instanceof Promise ? await asked : asked;
@@ -110,7 +111,7 @@ export class AuthService implements Authenticator {
     if (gate.delayMs) {
       await this.sleep(gate.delayMs);
       // The row as it is after the hold: a revoke committed meanwhile is in force.
-      if (normalized !== null) match = await this.deps.store.passwords.findByDigest(digestAppPassword(this.digestKey, normalized));
+      if (digest !== null) match = await this.deps.store.passwords.findByDigest(digest);
     }
     const checked = login === null ? { refusal: 'invalid_login' as const } : normalized === null ? { refusal: 'bad_password' as const } : this.verifyAppPassword(login, attempt, normalized, match);
     if ('kind' in checked) {
@@ -125,8 +126,7 @@ export class AuthService implements Authenticator {
    * (Throttle.gateQuery): a blocked address's guess is looked up too, which costs no bcrypt and
    * decides nothing (the gate refuses it before the row is looked at).
    */
-  private lookUp(clientAddress: string, login: string, normalized: string): Promise<{ match: DigestMatch | undefined; gate?: GateRead }> {
-    const digest = digestAppPassword(this.digestKey, normalized);
+  private lookUp(clientAddress: string, login: string, digest: Buffer): Promise<{ match: DigestMatch | undefined; gate?: GateRead }> {
     const query = this.deps.throttle.gateQuery?.(clientAddress, login);
     if (query) return this.deps.store.passwords.findForLogin(digest, query);
     return this.deps.store.passwords.findByDigest(digest).then((match) => ({ match }));

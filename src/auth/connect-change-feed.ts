@@ -13,7 +13,7 @@ import { REVOCATION_POLL_MS, type RevocationWatcher } from './revocation-watcher
 export const SAFETY_NET_POLL_MS = 5_000;
 
 export interface ChangeFeed {
-  /** Ids notified in one event-loop turn. */
+  /** Ids notified in one event-loop turn (one socket read's worth). */
   onChange(listener: (passwordIds: ReadonlySet<number>) => void): () => void;
   /** After every successful (re)connect, the first included. */
   onResync(listener: () => void): () => void;

@@ -2,7 +2,8 @@
  * The PostgreSQL change feed (src/store/postgres/change-feed.ts) against a real PostgreSQL, each
  * test on a fresh database holding the change log's shape and the notify trigger. Pins:
  * - a committed change-log row reaches onChange within a second, with its password id; a burst
- *   committed together is one callback; a rolled-back row is never notified;
+ *   committed together is a few callbacks (one per socket read), every id exactly once; a
+ *   rolled-back row is never notified;
  * - the server restarted (fast shutdown) or killed with SIGKILL and started again: the feed
  *   reconnects by itself, fires onResync after the reconnect (notifications sent meanwhile are
  *   lost) and later commits are notified again;
@@ -115,13 +116,16 @@ describe('notifications', () => {
     expect(seen.batches).toEqual([[42]]);
   });
 
-  it('a burst committed together (a revoke-all) is one callback with every id', async () => {
+  it('a burst committed together (a revoke-all) is a few callbacks with every id once, not one per id', async () => {
     const seen = openFeed();
     await listening(seen, 1);
     await write('INSERT INTO password_changes (password_id) SELECT g FROM generate_series(1, 500) g');
-    await expectNotified(seen, 500);
-    expect(seen.batches).toHaveLength(1);
-    expect(seen.batches[0]).toHaveLength(500);
+    const every = Array.from({ length: 500 }, (_, i) => i + 1);
+    await expect.poll(() => allIds(seen).sort((a, b) => a - b), { timeout: 1500, interval: 5 }).toEqual(every);
+    // 500 notifications are ~19 KiB: PostgreSQL sends them in 8 KiB writes, so one read when the
+    // machine is quiet and a few when it is loaded (CI once saw two). One per id would be 500.
+    expect(seen.batches.length).toBeGreaterThanOrEqual(1);
+    expect(seen.batches.length).toBeLessThanOrEqual(10);
   });
 
   it('a rolled-back change is never notified; the commit after it is', async () => {

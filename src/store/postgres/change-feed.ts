@@ -77,8 +77,11 @@ export class PgChangeFeed {
   }
 
   /**
-   * Called once per event-loop turn with the ids notified in it: a revoke-all of 1,000 passwords
-   * is one callback, not 1,000 polls. A payload that is not an id still triggers a callback.
+   * Called once per event-loop turn with the ids notified in it, so once per socket read: a
+   * revoke-all of 1,000 passwords is a handful of callbacks (PostgreSQL writes its notifications in
+   * buffers of 8 KiB, ~200 each, and a loaded machine may read them apart), not 1,000 polls. Not
+   * held back for a timer: the first read's ids go out at once. A payload that is not an id still
+   * triggers a callback.
    */
   onChange(listener: Listener<[ReadonlySet<number>]>): () => void {
     this.changeListeners.add(listener);

@@ -70,6 +70,23 @@ describe('connection caps', () => {
   });
 });
 
+describe('portal.publicUrl', () => {
+  const parse = (publicUrl: string) => configSchema.safeParse({ portal: { listener: { port: 8444 }, publicUrl } });
+  const message = (r: ReturnType<typeof parse>) => (r.success ? null : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+
+  it('takes the root of an https origin, in its normal form', () => {
+    const r = parse('https://Account.Example.org:8444');
+    expect(r.success && r.data.portal?.publicUrl).toBe('https://account.example.org:8444/');
+  });
+
+  it('refuses http, a path, a query or a fragment, each with the reason', () => {
+    expect(message(parse('http://account.example.org/'))).toMatch(/^portal\.publicUrl: must be an https:\/\/ address/);
+    for (const u of ['https://example.org/account/', 'https://example.org/?a=1', 'https://example.org/#x']) {
+      expect(message(parse(u))).toMatch(/^portal\.publicUrl: must be the root of its origin/);
+    }
+  });
+});
+
 describe('oauth2 providers', () => {
   const parse = (providers: Record<string, unknown>) => configSchema.safeParse({ oauth2: { providers } });
   const messages = (r: ReturnType<typeof parse>) => (r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));

@@ -174,8 +174,15 @@ const portal = z.strictObject({
    * The address users open, e.g. https://account.example.org:8444/; `user add` tells the admin to
    * send users there. Passkeys are bound to it: its origin is what the browser must report, its
    * host name the WebAuthn RP ID (at an IP address, no passkeys: WebAuthn refuses them).
+   * HTTPS and the root of its origin only: the page's links, its OAuth2 callback and the profile
+   * download all start at `/`, so a path prefix (a reverse proxy mounting it at /account/) would
+   * half work; it is refused here instead. Kept in its normal form (trailing slash).
    */
-  publicUrl: z.url().optional(),
+  publicUrl: z.url()
+    .refine((u) => new URL(u).protocol === 'https:', { error: 'must be an https:// address (cookies are Secure, passkeys need HTTPS)' })
+    .refine((u) => { const url = new URL(u); return url.pathname === '/' && !url.search && !url.hash; }, { error: 'must be the root of its origin, such as https://account.example.org:8444/ (the page cannot be served under a path)' })
+    .transform((u) => new URL(u).href)
+    .optional(),
   /**
    * "I changed my password at my provider": an account in mode `password` flagged REJECTED may
    * sign in with a new password the provider (the IMAP upstream) accepts; it becomes the primary

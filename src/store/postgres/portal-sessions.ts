@@ -54,8 +54,8 @@ export class PgPortalSessionRepo implements Async<PortalSessionRepo> {
     // re-checks the WHERE on the new row version) and takes nothing: single use across instances.
     const { rows } = await this.db.query<{ box: Buffer }>(
       `UPDATE portal_sessions p SET connect_box = NULL
-         FROM (SELECT id, connect_box FROM portal_sessions WHERE id = $1 AND ended_at IS NULL AND connect_box IS NOT NULL FOR UPDATE) old
-        WHERE p.id = old.id RETURNING old.connect_box AS box`,
+         FROM (SELECT id, connect_box FROM portal_sessions WHERE id = $1 AND ended_at IS NULL AND connect_box IS NOT NULL FOR UPDATE) taken
+        WHERE p.id = taken.id RETURNING taken.connect_box AS box`,
       [id],
     );
     return rows[0]?.box ?? null;

@@ -8,7 +8,7 @@
  * AES-256-GCM with associated data binds every box to its purpose and row, so boxes cannot be
  * swapped between accounts or passwords.
  */
-import { createCipheriv, createDecipheriv, createHmac, randomBytes, scryptSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, scryptSync } from 'node:crypto';
 import { PosternError } from '../errors.js';
 
 const VERSION = 1;
@@ -72,6 +72,16 @@ export function keyFromAppPassword(normalized: string, salt: Buffer): Buffer {
 /** Key from the primary password: chosen by a human, so a slow, memory-hard KDF. */
 export function keyFromPrimaryPassword(password: string, salt: Buffer): Buffer {
   return scryptSync(password.normalize('NFC'), salt, 32, SCRYPT_PARAMS);
+}
+
+/**
+ * Key from a bearer token only its holder has (a profile download's URL token, a page session's
+ * cookie): 256 random bits, so HKDF-SHA256 (RFC 5869) with no salt (uniformly random already,
+ * §3.1), one `info` per purpose, so that a lookup digest stored beside a box says nothing about
+ * the key that opens it.
+ */
+export function keyFromToken(token: string, info: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', Buffer.from(token, 'utf8'), Buffer.alloc(0), info, 32));
 }
 
 export const AAD = {

@@ -2,8 +2,8 @@
  * The one-time download of an Apple profile right after Generate (issue 16). The profile carries
  * the new app-specific password in clear, which postern otherwise never keeps, so:
  *  - the download token (256 random bits) is the only key: the row holds the profile's inputs
- *    sealed (AES-256-GCM, src/crypto/envelope.ts) under HKDF(token), and is found by another
- *    HKDF output of it. The token is only in the URL (the page, the QR code, the phone's request),
+ *    sealed (AES-256-GCM, src/crypto/envelope.ts) under HKDF(token) (keyFromToken), and is found
+ *    by another HKDF output of it. The token is only in the URL (the page, the QR code, the phone's request),
  *    never in the database or a log, so the database and the key file together reveal nothing;
  *  - it is taken once: DELETE … RETURNING, one statement, so two requests racing with the token
  *    (two workers, two instances) cannot both get it;
@@ -13,8 +13,8 @@
  * instance than the page's. The URL is a bearer capability for these few minutes: whoever reads it
  * off the screen can take the profile, exactly as they could read the password shown beside it.
  */
-import { hkdfSync, randomBytes } from 'node:crypto';
-import { open, seal } from '../crypto/envelope.js';
+import { randomBytes } from 'node:crypto';
+import { keyFromToken, open, seal } from '../crypto/envelope.js';
 import { isPosternError } from '../errors.js';
 import { isActive, type Store } from '../store/index.js';
 import type { ProfileAccount } from './apple-profile.js';
@@ -50,22 +50,22 @@ export class ProfileDownloads {
   /** Stores the sealed offer and returns its token (the caller puts it in the URL, nowhere else). */
   async offer(offer: ProfileOffer): Promise<string> {
     const token = randomBytes(32).toString('base64url');
-    const sealed = seal(derive(token, SEAL_INFO), Buffer.from(JSON.stringify({ ...offer.profile, publicId: offer.publicId }), 'utf8'), aad(offer.accountId, offer.passwordId));
-    await this.store.profileDownloads.insert({ tokenDigest: derive(token, LOOKUP_INFO), accountId: offer.accountId, passwordId: offer.passwordId, sealed, expiresAt: this.clock() + this.validMs });
+    const sealed = seal(keyFromToken(token, SEAL_INFO), Buffer.from(JSON.stringify({ ...offer.profile, publicId: offer.publicId }), 'utf8'), aad(offer.accountId, offer.passwordId));
+    await this.store.profileDownloads.insert({ tokenDigest: keyFromToken(token, LOOKUP_INFO), accountId: offer.accountId, passwordId: offer.passwordId, sealed, expiresAt: this.clock() + this.validMs });
     return token;
   }
 
   /** The offer behind a token, at most once, whichever process asks. */
   async take(token: string): Promise<TakenProfile> {
     if (!isDownloadToken(token)) return { kind: 'gone' };
-    const row = await this.store.profileDownloads.take(derive(token, LOOKUP_INFO));
+    const row = await this.store.profileDownloads.take(keyFromToken(token, LOOKUP_INFO));
     if (!row) return { kind: 'gone' };
     const now = this.clock();
     if (row.expiresAt <= now) return { kind: 'expired' };
     const [state] = await this.store.passwords.states([row.passwordId]);
     if (!state || !isActive(state, now)) return { kind: 'revoked' };
     try {
-      const json = open(derive(token, SEAL_INFO), row.sealed, aad(row.accountId, row.passwordId)).toString('utf8');
+      const json = open(keyFromToken(token, SEAL_INFO), row.sealed, aad(row.accountId, row.passwordId)).toString('utf8');
       const { publicId, ...profile } = JSON.parse(json) as ProfileAccount & { publicId: string };
       return { kind: 'ok', accountId: row.accountId, publicId, profile };
     } catch (err) {
@@ -74,15 +74,6 @@ export class ProfileDownloads {
       throw err;
     }
   }
-}
-
-/**
- * HKDF-SHA256 (RFC 5869) of the 256-bit random token, one output per purpose, so the lookup
- * digest stored in the row says nothing about the sealing key. No salt: the token is uniformly
- * random already (RFC 5869 §3.1).
- */
-function derive(token: string, info: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', Buffer.from(token, 'utf8'), Buffer.alloc(0), info, 32));
 }
 
 /** Binds a box to its row: moved to another account's or password's row, it does not open. */

@@ -88,7 +88,7 @@ export async function startPortal(portal: PortalConfig, deps: PortalDeps): Promi
     passkeys: new PasskeyService(deps.store, relyingPartyOf(portalUrl(deps.config), portal.issuer), clock),
     pages: new Pages(),
     recentAuthMs: portal.sessions.recentAuthMinutes * minute,
-    oauth2Clients: oauth2Clients(deps.config), connectFlows: new ConnectFlows(clock),
+    oauth2Clients: oauth2Clients(deps.config), connectFlows: new ConnectFlows(deps.store, clock),
     profiles: portal.appleProfile.enabled ? new ProfileDownloads(deps.store, portal.appleProfile.validSeconds * 1000, clock) : null,
     tls: deps.tls,
   };
@@ -110,7 +110,6 @@ export async function startPortal(portal: PortalConfig, deps: PortalDeps): Promi
   const close = () => (closing ??= (async () => {
     stopReload();
     sessions.close();
-    ctx.connectFlows.clear();
     server.closeAllConnections();
     await app.close();
   })());

@@ -3,11 +3,14 @@
  * database (only its digest); a session ends after 15 minutes idle, 12 hours in all, when it is
  * ended elsewhere (another instance, the admin), when the primary password changes, and when the
  * account goes; the recent-auth password is held only inside its window and forgotten at the end.
+ * It is kept in the row sealed under the cookie (no password in the database), so a second instance
+ * (another store on the same file) has it; it survives the token rotation at the second factor;
+ * its column is NULL once the window has passed (read or swept) and when the session ends.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createAuthFixture, type AuthFixture } from '../../test/helpers/auth-fixture.js';
 import { PortalSessions, tokenDigest } from './sessions.js';
-import { sqliteDb } from '../store/index.js';
+import { openStore, sqliteDb } from '../store/index.js';
 
 const PRIMARY = 'ida-primary-Secret-1';
 const MIN = 60_000;
@@ -75,15 +78,59 @@ describe('portal sessions', () => {
   it('holds the password for the recent-auth window only, and forgets it at the end of the session', async () => {
     const { token, id } = await rig();
     const live = (await sessions.load(token))!;
-    expect(sessions.recentPassword(live)).toBe(PRIMARY);
+    expect(await sessions.recentPassword(live)).toBe(PRIMARY);
     f.now.value += 11 * MIN;
-    // Kept alive by requests, but the password is too old.
+    // Kept alive by requests, but the password is too old: the read clears it.
     await f.store.portalSessions.touch(id, f.now.value);
     const later = (await sessions.load(token))!;
-    expect(sessions.recentPassword(later)).toBeNull();
+    expect(await sessions.recentPassword(later)).toBeNull();
+    expect(recentBox(id)).toBeNull();
     await sessions.passwordTyped(later, PRIMARY);
-    expect(sessions.recentPassword((await sessions.load(token))!)).toBe(PRIMARY);
+    expect(await sessions.recentPassword((await sessions.load(token))!)).toBe(PRIMARY);
     await sessions.end(id);
-    expect(sessions.recentPassword(later)).toBeNull();
+    expect(recentBox(id)).toBeNull();
+    expect(await sessions.recentPassword(later)).toBeNull();
+  });
+
+  it('keeps the password sealed in the row: not in the database, and read by a second instance', async () => {
+    const { token, id } = await rig();
+    const box = recentBox(id)!;
+    expect(box).toBeInstanceOf(Buffer);
+    expect(box.includes(Buffer.from(PRIMARY))).toBe(false);
+    const other = openStore(f.dbPath);
+    const twin = new PortalSessions(other, { idleMs: 15 * MIN, absoluteMs: 12 * 60 * MIN, recentAuthMs: 10 * MIN }, () => f.now.value);
+    try {
+      f.now.value += 9 * MIN;
+      expect(await twin.recentPassword((await twin.load(token))!)).toBe(PRIMARY);
+      // A cookie that is not this session's does not open its box, even put beside the row.
+      const live = (await twin.load(token))!;
+      expect(await twin.recentPassword({ ...live, token: `${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}` })).toBeNull();
+    } finally {
+      twin.close();
+      await other.close();
+    }
+  });
+
+  it('survives the cookie rotation at the second factor: the password is re-sealed under the new cookie', async () => {
+    const { token, id } = await rig();
+    const before = recentBox(id)!;
+    const fresh = (await sessions.complete((await sessions.load(token))!))!;
+    expect(await sessions.load(token)).toBeNull();
+    expect(recentBox(id)!.equals(before)).toBe(false);
+    expect(await sessions.recentPassword((await sessions.load(fresh))!)).toBe(PRIMARY);
+  });
+
+  it('clears boxes past their window without a read (the sweep at the next sign-in), and all of an account\'s when its sessions are ended', async () => {
+    const first = await rig();
+    f.now.value += 11 * MIN;
+    const second = await sessions.create(await f.accounts.getAccount('ida'), 'password', PRIMARY, WHERE);
+    expect(recentBox(first.id)).toBeNull();
+    expect(recentBox(second.id)).not.toBeNull();
+    await f.store.portalSessions.endAll((await f.accounts.getAccount('ida')).id, f.now.value);
+    expect(recentBox(second.id)).toBeNull();
   });
 });
+
+function recentBox(id: number): Buffer | null {
+  return sqliteDb(f.store).prepare('SELECT recent_auth_box FROM portal_sessions WHERE id = ?').pluck().get(id) as Buffer | null;
+}

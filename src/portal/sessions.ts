@@ -6,13 +6,17 @@
  *
  * Recent authentication: creating an app-specific password in mode `password` needs the primary
  * password itself (it unseals the data key the new password must carry, src/crypto/envelope.ts).
- * It is held here, in this process's memory only, for the recent-auth window after it was typed,
- * and dropped when the window passes or the session ends; never in the database or a log. A
- * second instance or a restart does not have it and simply asks for the password again, which is
- * what the window demands anyway. (A JavaScript string cannot be wiped; it becomes garbage.)
+ * It is kept for the recent-auth window after it was typed, in the session's row, sealed under the
+ * cookie value (session-boxes.ts: the database and the key file together do not open it), so
+ * that the browser's next request finds it on whichever instance it reaches, and after a restart.
+ * The box is written at sign-in and when the password is typed again, re-sealed in the same UPDATE
+ * that rotates the cookie at the second factor, and NULLed when the session ends and once the
+ * window has passed (a read that finds it stale, and the sweep). Never in a log.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { AccountRow, PortalSessionRow, PortalStage, Store } from '../store/index.js';
+import { openForSession, sealForSession } from './session-boxes.js';
+import { CONNECT_TTL_MS } from './connect-flows.js';
 
 export interface SessionPolicy {
   idleMs: number;
@@ -23,6 +27,14 @@ export interface SessionPolicy {
 export interface LiveSession {
   session: PortalSessionRow;
   account: AccountRow;
+  /** The cookie value this request came with: the key to the session's sealed boxes (session-boxes.ts). */
+  token: string;
+}
+
+/** What the recent-auth box holds: the password and when it was typed (bound together under the seal). */
+interface RecentAuth {
+  password: string;
+  at: number;
 }
 
 const SWEEP_MS = 30_000;
@@ -32,11 +44,12 @@ export function tokenDigest(token: string): Buffer {
 }
 
 export class PortalSessions {
-  private readonly vault = new Map<number, { password: string; until: number }>();
   private readonly sweep: NodeJS.Timeout;
 
   constructor(private readonly store: Store, private readonly policy: SessionPolicy, private readonly clock: () => number = Date.now) {
-    this.sweep = setInterval(() => this.forgetExpired(), SWEEP_MS);
+    // Boxes past their time go even from rows nobody reads again. A failed sweep (the database
+    // away for a moment) is retried by the next; a stale box is refused on read in any case.
+    this.sweep = setInterval(() => void this.forgetStale().catch(() => {}), SWEEP_MS);
     this.sweep.unref();
   }
 
@@ -45,11 +58,12 @@ export class PortalSessions {
     const now = this.clock();
     // Rows of sessions long over go at each sign-in: a table the size of the active users.
     await this.store.portalSessions.prune(now - this.policy.absoluteMs, now - 2 * this.policy.absoluteMs);
+    await this.forgetStale();
     const id = await this.store.portalSessions.insert({
       tokenDigest: tokenDigest(token), accountId: account.id, stage, at: now,
       primaryChangedAt: account.primaryChangedAt, address: where.address, browser: where.browser,
     });
-    this.remember(id, password, now);
+    await this.store.portalSessions.setRecentAuth(id, recentAuthBox(token, id, { password, at: now }));
     return { token, id };
   }
 
@@ -69,52 +83,69 @@ export class PortalSessions {
       return null;
     }
     await this.store.portalSessions.touch(session.id, now);
-    return { session: { ...session, seenAt: now }, account };
+    return { session: { ...session, seenAt: now }, account, token };
   }
 
-  /** The primary password, when it was typed within the recent-auth window in this process. */
-  recentPassword(live: LiveSession): string | null {
-    const held = this.vault.get(live.session.id);
+  /**
+   * The primary password, when it was typed within the recent-auth window (on any instance). One
+   * found past the window is cleared from the row.
+   */
+  async recentPassword(live: LiveSession): Promise<string | null> {
+    const { session } = live;
+    if (!session.recentAuthBox) return null;
+    const held = openRecentAuth(live.token, session.id, session.recentAuthBox);
     const now = this.clock();
-    if (!held || held.until <= now || now - live.session.passwordAt > this.policy.recentAuthMs) return null;
-    return held.password;
+    if (held && this.inWindow(session.passwordAt, now) && this.inWindow(held.at, now)) return held.password;
+    await this.store.portalSessions.dropRecentAuth(session.id, session.passwordAt);
+    return null;
   }
 
   async passwordTyped(live: LiveSession, password: string): Promise<void> {
     const now = this.clock();
-    await this.store.portalSessions.passwordTyped(live.session.id, now);
-    this.remember(live.session.id, password, now);
+    await this.store.portalSessions.passwordTyped(live.session.id, now, recentAuthBox(live.token, live.session.id, { password, at: now }));
   }
 
   /**
    * Both steps done. The session gets a new cookie value and the one it had until now is dead
    * (session fixation, OWASP: a token someone learned or planted before the second factor — one
-   * set while only the password was known — must not become a signed-in session). Null when the
-   * session ended meanwhile.
+   * set while only the password was known — must not become a signed-in session). The recent-auth
+   * password is re-sealed under the new value in the UPDATE that rotates it: sealed under the old
+   * one it could not be opened again. Null when the session ended meanwhile.
    */
   async complete(live: LiveSession): Promise<string | null> {
     const token = randomBytes(32).toString('base64url');
-    if (!(await this.store.portalSessions.rotateToken(live.session.id, tokenDigest(token)))) return null;
-    await this.store.portalSessions.setStage(live.session.id, 'complete');
+    const { session } = live;
+    const held = session.recentAuthBox ? openRecentAuth(live.token, session.id, session.recentAuthBox) : null;
+    const now = this.clock();
+    const resealed = held && this.inWindow(held.at, now) ? recentAuthBox(token, session.id, held) : null;
+    if (!(await this.store.portalSessions.rotateToken(session.id, tokenDigest(token), resealed))) return null;
+    await this.store.portalSessions.setStage(session.id, 'complete');
     return token;
   }
 
   async end(id: number): Promise<void> {
-    this.vault.delete(id);
     await this.store.portalSessions.end(id, this.clock());
   }
 
   close(): void {
     clearInterval(this.sweep);
-    this.vault.clear();
   }
 
-  private remember(id: number, password: string, now: number): void {
-    this.vault.set(id, { password, until: now + this.policy.recentAuthMs });
+  private inWindow(at: number, now: number): boolean {
+    return now - at <= this.policy.recentAuthMs;
   }
 
-  private forgetExpired(): void {
+  private async forgetStale(): Promise<void> {
     const now = this.clock();
-    for (const [id, held] of this.vault) if (held.until <= now) this.vault.delete(id);
+    await this.store.portalSessions.forgetStaleBoxes(now - this.policy.recentAuthMs, now - CONNECT_TTL_MS);
   }
+}
+
+function recentAuthBox(token: string, sessionId: number, held: RecentAuth): Buffer {
+  return sealForSession(token, sessionId, 'recent-auth', held);
+}
+
+function openRecentAuth(token: string, sessionId: number, box: Buffer): RecentAuth | null {
+  const value = openForSession(token, sessionId, 'recent-auth', box) as Partial<RecentAuth> | null;
+  return typeof value?.password === 'string' && typeof value.at === 'number' ? { password: value.password, at: value.at } : null;
 }

@@ -459,6 +459,22 @@ export const MIGRATION_SET: readonly Migration[] = [
   ALTER TABLE accounts ADD COLUMN refresh_lease_until BIGINT;
   `,
   },
+  // 11: the account page's two per-session secrets move from one process's memory to the session's
+  // row (issue 14: a browser's next request, or the provider's redirect back, may reach another
+  // instance). Each is sealed (AES-256-GCM) under HKDF of the session's cookie value, which only the
+  // browser holds (the row has its SHA-256), with the session id and purpose as associated data
+  // (src/portal/session-boxes.ts): the database and the key file together open neither. Both are
+  // NULLed when the session ends; the recent-auth box also when its window has passed.
+  {
+    sqlite: `
+  ALTER TABLE portal_sessions ADD COLUMN recent_auth_box BLOB;   -- primary password typed within the recent-auth window
+  ALTER TABLE portal_sessions ADD COLUMN connect_box BLOB;       -- pending "Connect your account" request (PKCE verifier, state)
+  `,
+    postgres: `
+  ALTER TABLE portal_sessions ADD COLUMN recent_auth_box BYTEA;
+  ALTER TABLE portal_sessions ADD COLUMN connect_box BYTEA;
+  `,
+  },
 ];
 
 /** The SQLite side, as the runner in database.ts (and the tests that build old schemas) apply it. */

@@ -94,6 +94,8 @@ export interface PortalSessionRow {
   primaryChangedAt: number;
   codeFailures: number;
   pendingTotpBox: Buffer | null;
+  /** The primary password typed last, sealed under the cookie (src/portal/session-boxes.ts); NULL outside the recent-auth window. */
+  recentAuthBox: Buffer | null;
   address: string | null;
   browser: string | null;
   endedAt: number | null;

@@ -9,7 +9,8 @@
  * - Recent sign-in: starting needs the primary password typed within the recent-auth window, as
  *   creating a password does — it unwraps the data key the new tokens are sealed under.
  * - The callback is bound to the page session that started it (connect-flows.ts: state, single
- *   use, short expiry; the PKCE verifier stays here).
+ *   use across instances, short expiry; the PKCE verifier stays on the server, sealed in the
+ *   session's row), so the provider's redirect back may reach any instance.
  * - The session cookie is SameSite=Strict, so the browser does not send it on the provider's
  *   cross-site redirect to the callback (RFC 6265bis §5.6.7.1). A callback without it is answered
  *   with a page that asks again from this site (a same-origin meta refresh, no script needed),
@@ -77,7 +78,7 @@ export function connectRoutes(app: FastifyInstance, ctx: PortalContext): void {
     if (!live) return reply;
     const connection = connectionOf(live.account);
     if (!connection) return reply.redirect('/passwords', 303);
-    if (!sessions.recentPassword(live)) return askPasswordAgain(ctx, req, reply, live.account.login, '/connect');
+    if (!(await sessions.recentPassword(live))) return askPasswordAgain(ctx, req, reply, live.account.login, '/connect');
     const client = ctx.oauth2Clients.get(connection.provider);
     if (!client) return failed(ctx, reply, live, t.connectAskAdmin(live.account.login), 503);
     const redirectUri = callbackUrl(ctx.config);
@@ -85,7 +86,7 @@ export function connectRoutes(app: FastifyInstance, ctx: PortalContext): void {
     try {
       if (!(await client.offersRedirect())) return failed(ctx, reply, live, t.connectAskAdmin(live.account.login), 409);
       const start = await client.startPkce(redirectUri);
-      ctx.connectFlows.begin(live.session.id, connection.provider, start);
+      await ctx.connectFlows.begin(live, connection.provider, start);
       // Not a 303: CSP form-action 'self' also governs a form's redirects, so the page steps out itself.
       return pages.send(reply, 'connect-hop', { title: t.connectTitle, next: start.url, message: t.connectLeaving });
     } catch (err) {
@@ -106,7 +107,7 @@ export function connectRoutes(app: FastifyInstance, ctx: PortalContext): void {
       refused(ctx, req, null, 'no_session');
       return pages.send(reply, 'error', { title: t.errorTitle, message: t.connectNoSession }, 401);
     }
-    const pending = ctx.connectFlows.take(live.session.id, query.get('state') ?? '');
+    const pending = await ctx.connectFlows.take(live, query.get('state') ?? '');
     if (!pending) {
       refused(ctx, req, live, 'state_mismatch');
       return failed(ctx, reply, live, t.connectStateRefused, 400);
@@ -117,7 +118,7 @@ export function connectRoutes(app: FastifyInstance, ctx: PortalContext): void {
       refused(ctx, req, live, 'provider_error', code);
       return failed(ctx, reply, live, t.connectProviderError(code), 400);
     }
-    const primary = sessions.recentPassword(live);
+    const primary = await sessions.recentPassword(live);
     if (!primary) return failed(ctx, reply, live, t.connectNotRecent, 401);
     const client = ctx.oauth2Clients.get(pending.provider);
     if (!client) return failed(ctx, reply, live, t.connectAskAdmin(live.account.login), 503);

@@ -48,14 +48,14 @@ export function passwordRoutes(app: FastifyInstance, ctx: PortalContext): void {
   app.get('/passwords/new', async (req, reply) => {
     const live = await signedIn(req, reply);
     if (!live) return reply;
-    if (!sessions.recentPassword(live)) return askPasswordAgain(ctx, req, reply, live.account.login, '/passwords/new');
+    if (!(await sessions.recentPassword(live))) return askPasswordAgain(ctx, req, reply, live.account.login, '/passwords/new');
     return sendForm(ctx, reply, live);
   });
 
   app.post('/passwords/new', async (req, reply) => {
     const live = await signedIn(req, reply);
     if (!live) return reply;
-    const primary = sessions.recentPassword(live);
+    const primary = await sessions.recentPassword(live);
     if (!primary) return askPasswordAgain(ctx, req, reply, live.account.login, '/passwords/new');
     const scopes = fields(req, 'scopes');
     const expires = field(req, 'expires');

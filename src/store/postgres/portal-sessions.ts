@@ -6,7 +6,7 @@ import type { Queryable } from './queryable.js';
 
 const COLUMNS = `id, account_id AS "accountId", stage, created_at AS "createdAt", seen_at AS "seenAt", password_at AS "passwordAt",
   primary_changed_at AS "primaryChangedAt", code_failures AS "codeFailures", pending_totp_box AS "pendingTotpBox",
-  address, browser, ended_at AS "endedAt"`;
+  recent_auth_box AS "recentAuthBox", address, browser, ended_at AS "endedAt"`;
 
 export class PgPortalSessionRepo implements Async<PortalSessionRepo> {
   constructor(private readonly db: Queryable) {}
@@ -32,8 +32,43 @@ export class PgPortalSessionRepo implements Async<PortalSessionRepo> {
     await this.db.query('UPDATE portal_sessions SET stage = $1, code_failures = 0, pending_totp_box = NULL WHERE id = $2 AND ended_at IS NULL', [stage, id]);
   }
 
-  async passwordTyped(id: number, at: number): Promise<void> {
-    await this.db.query('UPDATE portal_sessions SET password_at = $1 WHERE id = $2 AND ended_at IS NULL', [at, id]);
+  async passwordTyped(id: number, at: number, recentAuthBox: Buffer): Promise<void> {
+    await this.db.query('UPDATE portal_sessions SET password_at = $1, recent_auth_box = $2 WHERE id = $3 AND ended_at IS NULL', [at, recentAuthBox, id]);
+  }
+
+  async setRecentAuth(id: number, box: Buffer): Promise<void> {
+    await this.db.query('UPDATE portal_sessions SET recent_auth_box = $1 WHERE id = $2 AND ended_at IS NULL', [box, id]);
+  }
+
+  async dropRecentAuth(id: number, passwordAt: number): Promise<void> {
+    await this.db.query('UPDATE portal_sessions SET recent_auth_box = NULL WHERE id = $1 AND password_at = $2', [id, passwordAt]);
+  }
+
+  async setConnect(id: number, box: Buffer): Promise<void> {
+    await this.db.query('UPDATE portal_sessions SET connect_box = $1 WHERE id = $2 AND ended_at IS NULL', [box, id]);
+  }
+
+  async takeConnect(id: number): Promise<Buffer | null> {
+    // RETURNING sees the row as updated (a NULL), so the box comes from the locked row read by the
+    // subquery. A second taker waits on FOR UPDATE, then finds the committed NULL (READ COMMITTED
+    // re-checks the WHERE on the new row version) and takes nothing: single use across instances.
+    const { rows } = await this.db.query<{ box: Buffer }>(
+      `UPDATE portal_sessions p SET connect_box = NULL
+         FROM (SELECT id, connect_box FROM portal_sessions WHERE id = $1 AND ended_at IS NULL AND connect_box IS NOT NULL FOR UPDATE) taken
+        WHERE p.id = taken.id RETURNING taken.connect_box AS box`,
+      [id],
+    );
+    return rows[0]?.box ?? null;
+  }
+
+  async forgetStaleBoxes(passwordBefore: number, seenBefore: number): Promise<number> {
+    const r = await this.db.query(
+      `UPDATE portal_sessions SET recent_auth_box = CASE WHEN password_at < $1 THEN NULL ELSE recent_auth_box END,
+         connect_box = CASE WHEN seen_at < $2 THEN NULL ELSE connect_box END
+       WHERE (recent_auth_box IS NOT NULL AND password_at < $1) OR (connect_box IS NOT NULL AND seen_at < $2)`,
+      [passwordBefore, seenBefore],
+    );
+    return r.rowCount ?? 0;
   }
 
   async codeFailed(id: number): Promise<number> {
@@ -45,8 +80,9 @@ export class PgPortalSessionRepo implements Async<PortalSessionRepo> {
     await this.db.query('UPDATE portal_sessions SET pending_totp_box = $1 WHERE id = $2 AND ended_at IS NULL', [box, id]);
   }
 
-  async rotateToken(id: number, tokenDigest: Buffer): Promise<boolean> {
-    return (await this.db.query('UPDATE portal_sessions SET token_digest = $1 WHERE id = $2 AND ended_at IS NULL', [tokenDigest, id])).rowCount === 1;
+  async rotateToken(id: number, tokenDigest: Buffer, recentAuthBox: Buffer | null): Promise<boolean> {
+    const r = await this.db.query('UPDATE portal_sessions SET token_digest = $1, recent_auth_box = $2, connect_box = NULL WHERE id = $3 AND ended_at IS NULL', [tokenDigest, recentAuthBox, id]);
+    return r.rowCount === 1;
   }
 
   async setChallenge(id: number, challenge: string, purpose: WebAuthnPurpose, until: number): Promise<void> {
@@ -66,11 +102,11 @@ export class PgPortalSessionRepo implements Async<PortalSessionRepo> {
   }
 
   async end(id: number, at: number): Promise<void> {
-    await this.db.query('UPDATE portal_sessions SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL', [at, id]);
+    await this.db.query('UPDATE portal_sessions SET ended_at = $1, recent_auth_box = NULL, connect_box = NULL WHERE id = $2 AND ended_at IS NULL', [at, id]);
   }
 
   async endAll(accountId: number, at: number): Promise<number> {
-    return (await this.db.query('UPDATE portal_sessions SET ended_at = $1 WHERE account_id = $2 AND ended_at IS NULL', [at, accountId])).rowCount ?? 0;
+    return (await this.db.query('UPDATE portal_sessions SET ended_at = $1, recent_auth_box = NULL, connect_box = NULL WHERE account_id = $2 AND ended_at IS NULL', [at, accountId])).rowCount ?? 0;
   }
 
   async prune(before: number, createdBefore: number): Promise<number> {

@@ -1,7 +1,11 @@
 /**
  * The portal-session and second-factor repositories' contracts on both engines (engines.ts).
  * Pins: a session is found by its cookie digest, updated only while live, ended once; code
- * failures count up; pruning removes ended and too-old rows. A TOTP step is accepted only when
+ * failures count up; pruning removes ended and too-old rows. The sealed boxes (migration 11): the
+ * Connect box is taken once (the UPDATE … RETURNING that reads it clears it), the token rotation
+ * replaces the recent-auth box and drops the Connect box, a stale recent-auth box is dropped only
+ * if not typed again meanwhile, the sweep clears boxes past their time, and ending a session or
+ * all of an account's NULLs both. A TOTP step is accepted only when
  * later than the last one, a recovery code once; enrolling replaces key and codes; reset removes
  * both.
  */
@@ -15,7 +19,7 @@ describeEngines('portal sessions', (store) => {
     const id = await s.portalSessions.insert({ tokenDigest: Buffer.alloc(32, 1), accountId: alice, stage: 'password', at: 100, primaryChangedAt: 50, address: '192.0.2.1', browser: 'Firefox' });
     expect(await s.portalSessions.findByDigest(Buffer.alloc(32, 1))).toEqual({
       id, accountId: alice, stage: 'password', createdAt: 100, seenAt: 100, passwordAt: 100, primaryChangedAt: 50, codeFailures: 0,
-      pendingTotpBox: null, address: '192.0.2.1', browser: 'Firefox', endedAt: null,
+      pendingTotpBox: null, recentAuthBox: null, address: '192.0.2.1', browser: 'Firefox', endedAt: null,
     });
     expect(await s.portalSessions.findByDigest(Buffer.alloc(32, 2))).toBeUndefined();
     await s.portalSessions.setPendingTotp(id, Buffer.from('pending'));
@@ -23,8 +27,8 @@ describeEngines('portal sessions', (store) => {
     expect(await s.portalSessions.codeFailed(id)).toBe(2);
     expect(await s.portalSessions.codeFailed(999)).toBe(0);
     await s.portalSessions.touch(id, 110);
-    await s.portalSessions.passwordTyped(id, 120);
-    expect(await s.portalSessions.findByDigest(Buffer.alloc(32, 1))).toMatchObject({ seenAt: 110, passwordAt: 120, codeFailures: 2, pendingTotpBox: Buffer.from('pending') });
+    await s.portalSessions.passwordTyped(id, 120, Buffer.from('typed'));
+    expect(await s.portalSessions.findByDigest(Buffer.alloc(32, 1))).toMatchObject({ seenAt: 110, passwordAt: 120, codeFailures: 2, pendingTotpBox: Buffer.from('pending'), recentAuthBox: Buffer.from('typed') });
     await s.portalSessions.setStage(id, 'complete');
     expect(await s.portalSessions.findByDigest(Buffer.alloc(32, 1))).toMatchObject({ stage: 'complete', codeFailures: 0, pendingTotpBox: null });
     await s.portalSessions.end(id, 130);
@@ -38,6 +42,69 @@ describeEngines('portal sessions', (store) => {
     expect(await s.portalSessions.endAll(alice, 310)).toBe(0);
     expect(await s.portalSessions.prune(135, 50)).toBe(2); // the one ended at 130, the one created at 10
     expect((await s.portalSessions.findByDigest(Buffer.alloc(32, 3)))?.id).toBe(other);
+  });
+});
+
+describeEngines('portal session boxes', (store) => {
+  /** Both box columns of a row as stored (a Buffer, or null: BLOB and BYTEA read alike). */
+  const boxes = async (s: ReturnType<typeof store>, id: number) => {
+    const [row] = await s.rows(`SELECT recent_auth_box AS recent, connect_box AS connect FROM portal_sessions WHERE id = ${Number(id)}`);
+    return { recent: row!.recent ?? null, connect: row!.connect ?? null };
+  };
+
+  it('takes the Connect box once, rotates, sweeps, and NULLs both boxes when sessions end', async () => {
+    const s = store();
+    const alice = await anAccount(s);
+    const session = (n: number, at: number) => s.portalSessions.insert({ tokenDigest: Buffer.alloc(32, n), accountId: alice, stage: 'complete', at, primaryChangedAt: 50, address: '192.0.2.1', browser: 'b' });
+    const one = await session(1, 100);
+    expect(await s.portalSessions.takeConnect(one)).toBeNull();
+    await s.portalSessions.setRecentAuth(one, Buffer.from('r1'));
+    await s.portalSessions.setConnect(one, Buffer.from('c1'));
+    await s.portalSessions.setConnect(one, Buffer.from('c2'));
+    expect(await s.portalSessions.takeConnect(one)).toEqual(Buffer.from('c2'));
+    expect(await s.portalSessions.takeConnect(one)).toBeNull();
+    // Racing takers (on PostgreSQL each on its own pooled connection): exactly one gets the box.
+    await s.portalSessions.setConnect(one, Buffer.from('raced'));
+    const taken = await Promise.all(Array.from({ length: 8 }, () => s.portalSessions.takeConnect(one)));
+    expect(taken.filter((b) => b !== null)).toEqual([Buffer.from('raced')]);
+
+    // Rotation: the new digest finds the row with the re-sealed password and no Connect box.
+    await s.portalSessions.setConnect(one, Buffer.from('c3'));
+    expect(await s.portalSessions.rotateToken(one, Buffer.alloc(32, 11), Buffer.from('r1-new'))).toBe(true);
+    expect(await s.portalSessions.findByDigest(Buffer.alloc(32, 1))).toBeUndefined();
+    expect((await s.portalSessions.findByDigest(Buffer.alloc(32, 11)))?.recentAuthBox).toEqual(Buffer.from('r1-new'));
+    expect(await boxes(s, one)).toEqual({ recent: Buffer.from('r1-new'), connect: null });
+
+    // A stale box is dropped only while it is still the one typed at that time.
+    await s.portalSessions.passwordTyped(one, 150, Buffer.from('r150'));
+    await s.portalSessions.dropRecentAuth(one, 100);
+    expect((await boxes(s, one)).recent).toEqual(Buffer.from('r150'));
+    await s.portalSessions.dropRecentAuth(one, 150);
+    expect((await boxes(s, one)).recent).toBeNull();
+
+    // The sweep: recent-auth boxes typed before the first bound, Connect boxes of sessions not seen since the second.
+    const two = await session(2, 200);
+    await s.portalSessions.setRecentAuth(two, Buffer.from('r2'));
+    await s.portalSessions.setConnect(two, Buffer.from('c2'));
+    await s.portalSessions.passwordTyped(one, 160, Buffer.from('r160'));
+    await s.portalSessions.setConnect(one, Buffer.from('c4'));
+    await s.portalSessions.touch(one, 155);
+    expect(await s.portalSessions.forgetStaleBoxes(170, 150)).toBe(1);
+    expect(await boxes(s, one)).toEqual({ recent: null, connect: Buffer.from('c4') });
+    expect(await boxes(s, two)).toEqual({ recent: Buffer.from('r2'), connect: Buffer.from('c2') });
+    expect(await s.portalSessions.forgetStaleBoxes(170, 150)).toBe(0);
+    expect(await s.portalSessions.forgetStaleBoxes(170, 160)).toBe(1);
+    expect(await boxes(s, one)).toEqual({ recent: null, connect: null });
+
+    await s.portalSessions.end(two, 300);
+    expect(await boxes(s, two)).toEqual({ recent: null, connect: null });
+    await s.portalSessions.passwordTyped(one, 310, Buffer.from('r310'));
+    expect(await s.portalSessions.endAll(alice, 320)).toBe(1);
+    expect(await boxes(s, one)).toEqual({ recent: null, connect: null });
+    // Ended rows take no new boxes.
+    await s.portalSessions.setConnect(one, Buffer.from('late'));
+    await s.portalSessions.setRecentAuth(one, Buffer.from('late'));
+    expect(await boxes(s, one)).toEqual({ recent: null, connect: null });
   });
 });
 

@@ -283,7 +283,7 @@ describe('database and certificate commands', () => {
   it('db check reports ok on either engine', async () => {
     const check = await run(['db', 'check', '--json']);
     expect(check.code, check.stderr).toBe(0);
-    expect(JSON.parse(check.stdout)).toMatchObject({ ok: true, integrity: ['ok'], foreignKeyProblems: 0, schemaVersion: 10, journalMode: engine === 'sqlite' ? 'wal' : 'postgresql', accounts: 2 });
+    expect(JSON.parse(check.stdout)).toMatchObject({ ok: true, integrity: ['ok'], foreignKeyProblems: 0, schemaVersion: 11, journalMode: engine === 'sqlite' ? 'wal' : 'postgresql', accounts: 2 });
   });
 
   it.runIf(engine === 'postgres')('db backup on PostgreSQL refuses and names pg_dump', async () => {

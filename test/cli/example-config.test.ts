@@ -99,7 +99,7 @@ describe('init and serve on the example config', () => {
     expect(first.code, first.stderr).toBe(0);
     expect(first.stdout).toMatch(/^config +created config\/postern\.yaml/m);
     expect(first.stdout).toMatch(/^key file +created .*data\/postern\.key \(mode 0600\)$/m);
-    expect(first.stdout).toMatch(/^database +created .*data\/postern\.db \(schema version 10\)$/m);
+    expect(first.stdout).toMatch(/^database +created .*data\/postern\.db \(schema version 11\)$/m);
     expect(first.stdout).toMatch(/^certificate +created .*certs\/postern\.crt \(self-signed for DNS:localhost, IP Address:127\.0\.0\.1; SHA-256 [0-9A-F:]{95}\)$/m);
     expect(readFileSync(path.join(dir, 'config', 'postern.yaml'), 'utf8')).toBe(exampleText);
     for (const secretFile of ['data/postern.key', 'certs/postern.key', 'data/postern.db']) {

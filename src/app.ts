@@ -36,6 +36,7 @@ import { createMetrics, type Metrics } from './metrics/index.js';
 import { startAdmin, type AdminServer } from './admin/server.js';
 import { createTokenManager } from './oauth2/index.js';
 import { startPortal } from './portal/index.js';
+import { startSessionBoxSweep } from './portal/session-box-sweep.js';
 
 /** A lock held by an admin command holds a page request (and the event loop) at most this long. */
 
@@ -98,6 +99,7 @@ export async function startApp(config: ResolvedConfig, log: Logger, options: App
   const expiry = maintenance ? startExpirySweep(writer, log) : null;
   const throttlePrune = maintenance ? startThrottlePrune(writer, config.auth.throttle, log) : null;
   const profilePrune = maintenance ? startProfileDownloadPrune(writer, log) : null;
+  const boxSweep = maintenance && config.portal?.enabled ? startSessionBoxSweep(writer, config.portal.sessions.recentAuthMinutes * 60_000, log) : null;
   const deps = (name: string): ProtocolDeps => ({ auth, tls, log: log.child({ protocol: name }), serverName: config.hostnames[0]!, upstreamLookup: options.upstreamLookup });
   const services: ProtocolService[] = [];
   let admin: AdminServer | null = null;
@@ -115,6 +117,7 @@ export async function startApp(config: ResolvedConfig, log: Logger, options: App
     expiry?.stop();
     throttlePrune?.stop();
     profilePrune?.stop();
+    boxSweep?.stop();
     await writes.close();
     if (writer !== store) await writer.close();
     await store.close();

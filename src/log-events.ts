@@ -100,6 +100,7 @@ export const LOG_EVENTS = {
   'portal.profile_downloaded': { level: 'info', when: 'the one-time Apple profile of a new app-specific password was downloaded (`signed` false: the certificate key is not RSA)', fields: ['ip', 'user', 'password', 'signed'] },
   'portal.profile_refused': { level: 'info', when: 'a one-time profile download was refused (410): `reason` gone (used or unknown), expired, or revoked', fields: ['ip', 'reason'] },
   'profile.prune_failed': { level: 'warn', when: 'expired one-time profile downloads could not be deleted; retried later', fields: ['err'] },
+  'portal.box_sweep_failed': { level: 'warn', when: "stale account-page session boxes (recent-auth password, pending Connect) could not be cleared; retried later", fields: ['err'] },
 } as const satisfies Record<string, LogEventInfo>;
 
 export type LogEvent = keyof typeof LOG_EVENTS;

@@ -19,7 +19,6 @@ let f: AuthFixture;
 let sessions: PortalSessions;
 let other: Store | undefined;
 afterEach(async () => {
-  sessions?.close();
   await other?.close();
   other = undefined;
   await f?.close();

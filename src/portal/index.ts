@@ -102,14 +102,12 @@ export async function startPortal(portal: PortalConfig, deps: PortalDeps): Promi
     boundPort = address.port;
   } catch (err) {
     stopReload();
-    sessions.close();
     await app.close();
     throw err;
   }
   let closing: Promise<void> | null = null;
   const close = () => (closing ??= (async () => {
     stopReload();
-    sessions.close();
     server.closeAllConnections();
     await app.close();
   })());

@@ -11,6 +11,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createAuthFixture, type AuthFixture } from '../../test/helpers/auth-fixture.js';
 import { PortalSessions, tokenDigest } from './sessions.js';
 import { openStore, sqliteDb } from '../store/index.js';
+import { createLogSink } from '../../test/helpers/log-sink.js';
+import { startSessionBoxSweep } from './session-box-sweep.js';
 
 const PRIMARY = 'ida-primary-Secret-1';
 const MIN = 60_000;
@@ -19,7 +21,6 @@ const WHERE = { address: '192.0.2.40', browser: 'Test/1.0' };
 let f: AuthFixture;
 let sessions: PortalSessions;
 afterEach(async () => {
-  sessions?.close();
   await f?.close();
 });
 
@@ -106,7 +107,6 @@ describe('portal sessions', () => {
       const live = (await twin.load(token))!;
       expect(await twin.recentPassword({ ...live, token: `${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}` })).toBeNull();
     } finally {
-      twin.close();
       await other.close();
     }
   });
@@ -120,11 +120,16 @@ describe('portal sessions', () => {
     expect(await sessions.recentPassword((await sessions.load(fresh))!)).toBe(PRIMARY);
   });
 
-  it('clears boxes past their window without a read (the sweep at the next sign-in), and all of an account\'s when its sessions are ended', async () => {
+  it('clears boxes past their window without a read (the maintenance sweep), and all of an account\'s when its sessions are ended', async () => {
     const first = await rig();
     f.now.value += 11 * MIN;
     const second = await sessions.create(await f.accounts.getAccount('ida'), 'password', PRIMARY, WHERE);
-    expect(recentBox(first.id)).toBeNull();
+    const sweep = startSessionBoxSweep(f.store, 10 * MIN, createLogSink().logger, { clock: () => f.now.value });
+    try {
+      await expect.poll(() => recentBox(first.id)).toBeNull();
+    } finally {
+      sweep.stop();
+    }
     expect(recentBox(second.id)).not.toBeNull();
     await f.store.portalSessions.endAll((await f.accounts.getAccount('ida')).id, f.now.value);
     expect(recentBox(second.id)).toBeNull();

@@ -11,12 +11,12 @@
  * that the browser's next request finds it on whichever instance it reaches, and after a restart.
  * The box is written at sign-in and when the password is typed again, re-sealed in the same UPDATE
  * that rotates the cookie at the second factor, and NULLed when the session ends and once the
- * window has passed (a read that finds it stale, and the sweep). Never in a log.
+ * window has passed (a read that finds it stale, and the maintenance sweep: session-box-sweep.ts).
+ * Never in a log.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { AccountRow, PortalSessionRow, PortalStage, Store } from '../store/index.js';
 import { openForSession, sealForSession } from './session-boxes.js';
-import { CONNECT_TTL_MS } from './connect-flows.js';
 
 export interface SessionPolicy {
   idleMs: number;
@@ -37,28 +37,18 @@ interface RecentAuth {
   at: number;
 }
 
-const SWEEP_MS = 30_000;
-
 export function tokenDigest(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest();
 }
 
 export class PortalSessions {
-  private readonly sweep: NodeJS.Timeout;
-
-  constructor(private readonly store: Store, private readonly policy: SessionPolicy, private readonly clock: () => number = Date.now) {
-    // Boxes past their time go even from rows nobody reads again. A failed sweep (the database
-    // away for a moment) is retried by the next; a stale box is refused on read in any case.
-    this.sweep = setInterval(() => void this.forgetStale().catch(() => {}), SWEEP_MS);
-    this.sweep.unref();
-  }
+  constructor(private readonly store: Store, private readonly policy: SessionPolicy, private readonly clock: () => number = Date.now) {}
 
   async create(account: AccountRow, stage: PortalStage, password: string, where: { address: string; browser: string }): Promise<{ token: string; id: number }> {
     const token = randomBytes(32).toString('base64url');
     const now = this.clock();
     // Rows of sessions long over go at each sign-in: a table the size of the active users.
     await this.store.portalSessions.prune(now - this.policy.absoluteMs, now - 2 * this.policy.absoluteMs);
-    await this.forgetStale();
     const id = await this.store.portalSessions.insert({
       tokenDigest: tokenDigest(token), accountId: account.id, stage, at: now,
       primaryChangedAt: account.primaryChangedAt, address: where.address, browser: where.browser,
@@ -127,17 +117,8 @@ export class PortalSessions {
     await this.store.portalSessions.end(id, this.clock());
   }
 
-  close(): void {
-    clearInterval(this.sweep);
-  }
-
   private inWindow(at: number, now: number): boolean {
     return now - at <= this.policy.recentAuthMs;
-  }
-
-  private async forgetStale(): Promise<void> {
-    const now = this.clock();
-    await this.store.portalSessions.forgetStaleBoxes(now - this.policy.recentAuthMs, now - CONNECT_TTL_MS);
   }
 }
 

@@ -17,15 +17,14 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { ImapFlow } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, screenshots } from '../helpers/browser.js';
+import { screenshots } from '../helpers/browser.js';
 import type { DovecotServer } from '../helpers/dovecot.js';
 import { freePort } from '../helpers/free-port.js';
 import { connectLineClient } from '../helpers/line-client.js';
 import { startAuthorizationServer, type AuthorizationServer } from '../oauth2/authorization-server.js';
 import { authoriseByDevice, LOGIN, PRIMARY, startOAuthDovecot, startOAuthPostern, UPSTREAM_USER } from '../oauth2/support.js';
-import { assertNotInDatabase, enrolTotp, generate, portalConfig, signIn } from './support.js';
+import { assertNotInDatabase, CONNECT_PAGE_HOST as PAGE_HOST, enrolTotp, generate, openConnectBrowser, portalConfig, signIn } from './support.js';
 
-const PAGE_HOST = 'account.postern.test';
 const SHORT_TTL_S = 3;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -37,7 +36,7 @@ let context: BrowserContext;
 let page: Page;
 let base: string;
 let appPassword = '';
-let usedCallback = '';
+let lastCallback: () => string = () => '';
 const secrets = new Set<string>([PRIMARY]);
 
 function imap(pass: string): ImapFlow {
@@ -94,14 +93,7 @@ beforeAll(async () => {
     },
   },
     { portal: portalConfig({ listener: { host: '127.0.0.1', port }, publicUrl: `${base}/` }) });
-  // The test provider speaks plain http: Chromium would stop a form posted over https that is
-  // redirected to http with its "not secure" interstitial, which real (https) providers never meet.
-  browser = await launchBrowser([`--host-resolver-rules=MAP ${PAGE_HOST} 127.0.0.1`, "--disable-features=InsecureFormSubmissionInterstitial,MixedFormsInterstitial"]);
-  context = await browser.newContext({ ignoreHTTPSErrors: true });
-  page = await context.newPage();
-  page.on('request', (r) => {
-    if (r.url().startsWith(`${base}/connect/callback?`) && !r.url().includes('hop=')) usedCallback = r.url();
-  });
+  ({ browser, context, page, lastCallback } = await openConnectBrowser(base));
 }, 120_000);
 
 afterAll(async () => {
@@ -156,7 +148,7 @@ describe.sequential('Connect your account', () => {
     await page.fill('#login', UPSTREAM_USER);
     await Promise.all([page.waitForURL(`${base}/passwords?done=connected`), page.click('#allow')]);
     // The provider sent the browser to the page's own callback, with PKCE.
-    expect(usedCallback).toMatch(new RegExp(`^${base.replace(/\./g, '\\.')}/connect/callback\\?code=`));
+    expect(lastCallback()).toMatch(new RegExp(`^${base.replace(/\./g, '\\.')}/connect/callback\\?code=`));
     expect(await page.textContent('.notice')).toContain('connected again');
     expect(await page.getAttribute('#connection', 'class')).toContain('connection-connected');
     await screenshots(page, 'connect-done');
@@ -171,10 +163,10 @@ describe.sequential('Connect your account', () => {
   }, 90_000);
 
   it('replayed callback: the same code and state a second time are refused and change nothing', async () => {
-    expect(usedCallback).not.toBe('');
+    expect(lastCallback()).not.toBe('');
     const boxBefore = (await account()).secretBox!;
     const refusedBefore = connectRefusals('state_mismatch');
-    const response = await page.goto(usedCallback);
+    const response = await page.goto(lastCallback());
     expect(response?.status()).toBe(400);
     expect(await page.textContent('main')).toMatch(/does not belong to a connection started from this page/);
     expect((await account()).secretBox!.equals(boxBefore)).toBe(true);

@@ -18,15 +18,13 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openForSession } from '../../src/portal/session-boxes.js';
 import { tokenDigest } from '../../src/portal/sessions.js';
-import { launchBrowser } from '../helpers/browser.js';
 import type { DovecotServer } from '../helpers/dovecot.js';
 import { freePort } from '../helpers/free-port.js';
 import { testSql } from '../helpers/test-database.js';
 import { startAuthorizationServer, type AuthorizationServer } from '../oauth2/authorization-server.js';
 import { authoriseByDevice, LOGIN, PRIMARY, startOAuthDovecot, startOAuthPostern, UPSTREAM_USER } from '../oauth2/support.js';
-import { assertNotInDatabase, enrolTotp, portalConfig, signIn } from './support.js';
+import { assertNotInDatabase, CONNECT_PAGE_HOST as PAGE_HOST, enrolTotp, openConnectBrowser, portalConfig, signIn } from './support.js';
 
-const PAGE_HOST = 'account.postern.test';
 const COOKIE = '__Host-postern_session';
 const RECENT_AUTH_MS = 10 * 60_000;
 
@@ -39,7 +37,7 @@ let context: BrowserContext;
 let page: Page;
 let baseA: string;
 let baseB: string;
-let usedCallback = '';
+let lastCallback: () => string = () => '';
 const secrets = new Set<string>([PRIMARY]);
 
 interface SessionBoxes {
@@ -70,12 +68,7 @@ beforeAll(async () => {
   a = await startOAuthPostern(as, dovecot, {}, { portal: portalConfig({ listener: { host: '127.0.0.1', port: portA }, publicUrl }) });
   // B: the same database and key file, as a second `postern serve` behind the load balancer.
   b = await startOAuthPostern(as, dovecot, {}, { portal: portalConfig({ listener: { host: '127.0.0.1', port: portB }, publicUrl }), database: a.database, keyFile: a.keyFile });
-  browser = await launchBrowser([`--host-resolver-rules=MAP ${PAGE_HOST} 127.0.0.1`, '--disable-features=InsecureFormSubmissionInterstitial,MixedFormsInterstitial']);
-  context = await browser.newContext({ ignoreHTTPSErrors: true });
-  page = await context.newPage();
-  page.on('request', (r) => {
-    if (r.url().startsWith(`${baseB}/connect/callback?`) && !r.url().includes('hop=')) usedCallback = r.url();
-  });
+  ({ browser, context, page, lastCallback } = await openConnectBrowser(baseB));
 }, 120_000);
 
 afterAll(async () => {
@@ -131,14 +124,14 @@ describe.sequential('the account page on two instances', () => {
 
     await page.fill('#login', UPSTREAM_USER);
     await Promise.all([page.waitForURL(`${baseB}/passwords?done=connected`), page.click('#allow')]);
-    expect(usedCallback).toMatch(new RegExp(`^${baseB.replace(/\./g, '\\.')}/connect/callback\\?code=`));
+    expect(lastCallback()).toMatch(new RegExp(`^${baseB.replace(/\./g, '\\.')}/connect/callback\\?code=`));
     expect(b.logs.lines.some((l) => l.includes('"event":"portal.connected"'))).toBe(true);
     const boxAfter = (await a.accounts.getAccount(LOGIN)).secretBox!;
     expect(boxAfter.equals(boxBefore)).toBe(false);
     expect((await boxes()).connect).toBeNull();
 
     const refusedBefore = connectRefusals();
-    const replayed = new URL(usedCallback);
+    const replayed = new URL(lastCallback());
     for (const base of [baseB, baseA]) {
       const response = await page.goto(`${base}${replayed.pathname}${replayed.search}`);
       expect(response?.status()).toBe(400);

@@ -5,8 +5,9 @@
  * app-specific password off the page).
  */
 import { Secret, TOTP } from 'otpauth';
-import type { Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { expect } from 'vitest';
+import { launchBrowser } from '../helpers/browser.js';
 import type { PosternHarness } from '../helpers/postern.js';
 import { databaseBytes } from '../helpers/test-database.js';
 
@@ -64,4 +65,40 @@ export async function assertNotInDatabase(postern: PosternHarness, secrets: Iter
       }
     }
   }
+}
+
+/** The host name the "Connect your account" tests give the page (resolved to loopback by the browser). */
+export const CONNECT_PAGE_HOST = 'account.postern.test';
+
+export interface ConnectBrowser {
+  browser: Browser;
+  context: BrowserContext;
+  page: Page;
+  /** The last callback URL the provider sent the browser to (not the page's own same-origin hop); '' before one. */
+  lastCallback: () => string;
+  close: () => Promise<void>;
+}
+
+/**
+ * A browser for the Connect flow: CONNECT_PAGE_HOST resolves to 127.0.0.1, and the test provider
+ * speaks plain http, so Chromium's "not secure" interstitial for an https form redirected to http
+ * (which real, https providers never meet) is turned off. Records the callbacks at `callbackBase`
+ * so that a test can replay one.
+ */
+export async function openConnectBrowser(callbackBase: string): Promise<ConnectBrowser> {
+  const browser = await launchBrowser([`--host-resolver-rules=MAP ${CONNECT_PAGE_HOST} 127.0.0.1`, '--disable-features=InsecureFormSubmissionInterstitial,MixedFormsInterstitial']);
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const page = await context.newPage();
+  let last = '';
+  page.on('request', (r) => {
+    if (r.url().startsWith(`${callbackBase}/connect/callback?`) && !r.url().includes('hop=')) last = r.url();
+  });
+  return {
+    browser, context, page,
+    lastCallback: () => last,
+    close: async () => {
+      await context.close();
+      await browser.close();
+    },
+  };
 }

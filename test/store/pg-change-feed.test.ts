@@ -124,7 +124,6 @@ describe('notifications', () => {
     await expect.poll(() => allIds(seen).sort((a, b) => a - b), { timeout: 1500, interval: 5 }).toEqual(every);
     // 500 notifications are ~19 KiB: PostgreSQL sends them in 8 KiB writes, so one read when the
     // machine is quiet and a few when it is loaded (CI once saw two). One per id would be 500.
-    expect(seen.batches.length).toBeGreaterThanOrEqual(1);
     expect(seen.batches.length).toBeLessThanOrEqual(10);
   });
 

@@ -41,8 +41,7 @@ export async function startBearerGateway(options: BearerGatewayOptions): Promise
   const dir = await makeTempDir('postern-bearer-gateway-');
   const keyFile = path.join(dir, 'as-public.pem');
   writeFileSync(keyFile, options.publicKeyPem);
-  const port = await freePort();
-  const config = [
+  const config = (port: number) => [
     'global',
     '  maxconn 256',
     'defaults',
@@ -71,25 +70,33 @@ export async function startBearerGateway(options: BearerGatewayOptions): Promise
     `  server radicale ${radicale.host}:${radicale.port}`,
     '',
   ].join('\n');
-  writeFileSync(path.join(dir, 'haproxy.cfg'), config);
-  const child: ChildProcess = spawn('haproxy', ['-db', '-f', path.join(dir, 'haproxy.cfg')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const stop = once(async () => {
-    await stopChild(child);
-    await removeTempDir(dir);
-    await radicale.stop();
-  });
-  try {
-    await waitForPort(port, child, () => stderr);
-  } catch (err) {
-    await stop();
-    throw err;
+  // A port from freePort() may be taken by another test before HAProxy binds it: try another.
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    writeFileSync(path.join(dir, 'haproxy.cfg'), config(port));
+    const child: ChildProcess = spawn('haproxy', ['-db', '-f', path.join(dir, 'haproxy.cfg')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const stop = once(async () => {
+      await stopChild(child);
+      await removeTempDir(dir);
+      await radicale.stop();
+    });
+    try {
+      await waitForPort(port, child, () => stderr);
+    } catch (err) {
+      if (attempt < 3 && stderr.includes('Address already in use')) {
+        await stopChild(child);
+        continue;
+      }
+      await stop();
+      throw err;
+    }
+    return {
+      url: `http://127.0.0.1:${port}/`,
+      radicale,
+      refusals: () => stderr.split('\n').filter((l) => l.startsWith('gateway 401 ')).length,
+      stop,
+    };
   }
-  return {
-    url: `http://127.0.0.1:${port}/`,
-    radicale,
-    refusals: () => stderr.split('\n').filter((l) => l.startsWith('gateway 401 ')).length,
-    stop,
-  };
 }
